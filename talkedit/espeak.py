@@ -1,0 +1,216 @@
+"""espeak-ng through ctypes: speech with exact per-phoneme timings, and G2P.
+
+The ``espeakng-loader`` wheel bundles libespeak-ng and its data, so this works
+offline with no apt package. Synthesis runs with phoneme events on: each
+phoneme's start sample is reported by the synthesizer itself, so the timings
+are the truth of the audio it returns, not an estimate. Used as the demo
+clip's voice, as the G2P fallback for words CMUdict lacks, and as the speech
+synthesizer that times query phonemes for edits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from dataclasses import dataclass, field
+
+import espeakng_loader
+import numpy as np
+
+from talkedit.phonemes import SILENCE, ipa_to_arpabet
+
+_AUDIO_OUTPUT_SYNCHRONOUS = 2
+_INIT_PHONEME_EVENTS = 0x0001
+_INIT_PHONEME_IPA = 0x0002
+_CHARS_UTF8 = 1
+_EV_END_LIST, _EV_WORD, _EV_END, _EV_MSG_END, _EV_PHONEME = 0, 1, 5, 6, 7
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
+_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
+                             ctypes.POINTER(_Event))
+
+
+@dataclass
+class SpokenPhone:
+    phone: str  # ARPAbet without stress, or "sil"
+    stress: int
+    start_s: float
+    end_s: float
+    word_index: int  # index into Synthesis.words, -1 for pauses
+
+
+@dataclass
+class SpokenWord:
+    text: str  # the span of the input text espeak read as this word
+    char_start: int  # 0-based character offset in the input text
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class Synthesis:
+    samples: np.ndarray  # int16 mono
+    sample_rate: int
+    words: list[SpokenWord] = field(default_factory=list)
+    phones: list[SpokenPhone] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class _Engine:
+    """The process-wide espeak-ng instance (the library keeps global state)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self.lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
+                                                   ctypes.c_int]
+        data_parent = os.path.dirname(espeakng_loader.get_data_path()).encode()
+        self.sample_rate = self.lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_parent, _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA
+        )
+        if self.sample_rate <= 0:
+            raise RuntimeError("espeak-ng failed to initialise from the espeakng-loader wheel")
+        self._chunks: list[bytes] = []
+        self._events: list[tuple[int, int, int, int, bytes]] = []
+        self._cb = _Callback(self._on_audio)  # keep a reference: ctypes would free it
+        self.lib.espeak_SetSynthCallback(self._cb)
+
+    def _on_audio(self, wav, n, events) -> int:  # noqa: ANN001 - ctypes signature
+        if n > 0:
+            self._chunks.append(ctypes.string_at(wav, n * 2))
+        i = 0
+        while events[i].type != _EV_END_LIST:
+            ev = events[i]
+            payload = bytes(ev.id.string).rstrip(b"\0") if ev.type == _EV_PHONEME else b""
+            self._events.append((ev.type, ev.text_position, ev.length, ev.sample, payload))
+            i += 1
+        return 0
+
+    def set_voice(self, voice: str, rate_wpm: int, pitch: int, pitch_range: int) -> None:
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise ValueError(f"espeak-ng has no voice {voice!r} (try en-us, en-gb, en-us+f3)")
+        self.lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
+        self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
+        self.lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
+
+    def synth(self, text: str) -> tuple[bytes, list[tuple[int, int, int, int, bytes]]]:
+        self._chunks, self._events = [], []
+        data = text.encode("utf-8")
+        self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        self.lib.espeak_Synchronize()
+        return b"".join(self._chunks), self._events
+
+
+_engine: _Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def _get_engine() -> _Engine:
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = _Engine()
+        return _engine
+
+
+def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int = 50,
+               pitch_range: int = 50) -> Synthesis:
+    """Speak ``text``; return int16 audio and its word and ARPAbet phone timings.
+
+    Phones tile the audio: each ends where the next begins; the stretches
+    espeak marks as pauses (and the lead-in before the first phone) are "sil".
+    """
+    eng = _get_engine()
+    with eng.lock:
+        eng.set_voice(voice, rate_wpm, pitch, pitch_range)
+        pcm, events = eng.synth(text)
+    sr = eng.sample_rate
+    samples = np.frombuffer(pcm, dtype=np.int16).copy()
+    total = len(samples) / sr
+    char_pos = _byte_to_char_offsets(text)
+
+    words: list[SpokenWord] = []
+    word_by_pos: dict[int, int] = {}
+    marks: list[tuple[float, str, int]] = []  # (start_s, ipa or "" for pause, word)
+    for etype, pos, length, sample, payload in events:
+        t = min(sample / sr, total)
+        if etype == _EV_WORD:
+            start = char_pos.get(pos - 1, pos - 1)
+            word_by_pos[pos] = len(words)
+            words.append(SpokenWord(text[start:start + length], start, t, t))
+        elif etype == _EV_PHONEME:
+            marks.append((t, payload.decode("utf-8", "replace"), word_by_pos.get(pos, -1)))
+
+    phones: list[SpokenPhone] = []
+    if marks and marks[0][0] > 0:
+        phones.append(SpokenPhone(SILENCE, -1, 0.0, marks[0][0], -1))
+    for k, (start, ipa, word) in enumerate(marks):
+        end = marks[k + 1][0] if k + 1 < len(marks) else total
+        if end <= start:
+            continue
+        units = ipa_to_arpabet(ipa) if ipa else []
+        if not units:
+            phones.append(SpokenPhone(SILENCE, -1, start, end, -1))
+            continue
+        # An IPA unit standing for several phones shares its span equally.
+        step = (end - start) / len(units)
+        for j, (phone, stress) in enumerate(units):
+            phones.append(SpokenPhone(phone, stress, start + j * step, start + (j + 1) * step, word))
+    phones = _merge_silences(phones)
+    for i, w in enumerate(words):
+        own = [p for p in phones if p.word_index == i]
+        if own:
+            w.start_s, w.end_s = own[0].start_s, own[-1].end_s
+    return Synthesis(samples, sr, words, phones)
+
+
+def _merge_silences(phones: list[SpokenPhone]) -> list[SpokenPhone]:
+    merged: list[SpokenPhone] = []
+    for p in phones:
+        if merged and p.phone == SILENCE and merged[-1].phone == SILENCE:
+            merged[-1].end_s = p.end_s
+        else:
+            merged.append(p)
+    return merged
+
+
+def _byte_to_char_offsets(text: str) -> dict[int, int]:
+    """espeak reports positions in characters for UTF-8 input; keep a map in case of bytes."""
+    return {i: i for i in range(len(text) + 1)}
+
+
+def phonemize(word: str, voice: str = "en-us") -> list[tuple[str, int]]:
+    """G2P: espeak-ng's pronunciation of ``word`` as ARPAbet (phone, stress) pairs."""
+    eng = _get_engine()
+    with eng.lock:
+        eng.set_voice(voice, 160, 50, 50)
+        buf = ctypes.c_char_p(word.encode("utf-8"))
+        out: list[str] = []
+        while buf.value:
+            chunk = eng.lib.espeak_TextToPhonemes(ctypes.byref(buf), _CHARS_UTF8, 0x02)
+            if chunk:
+                out.append(chunk.decode("utf-8", "replace"))
+    return [u for part in out for u in ipa_to_arpabet(part.replace(" ", ""))]
