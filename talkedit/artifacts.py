@@ -103,6 +103,11 @@ class ClipPaths:
     def crops(self) -> Path:
         return self.interim / "crops"
 
+    @property
+    def crops_video(self) -> Path:
+        """Aligned face crops, crop frame k = clip frame k (see stages/fit/crops.py)."""
+        return self.crops / "crops.mp4"
+
     # index
     @property
     def visemes(self) -> Path:
@@ -237,6 +242,39 @@ SPEAKER_RATE = pa.schema(
     ]
 )
 
+
+# fit: one row per frame of the constant-rate timeline. Pose and expression are the
+# smoothed values later stages use; rebuild the model's landmarks from them with
+# stages.fit.rebuild_landmarks. Frames with neither `detected` nor `interpolated` lie in
+# a long gap with no face: their parameters are only filled in for continuity.
+N_FACE_LANDMARKS = 478  # MediaPipe FaceMesh with irises, the default landmarker
+N_EXPRESSION = 64  # expression components, as in Fried et al.
+N_MASK_POINTS = 40  # the lower-face mask polygon, resampled to a fixed point count
+
+
+def face_schema(n_landmarks: int = N_FACE_LANDMARKS) -> pa.Schema:
+    """The FACE schema for a landmarker with ``n_landmarks`` points (68 for FAN)."""
+    return pa.schema(
+        [
+            ("frame", pa.int32()),
+            ("time_s", pa.float64()),
+            ("detected", pa.bool_()),  # the landmarker found the main face here
+            ("interpolated", pa.bool_()),  # short gap: parameters interpolated from neighbours
+            ("n_faces", pa.int8()),  # faces the landmarker saw (the main one is followed)
+            ("landmarks_2d", vec(2 * n_landmarks)),  # x0, y0, x1, ... image px, as detected
+            ("rotation", vec(3)),  # axis-angle (rad), canonical head frame -> image axes
+            ("translation", vec(3)),  # px (x, y; z = depth offset in the same scale)
+            ("scale", pa.float32()),  # px per canonical unit (= inter-ocular distance)
+            ("expression", vec(N_EXPRESSION)),  # coefficients on the person model's basis
+            ("illumination", vec(27)),  # 2nd-order SH, 9 per channel: R0..R8, G0..G8, B0..B8
+            ("residual", pa.float32()),  # mean 2-D landmark error / inter-ocular dist.; NaN if not detected
+            ("crop_transform", vec(6)),  # 2x3 image -> aligned-crop similarity, row-major
+            ("mask_polygon", vec(2 * N_MASK_POINTS)),  # lower-face outline in crop px
+        ]
+    )
+
+
+FACE = face_schema()
 
 # --- reading and writing ------------------------------------------------------------------
 

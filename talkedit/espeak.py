@@ -10,8 +10,10 @@ synthesizer that times query phonemes for edits.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -25,6 +27,7 @@ _INIT_PHONEME_EVENTS = 0x0001
 _INIT_PHONEME_IPA = 0x0002
 _CHARS_UTF8 = 1
 _EV_END_LIST, _EV_WORD, _EV_END, _EV_MSG_END, _EV_PHONEME = 0, 1, 5, 6, 7
+_PUNCT = "\"'.,;:!?()[]{}\u201c\u201d\u2018\u2019"
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
 
 
@@ -60,7 +63,7 @@ class SpokenPhone:
 
 @dataclass
 class SpokenWord:
-    text: str  # the span of the input text espeak read as this word
+    text: str  # the token of the input text, without surrounding punctuation
     char_start: int  # 0-based character offset in the input text
     start_s: float
     end_s: float
@@ -150,19 +153,17 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
     sr = eng.sample_rate
     samples = np.frombuffer(pcm, dtype=np.int16).copy()
     total = len(samples) / sr
-    char_pos = _byte_to_char_offsets(text)
-
-    words: list[SpokenWord] = []
-    word_by_pos: dict[int, int] = {}
+    # Words are the text's own tokens: espeak emits no word event for some function
+    # words ("the" in "from the lab"), but each phoneme event carries the character
+    # position of the word it belongs to.
+    tokens = [m for m in re.finditer(r"\S+", text) if any(c.isalnum() for c in m.group())]
+    token_starts = [m.start() for m in tokens]
+    words = [SpokenWord(m.group().strip(_PUNCT), m.start(), 0.0, 0.0) for m in tokens]
     marks: list[tuple[float, str, int]] = []  # (start_s, ipa or "" for pause, word)
-    for etype, pos, length, sample, payload in events:
-        t = min(sample / sr, total)
-        if etype == _EV_WORD:
-            start = char_pos.get(pos - 1, pos - 1)
-            word_by_pos[pos] = len(words)
-            words.append(SpokenWord(text[start:start + length], start, t, t))
-        elif etype == _EV_PHONEME:
-            marks.append((t, payload.decode("utf-8", "replace"), word_by_pos.get(pos, -1)))
+    for etype, pos, _length, sample, payload in events:
+        if etype == _EV_PHONEME:
+            word = bisect.bisect_right(token_starts, pos - 1) - 1 if tokens else -1
+            marks.append((min(sample / sr, total), payload.decode("utf-8", "replace"), max(word, 0)))
 
     phones: list[SpokenPhone] = []
     if marks and marks[0][0] > 0:
@@ -180,11 +181,41 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
         for j, (phone, stress) in enumerate(units):
             phones.append(SpokenPhone(phone, stress, start + j * step, start + (j + 1) * step, word))
     phones = _merge_silences(phones)
-    for i, w in enumerate(words):
-        own = [p for p in phones if p.word_index == i]
-        if own:
-            w.start_s, w.end_s = own[0].start_s, own[-1].end_s
+    _split_merged_words(phones, words, voice)
+    for p in phones:
+        if p.word_index >= 0:
+            w = words[p.word_index]
+            if w.end_s == 0.0:
+                w.start_s = p.start_s
+            w.end_s = p.end_s
     return Synthesis(samples, sr, words, phones)
+
+
+def _split_merged_words(phones: list[SpokenPhone], words: list[SpokenWord], voice: str) -> None:
+    """Give words espeak spoke as one group ("of the") their own phones.
+
+    The group's phones all carry the first word's position; each word's own
+    pronunciation length (from espeak's G2P) says where to cut. When the
+    lengths disagree with the group, cut in proportion to them.
+    """
+    voiced = {p.word_index for p in phones if p.word_index >= 0}
+    w = 0
+    while w < len(words):
+        run_end = w + 1
+        while run_end < len(words) and run_end not in voiced:
+            run_end += 1
+        if run_end - w > 1 and w in voiced:
+            group = [p for p in phones if p.word_index == w]
+            sizes = [max(1, len(phonemize(words[k].text, voice))) for k in range(w, run_end)]
+            if sum(sizes) != len(group):
+                cuts = np.round(np.cumsum(sizes) / sum(sizes) * len(group)).astype(int)
+                sizes = list(np.diff(np.r_[0, cuts]))
+            k = 0
+            for offset, size in enumerate(sizes):
+                for p in group[k:k + size]:
+                    p.word_index = w + offset
+                k += size
+        w = run_end
 
 
 def _merge_silences(phones: list[SpokenPhone]) -> list[SpokenPhone]:
@@ -195,11 +226,6 @@ def _merge_silences(phones: list[SpokenPhone]) -> list[SpokenPhone]:
         else:
             merged.append(p)
     return merged
-
-
-def _byte_to_char_offsets(text: str) -> dict[int, int]:
-    """espeak reports positions in characters for UTF-8 input; keep a map in case of bytes."""
-    return {i: i for i in range(len(text) + 1)}
 
 
 def phonemize(word: str, voice: str = "en-us") -> list[tuple[str, int]]:

@@ -1,0 +1,73 @@
+"""The ``align`` section of params.yaml as a typed, validated object."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from talkedit.errors import TalkeditError
+
+ON_MISMATCH = ("error", "mark")
+
+
+@dataclass(frozen=True)
+class AlignParams:
+    backend: str = "pocketsphinx"
+    # Viterbi beams, tried in order: a chunk that fails to align is retried wider.
+    beams: tuple[float, ...] = (1e-80, 1e-150, 1e-250)
+    chunk_s: float = 20.0  # target chunk length for long recordings
+    max_chunk_s: float = 40.0  # recordings up to this long are aligned in one piece
+    min_pause_s: float = 0.15  # a pause this long is a place to cut between chunks
+    pause_db: float = 30.0  # a frame this far below the speech level is a pause
+    workers: int = 0  # processes aligning chunks; 0 = one per CPU core
+    refine: bool = True  # move boundaries onto energy/spectral changes near them
+    refine_window_ms: float = 25.0
+    on_mismatch: str = "error"  # error | mark (flag low-confidence words and continue)
+    mismatch_z: float = 4.0  # a word this many robust SDs below typical fit is a mismatch
+    max_phone_s: float = 0.8  # a (non-silence) phone longer than this is implausible
+    min_word_speech: float = 0.25  # a word with less speech-level energy than this is not heard
+    untranscribed_s: float = 0.4  # this much speech inside a "silence" is untranscribed speech
+    max_phones_per_s: float = 25.0  # faster than this, the audio is too short for the text
+    silence_dbfs: float = -55.0  # a recording whose speech level is below this is silent
+    lexicon: Mapping[str, str] = field(default_factory=dict)  # word -> "ARPAbet with stress"
+    g2p_voice: str = "en-us"  # espeak-ng voice for words CMUdict lacks
+    mfa_acoustic_model: str = "english_us_arpa"
+    mfa_command: str = "mfa"
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any] | AlignParams | None) -> AlignParams:
+        if isinstance(params, AlignParams):
+            return params
+        params = dict(params or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise TalkeditError(f"params.yaml align.{unknown[0]}", "is not an align parameter",
+                                f"use one of: {', '.join(sorted(names))}")
+        if "beams" in params:
+            params["beams"] = tuple(float(b) for b in params["beams"])
+        if "lexicon" in params:
+            params["lexicon"] = {str(k).lower(): str(v) for k, v in (params["lexicon"] or {}).items()}
+        out = cls(**params)
+        out._check()
+        return out
+
+    def _check(self) -> None:
+        def bad(name: str, why: str) -> TalkeditError:
+            return TalkeditError(f"params.yaml align.{name}", why, "fix the value in params.yaml")
+
+        if self.on_mismatch not in ON_MISMATCH:
+            raise bad("on_mismatch", f"is {self.on_mismatch!r}, not one of {ON_MISMATCH}")
+        if not self.beams or not all(0.0 < b < 1.0 for b in self.beams):
+            raise bad("beams", "must be a non-empty list of numbers between 0 and 1")
+        if not 0 < self.chunk_s <= self.max_chunk_s:
+            raise bad("chunk_s", "must be positive and at most max_chunk_s")
+        if self.workers < 0:
+            raise bad("workers", "must be 0 (one per core) or a positive count")
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1

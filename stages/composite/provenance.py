@@ -1,0 +1,320 @@
+"""Provenance manifest of a rendered edit, in the spirit of C2PA (DESIGN.md §4).
+
+The manifest says what was edited and with what: the claim generator
+(``talkedit <version>``), a ``c2pa.edited`` action carrying the edit spec,
+sha256 of every ingredient (source video, transcript, model and plan files),
+UTC time, and the watermark payload id that links the frames back to it.
+
+It travels two ways: as compact JSON in the MP4's ``comment`` tag (plain
+container metadata, kept by PyAV's mp4 muxer and by ffmpeg's default
+metadata copy) and as ``<edit>.provenance.json`` beside the video.
+
+A file cannot hold its own hash, so the manifest binds to the *encoded
+streams*: sha256 over every video and audio packet's bytes, per stream. A
+remux (metadata added or stripped) keeps the packets and still matches; a
+re-encode or any change to the frames or audio does not.
+
+The manifest is not signed: it records, it does not prove. ``c2pa-python``
+(PyPI) can sign C2PA manifests with a local certificate; wiring it in is left
+for a later issue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import av
+import yaml
+
+import talkedit
+from stages.composite.watermark import PAYLOAD_BITS, SCHEME
+from talkedit.atomic import atomic_path, write_json
+from talkedit.errors import TalkeditError
+from talkedit.params import repo_root
+from talkedit.video import open_container
+
+FORMAT = "talkedit-provenance/1"
+METADATA_KEY = "comment"  # an MP4 tag PyAV's muxer keeps without use_metadata_tags
+NOTICE_KEY = "description"
+STREAM_HASH_SCOPE = "sha256 of each video/audio stream's packet bytes, in stream order"
+# IPTC term C2PA uses for media changed by a trained model.
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def claim_generator() -> str:
+    return f"talkedit {talkedit.__version__}"
+
+
+# --- hashing ----------------------------------------------------------------------------
+
+
+def sha256_file(path: str | Path) -> str:
+    path = Path(path)
+    if not path.is_file():
+        raise TalkeditError(path, "not found", "give the file the edit was made from")
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _display_name(path: Path) -> str:
+    """Path relative to the project root when inside it: no user folders in the manifest."""
+    try:
+        return path.resolve().relative_to(repo_root()).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _file_entries(paths: Sequence[str | Path]) -> list[dict[str, str]]:
+    """sha256 of each file; a folder stands for every file under it (sorted)."""
+    entries = []
+    for p in map(Path, paths):
+        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        entries += [{"path": _display_name(f), "sha256": sha256_file(f)} for f in files]
+    return entries
+
+
+def stream_digest(path: str | Path) -> str:
+    """sha256 binding a manifest to the encoded video/audio, unchanged by a remux."""
+    with open_container(path) as container:
+        streams = [s for s in container.streams if s.type in ("video", "audio")]
+        if not streams:
+            raise TalkeditError(path, "has no video or audio stream", "give a rendered video")
+        per_stream = {s.index: hashlib.sha256() for s in streams}
+        counts = dict.fromkeys(per_stream, 0)
+        for packet in container.demux(streams):
+            if packet.size == 0:  # demuxer flush packets carry no data
+                continue
+            per_stream[packet.stream.index].update(bytes(packet))
+            counts[packet.stream.index] += 1
+        total = hashlib.sha256()
+        for s in streams:
+            total.update(f"{s.type}:{s.codec_context.name}:{counts[s.index]}:".encode())
+            total.update(per_stream[s.index].digest())
+    return total.hexdigest()
+
+
+# --- building and checking --------------------------------------------------------------
+
+
+def _edit_content(edit_spec: str | Path | Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The edit spec's content (and the spec file's sha256 when given as a file)."""
+    spec_hash = None
+    if isinstance(edit_spec, Mapping):
+        content: Any = dict(edit_spec)
+    else:
+        path = Path(edit_spec)
+        try:
+            content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise TalkeditError(path, "not found",
+                                "give the edit spec (data/edits/<edit>.yaml)") from exc
+        except yaml.YAMLError as exc:
+            raise TalkeditError(path, f"is not valid YAML ({exc})", "correct the edit spec") from exc
+        spec_hash = sha256_file(path)
+    # JSON round trip: YAML dates and the like become strings, once, here.
+    return json.loads(json.dumps(content, default=str)), spec_hash
+
+
+def derive_payload_id(manifest: Mapping[str, Any]) -> int:
+    """A 32-bit id from what was edited (not when): the same edit gets the same id."""
+    basis = {k: manifest[k] for k in ("ingredients", "models", "plan")}
+    basis["actions"] = [{k: v for k, v in a.items() if k != "when"} for a in manifest["actions"]]
+    canon = json.dumps(basis, sort_keys=True, separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.sha256(canon).digest()[: PAYLOAD_BITS // 8], "big")
+
+
+def build_manifest(*, source_video: str | Path, transcript: str | Path,
+                   edit_spec: str | Path | Mapping[str, Any],
+                   model_files: Sequence[str | Path] = (), plan_files: Sequence[str | Path] = (),
+                   payload_id: int | None = None,
+                   created: datetime | None = None) -> dict[str, Any]:
+    """The manifest of one edit, before encoding (no stream hash yet: see embed_manifest).
+
+    ``payload_id`` defaults to one derived from the inputs; the renderer passes
+    ``manifest["watermark"]["payload_id"]`` to the watermark embedder.
+    """
+    when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    content, spec_hash = _edit_content(edit_spec)
+    edit_params: dict[str, Any] = {"edit_spec": content}
+    if spec_hash is not None:
+        edit_params["edit_spec_sha256"] = spec_hash
+    source_video, transcript = Path(source_video), Path(transcript)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "claim_generator": claim_generator(),
+        "claim_generator_info": [{"name": "talkedit", "version": talkedit.__version__}],
+        "title": None,  # the rendered file's name, set by embed_manifest
+        "created": when,
+        "actions": [{
+            "action": "c2pa.edited",
+            "when": when,
+            "softwareAgent": claim_generator(),
+            "digitalSourceType": DIGITAL_SOURCE_TYPE,
+            "description": "Transcript-driven edit: new speech audio and synthesized lower-face "
+                           "motion for the edited words (Fried et al. 2019).",
+            "parameters": edit_params,
+        }],
+        "ingredients": [
+            {"title": source_video.name, "relationship": "parentOf", "role": "source_video",
+             "hash": {"alg": "sha256", "value": sha256_file(source_video)}},
+            {"title": transcript.name, "relationship": "inputTo", "role": "transcript",
+             "hash": {"alg": "sha256", "value": sha256_file(transcript)}},
+        ],
+        "models": _file_entries(model_files),
+        "plan": _file_entries(plan_files),
+    }
+    pid = derive_payload_id(manifest) if payload_id is None else payload_id
+    if not 0 <= int(pid) < 2**PAYLOAD_BITS:
+        raise ValueError(f"payload id {pid} is not a {PAYLOAD_BITS}-bit unsigned int")
+    manifest["watermark"] = {"scheme": SCHEME, "payload_id": int(pid),
+                             "payload_hex": f"{int(pid):08x}"}
+    return manifest
+
+
+def _is_hash(obj: Any) -> bool:
+    return (isinstance(obj, Mapping) and obj.get("alg") == "sha256"
+            and isinstance(obj.get("value"), str) and bool(_HEX64.match(obj["value"])))
+
+
+def manifest_problems(manifest: Any, *, need_stream_hash: bool = True) -> list[str]:
+    """What is wrong with a manifest (empty when it is well formed)."""
+    if not isinstance(manifest, Mapping):
+        return [f"is a JSON {type(manifest).__name__}, not an object"]
+    problems = []
+    if manifest.get("format") != FORMAT:
+        problems.append(f"format is {manifest.get('format')!r}, expected {FORMAT!r}")
+    if not str(manifest.get("claim_generator", "")).startswith("talkedit "):
+        problems.append("claim_generator is not 'talkedit <version>'")
+    try:
+        datetime.fromisoformat(str(manifest.get("created")))
+    except ValueError:
+        problems.append("created is not an ISO time")
+    actions = manifest.get("actions")
+    if not isinstance(actions, list) or not any(
+            isinstance(a, Mapping) and a.get("action") == "c2pa.edited" for a in actions):
+        problems.append("actions lack a c2pa.edited entry")
+    ingredients = manifest.get("ingredients")
+    if not isinstance(ingredients, list) or len(ingredients) < 2 or not all(
+            isinstance(i, Mapping) and _is_hash(i.get("hash")) for i in ingredients):
+        problems.append("ingredients must list the source video and transcript with sha256 hashes")
+    for key in ("models", "plan"):
+        entries = manifest.get(key)
+        if not isinstance(entries, list) or not all(
+                isinstance(e, Mapping) and _HEX64.match(str(e.get("sha256", ""))) for e in entries):
+            problems.append(f"{key} must be a list of files with sha256 hashes")
+    mark = manifest.get("watermark")
+    pid = mark.get("payload_id") if isinstance(mark, Mapping) else None
+    if not (isinstance(pid, int) and not isinstance(pid, bool) and 0 <= pid < 2**PAYLOAD_BITS):
+        problems.append(f"watermark.payload_id must be a {PAYLOAD_BITS}-bit unsigned int")
+    if need_stream_hash and not _is_hash(manifest.get("stream_hash")):
+        problems.append("stream_hash is missing or not a sha256")
+    return problems
+
+
+def _validated(manifest: Any, where: str | Path) -> dict[str, Any]:
+    problems = manifest_problems(manifest)
+    if problems:
+        raise TalkeditError(where, "has a malformed talkedit manifest: " + "; ".join(problems),
+                            "re-render the edit, or restore the manifest from "
+                            "<edit>.provenance.json")
+    return dict(manifest)
+
+
+def parse_manifest(text: str, where: str | Path) -> dict[str, Any]:
+    """JSON text to a checked manifest, or a TalkeditError saying what is wrong."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TalkeditError(where, f"holds a corrupted talkedit manifest (not JSON: {exc})",
+                            "re-render the edit, or restore the manifest from "
+                            "<edit>.provenance.json") from exc
+    return _validated(obj, where)
+
+
+# --- MP4 metadata and sidecar -----------------------------------------------------------
+
+
+def embed_manifest(video: str | Path, manifest: Mapping[str, Any],
+                   out: str | Path | None = None) -> dict[str, Any]:
+    """Bind the manifest to ``video``'s streams and write it into the MP4's metadata.
+
+    Stream-copies ``video`` (packets untouched) into ``out`` (default: in place,
+    atomically) with the manifest as compact JSON in the ``comment`` tag, and
+    returns the manifest with its ``stream_hash``.
+    """
+    video = Path(video)
+    out = Path(out) if out is not None else video
+    final = json.loads(json.dumps(dict(manifest)))  # a deep copy that is JSON for sure
+    final["title"] = out.name
+    final["stream_hash"] = {"alg": "sha256", "scope": STREAM_HASH_SCOPE,
+                            "value": stream_digest(video)}
+    _validated(final, out)
+    with atomic_path(out, suffix=".mp4") as tmp:
+        with open_container(video) as src, av.open(str(tmp), "w", format="mp4") as dst:
+            meta = {k: v for k, v in src.metadata.items()
+                    if k not in (METADATA_KEY, NOTICE_KEY, "encoder")}
+            meta[METADATA_KEY] = json.dumps(final, sort_keys=True, separators=(",", ":"))
+            meta[NOTICE_KEY] = (f"Edited with {claim_generator()}: synthesized speech and face "
+                                "motion. Provenance manifest in the comment tag.")
+            dst.metadata.update(meta)
+            streams = [s for s in src.streams if s.type in ("video", "audio")]
+            mapping = {s.index: dst.add_stream_from_template(s) for s in streams}
+            for packet in src.demux(streams):
+                if packet.dts is None:  # flush packets
+                    continue
+                packet.stream = mapping[packet.stream.index]
+                dst.mux(packet)
+        if stream_digest(tmp) != final["stream_hash"]["value"]:
+            raise RuntimeError(f"remuxing {video} changed its packets; the manifest would not match")
+    return final
+
+
+def read_manifest(video: str | Path) -> dict[str, Any] | None:
+    """The manifest embedded in an MP4, None if it has none; TalkeditError if corrupted."""
+    with open_container(video) as container:
+        text = container.metadata.get(METADATA_KEY)
+    if not text or "talkedit-provenance" not in text:
+        return None  # no comment, or someone else's comment
+    return parse_manifest(text, video)
+
+
+def sidecar_path(video: str | Path) -> Path:
+    """``data/outputs/<edit>.mp4`` -> ``data/outputs/<edit>.provenance.json``."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}.provenance.json")
+
+
+def write_sidecar(video: str | Path, manifest: Mapping[str, Any]) -> Path:
+    path = sidecar_path(video)
+    write_json(path, _validated(manifest, path))
+    return path
+
+
+def read_sidecar(video: str | Path) -> dict[str, Any] | None:
+    path = sidecar_path(video)
+    if not path.is_file():
+        return None
+    return parse_manifest(path.read_text(encoding="utf-8"), path)
+
+
+def publish(encoded: str | Path, manifest: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
+    """The renderer's last step: embed the manifest into ``out`` and write the sidecar."""
+    final = embed_manifest(encoded, manifest, out)
+    write_sidecar(out, final)
+    return final
+
+
+def matches_file(manifest: Mapping[str, Any], video: str | Path) -> bool:
+    """Whether the video's streams are the ones the manifest was made for."""
+    stream_hash = manifest.get("stream_hash")
+    return _is_hash(stream_hash) and stream_hash["value"] == stream_digest(video)

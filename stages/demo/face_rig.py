@@ -1,0 +1,177 @@
+"""Animate the lower face of a still photo: the demo clip's synthetic talking head.
+
+A ``FaceRig`` is built once from a frontal face photo: MediaPipe FaceMesh
+finds the lips, eyes, nose and chin, and the photo is framed around the face.
+Each frame is then one backward warp (cv2.remap) computed analytically:
+
+* jaw opening moves the lower lip and chin down (and the upper lip a little
+  up) and opens a mouth cavity between the inner lip lines, drawn with teeth
+  and a dark interior;
+* lip width stretches or narrows the mouth horizontally (spread / rounded);
+* lip closure presses the lips together;
+* head motion is a small perspective rotation (yaw, pitch, roll) and shift of
+  the whole picture; lighting is a slow gain and left-right gradient change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkedit.errors import TalkeditError
+
+# MediaPipe FaceMesh indices (canonical face topology).
+INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
+INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 33, 263
+NOSE_TIP, CHIN = 1, 152
+MOUTH_LEFT, MOUTH_RIGHT = 61, 291
+
+
+def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray | None:
+    """478 FaceMesh landmarks in pixels (x, y, z), or None when no face is found."""
+    import mediapipe as mp
+
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True,
+                                         max_num_faces=1, min_detection_confidence=0.5) as mesh:
+        result = mesh.process(np.ascontiguousarray(image_rgb))
+    if not result.multi_face_landmarks:
+        return None
+    h, w = image_rgb.shape[:2]
+    return np.array([(p.x * w, p.y * h, p.z * w) for p in result.multi_face_landmarks[0].landmark],
+                    dtype=np.float64)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+@dataclass
+class HeadPose:
+    yaw_deg: float = 0.0
+    pitch_deg: float = 0.0
+    roll_deg: float = 0.0
+    tx_px: float = 0.0
+    ty_px: float = 0.0
+
+
+class FaceRig:
+    def __init__(self, image_rgb: np.ndarray, size: int, face_fraction: float = 0.42,
+                 source: str = "face image") -> None:
+        landmarks = detect_landmarks(image_rgb)
+        if landmarks is None:
+            raise TalkeditError(source, "no face found", "give a frontal photo of one face")
+        self.image = self._frame_face(image_rgb, landmarks, size, face_fraction)
+        lm = detect_landmarks(self.image)
+        if lm is None:
+            raise TalkeditError(source, "the face is lost after framing", "give a larger, frontal photo")
+        self.landmarks = lm
+        self.size = size
+        self.eye_dist = float(np.linalg.norm(lm[LEFT_EYE_OUTER, :2] - lm[RIGHT_EYE_OUTER, :2]))
+        mid_x = (lm[INNER_UPPER, 0] + lm[INNER_LOWER, 0]) / 2
+        mid_y = (lm[INNER_UPPER, 1] + lm[INNER_LOWER, 1]) / 2
+        order = np.argsort(mid_x)
+        self.line_x, self.line_y = mid_x[order], mid_y[order]
+        self.cx = float((lm[MOUTH_LEFT, 0] + lm[MOUTH_RIGHT, 0]) / 2)
+        self.mouth_half = float(abs(lm[MOUTH_RIGHT, 0] - lm[MOUTH_LEFT, 0]) / 2)
+        cy = float(np.interp(self.cx, self.line_x, self.line_y))
+        self.chin = float(lm[CHIN, 1] - cy)
+        self.nose = float(cy - lm[NOSE_TIP, 1])
+        self.center = np.array([self.cx, (lm[NOSE_TIP, 1] + lm[CHIN, 1]) / 2])
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+        self._grid = np.stack([xs.ravel(), ys.ravel(), np.ones(size * size, np.float32)])
+        rng = np.random.default_rng(0)
+        self._grain = rng.normal(0.0, 1.2, (size, size, 1)).astype(np.float32)
+
+    @staticmethod
+    def _frame_face(image: np.ndarray, lm: np.ndarray, size: int, fraction: float) -> np.ndarray:
+        """Crop a square around the face so it spans ``fraction`` of the frame, then resize."""
+        face_h = float(lm[CHIN, 1] - min(lm[:, 1]))
+        side = face_h / fraction
+        cx, cy = float(lm[NOSE_TIP, 0]), float((min(lm[:, 1]) + lm[CHIN, 1]) / 2)
+        scale = size / side
+        m = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]])
+        return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_CUBIC,
+                              borderMode=cv2.BORDER_REFLECT101)
+
+    def _homography(self, pose: HeadPose) -> np.ndarray:
+        """Face-photo coordinates -> output frame: a small rotation of a plane in front of a camera."""
+        f = 2.0 * self.size
+        cx, cy = self.center
+        k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
+        ry, rx, rz = np.radians([pose.yaw_deg, pose.pitch_deg, pose.roll_deg])
+        rot_y = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
+        rot_x = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+        rot_z = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+        h = k @ rot_z @ rot_x @ rot_y @ np.linalg.inv(k)
+        shift = np.array([[1, 0, pose.tx_px], [0, 1, pose.ty_px], [0, 0, 1.0]])
+        return shift @ h
+
+    def render(self, jaw: float, width: float, closure: float, pose: HeadPose,
+               light_gain: float = 1.0, light_tilt: float = 0.0) -> np.ndarray:
+        n = self.size
+        inv = np.linalg.inv(self._homography(pose))
+        p = inv.astype(np.float32) @ self._grid
+        x, y = p[0] / p[2], p[1] / p[2]
+        s = self.eye_dist
+        u = x - self.cx
+        v = y - np.interp(x, self.line_x, self.line_y).astype(np.float32)
+
+        # Lip width: horizontal stretch near the mouth line.
+        near = np.exp(-(v / (0.35 * s)) ** 2) * (1 - _smoothstep(np.abs(u) / (2.2 * self.mouth_half)))
+        src_u = u / (1.0 + 0.16 * width * near)
+
+        # Jaw: lower lip down by d_low, upper lip up by d_up; a cavity opens between them.
+        prof = 0.5 * (1 + np.cos(np.pi * np.clip(np.abs(u) / (1.6 * self.mouth_half), 0, 1)))
+        d_low = (0.42 * s * jaw) * prof
+        d_up = 0.15 * d_low
+        gap = 1 - _smoothstep((np.abs(u) - 0.8 * self.mouth_half) / (0.25 * self.mouth_half))
+        eps = 0.4
+        safe_low, safe_up = np.maximum(d_low, 1e-3), np.maximum(d_up, 1e-3)
+        neck = 1 - _smoothstep((v - self.chin) / (0.9 * s))
+        forehead = 1 - _smoothstep((-v - 0.6 * self.nose) / (0.6 * self.nose))
+        below = np.where(v < d_low, eps * v / safe_low, v - d_low * neck)
+        above = np.where(v > -d_up, eps * v / safe_up, v + d_up * forehead)
+        with_gap = np.where(v >= 0, below, above)
+        ramp = _smoothstep(np.abs(v) / (0.3 * s))
+        no_gap = np.where(v >= 0, v - d_low * ramp * neck, v + d_up * ramp * forehead)
+        src_v = gap * with_gap + (1 - gap) * no_gap
+        # Pressed lips: compress the lips towards the line.
+        src_v = src_v * (1 + 0.25 * closure * np.exp(-(v / (0.12 * s)) ** 2))
+
+        map_x = (self.cx + src_u).reshape(n, n).astype(np.float32)
+        map_y = (np.interp(self.cx + src_u, self.line_x, self.line_y) + src_v).reshape(n, n)
+        frame = cv2.remap(self.image, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
+
+        # Mouth cavity: teeth under the upper lip, a dark interior below.
+        inside = (v > -d_up) & (v < d_low) & (d_low > 0.5)
+        alpha = (gap * inside * np.clip(np.minimum(v + d_up, d_low - v), 0, 1)).reshape(n, n, 1)
+        if alpha.any():
+            q = ((v + d_up) / np.maximum(d_up + d_low, 1e-3)).reshape(n, n, 1)
+            teeth = np.array([226, 220, 205], np.float32)
+            dark = np.array([70, 22, 28], np.float32)
+            tooth_band = 1 - _smoothstep((q - 0.25) / 0.15)
+            cavity = tooth_band * teeth + (1 - tooth_band) * dark * (0.6 + 0.4 * q)
+            frame = frame * (1 - alpha) + cavity * alpha
+
+        xs = self._grid[0].reshape(n, n, 1)
+        frame *= light_gain * (1 + light_tilt * (xs - n / 2) / n)
+        frame += self._grain
+        return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def load_face(path: str | Path | None) -> np.ndarray:
+    """The face photo as RGB; None means skimage's astronaut (a real photo shipped offline)."""
+    if path is None:
+        from skimage.data import astronaut
+
+        return astronaut()
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise TalkeditError(path, "is not a readable image", "give a JPEG or PNG face photo")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

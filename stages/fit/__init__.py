@@ -1,0 +1,429 @@
+"""fit stage: a parametric face for every frame (Fried et al. 2019, step 2).
+
+One streaming pass over the clip's frames finds the main speaker's landmarks
+(``landmarks.py``), samples the face's colours at them, and writes the aligned
+face crops (``crops.py``); landmarks and colours spill to a scratch file, so
+memory is flat in the clip's length. Then, without the frames:
+
+1. gaps: short detection gaps are interpolated and flagged; the stage fails,
+   naming the frame ranges, when too much of the clip has no face;
+2. the person model is built from the clip (``model.py``): mean 3-D shape,
+   64 expression components, triangle mesh;
+3. every frame gets pose + expression, smoothed without lag (``smoothing.py``);
+4. illumination (SH, per frame) and albedo (per vertex) are solved in turn
+   from the sampled colours and the fitted mesh's normals (``shading.py``);
+5. face.parquet (FACE schema) and face_model.safetensors are written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow.parquet as pq
+import scipy.sparse
+
+from stages.fit.crops import (
+    CropFramer,
+    CropStore,
+    CropWriter,
+    lower_face_mask,
+    read_crops,
+    resample_polygon,
+    to_crop,
+)
+from stages.fit.geometry import head_angles_deg, incidence, vertex_normals
+from stages.fit.landmarks import LANDMARKERS, Face, Landmarker, make_landmarker, register
+from stages.fit.model import (
+    PersonModel,
+    Pose,
+    build_shape_model,
+    fit_frames,
+    lower_face_indices,
+    mesh_for,
+    mouth_opening,
+    rebuild_landmarks,
+    reprojection_error,
+)
+from stages.fit.shading import AlbedoAccumulator, camera_normals, fit_light, sh_basis, shading
+from stages.fit.smoothing import smooth
+from stages.fit.spill import RowSpill
+from stages.fit.tracking import REASONS, MainFaceTracker, fill_gaps, format_ranges, runs, short_gaps
+from talkedit import __version__
+from talkedit.artifacts import ClipPaths, face_schema, to_table
+from talkedit.atomic import atomic_path, write_json
+from talkedit.errors import TalkeditError
+from talkedit.video import FrameStore
+
+__all__ = ["FitOptions", "run_fit", "PersonModel", "Pose", "rebuild_landmarks", "mouth_opening",
+           "load_fit", "read_crops", "CropStore", "lower_face_mask", "head_angles_deg",
+           "Landmarker", "Face", "LANDMARKERS", "register", "make_landmarker"]
+
+log = logging.getLogger(__name__)
+MIN_DETECTED = 10  # fewer detected frames than this cannot make a person model
+
+
+@dataclass
+class FitOptions:
+    """The ``fit:`` section of params.yaml (see the comments there)."""
+
+    landmarker: str = "mediapipe"
+    max_faces: int = 2
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    device: str = "cpu"
+    min_face_px: float = 60.0
+    max_gap_s: float = 0.5
+    max_missing_share: float = 0.1
+    smoothing: str = "savgol"
+    pose_window_ms: float = 400.0
+    expression_window_ms: float = 200.0
+    smoothing_order: int = 2
+    crop_size: int = 256
+    crop_margin: float = 1.2
+    crop_smooth_frames: int = 4
+    crop_crf: int = 14
+    crop_gop: int = 25
+    light_iterations: int = 3
+    chunk_frames: int = 1024
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> FitOptions:
+        params = dict(params or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise TalkeditError(f"params.yaml fit: {', '.join(unknown)}", "unknown setting(s)",
+                                f"remove them; known: {', '.join(known)}")
+        out = cls(**{k: v for k, v in params.items() if v is not None})
+        if out.crop_size < 32 or out.crop_size % 2:
+            raise TalkeditError(f"fit.crop_size {out.crop_size}", "must be an even number >= 32",
+                                "use 256")
+        if not 0.0 <= out.max_missing_share <= 1.0:
+            raise TalkeditError(f"fit.max_missing_share {out.max_missing_share}",
+                                "must be a share between 0 and 1", "use 0.1")
+        return out
+
+    def landmarker_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("landmarker", "max_faces", "device",
+                                              "min_detection_confidence",
+                                              "min_tracking_confidence")}
+
+
+# --- the frame pass ------------------------------------------------------------------------
+
+
+def prefetch(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
+    """Iterate ``items`` on a worker thread (decoding overlaps the landmarker)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="frame-decoder", daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def sample_colours(image: np.ndarray, xy: np.ndarray, radius: float) -> np.ndarray:
+    """(N, 3) mean colour of a 5-tap cross around each point (bilinear)."""
+    offsets = np.array([[0, 0], [radius, 0], [-radius, 0], [0, radius], [0, -radius]])
+    maps = (xy[None, :, :2] + offsets[:, None, :]).astype(np.float32)
+    taps = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+    return taps.astype(np.float32).mean(axis=0)
+
+
+@dataclass
+class Scan:
+    detected: np.ndarray  # (n,) bool
+    reason: np.ndarray  # (n,) uint8, tracking.FOUND / NO_FACE / ...
+    n_faces: np.ndarray  # (n,) int8
+    transforms: np.ndarray  # (n, 6) image -> crop
+    landmarks: RowSpill  # (n, N*3) float32, NaN where not detected
+    colours: RowSpill  # (n, N*3) uint8
+    seconds: float
+    tracker: MainFaceTracker
+
+
+def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitOptions, crops_path: Path,
+              fps: Fraction, frame_size: tuple[int, int], scratch: Path) -> Scan:
+    """The one pass over the frames: landmarks, colours and crops."""
+    topo = landmarker.topology
+    n, width = len(store), topo.n_points * 3
+    w, h = frame_size
+    tracker = MainFaceTracker(w, h, min_face_px=opts.min_face_px)
+    framer = CropFramer(topo, opts.crop_margin)
+    lm_spill = RowSpill(scratch / "landmarks.f32", width, np.float32)
+    colour_spill = RowSpill(scratch / "colours.u8", width, np.uint8)
+    detected = np.zeros(n, dtype=bool)
+    reason = np.zeros(n, dtype=np.uint8)
+    n_faces = np.zeros(n, dtype=np.int8)
+    nan_row, zero_row = np.full(width, np.nan, np.float32), np.zeros(width, np.uint8)
+    writer = CropWriter(crops_path, opts.crop_size, fps, (w, h), lookahead=opts.crop_smooth_frames,
+                        crf=opts.crop_crf, gop=opts.crop_gop)
+    t0 = time.perf_counter()
+    count = 0
+    try:
+        for k, image in prefetch(store.iter_frames()):
+            faces = landmarker.detect(image)
+            face, reason[k] = tracker.select(k, faces)
+            n_faces[k] = min(len(faces), 127)
+            measured = None
+            if face is not None:
+                detected[k] = True
+                eyes = np.linalg.norm(face.points[topo.eye_outer[0], :2]
+                                      - face.points[topo.eye_outer[1], :2])
+                lm_spill.append(face.points)
+                colour_spill.append(np.round(sample_colours(image, face.points, 0.02 * eyes)))
+                measured = framer.measure(face.points)
+            else:
+                lm_spill.append(nan_row)
+                colour_spill.append(zero_row)
+            writer.push(k, image, measured)
+            count += 1
+            if count % 1000 == 0:
+                log.info("fit: %d/%d frames, %.0f frames/s", count, n,
+                         count / (time.perf_counter() - t0))
+    finally:
+        transforms = writer.close()
+    if count != n:
+        raise TalkeditError(store.video, f"decoded {count} of {n} frames", "re-run extract")
+    return Scan(detected, reason, n_faces, transforms, lm_spill, colour_spill,
+                time.perf_counter() - t0, tracker)
+
+
+# --- after the pass ------------------------------------------------------------------------
+
+
+def check_coverage(scan: Scan, opts: FitOptions, fps: float, video: Path) -> np.ndarray:
+    """Short gaps to interpolate; fails when too much of the clip has no usable face."""
+    missing = ~scan.detected
+    fillable = short_gaps(missing, max(0, int(round(opts.max_gap_s * fps))))
+    unusable = missing & ~fillable
+    n = len(missing)
+    if scan.detected.sum() >= MIN_DETECTED and unusable.mean() <= opts.max_missing_share:
+        return fillable
+    why = ", ".join(f"{label}: {int((scan.reason == code).sum())} frames"
+                    for code, label in REASONS.items() if (scan.reason == code).any())
+    raise TalkeditError(
+        video,
+        f"no usable face in {int(unusable.sum())} of {n} frames "
+        f"({unusable.mean():.0%}, fit.max_missing_share allows {opts.max_missing_share:.0%}): "
+        f"{format_ranges(runs(unusable), fps)} ({why}; min_face_px={opts.min_face_px:g})",
+        "give a clip where the speaker's face is visible throughout, cut those frames out, "
+        "or raise fit.max_missing_share / lower fit.min_face_px in params.yaml")
+
+
+def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
+    for a in range(0, n, size):
+        yield a, min(n, a + size)
+
+
+def fit_parameters(scan: Scan, model: PersonModel, opts: FitOptions, fps: float
+                   ) -> tuple[Pose, np.ndarray]:
+    """Pose and expression of every frame: fitted, gap-filled, smoothed."""
+    n, n_pts = len(scan.detected), model.mean.shape[0]
+    pose7 = np.full((n, 7), np.nan)  # rotation vector, translation, log scale
+    expr = np.full((n, model.basis.shape[0]), np.nan)
+    for a, b in _chunks(n, opts.chunk_frames):
+        keep = scan.detected[a:b]
+        if not keep.any():
+            continue
+        pts = scan.landmarks.read(a, b).reshape(-1, n_pts, 3)[keep]
+        pose, e = fit_frames(model, pts)
+        rows = np.flatnonzero(keep) + a
+        pose7[rows] = np.column_stack([pose.rotation, pose.translation, np.log(pose.scale)])
+        expr[rows] = e
+    pose7 = smooth(fill_gaps(pose7, scan.detected), opts.smoothing, fps, opts.pose_window_ms,
+                   opts.smoothing_order)
+    expr = smooth(fill_gaps(expr, scan.detected), opts.smoothing, fps,
+                  opts.expression_window_ms, opts.smoothing_order)
+    return Pose(pose7[:, :3], pose7[:, 3:6], np.exp(pose7[:, 6])), expr
+
+
+def _slice(pose: Pose, a: int, b: int) -> Pose:
+    return Pose(pose.rotation[a:b], pose.translation[a:b], pose.scale[a:b])
+
+
+def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
+                   opts: FitOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame SH illumination (n, 27) and per-vertex albedo (N, 3), alternately.
+
+    Light is fitted on skin vertices facing the camera (lips, eyes, brows and
+    irises change colour with expression and are left out); albedo is then the
+    least-squares de-shaded colour of every vertex over the frames that see it.
+    """
+    n, n_pts = len(scan.detected), model.mean.shape[0]
+    tris = model.triangles
+    inc = scipy.sparse.csr_matrix(incidence(n_pts, tris))
+    on_mesh = np.asarray(inc.sum(axis=1)).ravel() > 0
+    skin = on_mesh.copy()
+    skin[list(model.topo.shading_exclude)] = False
+
+    def chunk_data() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        for a, b in _chunks(n, opts.chunk_frames):
+            keep = scan.detected[a:b]
+            if not keep.any():
+                continue
+            verts = rebuild_landmarks(model, _slice(pose, a, b), expr[a:b])[keep]
+            normals = camera_normals(vertex_normals(verts, tris, inc))
+            visible = (normals[..., 2] > 0.25) & on_mesh
+            colours = scan.colours.read(a, b).reshape(-1, n_pts, 3)[keep] / 255.0
+            yield a, np.flatnonzero(keep) + a, colours, sh_basis(normals), visible
+
+    mean_acc, count = np.zeros((n_pts, 3)), np.zeros((n_pts, 1))
+    for _, _, colours, _, visible in chunk_data():
+        mean_acc += (colours * visible[..., None]).sum(axis=0)
+        count += visible.sum(axis=0)[:, None]
+    base = np.where(count > 0, mean_acc / np.maximum(count, 1), 0.5)
+    albedo = base
+    light = np.full((n, 3, 9), np.nan)
+    for it in range(opts.light_iterations + 1):
+        acc = AlbedoAccumulator(n_pts)
+        for _, rows, colours, basis, visible in chunk_data():
+            light[rows] = fit_light(colours, basis, albedo, visible & skin[None])
+            ok = ~np.isnan(light[rows, 0, 0])
+            acc.add(colours[ok], shading(basis[ok], light[rows][ok]), visible[ok])
+        if it == opts.light_iterations:
+            break  # the last round only refits light to the final albedo
+        new = acc.albedo(base)
+        # Albedo and light share a scale: keep the skin's mean albedo at its mean colour.
+        albedo = np.clip(new * base[skin].mean() / max(new[skin].mean(), 1e-9), 0.0, 1.0)
+    known = ~np.isnan(light[:, 0, 0])
+    light = fill_gaps(light, known) if known.any() else np.zeros_like(light)
+    return light.reshape(n, 27), albedo
+
+
+def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
+                     light: np.ndarray, fillable: np.ndarray, fps: float, chunk: int) -> np.ndarray:
+    """face.parquet, chunk by chunk; returns the per-frame residual."""
+    n, n_pts = len(scan.detected), model.mean.shape[0]
+    schema = face_schema(n_pts)
+    residual = np.full(n, np.nan)
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+        for a, b in _chunks(n, chunk):
+            det = scan.detected[a:b]
+            fitted = rebuild_landmarks(model, _slice(pose, a, b), expr[a:b])[..., :2]
+            raw = scan.landmarks.read(a, b).reshape(-1, n_pts, 3)[..., :2]
+            lm2d = np.where(det[:, None, None], raw, fitted)
+            residual[a:b][det] = reprojection_error(fitted[det], raw[det], model.topo)
+            poly = resample_polygon(to_crop(fitted[:, model.mask_indices], scan.transforms[a:b]))
+            columns = {
+                "frame": np.arange(a, b, dtype=np.int32), "time_s": np.arange(a, b) / fps,
+                "detected": det, "interpolated": fillable[a:b], "n_faces": scan.n_faces[a:b],
+                "landmarks_2d": lm2d.reshape(b - a, -1), "rotation": pose.rotation[a:b],
+                "translation": pose.translation[a:b], "scale": pose.scale[a:b],
+                "expression": expr[a:b], "illumination": light[a:b],
+                "residual": residual[a:b], "crop_transform": scan.transforms[a:b],
+                "mask_polygon": poly.reshape(b - a, -1),
+            }
+            out.write_table(to_table(columns, schema))
+    return residual
+
+
+def run_fit(clip: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """Fit the clip's faces; write face.parquet, face_model.safetensors and the crops."""
+    t0 = time.perf_counter()
+    opts = FitOptions.from_params(params)
+    paths = ClipPaths.of(clip, root)
+    store = FrameStore.for_clip(clip, root)
+    meta = json.loads(paths.video_meta.read_text())
+    fps_q = Fraction(meta["fps_rational"])
+    fps = float(fps_q)
+    paths.crops.mkdir(parents=True, exist_ok=True)
+    with make_landmarker(opts.landmarker_params()) as landmarker, \
+            tempfile.TemporaryDirectory(dir=paths.interim, prefix=".fit-") as scratch, \
+            atomic_path(paths.crops_video) as crops_tmp:
+        scan = scan_clip(store, landmarker, opts, crops_tmp, fps_q,
+                         (meta["width"], meta["height"]), Path(scratch))
+        try:
+            fillable = check_coverage(scan, opts, fps, paths.video)
+            topo = landmarker.topology
+            n_pts = topo.n_points
+
+            def detected_chunks() -> Iterator[np.ndarray]:
+                for a, b in _chunks(len(store), opts.chunk_frames):
+                    keep = scan.detected[a:b]
+                    if keep.any():
+                        yield scan.landmarks.read(a, b).reshape(-1, n_pts, 3)[keep]
+
+            mean, basis, stddev, explained = build_shape_model(detected_chunks, topo)
+            model = PersonModel(topo.name, mean, basis, stddev, explained,
+                                np.full((n_pts, 3), 0.5), mesh_for(mean, topo),
+                                lower_face_indices(mean, topo))
+            pose, expr = fit_parameters(scan, model, opts, fps)
+            light, model.albedo = estimate_light(scan, model, pose, expr, opts)
+            residual = write_face_table(paths.face, scan, model, pose, expr, light, fillable,
+                                        fps, opts.chunk_frames)
+        finally:
+            scan.landmarks.close()
+            scan.colours.close()
+        n = len(store)
+        model.meta = {"clip": clip, "landmarker": landmarker.name, "frames": str(n),
+                      "detected_frames": str(int(scan.detected.sum())),
+                      "units": "canonical head frame: x right, y down, z into the head; "
+                               "1 = outer-eye-corner distance",
+                      "albedo": "sRGB/255, de-shaded by the per-frame SH illumination",
+                      "talkedit_version": __version__}
+        model.save(paths.face_model)
+        write_json(paths.crops / "crops.json", {
+            "video": paths.crops_video.name, "frames": n, "size": opts.crop_size,
+            "fps": meta["fps_rational"], "codec": "h264", "pix_fmt": "yuv444p",
+            "crf": opts.crop_crf, "gop": opts.crop_gop, "margin": opts.crop_margin,
+            "mask": "face.parquet mask_polygon (crop px); stages.fit.read_crops rasterizes it"})
+    elapsed = time.perf_counter() - t0
+    summary = {
+        "clip": clip, "frames": n, "landmarker": landmarker.name,
+        "detected_share": round(float(scan.detected.mean()), 4),
+        "interpolated_frames": int((fillable & ~scan.detected).sum()),
+        "missing_frames": int((~scan.detected & ~fillable).sum()),
+        "max_faces_seen": int(scan.n_faces.max()),
+        "multi_face_frames": scan.tracker.multi_face_frames,
+        "explained_variance": round(model.explained_variance, 4),
+        "mean_residual": round(float(np.nanmean(residual)), 5),
+        "fps": round(n / elapsed, 1), "landmark_pass_fps": round(n / scan.seconds, 1),
+    }
+    log.info("fit %s: %s", clip, summary)
+    return summary
+
+
+def load_fit(clip: str, root: Path | None = None) -> tuple[PersonModel, Any]:
+    """A fitted clip's person model and face table (pandas)."""
+    from talkedit.artifacts import FACE, read_parquet
+
+    paths = ClipPaths.of(clip, root)
+    return PersonModel.load(paths.face_model), read_parquet(paths.face, FACE,
+                                                            stage_hint=f"fit@{clip}")

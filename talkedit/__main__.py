@@ -1,0 +1,3 @@
+from talkedit.cli import app
+
+app()

@@ -1,0 +1,111 @@
+"""The ``talkedit`` command: one subcommand per pipeline stage, plus tools.
+
+Each stage subcommand runs the same Prefect flow that its DVC stage runs, for
+one clip or edit: ``talkedit extract demo`` is what ``dvc repro extract@demo``
+calls. A user-fixable problem prints one ``error:`` line and exits with 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from talkedit.errors import TalkeditError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Edit a talking-head video by editing its transcript.")
+server_app = typer.Typer(no_args_is_help=True, help="A local Prefect server (UI at 127.0.0.1).")
+app.add_typer(server_app, name="server")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(func: F) -> F:
+    """Turn a TalkeditError into one line on stderr and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TalkeditError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    for key, value in summary.items():
+        typer.echo(f"{key}: {value}")
+
+
+@app.command()
+@user_errors
+def demo(
+    face: Annotated[Path | None, typer.Option(help="A frontal face photo (default: skimage's astronaut).")] = None,
+    text: Annotated[Path | None, typer.Option(help="A text file to speak (default: the bundled script).")] = None,
+    voice: Annotated[str | None, typer.Option(help="espeak-ng voice, e.g. en-us, en-gb, en-us+f3.")] = None,
+    rate: Annotated[int | None, typer.Option(help="Speaking rate in words per minute.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for head motion and lighting.")] = None,
+    name: Annotated[str | None, typer.Option(help="Clip name (files are <name>.mp4, <name>.txt...).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: data/raw).")] = None,
+    size: Annotated[int | None, typer.Option(help="Frame size in pixels (square).")] = None,
+) -> None:
+    """Make a synthetic talking-head clip with exact ground truth (the `demo` stage)."""
+    from flows.demo import demo_flow
+    from stages.demo import DemoOptions
+    from talkedit.params import section
+
+    opts = DemoOptions.from_params(section("demo"), face=str(face) if face else None,
+                                   text=str(text) if text else None, voice=voice,
+                                   rate_wpm=rate, seed=seed, name=name, size=size)
+    _print_summary(demo_flow(opts, out))
+
+
+@app.command()
+@user_errors
+def extract(clip: str) -> None:
+    """Decode a clip into its constant-rate frame timeline and 16 kHz audio (`extract`)."""
+    from flows.extract import extract_flow
+    from stages.extract import check_clip_inputs
+
+    check_clip_inputs(clip)  # fail fast, before a Prefect run starts
+    _print_summary(extract_flow(clip))
+
+
+@server_app.command("start")
+@user_errors
+def server_start(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4200) -> None:
+    """Start (or reuse) the project's Prefect server; stages then use it automatically."""
+    from talkedit import server
+
+    url = server.start(port)
+    typer.echo(f"Prefect server: {url}  (UI: {url.removesuffix('/api')})")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the project's Prefect server."""
+    from talkedit import server
+
+    typer.echo("stopped" if server.stop() else "no server was running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the project's Prefect server answers."""
+    from talkedit.prefect_env import server_url_if_healthy
+
+    url = server_url_if_healthy()
+    typer.echo(f"running: {url}" if url else "not running (stages use a temporary server)")
+    if not url:
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    sys.exit(app())

@@ -1,0 +1,179 @@
+"""Video I/O with PyAV: probing, streaming decode, and the canonical frame store.
+
+The canonical frame store is the source file itself plus the extract stage's
+``frames.parquet`` timeline: output frame k (constant rate) shows source frame
+``source_index[k]``. No re-encode: pixels stay bit-exact, there is no extra
+copy of a one-hour video on disk, and extraction costs one decode pass.
+Rotation metadata is applied on read, so every stage sees upright frames.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from talkedit.errors import TalkeditError
+
+
+@dataclass
+class StreamInfo:
+    path: Path
+    width: int  # after rotation
+    height: int
+    rotation: int  # degrees counter-clockwise to turn the coded picture upright
+    average_rate: Fraction
+    time_base: Fraction
+    codec: str
+    has_audio: bool
+    audio_rate: int | None
+    duration_s: float | None
+
+
+def open_container(path: str | Path) -> av.container.InputContainer:
+    """Open a media file, turning every failure into one clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise TalkeditError(path, "file not found", "check the path, or put the clip at data/raw/<clip>.mp4")
+    if not path.is_file():
+        raise TalkeditError(path, "is not a file", "give the path of a video file")
+    if path.stat().st_size == 0:
+        raise TalkeditError(path, "is empty (0 bytes)", "copy the video again")
+    try:
+        return av.open(str(path))
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+        if _looks_like_media(path):
+            raise TalkeditError(path, f"is corrupt or truncated: its header is a video's but it "
+                                f"cannot be opened ({exc.__class__.__name__})",
+                                "copy or re-export the whole file again") from exc
+        raise TalkeditError(path, f"is not a readable video ({exc.__class__.__name__})",
+                            "give an MP4/MOV/MKV/WebM video file") from exc
+
+
+def _looks_like_media(path: Path) -> bool:
+    """Does the file start like a media container (so a failure means damage, not the wrong file)?"""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide") or head.startswith(
+        (b"\x1aE\xdf\xa3", b"RIFF", b"OggS", b"FLV"))
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply display rotation (degrees counter-clockwise) to an HxWxC array."""
+    turns = (int(round(rotation / 90.0)) % 4)
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def probe(path: str | Path) -> StreamInfo:
+    with open_container(path) as container:
+        if not container.streams.video:
+            raise TalkeditError(path, "has no video stream", "give a video file, not an audio-only file")
+        vs = container.streams.video[0]
+        rotation = 0
+        try:
+            first = next(container.decode(vs))
+            rotation = int(round(first.rotation or 0))
+        except StopIteration as exc:
+            raise TalkeditError(path, "has a video stream with no decodable frame",
+                                "re-export the video") from exc
+        except av.error.FFmpegError as exc:
+            raise TalkeditError(path, f"cannot be decoded ({exc})", "re-export the video") from exc
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if rotation % 180:
+            w, h = h, w
+        rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        duration = float(container.duration / av.time_base) if container.duration else None
+        return StreamInfo(Path(path), w, h, rotation, Fraction(rate), Fraction(vs.time_base),
+                          vs.codec_context.name, audio is not None,
+                          audio.codec_context.sample_rate if audio is not None else None, duration)
+
+
+def nearest_source_frames(source_times: np.ndarray, fps: float, n_out: int) -> np.ndarray:
+    """For each constant-rate output frame, the source frame on screen at that time.
+
+    ``source_times`` are the presentation times (s, from the first frame) in
+    display order. A frame is shown from its pts until the next one's, so the
+    output frame at time t takes the last source frame with pts <= t (with half
+    a frame of tolerance for timestamp jitter).
+    """
+    out_times = np.arange(n_out) / fps + 0.5 / fps * 0.999
+    idx = np.searchsorted(source_times, out_times, side="right") - 1
+    return np.clip(idx, 0, len(source_times) - 1)
+
+
+class FrameStore:
+    """Read a clip's frames on its constant-rate timeline, streaming, by index.
+
+    ``source_pts[k]`` is the pts of the source frame shown at output frame k;
+    ``keyframe_pts`` are the source keyframes (seek targets).
+    """
+
+    def __init__(self, video: str | Path, source_pts: np.ndarray, rotation: int = 0,
+                 keyframe_pts: np.ndarray | None = None) -> None:
+        self.video = Path(video)
+        self.source_pts = np.asarray(source_pts, dtype=np.int64)
+        self.rotation = rotation
+        self.keyframe_pts = np.sort(np.asarray(keyframe_pts if keyframe_pts is not None else [],
+                                               dtype=np.int64))
+
+    @classmethod
+    def for_clip(cls, clip: str, root: Path | None = None) -> FrameStore:
+        """The store of an extracted clip (reads frames.parquet and video.json)."""
+        import json
+
+        from talkedit.artifacts import FRAMES, ClipPaths, read_parquet
+
+        paths = ClipPaths.of(clip, root)
+        table = read_parquet(paths.frames, FRAMES, stage_hint=f"extract@{clip}")
+        meta = json.loads(paths.video_meta.read_text())
+        key = table.loc[table["keyframe"], "source_pts"].to_numpy()
+        return cls(paths.video, table["source_pts"].to_numpy(), meta["rotation"], key)
+
+    def __len__(self) -> int:
+        return len(self.source_pts)
+
+    def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (output frame index, RGB uint8 HxWx3) for frames [start, stop)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        if start >= stop:
+            return
+        wanted = self.source_pts[start:stop]
+        k = start
+        with open_container(self.video) as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            if start > 0:
+                self._seek(container, vs, int(wanted[0]))
+            for frame in container.decode(vs):
+                if frame.pts is None or frame.pts < wanted[0]:
+                    continue  # decoded from the keyframe up to the first wanted frame
+                image = None
+                # One source frame fills every output frame that shows it; "<=" keeps
+                # the timeline whole if a pts listed in frames.parquet is missing.
+                while k < stop and self.source_pts[k] <= frame.pts:
+                    if image is None:
+                        image = upright(frame.to_ndarray(format="rgb24"), self.rotation)
+                    yield k, image
+                    k += 1
+                if k >= stop:
+                    return
+
+    def _seek(self, container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+              pts: int) -> None:
+        pos = bisect.bisect_right(self.keyframe_pts.tolist(), pts) - 1 if len(self.keyframe_pts) else -1
+        target = int(self.keyframe_pts[pos]) if pos >= 0 else pts
+        container.seek(target, backward=True, any_frame=False, stream=vs)
+
+    def frame(self, index: int) -> np.ndarray:
+        """One frame by output index (seeks to the keyframe before it)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame {index} outside 0..{len(self) - 1}")
+        for _, image in self.iter_frames(index, index + 1):
+            return image
+        raise TalkeditError(self.video, f"frame {index} could not be decoded", "re-run extract")

@@ -1,0 +1,81 @@
+"""Shared fixtures: small synthetic videos and one demo clip per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def frame_pattern(k: int, width: int, height: int) -> np.ndarray:
+    """A frame whose index can be read back after lossy coding: a grey level per frame."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[...] = (k * 7) % 200 + 20
+    image[: height // 4, : width // 4] = (255, 0, 0)  # a marker to check rotation
+    return image
+
+
+def make_video(path: Path, n_frames: int = 50, fps: int = 25, size: tuple[int, int] = (64, 48),
+               audio: bool = True, video: bool = True, pts_list: list[int] | None = None,
+               rotation: int = 0, tone_hz: float = 440.0, faststart: bool = False) -> Path:
+    """Write a small H.264 (+ AAC) file. ``pts_list`` (in 1/fps/10 units) makes it variable-rate."""
+    width, height = size
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as out:
+        if video:
+            vs = out.add_stream("libx264", rate=Fraction(fps))
+            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+            vs.options = {"crf": "10", "g": "10"}
+            if pts_list is not None:
+                vs.codec_context.time_base = Fraction(1, fps * 10)
+            if rotation:
+                vs.set_display_rotation(rotation)
+        if audio:
+            aus = out.add_stream("aac", rate=16000)
+            aus.layout = "mono"
+        if video:
+            for k in range(n_frames):
+                frame = av.VideoFrame.from_ndarray(frame_pattern(k, width, height), format="rgb24")
+                frame.pts = pts_list[k] if pts_list is not None else k
+                out.mux(vs.encode(frame))
+            out.mux(vs.encode(None))
+        if audio:
+            n = int(16000 * n_frames / fps)
+            t = np.arange(n) / 16000
+            pcm = (0.3 * 32767 * np.sin(2 * np.pi * tone_hz * t)).astype(np.int16)
+            for start in range(0, n, 1024):
+                af = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024], format="s16",
+                                                layout="mono")
+                af.sample_rate, af.pts = 16000, start
+                out.mux(aus.encode(af))
+            out.mux(aus.encode(None))
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project root (params.yaml + data/raw) as the working directory."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default demo clip, generated once per session into its own project root."""
+    from stages.demo import DemoOptions, generate_demo
+
+    root = tmp_path_factory.mktemp("demo_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    generate_demo(DemoOptions(), out_dir=root / "data" / "raw")
+    return root
