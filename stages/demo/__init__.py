@@ -25,8 +25,8 @@ from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, ClipPaths, write_parq
 from talkedit.atomic import atomic_path, write_text
 from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
-from talkedit.phonemes import SILENCE
 from talkedit.params import check_name
+from talkedit.phonemes import SILENCE
 
 log = logging.getLogger(__name__)
 DEFAULT_SCRIPT = Path(__file__).with_name("script.txt")
