@@ -1,12 +1,17 @@
-"""What every stage flow shares: retry policy and the summary artifact."""
+"""What every stage flow shares: retry policy, the summary artifact, the flow shape."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from prefect import Flow, flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from talkedit.errors import TalkeditError
+from talkedit.params import section
+
+StageFunction = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
 def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
@@ -28,3 +33,23 @@ def publish_summary(stage: str, item: str, summary: dict[str, Any]) -> None:
         markdown=f"# {stage}: {item}\n\n| field | value |\n|---|---|\n{rows}\n",
         description=f"talkedit {stage} stage summary for {item}",
     )
+
+
+def stage_flow(stage: str, run: StageFunction) -> Flow:
+    """The flow of a per-clip or per-edit stage: one task calling ``run(item, params[stage])``.
+
+    The task retries once on a transient failure; the flow publishes the
+    stage's summary as a markdown artifact.
+    """
+
+    @task(name=f"{stage}-task", retries=1, retry_condition_fn=retry_unless_user_error)
+    def run_stage(item: str) -> dict[str, Any]:
+        return run(item, section(stage))
+
+    @flow(name=stage, log_prints=True)
+    def run_flow(item: str) -> dict[str, Any]:
+        summary = run_stage(item)
+        publish_summary(stage, item, summary)
+        return summary
+
+    return run_flow

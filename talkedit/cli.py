@@ -17,7 +17,7 @@ import typer
 
 from talkedit.errors import TalkeditError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Edit a talking-head video by editing its transcript.")
 server_app = typer.Typer(no_args_is_help=True, help="A local Prefect server (UI at 127.0.0.1).")
 app.add_typer(server_app, name="server")
@@ -67,15 +67,53 @@ def demo(
     _print_summary(demo_flow(opts, out))
 
 
+# Per-clip and per-edit stages: (DVC stage, what its argument names, help). Each runs
+# flows/<stage>.py's `<stage>_flow`, exactly what `dvc repro <stage>@<item>` runs.
+STAGES: list[tuple[str, str, str]] = [
+    ("extract", "clip", "Decode a clip into its constant-rate frame timeline and 16 kHz audio."),
+    ("align", "clip", "Align the transcript to the audio: word and phone timings."),
+    ("fit", "clip", "Fit the 3D face model: landmarks, expression, pose, illumination, crops."),
+]
+
+
+def _precheck(stage: str, item: str) -> None:
+    """Cheap input checks before a Prefect run starts, so bad input fails in a second."""
+    from talkedit.params import check_name
+
+    check_name(item, "clip")
+    if stage == "extract":
+        from stages.extract import check_clip_inputs
+
+        check_clip_inputs(item)
+
+
+def _stage_command(stage: str, kind: str, help_text: str) -> None:
+    def command(item: str = typer.Argument(..., metavar=kind.upper(), help=f"The {kind}'s name.")) -> None:
+        import importlib
+
+        _precheck(stage, item)
+        run = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
+        _print_summary(run(item))
+
+    command.__doc__ = help_text
+    app.command(name=stage)(user_errors(command))
+
+
+for _stage, _kind, _help in STAGES:
+    _stage_command(_stage, _kind, _help)
+
+
 @app.command()
 @user_errors
-def extract(clip: str) -> None:
-    """Decode a clip into its constant-rate frame timeline and 16 kHz audio (`extract`)."""
-    from flows.extract import extract_flow
-    from stages.extract import check_clip_inputs
+def verify(video: Annotated[Path, typer.Argument(help="The video to check.")]) -> None:
+    """Say whether a video carries talkedit's manifest and watermark (exit 0: edited, 1: not found)."""
+    from stages.composite.verify import verify_video
+    from talkedit.video import open_container
 
-    check_clip_inputs(clip)  # fail fast, before a Prefect run starts
-    _print_summary(extract_flow(clip))
+    open_container(video).close()  # a missing or unreadable file is an error, not "not edited"
+    report = verify_video(video)
+    typer.echo(report.render())
+    raise typer.Exit(0 if report.edited else 1)
 
 
 @server_app.command("start")

@@ -177,3 +177,63 @@ class FrameStore:
         for _, image in self.iter_frames(index, index + 1):
             return image
         raise TalkeditError(self.video, f"frame {index} could not be decoded", "re-run extract")
+
+
+class VideoWriter:
+    """Stream RGB frames (and optionally mono int16 audio) into an H.264 + AAC MP4.
+
+    Frames are encoded as they arrive, so memory is flat in length. Write to a
+    temp path (``talkedit.atomic.atomic_path``) and rename when done.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction | float,
+                 crf: int = 18, preset: str = "medium", audio_rate: int | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
+        if width % 2 or height % 2:
+            raise ValueError(f"H.264 4:2:0 needs even dimensions, got {width}x{height}")
+        self.container = av.open(str(path), "w", format="mp4",
+                                 options={"movflags": "use_metadata_tags"})
+        for key, value in (metadata or {}).items():
+            self.container.metadata[key] = value
+        self.video = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self.video.width, self.video.height = width, height
+        self.video.pix_fmt = "yuv420p"
+        self.video.options = {"crf": str(crf), "preset": preset}
+        self.audio = None
+        if audio_rate:
+            self.audio = self.container.add_stream("aac", rate=audio_rate)
+            self.audio.layout = "mono"
+        self._k = 0
+        self._samples = 0
+
+    def write(self, image_rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image_rgb), format="rgb24")
+        frame.pts = self._k
+        self._k += 1
+        self.container.mux(self.video.encode(frame))
+
+    def write_audio(self, pcm: np.ndarray, block: int = 1024) -> None:
+        """Append mono int16 samples."""
+        assert self.audio is not None, "VideoWriter was made without audio_rate"
+        rate = self.audio.codec_context.sample_rate
+        for start in range(0, len(pcm), block):
+            chunk = np.ascontiguousarray(pcm[start:start + block], dtype=np.int16)
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, self._samples
+            self._samples += len(chunk)
+            self.container.mux(self.audio.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.video.encode(None))
+        if self.audio is not None:
+            self.container.mux(self.audio.encode(None))
+        self.container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.container.close()

@@ -48,6 +48,10 @@ DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeW
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+class ManifestError(TalkeditError):
+    """A talkedit manifest is there but corrupted or malformed (not: the file is unreadable)."""
+
+
 def claim_generator() -> str:
     return f"talkedit {talkedit.__version__}"
 
@@ -224,18 +228,18 @@ def manifest_problems(manifest: Any, *, need_stream_hash: bool = True) -> list[s
 def _validated(manifest: Any, where: str | Path) -> dict[str, Any]:
     problems = manifest_problems(manifest)
     if problems:
-        raise TalkeditError(where, "has a malformed talkedit manifest: " + "; ".join(problems),
+        raise ManifestError(where, "has a malformed talkedit manifest: " + "; ".join(problems),
                             "re-render the edit, or restore the manifest from "
                             "<edit>.provenance.json")
     return dict(manifest)
 
 
 def parse_manifest(text: str, where: str | Path) -> dict[str, Any]:
-    """JSON text to a checked manifest, or a TalkeditError saying what is wrong."""
+    """JSON text to a checked manifest, or a ManifestError saying what is wrong."""
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise TalkeditError(where, f"holds a corrupted talkedit manifest (not JSON: {exc})",
+        raise ManifestError(where, f"holds a corrupted talkedit manifest (not JSON: {exc})",
                             "re-render the edit, or restore the manifest from "
                             "<edit>.provenance.json") from exc
     return _validated(obj, where)
@@ -280,7 +284,7 @@ def embed_manifest(video: str | Path, manifest: Mapping[str, Any],
 
 
 def read_manifest(video: str | Path) -> dict[str, Any] | None:
-    """The manifest embedded in an MP4, None if it has none; TalkeditError if corrupted."""
+    """The manifest embedded in an MP4, None if it has none; ManifestError if corrupted."""
     with open_container(video) as container:
         text = container.metadata.get(METADATA_KEY)
     if not text or "talkedit-provenance" not in text:

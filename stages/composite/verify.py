@@ -19,7 +19,6 @@ from stages.composite.watermark import (
     WatermarkSettings,
     detect_file,
 )
-from talkedit.errors import TalkeditError
 
 
 @dataclass
@@ -55,11 +54,13 @@ class VerifyReport:
                 "matches this file's streams" if self.manifest_matches_file else
                 "DOES NOT match this file's streams (re-encoded, or frames/audio changed)"))
         w = self.watermark
-        if w is not None:
-            state = "found" if w.detected else "not found"
-            lines.append(f"  watermark: {state}; false-positive bound 10^{w.log10_p:.1f} "
-                         f"(z = {w.z:.1f}); alone in {100 * w.share:.0f}% of {w.frames} frames "
-                         f"(at p <= {FRAME_ALPHA:g} each)")
+        if w is not None and w.detected:
+            lines.append(f"  watermark: found in {w.frames} frames: z = {w.z:.1f}, an unmarked video "
+                         f"scores this high with p <= 10^{w.log10_p:.0f}; in "
+                         f"{100 * w.share:.0f}% of frames on their own (p <= {FRAME_ALPHA:g} each)")
+        elif w is not None:
+            lines.append(f"  watermark: not found in {w.frames} frames: z = {w.z:.1f}, p bound "
+                         f"{w.p_value:.2g} (found needs <= {w.alpha:g})")
         if self.payload_id is not None:
             agree = ("matches the manifest" if self.payload_matches_manifest
                      else "differs from the manifest" if self.manifest_valid else "no manifest to match")
@@ -75,7 +76,7 @@ def _load_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None, str |
                            ("sidecar", provenance.read_sidecar)):
         try:
             manifest = reader(path)
-        except TalkeditError as exc:
+        except provenance.ManifestError as exc:
             return None, source, exc.problem, True
         if manifest is not None:
             return manifest, source, None, True
@@ -84,7 +85,7 @@ def _load_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None, str |
 
 def verify_video(path: str | Path, settings: WatermarkSettings | None = None) -> VerifyReport:
     """Read the manifest (embedded, else the sidecar), check it against the file, and
-    look for the watermark in every frame."""
+    look for the watermark in every frame. An unreadable file raises TalkeditError."""
     path = Path(path)
     settings = settings or WatermarkSettings.from_params()
     manifest, source, problem, present = _load_manifest(path)

@@ -7,17 +7,21 @@ links the video to its provenance manifest.
 The scheme (``talkedit-ss-v1``), and why:
 
 * **Cells.** The frame is divided into a grid of cells, ``CELLS_SHORT_SIDE``
-  across its short side (at least ``MIN_CELL_PX`` px each, so small frames use
-  fixed-size cells). Each cell carries a keyed ±1 chip; the chip grid is
-  cubic-upsampled to a smooth pattern. Cells of 5-11 px are low enough in
-  frequency that H.264 keeps them at CRF 28 (8x8-DCT mid-frequency marks do
-  not, §6); tying the grid to the frame's proportions lets a rescaled video be
-  read back by re-deriving the grid from its new size.
+  across its short side (at least ``MIN_CELL_PX`` px each, so frames with a
+  short side under 480 px use fixed 3 px cells). Each cell carries a keyed ±1
+  chip; the chip grid is cubic-upsampled to a smooth pattern. Measured at
+  512x512 after CRF 28, the statistic grew about 2.5x as cells shrank from
+  10.7 to 3.2 px: more cells outweigh what H.264 takes from each (8x8-DCT
+  mid-frequency marks do not survive at all, §6). Tying the grid to the
+  frame's proportions lets a rescaled copy be read back by re-deriving the
+  grid from its new size (for originals with a short side >= 480 px, which
+  every talkedit output has).
 * **Static over segments.** The pattern stays fixed for ``SEGMENT_FRAMES``
-  frames and then switches to a fresh keyed one. A per-frame pattern costs 2-3x
-  the bitrate and H.264 P-frames drop much of it (measured: per-frame z 7 vs 16
-  after CRF 28); a static one rides along in skipped blocks for free, and the
-  occasional switch gives long videos independent evidence per segment.
+  frames, then switches to a fresh keyed one. A pattern that changes every
+  frame flickers and multiplied the bitrate of a still-background clip by 3.5
+  at CRF 18 and 2.3 at CRF 28, and P-frames kept only half of it per frame;
+  a static one rides along in skipped blocks (+19% / +12% bitrate on the same
+  clip), and the switches give long videos independent evidence per segment.
 * **Perceptual masking.** The pattern's amplitude follows a luminance-adaptation
   JND model (darker and brighter areas hide more than mid-grey) with a mild
   texture term, normalised so every frame gets the same RMS change
@@ -53,7 +57,7 @@ import binascii
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -234,12 +238,15 @@ def grid_shape(height: int, width: int) -> tuple[int, int]:
 
 
 def candidate_grids(height: int, width: int) -> list[tuple[int, int]]:
-    """Grids the detector tries: this size's own, and the proportional grid a larger
-    video would have had before it was downscaled below the fixed-cell threshold."""
+    """Grids the detector tries: this size's own, and the proportional grid a video with
+    a short side >= CELLS_SHORT_SIDE * MIN_CELL_PX would have had before it was downscaled
+    to this size (while its cells are still >= 1.5 px; smaller ones are gone anyway)."""
     own = grid_shape(height, width)
     short = min(height, width)
     proportional = (round(height * CELLS_SHORT_SIDE / short), round(width * CELLS_SHORT_SIDE / short))
-    return [own] if proportional == own else [own, proportional]
+    if proportional == own or short / CELLS_SHORT_SIDE < 1.5:
+        return [own]
+    return [own, proportional]
 
 
 @dataclass(frozen=True)
@@ -251,7 +258,7 @@ class Layout:
     sync: np.ndarray  # indices of the sync cells
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=32)
 def layout(key: bytes, shape: tuple[int, int], segment: int) -> Layout:
     """Chips and cell roles, a pure function of (key, grid, segment)."""
     seed = hashlib.sha256(b"|".join([SCHEME.encode(), key, f"{shape[0]}x{shape[1]}:{segment}".encode()]))
@@ -372,7 +379,7 @@ class WatermarkEmbedder:
         return cv2.add(frame_rgb, cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)  # each holds full-size patterns (8 MB at 1080p)
 def _embedder(key: bytes, payload_id: int, strength: float) -> WatermarkEmbedder:
     return WatermarkEmbedder(key, payload_id, strength)
 
@@ -397,6 +404,7 @@ class DetectionResult:
     frames_found: int  # frames whose own sync statistic passes FRAME_ALPHA
     payload_id: int | None  # None when not detected or the CRC fails
     grid: tuple[int, int] | None = None
+    alpha: float = DEFAULT_ALPHA  # the threshold on p_value behind ``detected``
 
     @property
     def share(self) -> float:
@@ -409,13 +417,6 @@ def _log10_tail(z: float) -> float:
     return -(z * z / 2) / math.log(10) if z > 0 else 0.0
 
 
-@dataclass
-class _GridState:
-    """Per grid hypothesis: weights summed per segment (each frame normalised)."""
-
-    sums: dict[int, np.ndarray] = field(default_factory=dict)
-
-
 class WatermarkDetector:
     """Streaming detector: feed frames in display order, then read ``result()``."""
 
@@ -423,9 +424,9 @@ class WatermarkDetector:
         self.key = _key_bytes(key)
         self.alpha = WatermarkSettings(self.key, alpha=alpha).checked().alpha
         self.frames = 0
-        self._grids: dict[tuple[int, int], _GridState] = {}
+        # Per grid hypothesis and segment: the frames' weight vectors, each normalised, summed.
+        self._sums: dict[tuple[int, int], dict[int, np.ndarray]] = {}
         self._found_any = 0  # frames found under any grid hypothesis
-        self._z_frame = math.sqrt(2 * math.log(1 / FRAME_ALPHA))
 
     def update(self, frame: np.ndarray) -> float:
         """Consume one frame (RGB or grey, any size); return its best sync z."""
@@ -441,9 +442,8 @@ class WatermarkDetector:
             if norm == 0.0:  # a flat frame carries no evidence either way
                 continue
             u /= norm
-            state = self._grids.setdefault(shape, _GridState())
-            acc = state.sums.get(segment)
-            state.sums[segment] = u if acc is None else acc + u
+            sums = self._sums.setdefault(shape, {})
+            sums[segment] = u if segment not in sums else sums[segment] + u
             lay = layout(self.key, shape, segment)
             us = u[lay.sync]
             best = max(best, float(lay.chips[lay.sync] @ us) / max(float(np.linalg.norm(us)), 1e-12))
@@ -463,7 +463,7 @@ class WatermarkDetector:
         num, den = 0.0, 0.0
         bit_num = np.zeros(N_CODED)
         bit_den = np.zeros(N_CODED)
-        for segment, acc in self._grids[shape].sums.items():
+        for segment, acc in self._sums[shape].items():
             lay = layout(self.key, shape, segment)
             corr = lay.chips * acc
             sync = lay.group < 0
@@ -476,16 +476,16 @@ class WatermarkDetector:
         return z, bit_num / np.sqrt(np.maximum(bit_den, 1e-24))
 
     def result(self) -> DetectionResult:
-        if not self._grids:
-            return DetectionResult(False, 1.0, 0.0, 0.0, self.frames, 0, None)
-        scored = [(self._statistics(shape), shape) for shape in self._grids]
+        if not self._sums:
+            return DetectionResult(False, 1.0, 0.0, 0.0, self.frames, 0, None, alpha=self.alpha)
+        scored = [(self._statistics(shape), shape) for shape in self._sums]
         (z, soft), shape = max(scored, key=lambda item: item[0][0])
         log10_p = min(0.0, _log10_tail(z) + math.log10(len(scored)))
         detected = log10_p <= math.log10(self.alpha)
         return DetectionResult(
             detected=detected, p_value=10.0**log10_p, log10_p=log10_p, z=z, frames=self.frames,
             frames_found=self._found_any,
-            payload_id=decode_payload(soft) if detected else None, grid=shape)
+            payload_id=decode_payload(soft) if detected else None, grid=shape, alpha=self.alpha)
 
 
 def detect_file(path: str | Path, key: Key, alpha: float = DEFAULT_ALPHA,

@@ -12,11 +12,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 
 from stages.demo.face_rig import FaceRig, HeadPose, load_face
@@ -27,6 +25,7 @@ from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
 from talkedit.params import check_name
 from talkedit.phonemes import SILENCE
+from talkedit.video import VideoWriter
 
 log = logging.getLogger(__name__)
 DEFAULT_SCRIPT = Path(__file__).with_name("script.txt")
@@ -147,26 +146,8 @@ def _encode(path: Path, rig: FaceRig, mouth: np.ndarray, head: np.ndarray,
             light_gain: np.ndarray, light_tilt: np.ndarray, audio: np.ndarray, sr: int,
             opts: DemoOptions) -> None:
     """Render frames one at a time straight into H.264 + AAC (nothing held in memory)."""
-    with av.open(str(path), "w", format="mp4") as out:
-        vs = out.add_stream("libx264", rate=Fraction(opts.fps))
-        vs.width = vs.height = opts.size
-        vs.pix_fmt = "yuv420p"
-        vs.options = {"crf": str(opts.crf), "preset": "medium"}
-        aus = out.add_stream("aac", rate=sr)
-        aus.layout = "mono"
+    with VideoWriter(path, opts.size, opts.size, opts.fps, crf=opts.crf, audio_rate=sr) as out:
         for k in range(len(mouth)):
-            pose = HeadPose(*head[k])
-            image = rig.render(float(mouth[k, 0]), float(mouth[k, 1]), float(mouth[k, 2]), pose,
-                               float(light_gain[k]), float(light_tilt[k]))
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = k
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        block = 1024
-        for start in range(0, len(audio), block):
-            chunk = audio[start:start + block]
-            aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
-            aframe.sample_rate = sr
-            aframe.pts = start
-            out.mux(aus.encode(aframe))
-        out.mux(aus.encode(None))
+            out.write(rig.render(float(mouth[k, 0]), float(mouth[k, 1]), float(mouth[k, 2]),
+                                 HeadPose(*head[k]), float(light_gain[k]), float(light_tilt[k])))
+        out.write_audio(audio)
