@@ -146,6 +146,18 @@ class EditPaths:
         return self.plan_dir / "plan.parquet"
 
     @property
+    def segments(self) -> Path:
+        return self.plan_dir / "segments.parquet"
+
+    @property
+    def new_phones(self) -> Path:
+        return self.plan_dir / "new_phones.parquet"
+
+    @property
+    def summary(self) -> Path:
+        return self.plan_dir / "summary.md"
+
+    @property
     def audio(self) -> Path:
         return self.plan_dir / "audio.wav"
 
@@ -160,6 +172,85 @@ class EditPaths:
     @property
     def provenance(self) -> Path:
         return self.root / "outputs" / f"{self.edit}.provenance.json"
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    """The train stage's files for one clip (stages/render), under data/models/<clip>/."""
+
+    clip: str
+    root: Path
+
+    @classmethod
+    def of(cls, clip: str, root: Path | None = None) -> ModelPaths:
+        return cls(check_name(clip, "clip"), data_dir(root))
+
+    @property
+    def dir(self) -> Path:
+        return self.root / "models" / self.clip
+
+    @property
+    def generator(self) -> Path:
+        """The trained generator (EMA weights) + metadata: clip, config hash, box, fit hash."""
+        return self.dir / "generator.safetensors"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Resumable training state, one file per config hash (``<hash>.safetensors``)."""
+        return self.dir / "checkpoints"
+
+    def checkpoint(self, config_hash: str) -> Path:
+        return self.checkpoints / f"{config_hash}.safetensors"
+
+    @property
+    def losses(self) -> Path:
+        """Loss curves, one row per logged step (DVC plots; columns: LOSSES_COLUMNS)."""
+        return self.dir / "losses.tsv"
+
+    @property
+    def metrics(self) -> Path:
+        """Held-out quality against two baselines (DVC metrics)."""
+        return self.dir / "metrics.json"
+
+    @property
+    def preview(self) -> Path:
+        """Held-out frames: real | conditioning | nearest-expression frame | network."""
+        return self.dir / "preview.png"
+
+
+@dataclass(frozen=True)
+class RenderPaths:
+    """The render stage's files for one edit (stages/render), under data/renders/<edit>/.
+
+    Generated crops are stored in chunks of ``render.chunk_frames`` frames, each a
+    safetensors file with ``crops`` (n, S, S, 3) uint8 RGB and ``alpha`` (n, S, S)
+    uint8 (255 = generated pixel, 0 = background); ``index.parquet`` (RENDER_INDEX)
+    says which output frame is which chunk row and how to put the crop back into
+    the frame. Frames the plan leaves unedited are not rendered by default (they are
+    the original footage). Read them with ``stages.render.RenderStore``.
+    """
+
+    edit: str
+    root: Path
+
+    @classmethod
+    def of(cls, edit: str, root: Path | None = None) -> RenderPaths:
+        return cls(check_name(edit, "edit"), data_dir(root))
+
+    @property
+    def dir(self) -> Path:
+        return self.root / "renders" / self.edit
+
+    @property
+    def index(self) -> Path:
+        return self.dir / "index.parquet"
+
+    def chunk(self, k: int) -> Path:
+        return self.dir / f"crops-{k:05d}.safetensors"
+
+    @property
+    def summary(self) -> Path:
+        return self.dir / "render.json"
 
 
 # --- schemas ------------------------------------------------------------------------------
@@ -209,17 +300,20 @@ TRUTH_FRAMES = pa.schema(
     ]
 )
 
-# align
+# align (stages/align). Times are seconds on the clip's audio timeline.
 WORDS = pa.schema(
     [
         ("word_index", pa.int32()),  # index into the spoken (normalized) word sequence
-        ("written_index", pa.int32()),  # index of the written transcript token it came from
-        ("word", pa.string()),  # as written in the transcript
-        ("normalized", pa.string()),  # spoken form, lower case
+        ("written_index", pa.int32()),  # index of the written transcript token (text.split())
+        ("word", pa.string()),  # as written in the transcript ("$150" for each of its words)
+        ("normalized", pa.string()),  # spoken form, lower case; "u." is the letter U
         ("start_s", pa.float64()),
         ("end_s", pa.float64()),
-        ("score", pa.float32()),
+        ("score", pa.float32()),  # acoustic confidence 0..1 (0.5 at the mismatch threshold)
+        ("pron", pa.string()),  # the pronunciation aligned, ARPAbet with stress ("HH AH0 L OW1")
         ("pron_source", pa.string()),  # cmudict | espeak | user
+        ("low_confidence", pa.bool_()),  # flagged as a transcript/audio mismatch
+        ("issue", pa.string()),  # why it was flagged; "" when fine
     ]
 )
 PHONES = pa.schema(
@@ -229,12 +323,13 @@ PHONES = pa.schema(
         ("stress", pa.int8()),  # 0/1/2, -1 for consonants and silence
         ("start_s", pa.float64()),
         ("end_s", pa.float64()),
-        ("score", pa.float32()),
+        ("score", pa.float32()),  # acoustic confidence 0..1, as for words
+        ("low_confidence", pa.bool_()),  # its word (or this pause) is flagged
     ]
 )
-SPEAKER_RATE = pa.schema(
+SPEAKER_RATE = pa.schema(  # per-phone durations of confidently aligned phones
     [
-        ("phone", pa.string()),
+        ("phone", pa.string()),  # ARPAbet, or "sil" for pauses
         ("count", pa.int32()),
         ("mean_s", pa.float64()),
         ("std_s", pa.float64()),
@@ -261,7 +356,7 @@ def face_schema(n_landmarks: int = N_FACE_LANDMARKS) -> pa.Schema:
             ("detected", pa.bool_()),  # the landmarker found the main face here
             ("interpolated", pa.bool_()),  # short gap: parameters interpolated from neighbours
             ("n_faces", pa.int8()),  # faces the landmarker saw (the main one is followed)
-            ("landmarks_2d", vec(2 * n_landmarks)),  # x0, y0, x1, ... image px, as detected
+            ("landmarks_2d", vec(2 * n_landmarks)),  # x0, y0, x1, ... px; the model's if not detected
             ("rotation", vec(3)),  # axis-angle (rad), canonical head frame -> image axes
             ("translation", vec(3)),  # px (x, y; z = depth offset in the same scale)
             ("scale", pa.float32()),  # px per canonical unit (= inter-ocular distance)
@@ -275,6 +370,105 @@ def face_schema(n_landmarks: int = N_FACE_LANDMARKS) -> pa.Schema:
 
 
 FACE = face_schema()
+
+# index (stages/index.py): one row per aligned phone of the clip, silences included, in
+# time order; the row number is the phone's position in the clip's viseme string.
+VISEMES = pa.schema(
+    [
+        ("phone_index", pa.int32()),  # row number: position in the viseme string
+        ("word_index", pa.int32()),  # into words.parquet; -1 for silence
+        ("word", pa.string()),  # the spoken (normalized) word; "" for silence
+        ("phone", pa.string()),  # ARPAbet without stress, or "sil"
+        ("stress", pa.int8()),
+        ("viseme", pa.string()),  # class name (stages/visemes.py)
+        ("viseme_id", pa.int8()),  # its position in stages.visemes.VISEMES
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("start_frame", pa.int32()),  # frames [start_frame, end_frame) lie nearest to the phone;
+        ("end_frame", pa.int32()),  # empty for a phone shorter than about half a frame
+        ("prev_phone", pa.string()),  # neighbours in the clip; "sil" beyond its ends
+        ("next_phone", pa.string()),
+        ("prev_viseme", pa.string()),
+        ("next_viseme", pa.string()),
+        ("usable", pa.bool_()),  # confidently aligned and of plausible length: searchable
+        # The suffix array of the viseme_id string: row r holds the start (phone_index) of
+        # the r-th smallest suffix; suffixes running off the end sort before longer ones.
+        # Every occurrence of a viseme sequence is one contiguous run of it.
+        ("suffix_array", pa.int32()),
+    ]
+)
+
+# plan (stages/plan): one row per output frame of the edited video.
+PLAN = pa.schema(
+    [
+        ("frame", pa.int32()),  # output frame, 0..n-1
+        ("time_s", pa.float64()),  # frame / fps on the output timeline
+        ("segment", pa.int32()),  # the segments.parquet row whose audio plays at time_s
+        ("edited", pa.bool_()),  # inside a retimed region around an edit
+        ("source_frame", pa.int32()),  # background: clip frame shown outside the lower face
+        ("piece", pa.int32()),  # where the expression came from: -1 kept footage, else the
+        #                         matched piece (new_phones.parquet `piece`)
+        ("expression_source_frame", pa.int32()),  # clip frame nearest to that piece's source time
+        ("blend_weight", pa.float32()),  # share of the expression from other pieces (cross-fade)
+        ("rotation", vec(3)),  # pose of source_frame
+        ("translation", vec(3)),
+        ("scale", pa.float32()),
+        ("expression", vec(N_EXPRESSION)),  # retimed pieces, cross-faded at joins
+        ("illumination", vec(27)),  # interpolated across each retimed region
+    ]
+)
+
+# The output timeline as consecutive segments: `kept` copies the clip's audio
+# source_start_s..source_end_s to out_start_s..out_end_s; `new` is spoken anew, its
+# phones timed in NEW_PHONES.
+SEGMENTS = pa.schema(
+    [
+        ("segment", pa.int32()),
+        ("kind", pa.string()),  # kept | new
+        ("span", pa.int32()),  # the edited span a `new` segment says; -1 for kept
+        ("source_start_s", pa.float64()),  # NaN for new
+        ("source_end_s", pa.float64()),
+        ("out_start_s", pa.float64()),
+        ("out_end_s", pa.float64()),
+        ("words", pa.string()),  # spoken words, space-separated
+        ("text", pa.string()),  # as written (the edited transcript's tokens for `new`)
+    ]
+)
+NEW_PHONES = pa.schema(
+    [
+        ("segment", pa.int32()),  # the `new` segment it belongs to
+        ("word_position", pa.int32()),  # index in the edited spoken word sequence; -1 pause
+        ("word", pa.string()),  # spoken form; "" for a pause
+        ("phone", pa.string()),  # ARPAbet without stress, or "sil"
+        ("stress", pa.int8()),
+        ("out_start_s", pa.float64()),  # where the new audio must say it
+        ("out_end_s", pa.float64()),
+        ("tts_duration_s", pa.float64()),  # espeak-ng's duration before rescaling to the speaker
+        ("piece", pa.int32()),  # matched piece covering it (PLAN `piece`)
+        ("source_phone", pa.int32()),  # visemes.parquet row it was matched to
+        ("source_start_s", pa.float64()),  # that phone's span in the clip
+        ("source_end_s", pa.float64()),
+        ("viseme", pa.string()),
+        ("source_viseme", pa.string()),
+        ("source_phone_label", pa.string()),  # the matched clip phone (== phone when exact)
+    ]
+)
+
+# render (stages/render): one row per rendered output frame, in frame order. The crop
+# of row r is row `row` of chunk file `chunk` (RenderPaths.chunk). To put it back:
+# warp crop and alpha into the frame with the inverse of `transform`.
+RENDER_INDEX = pa.schema(
+    [
+        ("frame", pa.int32()),  # output frame (PLAN `frame`)
+        ("chunk", pa.int32()),  # crops-<chunk>.safetensors
+        ("row", pa.int32()),  # row in that chunk
+        ("source_frame", pa.int32()),  # the clip frame behind it (PLAN `source_frame`)
+        ("transform", vec(6)),  # 2x3 source-frame image px -> render-crop px, row-major
+        ("edited", pa.bool_()),  # PLAN `edited`
+    ]
+)
+LOSSES_COLUMNS = ["step", "seconds", "l1", "adversarial", "temporal_adversarial",
+                  "feature_matching", "d_spatial", "d_temporal"]
 
 # --- reading and writing ------------------------------------------------------------------
 

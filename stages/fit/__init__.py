@@ -17,6 +17,7 @@ memory is flat in the clip's length. Then, without the frames:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -31,8 +32,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
-import scipy.sparse
 
 from stages.fit.crops import (
     CropFramer,
@@ -57,18 +58,18 @@ from stages.fit.model import (
     reprojection_error,
 )
 from stages.fit.shading import AlbedoAccumulator, camera_normals, fit_light, sh_basis, shading
-from stages.fit.smoothing import smooth
+from stages.fit.smoothing import METHODS, smooth
 from stages.fit.spill import RowSpill
 from stages.fit.tracking import REASONS, MainFaceTracker, fill_gaps, format_ranges, runs, short_gaps
 from talkedit import __version__
-from talkedit.artifacts import ClipPaths, face_schema, to_table
+from talkedit.artifacts import FACE, ClipPaths, column_array, face_schema, read_parquet, to_table
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
 from talkedit.video import FrameStore
 
-__all__ = ["FitOptions", "run_fit", "PersonModel", "Pose", "rebuild_landmarks", "mouth_opening",
-           "load_fit", "read_crops", "CropStore", "lower_face_mask", "head_angles_deg",
-           "Landmarker", "Face", "LANDMARKERS", "register", "make_landmarker"]
+__all__ = ["FitOptions", "run_fit", "load_fit", "frame_parameters", "PersonModel", "Pose",
+           "rebuild_landmarks", "mouth_opening", "head_angles_deg", "read_crops", "CropStore",
+           "lower_face_mask", "Landmarker", "Face", "LANDMARKERS", "register", "make_landmarker"]
 
 log = logging.getLogger(__name__)
 MIN_DETECTED = 10  # fewer detected frames than this cannot make a person model
@@ -83,7 +84,7 @@ class FitOptions:
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     device: str = "cpu"
-    min_face_px: float = 60.0
+    min_face_px: float = 40.0
     max_gap_s: float = 0.5
     max_missing_share: float = 0.1
     smoothing: str = "savgol"
@@ -91,12 +92,13 @@ class FitOptions:
     expression_window_ms: float = 200.0
     smoothing_order: int = 2
     crop_size: int = 256
-    crop_margin: float = 1.2
+    crop_margin: float = 1.4
     crop_smooth_frames: int = 4
     crop_crf: int = 14
     crop_gop: int = 25
     light_iterations: int = 3
-    chunk_frames: int = 1024
+    albedo_frames: int = 300
+    chunk_frames: int = 256
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> FitOptions:
@@ -110,6 +112,9 @@ class FitOptions:
         if out.crop_size < 32 or out.crop_size % 2:
             raise TalkeditError(f"fit.crop_size {out.crop_size}", "must be an even number >= 32",
                                 "use 256")
+        if out.smoothing not in METHODS:
+            raise TalkeditError(f"fit.smoothing {out.smoothing!r}", "is not a smoothing method",
+                                f"use one of {', '.join(METHODS)}")
         if not 0.0 <= out.max_missing_share <= 1.0:
             raise TalkeditError(f"fit.max_missing_share {out.max_missing_share}",
                                 "must be a share between 0 and 1", "use 0.1")
@@ -125,25 +130,31 @@ class FitOptions:
 
 
 def prefetch(items: Iterable[Any], depth: int = 4) -> Iterator[Any]:
-    """Iterate ``items`` on a worker thread (decoding overlaps the landmarker)."""
+    """Iterate ``items`` on a worker thread (decoding overlaps the landmarker).
+
+    At most ``depth`` items wait in between; the worker stops when the consumer does.
+    """
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(done)
-        except BaseException as exc:
-            q.put(exc)
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
 
     thread = threading.Thread(target=work, name="frame-decoder", daemon=True)
     thread.start()
@@ -274,54 +285,59 @@ def fit_parameters(scan: Scan, model: PersonModel, opts: FitOptions, fps: float
     return Pose(pose7[:, :3], pose7[:, 3:6], np.exp(pose7[:, 6])), expr
 
 
-def _slice(pose: Pose, a: int, b: int) -> Pose:
-    return Pose(pose.rotation[a:b], pose.translation[a:b], pose.scale[a:b])
-
-
 def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
                    opts: FitOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame SH illumination (n, 27) and per-vertex albedo (N, 3), alternately.
+    """Per-frame SH illumination (n, 27) and per-vertex albedo (N, 3).
 
-    Light is fitted on skin vertices facing the camera (lips, eyes, brows and
-    irises change colour with expression and are left out); albedo is then the
-    least-squares de-shaded colour of every vertex over the frames that see it.
+    Albedo is constant for the person, so it is solved on an even sample of at
+    most ``albedo_frames`` frames, alternating with their light; then one pass
+    over the clip fits every frame's light to that albedo. Light is fitted on
+    skin vertices facing the camera (lips, eyes, brows and irises change colour
+    with expression and are left out); albedo is the least-squares de-shaded
+    colour of every vertex over the sampled frames that see it.
     """
     n, n_pts = len(scan.detected), model.mean.shape[0]
     tris = model.triangles
-    inc = scipy.sparse.csr_matrix(incidence(n_pts, tris))
+    inc = incidence(n_pts, tris)
     on_mesh = np.asarray(inc.sum(axis=1)).ravel() > 0
     skin = on_mesh.copy()
     skin[list(model.topo.shading_exclude)] = False
+    skin_idx = np.flatnonzero(skin)
 
-    def chunk_data() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        for a, b in _chunks(n, opts.chunk_frames):
-            keep = scan.detected[a:b]
-            if not keep.any():
-                continue
-            verts = rebuild_landmarks(model, _slice(pose, a, b), expr[a:b])[keep]
-            normals = camera_normals(vertex_normals(verts, tris, inc))
-            visible = (normals[..., 2] > 0.25) & on_mesh
-            colours = scan.colours.read(a, b).reshape(-1, n_pts, 3)[keep] / 255.0
-            yield a, np.flatnonzero(keep) + a, colours, sh_basis(normals), visible
+    def geometry(rows: np.ndarray, colours: np.ndarray, points: np.ndarray | slice
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Colours (k, V, 3) in 0..1, SH basis (k, V, 9) and visibility (k, V) of
+        detected ``rows``, for the vertices ``points``."""
+        verts = rebuild_landmarks(model, pose[rows], expr[rows])
+        normals = camera_normals(vertex_normals(verts, tris, inc)[:, points])
+        colours = colours.reshape(-1, n_pts, 3)[:, points].astype(np.float32) / 255.0
+        return colours, sh_basis(normals), (normals[..., 2] > 0.25) & on_mesh[points]
 
-    mean_acc, count = np.zeros((n_pts, 3)), np.zeros((n_pts, 1))
-    for _, _, colours, _, visible in chunk_data():
-        mean_acc += (colours * visible[..., None]).sum(axis=0)
-        count += visible.sum(axis=0)[:, None]
-    base = np.where(count > 0, mean_acc / np.maximum(count, 1), 0.5)
+    sample = np.flatnonzero(scan.detected)
+    sample = np.unique(sample[np.linspace(0, len(sample) - 1, opts.albedo_frames).round()
+                              .astype(int)])
+    colours, basis, visible = geometry(
+        sample, np.concatenate([scan.colours.read(r, r + 1) for r in sample]), slice(None))
+    seen = visible.sum(axis=0)
+    base = (colours * visible[..., None]).sum(axis=0) / np.maximum(seen, 1)[:, None]
+    base[seen == 0] = 0.5
     albedo = base
-    light = np.full((n, 3, 9), np.nan)
-    for it in range(opts.light_iterations + 1):
+    for _ in range(opts.light_iterations):
+        light = fit_light(colours[:, skin], basis[:, skin], albedo[skin], visible[:, skin])
+        ok = ~np.isnan(light[:, 0, 0])
         acc = AlbedoAccumulator(n_pts)
-        for _, rows, colours, basis, visible in chunk_data():
-            light[rows] = fit_light(colours, basis, albedo, visible & skin[None])
-            ok = ~np.isnan(light[rows, 0, 0])
-            acc.add(colours[ok], shading(basis[ok], light[rows][ok]), visible[ok])
-        if it == opts.light_iterations:
-            break  # the last round only refits light to the final albedo
+        acc.add(colours[ok], shading(basis[ok], light[ok]), visible[ok])
         new = acc.albedo(base)
         # Albedo and light share a scale: keep the skin's mean albedo at its mean colour.
         albedo = np.clip(new * base[skin].mean() / max(new[skin].mean(), 1e-9), 0.0, 1.0)
+
+    light = np.full((n, 3, 9), np.nan)
+    for a, b in _chunks(n, opts.chunk_frames):
+        keep = scan.detected[a:b]
+        if keep.any():
+            rows = np.flatnonzero(keep) + a
+            colours, basis, visible = geometry(rows, scan.colours.read(a, b)[keep], skin_idx)
+            light[rows] = fit_light(colours, basis, albedo[skin_idx], visible)
     known = ~np.isnan(light[:, 0, 0])
     light = fill_gaps(light, known) if known.any() else np.zeros_like(light)
     return light.reshape(n, 27), albedo
@@ -336,7 +352,7 @@ def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, exp
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
         for a, b in _chunks(n, chunk):
             det = scan.detected[a:b]
-            fitted = rebuild_landmarks(model, _slice(pose, a, b), expr[a:b])[..., :2]
+            fitted = rebuild_landmarks(model, pose[a:b], expr[a:b])[..., :2]
             raw = scan.landmarks.read(a, b).reshape(-1, n_pts, 3)[..., :2]
             lm2d = np.where(det[:, None, None], raw, fitted)
             residual[a:b][det] = reprojection_error(fitted[det], raw[det], model.topo)
@@ -364,6 +380,7 @@ def run_fit(clip: str, params: dict[str, Any], root: Path | None = None) -> dict
     fps_q = Fraction(meta["fps_rational"])
     fps = float(fps_q)
     paths.crops.mkdir(parents=True, exist_ok=True)
+    took: dict[str, float] = {}
     with make_landmarker(opts.landmarker_params()) as landmarker, \
             tempfile.TemporaryDirectory(dir=paths.interim, prefix=".fit-") as scratch, \
             atomic_path(paths.crops_video) as crops_tmp:
@@ -380,14 +397,18 @@ def run_fit(clip: str, params: dict[str, Any], root: Path | None = None) -> dict
                     if keep.any():
                         yield scan.landmarks.read(a, b).reshape(-1, n_pts, 3)[keep]
 
-            mean, basis, stddev, explained = build_shape_model(detected_chunks, topo)
-            model = PersonModel(topo.name, mean, basis, stddev, explained,
-                                np.full((n_pts, 3), 0.5), mesh_for(mean, topo),
-                                lower_face_indices(mean, topo))
-            pose, expr = fit_parameters(scan, model, opts, fps)
-            light, model.albedo = estimate_light(scan, model, pose, expr, opts)
-            residual = write_face_table(paths.face, scan, model, pose, expr, light, fillable,
-                                        fps, opts.chunk_frames)
+            with _timed(took, "model"):
+                mean, basis, stddev, explained = build_shape_model(detected_chunks, topo)
+                model = PersonModel(topo.name, mean, basis, stddev, explained,
+                                    np.full((n_pts, 3), 0.5), mesh_for(mean, topo),
+                                    lower_face_indices(mean, topo))
+            with _timed(took, "parameters"):
+                pose, expr = fit_parameters(scan, model, opts, fps)
+            with _timed(took, "light"):
+                light, model.albedo = estimate_light(scan, model, pose, expr, opts)
+            with _timed(took, "write"):
+                residual = write_face_table(paths.face, scan, model, pose, expr, light,
+                                            fillable, fps, opts.chunk_frames)
         finally:
             scan.landmarks.close()
             scan.colours.close()
@@ -416,14 +437,28 @@ def run_fit(clip: str, params: dict[str, Any], root: Path | None = None) -> dict
         "mean_residual": round(float(np.nanmean(residual)), 5),
         "fps": round(n / elapsed, 1), "landmark_pass_fps": round(n / scan.seconds, 1),
     }
-    log.info("fit %s: %s", clip, summary)
+    log.info("fit %s: %s; seconds: landmarks+crops %.2f, %s, total %.2f", clip, summary,
+             scan.seconds, ", ".join(f"{k} {v:.2f}" for k, v in took.items()), elapsed)
     return summary
 
 
-def load_fit(clip: str, root: Path | None = None) -> tuple[PersonModel, Any]:
-    """A fitted clip's person model and face table (pandas)."""
-    from talkedit.artifacts import FACE, read_parquet
+@contextlib.contextmanager
+def _timed(took: dict[str, float], name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    took[name] = time.perf_counter() - t0
 
+
+def load_fit(clip: str, root: Path | None = None) -> tuple[PersonModel, pa.Table]:
+    """A fitted clip's person model and face table (Arrow; ``column_array`` reads its vectors)."""
     paths = ClipPaths.of(clip, root)
-    return PersonModel.load(paths.face_model), read_parquet(paths.face, FACE,
-                                                            stage_hint=f"fit@{clip}")
+    table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
+    return PersonModel.load(paths.face_model), table
+
+
+def frame_parameters(table: pa.Table) -> tuple[Pose, np.ndarray]:
+    """Pose and (n, 64) expression of every row of a face table."""
+    pose = Pose(column_array(table, "rotation").astype(np.float64),
+                column_array(table, "translation").astype(np.float64),
+                table.column("scale").to_numpy().astype(np.float64))
+    return pose, column_array(table, "expression").astype(np.float64)

@@ -7,6 +7,7 @@ depth convention), a right-handed frame. All functions work on stacks of frames.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 from scipy.spatial.transform import Rotation
 
 from stages.fit.topology import Topology
@@ -46,22 +47,28 @@ def undo_similarity(points: np.ndarray, scale: np.ndarray, rot: np.ndarray,
 
 
 def canonicalize(points: np.ndarray, topo: Topology) -> np.ndarray:
-    """A shape in the canonical head frame: origin at the rigid points' centroid,
-    x along the eye line (towards the subject's left), z the normal of the rigid
-    points' best-fit plane (into the head), y = z x x (down), unit inter-ocular distance.
+    """A shape moved into the canonical head frame, keeping the direction it faces.
+
+    Origin at the rigid points' centroid; x along the eye line (towards the
+    subject's left); z the input's viewing axis made perpendicular to x (into
+    the head); y = z x x (down); unit inter-ocular distance. For landmarks seen
+    by a camera this removes roll, position and size, and keeps yaw and pitch.
     """
     p = np.asarray(points, dtype=np.float64)
-    rigid = p[list(topo.rigid)]
-    centre = rigid.mean(axis=0)
-    _, _, vt = np.linalg.svd(rigid - centre)
-    z = vt[2] * np.sign(vt[2, 2] or 1.0)  # the plane normal, pointing away from the camera
-    right, left = p[topo.eye_outer[0]], p[topo.eye_outer[1]]
-    x = (left - right) - np.dot(left - right, z) * z
+    centre = p[list(topo.rigid)].mean(axis=0)
+    x = p[topo.eye_outer[1]] - p[topo.eye_outer[0]]
     x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    axes = np.stack([x, y, z])  # rows: canonical axes in the input frame
+    z = np.array([0.0, 0.0, 1.0]) - x[2] * x
+    z /= np.linalg.norm(z)
+    axes = np.stack([x, np.cross(z, x), z])  # rows: canonical axes in the input frame
     out = (p - centre) @ axes.T
     return out / np.linalg.norm(out[topo.eye_outer[1]] - out[topo.eye_outer[0]])
+
+
+def mean_rotation(rot_sum: np.ndarray) -> np.ndarray:
+    """The rotation nearest a sum of rotation matrices (chordal L2 mean)."""
+    u, _, vt = np.linalg.svd(rot_sum)
+    return u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
 
 
 def to_rotvec(rot: np.ndarray) -> np.ndarray:
@@ -86,19 +93,22 @@ def orient_triangles(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return out
 
 
-def incidence(n_points: int, triangles: np.ndarray) -> np.ndarray:
-    """(N, T) vertex-triangle incidence, for area-weighted vertex normals by one matmul."""
-    inc = np.zeros((n_points, len(triangles)), dtype=np.float32)
-    for i in range(3):
-        inc[triangles[:, i], np.arange(len(triangles))] = 1.0
-    return inc
+def incidence(n_points: int, triangles: np.ndarray) -> scipy.sparse.csr_matrix:
+    """(N, T) sparse vertex-triangle incidence: vertex normals of many frames in one product."""
+    t = len(triangles)
+    rows = np.asarray(triangles).T.reshape(-1)
+    cols = np.tile(np.arange(t), 3)
+    return scipy.sparse.csr_matrix((np.ones(3 * t, np.float32), (rows, cols)), shape=(n_points, t))
 
 
-def vertex_normals(vertices: np.ndarray, triangles: np.ndarray, inc: np.ndarray) -> np.ndarray:
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray,
+                   inc: scipy.sparse.csr_matrix) -> np.ndarray:
     """(n, N, 3) unit normals (area-weighted); points on no triangle get (0, 0, -1)."""
-    a, b, c = (vertices[:, triangles[:, i]] for i in range(3))
-    face_n = np.cross(b - a, c - a).astype(np.float32)  # length = 2 x area
-    normals = inc @ face_n
+    v = np.asarray(vertices, dtype=np.float32)  # normals need no double precision
+    a, b, c = (v[:, triangles[:, i]] for i in range(3))
+    face_n = np.cross(b - a, c - a)  # (n, T, 3), length = 2 x area
+    n, t = face_n.shape[:2]
+    normals = (inc @ face_n.transpose(1, 0, 2).reshape(t, -1)).reshape(-1, n, 3).transpose(1, 0, 2)
     norm = np.linalg.norm(normals, axis=-1, keepdims=True)
     lonely = norm[..., 0] < 1e-12
     normals = normals / np.maximum(norm, 1e-12)

@@ -18,6 +18,7 @@ import abc
 import importlib
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,7 +37,7 @@ class Face:
     points: np.ndarray
     score: float = 1.0
 
-    @property
+    @cached_property
     def box(self) -> np.ndarray:
         """(x0, y0, x1, y1) of the landmarks."""
         xy = self.points[:, :2]

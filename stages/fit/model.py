@@ -26,6 +26,7 @@ from stages.fit.geometry import (
     apply_similarity,
     canonicalize,
     from_rotvec,
+    mean_rotation,
     orient_triangles,
     procrustes,
     to_rotvec,
@@ -102,6 +103,10 @@ class Pose:
     translation: np.ndarray
     scale: np.ndarray
 
+    def __getitem__(self, index: slice | np.ndarray) -> Pose:
+        """The pose of some frames (a slice, index array or boolean mask)."""
+        return Pose(self.rotation[index], self.translation[index], self.scale[index])
+
 
 # --- building ------------------------------------------------------------------------------
 
@@ -116,50 +121,74 @@ def _align_to(ref: np.ndarray, chunk: np.ndarray, topo: Topology) -> np.ndarray:
 
 
 def build_shape_model(chunks: ChunkSource, topo: Topology, n_components: int = N_EXPRESSION,
-                      iterations: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                      iterations: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean shape and expression basis from every detected frame, streaming.
 
-    Generalized Procrustes on the rigid points gives the mean (re-canonicalized
-    each round); the basis is the top eigenvectors of the covariance of what the
-    rigid alignment leaves, accumulated chunk by chunk (memory flat in length).
+    Generalized Procrustes on the rigid points gives the mean; it is then turned
+    to the clip's average head orientation (so a zero rotation means "facing
+    the camera as the speaker usually does", eye line level). The basis is the
+    top eigenvectors of the covariance of what the rigid alignment leaves,
+    accumulated chunk by chunk (memory flat in length).
     Returns mean (N, 3), basis (k, N, 3), stddev (k,), explained share (k,).
     """
-    ref = None
-    for chunk in chunks():
-        ref = canonicalize(chunk[0], topo)
-        break
+    ref = next((canonicalize(chunk[0], topo) for chunk in chunks()), None)
     if ref is None:
         raise ValueError("no detected frame to build a model from")
+    rigid = list(topo.rigid)
     for _ in range(iterations):
         total, count = np.zeros_like(ref), 0
         for chunk in chunks():
             total += _align_to(ref, chunk, topo).sum(axis=0)
             count += len(chunk)
         ref = canonicalize(total / count, topo)
+    rot_sum = sum(procrustes(ref[rigid], chunk[:, rigid])[1].sum(axis=0) for chunk in chunks())
+    ref = canonicalize(ref @ mean_rotation(rot_sum).T, topo)
 
     dim = ref.size
     gram, first, count = np.zeros((dim, dim)), np.zeros(dim), 0
+    rows: list[np.ndarray] | None = []  # the deviations themselves, while fewer than dim
     for chunk in chunks():
         d = (_align_to(ref, chunk, topo) - ref).reshape(len(chunk), dim)
         gram += d.T @ d
         first += d.sum(axis=0)
         count += len(chunk)
+        rows = rows + [d] if rows is not None and count <= dim else None
     mu = first / count
-    cov = gram / count - np.outer(mu, mu)
-    evals, evecs = np.linalg.eigh(cov)
-    order = np.argsort(evals)[::-1]
-    evals, evecs = np.clip(evals[order], 0.0, None), evecs[:, order]
-    k = min(n_components, dim)
+    gram /= count  # in place: the covariance, with no second dim x dim buffer
+    gram -= np.outer(mu, mu)
+    evals, evecs, total = _principal_components(gram, rows, mu)
+    k = min(n_components, dim, len(evals))
     basis = np.zeros((n_components, dim))
     stddev, explained = np.zeros(n_components), np.zeros(n_components)
     # Fewer frames than components (very short clips): the extra components stay zero.
     rank = min(k, max(count - 1, 0))
     basis[:rank] = evecs[:, :rank].T
     stddev[:rank] = np.sqrt(evals[:rank])
-    explained[:rank] = evals[:rank] / max(evals.sum(), 1e-12)
+    explained[:rank] = evals[:rank] / max(total, 1e-12)
     # The mean of the rigidly aligned shapes, so that e = 0 is the clip's average face.
     mean = ref + mu.reshape(ref.shape)
     return mean, basis.reshape(n_components, *ref.shape), stddev, explained
+
+
+def _principal_components(cov: np.ndarray, rows: list[np.ndarray] | None, mu: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Eigenvalues (descending), eigenvectors (columns) and total variance of ``cov``.
+
+    With fewer frames than dimensions (``rows`` kept), the n x n Gram matrix of the
+    centred deviations has the same non-zero spectrum and is far cheaper to
+    decompose than the dim x dim covariance (whose large null space also makes
+    partial LAPACK solvers crawl).
+    """
+    total = float(np.trace(cov))
+    if rows is None:
+        evals, evecs = np.linalg.eigh(cov)
+        return np.clip(evals[::-1], 0.0, None), evecs[:, ::-1], total
+    d = np.concatenate(rows) - mu
+    evals, u = np.linalg.eigh(d @ d.T / len(d))
+    evals, u = np.clip(evals[::-1], 0.0, None), u[:, ::-1]
+    keep = evals > 1e-12 * max(evals[0], 1e-300)
+    evecs = d.T @ u[:, keep] / np.sqrt(evals[keep] * len(d))
+    return evals[keep], evecs, total
 
 
 def mesh_for(mean: np.ndarray, topo: Topology) -> np.ndarray:

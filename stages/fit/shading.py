@@ -32,13 +32,6 @@ def camera_normals(image_normals: np.ndarray) -> np.ndarray:
     return image_normals * np.array([1.0, -1.0, -1.0], dtype=image_normals.dtype)
 
 
-def neutral_light() -> np.ndarray:
-    """(3, 9) light that shades every normal by 1."""
-    light = np.zeros((3, 9))
-    light[:, 0] = 1.0 / SH_NORM[0]
-    return light
-
-
 def fit_light(colours: np.ndarray, basis: np.ndarray, albedo: np.ndarray, use: np.ndarray,
               ridge: float = 1e-3, min_points: int = 20) -> np.ndarray:
     """Per-frame SH light (n, 3, 9) by least squares over the ``use``d vertices.
@@ -48,14 +41,16 @@ def fit_light(colours: np.ndarray, basis: np.ndarray, albedo: np.ndarray, use: n
     vertices from inventing strong directional light. Frames with fewer than
     ``min_points`` usable vertices get NaN.
     """
-    w = use.astype(np.float64)
-    reg = np.diag([0.0] + [ridge] * 8)
+    w = use.astype(np.float32)[..., None]
+    reg = np.diag([0.0] + [ridge] * 8) * w.sum(axis=1)[:, :, None]
     light = np.empty((len(colours), 3, 9))
+    basis = basis.astype(np.float32, copy=False)
     for c in range(3):
-        a = basis * albedo[None, :, c, None]
-        m = np.einsum("nvi,nvj,nv->nij", a, a, w) + reg * w.sum(axis=1)[:, None, None]
-        b = np.einsum("nvi,nv,nv->ni", a, colours[..., c], w)
-        light[:, c] = np.linalg.solve(m + 1e-9 * np.eye(9), b[..., None])[..., 0]
+        a = basis * albedo[None, :, c, None].astype(np.float32)
+        aw = (a * w).transpose(0, 2, 1)  # batched normal equations through BLAS matmuls
+        m = (aw @ a).astype(np.float64) + reg + 1e-9 * np.eye(9)
+        b = (aw @ colours[..., c, None].astype(np.float32)).astype(np.float64)
+        light[:, c] = np.linalg.solve(m, b)[..., 0]
     light[use.sum(axis=1) < min_points] = np.nan
     return light
 

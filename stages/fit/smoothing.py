@@ -25,7 +25,7 @@ def window_frames(ms: float, fps: float, order: int) -> int:
 
 
 def smooth(x: np.ndarray, method: str, fps: float, window_ms: float = 200.0, order: int = 2,
-           min_cutoff_hz: float = 1.0, beta: float = 0.3) -> np.ndarray:
+           min_cutoff_hz: float = 1.0, beta: float = 3.0) -> np.ndarray:
     """Smooth (n, d) or (n,) series along time."""
     x = np.asarray(x, dtype=np.float64)
     if method == "none" or len(x) < 3:
@@ -48,7 +48,7 @@ def _alpha(cutoff: np.ndarray | float, fps: float) -> np.ndarray | float:
     return 1.0 / (1.0 + tau * fps)
 
 
-def one_euro(x: np.ndarray, fps: float, min_cutoff_hz: float = 1.0, beta: float = 0.3,
+def one_euro(x: np.ndarray, fps: float, min_cutoff_hz: float = 1.0, beta: float = 3.0,
              d_cutoff_hz: float = 1.0) -> np.ndarray:
     """Casiez et al.'s one-euro filter (causal): less smoothing when the signal moves fast."""
     out = np.empty_like(x)
@@ -62,16 +62,37 @@ def one_euro(x: np.ndarray, fps: float, min_cutoff_hz: float = 1.0, beta: float 
     return out
 
 
-def lag_frames(signal: np.ndarray, reference: np.ndarray, max_lag: int = 8) -> int:
-    """The shift (frames) that best lines ``signal`` up with ``reference``; > 0 = signal late."""
+def lag_frames(signal: np.ndarray, reference: np.ndarray, max_lag: int = 8) -> float:
+    """The shift (frames, sub-frame by a parabola through the peak) that best lines
+    ``signal`` up with ``reference``; > 0 means the signal comes late."""
     s = (signal - signal.mean()) / (signal.std() + 1e-12)
     r = (reference - reference.mean()) / (reference.std() + 1e-12)
     n = len(s)
-    scores = [np.mean(s[lag:] * r[:n - lag]) if lag >= 0 else np.mean(s[:lag] * r[-lag:])
-              for lag in range(-max_lag, max_lag + 1)]
-    return int(np.argmax(scores)) - max_lag
+    scores = np.array([np.mean(s[lag:] * r[:n - lag]) if lag >= 0 else np.mean(s[:lag] * r[-lag:])
+                       for lag in range(-max_lag, max_lag + 1)])
+    best = int(np.argmax(scores))
+    offset = 0.0
+    if 0 < best < len(scores) - 1:
+        left, mid, right = scores[best - 1:best + 2]
+        curve = left - 2 * mid + right
+        offset = 0.5 * (left - right) / curve if curve < 0 else 0.0
+    return float(best - max_lag + offset)
 
 
-def jitter(signal: np.ndarray) -> float:
-    """RMS of the second difference: frame-to-frame roughness (0 for a straight line)."""
-    return float(np.sqrt(np.mean(np.diff(np.asarray(signal, dtype=np.float64), n=2, axis=0) ** 2)))
+def jitter(signal: np.ndarray, still: np.ndarray | None = None) -> float:
+    """RMS frame-to-frame change over the frames where the true motion is ``still``.
+
+    Where the face does not move, every change is tracking noise; measured
+    elsewhere this would mostly count real motion.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    pairs = np.ones(len(x) - 1, dtype=bool) if still is None else still[1:] & still[:-1]
+    step = np.diff(x, axis=0)[pairs]
+    return float(np.sqrt(np.mean(step ** 2))) if len(step) else float("nan")
+
+
+def still_frames(truth: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """Frames where a reference signal holds still (it changes by less than ``tol``)."""
+    d = np.abs(np.diff(truth))
+    calm = np.r_[d[0], np.maximum(d[1:], d[:-1]), d[-1]] < tol
+    return calm
