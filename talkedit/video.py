@@ -237,3 +237,42 @@ class VideoWriter:
             self.close()
         else:
             self.container.close()
+
+
+class FrameCursor:
+    """Random access to a FrameStore that is cheap when requests mostly move forward.
+
+    Edited timelines read source frames in order with short repeats and skips
+    (retiming), and jumps at deletions. The cursor keeps one decoder running
+    forward, serves repeats from a small cache of recent frames, and seeks only
+    for a backward or long forward jump.
+    """
+
+    def __init__(self, store: FrameStore, cache: int = 16, max_skip: int = 50) -> None:
+        self.store = store
+        self.cache: dict[int, np.ndarray] = {}
+        self.cache_size = cache
+        self.max_skip = max_skip
+        self._iter: Iterator[tuple[int, np.ndarray]] | None = None
+        self._next = 0  # the frame index the running decoder yields next
+
+    def _restart(self, index: int) -> None:
+        self._iter = self.store.iter_frames(index)
+        self._next = index
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index in self.cache:
+            return self.cache[index]
+        if not 0 <= index < len(self.store):
+            raise IndexError(f"frame {index} outside 0..{len(self.store) - 1}")
+        if self._iter is None or index < self._next or index > self._next + self.max_skip:
+            self._restart(index)
+        assert self._iter is not None
+        for k, image in self._iter:
+            self._next = k + 1
+            self.cache[k] = image
+            if len(self.cache) > self.cache_size:
+                del self.cache[min(self.cache)]
+            if k == index:
+                return image
+        raise TalkeditError(self.store.video, f"frame {index} could not be decoded", "re-run extract")

@@ -1,0 +1,132 @@
+"""composite stage: the edited video a person watches, with its provenance.
+
+Streams the plan frame by frame: the background source frame (decoded once,
+forward), the rendered face crop blended in on edited frames
+(``blend.composite_crop``), the visible "edited" label (on by default), the
+invisible watermark on every frame (cannot be turned off), then H.264 + AAC
+with the plan's audio. The finished file gets the provenance manifest in its
+metadata and beside it (``provenance.publish``); nothing is written in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
+from stages.composite.provenance import build_manifest, publish
+from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
+from stages.plan.spec import load_spec
+from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, read_parquet
+from talkedit.atomic import atomic_path
+from talkedit.errors import TalkeditError
+from talkedit.video import FrameCursor, FrameStore, VideoWriter
+
+log = logging.getLogger(__name__)
+
+
+def _read_wav(path: Path) -> tuple[np.ndarray, int]:
+    if not path.is_file():
+        raise TalkeditError(path, "the edit's audio is missing", "run the audio stage (dvc repro)")
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+            raise TalkeditError(path, "is not 16-bit mono PCM", "re-run the audio stage")
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2"), wav.getframerate()
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    """H.264 4:2:0 needs even sizes: repeat the last row/column of an odd-sized frame."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def _check_output_is_not_an_input(out: Path, inputs: list[Path]) -> None:
+    for path in inputs:
+        if path.exists() and out.resolve() == path.resolve():
+            raise TalkeditError(out, "the output would overwrite an input",
+                                "rename the edit so its output differs from its inputs")
+
+
+def _render_store(edit: str, root: Path | None, plan_frames: int, edited: np.ndarray) -> Any:
+    from stages.render import RenderStore
+
+    store = RenderStore(edit, root)
+    rendered = set(int(f) for f in store.frames)
+    if store.frames.size and int(store.frames.max()) >= plan_frames:
+        raise TalkeditError(store.paths.index, f"renders reach frame {int(store.frames.max())} but "
+                            f"the plan has {plan_frames} frames", f"re-run render@{edit}")
+    missing = [int(f) for f in np.nonzero(edited)[0] if int(f) not in rendered]
+    if missing:
+        raise TalkeditError(store.paths.index, f"{len(missing)} edited frames of the plan were not "
+                            f"rendered (first: {missing[0]})", f"re-run render@{edit}")
+    return store
+
+
+def run_composite(edit: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """Write data/outputs/<edit>.mp4 and <edit>.provenance.json; return a summary."""
+    paths = EditPaths.of(edit, root)
+    spec = load_spec(edit, root)
+    clip = ClipPaths.of(spec.clip, root)
+    _check_output_is_not_an_input(paths.output, [clip.video, clip.transcript, paths.spec])
+    plan = read_parquet(paths.plan, PLAN, stage_hint=f"plan@{edit}")
+    edited = plan["edited"].to_numpy()
+    source_frames = plan["source_frame"].to_numpy()
+    store = FrameStore.for_clip(spec.clip, root)
+    if len(source_frames) and (source_frames.max() >= len(store) or source_frames.min() < 0):
+        raise TalkeditError(paths.plan, "references frames outside the clip",
+                            f"re-run plan@{edit} after extract@{spec.clip}")
+    renders = _render_store(edit, root, len(plan), edited)
+    audio, audio_rate = _read_wav(paths.audio)
+    meta = json.loads(clip.video_meta.read_text())
+    fps = float(meta["fps"])
+    expected = len(plan) / fps
+    if abs(len(audio) / audio_rate - expected) > 2.0 / fps:
+        raise TalkeditError(paths.audio, f"lasts {len(audio) / audio_rate:.2f} s but the plan "
+                            f"lasts {expected:.2f} s", f"re-run audio@{edit}")
+
+    model = ModelPaths.of(spec.clip, root)
+    manifest = build_manifest(
+        source_video=clip.video, transcript=clip.transcript, edit_spec=paths.spec,
+        model_files=[p for p in (model.generator, clip.face_model) if p.exists()],
+        plan_files=[p for p in (paths.plan, paths.audio) if p.exists()],
+    )
+    settings = WatermarkSettings.from_params()
+    marker = WatermarkEmbedder(settings.key, manifest["watermark"]["payload_id"], settings.strength)
+    blend = BlendSettings.from_params(params.get("blend", {}))
+    label = bool(params.get("label", True))
+    width, height = int(meta["width"]), int(meta["height"])
+    padded = (width % 2, height % 2)
+    if any(padded):
+        log.warning("source is %dx%d: padded by one pixel to even dimensions for H.264", width, height)
+
+    frames = FrameCursor(store)
+    with atomic_path(paths.output.with_name(f"{edit}.encoded.mp4")) as encoded:
+        with VideoWriter(encoded, width + padded[0], height + padded[1], meta["fps_rational"],
+                         crf=int(params.get("crf", 16)), preset=str(params.get("preset", "medium")),
+                         audio_rate=audio_rate) as out:
+            for k, source in enumerate(source_frames):
+                image = frames[int(source)]
+                if edited[k]:
+                    crop = renders.read(k)
+                    image = composite_crop(image, crop.crop, crop.transform, crop.alpha, blend)
+                if label:
+                    image = draw_edited_label(image)
+                out.write(marker.embed(_even(image), k))
+            out.write_audio(audio)
+        manifest = publish(encoded, manifest, paths.output)
+    summary = {
+        "edit": edit, "clip": spec.clip, "output": str(paths.output), "frames": len(plan),
+        "edited_frames": int(edited.sum()), "fps": fps, "size": f"{width}x{height}",
+        "label": label, "watermark_id": manifest["watermark"]["payload_id"],
+        "provenance": str(paths.provenance),
+    }
+    log.info("composited %s: %d frames (%d edited) -> %s", edit, len(plan), int(edited.sum()),
+             paths.output)
+    return summary
