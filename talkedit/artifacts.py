@@ -195,6 +195,11 @@ class ModelPaths:
         return self.dir / "generator.safetensors"
 
     @property
+    def references(self) -> Path:
+        """Appearance exemplars the generator was trained with: crops, frames, expressions."""
+        return self.dir / "references.safetensors"
+
+    @property
     def checkpoints(self) -> Path:
         """Resumable training state, one file per config hash (``<hash>.safetensors``)."""
         return self.dir / "checkpoints"
@@ -245,8 +250,12 @@ class RenderPaths:
     def index(self) -> Path:
         return self.dir / "index.parquet"
 
+    @staticmethod
+    def chunk_name(k: int) -> str:
+        return f"crops-{k:05d}.safetensors"
+
     def chunk(self, k: int) -> Path:
-        return self.dir / f"crops-{k:05d}.safetensors"
+        return self.dir / self.chunk_name(k)
 
     @property
     def summary(self) -> Path:
@@ -381,7 +390,7 @@ VISEMES = pa.schema(
         ("phone", pa.string()),  # ARPAbet without stress, or "sil"
         ("stress", pa.int8()),
         ("viseme", pa.string()),  # class name (stages/visemes.py)
-        ("viseme_id", pa.int8()),  # its position in stages.visemes.VISEMES
+        ("viseme_id", pa.int8()),  # its position in stages.visemes.VISEME_NAMES
         ("start_s", pa.float64()),
         ("end_s", pa.float64()),
         ("start_frame", pa.int32()),  # frames [start_frame, end_frame) lie nearest to the phone;
@@ -406,8 +415,9 @@ PLAN = pa.schema(
         ("segment", pa.int32()),  # the segments.parquet row whose audio plays at time_s
         ("edited", pa.bool_()),  # inside a retimed region around an edit
         ("source_frame", pa.int32()),  # background: clip frame shown outside the lower face
-        ("piece", pa.int32()),  # where the expression came from: -1 kept footage, else the
-        #                         matched piece (new_phones.parquet `piece`)
+        # Where the expression came from: -1 kept footage, else the matched piece
+        # (new_phones.parquet `piece`); when cross-faded, the piece with the larger weight.
+        ("piece", pa.int32()),
         ("expression_source_frame", pa.int32()),  # clip frame nearest to that piece's source time
         ("blend_weight", pa.float32()),  # share of the expression from other pieces (cross-fade)
         ("rotation", vec(3)),  # pose of source_frame
@@ -446,8 +456,8 @@ NEW_PHONES = pa.schema(
         ("tts_duration_s", pa.float64()),  # espeak-ng's duration before rescaling to the speaker
         ("piece", pa.int32()),  # matched piece covering it (PLAN `piece`)
         ("source_phone", pa.int32()),  # visemes.parquet row it was matched to
-        ("source_start_s", pa.float64()),  # that phone's span in the clip
-        ("source_end_s", pa.float64()),
+        ("source_start_s", pa.float64()),  # that phone's whole span in the clip (a piece's
+        ("source_end_s", pa.float64()),  # edge phone may be trimmed: plan.max_edge_speed)
         ("viseme", pa.string()),
         ("source_viseme", pa.string()),
         ("source_phone_label", pa.string()),  # the matched clip phone (== phone when exact)
@@ -529,3 +539,35 @@ def read_parquet(path: str | Path, schema: pa.Schema | None = None, *, arrow: bo
             raise TalkeditError(path, f"lacks columns {missing}",
                                 f"re-run {stage_hint}; it was written by another version")
     return table if arrow else table.to_pandas()
+
+
+# --- audio (stages/audio) -------------------------------------------------------------------
+# data/plans/<edit>/audio.wav is the edited video's sound (EditPaths.audio). Beside it,
+# where every half of every new phone's sound came from, and the stage's report.
+
+AUDIO_UNITS = pa.schema(
+    [
+        ("segment", pa.int32()),  # the `new` segment (segments.parquet)
+        ("phone_position", pa.int32()),  # the phone's place among the segment's new phones
+        ("half", pa.int8()),  # 0 first half, 1 second half
+        ("phone", pa.string()),  # ARPAbet without stress, or "sil"
+        ("word", pa.string()),  # spoken form; "" for a pause
+        ("out_start_s", pa.float64()),  # where the output says it
+        ("out_end_s", pa.float64()),
+        ("source", pa.string()),  # clip (the speaker) | tts (espeak-ng) | recording
+        ("source_start_s", pa.float64()),  # the stretch of that source said here
+        ("source_end_s", pa.float64()),
+        ("source_phone", pa.int32()),  # clip units: visemes.parquet row; else -1
+        ("stretch", pa.float32()),  # output duration / source duration
+        ("note", pa.string()),  # why espeak-ng said it ("diphone R-W never said"); "" otherwise
+    ]
+)
+
+
+def audio_units_path(paths: EditPaths) -> Path:
+    return paths.plan_dir / "audio_units.parquet"
+
+
+def audio_report_path(paths: EditPaths) -> Path:
+    """The audio stage's summary (JSON): source, speaker share, loudness, join measures."""
+    return paths.plan_dir / "audio.json"

@@ -79,3 +79,27 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     generate_demo(DemoOptions(), out_dir=root / "data" / "raw")
     return root
+
+
+@pytest.fixture(scope="session")
+def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo clip extracted, aligned, fitted and indexed in a root of its own.
+
+    A copy of demo_root's raw files, so other tests' runs in demo_root cannot interfere.
+    """
+    from stages.align import run_align
+    from stages.extract import extract_clip
+    from stages.fit import run_fit
+    from stages.index import run_index
+    from talkedit.params import section
+
+    root = tmp_path_factory.mktemp("indexed_demo_project")
+    params = root / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    shutil.copytree(demo_root / "data" / "raw", root / "data" / "raw")
+    extract_clip("demo", section("extract", params), root)
+    # The demo's synthetic voice reads one "a" unusually; mark it instead of failing.
+    run_align("demo", {**section("align", params), "on_mismatch": "mark"}, root)
+    run_fit("demo", section("fit", params), root)
+    run_index("demo", section("index", params), root)
+    return root

@@ -1,0 +1,278 @@
+"""plan stage: from an edit spec to the per-frame plan of the edited video (Fried et al. 3-4).
+
+``run_plan(edit, params, root, align_params)``:
+
+1. read data/edits/<edit>.yaml (``spec.py``) and diff the clip's spoken words with the
+   edited ones (``diff.py``);
+2. time each edited span's new phones with espeak-ng, rescaled to the speaker
+   (``timing.py``);
+3. cover each span's phones with pieces of the clip (``search.py``, on the clip's
+   visemes.parquet from the index stage);
+4. lay out the output timeline, retime background and pieces, blend the face
+   parameters (``retime.py``);
+5. write plan.parquet, segments.parquet, new_phones.parquet and summary.md
+   (``report.py``), all computed before the first is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from stages.align import AlignParams, SpokenWord, normalize_text
+from stages.align.pipeline import prepare_words
+from stages.index import VisemeIndex
+from stages.plan.diff import EditedSpan, edited_spans
+from stages.plan.report import write_outputs
+from stages.plan.retime import FaceParams, FramePlan, SpanPlan, Timeline, build_timeline, frame_plan
+from stages.plan.search import Piece, Query, SearchWeights, search
+from stages.plan.spec import EditSpec, load_spec
+from stages.plan.timing import RateModel, time_words
+from talkedit.artifacts import SPEAKER_RATE, WORDS, ClipPaths, EditPaths, column_array, read_parquet
+from talkedit.errors import TalkeditError
+from talkedit.phonemes import SILENCE
+
+__all__ = ["PlanParams", "PlanResult", "run_plan", "plan_edit", "load_face_params", "EditSpec",
+           "EditedSpan", "Piece", "Query", "SearchWeights", "search", "load_spec"]
+
+log = logging.getLogger(__name__)
+ON_LARGE_EDIT = ("error", "warn")
+ON_NO_CHANGE = ("warn", "error")
+
+
+@dataclass(frozen=True)
+class PlanParams:
+    """The ``plan:`` section of params.yaml (see the comments there)."""
+
+    voice: str = "en-us"
+    rate_wpm: int = 150
+    rate_prior: float = 20.0
+    reference_words: int = 600
+    context_words: int = 12
+    min_pause_s: float = 0.1
+    search: SearchWeights = field(default_factory=SearchWeights)
+    background_margin_s: float = 0.5
+    max_edge_speed: float = 1.25
+    blend_ms: float = 67.0
+    blend_max_ms: float = 300.0
+    max_changed_share: float = 0.5
+    on_large_edit: str = "error"
+    on_no_change: str = "warn"
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any] | PlanParams | None) -> PlanParams:
+        if isinstance(params, PlanParams):
+            return params
+        params = dict(params or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise TalkeditError(f"params.yaml plan.{unknown[0]}", "is not a plan parameter",
+                                f"use one of: {', '.join(sorted(names))}")
+        params["search"] = SearchWeights.from_dict(params.get("search"))
+        out = cls(**{k: v for k, v in params.items() if v is not None})
+
+        def bad(name: str, why: str) -> TalkeditError:
+            return TalkeditError(f"params.yaml plan.{name}", why, "fix the value in params.yaml")
+
+        if out.on_large_edit not in ON_LARGE_EDIT:
+            raise bad("on_large_edit", f"is {out.on_large_edit!r}, not one of {ON_LARGE_EDIT}")
+        if out.on_no_change not in ON_NO_CHANGE:
+            raise bad("on_no_change", f"is {out.on_no_change!r}, not one of {ON_NO_CHANGE}")
+        if not 0 < out.max_changed_share <= 1:
+            raise bad("max_changed_share", "must be a share in (0, 1]")
+        if out.blend_ms < 0 or out.blend_max_ms < out.blend_ms:
+            raise bad("blend_max_ms", "must be at least blend_ms, and blend_ms >= 0")
+        if not out.max_edge_speed >= 1:
+            raise bad("max_edge_speed", "must be >= 1 (1 = edge phones at the clip's speed)")
+        if out.background_margin_s < 0 or out.rate_wpm <= 0:
+            raise bad("background_margin_s", "margin must be >= 0 and rate_wpm > 0")
+        return out
+
+
+@dataclass
+class PlanResult:
+    spec: EditSpec
+    spans: list[EditedSpan]
+    span_plans: list[SpanPlan]
+    timeline: Timeline
+    frames: FramePlan
+    fps: float
+    index: VisemeIndex
+    warnings: list[str]
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+FACE_COLUMNS = ["detected", "interpolated", "rotation", "translation", "scale", "expression",
+                "illumination"]
+
+
+def load_face_params(paths: ClipPaths) -> FaceParams:
+    """The per-frame parameters the plan needs (not the landmarks: they are most of the file)."""
+    if not paths.face.is_file():
+        raise TalkeditError(paths.face, "not found", f"run fit@{paths.clip} first (dvc repro)")
+    table = pq.read_table(paths.face, columns=FACE_COLUMNS)
+    return FaceParams(
+        column_array(table, "rotation"), column_array(table, "translation"),
+        table.column("scale").to_numpy().astype(np.float32), column_array(table, "expression"),
+        column_array(table, "illumination"),
+        table.column("detected").to_numpy() | table.column("interpolated").to_numpy())
+
+
+def _video_meta(paths: ClipPaths) -> dict[str, Any]:
+    if not paths.video_meta.is_file():
+        raise TalkeditError(paths.video_meta, "not found", f"run extract@{paths.clip} first")
+    return json.loads(paths.video_meta.read_text())
+
+
+def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
+             fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clip phones the search may not use, and the frames pieces may not read."""
+    n = len(face)
+    t = np.arange(n) / fps
+    allowed = face.usable.copy()
+    for a, b in exclude_s:
+        allowed &= ~((t >= a - 0.5 / fps) & (t < b + 0.5 / fps))
+    bad = np.r_[0, np.cumsum(~allowed)]
+    first = np.clip(np.floor(index.start_s * fps).astype(np.int64), 0, n)
+    last = np.clip(np.ceil(index.end_s * fps).astype(np.int64) + 1, 0, n)
+    touches_bad = bad[last] - bad[first] > 0
+    return ~index.usable | touches_bad, allowed
+
+
+def _neighbour(index: VisemeIndex, time_s: float, before: bool) -> int:
+    """The clip phone ending at (before) or starting at (after) a cut; -1 beyond the clip."""
+    k = (int(np.searchsorted(index.end_s, time_s + 1e-6, "right")) - 1 if before
+         else int(np.searchsorted(index.start_s, time_s - 1e-6, "left")))
+    return k if 0 <= k < len(index) else -1
+
+
+def _phone_at(index: VisemeIndex, time_s: float, before: bool) -> str:
+    """The query's context at a cut: the clip phone beside it ("sil" beyond the clip)."""
+    k = _neighbour(index, time_s, before)
+    return str(index.phones[k]) if k >= 0 else SILENCE
+
+
+def _has_pause(index: VisemeIndex, time_s: float, min_pause_s: float, before: bool) -> bool:
+    """Whether the clip pauses at a cut already (the clip's edge counts as a pause)."""
+    k = _neighbour(index, time_s, before)
+    return k < 0 or (index.phones[k] == SILENCE and index.durations[k] >= min_pause_s)
+
+
+# --- the stage -------------------------------------------------------------------------------
+
+
+def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
+              root: Path | None = None,
+              align_params: Mapping[str, Any] | AlignParams | None = None) -> PlanResult:
+    """Everything ``run_plan`` writes, in memory."""
+    opts = PlanParams.from_dict(params)
+    align_opts = AlignParams.from_dict(align_params)
+    spec = load_spec(edit, root)
+    paths = ClipPaths.of(spec.clip, root)
+    warnings: list[str] = []
+
+    words = read_parquet(paths.words, WORDS, stage_hint=f"align@{spec.clip}")
+    words = words.sort_values("word_index").reset_index(drop=True)
+    original = [str(w) for w in words["normalized"]]
+    if original != [w.text for w in normalize_text(spec.original_text, str(paths.transcript))]:
+        raise TalkeditError(paths.words, f"was aligned from another version of "
+                            f"{paths.transcript.name}", f"re-run align@{spec.clip} (dvc repro)")
+    if not normalize_text(spec.edited_text, str(spec.path)):
+        raise TalkeditError(spec.path, "deletes every word of the clip (nothing would be said)",
+                            "keep at least one word of the transcript")
+    edited, word_specs = prepare_words(spec.edited_text, align_opts, str(spec.path))
+    prons = [w.prons[0].pairs() for w in word_specs]  # each word's preferred pronunciation
+    spans = edited_spans(original, words["start_s"].to_numpy(), words["end_s"].to_numpy(), edited)
+
+    if not spans:
+        msg = (f"{spec.path}: the edited transcript says the same words as the clip's; "
+               "the plan is the unedited clip")
+        if opts.on_no_change == "error":
+            raise TalkeditError(spec.path, "does not change the clip's words",
+                                "change the transcript, or set plan.on_no_change: warn to "
+                                "accept an identity plan")
+        log.warning(msg)
+        warnings.append(msg)
+    changed = sum(max(s.n_removed, s.n_new) for s in spans)
+    share = changed / max(len(original), 1)
+    if share > opts.max_changed_share:
+        msg = (f"changes {changed} of the clip's {len(original)} words ({share:.0%}), more than "
+               f"plan.max_changed_share {opts.max_changed_share:.0%}")
+        if opts.on_large_edit == "error":
+            raise TalkeditError(spec.path, msg, "edit less, or raise plan.max_changed_share / "
+                                "set plan.on_large_edit: warn in params.yaml")
+        log.warning("%s: %s", spec.path, msg)
+        warnings.append(f"{spec.path}: {msg}")
+
+    meta = _video_meta(paths)
+    fps, n_frames = float(meta["fps"]), int(meta["n_frames"])
+    face = load_face_params(paths)
+    if len(face) != n_frames:
+        raise TalkeditError(paths.face, f"has {len(face)} frames, the clip {n_frames}",
+                            f"re-run fit@{spec.clip}")
+    index = VisemeIndex.load(spec.clip, root)
+    blocked, allowed = _blocked(index, face, spec.exclude_s, fps)
+
+    span_plans = []
+    rates: RateModel | None = None
+    for span in spans:
+        phones, pieces = [], []
+        if span.n_new:
+            if rates is None:
+                speaker = read_parquet(paths.speaker_rate, SPEAKER_RATE,
+                                       stage_hint=f"align@{spec.clip}")
+                rates = RateModel.measure(speaker, normalize_text(spec.original_text),
+                                          opts.voice, opts.rate_wpm, opts.rate_prior,
+                                          opts.reference_words)
+            phones = time_words(
+                edited, span.new_first, span.new_end, prons, rates, opts.voice,
+                opts.rate_wpm, opts.context_words,
+                pause_before=not _has_pause(index, span.cut_start_s, opts.min_pause_s, True),
+                pause_after=not _has_pause(index, span.cut_end_s, opts.min_pause_s, False))
+            query = Query(tuple(p.phone for p in phones),
+                          np.array([p.duration_s for p in phones]),
+                          _phone_at(index, span.cut_start_s, True),
+                          _phone_at(index, span.cut_end_s, False))
+            try:
+                pieces = search(index, query, opts.search, blocked)
+            except TalkeditError as exc:
+                raise TalkeditError(f"{spec.path} (clip {spec.clip})", exc.problem,
+                                    exc.fix) from exc
+        new_words = edited[span.new_first:span.new_end]
+        span_plans.append(SpanPlan(span.cut_start_s, span.cut_end_s, phones, pieces,
+                                   " ".join(w.text for w in new_words),
+                                   _written(spec.edited_text, new_words)))
+
+    timeline = build_timeline(span_plans, n_frames / fps, opts.background_margin_s, index,
+                              allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed)
+    frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
+                        face.natural_change(0.99))
+    return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings)
+
+
+def _written(text: str, words: list[SpokenWord]) -> str:
+    tokens = text.split()
+    seen = sorted({w.written_index for w in words})
+    return " ".join(tokens[i] for i in seen)
+
+
+def run_plan(edit: str, params: Mapping[str, Any] | None = None, root: Path | None = None,
+             align_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Plan one edit; write data/plans/<edit>/{plan,segments,new_phones}.parquet + summary.md."""
+    t0 = time.perf_counter()
+    result = plan_edit(edit, params, root, align_params)
+    summary = write_outputs(result, EditPaths.of(edit, root))
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    log.info("plan %s: %s", edit, summary)
+    return summary

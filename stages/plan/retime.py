@@ -1,0 +1,375 @@
+"""Retiming and parameter blending (Fried et al. 2019, step 4): the per-frame plan.
+
+* The output timeline is the clip's audio with each edited span's cut replaced by its
+  new words (``Segment``: kept or new).
+* Background retiming: around each edit, a region of the clip (the cut plus a margin
+  each side) is resampled nearest-neighbour onto the region's new duration; the
+  background frame gives the pose. Regions that would overlap are merged.
+* Subsequence retiming: each matched piece is stretched phone by phone onto its query
+  phones' output times (``Track``; kept footage is a track too).
+* Blending: consecutive tracks are cross-faded linearly over ``blend_s`` around each
+  join. A join whose blended expression still changes faster from frame to frame than
+  the clip itself does (its 99th percentile) gets a wider cross-fade, up to
+  ``blend_max_s``. Illumination is interpolated linearly across each region between
+  its first and last background frames; identity and albedo are the clip's, constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stages.index import VisemeIndex
+from stages.plan.search import Piece
+from stages.plan.timing import QueryPhone
+
+
+@dataclass
+class FaceParams:
+    """The clip's per-frame face parameters (face.parquet)."""
+
+    rotation: np.ndarray  # (n, 3)
+    translation: np.ndarray  # (n, 3)
+    scale: np.ndarray  # (n,)
+    expression: np.ndarray  # (n, 64)
+    illumination: np.ndarray  # (n, 27)
+    usable: np.ndarray  # (n,) a face was detected or interpolated there
+
+    def __len__(self) -> int:
+        return len(self.scale)
+
+    def natural_change(self, quantile: float = 0.99) -> float:
+        """The clip's own frame-to-frame expression change at ``quantile``."""
+        step = np.linalg.norm(np.diff(self.expression.astype(np.float64), axis=0), axis=1)
+        both = self.usable[1:] & self.usable[:-1]
+        return float(np.quantile(step[both], quantile)) if both.any() else float("inf")
+
+
+@dataclass
+class SpanPlan:
+    """One edited span, timed and matched: what the timeline needs from it."""
+
+    cut_start_s: float
+    cut_end_s: float
+    phones: list[QueryPhone]
+    pieces: list[Piece]
+    words: str = ""
+    text: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        return float(sum(p.duration_s for p in self.phones))
+
+
+@dataclass
+class Segment:
+    kind: str  # kept | new
+    span: int
+    source_start_s: float
+    source_end_s: float
+    out_start_s: float
+    out_end_s: float
+    words: str = ""
+    text: str = ""
+
+
+@dataclass
+class Region:
+    """A background-retimed stretch: output [out_lo, out_hi] shows clip [src_lo, src_hi]."""
+
+    out_lo: float
+    out_hi: float
+    src_lo: float
+    src_hi: float
+
+
+@dataclass
+class Track:
+    """Where one stretch of output takes its expression from: out time -> clip time."""
+
+    out_knots: np.ndarray
+    src_knots: np.ndarray
+    piece: int  # -1: kept footage (expression of the nearest frame, as the footage is)
+    src_lo: float  # cross-fades read beyond the ends at real speed, within these limits
+    src_hi: float
+
+    @property
+    def out_start(self) -> float:
+        return float(self.out_knots[0])
+
+    @property
+    def out_end(self) -> float:
+        return float(self.out_knots[-1])
+
+    def source_time(self, t: np.ndarray) -> np.ndarray:
+        s = np.interp(t, self.out_knots, self.src_knots)
+        s = np.where(t < self.out_start, self.src_knots[0] - (self.out_start - t), s)
+        s = np.where(t > self.out_end, self.src_knots[-1] + (t - self.out_end), s)
+        return np.clip(s, self.src_lo, self.src_hi)
+
+
+@dataclass
+class Timeline:
+    segments: list[Segment]
+    regions: list[Region]
+    tracks: list[Track]
+    # per span, the output (start, end) of each of its new phones
+    placed: list[list[tuple[float, float]]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index: VisemeIndex,
+                   allowed: np.ndarray, fps: float, reach_s: float,
+                   max_edge_speed: float = np.inf) -> Timeline:
+    """Segments, background regions and expression tracks of the edited video."""
+    segments: list[Segment] = []
+    regions: list[Region] = []
+    tracks: list[Track] = []
+    placed: list[list[tuple[float, float]]] = []
+    last_src = (len(allowed) - 1) / fps
+    src, out = 0.0, 0.0
+    piece_id = 0
+    for k, span in enumerate(sorted(spans, key=lambda s: s.cut_start_s)):
+        if span.cut_start_s > src + 1e-9:
+            length = span.cut_start_s - src
+            segments.append(Segment("kept", -1, src, span.cut_start_s, out, out + length))
+            tracks.append(Track(np.array([out, out + length]), np.array([src, span.cut_start_s]),
+                                -1, 0.0, last_src))
+            out += length
+        out_cut = out
+        d = span.duration_s
+        times = []
+        if d > 0:
+            segments.append(Segment("new", k, np.nan, np.nan, out, out + d, span.words, span.text))
+            bounds = out + np.r_[0.0, np.cumsum([p.duration_s for p in span.phones])]
+            times = list(zip(bounds[:-1], bounds[1:], strict=True))
+            for piece in span.pieces:
+                out_knots = bounds[piece.query_start:piece.query_end + 1]
+                src_knots = _piece_knots(index, piece, np.diff(out_knots), max_edge_speed)
+                lo, hi = _reach(allowed, src_knots[0], src_knots[-1], fps, reach_s)
+                tracks.append(Track(out_knots, src_knots, piece_id, lo, hi))
+                piece_id += 1
+            out += d
+        placed.append(times)
+        src_lo = max(0.0, span.cut_start_s - margin_s)
+        src_hi = min(clip_s, span.cut_end_s + margin_s)
+        region = Region(out_cut - (span.cut_start_s - src_lo), out + (src_hi - span.cut_end_s),
+                        src_lo, src_hi)
+        if regions and region.src_lo < regions[-1].src_hi:  # overlapping margins: one region
+            regions[-1] = Region(regions[-1].out_lo, region.out_hi, regions[-1].src_lo,
+                                 region.src_hi)
+        else:
+            regions.append(region)
+        src = span.cut_end_s
+    if clip_s > src + 1e-9 or not segments:
+        length = clip_s - src
+        segments.append(Segment("kept", -1, src, clip_s, out, out + length))
+        tracks.append(Track(np.array([out, out + length]), np.array([src, clip_s]), -1, 0.0,
+                            last_src))
+        out += length
+    return Timeline(segments, regions, tracks, placed, out)
+
+
+def _piece_knots(index: VisemeIndex, piece: Piece, out_durations: np.ndarray,
+                 max_speed: float) -> np.ndarray:
+    """Clip times of a piece's phone boundaries, its edge phones trimmed to ``max_speed``.
+
+    Stretching a clip phone onto a much shorter query phone plays it fast, and at the
+    piece's edges that speed adds to the cross-fade's change. An edge phone instead
+    keeps only the part of it next to the rest of the piece (the end of the first phone,
+    the start of the last, the middle of a lone one), played at most ``max_speed`` times
+    faster than in the clip; phones inside the piece are stretched as they are.
+    """
+    rows = np.arange(piece.corpus_start, piece.corpus_end)
+    knots = np.r_[index.start_s[rows], index.end_s[rows[-1]]]
+    keep = max_speed * out_durations
+    if len(rows) == 1:
+        excess = (knots[1] - knots[0]) - keep[0]
+        if excess > 0:
+            knots = knots + np.array([excess / 2, -excess / 2])
+        return knots
+    if knots[1] - knots[0] > keep[0]:
+        knots[0] = knots[1] - keep[0]
+    if knots[-1] - knots[-2] > keep[-1]:
+        knots[-1] = knots[-2] + keep[-1]
+    return knots
+
+
+def _reach(allowed: np.ndarray, start_s: float, end_s: float, fps: float,
+           reach_s: float) -> tuple[float, float]:
+    """How far a piece's cross-fade may read beyond its ends: not into blocked frames."""
+    n = len(allowed)
+    steps = int(np.ceil(reach_s * fps)) + 1
+    a = int(np.clip(np.floor(start_s * fps), 0, n - 1))
+    b = int(np.clip(np.ceil(end_s * fps), 0, n - 1))
+    lo = a
+    while lo > 0 and a - lo < steps and allowed[lo - 1]:
+        lo -= 1
+    hi = b
+    while hi < n - 1 and hi - b < steps and allowed[hi + 1]:
+        hi += 1
+    return min(lo / fps, start_s), max(hi / fps, end_s)
+
+
+# --- per-frame parameters --------------------------------------------------------------------
+
+
+@dataclass
+class FramePlan:
+    time_s: np.ndarray
+    segment: np.ndarray
+    edited: np.ndarray
+    source_frame: np.ndarray
+    piece: np.ndarray
+    expression_source_frame: np.ndarray
+    blend_weight: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: np.ndarray
+    expression: np.ndarray
+    illumination: np.ndarray
+    join_times: np.ndarray
+    join_half_widths: np.ndarray
+    max_join_change: float
+    natural_p99: float
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+
+def _kept_source(timeline: Timeline, t: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Clip time of each output time on the un-retimed timeline (kept segments as they are)."""
+    seg_src = np.array([s.source_start_s if s.kind == "kept" else np.nan
+                        for s in timeline.segments])
+    seg_out = np.array([s.out_start_s for s in timeline.segments])
+    return seg_src[segment] + (t - seg_out[segment])
+
+
+def _expression_at(face: FaceParams, track: Track, t: np.ndarray, fps: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """A track's expression at output times, and the nearest clip frame it came from."""
+    n = len(face)
+    f = track.source_time(t) * fps
+    nearest = np.clip(np.rint(f), 0, n - 1).astype(np.int64)
+    if track.piece < 0:
+        return face.expression[nearest].astype(np.float64), nearest
+    f0 = np.clip(np.floor(f), 0, n - 1).astype(np.int64)
+    f1 = np.minimum(f0 + 1, n - 1)
+    alpha = np.clip(f - f0, 0.0, 1.0)[:, None]
+    expr = (1 - alpha) * face.expression[f0] + alpha * face.expression[f1]
+    return expr, nearest
+
+
+def _blend(face: FaceParams, tracks: list[Track], half: np.ndarray, t: np.ndarray, fps: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cross-faded expression at output times ``t``: trapezoid weights, normalized."""
+    n_out = len(t)
+    total = np.zeros(n_out)
+    expr = np.zeros((n_out, face.expression.shape[1]))
+    top_w = np.full(n_out, -1.0)
+    top_piece = np.full(n_out, -1, dtype=np.int64)
+    top_frame = np.zeros(n_out, dtype=np.int64)
+    for i, track in enumerate(tracks):
+        hs = half[i - 1] if i > 0 else 0.0
+        he = half[i] if i < len(tracks) - 1 else 0.0
+        lo = track.out_start - hs if i > 0 else -np.inf
+        hi = track.out_end + he if i < len(tracks) - 1 else np.inf
+        k = np.flatnonzero((t >= lo - 1e-9) & (t <= hi + 1e-9))
+        if not len(k):
+            continue
+        tk = t[k]
+        up = (np.ones(len(k)) if i == 0 else
+              _ramp(tk - (track.out_start - hs), 2 * hs, tk >= track.out_start))
+        down = (np.ones(len(k)) if i == len(tracks) - 1 else
+                _ramp((track.out_end + he) - tk, 2 * he, tk < track.out_end))
+        w = np.minimum(up, down)
+        keep = w > 0
+        k, tk, w = k[keep], tk[keep], w[keep]
+        e, frames = _expression_at(face, track, tk, fps)
+        total[k] += w
+        expr[k] += w[:, None] * e
+        better = w > top_w[k]
+        top_w[k[better]] = w[better]
+        top_piece[k[better]] = track.piece
+        top_frame[k[better]] = frames[better]
+    expr /= np.maximum(total, 1e-12)[:, None]
+    return expr, top_piece, top_frame, 1.0 - top_w / np.maximum(total, 1e-12)
+
+
+def _ramp(x: np.ndarray, width: float, step: np.ndarray) -> np.ndarray:
+    """0 -> 1 linearly over ``width``; a hard step where there is no width."""
+    if width <= 0:
+        return step.astype(float)
+    return np.clip(x / width, 0.0, 1.0)
+
+
+def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
+               blend_max_s: float, natural_p99: float) -> FramePlan:
+    """Every output frame's background frame, pose, expression and illumination."""
+    n_src = len(face)
+    n_out = max(1, int(round(timeline.duration_s * fps)))
+    t = np.arange(n_out) / fps
+    seg_starts = np.array([s.out_start_s for s in timeline.segments])
+    segment = np.clip(np.searchsorted(seg_starts, t + 1e-9, "right") - 1, 0,
+                      len(seg_starts) - 1)
+
+    # Background: the kept timeline, resampled across each region.
+    src_t = _kept_source(timeline, t, segment)
+    edited = np.zeros(n_out, dtype=bool)
+    light_parts = []
+    for r in timeline.regions:
+        inside = (t >= r.out_lo - 1e-9) & (t <= r.out_hi + 1e-9)
+        u = (t[inside] - r.out_lo) / max(r.out_hi - r.out_lo, 1e-9)
+        src_t[inside] = r.src_lo + u * (r.src_hi - r.src_lo)
+        edited |= inside
+        a = min(int(round(r.src_lo * fps)), n_src - 1)
+        b = min(int(round(r.src_hi * fps)), n_src - 1)
+        light_parts.append((inside, u, a, b))
+    source_frame = np.clip(np.rint(src_t * fps), 0, n_src - 1).astype(np.int64)
+    light = face.illumination[source_frame].astype(np.float64)
+    for inside, u, a, b in light_parts:
+        light[inside] = ((1 - u)[:, None] * face.illumination[a]
+                         + u[:, None] * face.illumination[b])
+
+    # Expression: tracks cross-faded at their joins, widened where a join is too abrupt.
+    tracks = timeline.tracks
+    joins = np.array([tr.out_end for tr in tracks[:-1]])
+    half = np.full(len(joins), blend_s / 2)
+    for _ in range(12):
+        expr, piece, expr_frame, blend = _blend(face, tracks, half, t, fps)
+        change = _join_changes(expr, joins, half, fps)
+        wider = (change > natural_p99) & (half < blend_max_s / 2 - 1e-9)
+        if not wider.any():
+            break
+        half[wider] = np.minimum(blend_max_s / 2, np.maximum(half[wider] * 1.5,
+                                                             half[wider] + 0.5 / fps))
+    edited |= (piece >= 0) | (blend > 1e-6)
+    return FramePlan(
+        t, segment, edited, source_frame, piece, expr_frame, blend,
+        face.rotation[source_frame], face.translation[source_frame], face.scale[source_frame],
+        expr, light, joins, half, float(change.max(initial=0.0)), natural_p99)
+
+
+def _join_changes(expr: np.ndarray, joins: np.ndarray, half: np.ndarray, fps: float
+                  ) -> np.ndarray:
+    """Largest frame-to-frame expression change across each join: the steps from the last
+    frame before its cross-fade to the first frame after it."""
+    if not len(joins) or len(expr) < 2:
+        return np.zeros(len(joins))
+    step = np.linalg.norm(np.diff(expr, axis=0), axis=1)  # step[k]: frame k -> k + 1
+    out = np.zeros(len(joins))
+    for j, (a, b) in enumerate(join_steps(joins, half, fps, len(expr))):
+        out[j] = step[a:b].max(initial=0.0)
+    return out
+
+
+def join_steps(joins: np.ndarray, half: np.ndarray, fps: float, n_frames: int
+               ) -> list[tuple[int, int]]:
+    """Per join, the frame steps [a, b) it affects (step k goes from frame k to k + 1)."""
+    out = []
+    for tj, h in zip(joins, half, strict=True):
+        a = min(max(int(np.floor((tj - h) * fps + 1e-9)), 0), n_frames - 1)
+        b = min(max(int(np.ceil((tj + h) * fps - 1e-9)), a + 1), n_frames - 1)
+        out.append((a, b))
+    return out

@@ -1,0 +1,249 @@
+"""Edit specs: data/edits/<edit>.yaml names a clip and says how its transcript changes.
+
+Either the whole edited transcript::
+
+    clip: demo
+    text: |
+      Good morning, and welcome to the weekly update from our video lab. ...
+
+or word-level operations on the clip's transcript, applied together::
+
+    clip: demo
+    operations:
+      - replace: small research team      # matched text (case and punctuation ignored)
+        with: weekly video lab
+      - delete: [3, 4]                    # written-word indices, first..last (0-based)
+      - insert: really
+        after: 12                         # or before: <target>
+
+A target is matched text (it must occur once, or give ``occurrence: k``, 1-based), one
+written-word index, or ``[first, last]``. Indices are positions in the original
+transcript's whitespace-separated words, whatever the other operations do. Optional:
+``exclude_s: [[start, end], ...]``, clip seconds the search must not take footage from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from talkedit.artifacts import ClipPaths, EditPaths
+from talkedit.errors import TalkeditError
+
+SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "description"}
+_EDGE_PUNCT = "\"'([{«<*_)]}»>.,;:!?…—–“”‘’"
+_TRAILING = ".,;:!?…\"')]}»”’"
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    edit: str
+    path: Path
+    clip: str
+    original_text: str
+    edited_text: str
+    exclude_s: tuple[tuple[float, float], ...] = ()
+    operations: tuple[str, ...] = field(default=())  # one line per operation, for the summary
+
+
+def _norm(token: str) -> str:
+    return token.strip(_EDGE_PUNCT).lower()
+
+
+def _fail(path: Path, problem: str, fix: str) -> TalkeditError:
+    return TalkeditError(path, problem, fix)
+
+
+def load_spec(edit: str, root: Path | None = None) -> EditSpec:
+    """Read and check an edit spec; return the clip's transcript and the edited one."""
+    paths = EditPaths.of(edit, root)
+    path = paths.spec
+    if not path.is_file():
+        raise _fail(path, "edit spec not found",
+                    f"write {path.name} under data/edits/ (see data/edits/demo.yaml) or remove "
+                    f"'{edit}' from the edits list in params.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise _fail(path, f"is not valid YAML ({' '.join(str(exc).split())})",
+                    "correct the syntax (a mapping with clip: and text: or operations:)") from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(path, "is not UTF-8 text", "save it as UTF-8") from exc
+    if not isinstance(data, dict):
+        raise _fail(path, "must be a mapping with clip: and text: or operations:",
+                    "see data/edits/demo.yaml")
+    unknown = sorted(set(map(str, data)) - SPEC_KEYS)
+    if unknown:
+        raise _fail(path, f"has unknown keys {unknown}", f"use only {sorted(SPEC_KEYS)}")
+    clip = data.get("clip")
+    if not isinstance(clip, str) or not clip:
+        raise _fail(path, "names no clip", "add 'clip: <name>' (a clip listed in params.yaml)")
+    clip_paths = ClipPaths.of(clip, None if root is None else root)
+    if not clip_paths.transcript.is_file():
+        known = sorted(p.stem for p in clip_paths.transcript.parent.glob("*.txt"))
+        raise _fail(path, f"names clip {clip!r}, which has no transcript "
+                    f"({clip_paths.transcript} not found)",
+                    f"use one of the clips in data/raw: {known}" if known else
+                    "add the clip (data/raw/<clip>.mp4 + .txt) and list it in params.yaml")
+    original = " ".join(clip_paths.transcript.read_text(encoding="utf-8").split())
+    has_text, has_ops = "text" in data, "operations" in data
+    if has_text == has_ops:
+        raise _fail(path, "must give exactly one of text: (the whole edited transcript) and "
+                    "operations: (replace/insert/delete)", "keep one of them")
+    if has_text:
+        if not isinstance(data["text"], str):
+            raise _fail(path, "text: must be a string", "write the edited transcript as text")
+        edited, ops = " ".join(data["text"].split()), ("whole transcript given",)
+    else:
+        edited, ops = apply_operations(original, data["operations"], path)
+    return EditSpec(edit, path, clip, original, edited, _exclusions(data.get("exclude_s"), path),
+                    ops)
+
+
+def _exclusions(value: Any, path: Path) -> tuple[tuple[float, float], ...]:
+    if value is None:
+        return ()
+    try:
+        spans = tuple((float(a), float(b)) for a, b in value)
+    except (TypeError, ValueError) as exc:
+        raise _fail(path, "exclude_s must be a list of [start, end] pairs in seconds",
+                    "write e.g. exclude_s: [[10.0, 12.5]]") from exc
+    if any(not b > a for a, b in spans):
+        raise _fail(path, "exclude_s has a span whose end is not after its start",
+                    "write each span as [start, end] with end > start")
+    return spans
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def _resolve(target: Any, tokens: list[str], where: str, path: Path,
+             occurrence: Any = None) -> tuple[int, int]:
+    """A target as an inclusive (first, last) range of written-word indices."""
+    n = len(tokens)
+    if isinstance(target, bool):
+        target = None  # YAML yes/no: not a valid target
+    if isinstance(target, int):
+        target = [target, target]
+    if isinstance(target, list) and len(target) == 2 and all(
+            isinstance(t, int) and not isinstance(t, bool) for t in target):
+        first, last = target
+        if not 0 <= first <= last < n:
+            raise _fail(path, f"{where}: word range {target} is outside the transcript's "
+                        f"{n} words (0..{n - 1})", "use 0-based written-word indices")
+        return first, last
+    if isinstance(target, str) and target.split():
+        want = [_norm(t) for t in target.split()]
+        k = len(want)
+        hits = [i for i in range(n - k + 1) if [_norm(t) for t in tokens[i:i + k]] == want]
+        if not hits:
+            raise _fail(path, f"{where}: {target!r} does not occur in the clip's transcript",
+                        "copy the words exactly as the transcript has them, or use indices")
+        if occurrence is None and len(hits) > 1:
+            raise _fail(path, f"{where}: {target!r} occurs {len(hits)} times "
+                        f"(at words {hits[:6]})", "add 'occurrence: k' (1-based) or use indices")
+        k_occ = 1 if occurrence is None else occurrence
+        if not isinstance(k_occ, int) or not 1 <= k_occ <= len(hits):
+            raise _fail(path, f"{where}: occurrence {occurrence!r} is not in 1..{len(hits)}",
+                        "give which occurrence to use, counting from 1")
+        start = hits[k_occ - 1]
+        return start, start + k - 1
+    raise _fail(path, f"{where}: target {target!r} is neither text nor a word index",
+                "give matched text, one index, or [first, last]")
+
+
+def apply_operations(original: str, operations: Any, path: Path) -> tuple[str, tuple[str, ...]]:
+    """The transcript after replace/insert/delete operations, and a line per operation."""
+    tokens = original.split()
+    if not isinstance(operations, list) or not operations:
+        raise _fail(path, "operations: must be a non-empty list", "see data/edits/demo.yaml")
+    # (first, last, new tokens, kind); insertions are zero-length: last = first - 1.
+    changes: list[tuple[int, int, list[str], str]] = []
+    lines = []
+    for k, op in enumerate(operations):
+        where = f"operation {k + 1}"
+        if not isinstance(op, dict):
+            raise _fail(path, f"{where} is not a mapping",
+                        "write e.g. '- replace: old words' with 'with: new words'")
+        kinds = [key for key in ("replace", "delete", "insert") if key in op]
+        if len(kinds) != 1:
+            raise _fail(path, f"{where} must have exactly one of replace/delete/insert",
+                        "split it into separate operations")
+        kind = kinds[0]
+        allowed = {"replace": {"replace", "with", "occurrence"},
+                   "delete": {"delete", "occurrence"},
+                   "insert": {"insert", "before", "after", "occurrence"}}[kind]
+        extra = sorted(set(map(str, op)) - allowed)
+        if extra:
+            raise _fail(path, f"{where} ({kind}) has unknown keys {extra}",
+                        f"use only {sorted(allowed)}")
+        if kind == "insert":
+            text = op["insert"]
+            anchors = [a for a in ("before", "after") if a in op]
+            if len(anchors) != 1:
+                raise _fail(path, f"{where}: insert needs exactly one of before:/after:",
+                            "say where the new words go")
+            first, last = _resolve(op[anchors[0]], tokens, where, path, op.get("occurrence"))
+            at = first if anchors[0] == "before" else last + 1
+            new, span = _words(text, where, path), (at, at - 1)
+        elif kind == "replace":
+            if "with" not in op:
+                raise _fail(path, f"{where}: replace needs with:", "give the new words")
+            span = _resolve(op["replace"], tokens, where, path, op.get("occurrence"))
+            new = _words(op["with"], where, path)
+        else:
+            span = _resolve(op["delete"], tokens, where, path, op.get("occurrence"))
+            new = []
+        changes.append((span[0], span[1], new, kind))
+        old = " ".join(tokens[span[0]:span[1] + 1])
+        lines.append(f"{kind} words {span[0]}..{span[1]} {old!r} -> {' '.join(new)!r}"
+                     if kind != "insert" else f"insert {' '.join(new)!r} before word {span[0]}")
+    changes.sort(key=lambda c: (c[0], c[1]))
+    for (a1, b1, _, _), (a2, _, _, _) in zip(changes, changes[1:], strict=False):
+        if a1 <= b1 and a2 <= b1:  # the second starts inside the first's words
+            raise _fail(path, f"operations overlap at written word {a2}",
+                        "merge them into one operation")
+    out: list[str] = []
+    pos = 0
+    for first, last, new, _ in changes:
+        out += tokens[pos:first]
+        old = tokens[first:last + 1]
+        if old:
+            new = _keep_punctuation(old, new, out)
+        out += new
+        pos = max(pos, last + 1)
+    out += tokens[pos:]
+    return " ".join(out), tuple(lines)
+
+
+def _words(value: Any, where: str, path: Path) -> list[str]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.split():
+        raise _fail(path, f"{where}: the new words must be non-empty text",
+                    "use delete: to remove words")
+    return value.split()
+
+
+def _keep_punctuation(old: list[str], new: list[str], before: list[str]) -> list[str]:
+    """Carry the replaced words' edge punctuation ("team." -> "lab.") onto the new words.
+
+    A deleted phrase's closing punctuation moves to the word before it, so sentence
+    breaks survive (they time pauses when the new words are spoken).
+    """
+    lead = re.match(r"^[\"'(\[{«“‘]*", old[0]).group()
+    trail = re.search(r"[" + re.escape(_TRAILING) + r"]*$", old[-1]).group()
+    if not new:
+        if trail and before and not re.search(r"[.,;:!?…]$", before[-1]):
+            before[-1] += trail
+        return []
+    new = list(new)
+    if lead and not new[0].startswith(lead):
+        new[0] = lead + new[0]
+    if trail and not re.search(r"[" + re.escape(_TRAILING) + r"]$", new[-1]):
+        new[-1] += trail
+    return new
