@@ -73,14 +73,16 @@ STAGES: list[tuple[str, str, str]] = [
     ("extract", "clip", "Decode a clip into its constant-rate frame timeline and 16 kHz audio."),
     ("align", "clip", "Align the transcript to the audio: word and phone timings."),
     ("fit", "clip", "Fit the 3D face model: landmarks, expression, pose, illumination, crops."),
+    ("index", "clip", "Index the clip's visemes for the edit search."),
+    ("plan", "edit", "Plan an edit: viseme search, retiming and blending, frame by frame."),
 ]
 
 
-def _precheck(stage: str, item: str) -> None:
+def _precheck(stage: str, kind: str, item: str) -> None:
     """Cheap input checks before a Prefect run starts, so bad input fails in a second."""
     from talkedit.params import check_name
 
-    check_name(item, "clip")
+    check_name(item, kind)
     if stage == "extract":
         from stages.extract import check_clip_inputs
 
@@ -91,7 +93,7 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
     def command(item: str = typer.Argument(..., metavar=kind.upper(), help=f"The {kind}'s name.")) -> None:
         import importlib
 
-        _precheck(stage, item)
+        _precheck(stage, kind, item)
         run = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
         _print_summary(run(item))
 
