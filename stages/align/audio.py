@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from talkedit.errors import TalkeditError
 
@@ -226,6 +225,9 @@ class StreamResampler:
     def _segment(self, buf: np.ndarray, buf_start: int, a: int, b: int,
                  final: bool) -> np.ndarray:
         """Output for input [a, b), filtered with context taken from ``buf``."""
+        # Imported here: scipy.signal costs workers, which never resample, 60 MB.
+        from scipy.signal import resample_poly
+
         lo = max(buf_start, a - self.pad)
         hi = buf_start + len(buf) if final else b + self.pad
         y = resample_poly(buf[lo - buf_start:hi - buf_start], self.up, self.down)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from talkedit.errors import TalkeditError
@@ -23,16 +23,18 @@ class AlignParams:
     min_pause_s: float = 0.15  # a pause this long is a place to cut between chunks
     pause_db: float = 30.0  # a frame this far below the speech level is a pause
     workers: int = 0  # processes aligning chunks; 0 = one per CPU core
+    parallel_min_s: float = 150.0  # shorter recordings are aligned in one process
     refine: bool = True  # move boundaries onto energy/spectral changes near them
     refine_window_ms: float = 25.0
     on_mismatch: str = "error"  # error | mark (flag low-confidence words and continue)
-    mismatch_z: float = 4.0  # a word this many robust SDs below typical fit is a mismatch
+    mismatch_z: float = 3.5  # a word this many robust SDs below typical fit is a mismatch
     max_phone_s: float = 0.8  # a (non-silence) phone longer than this is implausible
     min_word_speech: float = 0.25  # a word with less speech-level energy than this is not heard
     untranscribed_s: float = 0.4  # this much speech inside a "silence" is untranscribed speech
     max_phones_per_s: float = 25.0  # faster than this, the audio is too short for the text
     silence_dbfs: float = -55.0  # a recording whose speech level is below this is silent
-    lexicon: Mapping[str, str] = field(default_factory=dict)  # word -> "ARPAbet with stress"
+    # word -> "ARPAbet with stress"; kept as sorted pairs so params stay hashable
+    lexicon: tuple[tuple[str, str], ...] = ()
     g2p_voice: str = "en-us"  # espeak-ng voice for words CMUdict lacks
     mfa_acoustic_model: str = "english_us_arpa"
     mfa_command: str = "mfa"
@@ -50,7 +52,11 @@ class AlignParams:
         if "beams" in params:
             params["beams"] = tuple(float(b) for b in params["beams"])
         if "lexicon" in params:
-            params["lexicon"] = {str(k).lower(): str(v) for k, v in (params["lexicon"] or {}).items()}
+            entries = params["lexicon"] or {}
+            if not isinstance(entries, Mapping):
+                raise TalkeditError("params.yaml align.lexicon", "must map words to phones",
+                                    "write e.g. lexicon: {kubernetes: 'K UW2 B ER0 N EH1 T IY0 Z'}")
+            params["lexicon"] = tuple(sorted((str(k).lower(), str(v)) for k, v in entries.items()))
         out = cls(**params)
         out._check()
         return out
@@ -67,6 +73,10 @@ class AlignParams:
             raise bad("chunk_s", "must be positive and at most max_chunk_s")
         if self.workers < 0:
             raise bad("workers", "must be 0 (one per core) or a positive count")
+
+    @property
+    def user_lexicon(self) -> dict[str, str]:
+        return dict(self.lexicon)
 
     @property
     def n_workers(self) -> int:

@@ -1,0 +1,122 @@
+"""align stage: word and phone timings of a clip's speech, from its audio and transcript.
+
+Entry points:
+- ``run_align(clip, params, root)``: data/interim/<clip>/audio.wav + data/raw/<clip>.txt ->
+  words.parquet, phones.parquet, speaker_rate.parquet; returns a summary.
+- ``align_audio(samples_16k, text, params)``: the same on an in-memory recording.
+- ``normalize_text(text)`` and ``pronounce(word)``: the text and lexicon front end, shared
+  with edit planning so edited text is read the same way.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # the public names below are loaded on first use (see __getattr__)
+    import pandas as pd
+
+    from stages.align.backends import BACKENDS, AlignerBackend, get_backend, register
+    from stages.align.config import AlignParams
+    from stages.align.lexicon import Pron, pronounce, pronunciations
+    from stages.align.normalize import SpokenWord, normalize_text, spoken_text
+    from stages.align.pipeline import Alignment, speaker_rate
+
+# Worker processes import this package to unpickle their job; loading pandas and
+# pyarrow there would cost each of them ~100 MB and a second for nothing.
+_LAZY = {
+    "BACKENDS": "backends", "AlignerBackend": "backends", "get_backend": "backends",
+    "register": "backends", "AlignParams": "config", "Pron": "lexicon", "pronounce": "lexicon",
+    "pronunciations": "lexicon", "SpokenWord": "normalize", "normalize_text": "normalize",
+    "spoken_text": "normalize", "Alignment": "pipeline", "speaker_rate": "pipeline",
+}
+
+__all__ = [
+    "BACKENDS", "AlignParams", "Alignment", "AlignerBackend", "Pron", "SpokenWord", "align_audio",
+    "get_backend", "normalize_text", "pronounce", "pronunciations", "register", "run_align",
+    "speaker_rate", "spoken_text",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"stages.align.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+log = logging.getLogger(__name__)
+
+
+def align_audio(samples_16k: np.ndarray, text: str,
+                params: Mapping[str, Any] | AlignParams | None = None,
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Align ``text`` to a 16 kHz mono recording held in memory: (words, phones) tables.
+
+    ``samples_16k`` is int16, or float in [-1, 1]. The tables have the WORDS and
+    PHONES columns of talkedit.artifacts. Mismatches raise TalkeditError, or are
+    marked low-confidence under ``on_mismatch: mark``.
+    """
+    from stages.align.audio import ArrayAudio
+    from stages.align.config import AlignParams
+    from stages.align.pipeline import align_recording, prepare_words
+
+    p = AlignParams.from_dict(params)
+    spoken, specs = prepare_words(text, p, "text")
+    result = align_recording(ArrayAudio(samples_16k, "samples_16k"), spoken, specs, p,
+                             "samples_16k")
+    return result.words, result.phones
+
+
+def run_align(clip: str, params: Mapping[str, Any] | None = None,
+              root: Path | None = None) -> dict[str, Any]:
+    """Align one clip and write its three artifacts atomically; return a summary for display."""
+    from stages.align.audio import open_wav
+    from stages.align.config import AlignParams
+    from stages.align.pipeline import align_recording, prepare_words, speaker_rate
+    from talkedit.artifacts import PHONES, SPEAKER_RATE, WORDS, ClipPaths, write_parquet
+    from talkedit.errors import TalkeditError
+
+    t0 = time.perf_counter()
+    p = AlignParams.from_dict(params)
+    paths = ClipPaths.of(clip, root)
+    if not paths.transcript.is_file():
+        raise TalkeditError(paths.transcript, f"clip {clip!r} has no transcript",
+                            "write what is said in the video to this text file")
+    text = paths.transcript.read_text(encoding="utf-8", errors="replace")
+    spoken, specs = prepare_words(text, p, str(paths.transcript))
+    with open_wav(paths.audio) as (audio, notes):  # a converted copy goes to the system temp dir
+        result = align_recording(audio, spoken, specs, p, str(paths.audio))
+        duration = audio.duration_s
+    rates = speaker_rate(result.phones)
+    # Written only after everything succeeded: a failure leaves no new artifact behind.
+    write_parquet(result.words, WORDS, paths.words)
+    write_parquet(result.phones, PHONES, paths.phones)
+    write_parquet(rates, SPEAKER_RATE, paths.speaker_rate)
+    words = result.words
+    summary = {
+        "clip": clip,
+        "backend": p.backend,
+        "duration_s": round(duration, 3),
+        "words": len(words),
+        "phones": int((result.phones["word_index"] >= 0).sum()),
+        "pauses": int((result.phones["word_index"] < 0).sum()),
+        "mean_score": round(float(np.nanmean(words["score"])), 4) if words["score"].notna().any()
+        else None,
+        "low_confidence_words": int(words["low_confidence"].sum()),
+        "mismatches": result.mismatches[:10],
+        "pron_sources": {k: int(v) for k, v in words["pron_source"].value_counts().items()},
+        "chunks": result.n_chunks,
+        "retried_chunks": result.retried_chunks,
+        "failed_chunks": result.failed_chunks,
+        "audio_notes": notes,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    log.info("aligned %s: %d words, %d chunks, %.1f s", clip, len(words), result.n_chunks,
+             summary["seconds"])
+    return summary
