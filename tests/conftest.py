@@ -103,3 +103,19 @@ def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory)
     run_fit("demo", section("fit", params), root)
     run_index("demo", section("index", params), root)
     return root
+
+
+@pytest.fixture(scope="session")
+def audio_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the indexed demo project for the audio stage's edits (its own plans and specs)."""
+    root = tmp_path_factory.mktemp("audio_demo_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for part in ("raw", "interim"):
+        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    (root / "data" / "edits").mkdir()
+    return root
+
+
+# torch's OpenMP threads spin while they wait; on a busy shared machine that makes a
+# 2-thread training step ~8x slower (stages/render/__init__.py). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
