@@ -11,8 +11,8 @@ from talkedit.params import section
 
 
 def plan_with_clip_lexicon(edit: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """New words must be pronounced with the lexicon the clip was aligned with."""
-    return run_plan(edit, params, root, align_params=section("align"))
+    """New words are pronounced with the clip's lexicon (and timed by a recording if given)."""
+    return run_plan(edit, params, root, align_params=section("align"), audio_params=section("audio"))
 
 
 plan_flow = stage_flow("plan", plan_with_clip_lexicon)

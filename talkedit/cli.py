@@ -75,6 +75,10 @@ STAGES: list[tuple[str, str, str]] = [
     ("fit", "clip", "Fit the 3D face model: landmarks, expression, pose, illumination, crops."),
     ("index", "clip", "Index the clip's visemes for the edit search."),
     ("plan", "edit", "Plan an edit: viseme search, retiming and blending, frame by frame."),
+    ("audio", "edit", "Build the edit's soundtrack: the new words in the speaker's voice."),
+    ("train", "clip", "Train the clip's neural face renderer."),
+    ("render", "edit", "Render the generated face crops of an edit's plan."),
+    ("composite", "edit", "Composite, watermark and encode the edited video with its provenance."),
 ]
 
 

@@ -184,11 +184,9 @@ def recording_edit(audio_demo_root: Path, tmp_path_factory: pytest.TempPathFacto
     return path
 
 
-def test_recording_source_end_to_end(audio_demo_root: Path, recording_edit: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    # The plan stage reads the spec's `audio:` key once it is wired (stages.audio.config);
-    # until then this lets load_spec accept it.
-    monkeypatch.setattr(plan_spec, "SPEC_KEYS", plan_spec.SPEC_KEYS | {AUDIO_SPEC_KEY})
+def test_recording_source_end_to_end(audio_demo_root: Path, recording_edit: Path) -> None:
+    # The spec's `audio:` key makes the plan time the new words by the recording.
+    assert AUDIO_SPEC_KEY in plan_spec.SPEC_KEYS
     spec = yaml.safe_load((Path(__file__).parents[1] / "data" / "edits" / "demo.yaml").read_text())
     spec[AUDIO_SPEC_KEY] = {"source": "recording", "recording": recording_edit.name}
     summary, out = plan_and_speak(audio_demo_root, "audio_rec", spec)

@@ -31,7 +31,6 @@ PHONE_TARGETS: dict[str, tuple[float, float, float]] = {
     "NG": (0.3, 0.1, 0.0), "HH": (0.45, 0.1, 0.0),
 }
 _BILABIAL = frozenset({"P", "B", "M"})
-PRE_CLOSURE_S = 0.06  # lips close this long before a bilabial's release (stop closure)
 
 
 def articulation_track(phones: list[tuple[str, float, float]], times: np.ndarray,
@@ -44,17 +43,13 @@ def articulation_track(phones: list[tuple[str, float, float]], times: np.ndarray
     grid = np.arange(0.0, max(end, float(times.max(initial=0.0))) + 0.5, 1.0 / rate_hz)
     targets = np.tile(np.asarray(PHONE_TARGETS["sil"], dtype=np.float64), (len(grid), 1))
     closure_hold = np.zeros(len(grid))
-    previous_start = 0.0
     for phone, start, stop in phones:
         span = (grid >= start) & (grid < stop)
         targets[span] = PHONE_TARGETS.get(phone, PHONE_TARGETS["AH"])
         if phone in _BILABIAL:
-            # espeak times a stop from its release; the lips shut during the silent
-            # closure before it (the end of the previous phone) and open at the release.
-            lead = min(PRE_CLOSURE_S, 0.6 * (start - previous_start))
-            held = (grid >= start - lead) & (grid < start + 0.7 * (stop - start))
-            closure_hold[held] = 1.0
-        previous_start = start
+            # Lips are shut through the middle 70% of a bilabial.
+            mid = (grid >= start + 0.15 * (stop - start)) & (grid < stop - 0.15 * (stop - start))
+            closure_hold[mid] = 1.0
     track = gaussian_filter1d(targets, sigma=smooth_s * rate_hz, axis=0, mode="nearest")
     track[:, 2] = np.maximum(track[:, 2], closure_hold)
     # Closed lips cannot be apart: the jaw opening visible at the lips shrinks with closure.

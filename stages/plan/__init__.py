@@ -174,8 +174,14 @@ def _has_pause(index: VisemeIndex, time_s: float, min_pause_s: float, before: bo
 
 def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
               root: Path | None = None,
-              align_params: Mapping[str, Any] | AlignParams | None = None) -> PlanResult:
-    """Everything ``run_plan`` writes, in memory."""
+              align_params: Mapping[str, Any] | AlignParams | None = None,
+              audio_params: Mapping[str, Any] | None = None) -> PlanResult:
+    """Everything ``run_plan`` writes, in memory.
+
+    When the edit's audio is the user's recording (spec ``audio:`` key or
+    ``audio.source``), the new words are timed by the recording, not espeak-ng.
+    """
+    audio_params = dict(audio_params or {})
     opts = PlanParams.from_dict(params)
     align_opts = AlignParams.from_dict(align_params)
     spec = load_spec(edit, root)
@@ -224,11 +230,19 @@ def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
     index = VisemeIndex.load(spec.clip, root)
     blocked, allowed = _blocked(index, face, spec.exclude_s, fps)
 
+    from stages.audio.recording import RecordingTimer  # deferred: stages.audio imports plan.spec
+
+    recorded = RecordingTimer.for_edit(
+        edit, root, edited, [(s.new_first, s.new_end) for s in spans if s.n_new],
+        default_source=audio_params.get("source", "speaker"), align_params=align_opts,
+        max_clipped_share=audio_params.get("max_clipped_share", 0.001))
     span_plans = []
     rates: RateModel | None = None
     for span in spans:
         phones, pieces = [], []
-        if span.n_new:
+        if span.n_new and recorded is not None:
+            phones = recorded.query_phones(edited, span.new_first, span.new_end)
+        elif span.n_new:
             if rates is None:
                 speaker = read_parquet(paths.speaker_rate, SPEAKER_RATE,
                                        stage_hint=f"align@{spec.clip}")
@@ -240,6 +254,7 @@ def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
                 opts.rate_wpm, opts.context_words,
                 pause_before=not _has_pause(index, span.cut_start_s, opts.min_pause_s, True),
                 pause_after=not _has_pause(index, span.cut_end_s, opts.min_pause_s, False))
+        if span.n_new:
             query = Query(tuple(p.phone for p in phones),
                           np.array([p.duration_s for p in phones]),
                           _phone_at(index, span.cut_start_s, True),
@@ -268,10 +283,11 @@ def _written(text: str, words: list[SpokenWord]) -> str:
 
 
 def run_plan(edit: str, params: Mapping[str, Any] | None = None, root: Path | None = None,
-             align_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             align_params: Mapping[str, Any] | None = None,
+             audio_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Plan one edit; write data/plans/<edit>/{plan,segments,new_phones}.parquet + summary.md."""
     t0 = time.perf_counter()
-    result = plan_edit(edit, params, root, align_params)
+    result = plan_edit(edit, params, root, align_params, audio_params)
     summary = write_outputs(result, EditPaths.of(edit, root))
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("plan %s: %s", edit, summary)

@@ -34,7 +34,8 @@ import yaml
 from talkedit.artifacts import ClipPaths, EditPaths
 from talkedit.errors import TalkeditError
 
-SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "description"}
+# "audio" chooses the edit's sound (stages.audio.config.AUDIO_SPEC_KEY reads it).
+SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "description", "audio"}
 _EDGE_PUNCT = "\"'([{«<*_)]}»>.,;:!?…—–“”‘’"
 _TRAILING = ".,;:!?…\"')]}»”’"
 
