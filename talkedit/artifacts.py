@@ -480,6 +480,29 @@ RENDER_INDEX = pa.schema(
 LOSSES_COLUMNS = ["step", "seconds", "l1", "adversarial", "temporal_adversarial",
                   "feature_matching", "d_spatial", "d_temporal"]
 
+# evaluate (stages/evaluate): self-reenactment of held-out sentences, under
+# ClipPaths.metrics_dir. One row per held-out sentence; a score column per method and
+# measure, named "<method>_<score>" (DVC plots: x = sentence).
+EVALUATE_METHODS = ("talkedit", "naive_cut", "conditioning", "real")
+EVALUATE_SCORES = ("mouth_psnr_db", "mouth_ssim", "lmd", "opening_r", "mcd_db",
+                   "sync_offset_ms", "sync_error_ms", "jaw_error")
+EVALUATE_INFO_COLUMNS = ["sentence", "start_s", "end_s", "frames", "out_frames", "pieces"]
+
+
+def evaluate_metrics_path(paths: ClipPaths) -> Path:
+    """Per-method means and ratios against the baselines (DVC metrics)."""
+    return paths.metrics_dir / "evaluate.json"
+
+
+def evaluate_scores_path(paths: ClipPaths) -> Path:
+    """Per-sentence scores (DVC plots), columns EVALUATE_INFO_COLUMNS + method_score."""
+    return paths.metrics_dir / "evaluate.tsv"
+
+
+def evaluate_summary_path(paths: ClipPaths) -> Path:
+    """The run's markdown summary (published as a Prefect artifact)."""
+    return paths.metrics_dir / "evaluate.md"
+
 # --- reading and writing ------------------------------------------------------------------
 
 

@@ -79,6 +79,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("train", "clip", "Train the clip's neural face renderer."),
     ("render", "edit", "Render the generated face crops of an edit's plan."),
     ("composite", "edit", "Composite, watermark and encode the edited video with its provenance."),
+    ("evaluate", "clip", "Score held-out sentences re-created through the edit path, with baselines."),
 ]
 
 

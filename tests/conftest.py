@@ -119,3 +119,13 @@ def audio_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFa
 # torch's OpenMP threads spin while they wait; on a busy shared machine that makes a
 # 2-thread training step ~8x slower (stages/render/__init__.py). Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(scope="session")
+def evaluate_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the indexed demo project for the evaluate stage (its own model and metrics)."""
+    root = tmp_path_factory.mktemp("evaluate_demo_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for part in ("raw", "interim"):
+        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    return root

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import wave
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from stages.composite.provenance import build_manifest, publish
 from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
 from stages.plan.spec import load_spec
 from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, read_parquet
-from talkedit.atomic import atomic_path
 from talkedit.errors import TalkeditError
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
@@ -107,7 +107,11 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None) -
         log.warning("source is %dx%d: padded by one pixel to even dimensions for H.264", width, height)
 
     frames = FrameCursor(store)
-    with atomic_path(paths.output.with_name(f"{edit}.encoded.mp4")) as encoded:
+    paths.output.parent.mkdir(parents=True, exist_ok=True)
+    # Encode into a scratch file; publish() stream-copies it into the output atomically,
+    # with the manifest embedded, so the output is never half-written.
+    with tempfile.TemporaryDirectory(dir=paths.output.parent, prefix=f".{edit}.") as scratch:
+        encoded = Path(scratch) / "encoded.mp4"
         with VideoWriter(encoded, width + padded[0], height + padded[1], meta["fps_rational"],
                          crf=int(params.get("crf", 16)), preset=str(params.get("preset", "medium")),
                          audio_rate=audio_rate) as out:

@@ -199,7 +199,13 @@ def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
                             "keep at least one word of the transcript")
     edited, word_specs = prepare_words(spec.edited_text, align_opts, str(spec.path))
     prons = [w.prons[0].pairs() for w in word_specs]  # each word's preferred pronunciation
-    spans = edited_spans(original, words["start_s"].to_numpy(), words["end_s"].to_numpy(), edited)
+    # Words the spec asks to say anew are marked so that the diff sees them as replaced.
+    written = words["written_index"].to_numpy()
+    forced = np.zeros(len(original), bool)
+    for a, b in spec.resynthesize:
+        forced |= (written >= a) & (written <= b)
+    compared = [f"\0{w}" if f else w for w, f in zip(original, forced, strict=True)]
+    spans = edited_spans(compared, words["start_s"].to_numpy(), words["end_s"].to_numpy(), edited)
 
     if not spans:
         msg = (f"{spec.path}: the edited transcript says the same words as the clip's; "

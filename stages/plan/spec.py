@@ -20,6 +20,9 @@ A target is matched text (it must occur once, or give ``occurrence: k``, 1-based
 written-word index, or ``[first, last]``. Indices are positions in the original
 transcript's whitespace-separated words, whatever the other operations do. Optional:
 ``exclude_s: [[start, end], ...]``, clip seconds the search must not take footage from.
+``resynthesize: [target, ...]`` (targets as above, on the clip's transcript): words said
+anew although the text keeps them. Self-reenactment (stages/evaluate) re-creates a real
+sentence this way, with ``exclude_s`` over its own footage; a diff alone cannot see it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from talkedit.artifacts import ClipPaths, EditPaths
 from talkedit.errors import TalkeditError
 
 # "audio" chooses the edit's sound (stages.audio.config.AUDIO_SPEC_KEY reads it).
-SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "description", "audio"}
+SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "resynthesize", "description", "audio"}
 _EDGE_PUNCT = "\"'([{«<*_)]}»>.,;:!?…—–“”‘’"
 _TRAILING = ".,;:!?…\"')]}»”’"
 
@@ -49,6 +52,7 @@ class EditSpec:
     edited_text: str
     exclude_s: tuple[tuple[float, float], ...] = ()
     operations: tuple[str, ...] = field(default=())  # one line per operation, for the summary
+    resynthesize: tuple[tuple[int, int], ...] = ()  # original written words (first, last) said anew
 
 
 def _norm(token: str) -> str:
@@ -101,8 +105,14 @@ def load_spec(edit: str, root: Path | None = None) -> EditSpec:
         edited, ops = " ".join(data["text"].split()), ("whole transcript given",)
     else:
         edited, ops = apply_operations(original, data["operations"], path)
+    targets = data.get("resynthesize") or []
+    if not isinstance(targets, list):
+        raise _fail(path, "resynthesize: must be a list of targets",
+                    "write e.g. resynthesize: [[12, 20]] or resynthesize: [some words]")
+    forced = tuple(_resolve(t, original.split(), f"resynthesize {k + 1}", path)
+                   for k, t in enumerate(targets))
     return EditSpec(edit, path, clip, original, edited, _exclusions(data.get("exclude_s"), path),
-                    ops)
+                    ops, forced)
 
 
 def _exclusions(value: Any, path: Path) -> tuple[tuple[float, float], ...]:

@@ -1,0 +1,414 @@
+"""evaluate stage: self-reenactment of held-out sentences, scored against two baselines.
+
+``run_evaluate(clip, params, root)`` (params = the ``evaluate:`` section):
+
+1. picks ``sentences`` of the clip's sentences (seeded) and, for each, writes an edit
+   spec that says it anew in place, its footage excluded from the search and the
+   audio (``holdout.py``);
+2. runs the normal edit path on it: ``run_plan``, ``run_audio``, ``run_render``,
+   ``run_composite``; and the same plan and audio once more with the conditioning
+   image in place of the network (``baselines.py``). All of it happens in a scratch
+   project root (a temp folder, removed afterwards; the clip's inputs, fit and
+   generator are linked in), so nothing under data/ but the metrics is written;
+3. compares the composited videos, a naive cut and the real footage over the
+   sentence (``measure.py``): mouth PSNR / SSIM, mouth landmark distance, mouth-
+   opening correlation, mel-cepstral distortion, audio-visual sync offset and, where
+   the clip has generator truth, the error against its ``jaw_open``;
+4. writes data/metrics/<clip>/evaluate.json (means and ratios against the baselines,
+   DVC metrics), evaluate.tsv (per sentence, DVC plots) and evaluate.md (summary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.audio import run_audio
+from stages.audio.dsp import read_clip_audio
+from stages.audio.metrics import mcd_db
+from stages.composite.compose import run_composite
+from stages.evaluate.baselines import copy_edit, naive_cut_start, render_conditioning
+from stages.evaluate.holdout import (
+    HeldOut,
+    clip_phones,
+    clip_sentences,
+    pick_sentences,
+    scratch_project,
+    time_map,
+    write_spec,
+)
+from stages.evaluate.measure import (
+    Track,
+    aligned_crop,
+    audio_envelope,
+    detect_sequence,
+    score_track,
+    sync_offset_ms,
+)
+from stages.fit import FitOptions, make_landmarker, mouth_opening
+from stages.fit.topology import topology_for
+from stages.plan import run_plan
+from stages.render import run_render
+from stages.render.checkpoint import Stamp
+from talkedit.artifacts import (
+    EVALUATE_INFO_COLUMNS,
+    EVALUATE_METHODS,
+    EVALUATE_SCORES,
+    FACE,
+    NEW_PHONES,
+    PLAN,
+    TRUTH_FRAMES,
+    ClipPaths,
+    EditPaths,
+    ModelPaths,
+    column_array,
+    evaluate_metrics_path,
+    evaluate_scores_path,
+    evaluate_summary_path,
+    read_parquet,
+)
+from talkedit.atomic import write_json, write_text
+from talkedit.errors import TalkeditError
+from talkedit.params import section
+from talkedit.video import FrameStore, open_container
+
+__all__ = ["EvaluateParams", "run_evaluate", "STAGE_SECTIONS"]
+
+log = logging.getLogger(__name__)
+# The params.yaml sections the edit path reads besides ``evaluate:`` (DVC params).
+STAGE_SECTIONS = ("align", "plan", "audio", "render", "composite", "fit")
+BASELINES = ("naive_cut", "conditioning")
+# Scores where lower is better (the rest: higher is better).
+LOWER_IS_BETTER = {"lmd", "mcd_db", "sync_error_ms", "jaw_error"}
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """The ``evaluate:`` section of params.yaml (see the comments there)."""
+
+    sentences: int = 2
+    seed: int = 0
+    margin_s: float = 0.05
+    max_sync_lag_ms: float = 200.0
+    envelope_ms: float = 40.0
+    composite: dict[str, Any] = field(default_factory=lambda: {"preset": "ultrafast",
+                                                               "label": False})
+    keep_scratch: str | None = None
+
+    @classmethod
+    def from_dict(cls, params: Mapping[str, Any] | EvaluateParams | None) -> EvaluateParams:
+        if isinstance(params, EvaluateParams):
+            return params
+        params = dict(params or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise TalkeditError(f"params.yaml evaluate.{unknown[0]}", "is not an evaluate "
+                                "parameter", f"use one of: {', '.join(sorted(names))}")
+        out = cls(**{k: v for k, v in params.items() if v is not None})
+        if out.sentences < 1 or out.margin_s < 0 or out.max_sync_lag_ms <= 0:
+            raise TalkeditError("params.yaml evaluate", "needs sentences >= 1, margin_s >= 0 "
+                                "and max_sync_lag_ms > 0", "fix the values in params.yaml")
+        return out
+
+
+@dataclass
+class ClipContext:
+    """What every held-out sentence's scoring reads of the clip."""
+
+    clip: str
+    root: Path | None
+    fps: float
+    n_frames: int
+    crop_size: int
+    transforms: np.ndarray  # (n, 6) image -> fit crop
+    polygons: np.ndarray  # (n, K, 2) lower-face outline, fit-crop px
+    landmarker: dict[str, Any]
+    sentences: list[HeldOut]
+    truth: pd.DataFrame | None
+    jaw_fit: tuple[float, float] | None  # jaw_open ~ a * mouth_opening + b
+
+
+def _stage_params(root: Path | None, overrides: Mapping[str, Any] | None) -> dict[str, dict]:
+    path = root / "params.yaml" if root is not None and (root / "params.yaml").is_file() else None
+    out = {name: section(name, path) for name in STAGE_SECTIONS}
+    out.update({k: dict(v) for k, v in (overrides or {}).items()})
+    return out
+
+
+def _clip_context(clip: str, root: Path | None, fit: dict[str, Any], margin_s: float
+                  ) -> ClipContext:
+    paths = ClipPaths.of(clip, root)
+    meta = json.loads(paths.video_meta.read_text())
+    table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
+    crop_size = int(json.loads((paths.crops / "crops.json").read_text())["size"])
+    n = len(table)
+    sentences = clip_sentences(clip, root, margin_s)
+    truth, jaw_fit = None, None
+    if paths.truth_frames.is_file():
+        truth = read_parquet(paths.truth_frames, TRUTH_FRAMES)
+        # Calibrate the landmarker's mouth opening to the generator's jaw_open on the
+        # clip's own detected frames (the held-out ones would do as well: no tuning here).
+        detected = table.column("detected").to_numpy()
+        lm = column_array(table, "landmarks_2d").reshape(n, -1, 2)[detected]
+        jaw = np.interp(np.flatnonzero(detected) / float(meta["fps"]), truth["time_s"],
+                        truth["jaw_open"])
+        a, b = np.polyfit(mouth_opening(lm), jaw, 1)
+        jaw_fit = (float(a), float(b))
+    return ClipContext(
+        clip, root, float(meta["fps"]), int(meta["n_frames"]), crop_size,
+        column_array(table, "crop_transform").astype(np.float64),
+        column_array(table, "mask_polygon").reshape(n, -1, 2).astype(np.float64),
+        FitOptions.from_params(fit).landmarker_params(), sentences, truth, jaw_fit)
+
+
+def _video_frames(path: Path, rows: np.ndarray) -> Iterator[np.ndarray]:
+    """Frames ``rows`` (increasing) of an output video, in order."""
+    wanted = iter(rows.tolist())
+    want = next(wanted, None)
+    with open_container(path) as container:
+        for k, frame in enumerate(container.decode(container.streams.video[0])):
+            while want is not None and want == k:
+                yield frame.to_ndarray(format="rgb24")
+                want = next(wanted, None)
+            if want is None:
+                return
+    if want is not None:
+        raise TalkeditError(path, f"has no frame {want}", "re-run the composite stage")
+
+
+def _track(ctx: ClipContext, images: list[np.ndarray], crop_frames: np.ndarray,
+           samples: np.ndarray, sr: int, times_s: np.ndarray, envelope_s: float) -> Track:
+    """A track from full frames; ``crop_frames``: the clip frame whose fit crop framing
+    each frame's face sits in (its background frame)."""
+    crops = np.stack([aligned_crop(im, ctx.transforms[f], ctx.crop_size)
+                      for im, f in zip(images, crop_frames, strict=True)])
+    with make_landmarker(ctx.landmarker) as landmarker:
+        landmarks = detect_sequence(landmarker, images)
+    return Track(crops, landmarks, audio_envelope(samples, sr, times_s, envelope_s))
+
+
+def _jaw_error(ctx: ClipContext, track: Track, real_times: np.ndarray) -> float:
+    if ctx.truth is None or ctx.jaw_fit is None:
+        return float("nan")
+    truth = np.interp(real_times, ctx.truth["time_s"], ctx.truth["jaw_open"])
+    a, b = ctx.jaw_fit
+    err = np.abs(a * track.opening + b - truth)
+    return float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
+
+
+def _run_edit_path(name: str, scratch: Path, stage: dict[str, dict], opts: EvaluateParams
+                   ) -> dict[str, Any]:
+    """talkedit's normal path on one edit, then the conditioning baseline's render of it."""
+    plan = run_plan(name, stage["plan"], scratch, stage["align"], stage["audio"])
+    run_audio(name, stage["audio"], scratch, stage["align"])
+    render = run_render(name, stage["render"], scratch)
+    composite = {**stage["composite"], **opts.composite}
+    run_composite(name, composite, scratch)
+    copy_edit(name, f"{name}-conditioning", scratch)
+    render_conditioning(f"{name}-conditioning", stage["render"], scratch)
+    run_composite(f"{name}-conditioning", composite, scratch)
+    return {"pieces": plan.get("pieces"), "render": render}
+
+
+def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: dict[str, dict],
+                      opts: EvaluateParams) -> dict[str, Any]:
+    """Scores of talkedit, both baselines and the real footage on one held-out sentence."""
+    name = write_spec(held, ctx.clip, scratch)
+    info = _run_edit_path(name, scratch, stage, opts)
+    paths = EditPaths.of(name, scratch)
+    fps, n = ctx.fps, ctx.n_frames
+    plan = read_parquet(paths.plan, PLAN, arrow=True)
+    background = plan.column("source_frame").to_numpy().astype(np.int64)
+    t_out, t_real = time_map(held, read_parquet(paths.new_phones, NEW_PHONES),
+                             clip_phones(ctx.clip, ctx.root))
+    out_rows = np.arange(int(np.ceil(t_out[0] * fps)), int(np.floor(t_out[-1] * fps)) + 1)
+    real_t = np.interp(out_rows / fps, t_out, t_real)
+    real_rows = np.clip(np.round(real_t * fps).astype(np.int64), 0, n - 1)
+    r0 = int(round(held.start_s * fps))
+    r1 = min(n, int(round(held.end_s * fps)) + 1)
+    lo, hi = min(r0, int(real_rows.min())), max(r1, int(real_rows.max()) + 1)
+
+    clip_paths = ClipPaths.of(ctx.clip, ctx.root)
+    clip_audio = read_clip_audio(clip_paths.audio)
+    sr = clip_audio.sample_rate
+    clip_samples = clip_audio.region(0, len(clip_audio))
+    edit_audio = read_clip_audio(paths.audio)  # the same for talkedit and the conditioning
+    edit_samples = edit_audio.region(0, len(edit_audio))
+    env_s = opts.envelope_ms / 1000
+    store = FrameStore.for_clip(ctx.clip, scratch)
+
+    real_frames = np.arange(lo, hi)
+    real = _track(ctx, [im for _, im in store.iter_frames(lo, hi)], real_frames, clip_samples,
+                  sr, real_frames / fps, env_s)
+    tracks = {}
+    for method, edit in (("talkedit", name), ("conditioning", f"{name}-conditioning")):
+        images = list(_video_frames(EditPaths.of(edit, scratch).output, out_rows))
+        tracks[method] = _track(ctx, images, background[out_rows], edit_samples, sr,
+                                out_rows / fps, env_s)
+    d_start = naive_cut_start(held, ctx.sentences, n / fps)
+    d0 = int(round(d_start * fps))
+    donor = np.arange(d0, d0 + (r1 - r0))
+    tracks["naive_cut"] = _track(ctx, [im for _, im in store.iter_frames(d0, d0 + (r1 - r0))],
+                                 donor, clip_samples, sr, donor / fps, env_s)
+
+    # Frames paired with the real footage: through the phone time map for the edit's
+    # output, one for one for the naive cut (the same length of other footage).
+    paired = {"talkedit": real_rows, "conditioning": real_rows, "naive_cut": np.arange(r0, r1)}
+    a, b = int(round(held.start_s * sr)), int(round(held.end_s * sr))
+    truth_audio = clip_samples[a:b]
+    edit_audio_span = edit_samples[int(round(t_out[0] * sr)):int(round(t_out[-1] * sr))]
+    audio = {"talkedit": edit_audio_span, "conditioning": edit_audio_span,
+             "naive_cut": clip_samples[int(round(d_start * sr)):int(round(d_start * sr)) + b - a]}
+    own = real.take(np.arange(r0, r1) - lo)
+    topo = topology_for(real.landmarks.shape[1])
+    real_offset = sync_offset_ms(own.opening, own.envelope, fps, opts.max_sync_lag_ms)
+    scores: dict[str, dict[str, float]] = {
+        "real": {"sync_offset_ms": real_offset, "sync_error_ms": 0.0,
+                 "jaw_error": _jaw_error(ctx, own, np.arange(r0, r1) / fps)}}
+    for method, track in tracks.items():
+        rows = paired[method]
+        s = score_track(real.take(rows - lo), track, ctx.polygons[rows], topo, fps,
+                        opts.max_sync_lag_ms)
+        s["mcd_db"] = mcd_db(truth_audio, audio[method], sr)
+        s["sync_error_ms"] = abs(s["sync_offset_ms"] - real_offset)
+        s["jaw_error"] = _jaw_error(ctx, track, rows / fps)
+        scores[method] = s
+    return {"sentence": held.sentence, "text": held.text, "start_s": round(held.start_s, 3),
+            "end_s": round(held.end_s, 3), "frames": r1 - r0, "out_frames": len(out_rows),
+            "pieces": info["pieces"], "naive_cut_start_s": round(d_start, 3), "scores": scores}
+
+
+# --- the stage ----------------------------------------------------------------------------
+
+
+def _mean(values: list[float]) -> float | None:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return round(float(v.mean()), 4) if len(v) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or abs(b) < 1e-12:
+        return None
+    return round(a / b, 4)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means per method, ratios talkedit / baseline, and whether talkedit beats each."""
+    means = {m: {s: _mean([r["scores"][m].get(s, np.nan) for r in rows])
+                 for s in (*EVALUATE_SCORES, "detected_share")} for m in EVALUATE_METHODS}
+    means["real"] = {k: v for k, v in means["real"].items() if v is not None}
+    ratios = {f"vs_{b}": {s: _ratio(means["talkedit"][s], means[b][s]) for s in EVALUATE_SCORES
+                          if s != "sync_offset_ms"}  # a signed offset: see sync_error_ms
+              for b in BASELINES}
+    beats = {f"vs_{b}": {s: (None if means["talkedit"][s] is None or means[b][s] is None else
+                             bool(means["talkedit"][s] < means[b][s]) if s in LOWER_IS_BETTER
+                             else bool(means["talkedit"][s] > means[b][s]))
+                         for s in ("lmd", "mouth_psnr_db")} for b in BASELINES}
+    gains = {f"vs_{b}": _round_or_none(means["talkedit"]["mouth_psnr_db"],
+                                       means[b]["mouth_psnr_db"]) for b in BASELINES}
+    return {"means": means, "ratios": ratios, "psnr_gain_db": gains, "beats": beats}
+
+
+def _round_or_none(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 4)
+
+
+def score_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per sentence: EVALUATE_INFO_COLUMNS, then <method>_<score>."""
+    out = []
+    for r in rows:
+        row = {c: r[c] for c in EVALUATE_INFO_COLUMNS}
+        for m in EVALUATE_METHODS:
+            for s in EVALUATE_SCORES:
+                value = r["scores"][m].get(s)
+                if value is not None:
+                    row[f"{m}_{s}"] = round(float(value), 4)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def markdown(clip: str, metrics: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    means, ratios = metrics["means"], metrics["ratios"]
+    lines = [f"# Self-reenactment of {clip}: {len(rows)} held-out sentence(s)", "",
+             "Each sentence said anew through plan, audio, render and composite, its own "
+             "footage excluded; compared with the real frames and audio.", "",
+             "| score | talkedit | naive cut | conditioning | real | talkedit / naive | "
+             "talkedit / conditioning |", "|---|---|---|---|---|---|---|"]
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    for s in EVALUATE_SCORES:
+        better = ("ms, + = mouth after sound" if s == "sync_offset_ms" else
+                  "lower is better" if s in LOWER_IS_BETTER else "higher is better")
+        lines.append(f"| {s} ({better}) | {fmt(means['talkedit'][s])} | "
+                     f"{fmt(means['naive_cut'][s])} | {fmt(means['conditioning'][s])} | "
+                     f"{fmt(means['real'].get(s))} | {fmt(ratios['vs_naive_cut'].get(s))} | "
+                     f"{fmt(ratios['vs_conditioning'].get(s))} |")
+    lines.append("")
+    for b in BASELINES:
+        won = metrics["beats"][f"vs_{b}"]
+        verdict = ", ".join(f"{s}: {'yes' if v else 'NO' if v is not None else 'n/a'}"
+                            for s, v in won.items())
+        lines.append(f"- talkedit beats {b.replace('_', ' ')}: {verdict}")
+    lines += ["", "Sentences: " + "; ".join(f"{r['sentence']} ({r['start_s']:.2f}-"
+                                          f"{r['end_s']:.2f} s, {r['pieces']} pieces) "
+                                          f"\"{r['text']}\"" for r in rows),
+              "", f"Renderer: step {metrics['generator']['step']}, share of held-out frames "
+              f"it was trained on {metrics['renderer_trained_share']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+def run_evaluate(clip: str, params: Mapping[str, Any] | EvaluateParams | None = None,
+                 root: Path | None = None,
+                 stage_params: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """Evaluate ``clip`` by self-reenactment; write data/metrics/<clip>/evaluate.{json,tsv,md}.
+
+    ``stage_params`` overrides sections of params.yaml that the edit path reads
+    (STAGE_SECTIONS); by default they come from ``root``'s params.yaml. Returns the
+    metrics (as written to evaluate.json) plus ``markdown``, the summary.
+    """
+    t0 = time.perf_counter()
+    opts = EvaluateParams.from_dict(params)
+    stage = _stage_params(root, stage_params)
+    ctx = _clip_context(clip, root, stage["fit"], opts.margin_s)
+    held = pick_sentences(ctx.sentences, opts.sentences, opts.seed)
+    stamp, _ = Stamp.read(ModelPaths.of(clip, root).generator)
+    first_heldout = stamp.config.holdout_start(ctx.n_frames)
+    keep = Path(opts.keep_scratch) if opts.keep_scratch else None
+    rows = []
+    with scratch_project(clip, root, held, ctx.fps, keep) as scratch:
+        for h in held:
+            log.info("evaluate %s: sentence %d %r", clip, h.sentence, h.text)
+            rows.append(evaluate_sentence(ctx, h, scratch, stage, opts))
+    frames = np.concatenate([np.arange(int(round(h.start_s * ctx.fps)),
+                                       int(round(h.end_s * ctx.fps)) + 1) for h in held])
+    metrics = {
+        "clip": clip, "sentences": [h.sentence for h in held],
+        **summarize(rows),
+        "generator": {"config_hash": stamp.config.config_hash, "step": stamp.step},
+        # Held-out frames the renderer's network was trained on (the train stage holds
+        # out only the clip's tail); its exemplars never include them (holdout.py).
+        "renderer_trained_share": round(float(np.mean(frames < first_heldout)), 4),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    paths = ClipPaths.of(clip, root)
+    paths.metrics_dir.mkdir(parents=True, exist_ok=True)
+    write_json(evaluate_metrics_path(paths), metrics)
+    write_text(evaluate_scores_path(paths),
+               score_table(rows).to_csv(sep="\t", index=False, na_rep="nan"))
+    text = markdown(clip, metrics, rows)
+    write_text(evaluate_summary_path(paths), text)
+    log.info("evaluate %s: %s", clip, metrics["means"]["talkedit"])
+    return {**metrics, "per_sentence": rows, "markdown": text}
