@@ -1,0 +1,194 @@
+"""The ``train:`` and ``render:`` sections of params.yaml, resolved and checked.
+
+``train:`` holds knobs shared by every profile plus one block per profile
+(``cpu``, ``gpu``); ``profile:`` picks the block, whose keys override the
+shared defaults. The *config hash* covers every resolved setting that changes
+what the networks are or learn (sizes, losses, data split, seed); run-length
+settings (steps, checkpoint cadence, threads, device...) are left out, so
+raising ``steps`` resumes a finished training instead of refusing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from talkedit.errors import TalkeditError
+
+PROFILES = ("cpu", "gpu")
+
+
+def _run(default: Any) -> Any:
+    """A run-length setting: not part of the config hash."""
+    return field(default=default, metadata={"run": True})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of the train stage (see params.yaml for what each does)."""
+
+    profile: str = _run("cpu")
+    seed: int = 0
+    holdout_share: float = 0.1
+    holdout_frames: int | None = None
+    min_train_frames: int = _run(200)
+    resume: bool = _run(True)
+    checkpoint_every: int = _run(250)
+    log_every: int = _run(25)
+    threads: int = _run(2)
+    device: str = _run("auto")
+    max_minutes: float | None = _run(None)
+    eval_warmup: int = _run(4)
+    # sizes (per profile)
+    size: int = 128
+    steps: int = _run(3000)
+    batch: int = 4
+    seq_len: int = 4
+    window: int = 2
+    gen_channels: int = 32
+    gen_max_channels: int = 256
+    gen_depth: int = 4
+    gen_res_blocks: int = 2
+    disc_channels: int = 32
+    disc_layers: int = 3
+    temporal_frames: int = 3
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    ema: float = 0.999
+    amp: bool = False
+    # losses
+    l1: float = 1.0
+    mask_weight: float = 5.0
+    adversarial: float = 0.01
+    temporal_adversarial: float = 0.01
+    feature_matching: float = 0.1
+    # conditioning
+    mask_dilate: float = 0.03
+    mask_feather: float = 0.015
+    mask_union_prob: float = 0.5
+    box_margin: float = 0.06
+    # appearance exemplar
+    reference: bool = True
+    reference_pool: int = 1000
+    reference_gap: int = 25
+    cold_start_prob: float = 0.25
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> TrainConfig:
+        params = dict(params or {})
+        profile = params.pop("profile", "cpu")
+        if profile not in PROFILES:
+            raise TalkeditError(f"params.yaml train.profile {profile!r}",
+                                f"is not one of {PROFILES}", "use cpu or gpu")
+        blocks = {p: params.pop(p, None) or {} for p in PROFILES}
+        known = {f.name for f in dataclasses.fields(cls)}
+        for where, values in (("train", params), (f"train.{profile}", blocks[profile])):
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise TalkeditError(f"params.yaml {where}.{unknown[0]}",
+                                    "is not a train setting",
+                                    f"remove it; known: {', '.join(sorted(known))}")
+        merged = {**params, **blocks[profile], "profile": profile}
+        cfg = cls(**{k: v for k, v in merged.items() if v is not None})
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        def bad(name: str, why: str, fix: str) -> TalkeditError:
+            return TalkeditError(f"params.yaml train.{name} = {getattr(self, name)!r}", why, fix)
+
+        stride = 2 ** self.gen_depth
+        if self.size < 32 or self.size % stride:
+            raise bad("size", f"must be >= 32 and a multiple of 2**gen_depth = {stride}",
+                      "use 128 or 256")
+        if not 0 < self.holdout_share < 0.5:
+            raise bad("holdout_share", "must be in (0, 0.5)", "use 0.1")
+        if self.holdout_frames is not None and self.holdout_frames < 2:
+            raise bad("holdout_frames", "must hold at least 2 frames (or be null)", "use null")
+        if self.temporal_frames > self.seq_len or self.temporal_frames < 2:
+            raise bad("temporal_frames", "must be 2..seq_len", "use 3 with seq_len >= 3")
+        if self.window < 1 or self.batch < 1 or self.steps < 0:
+            raise bad("window", "window and batch must be >= 1, steps >= 0", "use window: 2")
+        if self.mask_dilate < 2 * self.mask_feather:
+            raise bad("mask_dilate", "must be at least twice mask_feather (the feather lies "
+                      "inside the dilation)", "use mask_dilate 0.03, mask_feather 0.015")
+        if not 0 <= self.ema < 1:
+            raise bad("ema", "must be in [0, 1)", "use 0.999 (0 = no averaging)")
+
+    def hashed(self) -> dict[str, Any]:
+        """The settings that define the model (run-length knobs left out)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not f.metadata.get("run")}
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(self.hashed(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def holdout_start(self, n_frames: int) -> int:
+        """First held-out frame: the last holdout_frames (or share) of the clip."""
+        n_out = self.holdout_frames if self.holdout_frames is not None else round(
+            self.holdout_share * n_frames)
+        return max(0, n_frames - max(2, int(n_out)))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """The ``render:`` section of params.yaml."""
+
+    device: str = "auto"
+    batch: int = 8
+    only_edited: bool = True
+    warmup_frames: int = 4
+    chunk_frames: int = 256
+    threads: int = 2
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> RenderOptions:
+        params = dict(params or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise TalkeditError(f"params.yaml render.{unknown[0]}", "is not a render setting",
+                                f"remove it; known: {', '.join(sorted(known))}")
+        out = cls(**{k: v for k, v in params.items() if v is not None})
+        if out.batch < 1 or out.chunk_frames < 1 or out.warmup_frames < 0:
+            raise TalkeditError("params.yaml render", "batch and chunk_frames must be >= 1 and "
+                                "warmup_frames >= 0", "use batch 8, chunk_frames 256, warmup 4")
+        return out
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` = the first CUDA GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise TalkeditError(f"device {name!r}", "is not a torch device", "use auto, cpu or cuda"
+                            ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TalkeditError(f"device {name!r}", "asks for a GPU but torch sees none",
+                            "use device: auto or cpu (and the cpu profile)")
+    return device
+
+
+def set_threads(threads: int) -> None:
+    """Bound torch's CPU threads (the machine is shared); 0 keeps torch's default."""
+    if threads > 0:
+        torch.set_num_threads(threads)

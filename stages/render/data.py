@@ -1,0 +1,190 @@
+"""What the renderer reads of a fitted clip: render crops, per-frame parameters, exemplars.
+
+* ``ClipData``: every frame's render crop (the fit's aligned crop resampled to
+  the generator's size, held in memory or in a memory-mapped scratch file for
+  long clips), pose / expression / illumination, image -> render-crop
+  transforms and the fit's lower-face outline in render-crop px.
+* ``ReferencePool``: appearance exemplars, an even sample of the training
+  frames (crops + expressions), saved beside the generator so the render stage
+  needs no second pass over the clip; ``nearest`` picks the exemplar whose
+  expression is nearest, optionally at least ``gap`` frames from the target.
+* ``BackgroundCrops``: render crops of arbitrary (mostly increasing) frames
+  for the render stage, decoded block by block with a small cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from safetensors.numpy import load_file, save_file
+
+from stages.fit import CropStore, PersonModel, Pose, frame_parameters
+from stages.render.checkpoint import Stamp
+from stages.render.conditioning import render_points, render_transforms, resize_crops
+from talkedit.artifacts import FACE, N_EXPRESSION, ClipPaths, column_array, read_parquet
+from talkedit.atomic import atomic_path
+from talkedit.errors import TalkeditError
+
+READ_CHUNK = 128  # crops decoded per read while caching a clip
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ClipData:
+    clip: str
+    size: int  # render crop side
+    crop_size: int  # the fit's crop side
+    crops: np.ndarray  # (n, size, size, 3) uint8
+    pose: Pose
+    expression: np.ndarray  # (n, 64)
+    illumination: np.ndarray  # (n, 27)
+    transforms: np.ndarray  # (n, 6) image -> render crop
+    outlines: np.ndarray  # (n, K, 2) the fit's lower-face polygon, render px
+    usable: np.ndarray  # (n,) detected or interpolated
+    face_model_sha: str
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def pose_of(self, frames: np.ndarray) -> Pose:
+        return Pose(self.pose.rotation[frames], self.pose.translation[frames],
+                    self.pose.scale[frames])
+
+
+def load_model(clip: str, root: Path | None) -> tuple[PersonModel, str]:
+    """The clip's person model and the SHA-256 of its file (a generator is tied to it)."""
+    path = ClipPaths.of(clip, root).face_model
+    return PersonModel.load(path), file_sha256(path)
+
+
+def face_geometry(clip: str, root: Path | None, size: int
+                  ) -> tuple[pa.Table, int, np.ndarray, np.ndarray]:
+    """face.parquet, the fit's crop size, transforms and outlines at the render size."""
+    paths = ClipPaths.of(clip, root)
+    table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
+    meta_path = paths.crops / "crops.json"
+    if not meta_path.is_file():
+        raise TalkeditError(meta_path, "not found", f"run fit@{clip} first (dvc repro)")
+    crop_size = int(json.loads(meta_path.read_text())["size"])
+    transforms = render_transforms(column_array(table, "crop_transform"), crop_size, size)
+    outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
+                            crop_size, size)
+    return table, crop_size, transforms, outlines
+
+
+def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = None
+              ) -> tuple[PersonModel, ClipData]:
+    """The fitted clip at render size. With ``scratch`` the crops go to a memory-mapped
+    file there (a long clip need not fit in RAM)."""
+    model, sha = load_model(clip, root)
+    table, crop_size, transforms, outlines = face_geometry(clip, root, size)
+    pose, expression = frame_parameters(table)
+    n = len(table)
+    shape = (n, size, size, 3)
+    crops = (np.lib.format.open_memmap(scratch / "crops.npy", "w+", np.uint8, shape)
+             if scratch is not None else np.empty(shape, np.uint8))
+    store = CropStore(clip, root)
+    for a in range(0, n, READ_CHUNK):
+        images, _ = store.read(a, a + READ_CHUNK)
+        crops[a:a + len(images)] = resize_crops(images, size)
+    usable = table.column("detected").to_numpy() | table.column("interpolated").to_numpy()
+    return model, ClipData(clip, size, crop_size, crops, pose, expression,
+                           column_array(table, "illumination").astype(np.float64), transforms,
+                           outlines, usable, sha)
+
+
+@dataclass
+class ReferencePool:
+    frames: np.ndarray  # (m,) clip frames
+    expression: np.ndarray  # (m, 64)
+    crops: np.ndarray  # (m, S, S, 3) uint8 render crops
+
+    @classmethod
+    def sample(cls, data: ClipData, candidates: np.ndarray, size: int) -> ReferencePool:
+        """At most ``size`` of the candidate frames, evenly spread over them."""
+        pick = np.unique(np.linspace(0, len(candidates) - 1, min(size, len(candidates)))
+                         .round().astype(int))
+        frames = np.asarray(candidates)[pick]
+        return cls(frames, data.expression[frames].astype(np.float32),
+                   np.ascontiguousarray(data.crops[frames]))
+
+    @classmethod
+    def empty(cls, size: int) -> ReferencePool:
+        return cls(np.zeros(0, np.int64), np.zeros((0, N_EXPRESSION), np.float32),
+                   np.zeros((0, size, size, 3), np.uint8))
+
+    def nearest(self, expression: np.ndarray, frames: np.ndarray | None = None, gap: int = 0,
+                chunk: int = 1024) -> np.ndarray:
+        """Pool index of the nearest expression for each row; with ``frames``, exemplars
+        within ``gap`` frames of the row's own frame are skipped (when any other is left)."""
+        pool = self.expression.astype(np.float64)
+        norms = (pool ** 2).sum(1)
+        out = np.empty(len(expression), np.int64)
+        for a in range(0, len(expression), chunk):
+            q = np.asarray(expression[a:a + chunk], np.float64)
+            d2 = norms[None] - 2 * q @ pool.T  # + |q|^2, the same for every candidate
+            if frames is not None:
+                near = np.abs(self.frames[None] - np.asarray(frames[a:a + chunk])[:, None]) <= gap
+                d2 = np.where(near & ~near.all(axis=1, keepdims=True), np.inf, d2)
+            out[a:a + chunk] = np.argmin(d2, axis=1)
+        return out
+
+    def save(self, path: Path, metadata: dict[str, str]) -> None:
+        with atomic_path(path) as tmp:
+            save_file({"frames": self.frames.astype(np.int32),
+                       "expression": self.expression.astype(np.float32),
+                       "crops": np.ascontiguousarray(self.crops)}, str(tmp), metadata=metadata)
+
+    @classmethod
+    def load(cls, path: Path, clip: str, config_hash: str, face_model_sha: str
+             ) -> ReferencePool:
+        """The pool saved with a generator, checked against the generator's clip and config."""
+        Stamp.read(path)[0].check(path, clip, config_hash, face_model_sha)
+        t = load_file(str(path))
+        return cls(t["frames"].astype(np.int64), t["expression"], t["crops"])
+
+
+class BackgroundCrops:
+    """Render crops of any clip frames, decoded in aligned blocks kept in a small LRU."""
+
+    def __init__(self, clip: str, root: Path | None, size: int, block: int = 64,
+                 cached_blocks: int = 8) -> None:
+        self.store = CropStore(clip, root)
+        self.size, self.block, self.cached_blocks = size, block, cached_blocks
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def _block(self, k: int) -> np.ndarray:
+        if k in self._cache:
+            self._cache.move_to_end(k)
+            return self._cache[k]
+        images, _ = self.store.read(k * self.block, (k + 1) * self.block)
+        self._cache[k] = resize_crops(images, self.size)
+        while len(self._cache) > self.cached_blocks:
+            self._cache.popitem(last=False)
+        return self._cache[k]
+
+    def get(self, frames: np.ndarray) -> np.ndarray:
+        """(n, size, size, 3) uint8 crops of clip frames ``frames``."""
+        frames = np.asarray(frames, dtype=np.int64)
+        if frames.size and (frames.min() < 0 or frames.max() >= len(self.store)):
+            raise TalkeditError(f"background frames {frames.min()}..{frames.max()}",
+                                f"lie outside the clip's {len(self.store)} frames",
+                                "re-run the plan stage against the current clip")
+        out = np.empty((len(frames), self.size, self.size, 3), np.uint8)
+        for k in np.unique(frames // self.block):
+            rows = np.flatnonzero(frames // self.block == k)
+            out[rows] = self._block(int(k))[frames[rows] - k * self.block]
+        return out

@@ -1,0 +1,138 @@
+"""render stage: the edit's plan through the clip's trained generator, to generated crops.
+
+For every plan row to render (by default the rows the plan marks ``edited``;
+the others are the original footage), the conditioning image is built from
+the row's planned pose, expression and illumination over the crop of its
+background frame (``source_frame``), whose own lower face is masked out too.
+Rows are rendered in runs, each warmed up on ``warmup_frames`` rows before it
+(output dropped), so the recurrent generator never starts cold inside an
+edit. On a GPU, ``batch`` runs (long ones split) go side by side; on the CPU
+one stream renders them in order, streaming the plan and the backgrounds.
+Output layout: ``store.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.fit import Pose, load_fit
+from stages.plan.spec import load_spec
+from stages.render.checkpoint import load_generator
+from stages.render.conditioning import FaceRenderer
+from stages.render.config import RenderOptions, TrainConfig, pick_device, set_threads
+from stages.render.data import (
+    BackgroundCrops,
+    ReferencePool,
+    face_geometry,
+    file_sha256,
+    load_model,
+)
+from stages.render.infer import ConditioningSource, Frames, make_jobs, run_jobs
+from stages.render.store import RenderWriter, staged_dir
+from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
+from talkedit.atomic import write_json
+from talkedit.errors import TalkeditError
+
+log = logging.getLogger(__name__)
+STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
+
+
+def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
+    """The plan's rows as ``Frames``; background frames must exist in the clip."""
+    background = plan.column("source_frame").to_numpy().astype(np.int64)
+    if len(background) and (background.min() < 0 or background.max() >= n_clip):
+        raise TalkeditError(path, f"uses background frames {background.min()}.."
+                            f"{background.max()}, the clip has {n_clip}",
+                            "re-run the plan stage against the current fit of the clip")
+    pose = Pose(column_array(plan, "rotation").astype(np.float64),
+                column_array(plan, "translation").astype(np.float64),
+                plan.column("scale").to_numpy().astype(np.float64))
+    return Frames(background, pose, column_array(plan, "expression").astype(np.float64),
+                  column_array(plan, "illumination").astype(np.float64))
+
+
+def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
+                     expression_from: np.ndarray, edited: np.ndarray, fps: float = 25.0
+                     ) -> dict[str, np.ndarray]:
+    """PLAN columns for re-rendering clip frames ``background`` with the expressions of
+    frames ``expression_from`` (pose and light of the background): a plan without the
+    plan stage, for checks and benchmarks. Write it with ``write_parquet(..., PLAN, ...)``."""
+    _, table = load_fit(clip, root)
+    n = len(background)
+    bg, src = np.asarray(background), np.asarray(expression_from)
+    return {
+        "frame": np.arange(n), "time_s": np.arange(n) / fps, "segment": np.zeros(n),
+        "edited": np.asarray(edited, bool), "source_frame": bg,
+        "piece": np.where(edited, 0, -1), "expression_source_frame": src,
+        "blend_weight": np.zeros(n), "rotation": column_array(table, "rotation")[bg],
+        "translation": column_array(table, "translation")[bg],
+        "scale": table.column("scale").to_numpy()[bg],
+        "expression": column_array(table, "expression")[src],
+        "illumination": column_array(table, "illumination")[bg],
+    }
+
+
+def run_render(edit: str, params: dict[str, Any], root: Path | None = None,
+               train_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render an edit's plan; write data/renders/<edit>/ (chunks, index, render.json).
+
+    ``train_params`` (the ``train:`` section), when given, must be the config the
+    generator was trained with: a generator from another config is refused.
+    """
+    t0 = time.perf_counter()
+    opts = RenderOptions.from_params(params)
+    set_threads(opts.threads)
+    device = pick_device(opts.device)
+    edit_paths, out_paths = EditPaths.of(edit, root), RenderPaths.of(edit, root)
+    clip = load_spec(edit, root).clip
+    plan = read_parquet(edit_paths.plan, PLAN, arrow=True, stage_hint=f"plan@{edit}")
+    model, model_sha = load_model(clip, root)
+    expected = TrainConfig.from_params(train_params).config_hash if train_params else None
+    model_paths = ModelPaths.of(clip, root)
+    generator_path = model_paths.generator
+    generator, stamp = load_generator(generator_path, clip, expected, model_sha, device)
+    cfg = stamp.config
+    pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
+            if cfg.reference else None)
+    table, _, transforms, outlines = face_geometry(clip, root, cfg.size)
+    frames = plan_frames(plan, len(table), edit_paths.plan)
+    edited = plan.column("edited").to_numpy(zero_copy_only=False).astype(bool)
+    out_frames = plan.column("frame").to_numpy().astype(np.int64)
+
+    streams = opts.batch if device.type == "cuda" else 1
+    jobs = make_jobs(edited if opts.only_edited else np.ones(len(frames), bool),
+                     opts.warmup_frames, streams)
+    backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
+    source = ConditioningSource(
+        FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
+        backgrounds.get, transforms, outlines, pool)
+    t_gen = time.perf_counter()
+    with staged_dir(out_paths.dir) as folder:
+        writer = RenderWriter(folder, opts.chunk_frames)
+        for out in run_jobs(generator, stamp.box, source, frames, jobs, streams, STEP_CHUNK):
+            bg = frames.background[out.rows]
+            writer.add(out_frames[out.rows], out.crops, out.alpha, bg, transforms[bg],
+                       edited[out.rows])
+        n = writer.close(folder / out_paths.index.name)
+        seconds = time.perf_counter() - t_gen
+        summary = {
+            "edit": edit, "clip": clip, "size": cfg.size,
+            "box": [stamp.box.top, stamp.box.left, stamp.box.height, stamp.box.width],
+            "plan_frames": len(frames), "frames": n, "chunks": writer.chunks,
+            "chunk_frames": opts.chunk_frames, "only_edited": opts.only_edited,
+            "warmup_frames": opts.warmup_frames, "streams": streams, "device": str(device),
+            "generator": {"sha256": file_sha256(generator_path),
+                          "config_hash": cfg.config_hash, "step": stamp.step},
+            "plan_sha256": file_sha256(edit_paths.plan),
+            "seconds": round(seconds, 2),
+            "frames_per_s": round(n / seconds, 2) if seconds > 0 and n else None,
+        }
+        write_json(folder / out_paths.summary.name, summary)
+    summary["total_seconds"] = round(time.perf_counter() - t0, 2)
+    log.info("render %s: %s", edit, summary)
+    return summary
