@@ -84,7 +84,7 @@ N_CODED = (_INFO_BITS + _CONV_K - 1) * len(_CONV_POLYS)  # 108 coded bits
 # The public key: anyone can verify (and, knowing it, could forge or remove) the mark;
 # params.yaml ``watermark.key`` may set a private one.
 DEFAULT_KEY = "talkedit-public-watermark-v1"
-DEFAULT_STRENGTH = 2.0
+DEFAULT_STRENGTH = 1.6
 DEFAULT_ALPHA = 1e-6
 FRAME_ALPHA = 0.01  # per-frame threshold behind the "share of frames" figure
 MAX_STRENGTH = 255.0 / 10 ** (40 / 20)  # 2.55 levels RMS = PSNR 40 dB
