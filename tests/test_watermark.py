@@ -125,7 +125,8 @@ def test_psnr_at_least_40db_and_only_luma_changes() -> None:
         quality = psnr(frame, marked)
         assert quality >= 40.0, (name, quality)
         if name != "black":  # black can only go up: half the pattern clips away
-            assert quality < 44.0, (name, quality)  # it is really marked
+            # It is really marked: about the PSNR its RMS strength implies.
+            assert quality < 20 * np.log10(255 / wm.DEFAULT_STRENGTH) + 1.0, (name, quality)
         delta = marked.astype(int) - frame.astype(int)
         unclipped = (frame > 8).all(-1) & (frame < 247).all(-1)
         assert (delta[unclipped, 0] == delta[unclipped, 1]).all()
