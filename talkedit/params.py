@@ -55,3 +55,19 @@ def check_name(name: str, kind: str = "clip") -> str:
             f"rename the {kind}, e.g. 'my_talk'",
         )
     return name
+
+
+def reject_unknown(section_name: str, params: Any, settings: type) -> None:
+    """A typo in params.yaml fails loudly instead of being silently ignored.
+
+    ``settings`` is the dataclass a section is read into; ``section_name`` is its
+    dotted place in params.yaml (e.g. ``plan.search``).
+    """
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(settings)}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise TalkeditError(f"params.yaml {section_name}.{unknown[0]}",
+                            f"is not one of the {section_name} parameters",
+                            f"use one of: {', '.join(sorted(names))}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 
 ON_MISMATCH = ("error", "mark")
 
@@ -44,11 +44,7 @@ class AlignParams:
         if isinstance(params, AlignParams):
             return params
         params = dict(params or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise TalkeditError(f"params.yaml align.{unknown[0]}", "is not an align parameter",
-                                f"use one of: {', '.join(sorted(names))}")
+        reject_unknown("align", params, cls)
         if "beams" in params:
             params["beams"] = tuple(float(b) for b in params["beams"])
         if "lexicon" in params:

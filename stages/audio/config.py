@@ -22,17 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 
 SPEAKER, SYNTHETIC, RECORDING = "speaker", "synthetic", "recording"
 SOURCES = (SPEAKER, SYNTHETIC, RECORDING)
 AUDIO_SPEC_KEY = "audio"
-
-
-def _unknown(section: str, params: Mapping[str, Any], names: set[str]) -> None:
-    unknown = sorted(set(params) - names)
-    if unknown:
-        raise TalkeditError(f"params.yaml {section}.{unknown[0]}", "is not an audio parameter",
-                            f"use one of: {', '.join(sorted(names))}")
 
 
 @dataclass(frozen=True)
@@ -53,7 +47,7 @@ class UnitWeights:
     @classmethod
     def from_dict(cls, params: Mapping[str, Any] | None) -> UnitWeights:
         params = dict(params or {})
-        _unknown("audio.units", params, {f.name for f in dataclasses.fields(cls)})
+        reject_unknown("audio.units", params, cls)
         out = cls(**{k: v for k, v in params.items() if v is not None})
         weights = [getattr(out, f.name) for f in dataclasses.fields(cls) if f.name != "candidates"]
         if min(weights) < 0 or out.candidates < 1:
@@ -83,7 +77,7 @@ class AudioParams:
         if isinstance(params, AudioParams):
             return params
         params = dict(params or {})
-        _unknown("audio", params, {f.name for f in dataclasses.fields(cls)})
+        reject_unknown("audio", params, cls)
         params["units"] = UnitWeights.from_dict(params.get("units"))
         out = cls(**{k: v for k, v in params.items() if v is not None})
 

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -39,6 +38,7 @@ from stages.plan.spec import EditSpec, load_spec
 from stages.plan.timing import RateModel, time_words
 from talkedit.artifacts import SPEAKER_RATE, WORDS, ClipPaths, EditPaths, column_array, read_parquet
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 from talkedit.phonemes import SILENCE
 
 __all__ = ["PlanParams", "PlanResult", "run_plan", "plan_edit", "load_face_params", "EditSpec",
@@ -73,11 +73,7 @@ class PlanParams:
         if isinstance(params, PlanParams):
             return params
         params = dict(params or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise TalkeditError(f"params.yaml plan.{unknown[0]}", "is not a plan parameter",
-                                f"use one of: {', '.join(sorted(names))}")
+        reject_unknown("plan", params, cls)
         params["search"] = SearchWeights.from_dict(params.get("search"))
         out = cls(**{k: v for k, v in params.items() if v is not None})
 

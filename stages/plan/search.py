@@ -19,7 +19,7 @@ caller blocks (excluded time, no face, unusable alignment) are never used.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from stages.index import VisemeIndex
 from stages.visemes import SIL_ID, viseme_distance, viseme_ids
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 from talkedit.phonemes import ARPABET, SILENCE
 
 PHONE_CODES = {p: k for k, p in enumerate(sorted(ARPABET) + [SILENCE])}
@@ -48,11 +49,7 @@ class SearchWeights:
     @classmethod
     def from_dict(cls, params: dict[str, Any] | None) -> SearchWeights:
         params = dict(params or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise TalkeditError(f"params.yaml plan.search.{unknown[0]}", "is not a search setting",
-                                f"use one of: {', '.join(sorted(names))}")
+        reject_unknown("plan.search", params, cls)
         out = cls(**{k: v for k, v in params.items() if v is not None})
         if min(out.viseme, out.phone, out.context, out.duration, out.piece) < 0:
             raise TalkeditError("params.yaml plan.search", "weights must be >= 0",
