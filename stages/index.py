@@ -10,7 +10,6 @@ exact matches.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -31,6 +30,7 @@ from talkedit.artifacts import (
     write_parquet,
 )
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 from talkedit.phonemes import ARPABET, SILENCE
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,7 @@ class IndexParams:
     @classmethod
     def from_dict(cls, params: dict[str, Any] | None) -> IndexParams:
         params = dict(params or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise TalkeditError(f"params.yaml index.{unknown[0]}", "is not an index parameter",
-                                f"use one of: {', '.join(sorted(names))}")
+        reject_unknown("index", params, cls)
         out = cls(**{k: v for k, v in params.items() if v is not None})
         if not out.max_phone_s > 0:
             raise TalkeditError("params.yaml index.max_phone_s", "must be positive", "use 1.0")

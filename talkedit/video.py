@@ -9,7 +9,6 @@ Rotation metadata is applied on read, so every stage sees upright frames.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -166,7 +165,7 @@ class FrameStore:
 
     def _seek(self, container: av.container.InputContainer, vs: av.video.stream.VideoStream,
               pts: int) -> None:
-        pos = bisect.bisect_right(self.keyframe_pts.tolist(), pts) - 1 if len(self.keyframe_pts) else -1
+        pos = int(np.searchsorted(self.keyframe_pts, pts, side="right")) - 1
         target = int(self.keyframe_pts[pos]) if pos >= 0 else pts
         container.seek(target, backward=True, any_frame=False, stream=vs)
 

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -78,7 +77,7 @@ from talkedit.artifacts import (
 )
 from talkedit.atomic import write_json, write_text
 from talkedit.errors import TalkeditError
-from talkedit.params import section
+from talkedit.params import reject_unknown, section
 from talkedit.video import FrameStore, open_container
 
 __all__ = ["EvaluateParams", "run_evaluate", "STAGE_SECTIONS"]
@@ -109,11 +108,7 @@ class EvaluateParams:
         if isinstance(params, EvaluateParams):
             return params
         params = dict(params or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - names)
-        if unknown:
-            raise TalkeditError(f"params.yaml evaluate.{unknown[0]}", "is not an evaluate "
-                                "parameter", f"use one of: {', '.join(sorted(names))}")
+        reject_unknown("evaluate", params, cls)
         out = cls(**{k: v for k, v in params.items() if v is not None})
         if out.sentences < 1 or out.margin_s < 0 or out.max_sync_lag_ms <= 0:
             raise TalkeditError("params.yaml evaluate", "needs sentences >= 1, margin_s >= 0 "

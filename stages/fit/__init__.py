@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ from talkedit import __version__
 from talkedit.artifacts import FACE, ClipPaths, column_array, face_schema, read_parquet, to_table
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 from talkedit.video import FrameStore
 
 __all__ = ["FitOptions", "run_fit", "load_fit", "frame_parameters", "PersonModel", "Pose",
@@ -103,11 +104,7 @@ class FitOptions:
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> FitOptions:
         params = dict(params or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(params) - set(known))
-        if unknown:
-            raise TalkeditError(f"params.yaml fit: {', '.join(unknown)}", "unknown setting(s)",
-                                f"remove them; known: {', '.join(known)}")
+        reject_unknown("fit", params, cls)
         out = cls(**{k: v for k, v in params.items() if v is not None})
         if out.crop_size < 32 or out.crop_size % 2:
             raise TalkeditError(f"fit.crop_size {out.crop_size}", "must be an even number >= 32",

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from talkedit.errors import TalkeditError
+from talkedit.params import reject_unknown
 
 PROFILES = ("cpu", "gpu")
 
@@ -88,13 +89,8 @@ class TrainConfig:
             raise TalkeditError(f"params.yaml train.profile {profile!r}",
                                 f"is not one of {PROFILES}", "use cpu or gpu")
         blocks = {p: params.pop(p, None) or {} for p in PROFILES}
-        known = {f.name for f in dataclasses.fields(cls)}
         for where, values in (("train", params), (f"train.{profile}", blocks[profile])):
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise TalkeditError(f"params.yaml {where}.{unknown[0]}",
-                                    "is not a train setting",
-                                    f"remove it; known: {', '.join(sorted(known))}")
+            reject_unknown(where, values, cls)
         merged = {**params, **blocks[profile], "profile": profile}
         cfg = cls(**{k: v for k, v in merged.items() if v is not None})
         cfg.check()
@@ -161,11 +157,7 @@ class RenderOptions:
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None) -> RenderOptions:
         params = dict(params or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise TalkeditError(f"params.yaml render.{unknown[0]}", "is not a render setting",
-                                f"remove it; known: {', '.join(sorted(known))}")
+        reject_unknown("render", params, cls)
         out = cls(**{k: v for k, v in params.items() if v is not None})
         if out.batch < 1 or out.chunk_frames < 1 or out.warmup_frames < 0:
             raise TalkeditError("params.yaml render", "batch and chunk_frames must be >= 1 and "
