@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from stages.extract import extract_clip
 from stages.fit import lower_face_mask, run_fit
@@ -256,6 +257,21 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(
         torch.testing.assert_close(resumed[k], straight[k], rtol=1e-5, atol=1e-6)
     rows = ModelPaths.of(CLIP, other).losses.read_text().splitlines()[1:]
     assert [int(r.split("\t")[0]) for r in rows] == [1, 2, 3, 4]
+
+
+def test_a_checkpoint_from_an_earlier_fit_restarts_training(
+        trained: tuple[Path, dict], tmp_path: Path) -> None:
+    """After fit is re-run, `dvc repro` must retrain, not fail on its own old checkpoint."""
+    root, _ = trained
+    other = copy_clip(root, tmp_path / "refit")
+    run_train(CLIP, tiny(steps=2), other)
+    ckpt = ModelPaths.of(CLIP, other).checkpoint(TrainConfig.from_params(tiny()).config_hash)
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta = dict(f.metadata())
+    save_file(load_file(str(ckpt)), str(ckpt), metadata={**meta, "face_model_sha256": "0" * 64})
+    again = run_train(CLIP, tiny(steps=3), other)
+    assert again["resumed_from"] is None and again["steps"] == 3
+    assert Stamp.read(ckpt)[0].face_model_sha != "0" * 64  # overwritten by the new run
 
 
 def test_checkpoints_and_generators_refuse_another_clip_or_config(

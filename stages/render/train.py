@@ -282,6 +282,13 @@ def write_png(path: Path, image_rgb: np.ndarray) -> None:
 # --- the stage ---------------------------------------------------------------------------------
 
 
+def _stale_fit(checkpoint: Path, stamp: Stamp) -> bool:
+    """The checkpoint is this clip's and config's, made before the clip was fitted again."""
+    found, _ = Stamp.read(checkpoint)
+    return (found.clip == stamp.clip and found.config.config_hash == stamp.config.config_hash
+            and found.face_model_sha != stamp.face_model_sha)
+
+
 def run_train(clip: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
     """Train (or resume) the clip's renderer; write the generator, losses, metrics, preview."""
     t_start = time.perf_counter()
@@ -300,7 +307,12 @@ def run_train(clip: str, params: dict[str, Any], root: Path | None = None) -> di
         stamp = Stamp(clip, cfg, box, 0, data.face_model_sha)
         checkpoint = paths.checkpoint(cfg.config_hash)
         step, resumed_from = 0, None
-        if cfg.resume and checkpoint.is_file():
+        if cfg.resume and checkpoint.is_file() and _stale_fit(checkpoint, stamp):
+            # Our own progress against an older fit of this clip (fit was re-run): it cannot
+            # be resumed, and refusing would make the `dvc repro` that should fix it fail.
+            log.warning("train %s: %s was trained against an earlier fit; starting over",
+                        clip, checkpoint)
+        elif cfg.resume and checkpoint.is_file():
             step, _ = load_checkpoint(checkpoint, stamp, trainer.modules(),
                                       trainer.optimizers(), trainer.rng)
             resumed_from = step
