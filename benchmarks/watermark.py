@@ -31,13 +31,13 @@ from stages.composite.watermark import (
     CELLS_SHORT_SIDE,
     DEFAULT_ALPHA,
     DEFAULT_KEY,
-    MIN_CELL_PX,
+
     DetectionResult,
     WatermarkDetector,
     WatermarkEmbedder,
 )
 
-RESCALABLE_SIDE = CELLS_SHORT_SIDE * MIN_CELL_PX
+RESCALABLE_SIDE = 480
 
 # --- clips (shared with tests/test_watermark.py and tests/test_provenance.py) ---------------
 
