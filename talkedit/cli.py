@@ -112,15 +112,31 @@ for _stage, _kind, _help in STAGES:
 
 @app.command()
 @user_errors
-def verify(video: Annotated[Path, typer.Argument(help="The video to check.")]) -> None:
-    """Say whether a video carries talkedit's manifest and watermark (exit 0: edited, 1: not found)."""
+def verify(
+    video: Annotated[Path, typer.Argument(help="The video to check.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    trust: Annotated[list[Path] | None, typer.Option(
+        help="A CA certificate (PEM) whose Content Credentials count as trusted; repeatable.")] = None,
+) -> None:
+    """Check a video for talkedit's watermark and Content Credentials.
+
+    Exit status: 0 edited, 1 no evidence, 3 inconsistent evidence (e.g. a manifest
+    copied from another video), 2 error (missing or unreadable file).
+    """
+    import json
+
+    from stages.composite.credentials import SigningSettings
     from stages.composite.verify import verify_video
+    from talkedit.params import repo_root, section
     from talkedit.video import open_container
 
     open_container(video).close()  # a missing or unreadable file is an error, not "not edited"
-    report = verify_video(video)
-    typer.echo(report.render())
-    raise typer.Exit(0 if report.edited else 1)
+    anchors: list[Path] = list(trust or [])
+    if (repo_root() / "params.yaml").is_file():
+        anchors += SigningSettings.from_section(section("watermark"), repo_root()).trust_anchors()
+    report = verify_video(video, trust_anchors=anchors)
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    raise typer.Exit(report.exit_code)
 
 
 @server_app.command("start")

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 
 from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
+from stages.composite.credentials import SigningSettings
 from stages.composite.provenance import build_manifest, publish
 from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
 from stages.plan.spec import load_spec
 from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, read_parquet
 from talkedit.errors import TalkeditError
+from talkedit.params import repo_root, section
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,10 @@ def _render_store(edit: str, root: Path | None, plan_frames: int, edited: np.nda
     return store
 
 
-def run_composite(edit: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """Write data/outputs/<edit>.mp4 and <edit>.provenance.json; return a summary."""
+def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
+                  signing: SigningSettings | None = None) -> dict[str, Any]:
+    """Write data/outputs/<edit>.mp4 (with signed Content Credentials) and
+    <edit>.provenance.json; return a summary. ``signing`` defaults to params.yaml's."""
     paths = EditPaths.of(edit, root)
     spec = load_spec(edit, root)
     clip = ClipPaths.of(spec.clip, root)
@@ -98,6 +102,8 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None) -
         plan_files=[p for p in (paths.plan, paths.audio) if p.exists()],
     )
     settings = WatermarkSettings.from_params()
+    if signing is None:
+        signing = SigningSettings.from_section(section("watermark"), repo_root())
     marker = WatermarkEmbedder(settings.key, manifest["watermark"]["payload_id"], settings.strength)
     blend = BlendSettings.from_params(params.get("blend", {}))
     label = bool(params.get("label", True))
@@ -124,7 +130,7 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None) -
                     image = draw_edited_label(image)
                 out.write(marker.embed(_even(image), k))
             out.write_audio(audio)
-        manifest = publish(encoded, manifest, paths.output)
+        manifest = publish(encoded, manifest, paths.output, signing.credentials())
     summary = {
         "edit": edit, "clip": spec.clip, "output": str(paths.output), "frames": len(plan),
         "edited_frames": int(edited.sum()), "fps": fps, "size": f"{width}x{height}",

@@ -1,22 +1,27 @@
-"""Provenance manifest of a rendered edit, in the spirit of C2PA (DESIGN.md §4).
+"""Provenance of a rendered edit: signed C2PA Content Credentials plus a JSON copy (DESIGN.md §4).
 
-The manifest says what was edited and with what: the claim generator
-(``talkedit <version>``), a ``c2pa.edited`` action carrying the edit spec,
-sha256 of every ingredient (source video, transcript, model and plan files),
-UTC time, and the watermark payload id that links the frames back to it.
+The talkedit manifest (JSON) says what was edited and with what: the claim
+generator (``talkedit <version>``), a ``c2pa.edited`` action carrying the edit
+spec, sha256 of every ingredient (source video, transcript, edit spec, model
+and plan files), UTC time, and the watermark payload id that links the frames
+back to it.
 
-It travels two ways: as compact JSON in the MP4's ``comment`` tag (plain
-container metadata, kept by PyAV's mp4 muxer and by ffmpeg's default
-metadata copy) and as ``<edit>.provenance.json`` beside the video.
+It travels three ways:
 
-A file cannot hold its own hash, so the manifest binds to the *encoded
-streams*: sha256 over every video and audio packet's bytes, per stream. A
-remux (metadata added or stripped) keeps the packets and still matches; a
-re-encode or any change to the frames or audio does not.
-
-The manifest is not signed: it records, it does not prove. ``c2pa-python``
-(PyPI) can sign C2PA manifests with a local certificate; wiring it in is left
-for a later issue.
+* **Content Credentials** (the standard, the one that proves): a C2PA
+  manifest written and signed with ``c2pa-python`` into the MP4 (BMFF hash
+  binding: any change to the file's media breaks it). Actions ``c2pa.opened``
+  (the source video) and ``c2pa.edited`` (digitalSourceType
+  ``trainedAlgorithmicMedia``, with the transcript, edit spec, audio and model
+  as ingredients), and the talkedit manifest as the ``org.talkedit.provenance``
+  assertion. Any C2PA reader shows it; ``read_content_credentials`` reads it
+  back with the same library and says whether it is valid, bound to this file
+  and signed by a trusted certificate.
+* as compact JSON in the MP4's ``comment`` tag, and
+* as ``<edit>.provenance.json`` beside the video: unsigned convenience copies.
+  They bind to the *encoded streams*: sha256 over every video and audio
+  packet's bytes, per stream, so a remux keeps the binding and a re-encode or
+  any change to the frames or audio breaks it.
 """
 
 from __future__ import annotations
@@ -24,15 +29,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import av
+import c2pa
 import yaml
 
 import talkedit
+from stages.composite.credentials import Credentials
 from stages.composite.watermark import PAYLOAD_BITS, SCHEME
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
@@ -44,7 +53,8 @@ METADATA_KEY = "comment"  # an MP4 tag PyAV's muxer keeps without use_metadata_t
 NOTICE_KEY = "description"
 STREAM_HASH_SCOPE = "sha256 of each video/audio stream's packet bytes, in stream order"
 # IPTC term C2PA uses for media changed by a trained model.
-DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+C2PA_ASSERTION = "org.talkedit.provenance"  # the talkedit manifest inside the Content Credentials
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -173,6 +183,9 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
              "hash": {"alg": "sha256", "value": sha256_file(source_video)}},
             {"title": transcript.name, "relationship": "inputTo", "role": "transcript",
              "hash": {"alg": "sha256", "value": sha256_file(transcript)}},
+            *([] if spec_hash is None else [
+                {"title": Path(str(edit_spec)).name, "relationship": "inputTo", "role": "edit_spec",
+                 "hash": {"alg": "sha256", "value": spec_hash}}]),
         ],
         "models": _file_entries(model_files),
         "plan": _file_entries(plan_files),
@@ -249,7 +262,7 @@ def parse_manifest(text: str, where: str | Path) -> dict[str, Any]:
 
 
 def embed_manifest(video: str | Path, manifest: Mapping[str, Any],
-                   out: str | Path | None = None) -> dict[str, Any]:
+                   out: str | Path | None = None, title: str | None = None) -> dict[str, Any]:
     """Bind the manifest to ``video``'s streams and write it into the MP4's metadata.
 
     Stream-copies ``video`` (packets untouched) into ``out`` (default: in place,
@@ -259,7 +272,7 @@ def embed_manifest(video: str | Path, manifest: Mapping[str, Any],
     video = Path(video)
     out = Path(out) if out is not None else video
     final = json.loads(json.dumps(dict(manifest)))  # a deep copy that is JSON for sure
-    final["title"] = out.name
+    final["title"] = title or out.name
     final["stream_hash"] = {"alg": "sha256", "scope": STREAM_HASH_SCOPE,
                             "value": stream_digest(video)}
     _validated(final, out)
@@ -311,9 +324,15 @@ def read_sidecar(video: str | Path) -> dict[str, Any] | None:
     return parse_manifest(path.read_text(encoding="utf-8"), path)
 
 
-def publish(encoded: str | Path, manifest: Mapping[str, Any], out: str | Path) -> dict[str, Any]:
-    """The renderer's last step: embed the manifest into ``out`` and write the sidecar."""
-    final = embed_manifest(encoded, manifest, out)
+def publish(encoded: str | Path, manifest: Mapping[str, Any], out: str | Path,
+            credentials: Credentials) -> dict[str, Any]:
+    """The renderer's last step: the manifest into ``out``'s metadata, signed Content
+    Credentials over it, and the sidecar."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.stem}.") as scratch:
+        final = embed_manifest(encoded, manifest, Path(scratch) / "remuxed.mp4", title=out.name)
+        sign_content_credentials(Path(scratch) / "remuxed.mp4", final, credentials, out)
     write_sidecar(out, final)
     return final
 
@@ -322,3 +341,143 @@ def matches_file(manifest: Mapping[str, Any], video: str | Path) -> bool:
     """Whether the video's streams are the ones the manifest was made for."""
     stream_hash = manifest.get("stream_hash")
     return _is_hash(stream_hash) and stream_hash["value"] == stream_digest(video)
+
+
+# --- Content Credentials (C2PA) ------------------------------------------------------------
+
+_FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".wav": "audio/wav",
+            ".txt": "text/plain", ".yaml": "application/x-yaml", ".json": "application/json"}
+
+
+def _format(name: str) -> str:
+    return _FORMATS.get(Path(name).suffix.lower(), "application/octet-stream")
+
+
+def _c2pa_ingredient(title: str, relationship: str, label: str, sha256: str) -> dict[str, Any]:
+    return {"title": title, "format": _format(title), "relationship": relationship,
+            "label": label,
+            "metadata": {"dataSource": {"type": "localProvider", "details": f"sha256:{sha256}"}}}
+
+
+def c2pa_definition(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The C2PA manifest definition of a talkedit manifest.
+
+    Ingredients: the source video (parentOf, opened), then as inputs to the edit
+    the transcript, the edit spec, the soundtrack (the plan's .wav) and the model files.
+    """
+    ingredients = [_c2pa_ingredient(i["title"], i["relationship"], i["role"], i["hash"]["value"])
+                   for i in manifest["ingredients"]]
+    ingredients += [_c2pa_ingredient(Path(f["path"]).name, "inputTo", f"audio{k}", f["sha256"])
+                    for k, f in enumerate(manifest["plan"]) if f["path"].endswith(".wav")]
+    ingredients += [_c2pa_ingredient(Path(f["path"]).name, "inputTo", f"model{k}", f["sha256"])
+                    for k, f in enumerate(manifest["models"])]
+    parent = [i["label"] for i in ingredients if i["relationship"] == "parentOf"]
+    inputs = [i["label"] for i in ingredients if i["relationship"] != "parentOf"]
+    edited = manifest["actions"][0]
+    agent = {"name": "talkedit", "version": talkedit.__version__}
+    return {
+        "claim_generator_info": [agent],
+        "title": manifest.get("title") or "talkedit output",
+        "format": "video/mp4",
+        "ingredients": ingredients,
+        "assertions": [
+            {"label": "c2pa.actions.v2", "data": {"actions": [
+                {"action": "c2pa.opened", "softwareAgent": agent,
+                 "parameters": {"ingredientIds": parent}},
+                {"action": "c2pa.edited", "softwareAgent": agent, "when": edited["when"],
+                 "digitalSourceType": DIGITAL_SOURCE_TYPE, "description": edited["description"],
+                 "parameters": {"ingredientIds": inputs}},
+            ]}},
+            {"label": C2PA_ASSERTION, "data": json.loads(json.dumps(dict(manifest)))},
+        ],
+    }
+
+
+def sign_content_credentials(video: str | Path, manifest: Mapping[str, Any],
+                             credentials: Credentials, out: str | Path) -> None:
+    """Write ``video`` to ``out`` (atomically) with signed C2PA Content Credentials embedded."""
+    chain, key = credentials.read()
+    try:
+        signer = c2pa.Signer.from_info(
+            c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, key, None))
+    except c2pa.C2paError as exc:
+        raise TalkeditError(credentials.chain, f"cannot sign with this certificate and key ({exc})",
+                            "give an ES256 (P-256) certificate chain, leaf first, and its key") from exc
+    builder = c2pa.Builder(c2pa_definition(manifest))
+    with atomic_path(out, suffix=".mp4") as tmp, Path(video).open("rb") as src, tmp.open("w+b") as dst:
+        builder.sign(signer, "video/mp4", src, dst)
+
+
+@dataclass
+class ContentCredentials:
+    """What ``read_content_credentials`` found.
+
+    state: "absent"; "valid" (signature good, signer trusted, bound to this file);
+    "untrusted" (the same, but the signer is outside the trust list); "other_content"
+    (a good signature over other media: copied onto this file, or the file changed);
+    "invalid" (corrupted, or a signature that does not verify).
+    """
+
+    state: str
+    problems: list[str] = field(default_factory=list)  # the validator's failure codes
+    manifest: dict[str, Any] | None = None  # the talkedit assertion, when there is one
+    actions: list[str] = field(default_factory=list)
+    ingredients: list[dict[str, Any]] = field(default_factory=list)
+    signer: str | None = None
+    digital_source_types: list[str] = field(default_factory=list)
+
+    @property
+    def payload_id(self) -> int | None:
+        mark = (self.manifest or {}).get("watermark")
+        pid = mark.get("payload_id") if isinstance(mark, Mapping) else None
+        return pid if isinstance(pid, int) else None
+
+
+_BINDING_FAILURES = ("assertion.bmffHash.mismatch", "assertion.dataHash.mismatch",
+                     "assertion.boxesHash.mismatch")
+_TRUST_FAILURES = ("signingCredential.untrusted",)
+
+
+def _c2pa_context(trust_anchors: Sequence[str | Path]) -> Any:
+    pems = "".join(Path(p).read_text(encoding="ascii") for p in trust_anchors)
+    config: dict[str, Any] = {"verify": {"verify_trust": True}}
+    if pems:
+        config["trust"] = {"trust_anchors": pems}
+    return c2pa.Context(settings=c2pa.Settings.from_dict(config))
+
+
+def read_content_credentials(video: str | Path,
+                             trust_anchors: Sequence[str | Path] = ()) -> ContentCredentials:
+    """Read and validate the C2PA manifest embedded in ``video`` (c2pa-python)."""
+    try:
+        with Path(video).open("rb") as fh:
+            reader = c2pa.Reader("video/mp4", fh, context=_c2pa_context(trust_anchors))
+            store = json.loads(reader.json())
+    except c2pa.C2paError as exc:
+        if "ManifestNotFound" in type(exc).__name__ or "no JUMBF" in str(exc):
+            return ContentCredentials("absent")
+        return ContentCredentials("invalid", [f"unreadable: {exc}"])
+    active = store.get("manifests", {}).get(store.get("active_manifest") or "", {})
+    results = (store.get("validation_results") or {}).get("activeManifest") or {}
+    problems = [f.get("code", "?") for f in results.get("failure", [])]
+    problems += [s.get("code", "?") for s in store.get("validation_status", [])
+                 if s.get("code") not in problems and "failure" not in results]
+    found = ContentCredentials("valid", problems)
+    for assertion in active.get("assertions", []):
+        if assertion.get("label") == C2PA_ASSERTION:
+            found.manifest = assertion.get("data")
+        if str(assertion.get("label", "")).startswith("c2pa.actions"):
+            for action in assertion.get("data", {}).get("actions", []):
+                found.actions.append(action.get("action"))
+                if action.get("digitalSourceType"):
+                    found.digital_source_types.append(action["digitalSourceType"])
+    found.ingredients = list(active.get("ingredients", []))
+    found.signer = (active.get("signature_info") or {}).get("common_name")
+    other = [p for p in problems if p not in _BINDING_FAILURES + _TRUST_FAILURES]
+    if other or not active:
+        found.state = "invalid"
+    elif any(p in _BINDING_FAILURES for p in problems):
+        found.state = "other_content"
+    elif any(p in _TRUST_FAILURES for p in problems):
+        found.state = "untrusted"
+    return found

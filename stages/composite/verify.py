@@ -1,107 +1,185 @@
-"""``talkedit verify VIDEO``: is this a talkedit edit? Manifest, watermark, and whether they agree.
+"""``talkedit verify VIDEO``: separate findings, and one verdict that cannot be forged.
 
-The video counts as ``edited`` when the watermark is found or a talkedit
-manifest is present (even a corrupted one: only talkedit writes it). The
-watermark is the robust signal: it survives re-encoding and rescaling, which
-break the manifest's binding to the file or strip the metadata altogether.
+Findings, each on its own:
+
+* **watermark** (video frames) and **audio watermark** (soundtrack): found or
+  not, with z and the false-positive bound (``p``) that already counts every
+  hypothesis the detector tried.
+* **Content Credentials** (signed C2PA manifest in the file): absent; valid
+  (bound to this file's media, signed by a trusted certificate); untrusted
+  signer; bound to other content; invalid.
+* **metadata copy** (JSON in the MP4 ``comment`` tag) and **sidecar**
+  (``<name>.provenance.json``): absent; bound to these streams; bound to
+  other content; invalid. Unsigned: anyone can write one, so alone they never
+  make a video "edited".
+
+Verdict (exit status):
+
+* ``inconsistent`` (3) when the evidence does not hold together: a manifest,
+  copy or sidecar made for other content that the watermark does not
+  confirm (its id is not in the frames), ids that differ between the
+  watermark and a manifest, a corrupted manifest or a signer outside the
+  trust list with no watermark to back it, or an unsigned copy bound to the
+  file with neither a watermark nor Content Credentials. Metadata copied onto
+  an unedited video lands here, never at "edited".
+* ``edited`` (0): otherwise, when a watermark is found or valid Content
+  Credentials are bound to this file.
+* ``no_evidence`` (1): nothing at all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stages.composite import provenance
-from stages.composite.watermark import (
-    FRAME_ALPHA,
-    DetectionResult,
-    WatermarkSettings,
-    detect_file,
-)
+from stages.composite.watermark import DetectionResult, WatermarkSettings, detect_file
+
+EXIT_CODES = {"edited": 0, "no_evidence": 1, "inconsistent": 3}
+
+
+@dataclass
+class RecordFinding:
+    """An unsigned JSON manifest (metadata copy or sidecar): state and id."""
+
+    state: str  # "absent" | "bound" | "other_content" | "invalid"
+    problem: str | None = None
+    payload_id: int | None = None
+    manifest: dict[str, Any] | None = None
+
+
+@dataclass
+class WatermarkFinding:
+    found: bool
+    z: float
+    z_needed: float
+    log10_p: float
+    frames: int
+    hypotheses: int
+    payload_id: int | None
+    flip: str | None = None
+    period_ratio: tuple[float, float] | None = None
+    rotation_deg: float | None = None
+
+    @classmethod
+    def of(cls, result: DetectionResult) -> WatermarkFinding:
+        lat = result.lattice
+        return cls(result.detected, result.z, result.z_needed, result.log10_p, result.frames,
+                   result.hypotheses, result.payload_id, result.flip,
+                   lat.period_ratio if lat else None, lat.rotation_deg if lat else None)
 
 
 @dataclass
 class VerifyReport:
     path: Path
-    has_manifest: bool  # a talkedit manifest is embedded or beside the video (maybe corrupted)
-    manifest_valid: bool
-    manifest_matches_file: bool  # its stream hash is this file's: no re-encode, no tampering
-    watermark_found: bool
-    watermark_share: float  # share of frames where the mark is found on its own
-    payload_id: int | None  # decoded from the watermark
-    payload_matches_manifest: bool
-    manifest_source: str | None = None  # "embedded" | "sidecar"
-    manifest_problem: str | None = None
-    manifest: dict[str, Any] | None = None
-    watermark: DetectionResult | None = None
+    watermark: WatermarkFinding
+    credentials: provenance.ContentCredentials
+    metadata: RecordFinding
+    sidecar: RecordFinding
+    verdict: str = "no_evidence"
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
 
     @property
     def edited(self) -> bool:
-        return self.watermark_found or self.has_manifest
+        return self.verdict == "edited"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["path"] = str(self.path)
+        out["exit_code"] = self.exit_code
+        out["credentials"].pop("manifest", None)
+        for name in ("metadata", "sidecar"):
+            out[name].pop("manifest", None)
+        return out
 
     def render(self) -> str:
-        lines = [f"{self.path}: {'EDITED with talkedit' if self.edited else 'no talkedit mark found'}"]
-        if not self.has_manifest:
-            lines.append("  manifest:  none (no talkedit metadata, no <name>.provenance.json)")
-        elif not self.manifest_valid:
-            lines.append(f"  manifest:  {self.manifest_source}, INVALID: {self.manifest_problem}")
-        else:
-            m = self.manifest or {}
-            lines.append(f"  manifest:  {self.manifest_source}, valid; {m.get('claim_generator')}, "
-                         f"created {m.get('created')}")
-            lines.append("  binding:   " + (
-                "matches this file's streams" if self.manifest_matches_file else
-                "DOES NOT match this file's streams (re-encoded, or frames/audio changed)"))
+        head = {"edited": "EDITED with talkedit", "no_evidence": "no talkedit evidence found",
+                "inconsistent": "INCONSISTENT evidence (do not trust its claims either way)"}
+        lines = [f"{self.path}: {head[self.verdict]}"]
         w = self.watermark
-        if w is not None and w.detected:
-            lines.append(f"  watermark: found in {w.frames} frames: z = {w.z:.1f}, an unmarked video "
-                         f"scores this high with p <= 10^{w.log10_p:.0f}; in "
-                         f"{100 * w.share:.0f}% of frames on their own (p <= {FRAME_ALPHA:g} each)")
-        elif w is not None:
-            lines.append(f"  watermark: not found in {w.frames} frames: z = {w.z:.1f}, p bound "
-                         f"{w.p_value:.2g} (found needs <= {w.alpha:g})")
-        if self.payload_id is not None:
-            agree = ("matches the manifest" if self.payload_matches_manifest
-                     else "differs from the manifest" if self.manifest_valid else "no manifest to match")
-            lines.append(f"  id:        {self.payload_id:08x} ({agree})")
-        elif self.watermark_found:
-            lines.append("  id:        not decodable (mark too weak for the payload)")
+        id_text = f", id {w.payload_id:08x}" if w.payload_id is not None else ""
+        lines.append(f"  watermark:   {'found' if w.found else 'not found'} in {w.frames} frames: "
+                     f"z = {w.z:.1f} (found needs {w.z_needed:.1f}), an unmarked video scores "
+                     f"this high with p <= 10^{w.log10_p:.1f} over {w.hypotheses} alignments"
+                     f"{id_text}" + (f"; flip {w.flip}" if w.found and w.flip != "none" else ""))
+        c = self.credentials
+        c_text = {"absent": "none", "valid": "valid, signed by a trusted certificate, bound to "
+                  "this file", "untrusted": "signature valid and bound to this file, but the "
+                  "signer is not in the trust list", "other_content": "signed for OTHER content "
+                  "(copied onto this file, or the file was changed)",
+                  "invalid": "INVALID"}[c.state]
+        extra = f" ({', '.join(c.problems)})" if c.problems and c.state != "valid" else ""
+        signer = f"; signer {c.signer}" if c.signer else ""
+        lines.append(f"  credentials: {c_text}{extra}{signer}"
+                     + (f"; actions {', '.join(c.actions)}" if c.actions else ""))
+        for name, rec in (("metadata", self.metadata), ("sidecar", self.sidecar)):
+            r_text = {"absent": "none", "bound": "bound to these streams",
+                      "other_content": "made for OTHER content (streams differ)",
+                      "invalid": f"INVALID: {rec.problem}"}[rec.state]
+            lines.append(f"  {name + ':':12s} {r_text}")
+        lines += [f"  - {reason}" for reason in self.reasons]
         return "\n".join(lines)
 
 
-def _load_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None, str | None, bool]:
-    """(manifest, source, problem, present): the embedded one, else the sidecar."""
-    for source, reader in (("embedded", provenance.read_manifest),
-                           ("sidecar", provenance.read_sidecar)):
-        try:
-            manifest = reader(path)
-        except provenance.ManifestError as exc:
-            return None, source, exc.problem, True
-        if manifest is not None:
-            return manifest, source, None, True
-    return None, None, None, False
+def _record(reader: Any, path: Path) -> RecordFinding:
+    try:
+        manifest = reader(path)
+    except provenance.ManifestError as exc:
+        return RecordFinding("invalid", exc.problem)
+    if manifest is None:
+        return RecordFinding("absent")
+    state = "bound" if provenance.matches_file(manifest, path) else "other_content"
+    return RecordFinding(state, None, manifest["watermark"]["payload_id"], manifest)
 
 
-def verify_video(path: str | Path, settings: WatermarkSettings | None = None) -> VerifyReport:
-    """Read the manifest (embedded, else the sidecar), check it against the file, and
-    look for the watermark in every frame. An unreadable file raises TalkeditError."""
+def decide(watermark: WatermarkFinding, credentials: provenance.ContentCredentials,
+           records: Sequence[tuple[str, RecordFinding]]) -> tuple[str, list[str]]:
+    """The verdict and why, from the separate findings (see the module doc)."""
+    reasons = []
+    mark_id = watermark.payload_id if watermark.found else None
+    claims = [("Content Credentials", credentials.state, credentials.payload_id)]
+    claims += [(name, rec.state, rec.payload_id) for name, rec in records]
+    for name, state, pid in claims:
+        if mark_id is not None and pid is not None and pid != mark_id:
+            reasons.append(f"the {name} names watermark id {pid:08x} but the frames carry "
+                           f"{mark_id:08x}")
+        elif state == "other_content" and (mark_id is None or pid != mark_id):
+            reasons.append(f"the {name} was made for other content and the frames do not carry "
+                           "its watermark id")
+        elif state == "invalid" and not watermark.found:
+            reasons.append(f"the {name} is corrupted or its signature does not verify, and "
+                           "there is no watermark")
+        elif state == "untrusted" and not watermark.found:
+            reasons.append(f"the {name} is signed by a certificate outside the trust list, and "
+                           "there is no watermark")
+        elif (state == "bound" and not watermark.found and credentials.state != "valid"):
+            reasons.append(f"the {name} (unsigned) matches this file but neither a watermark "
+                           "nor valid Content Credentials back it")
+    if reasons:
+        return "inconsistent", reasons
+    if watermark.found:
+        return "edited", ["the frames carry talkedit's watermark"]
+    if credentials.state == "valid":
+        return "edited", ["valid Content Credentials bound to this file say it was edited"]
+    return "no_evidence", []
+
+
+def verify_video(path: str | Path, settings: WatermarkSettings | None = None,
+                 trust_anchors: Sequence[str | Path] = ()) -> VerifyReport:
+    """Every finding about one video, and the verdict. An unreadable file raises
+    TalkeditError (the CLI's exit 2)."""
     path = Path(path)
     settings = settings or WatermarkSettings.from_params()
-    manifest, source, problem, present = _load_manifest(path)
-    mark = detect_file(path, settings.key, settings.alpha)
-    expected = manifest["watermark"]["payload_id"] if manifest else None
-    return VerifyReport(
-        path=path,
-        has_manifest=present,
-        manifest_valid=manifest is not None,
-        manifest_matches_file=manifest is not None and provenance.matches_file(manifest, path),
-        watermark_found=mark.detected,
-        watermark_share=mark.share,
-        payload_id=mark.payload_id,
-        payload_matches_manifest=expected is not None and mark.payload_id == expected,
-        manifest_source=source,
-        manifest_problem=problem,
-        manifest=manifest,
-        watermark=mark,
-    )
+    mark = WatermarkFinding.of(detect_file(path, settings.key, settings.alpha))
+    credentials = provenance.read_content_credentials(path, trust_anchors)
+    metadata = _record(provenance.read_manifest, path)
+    sidecar = _record(provenance.read_sidecar, path)
+    verdict, reasons = decide(mark, credentials, [("metadata copy", metadata),
+                                                  ("sidecar", sidecar)])
+    return VerifyReport(path, mark, credentials, metadata, sidecar, verdict, reasons)
