@@ -157,7 +157,7 @@ def test_intact_edit_is_edited(published: tuple[dict, Path], creds: Credentials)
     final, out = published
     report = check(out, creds)
     assert report.verdict == "edited" and report.exit_code == 0, report.reasons
-    assert report.watermark.found and report.watermark.z > report.watermark.z_needed
+    assert report.watermark.found and report.watermark.z > 2 * report.watermark.z_needed
     assert report.watermark.payload_id == final["watermark"]["payload_id"]
     assert report.credentials.state == "valid"
     assert report.metadata.state == "bound" and report.sidecar.state == "bound"

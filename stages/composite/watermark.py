@@ -2,20 +2,24 @@
 
 Every rendered talkedit frame carries it; ``talkedit verify`` finds it again
 after re-encoding (H.264 CRF 30), crops of up to 10 % per edge, a horizontal
-(or vertical) flip, rescaling (0.25x-2x, also to another aspect ratio), frame
-rate conversion and small rotations, and reads back a 32-bit id that links the
+(or vertical) flip, rescaling (0.25x-2x, also to another aspect ratio; 0.25x
+only with a re-encode kinder than CRF 30), frame rate conversion and small
+rotations (benchmarks/watermark.py measures each), and reads back a 32-bit id that links the
 video to its provenance manifest.
 
 The scheme (``talkedit-ss-v2``), and why:
 
 * **A periodic tile.** A keyed ``TILE_CELLS`` x ``TILE_CELLS`` grid of ±1
   chips is repeated over the whole frame, cubic-upsampled to a smooth pattern.
-  Cells are ``1/CELLS_SHORT_SIDE`` of the frame's short side, so a plain
-  rescale keeps the pattern where it was relative to the frame, and cells of
-  a 720p output (9 px) are still 2.25 px after a 0.25x downscale. The
-  repetition is the synchronisation template (a self-referencing mark, Kutter
-  1999): the autocorrelation of the received frame peaks at the tile's lattice
-  vectors, whatever crop, rescale, aspect change or small rotation happened.
+  Cells are ``1/CELLS_SHORT_SIDE`` of the frame's short side (5.6 px at
+  720p), so a plain rescale keeps the pattern where it was relative to the
+  frame. The repetition is the synchronisation template (a self-referencing
+  mark, Kutter 1999): the autocorrelation of the received frame peaks at the
+  tile's lattice vectors, whatever crop, rescale, aspect change or small
+  rotation happened. The tile's size is a trade: the statistic of a folded
+  tile cannot exceed sqrt(sync cells) (11.3 for 16x16 cells, measured z 9.7
+  at 720p/CRF 30; 40x40 gave 21), while the lattice needs about three
+  repetitions per side to show in the autocorrelation.
 * **Static.** The pattern does not change over time: it rides along in
   skipped H.264 blocks (a pattern that changed every frame tripled the bitrate
   of a still clip), and frame-rate conversion, trims or dropped frames do not
@@ -70,11 +74,11 @@ from talkedit.params import repo_root, section
 SCHEME = "talkedit-ss-v2"
 PAYLOAD_BITS = 32
 CRC_BITS = 16
-CELLS_SHORT_SIDE = 80  # cells across the short side of a frame
-TILE_CELLS = 16  # the repeated tile is TILE_CELLS x TILE_CELLS cells (5 tiles per short side)
-MIN_SHORT_SIDE = 128  # below this a cell is under 1.6 px and H.264 erases it
+CELLS_SHORT_SIDE = 128  # cells across the short side of a frame
+TILE_CELLS = 40  # the repeated tile is TILE_CELLS x TILE_CELLS cells (3.2 tiles per short side)
+MIN_SHORT_SIDE = 128  # 1 px cells: found at the render's quality, not after rescaling
 SYNC_SHARE = 0.5  # share of the tile's cells that carry the detection (sync) chips
-WORK_CELL_PX = 3  # detection works at CELLS_SHORT_SIDE * 3 = 240 px on the short side
+WORK_CELL_PX = 2  # detection works at CELLS_SHORT_SIDE * 2 = 256 px on the short side
 FOLD_BINS = 4  # bins per cell side when folding onto the tile (1/8 cell misalignment at most)
 LATTICE_CANDIDATES = 3  # autocorrelation peaks tried per lattice vector
 LATTICE_MAX_ANGLE_DEG = 8.0  # rotations the lattice search covers
@@ -474,8 +478,11 @@ def _lattice_vectors(acf: np.ndarray, vertical: bool) -> list[tuple[float, float
 def lattice_candidates(summed_residual: np.ndarray) -> list[Lattice]:
     """The tile lattices the autocorrelation of a residual image suggests (key-free)."""
     acf = _autocorrelation(summed_residual)
-    return [Lattice(a, d) for a in _lattice_vectors(acf, vertical=False)
-            for d in _lattice_vectors(acf, vertical=True)]
+    nominal = float(TILE_CELLS * WORK_CELL_PX)
+    found = [Lattice(a, d) for a in _lattice_vectors(acf, vertical=False)
+             for d in _lattice_vectors(acf, vertical=True)]
+    # The untouched geometry (any plain rescale) is always tried, found or not.
+    return [Lattice((nominal, 0.0), (0.0, nominal)), *found]
 
 
 def fold(summed_residual: np.ndarray, lattice: Lattice) -> np.ndarray:
