@@ -1,5 +1,5 @@
-"""The watermark survives a CRF 28 re-encode with its id, stays silent on unmarked video,
-keeps PSNR >= 40 dB, and its false-positive bound holds."""
+"""The watermark (talkedit-ss-v2) survives re-encoding and geometry with its id, stays
+silent on unmarked video with an honest false-positive bound, and stays invisible."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from benchmarks.watermark import (
     carphone,
     decode_frames,
     encode_h264,
+    face_psnr,
     psnr,
     reencode,
     synthetic,
@@ -25,7 +26,6 @@ from talkedit.errors import TalkeditError
 
 KEY = "test-key"
 PAYLOAD = 0x5EEDF00D
-Z_NEEDED = math.sqrt(2 * math.log(1 / wm.DEFAULT_ALPHA))  # one grid; 5.26
 
 
 def mark(frames: list[np.ndarray], payload: int = PAYLOAD, key: str = KEY) -> list[np.ndarray]:
@@ -33,153 +33,152 @@ def mark(frames: list[np.ndarray], payload: int = PAYLOAD, key: str = KEY) -> li
     return [embedder.embed(frame, i) for i, frame in enumerate(frames)]
 
 
-def detect(video: bytes, key: str = KEY) -> wm.DetectionResult:
-    return wm.WatermarkDetector(key).feed(decode_frames(video, "gray")).result()
+def detect(video: bytes | list[np.ndarray], key: str = KEY) -> wm.DetectionResult:
+    frames = decode_frames(video, "gray") if isinstance(video, bytes) else video
+    return wm.WatermarkDetector(key).feed(frames).result()
 
 
 @pytest.fixture(scope="module")
 def photo() -> list[np.ndarray]:
-    return talking_photo(24, size=384, seed=3)
+    return [cv2.resize(f, (640, 384)) for f in talking_photo(24, size=384, seed=3)]
 
 
 @pytest.fixture(scope="module")
-def photo_crf28(photo: list[np.ndarray]) -> bytes:
-    """Marked, rendered at CRF 18, then re-encoded at CRF 28."""
-    return reencode(encode_h264(mark(photo), 18), 28)
+def rendered(photo: list[np.ndarray]) -> bytes:
+    """Marked and rendered at CRF 18, like a talkedit output."""
+    return encode_h264(mark(photo), 18)
 
 
-def test_found_after_crf28_reencode_with_its_id(photo_crf28: bytes) -> None:
-    result = detect(photo_crf28)
-    assert result.detected
-    assert result.z > 1.5 * Z_NEEDED
-    assert result.log10_p < -10
-    assert result.payload_id == PAYLOAD
-    assert result.share >= 0.9
-    assert result.frames == 24
-
-
-def test_real_footage_at_its_small_native_size() -> None:
-    clip = carphone(n=30)  # 176x144
-    result = detect(reencode(encode_h264(mark(clip), 18), 23))
+def test_found_after_crf30_reencode_with_its_id(rendered: bytes) -> None:
+    result = detect(reencode(rendered, 30))
     assert result.detected and result.payload_id == PAYLOAD
-    assert result.grid == wm.grid_shape(144, 176)
+    assert result.z > 1.5 * result.z_needed
+    assert result.log10_p < -10 and result.frames == 24
+    assert result.flip == "none" and result.lattice is not None
+    assert result.lattice.period_ratio == pytest.approx((1.0, 1.0), abs=0.01)
 
 
-def test_unmarked_videos_are_not_detected(photo: list[np.ndarray], photo_crf28: bytes) -> None:
+def _geometry(frame: np.ndarray) -> np.ndarray:
+    """Crop 10 % off every edge, mirror, rotate 3 degrees, rescale to 0.6x of the original."""
+    h, w = frame.shape[:2]
+    cropped = frame[round(0.1 * h):round(0.9 * h), round(0.1 * w):round(0.9 * w)][:, ::-1]
+    ch, cw = cropped.shape[:2]
+    turn = cv2.getRotationMatrix2D((cw / 2, ch / 2), 3.0, 1.0)
+    rotated = cv2.warpAffine(cropped, turn, (cw, ch), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT)
+    size = (2 * round(0.3 * w), 2 * round(0.3 * h))
+    return cv2.resize(rotated, size, interpolation=cv2.INTER_AREA)
+
+
+def test_found_after_crop_flip_rotation_and_rescale(rendered: bytes) -> None:
+    attacked = encode_h264([_geometry(f) for f in decode_frames(rendered)], 23)
+    result = detect(attacked)
+    assert result.detected and result.payload_id == PAYLOAD
+    assert result.flip == "horizontal"
+    assert result.lattice is not None
+    # Cropping 20 % of each side makes the tile 1/0.8 = 1.25x larger relative to the frame.
+    assert result.lattice.period_ratio == pytest.approx((1.25, 1.25), abs=0.03)
+    assert abs(abs(result.lattice.rotation_deg) - 3.0) < 0.5
+
+
+def test_frame_rate_conversion_does_not_matter(rendered: bytes) -> None:
+    frames = decode_frames(reencode(rendered, 28), "gray")
+    half = detect(frames[::2])  # 25 -> 12.5 fps
+    doubled = detect([f for f in frames for _ in (0, 1)])  # 25 -> 50 fps
+    assert half.detected and doubled.detected
+    assert half.payload_id == doubled.payload_id == PAYLOAD
+    assert doubled.z == pytest.approx(detect(frames).z, rel=1e-4)  # repeats add no evidence
+
+
+def test_unmarked_videos_are_not_detected(photo: list[np.ndarray], rendered: bytes) -> None:
     unmarked = {
         "photo": photo,
-        "carphone": carphone(n=30),
-        "synthetic": synthetic(20, (320, 240), seed=3),
+        "carphone": carphone((352, 288), n=24),
+        "synthetic": synthetic(16, (320, 240), seed=3),
     }
     for name, frames in unmarked.items():
         result = detect(reencode(encode_h264(frames, 18), 28))
         assert not result.detected, name
-        assert result.z < 4.0, (name, result.z)
-        assert result.payload_id is None, name
-    # A video marked under another key is, for this key, unmarked.
-    other = detect(photo_crf28, key="another-key")
-    assert not other.detected and abs(other.z) < 4.0
+        assert result.z < result.z_needed - 1.0, (name, result.z)
+        assert result.payload_id is None and result.log10_p > -3, name
+    other = detect(reencode(rendered, 28), key="another-key")
+    assert not other.detected and other.z < other.z_needed - 1.0
+
+
+def test_false_positive_bound_holds_over_keys(photo: list[np.ndarray]) -> None:
+    """For one hypothesis, z of an unmarked video over random keys is a Rademacher sum
+    (mean 0, sd 1, tail <= exp(-z^2/2)); the reported p of the maximum over all
+    hypotheses, union-bounded, stays conservative."""
+    frames = decode_frames(reencode(encode_h264(photo, 18), 28), "gray")
+    summed = sum(wm.residual(f) for f in frames)
+    lattice = wm.lattice_candidates(summed)[0]
+    folded = wm.fold(summed, lattice)
+    cells = folded.reshape(wm.TILE_CELLS, wm.FOLD_BINS, wm.TILE_CELLS, wm.FOLD_BINS).sum((1, 3))
+    zs = []
+    for k in range(300):
+        tile = wm.keyed_tile(f"key-{k}".encode())
+        u = cells[tile.sync]
+        zs.append(float(tile.chips[tile.sync] @ u) / float(np.linalg.norm(u)))
+    z = np.array(zs)
+    assert abs(z.mean()) < 0.2 and 0.8 < z.std() < 1.2
+    assert (z >= 2.0).mean() <= math.exp(-2.0)
+    ps = np.array([wm.WatermarkDetector(f"key-{k}").feed(frames).result().p_value
+                   for k in range(12)])
+    assert ps.min() > 1e-3  # a bound over ~260k hypotheses: far from alpha = 1e-6
 
 
 def test_still_video_gets_no_credit_for_repeating_a_frame() -> None:
-    """Frames that repeat add up to one weight vector: z does not grow like sqrt(frames),
-    which is what keeps the bound valid for static unmarked video."""
     still = talking_photo(1, size=256, seed=9)[0]
     one = wm.WatermarkDetector(KEY).feed([still]).result()
     many = wm.WatermarkDetector(KEY).feed([still] * 30).result()
-    assert many.z == pytest.approx(one.z, abs=1e-6)
-    assert many.log10_p == pytest.approx(one.log10_p, abs=1e-6)
+    assert many.z == pytest.approx(one.z, rel=1e-4)
+    assert many.log10_p == pytest.approx(one.log10_p, rel=1e-4)
 
 
-def test_false_positive_bound_holds_over_many_keys() -> None:
-    """Under the null, z is a Rademacher sum: mean 0, variance 1, tail <= exp(-z^2/2);
-    with two grid hypotheses the reported p-value stays calibrated (Bonferroni)."""
-    one_grid = decode_frames(reencode(encode_h264(carphone((640, 480), 8), 18), 28), "gray")
-    assert wm.candidate_grids(480, 640) == [wm.grid_shape(480, 640)]
-    zs = np.array([wm.WatermarkDetector(f"key-{k}").feed(one_grid).result().z
-                   for k in range(200)])
-    assert abs(zs.mean()) < 0.25
-    assert 0.8 < zs.std() < 1.2
-    assert (zs >= 2.0).mean() <= math.exp(-2.0)
-    assert zs.max() < math.sqrt(2 * math.log(200 / 0.01))
-    two_grids = decode_frames(reencode(encode_h264(carphone((320, 240), 8), 18), 28), "gray")
-    assert len(wm.candidate_grids(240, 320)) == 2
-    ps = np.array([wm.WatermarkDetector(f"key-{k}").feed(two_grids).result().p_value
-                   for k in range(200)])
-    assert (ps <= 0.1).mean() <= 0.15
-    assert ps.min() > 1e-4
-
-
-def test_psnr_at_least_40db_and_only_luma_changes() -> None:
+def test_invisible_psnr_at_least_42db_and_only_luma_changes() -> None:
     contents = {
-        "carphone 176x144": carphone(n=1)[0],
         "photo 512": talking_photo(1, size=512)[0],
+        "carphone 704x576": carphone((704, 576), n=1)[0],
         "synthetic 1920x1080": synthetic(1, (1920, 1080))[0],
         "mid grey": np.full((240, 320, 3), 128, np.uint8),
-        "black": np.zeros((240, 320, 3), np.uint8),
         "noise": np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8),
     }
     for name, frame in contents.items():
         marked = wm.embed_frame(frame, 0, PAYLOAD, KEY)
         assert marked.shape == frame.shape and marked.dtype == np.uint8
         quality = psnr(frame, marked)
-        assert quality >= 40.0, (name, quality)
-        if name != "black":  # black can only go up: half the pattern clips away
-            # It is really marked: about the PSNR its RMS strength implies.
-            assert quality < 20 * np.log10(255 / wm.DEFAULT_STRENGTH) + 1.0, (name, quality)
+        assert 42.0 <= quality < 20 * np.log10(255 / wm.DEFAULT_STRENGTH) + 1.0, (name, quality)
         delta = marked.astype(int) - frame.astype(int)
         unclipped = (frame > 8).all(-1) & (frame < 247).all(-1)
         assert (delta[unclipped, 0] == delta[unclipped, 1]).all()
         assert (delta[unclipped, 1] == delta[unclipped, 2]).all()
-
-
-def test_rescaled_copy_is_found() -> None:
-    clip = talking_photo(24, size=512, seed=4)
-    result = detect(reencode(encode_h264(mark(clip), 18), 28, scale=0.75))  # 384x384
-    assert result.detected and result.payload_id == PAYLOAD
-    assert result.grid == (wm.CELLS_SHORT_SIDE, wm.CELLS_SHORT_SIDE)  # the original's grid
-
-
-def test_segments_switch_pattern_and_evidence_adds_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wm, "SEGMENT_FRAMES", 8)
-    embedder = wm.WatermarkEmbedder(KEY, PAYLOAD)
-    p0, p1 = embedder.pattern(256, 256, 0), embedder.pattern(256, 256, 1)
-    assert abs(float(np.mean(p0 * p1))) < 0.05  # a fresh keyed pattern per segment
-    clip = talking_photo(24, size=384, seed=5)
-    frames = decode_frames(reencode(encode_h264(mark(clip), 18), 23), "gray")
-    result = wm.WatermarkDetector(KEY).feed(frames).result()
-    assert result.detected and result.payload_id == PAYLOAD
-    # Read as one segment, only the first third of the frames match the pattern.
-    monkeypatch.setattr(wm, "SEGMENT_FRAMES", 1000)
-    assert wm.WatermarkDetector(KEY).feed(frames).result().z < 0.7 * result.z
+    face = talking_photo(1, size=512)[0]
+    assert face_psnr(face, wm.embed_frame(face, 0, PAYLOAD, KEY)) >= 42.0
 
 
 def test_payload_code_corrects_noise_and_rejects_garbage() -> None:
     rng = np.random.default_rng(1)
-    ids = [0, 2**32 - 1, *map(int, rng.integers(0, 2**32, 30))]
-    for pid in ids:
+    for pid in [0, 2**32 - 1, *map(int, rng.integers(0, 2**32, 30))]:
         coded = wm.encode_payload(pid)
         assert coded.shape == (wm.N_CODED,)
         assert wm.decode_payload(coded) == pid
-        # Per-symbol SNR 1.6: about 10% of hard decisions are wrong; the code fixes them.
         assert wm.decode_payload(1.6 * coded + rng.normal(0, 1, coded.shape)) == pid
-    assert wm.decode_payload(wm.encode_payload(b"\x01\x02\x03\x04")) == 0x01020304
     garbage = [wm.decode_payload(rng.normal(0, 1, wm.N_CODED)) for _ in range(300)]
-    assert sum(g is not None for g in garbage) <= 2  # the CRC-16 lets ~1 in 65536 through
+    assert sum(g is not None for g in garbage) <= 2
 
 
 def test_bad_inputs_fail_clearly() -> None:
     with pytest.raises(TalkeditError, match="too small"):
-        wm.embed_frame(np.zeros((16, 16, 3), np.uint8), 0, PAYLOAD, KEY)
+        wm.embed_frame(np.zeros((100, 100, 3), np.uint8), 0, PAYLOAD, KEY)
     with pytest.raises(ValueError, match="uint8"):
-        wm.embed_frame(np.zeros((64, 64, 3), np.float32), 0, PAYLOAD, KEY)
+        wm.embed_frame(np.zeros((256, 256, 3), np.float32), 0, PAYLOAD, KEY)
     with pytest.raises(ValueError, match="payload id"):
         wm.WatermarkEmbedder(KEY, 2**32)
     with pytest.raises(TalkeditError, match="PSNR"):
-        wm.WatermarkEmbedder(KEY, PAYLOAD, strength=3.0)
+        wm.WatermarkEmbedder(KEY, PAYLOAD, strength=2.5)
     empty = wm.WatermarkDetector(KEY).result()
     assert not empty.detected and empty.frames == 0 and empty.payload_id is None
-    flat = wm.WatermarkDetector(KEY).feed([np.full((64, 64), 90, np.uint8)] * 3).result()
+    flat = wm.WatermarkDetector(KEY).feed([np.full((256, 256), 90, np.uint8)] * 3).result()
     assert not flat.detected and flat.frames == 3
 
 
@@ -188,20 +187,18 @@ def test_settings_come_from_params(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     params.parent.mkdir()
     params.write_text("watermark:\n  key: secret\n  strength: 1.5\n  alpha: 1.0e-9\n")
     assert wm.WatermarkSettings.from_params(params) == wm.WatermarkSettings(b"secret", 1.5, 1e-9)
-    params.write_text("watermark:\n  key: null\n")
-    assert wm.WatermarkSettings.from_params(params).key == wm.DEFAULT_KEY.encode()
     params.write_text("watermark:\n  strength: lots\n")
     with pytest.raises(TalkeditError, match="numbers"):
         wm.WatermarkSettings.from_params(params)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)  # no params.yaml here or above: verify still works
+    monkeypatch.chdir(elsewhere)
     assert wm.WatermarkSettings.from_params() == wm.WatermarkSettings(wm.DEFAULT_KEY.encode())
 
 
-def test_embedding_is_fast_enough_for_streaming() -> None:
-    """Well under 10 ms per 1280x720 frame on one core (measured ~3 ms; loose bound for
-    a shared machine)."""
+def test_embedding_720p_is_fast() -> None:
+    """Target <= 5 ms per 1280x720 frame on one core (measured ~2.7 ms; a loose bound here
+    for a shared machine)."""
     frame = cv2.resize(talking_photo(1, size=512)[0], (1280, 720))
     embedder = wm.WatermarkEmbedder(KEY, PAYLOAD)
     embedder.embed(frame, 0)
@@ -214,4 +211,4 @@ def test_embedding_is_fast_enough_for_streaming() -> None:
         ms = (time.perf_counter() - start) / 20 * 1000
     finally:
         cv2.setNumThreads(threads)
-    assert ms < 25.0
+    assert ms < 10.0
