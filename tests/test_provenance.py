@@ -96,7 +96,7 @@ def render(inputs: dict[str, Path], creds: Credentials, name: str, marked_id: in
            manifest: dict | None = None) -> tuple[dict, Path]:
     """What the renderer does: mark frames (unless marked_id is None), encode, publish."""
     manifest = manifest or manifest_for(inputs)
-    frames = talking_photo(30, size=256, seed=2)
+    frames = talking_photo(30, size=384, seed=2)
     if marked_id is not None:
         embedder = WatermarkEmbedder(SETTINGS.key, marked_id)
         frames = [embedder.embed(f, i) for i, f in enumerate(frames)]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.composite.audio_watermark import embed_audio
 from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
 from stages.composite.credentials import SigningSettings
 from stages.composite.provenance import build_manifest, publish
@@ -129,7 +130,7 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
                 if label:
                     image = draw_edited_label(image)
                 out.write(marker.embed(_even(image), k))
-            out.write_audio(audio)
+            out.write_audio(embed_audio(audio, audio_rate, settings.key, settings.audio_depth))
         manifest = publish(encoded, manifest, paths.output, signing.credentials())
     summary = {
         "edit": edit, "clip": spec.clip, "output": str(paths.output), "frames": len(plan),

@@ -2,9 +2,9 @@
 
 Findings, each on its own:
 
-* **watermark** (video frames) and **audio watermark** (soundtrack): found or
-  not, with z and the false-positive bound (``p``) that already counts every
-  hypothesis the detector tried.
+* **watermark** (video frames, with its 32-bit id) and **audio mark**
+  (soundtrack, no id): found or not, with z and the false-positive bound
+  (``p``) that already counts every hypothesis the detector tried.
 * **Content Credentials** (signed C2PA manifest in the file): absent; valid
   (bound to this file's media, signed by a trusted certificate); untrusted
   signer; bound to other content; invalid.
@@ -22,7 +22,7 @@ Verdict (exit status):
   trust list with no watermark to back it, or an unsigned copy bound to the
   file with neither a watermark nor Content Credentials. Metadata copied onto
   an unedited video lands here, never at "edited".
-* ``edited`` (0): otherwise, when a watermark is found or valid Content
+* ``edited`` (0): otherwise, when either watermark is found or valid Content
   Credentials are bound to this file.
 * ``no_evidence`` (1): nothing at all.
 """
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.composite import provenance
+from stages.composite.audio_watermark import AudioDetection, detect_audio, read_audio
 from stages.composite.watermark import DetectionResult, WatermarkSettings, detect_file
 
 EXIT_CODES = {"edited": 0, "no_evidence": 1, "inconsistent": 3}
@@ -72,9 +73,27 @@ class WatermarkFinding:
 
 
 @dataclass
+class AudioFinding:
+    present: bool  # the file has an audio stream
+    found: bool
+    z: float
+    z_needed: float
+    log10_p: float
+    seconds: float
+
+    @classmethod
+    def of(cls, result: AudioDetection | None) -> AudioFinding:
+        if result is None:
+            return cls(False, False, 0.0, 0.0, 0.0, 0.0)
+        return cls(True, result.detected, result.z, result.z_needed, result.log10_p,
+                   result.seconds)
+
+
+@dataclass
 class VerifyReport:
     path: Path
     watermark: WatermarkFinding
+    audio: AudioFinding
     credentials: provenance.ContentCredentials
     metadata: RecordFinding
     sidecar: RecordFinding
@@ -108,6 +127,11 @@ class VerifyReport:
                      f"z = {w.z:.1f} (found needs {w.z_needed:.1f}), an unmarked video scores "
                      f"this high with p <= 10^{w.log10_p:.1f} over {w.hypotheses} alignments"
                      f"{id_text}" + (f"; flip {w.flip}" if w.found and w.flip != "none" else ""))
+        a = self.audio
+        lines.append("  audio mark:  " + (
+            "no audio stream" if not a.present else
+            f"{'found' if a.found else 'not found'} in {a.seconds:.1f} s: z = {a.z:.1f} (found "
+            f"needs {a.z_needed:.1f}), p <= 10^{a.log10_p:.1f}"))
         c = self.credentials
         c_text = {"absent": "none", "valid": "valid, signed by a trusted certificate, bound to "
                   "this file", "untrusted": "signature valid and bound to this file, but the "
@@ -138,33 +162,39 @@ def _record(reader: Any, path: Path) -> RecordFinding:
     return RecordFinding(state, None, manifest["watermark"]["payload_id"], manifest)
 
 
-def decide(watermark: WatermarkFinding, credentials: provenance.ContentCredentials,
+def decide(watermark: WatermarkFinding, audio: AudioFinding,
+           credentials: provenance.ContentCredentials,
            records: Sequence[tuple[str, RecordFinding]]) -> tuple[str, list[str]]:
     """The verdict and why, from the separate findings (see the module doc)."""
     reasons = []
+    marked = watermark.found or audio.found
     mark_id = watermark.payload_id if watermark.found else None
     claims = [("Content Credentials", credentials.state, credentials.payload_id)]
     claims += [(name, rec.state, rec.payload_id) for name, rec in records]
     for name, state, pid in claims:
+        # The frames confirm a claim when they carry its id (or a mark too weak to read one).
+        confirmed = watermark.found and (mark_id is None or mark_id == pid)
         if mark_id is not None and pid is not None and pid != mark_id:
             reasons.append(f"the {name} names watermark id {pid:08x} but the frames carry "
                            f"{mark_id:08x}")
-        elif state == "other_content" and (mark_id is None or pid != mark_id):
+        elif state == "other_content" and not confirmed:
             reasons.append(f"the {name} was made for other content and the frames do not carry "
-                           "its watermark id")
-        elif state == "invalid" and not watermark.found:
+                           "its watermark")
+        elif state == "invalid" and not marked:
             reasons.append(f"the {name} is corrupted or its signature does not verify, and "
                            "there is no watermark")
-        elif state == "untrusted" and not watermark.found:
+        elif state == "untrusted" and not marked:
             reasons.append(f"the {name} is signed by a certificate outside the trust list, and "
                            "there is no watermark")
-        elif (state == "bound" and not watermark.found and credentials.state != "valid"):
+        elif state == "bound" and not marked and credentials.state != "valid":
             reasons.append(f"the {name} (unsigned) matches this file but neither a watermark "
                            "nor valid Content Credentials back it")
     if reasons:
         return "inconsistent", reasons
     if watermark.found:
         return "edited", ["the frames carry talkedit's watermark"]
+    if audio.found:
+        return "edited", ["the soundtrack carries talkedit's audio watermark"]
     if credentials.state == "valid":
         return "edited", ["valid Content Credentials bound to this file say it was edited"]
     return "no_evidence", []
@@ -177,9 +207,12 @@ def verify_video(path: str | Path, settings: WatermarkSettings | None = None,
     path = Path(path)
     settings = settings or WatermarkSettings.from_params()
     mark = WatermarkFinding.of(detect_file(path, settings.key, settings.alpha))
+    sound = read_audio(path)
+    audio = AudioFinding.of(None if sound is None else
+                            detect_audio(sound[0], sound[1], settings.key, settings.alpha))
     credentials = provenance.read_content_credentials(path, trust_anchors)
     metadata = _record(provenance.read_manifest, path)
     sidecar = _record(provenance.read_sidecar, path)
-    verdict, reasons = decide(mark, credentials, [("metadata copy", metadata),
-                                                  ("sidecar", sidecar)])
-    return VerifyReport(path, mark, credentials, metadata, sidecar, verdict, reasons)
+    verdict, reasons = decide(mark, audio, credentials, [("metadata copy", metadata),
+                                                         ("sidecar", sidecar)])
+    return VerifyReport(path, mark, audio, credentials, metadata, sidecar, verdict, reasons)

@@ -94,6 +94,8 @@ N_CODED = (_INFO_BITS + _CONV_K - 1) * len(_CONV_POLYS)  # 108 coded bits
 DEFAULT_KEY = "talkedit-public-watermark-v1"
 DEFAULT_STRENGTH = 1.7  # frame PSNR 43.5 dB; on the (bright, textured) astronaut face 42.5 dB
 DEFAULT_ALPHA = 1e-6
+DEFAULT_AUDIO_DEPTH = 0.2  # see audio_watermark.py
+MAX_AUDIO_DEPTH = 0.3
 MIN_PSNR_DB = 42.0
 MAX_STRENGTH = 255.0 / 10 ** (MIN_PSNR_DB / 20)  # 2.02 levels RMS = PSNR 42 dB
 
@@ -105,11 +107,13 @@ Key = str | bytes
 
 @dataclass(frozen=True)
 class WatermarkSettings:
-    """The knobs of params.yaml's ``watermark`` section (the video mark's part)."""
+    """The knobs of params.yaml's ``watermark`` section (the marks' part; the Content
+    Credentials keys are credentials.SigningSettings)."""
 
     key: bytes
     strength: float = DEFAULT_STRENGTH  # RMS luma change in 8-bit levels
     alpha: float = DEFAULT_ALPHA  # per-video false-positive bound for "detected"
+    audio_depth: float = DEFAULT_AUDIO_DEPTH  # soundtrack mark: band gain 1 +- depth
 
     @classmethod
     def from_params(cls, path: str | Path | None = None) -> WatermarkSettings:
@@ -125,10 +129,11 @@ class WatermarkSettings:
         try:
             strength = float(sec.get("strength", DEFAULT_STRENGTH))
             alpha = float(sec.get("alpha", DEFAULT_ALPHA))
+            audio_depth = float(sec.get("audio_depth", DEFAULT_AUDIO_DEPTH))
         except (TypeError, ValueError) as exc:
             raise TalkeditError(where, f"has a non-numeric value ({exc})",
-                                "give strength and alpha as numbers") from exc
-        return cls(key.encode("utf-8"), strength, alpha).checked()
+                                "give strength, alpha and audio_depth as numbers") from exc
+        return cls(key.encode("utf-8"), strength, alpha, audio_depth).checked()
 
     def checked(self) -> WatermarkSettings:
         if not 0.3 <= self.strength <= MAX_STRENGTH:
@@ -136,6 +141,10 @@ class WatermarkSettings:
                                 f"must be within 0.3..{MAX_STRENGTH:.2f} levels RMS "
                                 f"(above that PSNR drops under {MIN_PSNR_DB:g} dB; below, "
                                 "H.264 erases it)", f"use the default {DEFAULT_STRENGTH}")
+        if not 0.0 < self.audio_depth <= MAX_AUDIO_DEPTH:
+            raise TalkeditError(f"watermark audio_depth {self.audio_depth}",
+                                f"must be within (0, {MAX_AUDIO_DEPTH}]",
+                                f"use the default {DEFAULT_AUDIO_DEPTH}")
         if not 0.0 < self.alpha < 0.5:
             raise TalkeditError(f"watermark alpha {self.alpha}", "must be within (0, 0.5)",
                                 "use the default 1e-6")
