@@ -211,10 +211,13 @@ def crop(share: float) -> Callable[[Frames], Frames]:
     return apply
 
 
-def crop_to_standard(frames: Frames) -> Frames:
-    """Crop 10 % off the left and the top, then resize to 1280x720 (the aspect changes)."""
-    h, w = frames[0].shape[:2]
-    return _resize([f[round(0.1 * h):, round(0.1 * w):] for f in frames], (1280, 720))
+def crop_and_resize(left: float, top: float) -> Callable[[Frames], Frames]:
+    """Crop a share off the left and the top, then resize back to the original size (a
+    standard size: when the shares differ, the aspect ratio changes)."""
+    def apply(frames: Frames) -> Frames:
+        h, w = frames[0].shape[:2]
+        return _resize([f[round(top * h):, round(left * w):] for f in frames], (w, h))
+    return apply
 
 
 def rotate(degrees: float) -> Callable[[Frames], Frames]:
@@ -248,7 +251,8 @@ TRANSFORMS: list[tuple[str, Callable[[Frames], Frames], int, int]] = [
     ("re-encode CRF 30", identity, 30, 25),
     ("crop 10 % per edge", crop(0.1), 23, 25),
     ("crop 10 % + CRF 30", crop(0.1), 30, 25),
-    ("crop L+T 10 %, resize 1280x720", crop_to_standard, 23, 25),
+    ("crop L+T 10 %, resize to original", crop_and_resize(0.1, 0.1), 23, 25),
+    ("crop left 10 %, resize (aspect)", crop_and_resize(0.1, 0.0), 23, 25),
     ("horizontal flip", flip, 23, 25),
     ("flip + CRF 30", flip, 30, 25),
     ("scale 0.25x", scale(0.25), 23, 25),

@@ -104,7 +104,7 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
     )
     settings = WatermarkSettings.from_params()
     if signing is None:
-        signing = SigningSettings.from_section(section("watermark"), repo_root())
+        signing = SigningSettings.from_section(section("watermark"), root or repo_root())
     marker = WatermarkEmbedder(settings.key, manifest["watermark"]["payload_id"], settings.strength)
     blend = BlendSettings.from_params(params.get("blend", {}))
     label = bool(params.get("label", True))

@@ -32,9 +32,11 @@ The scheme (``talkedit-ss-v2``), and why:
   ``WORK_CELL_PX`` px (so the work per frame is the same at any resolution),
   high-passed and divided by its local variance (the locally optimal detector
   for a non-stationary host), and summed over frames into one residual image.
-  Its autocorrelation gives up to ``LATTICE_CANDIDATES`` candidates for each
+  Its autocorrelation gives up to ``VECTOR_CANDIDATES`` candidates for each
   of the two lattice vectors (near-horizontal, near-vertical; refined on the
-  2nd and 3rd lattice points). For each lattice the residual is folded into
+  2nd and 3rd lattice points); the ``LATTICE_CANDIDATES`` pairs whose lattice
+  points light up the autocorrelation most, plus the untouched geometry, are
+  tried. For each lattice the residual is folded into
   one tile (``FOLD_BINS`` bins per cell side), and the sync statistic
   ``Z = sum_i chip_i * U_i / ||U||`` over the tile's sync cells is computed
   for every cyclic shift and each of the four flips (FFT correlation).
@@ -80,9 +82,10 @@ MIN_SHORT_SIDE = 128  # 1 px cells: found at the render's quality, not after res
 SYNC_SHARE = 0.5  # share of the tile's cells that carry the detection (sync) chips
 WORK_CELL_PX = 2  # detection works at CELLS_SHORT_SIDE * 2 = 256 px on the short side
 FOLD_BINS = 4  # bins per cell side when folding onto the tile (1/8 cell misalignment at most)
-LATTICE_CANDIDATES = 4  # autocorrelation peaks tried per lattice vector
+VECTOR_CANDIDATES = 6  # autocorrelation peaks kept per lattice vector
+LATTICE_CANDIDATES = 8  # pairs of them tried, best lattice-comb score first
 LATTICE_MAX_ANGLE_DEG = 8.0  # rotations the lattice search covers
-LATTICE_PERIOD_RANGE = (0.7, 1.45)  # tile period / nominal: crops of up to 20 % of a side, and more
+LATTICE_PERIOD_RANGE = (0.65, 1.6)  # tile period / nominal: crops, and aspect changes up to 1.3
 
 _CONV_K = 7
 _CONV_POLYS = (0o133, 0o171)
@@ -455,7 +458,7 @@ def _peak_near(acf: np.ndarray, dy: float, dx: float, radius: int) -> tuple[floa
 
 
 def _lattice_vectors(acf: np.ndarray, vertical: bool) -> list[tuple[float, float]]:
-    """Up to LATTICE_CANDIDATES period vectors (dx, dy) near +x (or +y), best first, each
+    """Up to VECTOR_CANDIDATES period vectors (dx, dy) near +x (or +y), best first, each
     refined on the lattice points at 2x and 3x it (least squares through the origin)."""
     nominal = TILE_CELLS * WORK_CELL_PX
     lo, hi = (round(r * nominal) for r in LATTICE_PERIOD_RANGE)
@@ -470,7 +473,7 @@ def _lattice_vectors(acf: np.ndarray, vertical: bool) -> list[tuple[float, float
     inside = np.abs(across)[None, :] <= along[:, None] * math.tan(math.radians(LATTICE_MAX_ANGLE_DEG))
     peaks = (block == cv2.dilate(block, np.ones((3, 3), np.uint8))) & inside
     peaks &= block > 0
-    order = np.argsort(block[peaks])[::-1][:LATTICE_CANDIDATES]
+    order = np.argsort(block[peaks])[::-1][:VECTOR_CANDIDATES]
     coords = np.argwhere(peaks)[order]
     vectors = []
     for a, c in coords:
@@ -484,18 +487,33 @@ def _lattice_vectors(acf: np.ndarray, vertical: bool) -> list[tuple[float, float
     return vectors
 
 
+def _comb_score(acf: np.ndarray, lattice: Lattice) -> float:
+    """How strongly the autocorrelation peaks on a lattice's first points (both vectors,
+    their sum and difference, and their doubles): a true lattice lights up all of them."""
+    (ax, ay), (dx, dy) = lattice.across, lattice.down
+    h2, w2 = acf.shape
+    score = 0.0
+    for k, m in ((1, 0), (0, 1), (1, 1), (1, -1), (2, 0), (0, 2)):
+        ly, lx = round(k * ay + m * dy), round(k * ax + m * dx)
+        if abs(ly) < h2 // 2 and abs(lx) < w2 // 2:
+            score += float(acf[ly % h2, lx % w2])
+    return score
+
+
 def lattice_candidates(summed_residual: np.ndarray) -> list[Lattice]:
-    """The tile lattices the autocorrelation of a residual image suggests (key-free)."""
+    """The tile lattices the autocorrelation of a residual image suggests (key-free):
+    the untouched geometry, then the LATTICE_CANDIDATES best pairs of vector candidates."""
     acf = _autocorrelation(summed_residual)
     # Keep the sharp peaks of a periodic pattern, drop the host's broad correlation (this
     # moved the true lattice vectors into the first three candidates of a cropped, rotated,
     # 0.6x copy where they were 4th and missing before).
     acf -= cv2.GaussianBlur(acf.astype(np.float32), (0, 0), 3).astype(acf.dtype)
     nominal = float(TILE_CELLS * WORK_CELL_PX)
-    found = [Lattice(a, d) for a in _lattice_vectors(acf, vertical=False)
+    pairs = [Lattice(a, d) for a in _lattice_vectors(acf, vertical=False)
              for d in _lattice_vectors(acf, vertical=True)]
+    pairs.sort(key=lambda lattice: _comb_score(acf, lattice), reverse=True)
     # The untouched geometry (any plain rescale) is always tried, found or not.
-    return [Lattice((nominal, 0.0), (0.0, nominal)), *found]
+    return [Lattice((nominal, 0.0), (0.0, nominal)), *pairs[:LATTICE_CANDIDATES]]
 
 
 def fold(summed_residual: np.ndarray, lattice: Lattice) -> np.ndarray:
