@@ -3,14 +3,12 @@ unmarked speech with an honest bound, and enough on its own for verify to say "e
 
 from __future__ import annotations
 
-import io
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from benchmarks.audio_watermark import aac_round_trip, mux
 from benchmarks.watermark import talking_photo
 from stages.composite import audio_watermark as aw
 from stages.composite.verify import verify_video
@@ -25,41 +23,6 @@ TEXTS = [
     "Please remember to bring the blue folder to the meeting on Thursday, because the "
     "numbers inside it changed again last week and nobody has checked them yet.",
 ]
-
-
-def mux(pcm: np.ndarray, rate: int, frames: list[np.ndarray] | None = None,
-        path: Path | None = None, kbps: int = 64) -> bytes:
-    """AAC at ``kbps`` in an MP4 (with H.264 frames if given); bytes, or written to path."""
-    target: str | io.BytesIO = str(path) if path else io.BytesIO()
-    with av.open(target, "w", format="mp4") as out:
-        video = None
-        if frames:
-            video = out.add_stream("libx264", rate=Fraction(25))
-            video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
-            video.options = {"crf": "23", "preset": "veryfast", "threads": "1"}
-        audio = out.add_stream("aac", rate=rate)
-        audio.layout, audio.bit_rate = "mono", kbps * 1000
-        for image in frames or []:
-            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        if video is not None:
-            out.mux(video.encode(None))
-        for start in range(0, len(pcm), 1024):
-            chunk = np.ascontiguousarray(pcm[None, start:start + 1024].astype(np.int16))
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-            frame.sample_rate, frame.pts = rate, start
-            out.mux(audio.encode(frame))
-        out.mux(audio.encode(None))
-    return b"" if path else target.getvalue()
-
-
-def aac_round_trip(pcm: np.ndarray, rate: int, out_rate: int = aw.ANALYSIS_RATE) -> np.ndarray:
-    with av.open(io.BytesIO(mux(pcm, rate))) as container:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
-        chunks = []
-        for frame in container.decode(audio=0):
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    return np.concatenate(chunks)
 
 
 @pytest.fixture(scope="module")

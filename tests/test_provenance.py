@@ -284,9 +284,11 @@ def test_cli_exit_codes_and_json(inputs: dict[str, Path], published: tuple[dict,
     shutil.copy(pv.sidecar_path(out), pv.sidecar_path(real))
     result = runner.invoke(app, ["verify", str(real), *trust])
     assert result.exit_code == 3 and "INCONSISTENT" in result.output
-    missing = runner.invoke(app, ["verify", str(tmp_path / "nope.mp4")])
-    assert missing.exit_code == 2
-    assert [line for line in missing.output.splitlines() if line.startswith("error:")]
+    for bad in (["verify", str(tmp_path / "nope.mp4")],
+                ["verify", str(out), "--trust", str(tmp_path / "no-ca.pem")]):
+        failed = runner.invoke(app, bad)
+        assert failed.exit_code == 2
+        assert len([line for line in failed.output.splitlines() if line.startswith("error:")]) == 1
 
 
 def test_signing_settings_and_bad_credentials(tmp_path: Path, inputs: dict[str, Path]) -> None:

@@ -439,6 +439,10 @@ _TRUST_FAILURES = ("signingCredential.untrusted",)
 
 
 def _c2pa_context(trust_anchors: Sequence[str | Path]) -> Any:
+    for anchor in map(Path, trust_anchors):
+        if not anchor.is_file():
+            raise TalkeditError(anchor, "trust anchor not found",
+                                "give the PEM file of a CA certificate")
     pems = "".join(Path(p).read_text(encoding="ascii") for p in trust_anchors)
     config: dict[str, Any] = {"verify": {"verify_trust": True}}
     if pems:
@@ -459,9 +463,10 @@ def read_content_credentials(video: str | Path,
         return ContentCredentials("invalid", [f"unreadable: {exc}"])
     active = store.get("manifests", {}).get(store.get("active_manifest") or "", {})
     results = (store.get("validation_results") or {}).get("activeManifest") or {}
-    problems = [f.get("code", "?") for f in results.get("failure", [])]
-    problems += [s.get("code", "?") for s in store.get("validation_status", [])
-                 if s.get("code") not in problems and "failure" not in results]
+    if results:
+        problems = [f.get("code", "?") for f in results.get("failure", [])]
+    else:  # readers that give only the flat status list
+        problems = [s.get("code", "?") for s in store.get("validation_status", [])]
     found = ContentCredentials("valid", problems)
     for assertion in active.get("assertions", []):
         if assertion.get("label") == C2PA_ASSERTION:
