@@ -34,9 +34,9 @@ The scheme (``talkedit-ss-v2``), and why:
   for a non-stationary host), and summed over frames into one residual image.
   Its autocorrelation gives up to ``VECTOR_CANDIDATES`` candidates for each
   of the two lattice vectors (near-horizontal, near-vertical; refined on the
-  2nd and 3rd lattice points); the ``LATTICE_CANDIDATES`` pairs whose lattice
-  points light up the autocorrelation most, plus the untouched geometry, are
-  tried. For each lattice the residual is folded into
+  2nd and 3rd lattice points); of their pairs, and of the square lattices
+  each one makes alone, the ``LATTICE_CANDIDATES`` whose lattice points light
+  up the autocorrelation most, plus the untouched geometry, are tried. For each lattice the residual is folded into
   one tile (``FOLD_BINS`` bins per cell side), and the sync statistic
   ``Z = sum_i chip_i * U_i / ||U||`` over the tile's sync cells is computed
   for every cyclic shift and each of the four flips (FFT correlation).
@@ -509,8 +509,13 @@ def lattice_candidates(summed_residual: np.ndarray) -> list[Lattice]:
     # 0.6x copy where they were 4th and missing before).
     acf -= cv2.GaussianBlur(acf.astype(np.float32), (0, 0), 3).astype(acf.dtype)
     nominal = float(TILE_CELLS * WORK_CELL_PX)
-    pairs = [Lattice(a, d) for a in _lattice_vectors(acf, vertical=False)
-             for d in _lattice_vectors(acf, vertical=True)]
+    across = _lattice_vectors(acf, vertical=False)
+    down = _lattice_vectors(acf, vertical=True)
+    pairs = [Lattice(a, d) for a in across for d in down]
+    # A square lattice from either vector alone: one direction can be too weak to show
+    # (two of ten cropped clips at CRF 30 lost their vertical vector).
+    pairs += [Lattice(a, (-a[1], a[0])) for a in across]
+    pairs += [Lattice((d[1], -d[0]), d) for d in down]
     pairs.sort(key=lambda lattice: _comb_score(acf, lattice), reverse=True)
     # The untouched geometry (any plain rescale) is always tried, found or not.
     return [Lattice((nominal, 0.0), (0.0, nominal)), *pairs[:LATTICE_CANDIDATES]]
