@@ -31,8 +31,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages.align.lexicon import _cmudict  # noqa: E402
-from stages.audio import run_audio  # noqa: E402
 from stages.audio.dsp import resample, to_int16, write_wav  # noqa: E402
+from stages.audio.stage import run_audio  # noqa: E402
 from stages.index import build_viseme_table  # noqa: E402
 from talkedit.artifacts import (  # noqa: E402
     NEW_PHONES,

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from skimage.data import astronaut
 
-from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
+from stages.composite.blend import BlendParams, composite_crop, draw_edited_label
 from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
 from talkedit.params import section
 from talkedit.video import VideoWriter
@@ -47,7 +47,7 @@ def main() -> None:
     frames, crop, m, mask = make_inputs()
     settings = WatermarkSettings.from_params()
     marker = WatermarkEmbedder(settings.key, 12345, settings.strength)
-    blend = BlendSettings.from_params(section("composite").get("blend", {}))
+    blend = BlendParams.from_dict(section("composite").get("blend", {}))
     for k in range(5):  # warm-up (pattern caches)
         marker.embed(composite_crop(frames[k % 8], crop, m, mask, blend), k)
 

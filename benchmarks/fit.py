@@ -40,7 +40,7 @@ WIDTH, HEIGHT, FPS = 1280, 720, 25
 
 def make_clip(work: Path, seconds: int) -> str:
     """data/raw/bench<seconds>.mp4: the 720 px demo face, padded to 1280x720, looped."""
-    from stages.demo import DemoOptions, generate_demo
+    from stages.demo import DemoParams, generate_demo
     from stages.extract import extract_clip
 
     name = f"bench{seconds}"
@@ -51,7 +51,7 @@ def make_clip(work: Path, seconds: int) -> str:
     if not base.is_file():
         raw.mkdir(parents=True, exist_ok=True)
         (work / "base.txt").write_text(TEXT + "\n")
-        generate_demo(DemoOptions(name="base720", text=str(work / "base.txt"), size=720),
+        generate_demo(DemoParams(name="base720", text=str(work / "base.txt"), size=720),
                       out_dir=raw)
     with av.open(str(base)) as src:
         audio = np.concatenate([f.to_ndarray().reshape(-1) for f in src.decode(audio=0)])
@@ -91,10 +91,10 @@ def make_clip(work: Path, seconds: int) -> str:
 
 def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
     """Raw vs smoothed parameters on fast speech: lag and jitter of the mouth, against truth."""
-    from stages.demo import DemoOptions, generate_demo
+    from stages.demo import DemoParams, generate_demo
     from stages.extract import extract_clip
     from stages.fit import (
-        FitOptions,
+        FitParams,
         frame_parameters,
         load_fit,
         mouth_opening,
@@ -108,9 +108,9 @@ def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
     name = f"fast{rate_wpm}"
     raw = work / "data" / "raw"
     if not (raw / f"{name}.mp4").is_file():
-        generate_demo(DemoOptions(name=name, rate_wpm=rate_wpm, seed=3), out_dir=raw)
+        generate_demo(DemoParams(name=name, rate_wpm=rate_wpm, seed=3), out_dir=raw)
     extract_clip(name, {"audio_rate": 16000}, work)
-    opts = FitOptions.from_params(section("fit", REPO / "params.yaml"))
+    opts = FitParams.from_dict(section("fit", REPO / "params.yaml"))
     run_fit(name, {**section("fit", REPO / "params.yaml"), "smoothing": "none"}, work)
     model, table = load_fit(name, work)
     pose, expr = frame_parameters(table)
@@ -137,7 +137,7 @@ def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
 
 def child(mode: str, clip: str, work: Path) -> dict:
     """Run in a subprocess: one measurement, printed as JSON."""
-    from stages.fit import FitOptions, prefetch
+    from stages.fit import FitParams, prefetch
     from stages.fit.landmarks import make_landmarker
     from talkedit.params import section
     from talkedit.video import FrameStore
@@ -147,7 +147,7 @@ def child(mode: str, clip: str, work: Path) -> dict:
     if mode == "landmarks":
         store = FrameStore.for_clip(clip, work)
         n = 0
-        with make_landmarker(FitOptions.from_params(params).landmarker_params()) as lm:
+        with make_landmarker(FitParams.from_dict(params).landmarker_params()) as lm:
             for _, image in prefetch(store.iter_frames()):
                 lm.detect(image)
                 n += 1

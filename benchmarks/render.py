@@ -36,11 +36,11 @@ def bench_training(root: Path, params: dict, steps: int) -> dict:
     import torch
 
     from stages.render.conditioning import Box, FaceRenderer
-    from stages.render.config import TrainConfig, pick_device, set_threads
+    from stages.render.config import TrainParams, pick_device, set_threads
     from stages.render.data import load_clip
     from stages.render.train import Trainer, split_frames
 
-    cfg = TrainConfig.from_params(params)
+    cfg = TrainParams.from_dict(params)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     model, data = load_clip(CLIP, root, cfg.size)
@@ -70,13 +70,13 @@ def bench_training(root: Path, params: dict, steps: int) -> dict:
 def bench_render(root: Path, params: dict, frames: int, device: str) -> dict:
     import numpy as np
 
-    from stages.render import run_render, run_train
     from stages.render.checkpoint import Stamp
-    from stages.render.config import TrainConfig
-    from stages.render.render import reenactment_plan
+    from stages.render.config import TrainParams
+    from stages.render.render import reenactment_plan, run_render
+    from stages.render.train import run_train
     from talkedit.artifacts import PLAN, EditPaths, ModelPaths, write_parquet
 
-    cfg = TrainConfig.from_params(params)
+    cfg = TrainParams.from_dict(params)
     generator = ModelPaths.of(CLIP, root).generator
     if not generator.is_file() or Stamp.read(generator)[0].config.config_hash != cfg.config_hash:
         profile = params["profile"]

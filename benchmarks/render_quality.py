@@ -57,9 +57,9 @@ def fitted_demo(work: Path) -> Path:
         for n in names:
             shutil.copy2(REPO / "data" / "raw" / n, raw / n)
     else:
-        from stages.demo import DemoOptions, generate_demo
+        from stages.demo import DemoParams, generate_demo
 
-        generate_demo(DemoOptions(), out_dir=raw)
+        generate_demo(DemoParams(), out_dir=raw)
     extract_clip(CLIP, section("extract", REPO / "params.yaml"), work)
     run_fit(CLIP, section("fit", REPO / "params.yaml"), work)
     return work
@@ -83,13 +83,13 @@ def main() -> int:
 
     import torch
 
-    from stages.render import run_train
-    from stages.render.config import TrainConfig
+    from stages.render.config import TrainParams
+    from stages.render.train import run_train
     from talkedit.artifacts import ModelPaths
 
     root = fitted_demo(args.work)
     params = train_params(args.profile, args.steps)
-    cfg = TrainConfig.from_params(params)
+    cfg = TrainParams.from_dict(params)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = run_train(CLIP, params, root)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -73,11 +73,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default demo clip, generated once per session into its own project root."""
-    from stages.demo import DemoOptions, generate_demo
+    from stages.demo import DemoParams, generate_demo
 
     root = tmp_path_factory.mktemp("demo_project")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    generate_demo(DemoOptions(), out_dir=root / "data" / "raw")
+    generate_demo(DemoParams(), out_dir=root / "data" / "raw")
     return root
 
 

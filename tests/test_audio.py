@@ -13,12 +13,12 @@ import yaml
 
 import stages.plan.spec as plan_spec
 from stages.align import normalize_text
-from stages.audio import run_audio
+from stages.audio.stage import run_audio
 from stages.audio.config import AUDIO_SPEC_KEY
 from stages.audio.dsp import resample
 from stages.audio.evaluate import heldout_check
 from stages.audio.metrics import discontinuity_db
-from stages.audio.recording import RecordingTimer, load_recording
+from stages.recording import RecordingTimer, load_recording
 from stages.plan import run_plan
 from talkedit.artifacts import (
     AUDIO_UNITS,

@@ -17,7 +17,7 @@ from stages.audio.config import AudioParams, audio_spec
 from stages.audio.dsp import ClipAudio, f0_track, resample
 from stages.audio.metrics import discontinuity_db, loudness_lufs, mcd_db
 from stages.audio.psola import Run, Source, render
-from stages.audio.recording import RecordingTimer, clipped_share, load_recording
+from stages.recording import RecordingTimer, clipped_share, load_recording
 from stages.audio.speech import espeak_speech
 from stages.audio.units import Target
 from talkedit.errors import TalkeditError

@@ -12,12 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.audio import run_audio
+from stages.audio.stage import run_audio
 from stages.composite import run_composite
 from stages.composite.compose import _even
 from stages.composite.verify import verify_video
 from stages.plan import run_plan
-from stages.render import RenderStore, run_render, run_train
+from stages.render.render import run_render
+from stages.render.store import RenderStore
+from stages.render.train import run_train
 from talkedit.artifacts import PLAN, ClipPaths, EditPaths, read_parquet
 from talkedit.errors import TalkeditError
 from talkedit.params import section

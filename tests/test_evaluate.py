@@ -19,7 +19,7 @@ import torch
 from stages.evaluate import run_evaluate
 from stages.evaluate.measure import sync_offset_ms
 from stages.plan.spec import load_spec
-from stages.render import run_train
+from stages.render.train import run_train
 from stages.render.checkpoint import load_generator, save_generator
 from talkedit.artifacts import (
     EVALUATE_SCORES,

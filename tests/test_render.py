@@ -24,10 +24,12 @@ from safetensors.torch import load_file, save_file
 
 from stages.extract import extract_clip
 from stages.fit import lower_face_mask, run_fit
-from stages.render import RenderStore, run_render, run_train
+from stages.render.render import run_render
+from stages.render.store import RenderStore
+from stages.render.train import run_train
 from stages.render.checkpoint import Stamp, load_checkpoint, load_generator
 from stages.render.conditioning import Box, FaceRenderer
-from stages.render.config import TrainConfig
+from stages.render.config import TrainParams
 from stages.render.data import ReferencePool, load_clip
 from stages.render.infer import ConditioningSource, Frames, Job, make_jobs, run_jobs
 from stages.render.raster import rasterize
@@ -130,17 +132,17 @@ def test_jobs_merge_close_runs_warm_up_and_split_for_streams() -> None:
 
 
 def test_config_hash_ignores_run_length_knobs_but_not_sizes() -> None:
-    base = TrainConfig.from_params(section("train", REPO / "params.yaml"))
+    base = TrainParams.from_dict(section("train", REPO / "params.yaml"))
     assert base.profile in ("cpu", "gpu")
-    longer = TrainConfig.from_params(tiny(steps=400) | {"checkpoint_every": 50})
-    assert longer.config_hash == TrainConfig.from_params(tiny()).config_hash
-    assert TrainConfig.from_params(tiny(size=128)).config_hash != longer.config_hash
-    gpu = TrainConfig.from_params(section("train", REPO / "params.yaml") | {"profile": "gpu"})
+    longer = TrainParams.from_dict(tiny(steps=400) | {"checkpoint_every": 50})
+    assert longer.config_hash == TrainParams.from_dict(tiny()).config_hash
+    assert TrainParams.from_dict(tiny(size=128)).config_hash != longer.config_hash
+    gpu = TrainParams.from_dict(section("train", REPO / "params.yaml") | {"profile": "gpu"})
     assert gpu.size >= 256 and gpu.amp  # the profile's block overrides the shared defaults
     with pytest.raises(TalkeditError, match=r"train\.cpu\.sise: is not one of the train"):
-        TrainConfig.from_params({"cpu": {"sise": 64}})
+        TrainParams.from_dict({"cpu": {"sise": 64}})
     with pytest.raises(TalkeditError, match="multiple of"):
-        TrainConfig.from_params(tiny(size=60))  # gen_depth 3: multiples of 8
+        TrainParams.from_dict(tiny(size=60))  # gen_depth 3: multiples of 8
 
 
 # --- a fitted clip ---------------------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_a_checkpoint_from_an_earlier_fit_restarts_training(
     root, _ = trained
     other = copy_clip(root, tmp_path / "refit")
     run_train(CLIP, tiny(steps=2), other)
-    ckpt = ModelPaths.of(CLIP, other).checkpoint(TrainConfig.from_params(tiny()).config_hash)
+    ckpt = ModelPaths.of(CLIP, other).checkpoint(TrainParams.from_dict(tiny()).config_hash)
     with safe_open(str(ckpt), framework="pt") as f:
         meta = dict(f.metadata())
     save_file(load_file(str(ckpt)), str(ckpt), metadata={**meta, "face_model_sha256": "0" * 64})
@@ -281,10 +283,10 @@ def test_checkpoints_and_generators_refuse_another_clip_or_config(
     with pytest.raises(TalkeditError, match="trained on clip 'short', not 'other'"):
         load_generator(paths.generator, "other")
     with pytest.raises(TalkeditError, match="another train config"):
-        load_generator(paths.generator, CLIP, TrainConfig.from_params(tiny(size=128)).config_hash)
+        load_generator(paths.generator, CLIP, TrainParams.from_dict(tiny(size=128)).config_hash)
     stamp, _ = Stamp.read(paths.generator)
     ckpt = paths.checkpoint(summary["config_hash"])
-    wrong = Stamp(CLIP, TrainConfig.from_params(tiny(gen_channels=16)), stamp.box, 0,
+    wrong = Stamp(CLIP, TrainParams.from_dict(tiny(gen_channels=16)), stamp.box, 0,
                   stamp.face_model_sha)
     with pytest.raises(TalkeditError, match="another train config"):
         load_checkpoint(ckpt, wrong, {}, {}, np.random.default_rng(0))

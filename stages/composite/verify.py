@@ -16,7 +16,7 @@ from stages.composite import provenance
 from stages.composite.watermark import (
     FRAME_ALPHA,
     DetectionResult,
-    WatermarkSettings,
+    WatermarkParams,
     detect_file,
 )
 
@@ -83,13 +83,13 @@ def _load_manifest(path: Path) -> tuple[dict[str, Any] | None, str | None, str |
     return None, None, None, False
 
 
-def verify_video(path: str | Path, settings: WatermarkSettings | None = None) -> VerifyReport:
+def verify_video(path: str | Path, watermark: WatermarkParams | None = None) -> VerifyReport:
     """Read the manifest (embedded, else the sidecar), check it against the file, and
     look for the watermark in every frame. An unreadable file raises TalkeditError."""
     path = Path(path)
-    settings = settings or WatermarkSettings.from_params()
+    settings = watermark or WatermarkParams()
     manifest, source, problem, present = _load_manifest(path)
-    mark = detect_file(path, settings.key, settings.alpha)
+    mark = detect_file(path, settings.key_bytes, settings.alpha)
     expected = manifest["watermark"]["payload_id"] if manifest else None
     return VerifyReport(
         path=path,

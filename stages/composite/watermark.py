@@ -65,7 +65,7 @@ import cv2
 import numpy as np
 
 from talkedit.errors import TalkeditError
-from talkedit.params import repo_root, section
+from talkedit.params import Section, bad_param
 
 SCHEME = "talkedit-ss-v1"
 PAYLOAD_BITS = 32
@@ -96,42 +96,30 @@ Key = str | bytes
 
 
 @dataclass(frozen=True)
-class WatermarkSettings:
-    """The knobs of params.yaml's ``watermark`` section."""
+class WatermarkParams(Section):
+    """The ``watermark:`` section of params.yaml."""
 
-    key: bytes
+    SECTION = "watermark"
+
+    key: str | None = None  # None = the public DEFAULT_KEY (anyone can verify)
     strength: float = DEFAULT_STRENGTH  # RMS luma change in 8-bit levels
     alpha: float = DEFAULT_ALPHA  # per-video false-positive bound for "detected"
 
-    @classmethod
-    def from_params(cls, path: str | Path | None = None) -> WatermarkSettings:
-        """params.yaml's values; the built-in defaults outside a project (e.g. verify)."""
-        if path is None and not (repo_root() / "params.yaml").is_file():
-            return cls(DEFAULT_KEY.encode())
-        sec = section("watermark", path)
-        where = "params.yaml watermark"
-        key = sec.get("key") or DEFAULT_KEY
-        if not isinstance(key, str):
-            raise TalkeditError(f"{where}.key", f"is a {type(key).__name__}, not a string",
-                                "quote the key, or set it to null for the public default")
-        try:
-            strength = float(sec.get("strength", DEFAULT_STRENGTH))
-            alpha = float(sec.get("alpha", DEFAULT_ALPHA))
-        except (TypeError, ValueError) as exc:
-            raise TalkeditError(where, f"has a non-numeric value ({exc})",
-                                "give strength and alpha as numbers") from exc
-        return cls(key.encode("utf-8"), strength, alpha).checked()
+    @property
+    def key_bytes(self) -> bytes:
+        return (self.key or DEFAULT_KEY).encode("utf-8")
 
-    def checked(self) -> WatermarkSettings:
+    def check(self, where: str = "watermark") -> None:
+        if self.key is not None and not isinstance(self.key, str):
+            raise bad_param(where, "key", f"is a {type(self.key).__name__}, not a string",
+                            "quote the key, or set it to null for the public default")
         if not 0.3 <= self.strength <= MAX_STRENGTH:
-            raise TalkeditError(f"watermark strength {self.strength}",
-                                f"must be within 0.3..{MAX_STRENGTH:.2f} levels RMS "
-                                "(above that PSNR drops under 40 dB; below, H.264 erases it)",
-                                "use the default 2.0")
+            raise bad_param(where, "strength", f"is {self.strength}: must be within "
+                            f"0.3..{MAX_STRENGTH:.2f} levels RMS (above that PSNR drops under "
+                            "40 dB; below, H.264 erases it)", f"use the default {DEFAULT_STRENGTH}")
         if not 0.0 < self.alpha < 0.5:
-            raise TalkeditError(f"watermark alpha {self.alpha}", "must be within (0, 0.5)",
-                                "use the default 1e-6")
-        return self
+            raise bad_param(where, "alpha", f"is {self.alpha}: must be within (0, 0.5)",
+                            f"use the default {DEFAULT_ALPHA:g}")
 
 
 def _key_bytes(key: Key) -> bytes:
@@ -345,7 +333,8 @@ class WatermarkEmbedder:
     def __init__(self, key: Key, payload_id: bytes | int, strength: float = DEFAULT_STRENGTH) -> None:
         self.key = _key_bytes(key)
         self.payload_id = payload_to_int(payload_id)
-        self.strength = WatermarkSettings(self.key, strength).checked().strength
+        WatermarkParams(strength=strength).check()
+        self.strength = strength
         self._coded = encode_payload(self.payload_id)
         self._cache: dict[tuple[int, int, int], np.ndarray] = {}
 
@@ -422,7 +411,8 @@ class WatermarkDetector:
 
     def __init__(self, key: Key, alpha: float = DEFAULT_ALPHA) -> None:
         self.key = _key_bytes(key)
-        self.alpha = WatermarkSettings(self.key, alpha=alpha).checked().alpha
+        WatermarkParams(alpha=alpha).check()
+        self.alpha = alpha
         self.frames = 0
         # Per grid hypothesis and segment: the frames' weight vectors, each normalised, summed.
         self._sums: dict[tuple[int, int], dict[int, np.ndarray]] = {}
