@@ -14,10 +14,10 @@ import talkedit
 from benchmarks.watermark import carphone, decode_frames, encode_h264, talking_photo
 from stages.composite import provenance as pv
 from stages.composite.verify import verify_video
-from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
+from stages.composite.watermark import WatermarkEmbedder, WatermarkParams
 from talkedit.errors import TalkeditError
 
-SETTINGS = WatermarkSettings(b"test-key")
+SETTINGS = WatermarkParams(key="test-key")
 
 
 def remux(src: Path, dst: Path, metadata: Mapping[str, str], audio_from: Path | None = None) -> Path:
@@ -73,7 +73,7 @@ def manifest_for(inputs: dict[str, Path], **overrides: object) -> dict:
 def published(inputs: dict[str, Path]) -> tuple[dict, Path]:
     """What the renderer does: mark frames with the manifest's id, encode, publish."""
     manifest = manifest_for(inputs)
-    embedder = WatermarkEmbedder(SETTINGS.key, manifest["watermark"]["payload_id"])
+    embedder = WatermarkEmbedder(SETTINGS.key_bytes, manifest["watermark"]["payload_id"])
     frames = [embedder.embed(f, i) for i, f in enumerate(talking_photo(30, size=256, seed=2))]
     encoded = inputs["root"] / "encoded.mp4"
     encode_h264(frames, 18, path=encoded, audio_seconds=1.2)

@@ -22,6 +22,7 @@ from benchmarks.watermark import (
 )
 from stages.composite import watermark as wm
 from talkedit.errors import TalkeditError
+from talkedit.params import load_section
 
 KEY = "test-key"
 PAYLOAD = 0x5EEDF00D
@@ -183,20 +184,19 @@ def test_bad_inputs_fail_clearly() -> None:
     assert not flat.detected and flat.frames == 3
 
 
-def test_settings_come_from_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    params = tmp_path / "project" / "params.yaml"
-    params.parent.mkdir()
+def test_params_section_is_checked(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
     params.write_text("watermark:\n  key: secret\n  strength: 1.5\n  alpha: 1.0e-9\n")
-    assert wm.WatermarkSettings.from_params(params) == wm.WatermarkSettings(b"secret", 1.5, 1e-9)
+    got = load_section(wm.WatermarkParams, tmp_path)
+    assert got == wm.WatermarkParams("secret", 1.5, 1e-9) and got.key_bytes == b"secret"
     params.write_text("watermark:\n  key: null\n")
-    assert wm.WatermarkSettings.from_params(params).key == wm.DEFAULT_KEY.encode()
-    params.write_text("watermark:\n  strength: lots\n")
-    with pytest.raises(TalkeditError, match="numbers"):
-        wm.WatermarkSettings.from_params(params)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)  # no params.yaml here or above: verify still works
-    assert wm.WatermarkSettings.from_params() == wm.WatermarkSettings(wm.DEFAULT_KEY.encode())
+    assert load_section(wm.WatermarkParams, tmp_path).key_bytes == wm.DEFAULT_KEY.encode()
+    for bad, match in (("strength: 9", "watermark.strength"), ("key: 3", "watermark.key"),
+                       ("alpha: 0.9", "watermark.alpha"), ("stength: 1", "watermark.stength")):
+        params.write_text(f"watermark:\n  {bad}\n")
+        with pytest.raises(TalkeditError, match=match):
+            load_section(wm.WatermarkParams, tmp_path)
+    assert wm.WatermarkParams().key_bytes == wm.DEFAULT_KEY.encode()  # verify outside a project
 
 
 def test_embedding_is_fast_enough_for_streaming() -> None:
