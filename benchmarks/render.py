@@ -71,7 +71,7 @@ def bench_render(root: Path, params: dict, frames: int, device: str) -> dict:
     import numpy as np
 
     from stages.render.checkpoint import Stamp
-    from stages.render.config import TrainParams
+    from stages.render.config import RenderParams, TrainParams
     from stages.render.render import reenactment_plan, run_render
     from stages.render.train import run_train
     from talkedit.artifacts import PLAN, EditPaths, ModelPaths, write_parquet
@@ -80,15 +80,15 @@ def bench_render(root: Path, params: dict, frames: int, device: str) -> dict:
     generator = ModelPaths.of(CLIP, root).generator
     if not generator.is_file() or Stamp.read(generator)[0].config.config_hash != cfg.config_hash:
         profile = params["profile"]
-        run_train(CLIP, params | {profile: {**params.get(profile, {}), "steps": 1},
-                                  "resume": False}, root)
+        run_train(CLIP, root, TrainParams.from_dict(
+            params | {profile: {**params.get(profile, {}), "steps": 1}, "resume": False}))
     edit = f"bench_{params['profile']}"
-    EditPaths.of(edit, root).spec.parent.mkdir(parents=True, exist_ok=True)
+    EditPaths.of(edit, root).spec.parent.mkdir(parents=True, exist_ok=True)  # data/edits/<edit>/
     EditPaths.of(edit, root).spec.write_text(f"clip: {CLIP}\ntext: benchmark\n")
     bg = np.arange(100, 100 + frames)  # expressions from the same span, played backwards
     plan = reenactment_plan(CLIP, root, bg, bg[::-1].copy(), np.ones(frames, bool))
     write_parquet(plan, PLAN, EditPaths.of(edit, root).plan)
-    summary = run_render(edit, {"device": device, "threads": cfg.threads}, root)
+    summary = run_render(edit, root, RenderParams(device=device, threads=cfg.threads))
     return summary
 
 
