@@ -60,15 +60,15 @@ def load_sections(spec: StageSpec, root: Path,
 
 
 def make_flow(spec: StageSpec) -> Flow:
-    @task(name=spec.name, task_run_name=f"{spec.name}-{{item}}", retries=1,
-          retry_condition_fn=retry_transient)
+    run_name = spec.name if spec.kind == PROJECT else f"{spec.name}-{{item}}"  # e.g. fit-demo
+
+    @task(name=spec.name, task_run_name=run_name, retries=1, retry_condition_fn=retry_transient)
     def run_entry(item: str | None, root: Path, sections: dict[str, Section]) -> dict[str, Any]:
         entry = spec.entry_function()
         args = (root,) if spec.kind == PROJECT else (item, root)
         return entry(*args, **sections)
 
-    @flow(name=spec.name, flow_run_name=f"{spec.name}-{{item}}", log_prints=True,
-          validate_parameters=False)
+    @flow(name=spec.name, flow_run_name=run_name, log_prints=True, validate_parameters=False)
     def run_flow(item: str | None, root: Path,
                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
         try:

@@ -13,6 +13,7 @@ times the face by it, the audio stage cuts the new words' sound by it.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from stages.align.chunks import speech_level
 from stages.align.normalize import SpokenWord
 from stages.align.pipeline import DBFS_REF
 from talkedit.artifacts import PHONES, WORDS, EditPaths, read_parquet, write_parquet
-from talkedit.atomic import atomic_path
+from talkedit.atomic import atomic_path, write_json
 from talkedit.edits import RECORDING, AudioChoice
 from talkedit.errors import TalkeditError
 
@@ -64,6 +65,8 @@ class Recording:
             wav.writeframes(pcm.tobytes())
         write_parquet(self.words, WORDS, paths.recording_words)
         write_parquet(self.phones, PHONES, paths.recording_phones)
+        write_json(paths.recording_meta, {"file": self.path.name, "text": self.text,
+                                          "notes": list(self.notes)})
 
     @classmethod
     def read(cls, paths: EditPaths, text: str) -> Recording:
@@ -73,9 +76,11 @@ class Recording:
             raise TalkeditError(paths.recording_audio, "not found", f"run {hint} first (dvc repro)")
         with open_wav(paths.recording_audio) as (audio, _):
             samples = audio.read(0, audio.n_samples).astype(np.float64) / 32768.0
+        meta = json.loads(paths.recording_meta.read_text())
         return cls(paths.recording_audio, samples, text,
                    read_parquet(paths.recording_words, WORDS, stage_hint=hint),
-                   read_parquet(paths.recording_phones, PHONES, stage_hint=hint))
+                   read_parquet(paths.recording_phones, PHONES, stage_hint=hint),
+                   list(meta["notes"]))
 
     def locate(self, words: Sequence[str], start: int = 0) -> int:
         """Where the spoken ``words`` begin among the recording's words, at or after ``start``."""

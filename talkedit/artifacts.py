@@ -229,6 +229,11 @@ class EditPaths:
         return self.recording_dir / "phones.parquet"
 
     @property
+    def recording_meta(self) -> Path:
+        """JSON: the user's file it came from, what it says, conversions done on reading."""
+        return self.recording_dir / "recording.json"
+
+    @property
     def audio(self) -> Path:
         return self.plan_dir / "audio.wav"
 
@@ -578,11 +583,20 @@ def evaluate_summary_path(paths: ClipPaths) -> Path:
 
 
 def column_array(df: pd.DataFrame | pa.Table, name: str) -> np.ndarray:
-    """A fixed_size_list column as an (n_rows, width) float32 array, without copies per row."""
-    col = df.column(name) if isinstance(df, pa.Table) else pa.array(df[name])
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    width = col.type.list_size
-    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), width)
+    """A per-row vector column as an (n_rows, width) array.
+
+    Reads a pyarrow table's fixed_size_list column without copies per row, and a
+    ``pd.read_parquet`` frame's column too (pandas hands those back as arrays per row).
+    """
+    if isinstance(df, pa.Table):
+        col = df.column(name)
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        width = col.type.list_size
+        return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), width)
+    values = df[name].to_numpy()
+    if not len(values):
+        return np.zeros((0, 0), np.float32)
+    return np.stack([np.asarray(v) for v in values])
 
 
 def fixed_list(values: np.ndarray) -> pa.FixedSizeListArray:

@@ -103,5 +103,6 @@ def test_malformed_edit_spec(project: Path) -> None:
 def test_verbose_shows_prefects_log(project: Path) -> None:
     proc = talkedit(project, "--verbose", "extract", "silent")
     assert proc.returncode == 2 and "Finished in state Failed" in proc.stderr
+    assert "'extract-silent'" in proc.stderr  # the run is named after its stage and clip
     log = (project / ".prefect" / "logs" / "talkedit.log").read_text()
     assert "Finished in state Failed('error: " in log  # the UI shows the message, not a trace
