@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 # torch OpenMP threads spin while waiting; on 2 busy cores that makes training ~8x slower.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install demo test lint bench server clean-outputs
+.PHONY: install demo test lint bench server
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

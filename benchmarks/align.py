@@ -124,12 +124,12 @@ class _WorkerWatch(threading.Thread):
 
 def measure(root: Path, name: str, workers: int) -> dict:
     """Run the stage in this process and report time and memory (called in a child)."""
-    from stages.align import run_align
+    from stages.align import AlignParams, run_align
 
     watch = _WorkerWatch()
     watch.start()
     t0, c0 = time.perf_counter(), time.process_time()
-    summary = run_align(name, {"on_mismatch": "mark", "workers": workers}, root)
+    summary = run_align(name, root, AlignParams(on_mismatch="mark", workers=workers))
     wall = time.perf_counter() - t0
     watch.done.set()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -31,8 +31,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from stages.align.lexicon import _cmudict  # noqa: E402
-from stages.audio import run_audio  # noqa: E402
+from stages.audio.config import AudioParams  # noqa: E402
 from stages.audio.dsp import resample, to_int16, write_wav  # noqa: E402
+from stages.audio.stage import run_audio  # noqa: E402
 from stages.index import build_viseme_table  # noqa: E402
 from talkedit.artifacts import (  # noqa: E402
     NEW_PHONES,
@@ -153,7 +154,7 @@ def main() -> None:
         times, summary = [], {}
         for _ in range(args.repeat):
             t = time.perf_counter()
-            summary = run_audio(EDIT, {"source": source}, root)
+            summary = run_audio(EDIT, root, AudioParams(source=source))
             times.append(time.perf_counter() - t)
         print(f"run_audio {source:9s}: first {times[0]:.2f} s, then median "
               f"{statistics.median(times[1:] or times):.2f} s  (speaker share "

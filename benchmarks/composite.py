@@ -17,10 +17,13 @@ import cv2
 import numpy as np
 from skimage.data import astronaut
 
-from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
-from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
-from talkedit.params import section
+from stages.composite.blend import composite_crop, draw_edited_label
+from stages.composite.compose import CompositeParams
+from stages.composite.watermark import WatermarkEmbedder, WatermarkParams
+from talkedit.params import load_section
 from talkedit.video import VideoWriter
+
+REPO = Path(__file__).resolve().parents[1]
 
 N = 100
 CROP = 256
@@ -45,9 +48,10 @@ def make_inputs() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]
 
 def main() -> None:
     frames, crop, m, mask = make_inputs()
-    settings = WatermarkSettings.from_params()
-    marker = WatermarkEmbedder(settings.key, 12345, settings.strength)
-    blend = BlendSettings.from_params(section("composite").get("blend", {}))
+    settings = load_section(WatermarkParams, REPO)
+    params = load_section(CompositeParams, REPO)
+    marker = WatermarkEmbedder(settings.key_bytes, 12345, settings.strength)
+    blend = params.blend
     for k in range(5):  # warm-up (pattern caches)
         marker.embed(composite_crop(frames[k % 8], crop, m, mask, blend), k)
 
@@ -63,11 +67,10 @@ def main() -> None:
         out_frames.append(marker.embed(image, k))
     step_fps = N / (time.perf_counter() - t0)
 
-    params = section("composite")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        with VideoWriter(Path(tmp) / "out.mp4", 1280, 720, 25, crf=int(params.get("crf", 12)),
-                         preset=str(params.get("preset", "medium"))) as out:
+        with VideoWriter(Path(tmp) / "out.mp4", 1280, 720, 25, crf=params.crf,
+                         preset=params.preset) as out:
             for image in out_frames:
                 out.write(image)
         encode_fps = N / (time.perf_counter() - t0)

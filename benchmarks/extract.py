@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 
 from benchmarks.common import REPO, make_clip, peak_rss_mb
-from stages.extract import extract_clip
+from stages.extract import ExtractParams, extract_clip
 
 CACHE = REPO / ".tmp" / "bench"
 
@@ -40,7 +40,7 @@ def extract_fps(path: Path) -> tuple[float, int]:
         shutil.copy(path, root / "data" / "raw" / "clip.mp4")
         (root / "data" / "raw" / "clip.txt").write_text("benchmark")
         start = time.perf_counter()
-        meta = extract_clip("clip", {"audio_rate": 16000}, root)
+        meta = extract_clip("clip", root, ExtractParams())
         return meta["n_frames"] / (time.perf_counter() - start), meta["n_frames"]
 
 

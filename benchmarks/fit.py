@@ -19,6 +19,7 @@ lag and jitter of the mouth against the generator's truth.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -40,8 +41,8 @@ WIDTH, HEIGHT, FPS = 1280, 720, 25
 
 def make_clip(work: Path, seconds: int) -> str:
     """data/raw/bench<seconds>.mp4: the 720 px demo face, padded to 1280x720, looped."""
-    from stages.demo import DemoOptions, generate_demo
-    from stages.extract import extract_clip
+    from stages.demo import DemoParams, generate_demo
+    from stages.extract import ExtractParams, extract_clip
 
     name = f"bench{seconds}"
     raw = work / "data" / "raw"
@@ -51,7 +52,7 @@ def make_clip(work: Path, seconds: int) -> str:
     if not base.is_file():
         raw.mkdir(parents=True, exist_ok=True)
         (work / "base.txt").write_text(TEXT + "\n")
-        generate_demo(DemoOptions(name="base720", text=str(work / "base.txt"), size=720),
+        generate_demo(work, DemoParams(name="base720", text=str(work / "base.txt"), size=720),
                       out_dir=raw)
     with av.open(str(base)) as src:
         audio = np.concatenate([f.to_ndarray().reshape(-1) for f in src.decode(audio=0)])
@@ -85,16 +86,16 @@ def make_clip(work: Path, seconds: int) -> str:
             out.mux(aus.encode(chunk))
         out.mux(aus.encode(None))
     (raw / f"{name}.txt").write_text(TEXT + "\n")
-    extract_clip(name, {"audio_rate": 16000}, work)
+    extract_clip(name, work, ExtractParams())
     return name
 
 
 def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
     """Raw vs smoothed parameters on fast speech: lag and jitter of the mouth, against truth."""
-    from stages.demo import DemoOptions, generate_demo
-    from stages.extract import extract_clip
+    from stages.demo import DemoParams, generate_demo
+    from stages.extract import ExtractParams, extract_clip
     from stages.fit import (
-        FitOptions,
+        FitParams,
         frame_parameters,
         load_fit,
         mouth_opening,
@@ -103,15 +104,15 @@ def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
     )
     from stages.fit.model import Pose
     from stages.fit.smoothing import jitter, lag_frames, smooth, still_frames
-    from talkedit.params import section
+    from talkedit.params import load_section
 
     name = f"fast{rate_wpm}"
     raw = work / "data" / "raw"
     if not (raw / f"{name}.mp4").is_file():
-        generate_demo(DemoOptions(name=name, rate_wpm=rate_wpm, seed=3), out_dir=raw)
-    extract_clip(name, {"audio_rate": 16000}, work)
-    opts = FitOptions.from_params(section("fit", REPO / "params.yaml"))
-    run_fit(name, {**section("fit", REPO / "params.yaml"), "smoothing": "none"}, work)
+        generate_demo(work, DemoParams(name=name, rate_wpm=rate_wpm, seed=3), out_dir=raw)
+    extract_clip(name, work, ExtractParams())
+    opts = load_section(FitParams, REPO)
+    run_fit(name, work, dataclasses.replace(opts, smoothing="none"))
     model, table = load_fit(name, work)
     pose, expr = frame_parameters(table)
     import pandas as pd
@@ -137,17 +138,17 @@ def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
 
 def child(mode: str, clip: str, work: Path) -> dict:
     """Run in a subprocess: one measurement, printed as JSON."""
-    from stages.fit import FitOptions, prefetch
+    from stages.fit import FitParams, prefetch
     from stages.fit.landmarks import make_landmarker
-    from talkedit.params import section
+    from talkedit.params import load_section
     from talkedit.video import FrameStore
 
-    params = section("fit", REPO / "params.yaml")
+    params = load_section(FitParams, REPO)
     t0 = time.perf_counter()
     if mode == "landmarks":
         store = FrameStore.for_clip(clip, work)
         n = 0
-        with make_landmarker(FitOptions.from_params(params).landmarker_params()) as lm:
+        with make_landmarker(params.landmarker_params()) as lm:
             for _, image in prefetch(store.iter_frames()):
                 lm.detect(image)
                 n += 1
@@ -155,7 +156,7 @@ def child(mode: str, clip: str, work: Path) -> dict:
     else:
         from stages.fit import run_fit
 
-        out = run_fit(clip, params, work)
+        out = run_fit(clip, work, params)
     out["seconds"] = time.perf_counter() - t0
     out["fps"] = out["frames"] / out["seconds"]
     out["peak_rss_mb"] = peak_rss_mb()

@@ -36,11 +36,11 @@ def bench_training(root: Path, params: dict, steps: int) -> dict:
     import torch
 
     from stages.render.conditioning import Box, FaceRenderer
-    from stages.render.config import TrainConfig, pick_device, set_threads
+    from stages.render.config import TrainParams, pick_device, set_threads
     from stages.render.data import load_clip
     from stages.render.train import Trainer, split_frames
 
-    cfg = TrainConfig.from_params(params)
+    cfg = TrainParams.from_dict(params)
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     model, data = load_clip(CLIP, root, cfg.size)
@@ -70,25 +70,25 @@ def bench_training(root: Path, params: dict, steps: int) -> dict:
 def bench_render(root: Path, params: dict, frames: int, device: str) -> dict:
     import numpy as np
 
-    from stages.render import run_render, run_train
     from stages.render.checkpoint import Stamp
-    from stages.render.config import TrainConfig
-    from stages.render.render import reenactment_plan
+    from stages.render.config import RenderParams, TrainParams
+    from stages.render.render import reenactment_plan, run_render
+    from stages.render.train import run_train
     from talkedit.artifacts import PLAN, EditPaths, ModelPaths, write_parquet
 
-    cfg = TrainConfig.from_params(params)
+    cfg = TrainParams.from_dict(params)
     generator = ModelPaths.of(CLIP, root).generator
     if not generator.is_file() or Stamp.read(generator)[0].config.config_hash != cfg.config_hash:
         profile = params["profile"]
-        run_train(CLIP, params | {profile: {**params.get(profile, {}), "steps": 1},
-                                  "resume": False}, root)
+        run_train(CLIP, root, TrainParams.from_dict(
+            params | {profile: {**params.get(profile, {}), "steps": 1}, "resume": False}))
     edit = f"bench_{params['profile']}"
-    EditPaths.of(edit, root).spec.parent.mkdir(parents=True, exist_ok=True)
+    EditPaths.of(edit, root).spec.parent.mkdir(parents=True, exist_ok=True)  # data/edits/<edit>/
     EditPaths.of(edit, root).spec.write_text(f"clip: {CLIP}\ntext: benchmark\n")
     bg = np.arange(100, 100 + frames)  # expressions from the same span, played backwards
     plan = reenactment_plan(CLIP, root, bg, bg[::-1].copy(), np.ones(frames, bool))
     write_parquet(plan, PLAN, EditPaths.of(edit, root).plan)
-    summary = run_render(edit, {"device": device, "threads": cfg.threads}, root)
+    summary = run_render(edit, root, RenderParams(device=device, threads=cfg.threads))
     return summary
 
 

@@ -41,10 +41,10 @@ MAX_TEMPORAL_RATIO = 1.5
 
 def fitted_demo(work: Path) -> Path:
     """A project root in ``work`` holding the demo clip, extracted and fitted (cached)."""
-    from stages.extract import extract_clip
-    from stages.fit import run_fit
+    from stages.extract import ExtractParams, extract_clip
+    from stages.fit import FitParams, run_fit
     from talkedit.artifacts import ClipPaths
-    from talkedit.params import section
+    from talkedit.params import load_section
 
     paths = ClipPaths.of(CLIP, work)
     if paths.face.is_file() and paths.face_model.is_file():
@@ -57,18 +57,18 @@ def fitted_demo(work: Path) -> Path:
         for n in names:
             shutil.copy2(REPO / "data" / "raw" / n, raw / n)
     else:
-        from stages.demo import DemoOptions, generate_demo
+        from stages.demo import DemoParams, generate_demo
 
-        generate_demo(DemoOptions(), out_dir=raw)
-    extract_clip(CLIP, section("extract", REPO / "params.yaml"), work)
-    run_fit(CLIP, section("fit", REPO / "params.yaml"), work)
+        generate_demo(work, DemoParams())
+    extract_clip(CLIP, work, load_section(ExtractParams, REPO))
+    run_fit(CLIP, work, load_section(FitParams, REPO))
     return work
 
 
 def train_params(profile: str, steps: int | None) -> dict:
-    from talkedit.params import section
+    from talkedit.params import raw_section
 
-    params = section("train", REPO / "params.yaml") | {"profile": profile}
+    params = raw_section("train", REPO) | {"profile": profile}
     if steps is not None:
         params[profile] = {**(params.get(profile) or {}), "steps": steps}
     return params
@@ -83,15 +83,15 @@ def main() -> int:
 
     import torch
 
-    from stages.render import run_train
-    from stages.render.config import TrainConfig
+    from stages.render.config import TrainParams
+    from stages.render.train import run_train
     from talkedit.artifacts import ModelPaths
 
     root = fitted_demo(args.work)
     params = train_params(args.profile, args.steps)
-    cfg = TrainConfig.from_params(params)
+    cfg = TrainParams.from_dict(params)
     t0, c0 = time.perf_counter(), time.process_time()
-    summary = run_train(CLIP, params, root)
+    summary = run_train(CLIP, root, cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     metrics = json.loads(ModelPaths.of(CLIP, root).metrics.read_text())
     threads = torch.get_num_threads()

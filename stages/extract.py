@@ -8,21 +8,39 @@ stages later) but only their timestamps are kept; audio is resampled to
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import wave
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 
-from talkedit.artifacts import FRAMES, ClipPaths, write_parquet
-from talkedit.atomic import atomic_path, write_json
+from talkedit.artifacts import FRAMES, ClipPaths, VideoMeta, write_parquet
+from talkedit.atomic import atomic_path
 from talkedit.errors import TalkeditError
+from talkedit.params import Section, bad_param
 from talkedit.video import nearest_source_frames, open_container, probe
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractParams(Section):
+    """The ``extract:`` section of params.yaml."""
+
+    SECTION = "extract"
+
+    fps: float | None = None  # constant output frame rate; None = the source's average rate
+    audio_rate: int = 16000
+
+    def check(self, where: str) -> None:
+        if self.fps is not None and not 0 < self.fps <= 240:
+            raise bad_param(where, "fps", "must be a frame rate in (0, 240] or null")
+        if not 8000 <= self.audio_rate <= 48000:
+            raise bad_param(where, "audio_rate", "must lie in 8000..48000 Hz", "use 16000")
 
 
 def check_clip_inputs(clip: str, root: Path | None = None, need_transcript: bool = True) -> ClipPaths:
@@ -41,14 +59,14 @@ def check_clip_inputs(clip: str, root: Path | None = None, need_transcript: bool
     return paths
 
 
-def extract_clip(clip: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+def extract_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, object]:
     """Write frames.parquet, video.json and audio.wav for ``clip``; return a summary."""
     paths = check_clip_inputs(clip, root)
     info = probe(paths.video)
     if not info.has_audio:
         raise TalkeditError(paths.video, "has no audio track",
                             "give the video with its sound; alignment needs the speech")
-    audio_rate = int(params.get("audio_rate", 16000))
+    audio_rate = extract.audio_rate
 
     pts_list: list[int] = []
     key_list: list[bool] = []
@@ -96,7 +114,7 @@ def extract_clip(clip: str, params: dict[str, Any], root: Path | None = None) ->
                                 "re-export the video with its sound")
         audio_offset_s = (first_audio_s or 0.0) - (first_video_s or 0.0)
         if abs(audio_offset_s) > 1.0 / audio_rate:
-            _shift_wav(wav_tmp, audio_offset_s, audio_rate)
+            n_audio = _shift_wav(wav_tmp, audio_offset_s, audio_rate)
 
     # Presentation order, then the constant-rate timeline.
     order = np.argsort(np.asarray(pts_list), kind="stable")
@@ -104,7 +122,7 @@ def extract_clip(clip: str, params: dict[str, Any], root: Path | None = None) ->
     keys = np.asarray(key_list, dtype=bool)[order]
     tb = info.time_base
     times = (pts - pts[0]) * float(tb)
-    fps = Fraction(params["fps"]).limit_denominator(1001) if params.get("fps") else info.average_rate
+    fps = Fraction(extract.fps).limit_denominator(1001) if extract.fps else info.average_rate
     deltas = np.diff(times)
     last_duration = float(np.median(deltas)) if len(deltas) else 1.0 / float(fps)
     duration = float(times[-1] + last_duration)
@@ -125,32 +143,26 @@ def extract_clip(clip: str, params: dict[str, Any], root: Path | None = None) ->
     frames["keyframe"] = frames["keyframe"] & first_use
     variable_rate = bool(len(deltas) and (deltas.max() - deltas.min()) > 0.1 / float(fps))
     write_parquet(frames, FRAMES, paths.frames)
-    meta = {
-        "clip": clip,
-        "source": str(paths.video.relative_to(paths.root.parent)) if paths.root.parent in paths.video.parents else str(paths.video),
-        "fps": float(fps),
-        "fps_rational": f"{fps.numerator}/{fps.denominator}",
-        "width": info.width,
-        "height": info.height,
-        "rotation": info.rotation,
-        "n_frames": n_out,
-        "n_source_frames": len(pts),
-        "duration_s": duration,
-        "variable_frame_rate": variable_rate,
-        "source_codec": info.codec,
-        "time_base": f"{tb.numerator}/{tb.denominator}",
-        "audio_rate": audio_rate,
-        "audio_samples": n_audio,
-        "audio_offset_s": audio_offset_s,
-    }
-    write_json(paths.video_meta, meta)
+    project = paths.data.parent
+    meta = VideoMeta(
+        clip=clip,
+        source=str(paths.video.relative_to(project) if project in paths.video.parents
+                   else paths.video),
+        fps=float(fps), fps_rational=f"{fps.numerator}/{fps.denominator}",
+        width=info.width, height=info.height, rotation=info.rotation,
+        n_frames=n_out, n_source_frames=len(pts), duration_s=duration,
+        variable_frame_rate=variable_rate, source_codec=info.codec,
+        time_base=f"{tb.numerator}/{tb.denominator}",
+        audio_rate=audio_rate, audio_samples=n_audio, audio_offset_s=audio_offset_s,
+    )
+    meta.write(paths.video_meta)
     log.info("extracted %s: %d frames at %.3f fps (%d source frames%s), %.1f s of audio",
              clip, n_out, float(fps), len(pts), ", variable rate" if variable_rate else "",
              n_audio / audio_rate)
-    return meta
+    return dataclasses.asdict(meta)
 
 
-def _shift_wav(path: Path, offset_s: float, rate: int) -> None:
+def _shift_wav(path: Path, offset_s: float, rate: int) -> int:
     """Put audio time 0 at the first video frame: pad silence or trim the lead-in."""
     with wave.open(str(path), "rb") as wav:
         data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
@@ -161,3 +173,4 @@ def _shift_wav(path: Path, offset_s: float, rate: int) -> None:
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(data.tobytes())
+    return len(data)

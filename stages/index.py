@@ -10,9 +10,7 @@ exact matches.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,30 +24,28 @@ from talkedit.artifacts import (
     VISEMES,
     WORDS,
     ClipPaths,
+    VideoMeta,
     read_parquet,
     write_parquet,
 )
 from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown
+from talkedit.params import Section, bad_param
 from talkedit.phonemes import ARPABET, SILENCE
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class IndexParams:
+class IndexParams(Section):
     """The ``index:`` section of params.yaml."""
+
+    SECTION = "index"
 
     max_phone_s: float = 1.0  # a (non-pause) phone longer than this is misaligned: not searched
 
-    @classmethod
-    def from_dict(cls, params: dict[str, Any] | None) -> IndexParams:
-        params = dict(params or {})
-        reject_unknown("index", params, cls)
-        out = cls(**{k: v for k, v in params.items() if v is not None})
-        if not out.max_phone_s > 0:
-            raise TalkeditError("params.yaml index.max_phone_s", "must be positive", "use 1.0")
-        return out
+    def check(self, where: str) -> None:
+        if not self.max_phone_s > 0:
+            raise bad_param(where, "max_phone_s", "must be positive", "use 1.0")
 
 
 # --- the suffix array --------------------------------------------------------------------
@@ -189,15 +185,12 @@ class VisemeIndex:
 
 
 def read_fps(paths: ClipPaths) -> float:
-    if not paths.video_meta.is_file():
-        raise TalkeditError(paths.video_meta, "not found", f"run extract@{paths.clip} first")
-    return float(json.loads(paths.video_meta.read_text())["fps"])
+    return VideoMeta.read(paths).fps
 
 
-def run_index(clip: str, params: dict[str, Any] | None, root: Path | None = None) -> dict[str, Any]:
+def run_index(clip: str, root: Path, index: IndexParams) -> dict[str, Any]:
     """Write data/interim/<clip>/visemes.parquet from the clip's aligned phones."""
-    t0 = time.perf_counter()
-    opts = IndexParams.from_dict(params)
+    opts = index
     paths = ClipPaths.of(clip, root)
     phones = read_parquet(paths.phones, PHONES, stage_hint=f"align@{clip}")
     words = read_parquet(paths.words, WORDS, stage_hint=f"align@{clip}")
@@ -215,7 +208,6 @@ def run_index(clip: str, params: dict[str, Any] | None, root: Path | None = None
         "visemes_present": int(len(counts)), "visemes_missing": sorted(
             set(VISEME_NAMES) - set(counts.index) - {"SIL"}),
         "rarest_viseme": f"{counts.index[-1]} ({int(counts.iloc[-1])})",
-        "seconds": round(time.perf_counter() - t0, 3),
     }
     log.info("index %s: %s", clip, summary)
     return summary

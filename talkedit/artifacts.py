@@ -11,6 +11,8 @@ through pandas, and ``column_array`` turns one back into a 2-D numpy array.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from talkedit.atomic import atomic_path
+from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
 from talkedit.params import check_name, repo_root
 
@@ -36,7 +38,7 @@ class ClipPaths:
     """All per-clip artifacts. ``clip`` is validated (no path characters)."""
 
     clip: str
-    root: Path
+    data: Path  # the project's data/ folder
 
     @classmethod
     def of(cls, clip: str, root: Path | None = None) -> ClipPaths:
@@ -45,25 +47,25 @@ class ClipPaths:
     # inputs (data/raw)
     @property
     def video(self) -> Path:
-        return self.root / "raw" / f"{self.clip}.mp4"
+        return self.data / "raw" / f"{self.clip}.mp4"
 
     @property
     def transcript(self) -> Path:
-        return self.root / "raw" / f"{self.clip}.txt"
+        return self.data / "raw" / f"{self.clip}.txt"
 
     @property
     def truth_phones(self) -> Path:
         """Generator ground truth (only for clips made by ``talkedit demo``)."""
-        return self.root / "raw" / f"{self.clip}.truth_phones.parquet"
+        return self.data / "raw" / f"{self.clip}.truth_phones.parquet"
 
     @property
     def truth_frames(self) -> Path:
-        return self.root / "raw" / f"{self.clip}.truth_frames.parquet"
+        return self.data / "raw" / f"{self.clip}.truth_frames.parquet"
 
     # extract
     @property
     def interim(self) -> Path:
-        return self.root / "interim" / self.clip
+        return self.data / "interim" / self.clip
 
     @property
     def frames(self) -> Path:
@@ -108,6 +110,11 @@ class ClipPaths:
         """Aligned face crops, crop frame k = clip frame k (see stages/fit/crops.py)."""
         return self.crops / "crops.mp4"
 
+    @property
+    def crops_meta(self) -> Path:
+        """The crops video's size, frame rate and codec (JSON, written by fit)."""
+        return self.crops / "crops.json"
+
     # index
     @property
     def visemes(self) -> Path:
@@ -116,30 +123,74 @@ class ClipPaths:
     # train
     @property
     def model_dir(self) -> Path:
-        return self.root / "models" / self.clip
+        return self.data / "models" / self.clip
 
     # evaluate
     @property
     def metrics_dir(self) -> Path:
-        return self.root / "metrics" / self.clip
+        return self.data / "metrics" / self.clip
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """``video.json`` (extract): the clip's constant-rate timeline and its audio."""
+
+    clip: str
+    source: str  # the video file, relative to the project root when inside it
+    fps: float  # output (constant) frame rate...
+    fps_rational: str  # ...exactly, e.g. "30000/1001"
+    width: int  # after rotation
+    height: int
+    rotation: int  # display rotation applied on decode, degrees
+    n_frames: int  # frames on the constant-rate timeline
+    n_source_frames: int  # frames decoded from the file
+    duration_s: float
+    variable_frame_rate: bool
+    source_codec: str
+    time_base: str  # the video stream's time base, e.g. "1/12800"
+    audio_rate: int  # audio.wav's sample rate
+    audio_samples: int  # audio.wav's samples (after the start offset was padded or trimmed)
+    audio_offset_s: float  # audio start minus video start in the source (corrected in audio.wav)
+
+    def write(self, path: Path) -> None:
+        write_json(path, dataclasses.asdict(self))
+
+    @classmethod
+    def read(cls, paths: ClipPaths) -> VideoMeta:
+        """The clip's video.json; a clear error when extract has not run or is outdated."""
+        path = paths.video_meta
+        if not path.is_file():
+            raise TalkeditError(path, "not found", f"run extract@{paths.clip} first (dvc repro)")
+        try:
+            values = json.loads(path.read_text())
+            return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TalkeditError(path, f"is not a video.json of this version ({exc})",
+                                f"re-run extract@{paths.clip}") from exc
 
 
 @dataclass(frozen=True)
 class EditPaths:
     edit: str
-    root: Path
+    data: Path  # the project's data/ folder
 
     @classmethod
     def of(cls, edit: str, root: Path | None = None) -> EditPaths:
         return cls(check_name(edit, "edit"), data_dir(root))
 
     @property
+    def inputs(self) -> Path:
+        """The edit's folder: its spec and anything it names (a recording). DVC tracks it whole."""
+        return self.data / "edits" / self.edit
+
+    @property
     def spec(self) -> Path:
-        return self.root / "edits" / f"{self.edit}.yaml"
+        """The edit spec (talkedit/edits.py)."""
+        return self.inputs / "edit.yaml"
 
     @property
     def plan_dir(self) -> Path:
-        return self.root / "plans" / self.edit
+        return self.data / "plans" / self.edit
 
     @property
     def plan(self) -> Path:
@@ -158,20 +209,45 @@ class EditPaths:
         return self.plan_dir / "summary.md"
 
     @property
+    def recording_dir(self) -> Path:
+        """The user's recording as plan aligned it, read by audio: empty for other sources."""
+        return self.plan_dir / "recording"
+
+    @property
+    def recording_audio(self) -> Path:
+        """The recording at 16 kHz mono (16-bit PCM WAV)."""
+        return self.recording_dir / "audio.wav"
+
+    @property
+    def recording_words(self) -> Path:
+        """Its aligned words (WORDS columns)."""
+        return self.recording_dir / "words.parquet"
+
+    @property
+    def recording_phones(self) -> Path:
+        """Its aligned phones and pauses (PHONES columns)."""
+        return self.recording_dir / "phones.parquet"
+
+    @property
+    def recording_meta(self) -> Path:
+        """JSON: the user's file it came from, what it says, conversions done on reading."""
+        return self.recording_dir / "recording.json"
+
+    @property
     def audio(self) -> Path:
         return self.plan_dir / "audio.wav"
 
     @property
     def render_dir(self) -> Path:
-        return self.root / "renders" / self.edit
+        return self.data / "renders" / self.edit
 
     @property
     def output(self) -> Path:
-        return self.root / "outputs" / f"{self.edit}.mp4"
+        return self.data / "outputs" / f"{self.edit}.mp4"
 
     @property
     def provenance(self) -> Path:
-        return self.root / "outputs" / f"{self.edit}.provenance.json"
+        return self.data / "outputs" / f"{self.edit}.provenance.json"
 
 
 @dataclass(frozen=True)
@@ -179,7 +255,7 @@ class ModelPaths:
     """The train stage's files for one clip (stages/render), under data/models/<clip>/."""
 
     clip: str
-    root: Path
+    data: Path  # the project's data/ folder
 
     @classmethod
     def of(cls, clip: str, root: Path | None = None) -> ModelPaths:
@@ -187,7 +263,7 @@ class ModelPaths:
 
     @property
     def dir(self) -> Path:
-        return self.root / "models" / self.clip
+        return self.data / "models" / self.clip
 
     @property
     def generator(self) -> Path:
@@ -236,7 +312,7 @@ class RenderPaths:
     """
 
     edit: str
-    root: Path
+    data: Path  # the project's data/ folder
 
     @classmethod
     def of(cls, edit: str, root: Path | None = None) -> RenderPaths:
@@ -244,7 +320,7 @@ class RenderPaths:
 
     @property
     def dir(self) -> Path:
-        return self.root / "renders" / self.edit
+        return self.data / "renders" / self.edit
 
     @property
     def index(self) -> Path:
@@ -507,11 +583,20 @@ def evaluate_summary_path(paths: ClipPaths) -> Path:
 
 
 def column_array(df: pd.DataFrame | pa.Table, name: str) -> np.ndarray:
-    """A fixed_size_list column as an (n_rows, width) float32 array, without copies per row."""
-    col = df.column(name) if isinstance(df, pa.Table) else pa.array(df[name])
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    width = col.type.list_size
-    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), width)
+    """A per-row vector column as an (n_rows, width) array.
+
+    Reads a pyarrow table's fixed_size_list column without copies per row, and a
+    ``pd.read_parquet`` frame's column too (pandas hands those back as arrays per row).
+    """
+    if isinstance(df, pa.Table):
+        col = df.column(name)
+        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        width = col.type.list_size
+        return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), width)
+    values = df[name].to_numpy()
+    if not len(values):
+        return np.zeros((0, 0), np.float32)
+    return np.stack([np.asarray(v) for v in values])
 
 
 def fixed_list(values: np.ndarray) -> pa.FixedSizeListArray:

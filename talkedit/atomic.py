@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _process_umask() -> int:
+    # Read once: os.umask can only be read by setting it, which races with other threads
+    # (fit's prefetch thread creates files while artifacts are written).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _process_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path in the target's folder; rename it onto ``target`` on success.
@@ -33,9 +44,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     try:
         yield tmp
         # mkstemp makes 0600 files; give artifacts the usual umask-based mode.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,28 +1,60 @@
-"""The ``talkedit`` command: one subcommand per pipeline stage, plus tools.
+"""The ``talkedit`` command: the application layer, above ``flows`` (and so ``stages``).
 
-Each stage subcommand runs the same Prefect flow that its DVC stage runs, for
-one clip or edit: ``talkedit extract demo`` is what ``dvc repro extract@demo``
-calls. A user-fixable problem prints one ``error:`` line and exits with 2.
+The kernel (every other module of ``talkedit/``) imports no stage and no flow; this
+module is the one place that does. Each stage subcommand runs the same Prefect flow
+that its DVC stage runs (``talkedit extract demo`` is what ``dvc repro extract@demo``
+calls), for the stages listed once in ``flows/registry.py``.
+
+A user-fixable problem prints exactly one ``error:`` line on stderr and exits with 2;
+Prefect's own log goes to ``.prefect/logs/talkedit.log`` (``--verbose`` shows it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from talkedit import __version__
 from talkedit.errors import TalkeditError
+from talkedit.params import PARAMS_FILE, check_name, repo_root
+
+# stages/ and flows/ are the project's code, not a library: they live in the checkout
+# beside this package (an editable install) and are imported from there, so nothing
+# with a generic name lands in site-packages.
+PROJECT_CODE = Path(__file__).resolve().parents[1]
+if (PROJECT_CODE / "stages").is_dir() and str(PROJECT_CODE) not in sys.path:
+    sys.path.insert(0, str(PROJECT_CODE))
+
+WORKFLOW = """Edit a talking-head video by editing its transcript.
+
+\b
+Workflow (run in the project folder, the one holding params.yaml):
+  1. put a clip at data/raw/<clip>.mp4 with its transcript data/raw/<clip>.txt, and list
+     it under clips: in params.yaml (`talkedit demo` makes a synthetic one);
+  2. write an edit: data/edits/<edit>/edit.yaml (see data/edits/demo/edit.yaml), listed
+     under edits: in params.yaml with its clip;
+  3. `dvc repro` runs what is out of date, stage by stage:
+     extract -> align -> fit -> index -> train (per clip),
+     plan -> audio -> render -> composite (per edit), evaluate (per clip);
+     the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video.
+Each stage subcommand below is one DVC stage for one clip or edit.
+"""
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Edit a talking-head video by editing its transcript.")
+                  help=WORKFLOW, rich_markup_mode=None)
 server_app = typer.Typer(no_args_is_help=True, help="A local Prefect server (UI at 127.0.0.1).")
 app.add_typer(server_app, name="server")
 
 F = TypeVar("F", bound=Callable[..., Any])
+VERBOSE = False
 
 
 def user_errors(func: F) -> F:
@@ -39,9 +71,88 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"talkedit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show Prefect's log on the console.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    global VERBOSE
+    VERBOSE = verbose
+
+
+@contextlib.contextmanager
+def _native_stderr_to(path: Path) -> Iterator[None]:
+    """Send what native libraries (mediapipe, TFLite, ffmpeg) and child processes write to
+    file descriptor 2 into ``path``; Python's own stderr (our error line, progress bars)
+    still reaches the terminal."""
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1, encoding="utf-8",
+                           errors="replace")
+    log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        sys.stderr = python_stderr
+
+
+def _quiet_prefect(root: Path) -> Path:
+    """Send Prefect's console log (run states, tracebacks) to a file; return its path."""
+    import flows  # noqa: F401 - configures PREFECT_HOME before prefect is imported
+
+    log_dir = Path(os.environ["PREFECT_HOME"]) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "talkedit.log"
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "stages", "talkedit",
+                 "flows", ""):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+                logger.removeHandler(old)
+        if name in ("prefect", ""):
+            logger.addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    return path
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         typer.echo(f"{key}: {value}")
+
+
+def _run(stage: str, item: str | None, overrides: dict[str, dict[str, Any]] | None = None) -> None:
+    from flows.registry import BY_NAME
+
+    root = repo_root()
+    if not (root / PARAMS_FILE).is_file():
+        raise TalkeditError(Path.cwd(), f"is not a talkedit project (no {PARAMS_FILE} here or "
+                            "above)", "run talkedit in the project folder")
+    quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(_quiet_prefect(root))
+    with quiet:
+        from flows.stage import run_stage_flow
+
+        summary = run_stage_flow(BY_NAME[stage], item, root, overrides)
+    _print_summary(summary)
 
 
 @app.command()
@@ -53,61 +164,41 @@ def demo(
     rate: Annotated[int | None, typer.Option(help="Speaking rate in words per minute.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for head motion and lighting.")] = None,
     name: Annotated[str | None, typer.Option(help="Clip name (files are <name>.mp4, <name>.txt...).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: data/raw).")] = None,
     size: Annotated[int | None, typer.Option(help="Frame size in pixels (square).")] = None,
 ) -> None:
-    """Make a synthetic talking-head clip with exact ground truth (the `demo` stage)."""
-    from flows.demo import demo_flow
-    from stages.demo import DemoOptions
-    from talkedit.params import section
+    """Make a synthetic talking-head clip with exact ground truth (the `demo` stage).
 
-    opts = DemoOptions.from_params(section("demo"), face=str(face) if face else None,
-                                   text=str(text) if text else None, voice=voice,
-                                   rate_wpm=rate, seed=seed, name=name, size=size)
-    _print_summary(demo_flow(opts, out))
-
-
-# Per-clip and per-edit stages: (DVC stage, what its argument names, help). Each runs
-# flows/<stage>.py's `<stage>_flow`, exactly what `dvc repro <stage>@<item>` runs.
-STAGES: list[tuple[str, str, str]] = [
-    ("extract", "clip", "Decode a clip into its constant-rate frame timeline and 16 kHz audio."),
-    ("align", "clip", "Align the transcript to the audio: word and phone timings."),
-    ("fit", "clip", "Fit the 3D face model: landmarks, expression, pose, illumination, crops."),
-    ("index", "clip", "Index the clip's visemes for the edit search."),
-    ("plan", "edit", "Plan an edit: viseme search, retiming and blending, frame by frame."),
-    ("audio", "edit", "Build the edit's soundtrack: the new words in the speaker's voice."),
-    ("train", "clip", "Train the clip's neural face renderer."),
-    ("render", "edit", "Render the generated face crops of an edit's plan."),
-    ("composite", "edit", "Composite, watermark and encode the edited video with its provenance."),
-    ("evaluate", "clip", "Score held-out sentences re-created through the edit path, with baselines."),
-]
-
-
-def _precheck(stage: str, kind: str, item: str) -> None:
-    """Cheap input checks before a Prefect run starts, so bad input fails in a second."""
-    from talkedit.params import check_name
-
-    check_name(item, kind)
-    if stage == "extract":
-        from stages.extract import check_clip_inputs
-
-        check_clip_inputs(item)
+    Reads params.yaml demo: (the options override it); writes data/raw/<name>.mp4, .txt and
+    the truth tables.
+    """
+    given = {"face": str(face) if face else None, "text": str(text) if text else None,
+             "voice": voice, "rate_wpm": rate, "seed": seed, "name": name, "size": size}
+    _run("demo", None, {"demo": {k: v for k, v in given.items() if v is not None}})
 
 
 def _stage_command(stage: str, kind: str, help_text: str) -> None:
-    def command(item: str = typer.Argument(..., metavar=kind.upper(), help=f"The {kind}'s name.")) -> None:
-        import importlib
+    def command(item: str = typer.Argument(..., metavar=kind.upper(), help=f"The {kind}'s name.")
+                ) -> None:
+        check_name(item, kind)
+        if stage == "extract":  # bad input fails in a second, before Prefect starts
+            from stages.extract import check_clip_inputs
 
-        _precheck(stage, kind, item)
-        run = getattr(importlib.import_module(f"flows.{stage}"), f"{stage}_flow")
-        _print_summary(run(item))
+            check_clip_inputs(item, repo_root())
+        _run(stage, item)
 
     command.__doc__ = help_text
     app.command(name=stage)(user_errors(command))
 
 
-for _stage, _kind, _help in STAGES:
-    _stage_command(_stage, _kind, _help)
+def _register_stages() -> None:
+    from flows.registry import PROJECT, STAGES
+
+    for spec in STAGES:
+        if spec.kind != PROJECT:
+            _stage_command(spec.name, spec.kind, spec.help)
+
+
+_register_stages()
 
 
 @app.command()
@@ -118,23 +209,28 @@ def verify(
     trust: Annotated[list[Path] | None, typer.Option(
         help="A CA certificate (PEM) whose Content Credentials count as trusted; repeatable.")] = None,
 ) -> None:
-    """Check a video for talkedit's watermark and Content Credentials.
+    """Check a video for talkedit's watermarks and Content Credentials.
 
     Exit status: 0 edited, 1 no evidence, 3 inconsistent evidence (e.g. a manifest
-    copied from another video), 2 error (missing or unreadable file).
+    copied from another video), 2 error (missing or unreadable file). Uses the
+    project's watermark key and trusted CAs inside a talkedit project, else the public key.
     """
     import json
 
     from stages.composite.credentials import SigningSettings
     from stages.composite.verify import verify_video
-    from talkedit.params import repo_root, section
+    from stages.composite.watermark import WatermarkParams
+    from talkedit.params import load_section
     from talkedit.video import open_container
 
     open_container(video).close()  # a missing or unreadable file is an error, not "not edited"
-    anchors: list[Path] = list(trust or [])
-    if (repo_root() / "params.yaml").is_file():
-        anchors += SigningSettings.from_section(section("watermark"), repo_root()).trust_anchors()
-    report = verify_video(video, trust_anchors=anchors)
+    root = repo_root()
+    in_project = (root / PARAMS_FILE).is_file()
+    params = load_section(WatermarkParams, root) if in_project else WatermarkParams()
+    anchors = list(trust or [])
+    if in_project:
+        anchors += SigningSettings.of(params, root).trust_anchors()
+    report = verify_video(video, params, anchors)
     typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
     raise typer.Exit(report.exit_code)
 

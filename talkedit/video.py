@@ -68,8 +68,17 @@ def upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
+# ffmpeg demuxers that read one still image: a photo renamed .mp4 opens as a "video".
+IMAGE_FORMATS = ("image2", "_pipe", "webp")
+
+
 def probe(path: str | Path) -> StreamInfo:
     with open_container(path) as container:
+        fmt = container.format.name
+        if any(fmt == f or fmt.endswith(f) for f in IMAGE_FORMATS):
+            kind = fmt.removesuffix("_pipe")
+            raise TalkeditError(path, f"is a still image ({kind}), not a video",
+                                "give the video file of the clip (MP4/MOV/MKV/WebM)")
         if not container.streams.video:
             raise TalkeditError(path, "has no video stream", "give a video file, not an audio-only file")
         vs = container.streams.video[0]
@@ -124,15 +133,13 @@ class FrameStore:
     @classmethod
     def for_clip(cls, clip: str, root: Path | None = None) -> FrameStore:
         """The store of an extracted clip (reads frames.parquet and video.json)."""
-        import json
-
-        from talkedit.artifacts import FRAMES, ClipPaths, read_parquet
+        from talkedit.artifacts import FRAMES, ClipPaths, VideoMeta, read_parquet
 
         paths = ClipPaths.of(clip, root)
         table = read_parquet(paths.frames, FRAMES, stage_hint=f"extract@{clip}")
-        meta = json.loads(paths.video_meta.read_text())
+        meta = VideoMeta.read(paths)
         key = table.loc[table["keyframe"], "source_pts"].to_numpy()
-        return cls(paths.video, table["source_pts"].to_numpy(), meta["rotation"], key)
+        return cls(paths.video, table["source_pts"].to_numpy(), meta.rotation, key)
 
     def __len__(self) -> int:
         return len(self.source_pts)

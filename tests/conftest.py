@@ -73,11 +73,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default demo clip, generated once per session into its own project root."""
-    from stages.demo import DemoOptions, generate_demo
+    from stages.demo import DemoParams, generate_demo
 
     root = tmp_path_factory.mktemp("demo_project")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    generate_demo(DemoOptions(), out_dir=root / "data" / "raw")
+    generate_demo(root, DemoParams())
     return root
 
 
@@ -87,21 +87,23 @@ def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory)
 
     A copy of demo_root's raw files, so other tests' runs in demo_root cannot interfere.
     """
-    from stages.align import run_align
-    from stages.extract import extract_clip
-    from stages.fit import run_fit
-    from stages.index import run_index
-    from talkedit.params import section
+    import dataclasses
+
+    from stages.align import AlignParams, run_align
+    from stages.extract import ExtractParams, extract_clip
+    from stages.fit import FitParams, run_fit
+    from stages.index import IndexParams, run_index
+    from talkedit.params import load_section
 
     root = tmp_path_factory.mktemp("indexed_demo_project")
-    params = root / "params.yaml"
-    shutil.copy(REPO / "params.yaml", params)
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
     shutil.copytree(demo_root / "data" / "raw", root / "data" / "raw")
-    extract_clip("demo", section("extract", params), root)
+    extract_clip("demo", root, load_section(ExtractParams, root))
     # The demo's synthetic voice reads one "a" unusually; mark it instead of failing.
-    run_align("demo", {**section("align", params), "on_mismatch": "mark"}, root)
-    run_fit("demo", section("fit", params), root)
-    run_index("demo", section("index", params), root)
+    align = dataclasses.replace(load_section(AlignParams, root), on_mismatch="mark")
+    run_align("demo", root, align)
+    run_fit("demo", root, load_section(FitParams, root))
+    run_index("demo", root, load_section(IndexParams, root))
     return root
 
 
@@ -129,3 +131,26 @@ def evaluate_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPat
     for part in ("raw", "interim"):
         shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
     return root
+
+
+def write_edit(root: Path, name: str, spec: dict | str) -> Path:
+    """data/edits/<name>/edit.yaml in ``root`` (a mapping is dumped as YAML)."""
+    import yaml
+
+    from talkedit.artifacts import EditPaths
+
+    path = EditPaths.of(name, root).spec
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(spec if isinstance(spec, str) else yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def repo_section(cls: type, **overrides: object) -> object:
+    """A params section as the project's params.yaml sets it, with ``overrides`` applied."""
+    import dataclasses
+
+    from talkedit.params import build, load_section
+
+    section = load_section(cls, REPO)
+    return build(cls, {**dataclasses.asdict(section), **overrides}, cls.SECTION) if overrides \
+        else section

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.signal import resample_poly
 
-from stages.align import run_align
+from stages.align import AlignParams, run_align
 from stages.align.evaluate import (
     REFERENCE_CLIPS,
     SyntheticClip,
@@ -57,7 +57,7 @@ def test_run_align_writes_the_three_artifacts(project: Path) -> None:
               "nineteen ninety nine, and it was worth it.")
     clip = synthetic_clip(spoken, "en-us", 160)
     paths = setup_clip(project, written, clip.samples)
-    summary = run_align(CLIP, {}, project)
+    summary = run_align(CLIP, project, AlignParams.from_dict({}))
 
     words = read_parquet(paths.words, WORDS)
     phones = read_parquet(paths.phones, PHONES)
@@ -90,10 +90,10 @@ def test_run_align_writes_the_three_artifacts(project: Path) -> None:
 
 def test_16bit_and_float_wavs_align_the_same(project: Path, clip: SyntheticClip) -> None:
     paths = setup_clip(project, clip.text, clip.samples, kind="int16")
-    run_align(CLIP, {}, project)
+    run_align(CLIP, project, AlignParams.from_dict({}))
     a = read_parquet(paths.phones)
     setup_clip(project, clip.text, clip.samples.astype(np.float32) / 32768, kind="float32")
-    run_align(CLIP, {}, project)
+    run_align(CLIP, project, AlignParams.from_dict({}))
     b = read_parquet(paths.phones)
     assert len(a) == len(b) and (a["phone"] == b["phone"]).all()
     assert np.abs(a["start_s"] - b["start_s"]).max() <= 0.003
@@ -108,7 +108,7 @@ def test_other_sample_rate_is_resampled_and_logged(project: Path, clip: Syntheti
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     with caplog.at_level(logging.WARNING):
-        summary = run_align(CLIP, {}, project)
+        summary = run_align(CLIP, project, AlignParams.from_dict({}))
     assert "resampled from 44100 Hz to 16000 Hz" in caplog.text
     assert any("44100 Hz" in note for note in summary["audio_notes"])
     phones = read_parquet(ClipPaths.of(CLIP, project).phones)
@@ -141,7 +141,7 @@ def test_bad_input_is_one_clear_error(project: Path, clip: SyntheticClip, case: 
     if case == "missing_audio":
         paths.audio.unlink()
     with pytest.raises(TalkeditError) as err:
-        run_align(CLIP, {}, project)
+        run_align(CLIP, project, AlignParams.from_dict({}))
     assert problem in err.value.problem and fix in err.value.fix
     named = paths.transcript if case in ("non_latin", "empty") else paths.audio
     assert str(named) in err.value.what
@@ -157,7 +157,7 @@ def test_transcript_missing_a_sentence_is_caught(project: Path, clip: SyntheticC
     missing = sentences[1]  # said between ~1.2 s and ~7.5 s
     paths = setup_clip(project, " ".join(s for s in sentences if s != missing), clip.samples)
     with pytest.raises(TalkeditError) as err:
-        run_align(CLIP, {}, project)
+        run_align(CLIP, project, AlignParams.from_dict({}))
     assert "does not match its transcript" in err.value.problem
     assert "speech with no transcript words at" in err.value.problem
     times = [float(t) for t in re.findall(r"(\d+\.\d)[ -]", err.value.problem)]
@@ -166,7 +166,7 @@ def test_transcript_missing_a_sentence_is_caught(project: Path, clip: SyntheticC
     assert_nothing_written(paths)
 
     # Under on_mismatch: mark it continues and flags the words around the gap.
-    summary = run_align(CLIP, {"on_mismatch": "mark"}, project)
+    summary = run_align(CLIP, project, AlignParams.from_dict({"on_mismatch": "mark"}))
     words = read_parquet(paths.words)
     flagged = words[words["low_confidence"]]
     assert len(flagged) >= 1 and summary["low_confidence_words"] == len(flagged)
@@ -186,7 +186,7 @@ def test_swapped_words_are_caught(project: Path, clip: SyntheticClip) -> None:
     tokens[i], tokens[j] = tokens[j], tokens[i]
     paths = setup_clip(project, " ".join(tokens), clip.samples)
     with pytest.raises(TalkeditError) as err:
-        run_align(CLIP, {}, project)
+        run_align(CLIP, project, AlignParams.from_dict({}))
     assert "poor acoustic fit" in err.value.problem
     assert "'spreadsheet'" in err.value.problem or "'dashboard'" in err.value.problem
     assert_nothing_written(paths)
@@ -197,7 +197,7 @@ def test_transcript_with_words_never_said_is_caught(project: Path, clip: Synthet
     extra = "The weather was lovely all week long, and nobody wanted to stay inside."
     paths = setup_clip(project, " ".join([sentences[0], extra, *sentences[1:]]), clip.samples)
     with pytest.raises(TalkeditError) as err:
-        run_align(CLIP, {}, project)
+        run_align(CLIP, project, AlignParams.from_dict({}))
     assert "does not match its transcript" in err.value.problem
     assert_nothing_written(paths)
 
@@ -205,7 +205,7 @@ def test_transcript_with_words_never_said_is_caught(project: Path, clip: Synthet
 def test_failing_chunk_is_retried_with_wider_beams(project: Path, clip: SyntheticClip) -> None:
     paths = setup_clip(project, clip.text, clip.samples)
     # 1e-5 prunes far too hard for this clip; the second beam succeeds.
-    summary = run_align(CLIP, {"beams": [1e-5, 1e-80]}, project)
+    summary = run_align(CLIP, project, AlignParams.from_dict({"beams": [1e-5, 1e-80]}))
     assert summary["retried_chunks"] == 1 and summary["failed_chunks"] == 0
     words = read_parquet(paths.words)
     assert word_boundary_errors(words, clip.words).mae_ms <= 30

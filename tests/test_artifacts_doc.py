@@ -20,3 +20,20 @@ def test_every_schema_and_column_is_documented() -> None:
     missing = {k: v for k, v in missing.items() if v}
     undocumented_tables = [name for name in schemas if f"**{name}**" not in doc]
     assert not missing and not undocumented_tables, (missing, undocumented_tables)
+
+
+def test_column_array_reads_pandas_and_arrow_alike(tmp_path) -> None:
+    """The README's example: column_array(pd.read_parquet(face.parquet), "expression")."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    schema = pa.schema([("frame", pa.int32()), ("expression", artifacts.vec(4))])
+    path = tmp_path / "t.parquet"
+    artifacts.write_parquet({"frame": np.arange(3, dtype=np.int32), "expression": values},
+                            schema, path)
+    np.testing.assert_array_equal(artifacts.column_array(pd.read_parquet(path), "expression"),
+                                  values)
+    np.testing.assert_array_equal(artifacts.column_array(pq.read_table(path), "expression"),
+                                  values)

@@ -11,15 +11,16 @@ import pandas as pd
 import pytest
 import yaml
 
-import stages.plan.spec as plan_spec
-from stages.align import normalize_text
-from stages.audio import run_audio
-from stages.audio.config import AUDIO_SPEC_KEY
+import talkedit.edits as edits
+from stages.align import AlignParams, normalize_text
+from stages.audio.config import AudioParams
 from stages.audio.dsp import resample
 from stages.audio.evaluate import heldout_check
 from stages.audio.metrics import discontinuity_db
-from stages.audio.recording import RecordingTimer, load_recording
-from stages.plan import run_plan
+from stages.audio.stage import run_audio
+from stages.plan import PlanParams, run_plan
+from stages.plan.timing import recorded_phones
+from stages.recording import RecordingTimer, load_recording
 from talkedit.artifacts import (
     AUDIO_UNITS,
     NEW_PHONES,
@@ -33,7 +34,7 @@ from talkedit.artifacts import (
 )
 from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
-from talkedit.params import section
+from tests.conftest import REPO, repo_section, write_edit
 
 SR = 16000
 BORDER = 0.008  # params.yaml audio.border_ms
@@ -46,10 +47,10 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 def plan_and_speak(root: Path, edit: str, spec: dict, **audio: object) -> tuple[dict, np.ndarray]:
-    (root / "data" / "edits" / f"{edit}.yaml").write_text(yaml.safe_dump(spec))
-    params = root / "params.yaml"
-    run_plan(edit, section("plan", params), root, section("align", params))
-    summary = run_audio(edit, {**section("audio", params), **audio}, root, section("align", params))
+    write_edit(root, edit, spec)
+    audio_params = repo_section(AudioParams, **audio)
+    run_plan(edit, root, repo_section(PlanParams), repo_section(AlignParams), audio_params)
+    summary = run_audio(edit, root, audio_params)
     out, rate = read_wav(EditPaths.of(edit, root).audio)
     assert rate == SR
     return summary, out
@@ -110,7 +111,7 @@ def test_deletion_removes_exactly_the_word(audio_demo_root: Path) -> None:
 @pytest.fixture(scope="module")
 def replaced(audio_demo_root: Path) -> dict[str, tuple[dict, np.ndarray]]:
     """The bundled demo edit (two replacements) spoken by the speaker and by espeak-ng."""
-    spec = yaml.safe_load((Path(__file__).parents[1] / "data" / "edits" / "demo.yaml").read_text())
+    spec = yaml.safe_load((REPO / "data" / "edits" / "demo" / "edit.yaml").read_text())
     out = {}
     for source in ("speaker", "synthetic"):
         edit = f"audio_demo_{source}"
@@ -163,8 +164,8 @@ def test_speaker_source_uses_the_speaker_and_joins_smoothly(replaced: dict) -> N
 
 def test_speaker_voice_beats_a_synthetic_voice_on_hidden_truth(audio_demo_root: Path) -> None:
     """Say sentence 3 of the demo from the rest of it (its time excluded from the units)."""
-    got = heldout_check("demo", 3, {**section("audio", audio_demo_root / "params.yaml"),
-                                    "tts_voice": "en-us+f3"}, audio_demo_root)
+    got = heldout_check("demo", 3, repo_section(AudioParams, tts_voice="en-us+f3"),
+                        audio_demo_root)
     print("hidden truth:", got)
     assert got["speaker"]["speaker_share"] >= 0.6
     assert got["speaker"]["mcd_db"] < got["synthetic"]["mcd_db"] - 2.0
@@ -178,7 +179,8 @@ def recording_edit(audio_demo_root: Path, tmp_path_factory: pytest.TempPathFacto
     x = np.r_[np.zeros(SR // 2), resample(s.samples / 32768.0, s.sample_rate, SR),
               np.zeros(SR // 2)]
     pcm = np.clip(np.round(resample(x, SR, 44100) * 32767), -32768, 32767).astype("<i2")
-    path = audio_demo_root / "data" / "edits" / "audio_rec.wav"
+    path = audio_demo_root / "data" / "edits" / "audio_rec" / "take1.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(2)
         w.setsampwidth(2)
@@ -189,9 +191,9 @@ def recording_edit(audio_demo_root: Path, tmp_path_factory: pytest.TempPathFacto
 
 def test_recording_source_end_to_end(audio_demo_root: Path, recording_edit: Path) -> None:
     # The spec's `audio:` key makes the plan time the new words by the recording.
-    assert AUDIO_SPEC_KEY in plan_spec.SPEC_KEYS
-    spec = yaml.safe_load((Path(__file__).parents[1] / "data" / "edits" / "demo.yaml").read_text())
-    spec[AUDIO_SPEC_KEY] = {"source": "recording", "recording": recording_edit.name}
+    assert "audio" in edits.SPEC_KEYS
+    spec = yaml.safe_load((REPO / "data" / "edits" / "demo" / "edit.yaml").read_text())
+    spec["audio"] = {"source": "recording", "recording": recording_edit.name}
     summary, out = plan_and_speak(audio_demo_root, "audio_rec", spec)
     assert summary["source"] == "recording" and summary["speaker_share"] == 0.0
     assert any("resampled from 44100 Hz" in n for n in summary["recording_notes"])
@@ -209,9 +211,9 @@ def test_recording_timer_times_the_plans_new_words(audio_demo_root: Path,
     first = next(k for k, w in enumerate(edited) if w.text == "weekly" and k > 7)
     last = next(k for k, w in enumerate(edited) if w.text == "extraordinary")
     spans = [(first, first + 3), (last, last + 1)]
-    rec = load_recording(recording_edit, "weekly video lab extraordinary", None)
+    rec = load_recording(recording_edit, "weekly video lab extraordinary", AlignParams())
     timer = RecordingTimer(rec, edited, spans)
-    phones = timer.query_phones(edited, *spans[1])
+    phones = recorded_phones(timer, edited, *spans[1])
     said = rec.words.set_index("normalized")
     assert [p.word for p in phones] == ["extraordinary"] * len(phones)
     assert sum(p.duration_s for p in phones) == pytest.approx(
@@ -220,9 +222,9 @@ def test_recording_timer_times_the_plans_new_words(audio_demo_root: Path,
 
 
 def test_missing_plan_or_recording_is_a_clear_error(audio_demo_root: Path) -> None:
-    (audio_demo_root / "data" / "edits" / "audio_noplan.yaml").write_text(
-        yaml.safe_dump({"clip": "demo", "operations": [{"delete": "small"}]}))
+    write_edit(audio_demo_root, "audio_noplan",
+               {"clip": "demo", "operations": [{"delete": "small"}]})
     with pytest.raises(TalkeditError, match="run plan@audio_noplan first"):
-        run_audio("audio_noplan", None, audio_demo_root)
+        run_audio("audio_noplan", audio_demo_root, AudioParams())
     with pytest.raises(TalkeditError, match="recording was not found"):
-        run_audio("audio_noplan", {"source": "recording"}, audio_demo_root)
+        run_audio("audio_noplan", audio_demo_root, AudioParams(source="recording"))

@@ -11,15 +11,17 @@ import pandas as pd
 import pytest
 
 import stages.audio.speech as speech_module
-from stages.align import normalize_text
+from stages.align import AlignParams, normalize_text
 from stages.audio.build import EditInputs, speak
-from stages.audio.config import AudioParams, audio_spec
+from stages.audio.config import AudioParams
 from stages.audio.dsp import ClipAudio, f0_track, resample
 from stages.audio.metrics import discontinuity_db, loudness_lufs, mcd_db
 from stages.audio.psola import Run, Source, render
-from stages.audio.recording import RecordingTimer, clipped_share, load_recording
 from stages.audio.speech import espeak_speech
 from stages.audio.units import Target
+from stages.plan.timing import recorded_phones
+from stages.recording import RecordingTimer, clipped_share, load_recording
+from talkedit.edits import audio_choice
 from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
 
@@ -162,7 +164,7 @@ def test_recording_at_another_rate_and_stereo_is_converted_and_logged(
     x, truth = take
     path = write_wav(tmp_path / "take.wav", resample(x, SR, 44100), 44100, channels=2)
     with caplog.at_level(logging.INFO):
-        rec = load_recording(path, TAKE, None)
+        rec = load_recording(path, TAKE, AlignParams())
     assert any("resampled from 44100 Hz" in r.getMessage() for r in caplog.records)
     assert any("2 channel" in n for n in rec.notes)
     assert rec.sample_rate == SR and abs(rec.duration_s - len(x) / SR) < 0.01
@@ -175,10 +177,10 @@ def test_recording_at_another_rate_and_stereo_is_converted_and_logged(
 
 def test_recording_timer_gives_the_plan_the_recorded_phones(tmp_path: Path, take: tuple) -> None:
     x, _ = take
-    rec = load_recording(write_wav(tmp_path / "take.wav", x, SR), TAKE, None)
+    rec = load_recording(write_wav(tmp_path / "take.wav", x, SR), TAKE, AlignParams())
     edited = normalize_text("Good morning, we have a weekly video lab now.")
     timer = RecordingTimer(rec, edited, [(5, 8)])  # weekly video lab
-    phones = timer.query_phones(edited, 5, 8)
+    phones = recorded_phones(timer, edited, 5, 8)
     assert [p.phone for p in phones if p.phone != "sil"] == \
         ["W", "IY", "K", "L", "IY", "V", "IH", "D", "IY", "OW", "L", "AE", "B"]
     assert {p.word_position for p in phones if p.phone != "sil"} == {5, 6, 7}
@@ -193,14 +195,14 @@ def test_recording_that_says_other_words_fails_clearly(tmp_path: Path) -> None:
     x = np.r_[np.zeros(SR // 2), resample(s.samples / 32768.0, s.sample_rate, SR), np.zeros(SR // 2)]
     path = write_wav(tmp_path / "wrong.wav", x, SR)
     with pytest.raises(TalkeditError, match="does not say 'weekly video lab'") as err:
-        load_recording(path, "weekly video lab", None)
+        load_recording(path, "weekly video lab", AlignParams())
     assert err.value.what == str(path)
 
 
 def test_silent_recording_is_rejected(tmp_path: Path) -> None:
     path = write_wav(tmp_path / "silent.wav", np.zeros(2 * SR), SR)
     with pytest.raises(TalkeditError, match="is silent"):
-        load_recording(path, "weekly video lab", None)
+        load_recording(path, "weekly video lab", AlignParams())
 
 
 def test_clipped_recording_is_rejected(tmp_path: Path, take: tuple) -> None:
@@ -208,25 +210,31 @@ def test_clipped_recording_is_rejected(tmp_path: Path, take: tuple) -> None:
     hot = np.clip(12 * x, -1.0, 1.0)
     assert clipped_share(hot) > 0.01 and clipped_share(x) == 0.0
     with pytest.raises(TalkeditError, match="is clipped"):
-        load_recording(write_wav(tmp_path / "hot.wav", hot, SR), TAKE, None)
+        load_recording(write_wav(tmp_path / "hot.wav", hot, SR), TAKE, AlignParams())
 
 
 # --- spec and params -------------------------------------------------------------------------
 
 
 def test_spec_audio_key_is_checked(tmp_path: Path) -> None:
-    spec = tmp_path / "e.yaml"
-    assert audio_spec(None, spec).source == "speaker"
-    assert audio_spec("synthetic", spec).source == "synthetic"
+    spec = tmp_path / "e" / "edit.yaml"
+    spec.parent.mkdir()
+    assert audio_choice(None, spec).source == "speaker"
+    assert audio_choice(None, spec, "synthetic").source == "synthetic"  # the params default
+    assert audio_choice("synthetic", spec).source == "synthetic"
     with pytest.raises(TalkeditError, match="recording was not found"):
-        audio_spec({"source": "recording"}, spec)  # default: data/edits/<edit>.wav
-    (tmp_path / "e.wav").write_bytes(b"")
-    got = audio_spec({"source": "recording", "text": "weekly video lab"}, spec)
-    assert got.recording == tmp_path / "e.wav" and got.text == "weekly video lab"
+        audio_choice({"source": "recording"}, spec)  # default: data/edits/<edit>/recording.wav
+    (tmp_path / "e" / "recording.wav").write_bytes(b"")
+    got = audio_choice({"source": "recording", "text": "weekly video lab"}, spec)
+    assert got.recording == (tmp_path / "e" / "recording.wav").resolve()
+    assert got.text == "weekly video lab"
+    (tmp_path / "outside.wav").write_bytes(b"")
+    with pytest.raises(TalkeditError, match="outside the edit's folder"):  # DVC would miss it
+        audio_choice({"source": "recording", "recording": "../outside.wav"}, spec)
     with pytest.raises(TalkeditError, match="unknown keys"):
-        audio_spec({"source": "speaker", "voice": "x"}, spec)
+        audio_choice({"source": "speaker", "voice": "x"}, spec)
     with pytest.raises(TalkeditError, match="not one of"):
-        audio_spec("robot", spec)
+        audio_choice("robot", spec)
 
 
 def test_params_are_checked() -> None:
@@ -240,11 +248,11 @@ def test_recording_timed_plan_plays_the_recording_as_is(tmp_path: Path, take: tu
     """Once the plan times the new words by the recording, its phones need no stretching:
     the span is the recording's own samples (bit for bit, before the loudness gain)."""
     x, _ = take
-    rec = load_recording(write_wav(tmp_path / "take.wav", x, SR), TAKE, None)
+    rec = load_recording(write_wav(tmp_path / "take.wav", x, SR), TAKE, AlignParams())
     edited = normalize_text("Good morning, we have a weekly video lab now.")
     timer = RecordingTimer(rec, edited, [(5, 8)])
     t, targets = 0.0, []
-    for p in timer.query_phones(edited, 5, 8):  # what the plan would lay out
+    for p in recorded_phones(timer, edited, 5, 8):  # what the plan would lay out
         targets.append(Target(p.phone, p.stress, round(t * SR), round((t + p.duration_s) * SR),
                               p.word_position, p.word))
         t += p.duration_s

@@ -12,7 +12,7 @@ from benchmarks.audio_watermark import aac_round_trip, mux
 from benchmarks.watermark import talking_photo
 from stages.composite import audio_watermark as aw
 from stages.composite.verify import verify_video
-from stages.composite.watermark import WatermarkSettings
+from stages.composite.watermark import WatermarkParams
 from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
 
@@ -82,7 +82,7 @@ def test_verify_finds_the_audio_mark_alone(speech: list[tuple[np.ndarray, int]],
                                            tmp_path: Path) -> None:
     pcm, rate = speech[0]
     frames = talking_photo(25, size=256, seed=5)  # unmarked frames: only the audio carries it
-    settings = WatermarkSettings(KEY.encode())
+    settings = WatermarkParams(key=KEY)
     marked = mux(aw.embed_audio(pcm, rate, KEY), rate, frames, tmp_path / "marked_audio.mp4")
     del marked
     report = verify_video(tmp_path / "marked_audio.mp4", settings)

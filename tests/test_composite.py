@@ -12,17 +12,21 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.audio import run_audio
-from stages.composite import run_composite
-from stages.composite.compose import _even
+from stages.align import AlignParams
+from stages.audio.config import AudioParams
+from stages.audio.stage import run_audio
+from stages.composite.compose import CompositeParams, _even, run_composite
 from stages.composite.verify import verify_video
-from stages.plan import run_plan
-from stages.render import RenderStore, run_render, run_train
+from stages.composite.watermark import WatermarkParams
+from stages.plan import PlanParams, run_plan
+from stages.render.config import RenderParams, TrainParams
+from stages.render.render import run_render
+from stages.render.store import RenderStore
+from stages.render.train import run_train
 from talkedit.artifacts import PLAN, ClipPaths, EditPaths, read_parquet
 from talkedit.errors import TalkeditError
-from talkedit.params import section
 from talkedit.video import FrameStore
-from tests.conftest import REPO
+from tests.conftest import REPO, repo_section
 from tests.test_render import tiny
 
 
@@ -34,13 +38,14 @@ def composited(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
     shutil.copy(REPO / "params.yaml", params)
     for part in ("raw", "interim"):
         shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
-    (root / "data" / "edits").mkdir()
-    shutil.copy(REPO / "data" / "edits" / "demo.yaml", root / "data" / "edits" / "demo.yaml")
-    run_plan("demo", section("plan", params), root, align_params=section("align", params))
-    run_audio("demo", section("audio", params), root, align_params=section("align", params))
-    run_train("demo", tiny(), root)
-    run_render("demo", section("render", params), root)
-    summary = run_composite("demo", section("composite", params), root)
+    shutil.copytree(REPO / "data" / "edits" / "demo", root / "data" / "edits" / "demo")
+    run_plan("demo", root, repo_section(PlanParams), repo_section(AlignParams),
+             repo_section(AudioParams))
+    run_audio("demo", root, repo_section(AudioParams))
+    run_train("demo", root, TrainParams.from_dict(tiny()))
+    run_render("demo", root, repo_section(RenderParams))
+    summary = run_composite("demo", root, repo_section(CompositeParams),
+                            repo_section(WatermarkParams))
     return root, summary
 
 
@@ -136,7 +141,8 @@ def test_renders_that_disagree_with_the_plan_are_refused(composited) -> None:
         write_parquet(plan.iloc[: len(plan) - 100].reset_index(drop=True), PLAN, paths.plan)
         before = paths.output.stat().st_mtime_ns
         with pytest.raises(TalkeditError, match="re-run render@demo|re-run audio@demo"):
-            run_composite("demo", section("composite", root / "params.yaml"), root)
+            run_composite("demo", root, repo_section(CompositeParams),
+                          repo_section(WatermarkParams))
         assert paths.output.stat().st_mtime_ns == before  # the old output is left whole
     finally:
         shutil.move(paths.plan.with_suffix(".bak"), paths.plan)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
+from stages.composite.blend import BlendParams, composite_crop, draw_edited_label
 
 CROP = 128
 
@@ -71,7 +71,7 @@ def test_colour_is_matched_inside_the_mask() -> None:
 
 def test_pixels_outside_the_feathered_mask_are_untouched() -> None:
     frame, real, m, mask = _setup()
-    out = composite_crop(frame, _generated(real), m, mask, BlendSettings())
+    out = composite_crop(frame, _generated(real), m, mask, BlendParams())
     near = cv2.warpAffine((mask > 0).astype(np.uint8), m, (512, 512),
                           flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     near = cv2.dilate(near, np.ones((61, 61), np.uint8)) > 0

@@ -7,6 +7,7 @@ one, not the picture quality (run the stage on the cpu profile for that).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,11 +17,17 @@ import pandas as pd
 import pytest
 import torch
 
-from stages.evaluate import run_evaluate
+from stages.align import AlignParams
+from stages.audio.config import AudioParams
+from stages.composite.compose import CompositeParams
+from stages.composite.watermark import WatermarkParams
+from stages.evaluate import EvaluateParams, run_evaluate
 from stages.evaluate.measure import sync_offset_ms
-from stages.plan.spec import load_spec
-from stages.render import run_train
+from stages.fit import FitParams
+from stages.plan import PlanParams
 from stages.render.checkpoint import load_generator, save_generator
+from stages.render.config import RenderParams, TrainParams
+from stages.render.train import run_train
 from talkedit.artifacts import (
     EVALUATE_SCORES,
     ClipPaths,
@@ -29,31 +36,42 @@ from talkedit.artifacts import (
     evaluate_scores_path,
     evaluate_summary_path,
 )
+from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
-from tests.conftest import REPO
+from tests.conftest import REPO, repo_section, write_edit
 
 TINY = {
-    "profile": "cpu", "seed": 3, "holdout_share": 0.1, "min_train_frames": 100,
+    "profile": "cpu", "seed": 3, "holdout_share": 0.3, "min_train_frames": 100,
     "checkpoint_every": 100, "log_every": 10, "threads": 2, "eval_warmup": 2,
     "cpu": {"size": 64, "steps": 40, "batch": 2, "seq_len": 3, "window": 2, "gen_channels": 8,
             "gen_max_channels": 16, "gen_depth": 3, "gen_res_blocks": 1, "disc_channels": 8,
             "disc_layers": 2, "temporal_frames": 2, "reference_pool": 60, "reference_gap": 10},
 }
-PARAMS = {"sentences": 1, "seed": 0}
-STAGES = {"render": {"threads": 2}}
 METHODS = ("talkedit", "naive_cut", "conditioning")
+
+
+def evaluate(root: Path, **params: object) -> dict:
+    """run_evaluate with the project's sections (one sentence)."""
+    return run_evaluate(
+        "demo", root, repo_section(EvaluateParams, sentences=1, seed=0, **params),
+        repo_section(FitParams), repo_section(AlignParams), repo_section(PlanParams),
+        repo_section(AudioParams), repo_section(RenderParams, threads=2),
+        repo_section(CompositeParams), repo_section(WatermarkParams))
 
 
 @pytest.fixture(scope="module")
 def trained(evaluate_demo_root: Path) -> tuple[Path, dict]:
-    run_train("demo", TINY, evaluate_demo_root)
-    return evaluate_demo_root, run_evaluate("demo", PARAMS, evaluate_demo_root, STAGES)
+    run_train("demo", evaluate_demo_root, TrainParams.from_dict(TINY))
+    return evaluate_demo_root, evaluate(evaluate_demo_root)
 
 
 def test_scores_are_finite_baselines_computed_and_outputs_written(trained: tuple[Path, dict]
                                                                   ) -> None:
     root, result = trained
     means = result["means"]
+    # Honest: the scored sentence lies in the footage the renderer was never trained on.
+    assert result["renderer_trained_share"] == 0.0
+    assert result["sentences"] == [5]  # the demo's last sentence: the only one in its tail
     for method in METHODS:
         for score in EVALUATE_SCORES:  # the demo has generator truth: jaw_error too
             assert means[method][score] is not None and math.isfinite(means[method][score]), \
@@ -97,7 +115,7 @@ def test_a_broken_renderer_scores_worse(trained: tuple[Path, dict], tmp_path: Pa
     save_generator(dst.generator, stamp, generator)
     dst.references.write_bytes(src.references.read_bytes())
 
-    bad = run_evaluate("demo", PARAMS, broken, STAGES)["means"]
+    bad = evaluate(broken)["means"]
     ok = good["means"]
     assert bad["talkedit"]["mouth_psnr_db"] < ok["talkedit"]["mouth_psnr_db"] - 3
     assert bad["talkedit"]["mouth_ssim"] < ok["talkedit"]["mouth_ssim"]
@@ -118,15 +136,30 @@ def test_sync_offset_finds_a_known_lag() -> None:
     assert sync_offset_ms(envelope, lagged, 25.0, 300) == pytest.approx(-120, abs=10)
 
 
+def test_too_small_a_holdout_cannot_be_scored_honestly(trained: tuple[Path, dict],
+                                                        tmp_path: Path) -> None:
+    """A renderer whose held-out tail holds no whole sentence: evaluate refuses, naming the
+    fix, instead of scoring frames the network was trained on."""
+    root, _ = trained
+    short = tmp_path / "short"
+    (short / "data" / "models" / "demo").mkdir(parents=True)
+    (short / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    for part in ("raw", "interim"):
+        os.symlink(root / "data" / part, short / "data" / part)
+    src, dst = ModelPaths.of("demo", root), ModelPaths.of("demo", short)
+    generator, stamp = load_generator(src.generator, "demo")
+    stamp = dataclasses.replace(stamp, config=dataclasses.replace(stamp.config,
+                                                                   holdout_share=0.05))
+    save_generator(dst.generator, stamp, generator)
+    with pytest.raises(TalkeditError, match="raise train.holdout_share"):
+        evaluate(short)
+
+
 def test_resynthesize_targets_must_be_a_list(evaluate_demo_root: Path) -> None:
-    spec = evaluate_demo_root / "data" / "edits" / "resay.yaml"
-    spec.parent.mkdir(exist_ok=True)
-    try:
-        spec.write_text("clip: demo\ntext: hello\nresynthesize: 3\n")
-        with pytest.raises(TalkeditError, match="resynthesize: must be a list"):
-            load_spec("resay", evaluate_demo_root)
-        spec.write_text("clip: demo\ntext: hello\nresynthesize: [[2, 4], this week]\n")
-        assert load_spec("resay", evaluate_demo_root).resynthesize == ((2, 4), (13, 14))
-    finally:
-        spec.unlink()
-        spec.parent.rmdir()
+    root = evaluate_demo_root / "resay_project"
+    spec = write_edit(root, "resay", "clip: demo\ntext: hello\nresynthesize: 3\n")
+    (root / "data" / "raw").symlink_to(evaluate_demo_root / "data" / "raw")
+    with pytest.raises(TalkeditError, match="resynthesize: must be a list"):
+        load_spec("resay", root)
+    spec.write_text("clip: demo\ntext: hello\nresynthesize: [[2, 4], this week]\n")
+    assert load_spec("resay", root).resynthesize == ((2, 4), (13, 14))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.extract import extract_clip
+from stages.extract import ExtractParams, extract_clip
 from talkedit.artifacts import FRAMES, ClipPaths, read_parquet
 from talkedit.errors import TalkeditError
 from talkedit.video import FrameStore
@@ -37,7 +37,7 @@ def _no_artifacts(paths: ClipPaths) -> bool:
 
 def test_constant_rate_clip_timeline_and_audio(project: Path) -> None:
     paths = _add_clip(project, n_frames=50, fps=25)
-    meta = extract_clip("clip", {"audio_rate": 16000}, project)
+    meta = extract_clip("clip", project, ExtractParams.from_dict({"audio_rate": 16000}))
     frames = read_parquet(paths.frames, FRAMES)
     assert meta["n_frames"] == 50 and len(frames) == 50
     assert np.allclose(frames["time_s"], np.arange(50) / 25)
@@ -55,7 +55,7 @@ def test_constant_rate_clip_timeline_and_audio(project: Path) -> None:
 
 def test_frame_store_seek_matches_sequential_decode(project: Path) -> None:
     _add_clip(project, n_frames=40)
-    extract_clip("clip", {}, project)
+    extract_clip("clip", project, ExtractParams.from_dict({}))
     store = FrameStore.for_clip("clip", project)
     sequential = {k: _grey(img) for k, img in store.iter_frames()}
     assert len(sequential) == 40
@@ -73,7 +73,7 @@ def test_variable_frame_rate_is_put_on_a_constant_timeline(project: Path) -> Non
         pts.append(t)
         t += 5 if 10 <= k < 20 else (60 if k == 29 else 10)
     paths = _add_clip(project, n_frames=45, pts_list=pts)
-    meta = extract_clip("clip", {"fps": 25}, project)
+    meta = extract_clip("clip", project, ExtractParams.from_dict({"fps": 25}))
     frames = read_parquet(paths.frames, FRAMES)
     assert meta["variable_frame_rate"]
     src_times = np.array(pts) / 250.0
@@ -86,7 +86,7 @@ def test_variable_frame_rate_is_put_on_a_constant_timeline(project: Path) -> Non
 
 def test_rotation_metadata_is_applied(project: Path) -> None:
     _add_clip(project, n_frames=10, size=(64, 48), rotation=90)
-    meta = extract_clip("clip", {}, project)
+    meta = extract_clip("clip", project, ExtractParams.from_dict({}))
     assert (meta["width"], meta["height"]) == (48, 64)
     image = FrameStore.for_clip("clip", project).frame(3)
     assert image.shape[:2] == (64, 48)
@@ -123,7 +123,7 @@ def test_bad_input_fails_with_one_clear_error(project: Path, case: str, message:
         data = paths.video.read_bytes()
         paths.video.write_bytes(data[: len(data) // 2])
     with pytest.raises(TalkeditError) as info:
-        extract_clip("clip", {}, project)
+        extract_clip("clip", project, ExtractParams.from_dict({}))
     assert message in str(info.value)
     assert "Fix:" in str(info.value)
     assert _no_artifacts(paths)
@@ -131,7 +131,7 @@ def test_bad_input_fails_with_one_clear_error(project: Path, case: str, message:
 
 def test_clip_name_with_path_characters_is_rejected(project: Path) -> None:
     with pytest.raises(TalkeditError, match="no path characters"):
-        extract_clip("../x", {}, project)
+        extract_clip("../x", project, ExtractParams.from_dict({}))
 
 
 def test_cli_prints_one_error_line_and_exits_nonzero(project: Path) -> None:
@@ -147,7 +147,7 @@ def test_cli_prints_one_error_line_and_exits_nonzero(project: Path) -> None:
 
 def test_video_json_records_what_later_stages_need(project: Path) -> None:
     paths = _add_clip(project, n_frames=30)
-    extract_clip("clip", {}, project)
+    extract_clip("clip", project, ExtractParams.from_dict({}))
     meta = json.loads(paths.video_meta.read_text())
     assert meta["fps"] == 25 and meta["n_frames"] == 30 and meta["rotation"] == 0
     assert meta["audio_rate"] == 16000

@@ -7,6 +7,7 @@ animated mouth), so the mouth motion is known.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 from collections.abc import Iterable
@@ -21,9 +22,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages.demo.face_rig import FaceRig, HeadPose, load_face
-from stages.extract import extract_clip
+from stages.extract import ExtractParams, extract_clip
 from stages.fit import (
     CropStore,
+    FitParams,
     frame_parameters,
     load_fit,
     mouth_opening,
@@ -34,10 +36,10 @@ from stages.fit.crops import to_crop
 from stages.fit.smoothing import jitter, lag_frames, still_frames
 from talkedit.artifacts import FACE, ClipPaths, column_array
 from talkedit.errors import TalkeditError
-from talkedit.params import section
+from talkedit.params import load_section
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = section("fit", REPO / "params.yaml")
+PARAMS = load_section(FitParams, REPO)
 
 
 # --- clip makers ----------------------------------------------------------------------------
@@ -63,7 +65,7 @@ def write_clip(root: Path, name: str, frames: Iterable[np.ndarray], fps: int = 2
         out.mux(vs.encode(None))
         _silence(out, aus, n / fps)
     (raw / f"{name}.txt").write_text("a test clip\n")
-    extract_clip(name, {"audio_rate": 16000}, root)
+    extract_clip(name, root, ExtractParams())
     return name
 
 
@@ -132,8 +134,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
         src = request.getfixturevalue("demo_root") / "data" / "raw"
     for n in names:
         shutil.copy2(src / n, raw / n)
-    extract_clip("demo", {"audio_rate": 16000}, root)
-    return root, run_fit("demo", PARAMS, root)
+    extract_clip("demo", root, ExtractParams())
+    return root, run_fit("demo", root, PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -252,8 +254,8 @@ def test_carphone_real_footage(tmp_path: Path) -> None:
                 out.mux(packet)
         _silence(out, aus, 120 * 1001 / 30000)
     (raw / "carphone.txt").write_text("a man talking on a car phone\n")
-    extract_clip("carphone", {"audio_rate": 16000}, tmp_path)
-    summary = run_fit("carphone", PARAMS, tmp_path)
+    extract_clip("carphone", tmp_path, ExtractParams())
+    summary = run_fit("carphone", tmp_path, PARAMS)
     df = fitted_table(tmp_path, "carphone")
     table = load_fit("carphone", tmp_path)[1]
     raw_lm = column_array(table, "landmarks_2d").reshape(table.num_rows, -1, 2)
@@ -279,7 +281,7 @@ def test_no_face_fails_naming_the_frames(tmp_path: Path) -> None:
     write_clip(tmp_path, "noface", [cup] * 30)
     with pytest.raises(TalkeditError, match=r"no usable face in 30 of 30 frames.*frames 0-29 "
                                             r"\(0\.00-1\.20 s\).*no face: 30 frames"):
-        run_fit("noface", PARAMS, tmp_path)
+        run_fit("noface", tmp_path, PARAMS)
     paths = ClipPaths.of("noface", tmp_path)
     assert not paths.face.exists() and not paths.crops_video.exists()
     assert not list(paths.interim.glob(".fit-*"))  # scratch cleaned up
@@ -297,7 +299,7 @@ def _face_lost_clip(root: Path, rig: FaceRig) -> str:
 def test_face_lost_for_a_second_is_interpolated_when_allowed(tmp_path: Path,
                                                             rig: FaceRig) -> None:
     clip = _face_lost_clip(tmp_path, rig)
-    summary = run_fit(clip, {**PARAMS, "max_gap_s": 1.2}, tmp_path)
+    summary = run_fit(clip, tmp_path, dataclasses.replace(PARAMS, max_gap_s=1.2))
     df = fitted_table(tmp_path, clip)
     lost = ~df["detected"].to_numpy()
     assert set(np.flatnonzero(lost)) <= set(range(40, 66)) and lost.sum() >= 24
@@ -316,7 +318,7 @@ def test_face_lost_for_a_second_fails_with_the_default_gap(tmp_path: Path, rig: 
     clip = _face_lost_clip(tmp_path, rig)
     with pytest.raises(TalkeditError, match=r"no usable face in 2\d of 100 frames .*"
                                             r"frames (39|40|41)-(63|64|65) "):
-        run_fit(clip, PARAMS, tmp_path)
+        run_fit(clip, tmp_path, PARAMS)
 
 
 def test_two_faces_follow_the_main_speaker(tmp_path: Path, rig: FaceRig,
@@ -332,7 +334,7 @@ def test_two_faces_follow_the_main_speaker(tmp_path: Path, rig: FaceRig,
         frames.append(canvas)
     clip = write_clip(tmp_path, "two", frames)
     with caplog.at_level(logging.INFO, logger="stages.fit"):
-        summary = run_fit(clip, PARAMS, tmp_path)
+        summary = run_fit(clip, tmp_path, PARAMS)
     df = fitted_table(tmp_path, clip)
     assert summary["max_faces_seen"] == 2 and (df["n_faces"] == 2).mean() > 0.8
     assert df["detected"].all() and (df["box_cx"] > 200).all()  # always the main face
@@ -352,7 +354,7 @@ def test_very_small_face(tmp_path: Path, rig: FaceRig) -> None:
         return out
 
     write_clip(tmp_path, "small55", shrunk(0.47))
-    run_fit("small55", PARAMS, tmp_path)
+    run_fit("small55", tmp_path, PARAMS)
     df = fitted_table(tmp_path, "small55")
     raw = column_array(load_fit("small55", tmp_path)[1], "landmarks_2d").reshape(40, -1, 2)
     height = np.ptp(raw[..., 1], axis=1)
@@ -363,7 +365,7 @@ def test_very_small_face(tmp_path: Path, rig: FaceRig) -> None:
     with pytest.raises(TalkeditError, match=r"no usable face in 40 of 40 frames.*frames 0-39 .*"
                                             r"face smaller than min_face_px: 40 frames; "
                                             r"min_face_px=40"):
-        run_fit("small35", PARAMS, tmp_path)
+        run_fit("small35", tmp_path, PARAMS)
 
 
 def test_profile_view_becomes_an_interpolated_gap(tmp_path: Path, rig: FaceRig) -> None:
@@ -372,7 +374,7 @@ def test_profile_view_becomes_an_interpolated_gap(tmp_path: Path, rig: FaceRig) 
     frames = [turned(image, y, rig.center) for image, y in zip(talking(rig, 60), yaw,
                                                                 strict=True)]
     clip = write_clip(tmp_path, "profile", frames)
-    summary = run_fit(clip, PARAMS, tmp_path)
+    summary = run_fit(clip, tmp_path, PARAMS)
     df = fitted_table(tmp_path, clip)
     det = df["detected"].to_numpy()
     assert not det[yaw >= 70].any() and det[yaw <= 30].all()
@@ -386,7 +388,7 @@ def test_black_frames_are_interpolated(tmp_path: Path, rig: FaceRig) -> None:
     frames = talking(rig, 60)
     frames[25:35] = [np.zeros_like(frames[0])] * 10
     clip = write_clip(tmp_path, "black", frames)
-    summary = run_fit(clip, PARAMS, tmp_path)
+    summary = run_fit(clip, tmp_path, PARAMS)
     df = fitted_table(tmp_path, clip)
     assert np.flatnonzero(~df["detected"]).tolist() == list(range(25, 35))
     assert df["interpolated"][25:35].all() and summary["interpolated_frames"] == 10

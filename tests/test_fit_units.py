@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stages.fit import FitOptions, PersonModel, Pose, mouth_opening, rebuild_landmarks
+from stages.fit import FitParams, PersonModel, Pose, mouth_opening, rebuild_landmarks
 from stages.fit.crops import crop_matrix, lower_face_mask, resample_polygon, to_crop
 from stages.fit.geometry import from_rotvec, head_angles_deg, procrustes
 from stages.fit.landmarks import LANDMARKERS, Face, make_landmarker, missing_fan_weights
@@ -256,10 +256,10 @@ def test_mask_polygon_resampling_keeps_the_area() -> None:
 
 def test_options_reject_unknown_settings() -> None:
     with pytest.raises(TalkeditError, match="crop_sise"):
-        FitOptions.from_params({"crop_sise": 128})
+        FitParams.from_dict({"crop_sise": 128})
     with pytest.raises(TalkeditError, match="crop_size"):
-        FitOptions.from_params({"crop_size": 255})
-    assert FitOptions.from_params({"crop_size": 128}).crop_size == 128
+        FitParams.from_dict({"crop_size": 255})
+    assert FitParams.from_dict({"crop_size": 128}).crop_size == 128
 
 
 def test_unknown_landmarker_lists_the_known_ones() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.index import VisemeIndex, build_viseme_table, run_index, suffix_array
+from stages.index import IndexParams, VisemeIndex, build_viseme_table, run_index, suffix_array
 from stages.visemes import PHONE_TO_VISEME, VISEME_NAMES, viseme_distance, viseme_ids, viseme_of
 from talkedit.artifacts import (
     PHONES,
@@ -117,9 +117,9 @@ def test_run_index_on_the_aligned_demo(indexed_demo_root: Path) -> None:
 
 def test_run_index_needs_the_align_stage(tmp_path: Path) -> None:
     with pytest.raises(TalkeditError, match=r"phones.parquet: not found.*align@nowhere"):
-        run_index("nowhere", {}, tmp_path)
+        run_index("nowhere", tmp_path, IndexParams.from_dict({}))
     with pytest.raises(TalkeditError, match="index.max_phone"):
-        run_index("nowhere", {"max_phone": 2}, tmp_path)
+        run_index("nowhere", tmp_path, IndexParams.from_dict({"max_phone": 2}))
 
 
 def test_run_index_rejects_a_clip_without_speech(tmp_path: Path) -> None:
@@ -127,5 +127,5 @@ def test_run_index_rejects_a_clip_without_speech(tmp_path: Path) -> None:
     write_parquet(_phones([SILENCE]), PHONES, paths.phones)
     write_parquet({name: [] for name in WORDS.names}, WORDS, paths.words)
     with pytest.raises(TalkeditError, match="no spoken phone"):
-        run_index("quiet", {}, tmp_path)
+        run_index("quiet", tmp_path, IndexParams.from_dict({}))
     assert not paths.visemes.exists()

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from stages.align import AlignParams
+from stages.audio.config import AudioParams
 from stages.fit import Pose, load_fit, mouth_opening, rebuild_landmarks
-from stages.plan import run_plan
+from stages.plan import PlanParams, run_plan
 from talkedit.artifacts import (
     NEW_PHONES,
     PLAN,
@@ -28,10 +29,10 @@ from talkedit.artifacts import (
     read_parquet,
 )
 from talkedit.errors import TalkeditError
-from talkedit.params import section
-from tests.conftest import REPO
+from tests.conftest import REPO, repo_section, write_edit
 
-PARAMS = section("plan", REPO / "params.yaml")
+PARAMS = repo_section(PlanParams)
+ALIGN, AUDIO = repo_section(AlignParams), repo_section(AudioParams)
 
 
 @dataclass
@@ -67,11 +68,8 @@ class Planned:
 
 
 def _plan(clip: Clip, name: str, spec: dict | str, **params: object) -> Planned:
-    edits = clip.root / "data" / "edits"
-    edits.mkdir(exist_ok=True)
-    body = spec if isinstance(spec, str) else yaml.safe_dump({"clip": "demo", **spec})
-    (edits / f"{name}.yaml").write_text(body)
-    summary = run_plan(name, {**PARAMS, **params}, clip.root)
+    write_edit(clip.root, name, spec if isinstance(spec, str) else {"clip": "demo", **spec})
+    summary = run_plan(name, clip.root, repo_section(PlanParams, **params), ALIGN, AUDIO)
     paths = EditPaths.of(name, clip.root)
     return Planned(summary, read_parquet(paths.plan, PLAN), read_parquet(paths.segments, SEGMENTS),
                    read_parquet(paths.new_phones, NEW_PHONES))
@@ -133,7 +131,7 @@ def test_deleting_a_word_shortens_by_its_span_and_nothing_else(clip: Clip) -> No
     assert p.segments["source_start_s"][1] == small["end_s"]
     # Outside the retimed region around the cut, every frame is its source frame (shifted).
     cut = small["start_s"] * clip.fps
-    reach = (PARAMS["background_margin_s"] + PARAMS["blend_max_ms"] / 2000) * clip.fps + 1
+    reach = (PARAMS.background_margin_s + PARAMS.blend_max_ms / 2000) * clip.fps + 1
     frame = p.plan["frame"].to_numpy()
     before, after = frame < cut - reach, frame > cut + reach
     src = p.plan["source_frame"].to_numpy()
@@ -205,8 +203,9 @@ def test_several_edits_including_the_clip_start_and_end(clip: Clip) -> None:
 
 
 def test_the_bundled_demo_edit(clip: Clip) -> None:
-    shutil.copy(REPO / "data" / "edits" / "demo.yaml", clip.root / "data" / "edits" / "demo.yaml")
-    summary = run_plan("demo", PARAMS, clip.root)
+    shutil.copytree(REPO / "data" / "edits" / "demo", clip.root / "data" / "edits" / "demo",
+                    dirs_exist_ok=True)
+    summary = run_plan("demo", clip.root, PARAMS, ALIGN, AUDIO)
     p = Planned(summary, read_parquet(EditPaths.of("demo", clip.root).plan, PLAN),
                 pd.DataFrame(), pd.DataFrame())
     assert summary["spans"] == 2 and summary["words_new"] == 4
@@ -284,7 +283,7 @@ def test_hidden_truth_mouth_opening_follows_the_generator(clip: Clip) -> None:
 def _fails(clip: Clip, name: str, spec: dict | str, match: str, **params: object) -> None:
     with pytest.raises(TalkeditError, match=match) as err:
         _plan(clip, name, spec, **params)
-    assert f"{name}.yaml" in err.value.what and err.value.fix
+    assert f"{name}/edit.yaml" in err.value.what and err.value.fix
     assert not EditPaths.of(name, clip.root).plan_dir.exists()  # nothing half-written
 
 

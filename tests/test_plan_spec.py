@@ -9,8 +9,9 @@ import pytest
 
 from stages.align.normalize import normalize_text
 from stages.plan.diff import edited_spans
-from stages.plan.spec import load_spec
+from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
+from tests.conftest import write_edit
 
 TRANSCRIPT = "Hello there, my friend. The team met the other team today."
 
@@ -18,15 +19,12 @@ TRANSCRIPT = "Hello there, my friend. The team met the other team today."
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     (tmp_path / "data" / "raw").mkdir(parents=True)
-    (tmp_path / "data" / "edits").mkdir()
     (tmp_path / "data" / "raw" / "talk.txt").write_text(TRANSCRIPT + "\n")
     return tmp_path
 
 
 def _spec(root: Path, body: str, name: str = "e1") -> Path:
-    path = root / "data" / "edits" / f"{name}.yaml"
-    path.write_text(body)
-    return path
+    return write_edit(root, name, body)
 
 
 def test_operations_replace_delete_insert_keep_punctuation(root: Path) -> None:
@@ -56,7 +54,7 @@ def test_whole_text_spec_and_exclusions(root: Path) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ("clip: talk\ntext: [unclosed\n", r"e1.yaml: is not valid YAML"),
+    ("clip: talk\ntext: [unclosed\n", r"e1/edit.yaml: is not valid YAML"),
     ("- just\n- a list\n", "must be a mapping"),
     ("clip: talk\n", "exactly one of text"),
     ("clip: talk\ntext: hi\noperations: [{delete: 0}]\n", "exactly one of text"),
@@ -74,7 +72,7 @@ def test_bad_specs_name_the_file_and_the_fix(root: Path, body: str, message: str
     _spec(root, body)
     with pytest.raises(TalkeditError, match=message) as err:
         load_spec("e1", root)
-    assert err.value.what.endswith("e1.yaml") and err.value.fix
+    assert err.value.what.endswith("e1/edit.yaml") and err.value.fix
 
 
 def test_unknown_clip_lists_the_known_ones(root: Path) -> None:
@@ -85,7 +83,7 @@ def test_unknown_clip_lists_the_known_ones(root: Path) -> None:
 
 
 def test_missing_spec_and_bad_names(root: Path) -> None:
-    with pytest.raises(TalkeditError, match=r"absent.yaml: edit spec not found"):
+    with pytest.raises(TalkeditError, match=r"absent/edit.yaml: edit spec not found"):
         load_spec("absent", root)
     with pytest.raises(TalkeditError, match="no path characters"):
         load_spec("../escape", root)

@@ -18,11 +18,12 @@ from benchmarks.watermark import carphone, decode_frames, encode_h264, talking_p
 from stages.composite import provenance as pv
 from stages.composite.credentials import Credentials, SigningSettings, make_credentials
 from stages.composite.verify import verify_video
-from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
+from stages.composite.watermark import WatermarkEmbedder, WatermarkParams
 from talkedit.cli import app
 from talkedit.errors import TalkeditError
+from talkedit.params import load_section
 
-SETTINGS = WatermarkSettings(b"test-key")
+SETTINGS = WatermarkParams(key="test-key")
 
 
 def remux(src: Path, dst: Path, metadata: Mapping[str, str], audio_from: Path | None = None) -> Path:
@@ -98,7 +99,7 @@ def render(inputs: dict[str, Path], creds: Credentials, name: str, marked_id: in
     manifest = manifest or manifest_for(inputs)
     frames = talking_photo(30, size=384, seed=2)
     if marked_id is not None:
-        embedder = WatermarkEmbedder(SETTINGS.key, marked_id)
+        embedder = WatermarkEmbedder(SETTINGS.key_bytes, marked_id)
         frames = [embedder.embed(f, i) for i, f in enumerate(frames)]
     encoded = inputs["root"] / f"{name}.encoded.mp4"
     encode_h264(frames, 18, path=encoded, audio_seconds=1.2)
@@ -269,7 +270,10 @@ def test_unedited_video_has_no_evidence(inputs: dict[str, Path], creds: Credenti
 def test_cli_exit_codes_and_json(inputs: dict[str, Path], published: tuple[dict, Path],
                                  creds: Credentials, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(WatermarkSettings, "from_params", classmethod(lambda cls: SETTINGS))
+    project = tmp_path / "project"  # verify reads the project's key from its params.yaml
+    project.mkdir()
+    (project / "params.yaml").write_text("watermark:\n  key: test-key\n")
+    monkeypatch.chdir(project)
     _, out = published
     runner = CliRunner()
     trust = ["--trust", str(creds.trust_anchor)]
@@ -292,13 +296,18 @@ def test_cli_exit_codes_and_json(inputs: dict[str, Path], published: tuple[dict,
 
 
 def test_signing_settings_and_bad_credentials(tmp_path: Path, inputs: dict[str, Path]) -> None:
-    settings = SigningSettings.from_section({}, tmp_path)
+    settings = SigningSettings.of(WatermarkParams(), tmp_path)
     made = settings.credentials()  # a local CA on first use
     assert made.chain.is_file() and (made.key.stat().st_mode & 0o777) == 0o600
     assert settings.credentials() == made  # and the same one after
     assert settings.trust_anchors() == [made.trust_anchor]
-    with pytest.raises(TalkeditError, match="only one"):
-        SigningSettings.from_section({"c2pa_cert": "a.pem"}, tmp_path)
+    own = SigningSettings.of(WatermarkParams(c2pa_cert="me.pem", c2pa_key="me.key",
+                                             c2pa_trust=("ca.pem",)), tmp_path)
+    assert own.credentials() == Credentials(tmp_path / "me.pem", tmp_path / "me.key")
+    assert own.trust_anchors() == [tmp_path / "ca.pem", made.trust_anchor]
+    (tmp_path / "params.yaml").write_text("watermark:\n  c2pa_cert: a.pem\n")
+    with pytest.raises(TalkeditError, match="watermark.c2pa_cert"):
+        load_section(WatermarkParams, tmp_path)
     missing = Credentials(tmp_path / "none.pem", tmp_path / "none.key")
     with pytest.raises(TalkeditError, match="not found"):
         pv.sign_content_credentials(inputs["source"], manifest_for(inputs), missing,

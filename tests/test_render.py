@@ -8,6 +8,7 @@ picture quality (benchmarks/render_quality.py measures that).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from fractions import Fraction
@@ -22,17 +23,17 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from stages.extract import extract_clip
-from stages.fit import lower_face_mask, run_fit
-from stages.render import RenderStore, run_render, run_train
+from stages.extract import ExtractParams, extract_clip
+from stages.fit import FitParams, lower_face_mask, run_fit
 from stages.render.checkpoint import Stamp, load_checkpoint, load_generator
 from stages.render.conditioning import Box, FaceRenderer
-from stages.render.config import TrainConfig
+from stages.render.config import RenderParams, TrainParams
 from stages.render.data import ReferencePool, load_clip
 from stages.render.infer import ConditioningSource, Frames, Job, make_jobs, run_jobs
 from stages.render.raster import rasterize
-from stages.render.render import reenactment_plan
-from stages.render.train import Trainer
+from stages.render.render import reenactment_plan, run_render
+from stages.render.store import RenderStore
+from stages.render.train import Trainer, run_train
 from talkedit.artifacts import (
     PLAN,
     ClipPaths,
@@ -42,7 +43,8 @@ from talkedit.artifacts import (
     write_parquet,
 )
 from talkedit.errors import TalkeditError
-from talkedit.params import section
+from talkedit.params import load_section, raw_section
+from tests.conftest import write_edit
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = "short"
@@ -130,17 +132,17 @@ def test_jobs_merge_close_runs_warm_up_and_split_for_streams() -> None:
 
 
 def test_config_hash_ignores_run_length_knobs_but_not_sizes() -> None:
-    base = TrainConfig.from_params(section("train", REPO / "params.yaml"))
+    base = load_section(TrainParams, REPO)
     assert base.profile in ("cpu", "gpu")
-    longer = TrainConfig.from_params(tiny(steps=400) | {"checkpoint_every": 50})
-    assert longer.config_hash == TrainConfig.from_params(tiny()).config_hash
-    assert TrainConfig.from_params(tiny(size=128)).config_hash != longer.config_hash
-    gpu = TrainConfig.from_params(section("train", REPO / "params.yaml") | {"profile": "gpu"})
+    longer = TrainParams.from_dict(tiny(steps=400) | {"checkpoint_every": 50})
+    assert longer.config_hash == TrainParams.from_dict(tiny()).config_hash
+    assert TrainParams.from_dict(tiny(size=128)).config_hash != longer.config_hash
+    gpu = TrainParams.from_dict(raw_section("train", REPO) | {"profile": "gpu"})
     assert gpu.size >= 256 and gpu.amp  # the profile's block overrides the shared defaults
     with pytest.raises(TalkeditError, match=r"train\.cpu\.sise: is not one of the train"):
-        TrainConfig.from_params({"cpu": {"sise": 64}})
+        TrainParams.from_dict({"cpu": {"sise": 64}})
     with pytest.raises(TalkeditError, match="multiple of"):
-        TrainConfig.from_params(tiny(size=60))  # gen_depth 3: multiples of 8
+        TrainParams.from_dict(tiny(size=60))  # gen_depth 3: multiples of 8
 
 
 # --- a fitted clip ---------------------------------------------------------------------------
@@ -172,7 +174,7 @@ def write_short_clip(root: Path, source: Path) -> None:
             out.mux(aus.encode(chunk))
         out.mux(aus.encode(None))
     (raw / f"{CLIP}.txt").write_text("a short test clip\n")
-    extract_clip(CLIP, {"audio_rate": 16000}, root)
+    extract_clip(CLIP, root, ExtractParams())
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +185,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     root = tmp_path_factory.mktemp("render_root")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     write_short_clip(root, source)
-    run_fit(CLIP, section("fit", REPO / "params.yaml") | {"crop_size": 128}, root)
+    run_fit(CLIP, root, dataclasses.replace(load_section(FitParams, REPO), crop_size=128))
     return root
 
 
@@ -197,7 +199,7 @@ def copy_clip(src: Path, dst: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(fitted: Path) -> tuple[Path, dict]:
-    return fitted, run_train(CLIP, tiny(), fitted)
+    return fitted, run_train(CLIP, fitted, TrainParams.from_dict(tiny()))
 
 
 def test_conditioning_mask_matches_the_fit_and_the_face_covers_it(fitted: Path) -> None:
@@ -246,9 +248,9 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(
         trained: tuple[Path, dict], tmp_path: Path) -> None:
     root, summary = trained
     other = copy_clip(root, tmp_path / "resumed")
-    first = run_train(CLIP, tiny(steps=2), other)
+    first = run_train(CLIP, other, TrainParams.from_dict(tiny(steps=2)))
     assert first["steps"] == 2 and first["resumed_from"] is None
-    second = run_train(CLIP, tiny(steps=4), other)  # steps is not in the config hash
+    second = run_train(CLIP, other, TrainParams.from_dict(tiny(steps=4)))  # steps is not in the config hash
     assert second["resumed_from"] == 2 and second["steps"] == 4
     straight = load_file(str(ModelPaths.of(CLIP, root).generator))
     resumed = load_file(str(ModelPaths.of(CLIP, other).generator))
@@ -264,12 +266,12 @@ def test_a_checkpoint_from_an_earlier_fit_restarts_training(
     """After fit is re-run, `dvc repro` must retrain, not fail on its own old checkpoint."""
     root, _ = trained
     other = copy_clip(root, tmp_path / "refit")
-    run_train(CLIP, tiny(steps=2), other)
-    ckpt = ModelPaths.of(CLIP, other).checkpoint(TrainConfig.from_params(tiny()).config_hash)
+    run_train(CLIP, other, TrainParams.from_dict(tiny(steps=2)))
+    ckpt = ModelPaths.of(CLIP, other).checkpoint(TrainParams.from_dict(tiny()).config_hash)
     with safe_open(str(ckpt), framework="pt") as f:
         meta = dict(f.metadata())
     save_file(load_file(str(ckpt)), str(ckpt), metadata={**meta, "face_model_sha256": "0" * 64})
-    again = run_train(CLIP, tiny(steps=3), other)
+    again = run_train(CLIP, other, TrainParams.from_dict(tiny(steps=3)))
     assert again["resumed_from"] is None and again["steps"] == 3
     assert Stamp.read(ckpt)[0].face_model_sha != "0" * 64  # overwritten by the new run
 
@@ -281,10 +283,10 @@ def test_checkpoints_and_generators_refuse_another_clip_or_config(
     with pytest.raises(TalkeditError, match="trained on clip 'short', not 'other'"):
         load_generator(paths.generator, "other")
     with pytest.raises(TalkeditError, match="another train config"):
-        load_generator(paths.generator, CLIP, TrainConfig.from_params(tiny(size=128)).config_hash)
+        load_generator(paths.generator, CLIP, TrainParams.from_dict(tiny(size=128)).config_hash)
     stamp, _ = Stamp.read(paths.generator)
     ckpt = paths.checkpoint(summary["config_hash"])
-    wrong = Stamp(CLIP, TrainConfig.from_params(tiny(gen_channels=16)), stamp.box, 0,
+    wrong = Stamp(CLIP, TrainParams.from_dict(tiny(gen_channels=16)), stamp.box, 0,
                   stamp.face_model_sha)
     with pytest.raises(TalkeditError, match="another train config"):
         load_checkpoint(ckpt, wrong, {}, {}, np.random.default_rng(0))
@@ -295,7 +297,7 @@ def test_checkpoints_and_generators_refuse_another_clip_or_config(
 
 def test_a_clip_too_short_to_train_fails_naming_the_minimum(fitted: Path) -> None:
     with pytest.raises(TalkeditError, match=r"180 usable frames .* fewer than the 5000"):
-        run_train(CLIP, tiny() | {"min_train_frames": 5000}, fitted)
+        run_train(CLIP, fitted, TrainParams.from_dict(tiny() | {"min_train_frames": 5000}))
 
 
 # --- render -------------------------------------------------------------------------------
@@ -305,8 +307,7 @@ def write_plan(root: Path, edit: str) -> np.ndarray:
     """An edit of 40 output frames over background frames 155..194; rows 10..29 are edited,
     with the expressions of frames 55..74 (another stretch of the clip). Frames 180.. are
     held out: the generator never saw them, which is fine."""
-    (root / "data" / "edits").mkdir(parents=True, exist_ok=True)
-    EditPaths.of(edit, root).spec.write_text(f"clip: {CLIP}\ntext: a short test clip\n")
+    write_edit(root, edit, f"clip: {CLIP}\ntext: a short test clip\n")
     bg = np.arange(155, 195)
     edited = (bg >= 165) & (bg < 185)
     plan = reenactment_plan(CLIP, root, bg, np.where(edited, bg - 110, bg), edited)
@@ -317,8 +318,8 @@ def write_plan(root: Path, edit: str) -> np.ndarray:
 def test_render_writes_crops_for_the_edited_frames(trained: tuple[Path, dict]) -> None:
     root, _ = trained
     edited = write_plan(root, "swap")
-    summary = run_render("swap", {"warmup_frames": 3, "chunk_frames": 8}, root,
-                         train_params=tiny())
+    summary = run_render("swap", root, RenderParams(warmup_frames=3, chunk_frames=8),
+                         expected_config=TrainParams.from_dict(tiny()).config_hash)
     assert summary["frames"] == int(edited.sum()) == 20 and summary["chunks"] == 3
     store = RenderStore("swap", root)
     assert list(store.frames) == list(range(10, 30)) and 9 not in store and 10 in store
@@ -347,7 +348,8 @@ def test_render_refuses_a_generator_trained_with_another_config(
     root, _ = trained
     write_plan(root, "swap2")
     with pytest.raises(TalkeditError, match="another train config"):
-        run_render("swap2", {}, root, train_params=tiny(gen_channels=16))
+        run_render("swap2", root, RenderParams(),
+                   expected_config=TrainParams.from_dict(tiny(gen_channels=16)).config_hash)
     assert not RenderPaths.of("swap2", root).dir.exists()
 
 
@@ -393,10 +395,10 @@ def test_an_interrupted_training_is_checkpointed_and_resumes(
 
     monkeypatch.setattr(Trainer, "step", step_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
-        run_train(CLIP, tiny(), other)
+        run_train(CLIP, other, TrainParams.from_dict(tiny()))
     paths = ModelPaths.of(CLIP, other)
     assert Stamp.read(paths.checkpoint(summary["config_hash"]))[0].step == 3
     assert not paths.generator.exists()  # no half-finished model is published
     monkeypatch.setattr(Trainer, "step", real_step)
-    again = run_train(CLIP, tiny(), other)
+    again = run_train(CLIP, other, TrainParams.from_dict(tiny()))
     assert again["resumed_from"] == 3 and again["steps"] == 4

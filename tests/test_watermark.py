@@ -23,6 +23,7 @@ from benchmarks.watermark import (
 )
 from stages.composite import watermark as wm
 from talkedit.errors import TalkeditError
+from talkedit.params import load_section
 
 KEY = "test-key"
 PAYLOAD = 0x5EEDF00D
@@ -182,18 +183,22 @@ def test_bad_inputs_fail_clearly() -> None:
     assert not flat.detected and flat.frames == 3
 
 
-def test_settings_come_from_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    params = tmp_path / "project" / "params.yaml"
-    params.parent.mkdir()
-    params.write_text("watermark:\n  key: secret\n  strength: 1.5\n  alpha: 1.0e-9\n")
-    assert wm.WatermarkSettings.from_params(params) == wm.WatermarkSettings(b"secret", 1.5, 1e-9)
-    params.write_text("watermark:\n  strength: lots\n")
-    with pytest.raises(TalkeditError, match="numbers"):
-        wm.WatermarkSettings.from_params(params)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    assert wm.WatermarkSettings.from_params() == wm.WatermarkSettings(wm.DEFAULT_KEY.encode())
+def test_params_section_is_checked(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("watermark:\n  key: secret\n  strength: 1.5\n  alpha: 1.0e-9\n"
+                      "  audio_depth: 0.1\n  c2pa_trust: [ca.pem]\n")
+    got = load_section(wm.WatermarkParams, tmp_path)
+    assert got == wm.WatermarkParams("secret", 1.5, 1e-9, 0.1, c2pa_trust=("ca.pem",))
+    assert got.key_bytes == b"secret"
+    params.write_text("watermark:\n  key: null\n")
+    assert load_section(wm.WatermarkParams, tmp_path).key_bytes == wm.DEFAULT_KEY.encode()
+    for bad, match in (("strength: 2.5", "watermark.strength"), ("key: 3", "watermark.key"),
+                       ("alpha: 0.9", "watermark.alpha"), ("audio_depth: 0.5", "audio_depth"),
+                       ("stength: 1", "watermark.stength")):
+        params.write_text(f"watermark:\n  {bad}\n")
+        with pytest.raises(TalkeditError, match=match):
+            load_section(wm.WatermarkParams, tmp_path)
+    assert wm.WatermarkParams().key_bytes == wm.DEFAULT_KEY.encode()  # verify outside a project
 
 
 def test_embedding_720p_is_fast() -> None:

@@ -1,7 +1,7 @@
 """align stage: word and phone timings of a clip's speech, from its audio and transcript.
 
 Entry points:
-- ``run_align(clip, params, root)``: data/interim/<clip>/audio.wav + data/raw/<clip>.txt ->
+- ``run_align(clip, root, align)``: data/interim/<clip>/audio.wav + data/raw/<clip>.txt ->
   words.parquet, phones.parquet, speaker_rate.parquet; returns a summary.
 - ``align_audio(samples_16k, text, params)``: the same on an in-memory recording.
 - ``normalize_text(text)`` and ``pronounce(word)``: the text and lexicon front end, shared
@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import importlib
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stages.align.config import AlignParams  # light; the entry's params type
+
 if TYPE_CHECKING:  # the public names below are loaded on first use (see __getattr__)
     import pandas as pd
 
     from stages.align.backends import BACKENDS, AlignerBackend, get_backend, register
-    from stages.align.config import AlignParams
     from stages.align.lexicon import Pron, pronounce, pronunciations
     from stages.align.normalize import SpokenWord, normalize_text, spoken_text
     from stages.align.pipeline import Alignment, speaker_rate
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the public names below are loaded on first use (see __getat
 # pyarrow there would cost each of them ~100 MB and a second for nothing.
 _LAZY = {
     "BACKENDS": "backends", "AlignerBackend": "backends", "get_backend": "backends",
-    "register": "backends", "AlignParams": "config", "Pron": "lexicon", "pronounce": "lexicon",
+    "register": "backends", "Pron": "lexicon", "pronounce": "lexicon",
     "pronunciations": "lexicon", "SpokenWord": "normalize", "normalize_text": "normalize",
     "spoken_text": "normalize", "Alignment": "pipeline", "speaker_rate": "pipeline",
 }
@@ -63,7 +63,6 @@ def align_audio(samples_16k: np.ndarray, text: str,
     marked low-confidence under ``on_mismatch: mark``.
     """
     from stages.align.audio import ArrayAudio
-    from stages.align.config import AlignParams
     from stages.align.pipeline import align_recording, prepare_words
 
     p = AlignParams.from_dict(params)
@@ -73,17 +72,14 @@ def align_audio(samples_16k: np.ndarray, text: str,
     return result.words, result.phones
 
 
-def run_align(clip: str, params: Mapping[str, Any] | None = None,
-              root: Path | None = None) -> dict[str, Any]:
+def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
     """Align one clip and write its three artifacts atomically; return a summary for display."""
     from stages.align.audio import open_wav
-    from stages.align.config import AlignParams
     from stages.align.pipeline import align_recording, prepare_words, speaker_rate
     from talkedit.artifacts import PHONES, SPEAKER_RATE, WORDS, ClipPaths, write_parquet
     from talkedit.errors import TalkeditError
 
-    t0 = time.perf_counter()
-    p = AlignParams.from_dict(params)
+    p = align
     paths = ClipPaths.of(clip, root)
     if not paths.transcript.is_file():
         raise TalkeditError(paths.transcript, f"clip {clip!r} has no transcript",
@@ -115,8 +111,6 @@ def run_align(clip: str, params: Mapping[str, Any] | None = None,
         "retried_chunks": result.retried_chunks,
         "failed_chunks": result.failed_chunks,
         "audio_notes": notes,
-        "seconds": round(time.perf_counter() - t0, 2),
     }
-    log.info("aligned %s: %d words, %d chunks, %.1f s", clip, len(words), result.n_chunks,
-             summary["seconds"])
+    log.info("aligned %s: %d words, %d chunks", clip, len(words), result.n_chunks)
     return summary

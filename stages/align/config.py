@@ -7,14 +7,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown
+from talkedit.params import Section, bad_param
 
 ON_MISMATCH = ("error", "mark")
 
 
 @dataclass(frozen=True)
-class AlignParams:
+class AlignParams(Section):
+    """The ``align:`` section of params.yaml (see the comments there)."""
+
+    SECTION = "align"
+
     backend: str = "pocketsphinx"
     # Viterbi beams, tried in order: a chunk that fails to align is retried wider.
     beams: tuple[float, ...] = (1e-80, 1e-150, 1e-250)
@@ -40,35 +43,27 @@ class AlignParams:
     mfa_command: str = "mfa"
 
     @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | AlignParams | None) -> AlignParams:
-        if isinstance(params, AlignParams):
-            return params
-        params = dict(params or {})
-        reject_unknown("align", params, cls)
-        if "beams" in params:
-            params["beams"] = tuple(float(b) for b in params["beams"])
-        if "lexicon" in params:
-            entries = params["lexicon"] or {}
+    def prepare(cls, raw: dict[str, Any], where: str) -> dict[str, Any]:
+        if "beams" in raw:
+            raw["beams"] = tuple(float(b) for b in raw["beams"])
+        if "lexicon" in raw:
+            entries = raw["lexicon"]
             if not isinstance(entries, Mapping):
-                raise TalkeditError("params.yaml align.lexicon", "must map words to phones",
-                                    "write e.g. lexicon: {kubernetes: 'K UW2 B ER0 N EH1 T IY0 Z'}")
-            params["lexicon"] = tuple(sorted((str(k).lower(), str(v)) for k, v in entries.items()))
-        out = cls(**params)
-        out._check()
-        return out
+                raise bad_param(where, "lexicon", "must map words to phones",
+                                "write e.g. lexicon: {kubernetes: 'K UW2 B ER0 N EH1 T IY0 Z'}")
+            raw["lexicon"] = tuple(sorted((str(k).lower(), str(v)) for k, v in entries.items()))
+        return raw
 
-    def _check(self) -> None:
-        def bad(name: str, why: str) -> TalkeditError:
-            return TalkeditError(f"params.yaml align.{name}", why, "fix the value in params.yaml")
-
+    def check(self, where: str) -> None:
         if self.on_mismatch not in ON_MISMATCH:
-            raise bad("on_mismatch", f"is {self.on_mismatch!r}, not one of {ON_MISMATCH}")
+            raise bad_param(where, "on_mismatch", f"is {self.on_mismatch!r}, not one of "
+                            f"{ON_MISMATCH}")
         if not self.beams or not all(0.0 < b < 1.0 for b in self.beams):
-            raise bad("beams", "must be a non-empty list of numbers between 0 and 1")
+            raise bad_param(where, "beams", "must be a non-empty list of numbers between 0 and 1")
         if not 0 < self.chunk_s <= self.max_chunk_s:
-            raise bad("chunk_s", "must be positive and at most max_chunk_s")
+            raise bad_param(where, "chunk_s", "must be positive and at most max_chunk_s")
         if self.workers < 0:
-            raise bad("workers", "must be 0 (one per core) or a positive count")
+            raise bad_param(where, "workers", "must be 0 (one per core) or a positive count")
 
     @property
     def user_lexicon(self) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from talkedit.errors import TalkeditError
@@ -374,3 +374,12 @@ def normalize_text(text: str, source: str = "transcript",
 def spoken_text(text: str) -> str:
     """The normalized transcript as one string of spoken words (for TTS or display)."""
     return " ".join(w.text for w in normalize_text(text))
+
+
+def speakable(words: Sequence[SpokenWord]) -> str:
+    """Spoken words as text for espeak, one token per word, with the breaks as punctuation."""
+    out = []
+    for w in words:
+        token = w.text.rstrip(".") or w.text  # "u." (the letter) -> "u"
+        out.append(token + {SENTENCE_BREAK: ".", CLAUSE_BREAK: ","}.get(w.break_after, ""))
+    return " ".join(out)

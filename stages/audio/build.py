@@ -29,7 +29,6 @@ from stages.audio.config import RECORDING, SPEAKER, SYNTHETIC, AudioParams
 from stages.audio.dsp import HOP_S, ClipAudio, f0_track, resample, to_int16
 from stages.audio.metrics import CONTEXT_S, discontinuity_db, loudness_lufs
 from stages.audio.psola import Source, render
-from stages.audio.recording import RecordingTimer
 from stages.audio.speech import Speech, espeak_speech, place, sentence_window
 from stages.audio.units import (
     CLIP,
@@ -42,6 +41,7 @@ from stages.audio.units import (
     to_runs,
 )
 from stages.index import VisemeIndex
+from stages.recording import RecordingTimer
 from talkedit.phonemes import SILENCE
 
 ANCHOR_S = 0.04  # kept audio either side of a span whose pitch the new speech starts/ends at

@@ -4,16 +4,11 @@ The held-out sentence's time (and a margin) is excluded from the unit inventory,
 no unit can come from it; its aligned phones, with their real timing, are the
 targets, exactly as a plan's new phones would be. Each source says them and the
 result is compared with the clip's own recording of the sentence by mel-cepstral
-distortion (``metrics.mcd_db``).
-
-    .venv/bin/python -m stages.audio.evaluate demo --sentence 3 --tts-voice en-us+m3
+distortion (``metrics.mcd_db``). On a project's clip: benchmarks/audio_heldout.py.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,11 +42,9 @@ def sentence_words(transcript: str) -> list[tuple[int, int]]:
     return out
 
 
-def heldout_check(clip: str, sentence: int, params: Mapping[str, Any] | AudioParams | None = None,
-                  root: Path | None = None,
+def heldout_check(clip: str, sentence: int, opts: AudioParams, root: Path,
                   sources: tuple[str, ...] = (SPEAKER, SYNTHETIC)) -> dict[str, Any]:
     """MCD (dB) of each source's rendering of sentence ``sentence`` against the clip's own."""
-    opts = AudioParams.from_dict(params)
     paths = ClipPaths.of(clip, root)
     audio = read_clip_audio(paths.audio)
     sr = audio.sample_rate
@@ -91,30 +84,3 @@ def heldout_check(clip: str, sentence: int, params: Mapping[str, Any] | AudioPar
             "fallbacks": len(said.fallbacks),
         }
     return result
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clip")
-    ap.add_argument("--sentence", type=int, action="append",
-                    help="sentence index (0-based); repeat for several; default all")
-    ap.add_argument("--root", type=Path, default=None, help="project root (default: cwd's)")
-    ap.add_argument("--tts-voice", default=None, help="espeak-ng voice of the synthetic source")
-    args = ap.parse_args()
-    from talkedit.params import section
-
-    params = section("audio", args.root / "params.yaml" if args.root else None)
-    if args.tts_voice:
-        params["tts_voice"] = args.tts_voice
-    transcript = ClipPaths.of(args.clip, args.root).transcript.read_text(encoding="utf-8")
-    rows = []
-    for k in args.sentence or range(len(sentence_words(transcript))):
-        rows.append(heldout_check(args.clip, k, params, args.root))
-        print(json.dumps(rows[-1]))
-    means = {f"{source}_{key}": round(float(np.mean([r[source][key] for r in rows])), 3)
-             for source in (SPEAKER, SYNTHETIC) for key in ("mcd_db", "speaker_share")}
-    print(json.dumps({"sentences": len(rows), "tts_voice": params.get("tts_voice"), **means}))
-
-
-if __name__ == "__main__":
-    main()

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stages.align.normalize import SENTENCE_BREAK, SpokenWord
+from stages.align.normalize import SENTENCE_BREAK, SpokenWord, speakable
 from stages.audio.dsp import resample
 from stages.audio.psola import Source
 from stages.audio.units import Target
-from stages.plan.timing import speakable
 from talkedit.espeak import synthesize
 
 PAD_S = 0.5  # silence appended after the speech: pauses it lacks are cut from there

@@ -1,5 +1,5 @@
 """composite stage: blend, watermark, provenance and the final video (see compose.py)."""
 
-from stages.composite.compose import run_composite
+from stages.composite.compose import CompositeParams, run_composite
 
-__all__ = ["run_composite"]
+__all__ = ["CompositeParams", "run_composite"]

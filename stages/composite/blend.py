@@ -16,18 +16,28 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from talkedit.params import Section, bad_param
+
 
 @dataclass(frozen=True)
-class BlendSettings:
+class BlendParams(Section):
+    """``composite.blend`` in params.yaml: how a generated face is blended into its frame."""
+
+    SECTION = "composite.blend"
+
     feather_px: float = 6.0  # Gaussian feather of the mask edge, in crop pixels
     erode_px: int = 3  # pull the mask in before feathering (keeps the border real)
     levels: int = 4  # Laplacian pyramid levels
     colour_sigma_px: float = 12.0  # scale of the local colour correction, in crop pixels
     colour_band_px: int = 6  # width of the band inside the border the colour is measured on
 
-    @classmethod
-    def from_params(cls, params: dict) -> BlendSettings:
-        return cls(**{k: v for k, v in params.items() if k in cls.__dataclass_fields__})
+    def check(self, where: str) -> None:
+        if self.levels < 1 or self.erode_px < 0 or self.colour_band_px < 1:
+            raise bad_param(where, "levels", "levels and colour_band_px must be >= 1, "
+                            "erode_px >= 0", "use the defaults in params.yaml")
+        if self.feather_px < 0 or self.colour_sigma_px <= 0:
+            raise bad_param(where, "feather_px", "feather_px must be >= 0, colour_sigma_px > 0",
+                            "use the defaults in params.yaml")
 
 
 def _roi(mask_crop: np.ndarray, crop_to_image: np.ndarray, frame_shape: tuple[int, int],
@@ -92,7 +102,7 @@ def _match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.n
 
 
 def composite_crop(frame: np.ndarray, crop: np.ndarray, image_to_crop: np.ndarray,
-                   mask_crop: np.ndarray, settings: BlendSettings = BlendSettings()) -> np.ndarray:
+                   mask_crop: np.ndarray, settings: BlendParams = BlendParams()) -> np.ndarray:
     """Blend ``crop`` (the generated aligned face) into ``frame`` inside ``mask_crop``.
 
     ``image_to_crop`` is the fit stage's 2x3 similarity (frame px -> crop px);

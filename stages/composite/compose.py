@@ -4,33 +4,55 @@ Streams the plan frame by frame: the background source frame (decoded once,
 forward), the rendered face crop blended in on edited frames
 (``blend.composite_crop``), the visible "edited" label (on by default), the
 invisible watermark on every frame (cannot be turned off), then H.264 + AAC
-with the plan's audio. The finished file gets the provenance manifest in its
-metadata and beside it (``provenance.publish``); nothing is written in place.
+with the plan's audio, itself watermarked (``audio_watermark``). The finished
+file gets signed Content Credentials and the manifest in its metadata and
+beside it (``provenance.publish``); nothing is written in place.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import wave
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stages.composite.audio_watermark import embed_audio
-from stages.composite.blend import BlendSettings, composite_crop, draw_edited_label
+from stages.composite.blend import BlendParams, composite_crop, draw_edited_label
 from stages.composite.credentials import SigningSettings
 from stages.composite.provenance import build_manifest, publish
-from stages.composite.watermark import WatermarkEmbedder, WatermarkSettings
-from stages.plan.spec import load_spec
-from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, read_parquet
+from stages.composite.watermark import WatermarkEmbedder, WatermarkParams
+from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, VideoMeta, read_parquet
+from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
-from talkedit.params import repo_root, section
+from talkedit.params import Section, bad_param
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
 log = logging.getLogger(__name__)
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+           "veryslow", "placebo")
+
+
+@dataclass(frozen=True)
+class CompositeParams(Section):
+    """The ``composite:`` section of params.yaml."""
+
+    SECTION = "composite"
+
+    crf: int = 12  # H.264 quality of the output (lower = better, bigger)
+    preset: str = "medium"  # x264 speed/size trade-off
+    label: bool = True  # visible "EDITED" label; the watermark and manifest cannot be turned off
+    blend: BlendParams = field(default_factory=BlendParams)
+
+    def check(self, where: str) -> None:
+        if not 0 <= self.crf <= 51:
+            raise bad_param(where, "crf", f"is {self.crf}, not an H.264 CRF in 0..51", "use 12")
+        if self.preset not in PRESETS:
+            raise bad_param(where, "preset", f"is {self.preset!r}, not an x264 preset",
+                            f"use one of {', '.join(PRESETS)}")
 
 
 def _read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -58,7 +80,7 @@ def _check_output_is_not_an_input(out: Path, inputs: list[Path]) -> None:
 
 
 def _render_store(edit: str, root: Path | None, plan_frames: int, edited: np.ndarray) -> Any:
-    from stages.render import RenderStore
+    from stages.render.store import RenderStore
 
     store = RenderStore(edit, root)
     rendered = set(int(f) for f in store.frames)
@@ -72,10 +94,10 @@ def _render_store(edit: str, root: Path | None, plan_frames: int, edited: np.nda
     return store
 
 
-def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
-                  signing: SigningSettings | None = None) -> dict[str, Any]:
-    """Write data/outputs/<edit>.mp4 (with signed Content Credentials) and
-    <edit>.provenance.json; return a summary. ``signing`` defaults to params.yaml's."""
+def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: WatermarkParams
+                  ) -> dict[str, Any]:
+    """Write data/outputs/<edit>.mp4 (watermarked frames and soundtrack, signed Content
+    Credentials) and <edit>.provenance.json; return a summary."""
     paths = EditPaths.of(edit, root)
     spec = load_spec(edit, root)
     clip = ClipPaths.of(spec.clip, root)
@@ -89,8 +111,8 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
                             f"re-run plan@{edit} after extract@{spec.clip}")
     renders = _render_store(edit, root, len(plan), edited)
     audio, audio_rate = _read_wav(paths.audio)
-    meta = json.loads(clip.video_meta.read_text())
-    fps = float(meta["fps"])
+    meta = VideoMeta.read(clip)
+    fps = meta.fps
     expected = len(plan) / fps
     if abs(len(audio) / audio_rate - expected) > 2.0 / fps:
         raise TalkeditError(paths.audio, f"lasts {len(audio) / audio_rate:.2f} s but the plan "
@@ -102,13 +124,11 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
         model_files=[p for p in (model.generator, clip.face_model) if p.exists()],
         plan_files=[p for p in (paths.plan, paths.audio) if p.exists()],
     )
-    settings = WatermarkSettings.from_params()
-    if signing is None:
-        signing = SigningSettings.from_section(section("watermark"), root or repo_root())
-    marker = WatermarkEmbedder(settings.key, manifest["watermark"]["payload_id"], settings.strength)
-    blend = BlendSettings.from_params(params.get("blend", {}))
-    label = bool(params.get("label", True))
-    width, height = int(meta["width"]), int(meta["height"])
+    marker = WatermarkEmbedder(watermark.key_bytes, manifest["watermark"]["payload_id"],
+                               watermark.strength)
+    credentials = SigningSettings.of(watermark, root).credentials()
+    blend, label = composite.blend, composite.label
+    width, height = meta.width, meta.height
     padded = (width % 2, height % 2)
     if any(padded):
         log.warning("source is %dx%d: padded by one pixel to even dimensions for H.264", width, height)
@@ -119,8 +139,8 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
     # with the manifest embedded, so the output is never half-written.
     with tempfile.TemporaryDirectory(dir=paths.output.parent, prefix=f".{edit}.") as scratch:
         encoded = Path(scratch) / "encoded.mp4"
-        with VideoWriter(encoded, width + padded[0], height + padded[1], meta["fps_rational"],
-                         crf=int(params.get("crf", 16)), preset=str(params.get("preset", "medium")),
+        with VideoWriter(encoded, width + padded[0], height + padded[1], meta.fps_rational,
+                         crf=composite.crf, preset=composite.preset,
                          audio_rate=audio_rate) as out:
             for k, source in enumerate(source_frames):
                 image = frames[int(source)]
@@ -130,8 +150,9 @@ def run_composite(edit: str, params: dict[str, Any], root: Path | None = None,
                 if label:
                     image = draw_edited_label(image)
                 out.write(marker.embed(_even(image), k))
-            out.write_audio(embed_audio(audio, audio_rate, settings.key, settings.audio_depth))
-        manifest = publish(encoded, manifest, paths.output, signing.credentials())
+            out.write_audio(embed_audio(audio, audio_rate, watermark.key_bytes,
+                                        watermark.audio_depth))
+        manifest = publish(encoded, manifest, paths.output, credentials)
     summary = {
         "edit": edit, "clip": spec.clip, "output": str(paths.output), "frames": len(plan),
         "edited_frames": int(edited.sum()), "fps": fps, "size": f"{width}x{height}",

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from stages.composite.watermark import WatermarkParams
 from talkedit.atomic import atomic_path
 from talkedit.errors import TalkeditError
 
@@ -120,12 +121,12 @@ LOCAL_FOLDER = ".talkedit/c2pa"  # under the project root; git-ignored
 
 @dataclass(frozen=True)
 class SigningSettings:
-    """params.yaml ``watermark``'s Content Credentials keys.
+    """Where the Content Credentials signer and the trusted CAs are, from params.yaml
+    ``watermark`` (``c2pa_cert``, ``c2pa_key``, ``c2pa_trust``; paths relative to the
+    project root).
 
-    ``cert``/``key``: the user's own PEM chain and key; null = a local CA and
-    signer made on first use under ``<project>/.talkedit/c2pa``. ``trust``: PEM
-    files of CAs whose signatures verify accepts as trusted (the local CA is
-    always added when it exists).
+    No ``c2pa_cert``/``c2pa_key``: a local CA and signer made on first use under
+    ``<project>/.talkedit/c2pa``. The local CA is always trusted by verify when it exists.
     """
 
     cert: Path | None = None
@@ -134,24 +135,12 @@ class SigningSettings:
     local_folder: Path | None = None
 
     @classmethod
-    def from_section(cls, sec: dict, root: Path) -> SigningSettings:
-        def path(name: str) -> Path | None:
-            value = sec.get(name)
-            if value is None:
-                return None
-            if not isinstance(value, str):
-                raise TalkeditError(f"params.yaml watermark.{name}", "is not a path",
-                                    "give a PEM file path, or null")
-            return (root / value) if not Path(value).is_absolute() else Path(value)
+    def of(cls, params: WatermarkParams, root: Path) -> SigningSettings:
+        def path(value: str | None) -> Path | None:
+            return None if value is None else root / value  # an absolute value stays absolute
 
-        trust = sec.get("c2pa_trust") or []
-        if isinstance(trust, str):
-            trust = [trust]
-        cert, key = path("c2pa_cert"), path("c2pa_key")
-        if (cert is None) != (key is None):
-            raise TalkeditError("params.yaml watermark", "sets only one of c2pa_cert and c2pa_key",
-                                "set both (your certificate chain and key), or neither")
-        return cls(cert, key, tuple(root / t for t in trust), root / LOCAL_FOLDER)
+        return cls(path(params.c2pa_cert), path(params.c2pa_key),
+                   tuple(root / t for t in params.c2pa_trust), root / LOCAL_FOLDER)
 
     def credentials(self) -> Credentials:
         if self.cert is not None and self.key is not None:

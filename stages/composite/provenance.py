@@ -45,7 +45,6 @@ from stages.composite.credentials import Credentials
 from stages.composite.watermark import PAYLOAD_BITS, SCHEME
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
-from talkedit.params import repo_root
 from talkedit.video import open_container
 
 FORMAT = "talkedit-provenance/1"
@@ -81,11 +80,13 @@ def sha256_file(path: str | Path) -> str:
 
 
 def _display_name(path: Path) -> str:
-    """Path relative to the project root when inside it: no user folders in the manifest."""
-    try:
-        return path.resolve().relative_to(repo_root()).as_posix()
-    except ValueError:
-        return path.name
+    """Path relative to the project (the folder holding data/): no user folders in the
+    manifest; a file outside a project's data/ is named by its file name."""
+    resolved = path.resolve()
+    for parent in resolved.parents:
+        if parent.name == "data":
+            return resolved.relative_to(parent.parent).as_posix()
+    return path.name
 
 
 def _file_entries(paths: Sequence[str | Path]) -> list[dict[str, str]]:

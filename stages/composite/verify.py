@@ -36,7 +36,7 @@ from typing import Any
 
 from stages.composite import provenance
 from stages.composite.audio_watermark import AudioDetection, detect_audio, read_audio
-from stages.composite.watermark import DetectionResult, WatermarkSettings, detect_file
+from stages.composite.watermark import DetectionResult, WatermarkParams, detect_file
 
 EXIT_CODES = {"edited": 0, "no_evidence": 1, "inconsistent": 3}
 
@@ -200,16 +200,16 @@ def decide(watermark: WatermarkFinding, audio: AudioFinding,
     return "no_evidence", []
 
 
-def verify_video(path: str | Path, settings: WatermarkSettings | None = None,
+def verify_video(path: str | Path, watermark: WatermarkParams | None = None,
                  trust_anchors: Sequence[str | Path] = ()) -> VerifyReport:
     """Every finding about one video, and the verdict. An unreadable file raises
     TalkeditError (the CLI's exit 2)."""
     path = Path(path)
-    settings = settings or WatermarkSettings.from_params()
-    mark = WatermarkFinding.of(detect_file(path, settings.key, settings.alpha))
+    settings = watermark or WatermarkParams()
+    mark = WatermarkFinding.of(detect_file(path, settings.key_bytes, settings.alpha))
     sound = read_audio(path)
     audio = AudioFinding.of(None if sound is None else
-                            detect_audio(sound[0], sound[1], settings.key, settings.alpha))
+                            detect_audio(sound[0], sound[1], settings.key_bytes, settings.alpha))
     credentials = provenance.read_content_credentials(path, trust_anchors)
     metadata = _record(provenance.read_manifest, path)
     sidecar = _record(provenance.read_sidecar, path)

@@ -71,7 +71,7 @@ import cv2
 import numpy as np
 
 from talkedit.errors import TalkeditError
-from talkedit.params import repo_root, section
+from talkedit.params import Section, bad_param
 
 SCHEME = "talkedit-ss-v2"
 PAYLOAD_BITS = 32
@@ -109,49 +109,48 @@ Key = str | bytes
 
 
 @dataclass(frozen=True)
-class WatermarkSettings:
-    """The knobs of params.yaml's ``watermark`` section (the marks' part; the Content
-    Credentials keys are credentials.SigningSettings)."""
+class WatermarkParams(Section):
+    """The ``watermark:`` section of params.yaml: the marks' knobs and the Content
+    Credentials signer (see credentials.SigningSettings)."""
 
-    key: bytes
+    SECTION = "watermark"
+
+    key: str | None = None  # None = the public DEFAULT_KEY (anyone can verify)
     strength: float = DEFAULT_STRENGTH  # RMS luma change in 8-bit levels
     alpha: float = DEFAULT_ALPHA  # per-video false-positive bound for "detected"
-    audio_depth: float = DEFAULT_AUDIO_DEPTH  # soundtrack mark: band gain 1 +- depth
+    audio_depth: float = DEFAULT_AUDIO_DEPTH  # soundtrack mark: band gains 1 +- depth
+    c2pa_cert: str | None = None  # signer's PEM chain (leaf first); None = a local CA
+    c2pa_key: str | None = None  # its private key (PEM)
+    c2pa_trust: tuple[str, ...] = ()  # PEM CA files verify trusts
 
-    @classmethod
-    def from_params(cls, path: str | Path | None = None) -> WatermarkSettings:
-        """params.yaml's values; the built-in defaults outside a project (e.g. verify)."""
-        if path is None and not (repo_root() / "params.yaml").is_file():
-            return cls(DEFAULT_KEY.encode())
-        sec = section("watermark", path)
-        where = "params.yaml watermark"
-        key = sec.get("key") or DEFAULT_KEY
-        if not isinstance(key, str):
-            raise TalkeditError(f"{where}.key", f"is a {type(key).__name__}, not a string",
-                                "quote the key, or set it to null for the public default")
-        try:
-            strength = float(sec.get("strength", DEFAULT_STRENGTH))
-            alpha = float(sec.get("alpha", DEFAULT_ALPHA))
-            audio_depth = float(sec.get("audio_depth", DEFAULT_AUDIO_DEPTH))
-        except (TypeError, ValueError) as exc:
-            raise TalkeditError(where, f"has a non-numeric value ({exc})",
-                                "give strength, alpha and audio_depth as numbers") from exc
-        return cls(key.encode("utf-8"), strength, alpha, audio_depth).checked()
+    @property
+    def key_bytes(self) -> bytes:
+        return (self.key or DEFAULT_KEY).encode("utf-8")
 
-    def checked(self) -> WatermarkSettings:
+    def check(self, where: str = "watermark") -> None:
+        if self.key is not None and not isinstance(self.key, str):
+            raise bad_param(where, "key", f"is a {type(self.key).__name__}, not a string",
+                            "quote the key, or set it to null for the public default")
         if not 0.3 <= self.strength <= MAX_STRENGTH:
-            raise TalkeditError(f"watermark strength {self.strength}",
-                                f"must be within 0.3..{MAX_STRENGTH:.2f} levels RMS "
-                                f"(above that PSNR drops under {MIN_PSNR_DB:g} dB; below, "
-                                "H.264 erases it)", f"use the default {DEFAULT_STRENGTH}")
-        if not 0.0 < self.audio_depth <= MAX_AUDIO_DEPTH:
-            raise TalkeditError(f"watermark audio_depth {self.audio_depth}",
-                                f"must be within (0, {MAX_AUDIO_DEPTH}]",
-                                f"use the default {DEFAULT_AUDIO_DEPTH}")
+            raise bad_param(where, "strength", f"is {self.strength}: must be within "
+                            f"0.3..{MAX_STRENGTH:.2f} levels RMS (above that PSNR drops under "
+                            f"{MIN_PSNR_DB:g} dB; below, H.264 erases it)",
+                            f"use the default {DEFAULT_STRENGTH}")
         if not 0.0 < self.alpha < 0.5:
-            raise TalkeditError(f"watermark alpha {self.alpha}", "must be within (0, 0.5)",
-                                "use the default 1e-6")
-        return self
+            raise bad_param(where, "alpha", f"is {self.alpha}: must be within (0, 0.5)",
+                            f"use the default {DEFAULT_ALPHA:g}")
+        if not 0.0 < self.audio_depth <= MAX_AUDIO_DEPTH:
+            raise bad_param(where, "audio_depth", f"is {self.audio_depth}: must be within "
+                            f"(0, {MAX_AUDIO_DEPTH}]", f"use the default {DEFAULT_AUDIO_DEPTH}")
+        for name in ("c2pa_cert", "c2pa_key"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise bad_param(where, name, "is not a path", "give a PEM file path, or null")
+        if (self.c2pa_cert is None) != (self.c2pa_key is None):
+            raise bad_param(where, "c2pa_cert", "is set without c2pa_key (or the other way)",
+                            "set both (your certificate chain and its key), or neither")
+        if not all(isinstance(t, str) for t in self.c2pa_trust):
+            raise bad_param(where, "c2pa_trust", "must be a list of PEM file paths",
+                            "write it as [ca1.pem, ca2.pem]")
 
 
 def _key_bytes(key: Key) -> bytes:
@@ -343,7 +342,8 @@ class WatermarkEmbedder:
     def __init__(self, key: Key, payload_id: bytes | int, strength: float = DEFAULT_STRENGTH) -> None:
         self.key = _key_bytes(key)
         self.payload_id = payload_to_int(payload_id)
-        self.strength = WatermarkSettings(self.key, strength).checked().strength
+        WatermarkParams(strength=strength).check()
+        self.strength = strength
         tile = keyed_tile(self.key)
         coded = encode_payload(self.payload_id)
         self._tile_values = tile.chips * np.where(tile.sync, 1.0, coded[np.maximum(tile.group, 0)])
@@ -636,7 +636,8 @@ class WatermarkDetector:
 
     def __init__(self, key: Key, alpha: float = DEFAULT_ALPHA) -> None:
         self.key = _key_bytes(key)
-        self.alpha = WatermarkSettings(self.key, alpha=alpha).checked().alpha
+        WatermarkParams(alpha=alpha).check()
+        self.alpha = alpha
         self.frames = 0
         # Per working size: the frames' residuals summed (one size in any real video).
         self._sums: dict[tuple[int, int], np.ndarray] = {}

@@ -23,7 +23,7 @@ from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, ClipPaths, write_parq
 from talkedit.atomic import atomic_path, write_text
 from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
-from talkedit.params import check_name
+from talkedit.params import Section, bad_param, check_name
 from talkedit.phonemes import SILENCE
 from talkedit.video import VideoWriter
 
@@ -32,8 +32,12 @@ DEFAULT_SCRIPT = Path(__file__).with_name("script.txt")
 LEAD_S = 0.5  # silence before and after the speech, as in a real recording
 
 
-@dataclass
-class DemoOptions:
+@dataclass(frozen=True)
+class DemoParams(Section):
+    """The ``demo:`` section of params.yaml (the command's options override it)."""
+
+    SECTION = "demo"
+
     name: str = "demo"
     face: str | None = None
     text: str | None = None  # a text file
@@ -44,11 +48,14 @@ class DemoOptions:
     fps: int = 25
     crf: int = 18
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any], **overrides: Any) -> DemoOptions:
-        fields = {k: v for k, v in {**params, **overrides}.items()
-                  if k in cls.__dataclass_fields__ and v is not None}
-        return cls(**fields)
+    def check(self, where: str) -> None:
+        check_name(self.name, "clip")
+        if self.size < 128 or self.size % 2:
+            raise bad_param(where, "size", f"is {self.size}: must be an even number of pixels "
+                            ">= 128", "use 512")
+        if not 1 <= self.fps <= 120 or self.rate_wpm <= 0 or not 0 <= self.crf <= 51:
+            raise bad_param(where, "fps", "fps must lie in 1..120, rate_wpm > 0, crf in 0..51",
+                            "use the defaults in params.yaml")
 
 
 def _head_motion(times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -74,13 +81,12 @@ def read_script(path: str | Path | None) -> str:
     return text
 
 
-def generate_demo(opts: DemoOptions, out_dir: Path | None = None) -> dict[str, Any]:
-    """Write <name>.mp4, <name>.txt and the two truth tables; return a summary."""
-    check_name(opts.name, "clip")
-    if opts.size < 128 or opts.size % 2:
-        raise TalkeditError(f"size {opts.size}", "must be an even number of pixels >= 128", "use 512")
-    paths = ClipPaths.of(opts.name) if out_dir is None else ClipPaths(opts.name, Path(out_dir).parent)
-    raw_dir = paths.video.parent if out_dir is None else Path(out_dir)
+def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> dict[str, Any]:
+    """Write <name>.mp4, <name>.txt and the two truth tables (into ``root``'s data/raw, or
+    ``out_dir``); return a summary."""
+    opts = demo
+    opts.check("demo")
+    raw_dir = ClipPaths.of(opts.name, root).video.parent if out_dir is None else Path(out_dir)
     video_path, text_path = raw_dir / f"{opts.name}.mp4", raw_dir / f"{opts.name}.txt"
     truth_phones_path = raw_dir / f"{opts.name}.truth_phones.parquet"
     truth_frames_path = raw_dir / f"{opts.name}.truth_frames.parquet"
@@ -144,7 +150,7 @@ def generate_demo(opts: DemoOptions, out_dir: Path | None = None) -> dict[str, A
 
 def _encode(path: Path, rig: FaceRig, mouth: np.ndarray, head: np.ndarray,
             light_gain: np.ndarray, light_tilt: np.ndarray, audio: np.ndarray, sr: int,
-            opts: DemoOptions) -> None:
+            opts: DemoParams) -> None:
     """Render frames one at a time straight into H.264 + AAC (nothing held in memory)."""
     with VideoWriter(path, opts.size, opts.size, opts.fps, crf=opts.crf, audio_rate=sr) as out:
         for k in range(len(mouth)):

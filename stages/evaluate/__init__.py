@@ -1,8 +1,9 @@
 """evaluate stage: self-reenactment of held-out sentences, scored against two baselines.
 
-``run_evaluate(clip, params, root)`` (params = the ``evaluate:`` section):
+``run_evaluate(clip, root, evaluate, <the sections the edit path reads>)``:
 
-1. picks ``sentences`` of the clip's sentences (seeded) and, for each, writes an edit
+1. picks ``sentences`` of the clip's sentences (seeded) among those the renderer never
+   trained on (the train stage holds out the clip's tail) and, for each, writes an edit
    spec that says it anew in place, its footage excluded from the search and the
    audio (``holdout.py``);
 2. runs the normal edit path on it: ``run_plan``, ``run_audio``, ``run_render``,
@@ -20,10 +21,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.audio import run_audio
+from stages.align.config import AlignParams
+from stages.audio.config import AudioParams
 from stages.audio.dsp import read_clip_audio
 from stages.audio.metrics import mcd_db
-from stages.composite.compose import run_composite
+from stages.audio.stage import run_audio
+from stages.composite.compose import CompositeParams, run_composite
+from stages.composite.watermark import WatermarkParams
 from stages.evaluate.baselines import copy_edit, naive_cut_start, render_conditioning
 from stages.evaluate.holdout import (
     HeldOut,
@@ -53,11 +57,12 @@ from stages.evaluate.measure import (
     score_track,
     sync_offset_ms,
 )
-from stages.fit import FitOptions, make_landmarker, mouth_opening
+from stages.fit import FitParams, make_landmarker, mouth_opening
 from stages.fit.topology import topology_for
-from stages.plan import run_plan
-from stages.render import run_render
+from stages.plan import PlanParams, run_plan
 from stages.render.checkpoint import Stamp
+from stages.render.config import RenderParams
+from stages.render.render import run_render
 from talkedit.artifacts import (
     EVALUATE_INFO_COLUMNS,
     EVALUATE_METHODS,
@@ -69,6 +74,7 @@ from talkedit.artifacts import (
     ClipPaths,
     EditPaths,
     ModelPaths,
+    VideoMeta,
     column_array,
     evaluate_metrics_path,
     evaluate_scores_path,
@@ -77,22 +83,22 @@ from talkedit.artifacts import (
 )
 from talkedit.atomic import write_json, write_text
 from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown, section
+from talkedit.params import Section, bad_param
 from talkedit.video import FrameStore, open_container
 
-__all__ = ["EvaluateParams", "run_evaluate", "STAGE_SECTIONS"]
+__all__ = ["EditPathParams", "EvaluateParams", "run_evaluate"]
 
 log = logging.getLogger(__name__)
-# The params.yaml sections the edit path reads besides ``evaluate:`` (DVC params).
-STAGE_SECTIONS = ("align", "plan", "audio", "render", "composite", "fit")
 BASELINES = ("naive_cut", "conditioning")
 # Scores where lower is better (the rest: higher is better).
 LOWER_IS_BETTER = {"lmd", "mcd_db", "sync_error_ms", "jaw_error"}
 
 
 @dataclass(frozen=True)
-class EvaluateParams:
+class EvaluateParams(Section):
     """The ``evaluate:`` section of params.yaml (see the comments there)."""
+
+    SECTION = "evaluate"
 
     sentences: int = 2
     seed: int = 0
@@ -103,17 +109,23 @@ class EvaluateParams:
                                                                "label": False})
     keep_scratch: str | None = None
 
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | EvaluateParams | None) -> EvaluateParams:
-        if isinstance(params, EvaluateParams):
-            return params
-        params = dict(params or {})
-        reject_unknown("evaluate", params, cls)
-        out = cls(**{k: v for k, v in params.items() if v is not None})
-        if out.sentences < 1 or out.margin_s < 0 or out.max_sync_lag_ms <= 0:
-            raise TalkeditError("params.yaml evaluate", "needs sentences >= 1, margin_s >= 0 "
-                                "and max_sync_lag_ms > 0", "fix the values in params.yaml")
-        return out
+    def check(self, where: str) -> None:
+        if self.sentences < 1 or self.margin_s < 0 or self.max_sync_lag_ms <= 0:
+            raise bad_param(where, "sentences", "needs sentences >= 1, margin_s >= 0 and "
+                            "max_sync_lag_ms > 0")
+        CompositeParams.from_dict(self.composite, f"{where}.composite")
+
+
+@dataclass(frozen=True)
+class EditPathParams:
+    """The sections the edit path reads, as the evaluation runs it (composite overridden)."""
+
+    plan: PlanParams
+    align: AlignParams
+    audio: AudioParams
+    render: RenderParams
+    composite: CompositeParams
+    watermark: WatermarkParams
 
 
 @dataclass
@@ -133,19 +145,12 @@ class ClipContext:
     jaw_fit: tuple[float, float] | None  # jaw_open ~ a * mouth_opening + b
 
 
-def _stage_params(root: Path | None, overrides: Mapping[str, Any] | None) -> dict[str, dict]:
-    path = root / "params.yaml" if root is not None and (root / "params.yaml").is_file() else None
-    out = {name: section(name, path) for name in STAGE_SECTIONS}
-    out.update({k: dict(v) for k, v in (overrides or {}).items()})
-    return out
-
-
-def _clip_context(clip: str, root: Path | None, fit: dict[str, Any], margin_s: float
+def _clip_context(clip: str, root: Path | None, fit: FitParams, margin_s: float
                   ) -> ClipContext:
     paths = ClipPaths.of(clip, root)
-    meta = json.loads(paths.video_meta.read_text())
+    meta = VideoMeta.read(paths)
     table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
-    crop_size = int(json.loads((paths.crops / "crops.json").read_text())["size"])
+    crop_size = int(json.loads(paths.crops_meta.read_text())["size"])
     n = len(table)
     sentences = clip_sentences(clip, root, margin_s)
     truth, jaw_fit = None, None
@@ -155,15 +160,15 @@ def _clip_context(clip: str, root: Path | None, fit: dict[str, Any], margin_s: f
         # clip's own detected frames (the held-out ones would do as well: no tuning here).
         detected = table.column("detected").to_numpy()
         lm = column_array(table, "landmarks_2d").reshape(n, -1, 2)[detected]
-        jaw = np.interp(np.flatnonzero(detected) / float(meta["fps"]), truth["time_s"],
+        jaw = np.interp(np.flatnonzero(detected) / meta.fps, truth["time_s"],
                         truth["jaw_open"])
         a, b = np.polyfit(mouth_opening(lm), jaw, 1)
         jaw_fit = (float(a), float(b))
     return ClipContext(
-        clip, root, float(meta["fps"]), int(meta["n_frames"]), crop_size,
+        clip, root, meta.fps, meta.n_frames, crop_size,
         column_array(table, "crop_transform").astype(np.float64),
         column_array(table, "mask_polygon").reshape(n, -1, 2).astype(np.float64),
-        FitOptions.from_params(fit).landmarker_params(), sentences, truth, jaw_fit)
+        fit.landmarker_params(), sentences, truth, jaw_fit)
 
 
 def _video_frames(path: Path, rows: np.ndarray) -> Iterator[np.ndarray]:
@@ -201,25 +206,23 @@ def _jaw_error(ctx: ClipContext, track: Track, real_times: np.ndarray) -> float:
     return float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
 
 
-def _run_edit_path(name: str, scratch: Path, stage: dict[str, dict], opts: EvaluateParams
-                   ) -> dict[str, Any]:
+def _run_edit_path(name: str, scratch: Path, stage: EditPathParams) -> dict[str, Any]:
     """talkedit's normal path on one edit, then the conditioning baseline's render of it."""
-    plan = run_plan(name, stage["plan"], scratch, stage["align"], stage["audio"])
-    run_audio(name, stage["audio"], scratch, stage["align"])
-    render = run_render(name, stage["render"], scratch)
-    composite = {**stage["composite"], **opts.composite}
-    run_composite(name, composite, scratch)
+    plan = run_plan(name, scratch, stage.plan, stage.align, stage.audio)
+    run_audio(name, scratch, stage.audio)
+    render = run_render(name, scratch, stage.render)
+    run_composite(name, scratch, stage.composite, stage.watermark)
     copy_edit(name, f"{name}-conditioning", scratch)
-    render_conditioning(f"{name}-conditioning", stage["render"], scratch)
-    run_composite(f"{name}-conditioning", composite, scratch)
+    render_conditioning(f"{name}-conditioning", stage.render, scratch)
+    run_composite(f"{name}-conditioning", scratch, stage.composite, stage.watermark)
     return {"pieces": plan.get("pieces"), "render": render}
 
 
-def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: dict[str, dict],
+def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: EditPathParams,
                       opts: EvaluateParams) -> dict[str, Any]:
     """Scores of talkedit, both baselines and the real footage on one held-out sentence."""
     name = write_spec(held, ctx.clip, scratch)
-    info = _run_edit_path(name, scratch, stage, opts)
+    info = _run_edit_path(name, scratch, stage)
     paths = EditPaths.of(name, scratch)
     fps, n = ctx.fps, ctx.n_frames
     plan = read_parquet(paths.plan, PLAN, arrow=True)
@@ -365,22 +368,22 @@ def markdown(clip: str, metrics: dict[str, Any], rows: list[dict[str, Any]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def run_evaluate(clip: str, params: Mapping[str, Any] | EvaluateParams | None = None,
-                 root: Path | None = None,
-                 stage_params: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def run_evaluate(clip: str, root: Path, evaluate: EvaluateParams, fit: FitParams,
+                 align: AlignParams, plan: PlanParams, audio: AudioParams, render: RenderParams,
+                 composite: CompositeParams, watermark: WatermarkParams) -> dict[str, Any]:
     """Evaluate ``clip`` by self-reenactment; write data/metrics/<clip>/evaluate.{json,tsv,md}.
 
-    ``stage_params`` overrides sections of params.yaml that the edit path reads
-    (STAGE_SECTIONS); by default they come from ``root``'s params.yaml. Returns the
-    metrics (as written to evaluate.json) plus ``markdown``, the summary.
+    The edit path runs with the project's own sections (``evaluate.composite`` overrides
+    a few composite settings). Returns the metrics (as written to evaluate.json) plus
+    ``markdown``, the summary.
     """
-    t0 = time.perf_counter()
-    opts = EvaluateParams.from_dict(params)
-    stage = _stage_params(root, stage_params)
-    ctx = _clip_context(clip, root, stage["fit"], opts.margin_s)
-    held = pick_sentences(ctx.sentences, opts.sentences, opts.seed)
+    opts = evaluate
+    overridden = CompositeParams.from_dict({**dataclasses.asdict(composite), **opts.composite})
+    stage = EditPathParams(plan, align, audio, render, overridden, watermark)
+    ctx = _clip_context(clip, root, fit, opts.margin_s)
     stamp, _ = Stamp.read(ModelPaths.of(clip, root).generator)
     first_heldout = stamp.config.holdout_start(ctx.n_frames)
+    held = pick_sentences(ctx.sentences, opts.sentences, opts.seed, first_heldout / ctx.fps)
     keep = Path(opts.keep_scratch) if opts.keep_scratch else None
     rows = []
     with scratch_project(clip, root, held, ctx.fps, keep) as scratch:
@@ -393,10 +396,9 @@ def run_evaluate(clip: str, params: Mapping[str, Any] | EvaluateParams | None = 
         "clip": clip, "sentences": [h.sentence for h in held],
         **summarize(rows),
         "generator": {"config_hash": stamp.config.config_hash, "step": stamp.step},
-        # Held-out frames the renderer's network was trained on (the train stage holds
-        # out only the clip's tail); its exemplars never include them (holdout.py).
+        # Held-out frames the renderer's network was trained on: 0 by construction (the
+        # sentences lie in the tail train holds out); its exemplars never include them.
         "renderer_trained_share": round(float(np.mean(frames < first_heldout)), 4),
-        "seconds": round(time.perf_counter() - t0, 1),
     }
     paths = ClipPaths.of(clip, root)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -20,16 +20,16 @@ import numpy as np
 import torch
 
 from stages.evaluate.holdout import HeldOut
-from stages.plan.spec import load_spec
 from stages.render.checkpoint import Stamp
 from stages.render.conditioning import FaceRenderer, to_uint8
-from stages.render.config import RenderOptions
+from stages.render.config import RenderParams
 from stages.render.data import BackgroundCrops, face_geometry, load_model
 from stages.render.infer import ConditioningSource
 from stages.render.render import plan_frames
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, read_parquet
 from talkedit.atomic import write_json
+from talkedit.edits import load_spec
 
 CHUNK = 32  # plan rows whose conditioning is built at once
 
@@ -37,14 +37,14 @@ CHUNK = 32  # plan rows whose conditioning is built at once
 def copy_edit(edit: str, to: str, root: Path) -> None:
     """A second edit with ``edit``'s spec, plan and audio (a baseline renders it anew)."""
     src, dst = EditPaths.of(edit, root), EditPaths.of(to, root)
-    shutil.copy2(src.spec, dst.spec)
+    shutil.rmtree(dst.inputs, ignore_errors=True)
+    shutil.copytree(src.inputs, dst.inputs)
     shutil.rmtree(dst.plan_dir, ignore_errors=True)
     shutil.copytree(src.plan_dir, dst.plan_dir)
 
 
-def render_conditioning(edit: str, params: dict[str, Any], root: Path) -> dict[str, Any]:
+def render_conditioning(edit: str, opts: RenderParams, root: Path) -> dict[str, Any]:
     """Baseline (b): the plan's edited rows as conditioning images, in the render layout."""
-    opts = RenderOptions.from_params(params)
     edit_paths, out_paths = EditPaths.of(edit, root), RenderPaths.of(edit, root)
     clip = load_spec(edit, root).clip
     plan = read_parquet(edit_paths.plan, PLAN, arrow=True, stage_hint=f"plan@{edit}")

@@ -76,15 +76,22 @@ def clip_sentences(clip: str, root: Path | None, margin_s: float) -> list[HeldOu
     return out
 
 
-def pick_sentences(sentences: list[HeldOut], count: int, seed: int) -> list[HeldOut]:
-    """``count`` sentences (all, if fewer) chosen at random (seeded), in clip order; the
-    clip needs a second sentence for the naive cut to take footage from."""
+def pick_sentences(sentences: list[HeldOut], count: int, seed: int, heldout_from_s: float
+                   ) -> list[HeldOut]:
+    """``count`` sentences (all that fit, if fewer) chosen at random (seeded), in clip order,
+    among those whose footage (and margin) the renderer never trained on: it holds out the
+    clip from ``heldout_from_s`` on. The clip needs another sentence for the naive cut."""
     if len(sentences) < 2:
         raise TalkeditError("evaluate", f"the clip has {len(sentences)} sentence(s); holding "
                             "one out needs at least two", "use a clip with more sentences")
+    unseen = [h for h in sentences if h.exclude[0] >= heldout_from_s]
+    if not unseen:
+        raise TalkeditError("evaluate", f"no sentence lies wholly in the renderer's held-out "
+                            f"footage (from {heldout_from_s:.2f} s on), so none can be scored "
+                            "honestly", "raise train.holdout_share in params.yaml")
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(sentences), size=min(count, len(sentences)), replace=False)
-    return [sentences[k] for k in sorted(pick.tolist())]
+    pick = rng.choice(len(unseen), size=min(count, len(unseen)), replace=False)
+    return [unseen[k] for k in sorted(pick.tolist())]
 
 
 def write_spec(held: HeldOut, clip: str, root: Path) -> str:

@@ -18,7 +18,6 @@ memory is flat in the clip's length. Then, without the frames:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import tempfile
@@ -62,13 +61,21 @@ from stages.fit.smoothing import METHODS, smooth
 from stages.fit.spill import RowSpill
 from stages.fit.tracking import REASONS, MainFaceTracker, fill_gaps, format_ranges, runs, short_gaps
 from talkedit import __version__
-from talkedit.artifacts import FACE, ClipPaths, column_array, face_schema, read_parquet, to_table
+from talkedit.artifacts import (
+    FACE,
+    ClipPaths,
+    VideoMeta,
+    column_array,
+    face_schema,
+    read_parquet,
+    to_table,
+)
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown
+from talkedit.params import Section, bad_param
 from talkedit.video import FrameStore
 
-__all__ = ["FitOptions", "run_fit", "load_fit", "frame_parameters", "PersonModel", "Pose",
+__all__ = ["FitParams", "run_fit", "load_fit", "frame_parameters", "PersonModel", "Pose",
            "rebuild_landmarks", "mouth_opening", "head_angles_deg", "read_crops", "CropStore",
            "lower_face_mask", "Landmarker", "Face", "LANDMARKERS", "register", "make_landmarker"]
 
@@ -76,9 +83,11 @@ log = logging.getLogger(__name__)
 MIN_DETECTED = 10  # fewer detected frames than this cannot make a person model
 
 
-@dataclass
-class FitOptions:
+@dataclass(frozen=True)
+class FitParams(Section):
     """The ``fit:`` section of params.yaml (see the comments there)."""
+
+    SECTION = "fit"
 
     landmarker: str = "mediapipe"
     max_faces: int = 2
@@ -101,21 +110,16 @@ class FitOptions:
     albedo_frames: int = 300
     chunk_frames: int = 256
 
-    @classmethod
-    def from_params(cls, params: dict[str, Any] | None) -> FitOptions:
-        params = dict(params or {})
-        reject_unknown("fit", params, cls)
-        out = cls(**{k: v for k, v in params.items() if v is not None})
-        if out.crop_size < 32 or out.crop_size % 2:
-            raise TalkeditError(f"fit.crop_size {out.crop_size}", "must be an even number >= 32",
-                                "use 256")
-        if out.smoothing not in METHODS:
-            raise TalkeditError(f"fit.smoothing {out.smoothing!r}", "is not a smoothing method",
-                                f"use one of {', '.join(METHODS)}")
-        if not 0.0 <= out.max_missing_share <= 1.0:
-            raise TalkeditError(f"fit.max_missing_share {out.max_missing_share}",
-                                "must be a share between 0 and 1", "use 0.1")
-        return out
+    def check(self, where: str) -> None:
+        if self.crop_size < 32 or self.crop_size % 2:
+            raise bad_param(where, "crop_size", f"is {self.crop_size}: must be an even number "
+                            ">= 32", "use 256")
+        if self.smoothing not in METHODS:
+            raise bad_param(where, "smoothing", f"is {self.smoothing!r}, not a smoothing method",
+                            f"use one of {', '.join(METHODS)}")
+        if not 0.0 <= self.max_missing_share <= 1.0:
+            raise bad_param(where, "max_missing_share", "must be a share between 0 and 1",
+                            "use 0.1")
 
     def landmarker_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("landmarker", "max_faces", "device",
@@ -186,7 +190,7 @@ class Scan:
     tracker: MainFaceTracker
 
 
-def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitOptions, crops_path: Path,
+def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_path: Path,
               fps: Fraction, frame_size: tuple[int, int], scratch: Path) -> Scan:
     """The one pass over the frames: landmarks, colours and crops."""
     topo = landmarker.topology
@@ -236,7 +240,7 @@ def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitOptions, crops
 # --- after the pass ------------------------------------------------------------------------
 
 
-def check_coverage(scan: Scan, opts: FitOptions, fps: float, video: Path) -> np.ndarray:
+def check_coverage(scan: Scan, opts: FitParams, fps: float, video: Path) -> np.ndarray:
     """Short gaps to interpolate; fails when too much of the clip has no usable face."""
     missing = ~scan.detected
     fillable = short_gaps(missing, max(0, int(round(opts.max_gap_s * fps))))
@@ -260,7 +264,7 @@ def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
         yield a, min(n, a + size)
 
 
-def fit_parameters(scan: Scan, model: PersonModel, opts: FitOptions, fps: float
+def fit_parameters(scan: Scan, model: PersonModel, opts: FitParams, fps: float
                    ) -> tuple[Pose, np.ndarray]:
     """Pose and expression of every frame: fitted, gap-filled, smoothed."""
     n, n_pts = len(scan.detected), model.mean.shape[0]
@@ -283,7 +287,7 @@ def fit_parameters(scan: Scan, model: PersonModel, opts: FitOptions, fps: float
 
 
 def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
-                   opts: FitOptions) -> tuple[np.ndarray, np.ndarray]:
+                   opts: FitParams) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame SH illumination (n, 27) and per-vertex albedo (N, 3).
 
     Albedo is constant for the person, so it is solved on an even sample of at
@@ -367,22 +371,31 @@ def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, exp
     return residual
 
 
-def run_fit(clip: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+def run_fit(clip: str, root: Path, fit: FitParams) -> dict[str, Any]:
     """Fit the clip's faces; write face.parquet, face_model.safetensors and the crops."""
-    t0 = time.perf_counter()
-    opts = FitOptions.from_params(params)
     paths = ClipPaths.of(clip, root)
-    store = FrameStore.for_clip(clip, root)
-    meta = json.loads(paths.video_meta.read_text())
-    fps_q = Fraction(meta["fps_rational"])
-    fps = float(fps_q)
+    created = not paths.crops.exists()
     paths.crops.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fit(clip, root, fit, paths)
+    except BaseException:
+        if created and not any(paths.crops.iterdir()):  # leave no empty output folder behind
+            paths.crops.rmdir()
+        raise
+
+
+def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    store = FrameStore.for_clip(clip, root)
+    meta = VideoMeta.read(paths)
+    fps_q = Fraction(meta.fps_rational)
+    fps = float(fps_q)
     took: dict[str, float] = {}
     with make_landmarker(opts.landmarker_params()) as landmarker, \
             tempfile.TemporaryDirectory(dir=paths.interim, prefix=".fit-") as scratch, \
             atomic_path(paths.crops_video) as crops_tmp:
         scan = scan_clip(store, landmarker, opts, crops_tmp, fps_q,
-                         (meta["width"], meta["height"]), Path(scratch))
+                         (meta.width, meta.height), Path(scratch))
         try:
             fillable = check_coverage(scan, opts, fps, paths.video)
             topo = landmarker.topology
@@ -417,9 +430,9 @@ def run_fit(clip: str, params: dict[str, Any], root: Path | None = None) -> dict
                       "albedo": "sRGB/255, de-shaded by the per-frame SH illumination",
                       "talkedit_version": __version__}
         model.save(paths.face_model)
-        write_json(paths.crops / "crops.json", {
+        write_json(paths.crops_meta, {
             "video": paths.crops_video.name, "frames": n, "size": opts.crop_size,
-            "fps": meta["fps_rational"], "codec": "h264", "pix_fmt": "yuv444p",
+            "fps": meta.fps_rational, "codec": "h264", "pix_fmt": "yuv444p",
             "crf": opts.crop_crf, "gop": opts.crop_gop, "margin": opts.crop_margin,
             "mask": "face.parquet mask_polygon (crop px); stages.fit.read_crops rasterizes it"})
     elapsed = time.perf_counter() - t0

@@ -1,25 +1,22 @@
 """plan stage: from an edit spec to the per-frame plan of the edited video (Fried et al. 3-4).
 
-``run_plan(edit, params, root, align_params)``:
+``run_plan(edit, root, plan, align, audio)``:
 
-1. read data/edits/<edit>.yaml (``spec.py``) and diff the clip's spoken words with the
-   edited ones (``diff.py``);
+1. read data/edits/<edit>/edit.yaml (talkedit/edits.py) and diff the clip's spoken words
+   with the edited ones (``diff.py``);
 2. time each edited span's new phones with espeak-ng, rescaled to the speaker
-   (``timing.py``);
+   (``timing.py``), or by the user's recording, aligned here once (stages/recording.py);
 3. cover each span's phones with pieces of the clip (``search.py``, on the clip's
    visemes.parquet from the index stage);
 4. lay out the output timeline, retime background and pieces, blend the face
    parameters (``retime.py``);
-5. write plan.parquet, segments.parquet, new_phones.parquet and summary.md
-   (``report.py``), all computed before the first is written.
+5. write plan.parquet, segments.parquet, new_phones.parquet, summary.md and the aligned
+   recording (``report.py``), all computed before the first is written.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +26,26 @@ import pyarrow.parquet as pq
 
 from stages.align import AlignParams, SpokenWord, normalize_text
 from stages.align.pipeline import prepare_words
+from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.report import write_outputs
 from stages.plan.retime import FaceParams, FramePlan, SpanPlan, Timeline, build_timeline, frame_plan
 from stages.plan.search import Piece, Query, SearchWeights, search
-from stages.plan.spec import EditSpec, load_spec
-from stages.plan.timing import RateModel, time_words
-from talkedit.artifacts import SPEAKER_RATE, WORDS, ClipPaths, EditPaths, column_array, read_parquet
+from stages.plan.timing import RateModel, recorded_phones, time_words
+from stages.recording import Recording, RecordingTimer, load_recording, recorded_text
+from talkedit.artifacts import (
+    SPEAKER_RATE,
+    WORDS,
+    ClipPaths,
+    EditPaths,
+    VideoMeta,
+    column_array,
+    read_parquet,
+)
+from talkedit.edits import EditSpec, load_spec
 from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown
+from talkedit.params import Section, bad_param
 from talkedit.phonemes import SILENCE
 
 __all__ = ["PlanParams", "PlanResult", "run_plan", "plan_edit", "load_face_params", "EditSpec",
@@ -50,8 +57,10 @@ ON_NO_CHANGE = ("warn", "error")
 
 
 @dataclass(frozen=True)
-class PlanParams:
+class PlanParams(Section):
     """The ``plan:`` section of params.yaml (see the comments there)."""
+
+    SECTION = "plan"
 
     voice: str = "en-us"
     rate_wpm: int = 150
@@ -68,31 +77,22 @@ class PlanParams:
     on_large_edit: str = "error"
     on_no_change: str = "warn"
 
-    @classmethod
-    def from_dict(cls, params: Mapping[str, Any] | PlanParams | None) -> PlanParams:
-        if isinstance(params, PlanParams):
-            return params
-        params = dict(params or {})
-        reject_unknown("plan", params, cls)
-        params["search"] = SearchWeights.from_dict(params.get("search"))
-        out = cls(**{k: v for k, v in params.items() if v is not None})
-
-        def bad(name: str, why: str) -> TalkeditError:
-            return TalkeditError(f"params.yaml plan.{name}", why, "fix the value in params.yaml")
-
-        if out.on_large_edit not in ON_LARGE_EDIT:
-            raise bad("on_large_edit", f"is {out.on_large_edit!r}, not one of {ON_LARGE_EDIT}")
-        if out.on_no_change not in ON_NO_CHANGE:
-            raise bad("on_no_change", f"is {out.on_no_change!r}, not one of {ON_NO_CHANGE}")
-        if not 0 < out.max_changed_share <= 1:
-            raise bad("max_changed_share", "must be a share in (0, 1]")
-        if out.blend_ms < 0 or out.blend_max_ms < out.blend_ms:
-            raise bad("blend_max_ms", "must be at least blend_ms, and blend_ms >= 0")
-        if not out.max_edge_speed >= 1:
-            raise bad("max_edge_speed", "must be >= 1 (1 = edge phones at the clip's speed)")
-        if out.background_margin_s < 0 or out.rate_wpm <= 0:
-            raise bad("background_margin_s", "margin must be >= 0 and rate_wpm > 0")
-        return out
+    def check(self, where: str) -> None:
+        if self.on_large_edit not in ON_LARGE_EDIT:
+            raise bad_param(where, "on_large_edit", f"is {self.on_large_edit!r}, not one of "
+                            f"{ON_LARGE_EDIT}")
+        if self.on_no_change not in ON_NO_CHANGE:
+            raise bad_param(where, "on_no_change", f"is {self.on_no_change!r}, not one of "
+                            f"{ON_NO_CHANGE}")
+        if not 0 < self.max_changed_share <= 1:
+            raise bad_param(where, "max_changed_share", "must be a share in (0, 1]")
+        if self.blend_ms < 0 or self.blend_max_ms < self.blend_ms:
+            raise bad_param(where, "blend_max_ms", "must be at least blend_ms, and blend_ms >= 0")
+        if not self.max_edge_speed >= 1:
+            raise bad_param(where, "max_edge_speed",
+                            "must be >= 1 (1 = edge phones at the clip's speed)")
+        if self.background_margin_s < 0 or self.rate_wpm <= 0:
+            raise bad_param(where, "background_margin_s", "margin must be >= 0 and rate_wpm > 0")
 
 
 @dataclass
@@ -105,6 +105,7 @@ class PlanResult:
     fps: float
     index: VisemeIndex
     warnings: list[str]
+    recording: Recording | None = None  # the user's recording, aligned (source: recording)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -123,12 +124,6 @@ def load_face_params(paths: ClipPaths) -> FaceParams:
         table.column("scale").to_numpy().astype(np.float32), column_array(table, "expression"),
         column_array(table, "illumination"),
         table.column("detected").to_numpy() | table.column("interpolated").to_numpy())
-
-
-def _video_meta(paths: ClipPaths) -> dict[str, Any]:
-    if not paths.video_meta.is_file():
-        raise TalkeditError(paths.video_meta, "not found", f"run extract@{paths.clip} first")
-    return json.loads(paths.video_meta.read_text())
 
 
 def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
@@ -168,19 +163,14 @@ def _has_pause(index: VisemeIndex, time_s: float, min_pause_s: float, before: bo
 # --- the stage -------------------------------------------------------------------------------
 
 
-def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
-              root: Path | None = None,
-              align_params: Mapping[str, Any] | AlignParams | None = None,
-              audio_params: Mapping[str, Any] | None = None) -> PlanResult:
+def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
+              audio: AudioParams) -> PlanResult:
     """Everything ``run_plan`` writes, in memory.
 
     When the edit's audio is the user's recording (spec ``audio:`` key or
     ``audio.source``), the new words are timed by the recording, not espeak-ng.
     """
-    audio_params = dict(audio_params or {})
-    opts = PlanParams.from_dict(params)
-    align_opts = AlignParams.from_dict(align_params)
-    spec = load_spec(edit, root)
+    spec = load_spec(edit, root, audio.source)
     paths = ClipPaths.of(spec.clip, root)
     warnings: list[str] = []
 
@@ -223,8 +213,8 @@ def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
         log.warning("%s: %s", spec.path, msg)
         warnings.append(f"{spec.path}: {msg}")
 
-    meta = _video_meta(paths)
-    fps, n_frames = float(meta["fps"]), int(meta["n_frames"])
+    meta = VideoMeta.read(paths)
+    fps, n_frames = meta.fps, meta.n_frames
     face = load_face_params(paths)
     if len(face) != n_frames:
         raise TalkeditError(paths.face, f"has {len(face)} frames, the clip {n_frames}",
@@ -232,18 +222,19 @@ def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
     index = VisemeIndex.load(spec.clip, root)
     blocked, allowed = _blocked(index, face, spec.exclude_s, fps)
 
-    from stages.audio.recording import RecordingTimer  # deferred: stages.audio imports plan.spec
-
-    recorded = RecordingTimer.for_edit(
-        edit, root, edited, [(s.new_first, s.new_end) for s in spans if s.n_new],
-        default_source=audio_params.get("source", "speaker"), align_params=align_opts,
-        max_clipped_share=audio_params.get("max_clipped_share", 0.001))
+    new_spans = [(s.new_first, s.new_end) for s in spans if s.n_new]
+    said = recorded_text(spec.audio, edited, new_spans)
+    recorded = None
+    if said.split() and spec.audio.recording is not None:  # deletions only: nothing recorded
+        recording = load_recording(spec.audio.recording, said, align_opts,
+                                   audio.max_clipped_share)
+        recorded = RecordingTimer(recording, edited, new_spans)
     span_plans = []
     rates: RateModel | None = None
     for span in spans:
         phones, pieces = [], []
         if span.n_new and recorded is not None:
-            phones = recorded.query_phones(edited, span.new_first, span.new_end)
+            phones = recorded_phones(recorded, edited, span.new_first, span.new_end)
         elif span.n_new:
             if rates is None:
                 speaker = read_parquet(paths.speaker_rate, SPEAKER_RATE,
@@ -275,7 +266,8 @@ def plan_edit(edit: str, params: Mapping[str, Any] | PlanParams | None = None,
                               allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed)
     frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
                         face.natural_change(0.99))
-    return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings)
+    return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
+                      recorded.recording if recorded else None)
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:
@@ -284,13 +276,11 @@ def _written(text: str, words: list[SpokenWord]) -> str:
     return " ".join(tokens[i] for i in seen)
 
 
-def run_plan(edit: str, params: Mapping[str, Any] | None = None, root: Path | None = None,
-             align_params: Mapping[str, Any] | None = None,
-             audio_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Plan one edit; write data/plans/<edit>/{plan,segments,new_phones}.parquet + summary.md."""
-    t0 = time.perf_counter()
-    result = plan_edit(edit, params, root, align_params, audio_params)
+def run_plan(edit: str, root: Path, plan: PlanParams, align: AlignParams, audio: AudioParams
+             ) -> dict[str, Any]:
+    """Plan one edit; write data/plans/<edit>/{plan,segments,new_phones}.parquet, summary.md
+    and recording/ (the user's recording aligned; empty for other audio sources)."""
+    result = plan_edit(edit, root, plan, align, audio)
     summary = write_outputs(result, EditPaths.of(edit, root))
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
     log.info("plan %s: %s", edit, summary)
     return summary

@@ -7,6 +7,7 @@ phone whose footage says it.
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -158,7 +159,7 @@ def summary_markdown(result: PlanResult, rows: list[dict[str, Any]]) -> str:
 
 
 def write_outputs(result: PlanResult, paths: EditPaths) -> dict[str, Any]:
-    """Write the four artifacts (each atomically, all built before the first is written)."""
+    """Write the artifacts (each atomically, all built before the first is written)."""
     rows = new_phone_rows(result)
     plan, segments, new = plan_columns(result), segment_columns(result), _columns(rows)
     markdown = summary_markdown(result, rows)
@@ -166,4 +167,10 @@ def write_outputs(result: PlanResult, paths: EditPaths) -> dict[str, Any]:
     write_parquet(segments, SEGMENTS, paths.segments)
     write_parquet(new, NEW_PHONES, paths.new_phones)
     write_text(paths.summary, markdown)
+    # recording/ is a DVC output whatever the audio source: empty unless it is a recording.
+    if paths.recording_dir.exists():
+        shutil.rmtree(paths.recording_dir)
+    paths.recording_dir.mkdir(parents=True)
+    if result.recording is not None:
+        result.recording.write(paths)
     return summary_dict(result)

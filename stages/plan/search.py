@@ -20,14 +20,13 @@ caller blocks (excluded time, no face, unusable alignment) are never used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from stages.index import VisemeIndex
 from stages.visemes import SIL_ID, viseme_distance, viseme_ids
 from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown
+from talkedit.params import Section, bad_param
 from talkedit.phonemes import ARPABET, SILENCE
 
 PHONE_CODES = {p: k for k, p in enumerate(sorted(ARPABET) + [SILENCE])}
@@ -35,8 +34,10 @@ MIN_DURATION_S = 0.01
 
 
 @dataclass(frozen=True)
-class SearchWeights:
+class SearchWeights(Section):
     """Cost weights and limits (params.yaml plan.search)."""
+
+    SECTION = "plan.search"
 
     viseme: float = 2.0
     phone: float = 0.5
@@ -46,18 +47,13 @@ class SearchWeights:
     max_piece_phones: int = 40
     approx_max_phones: int = 1
 
-    @classmethod
-    def from_dict(cls, params: dict[str, Any] | None) -> SearchWeights:
-        params = dict(params or {})
-        reject_unknown("plan.search", params, cls)
-        out = cls(**{k: v for k, v in params.items() if v is not None})
-        if min(out.viseme, out.phone, out.context, out.duration, out.piece) < 0:
-            raise TalkeditError("params.yaml plan.search", "weights must be >= 0",
-                                "set negative weights to 0")
-        if out.max_piece_phones < 1 or out.approx_max_phones < 1:
-            raise TalkeditError("params.yaml plan.search", "max_piece_phones and "
-                                "approx_max_phones must be >= 1", "use 40 and 3")
-        return out
+    def check(self, where: str) -> None:
+        for name in ("viseme", "phone", "context", "duration", "piece"):
+            if getattr(self, name) < 0:
+                raise bad_param(where, name, "must be >= 0", "set negative weights to 0")
+        for name in ("max_piece_phones", "approx_max_phones"):
+            if getattr(self, name) < 1:
+                raise bad_param(where, name, "must be >= 1", "use 40 and 1")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stages.align.normalize import CLAUSE_BREAK, NO_BREAK, SENTENCE_BREAK, SpokenWord
+from stages.align.normalize import NO_BREAK, SENTENCE_BREAK, SpokenWord, speakable
+from stages.recording import RecordingTimer
 from talkedit.espeak import Synthesis, synthesize
 from talkedit.phonemes import SILENCE
 
@@ -38,15 +39,6 @@ class QueryPhone:
     tts_duration_s: float  # as espeak-ng said it
     word_position: int  # edited spoken-word index; -1 for a pause
     word: str  # "" for a pause
-
-
-def speakable(words: Sequence[SpokenWord]) -> str:
-    """Spoken words as text for espeak, one token per word, with the breaks as punctuation."""
-    out = []
-    for w in words:
-        token = w.text.rstrip(".") or w.text  # "u." (the letter) -> "u"
-        out.append(token + {SENTENCE_BREAK: ".", CLAUSE_BREAK: ","}.get(w.break_after, ""))
-    return " ".join(out)
 
 
 def _median_durations(synth: Synthesis) -> pd.DataFrame:
@@ -173,3 +165,28 @@ def _pause_between(synth: Synthesis, left: int, right: int) -> float:
 def _final_pause(synth: Synthesis) -> float:
     tail = synth.phones[-1] if synth.phones else None
     return tail.end_s - tail.start_s if tail is not None and tail.phone == SILENCE else 0.0
+
+
+def recorded_phones(timer: RecordingTimer, edited: Sequence[SpokenWord], first: int, end: int
+                    ) -> list[QueryPhone]:
+    """The new words [first, end) as timed query phones, with the user's recording's
+    durations and the pauses it makes between them (instead of the synthesizer's)."""
+    phones = timer.recording.phones.sort_values("start_s").reset_index(drop=True)
+    rec_words = list(timer.word_map(first, end).values())
+    inside = phones[(phones["word_index"] >= rec_words[0]) | (phones["word_index"] < 0)]
+    out: list[QueryPhone] = []
+    started = False
+    for row in inside.itertuples():
+        w = int(row.word_index)
+        if w > rec_words[-1]:
+            break
+        d = float(row.end_s - row.start_s)
+        if w >= 0:
+            started = True
+            pos = first + (w - rec_words[0])
+            out.append(QueryPhone(str(row.phone), int(row.stress), d, d, pos, edited[pos].text))
+        elif started and row.phone == SILENCE:  # a pause between two of the new words
+            out.append(QueryPhone(SILENCE, -1, d, d, -1, ""))
+    while out and out[-1].phone == SILENCE:
+        out.pop()
+    return out

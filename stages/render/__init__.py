@@ -7,9 +7,6 @@ import os
 # busy cores). It only takes effect if torch is not imported yet; set it in the
 # environment to be sure.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from stages.render.render import run_render  # noqa: E402
-from stages.render.store import RenderStore  # noqa: E402
-from stages.render.train import run_train  # noqa: E402
-
-__all__ = ["run_train", "run_render", "RenderStore"]
+# The stages' entry points: stages.render.train.run_train, stages.render.render.run_render;
+# stages.render.store.RenderStore reads a render. Nothing is imported here, so a stage
+# that needs one of them does not load the others.

@@ -1,6 +1,6 @@
 """Checkpoints and the trained generator as safetensors (no pickle), with metadata.
 
-Every file records the clip, the config hash (``TrainConfig.config_hash``),
+Every file records the clip, the config hash (``TrainParams.config_hash``),
 the full resolved config, the generator's box, the step and the SHA-256 of the
 person model it was trained against; loading checks them and refuses a file
 made for another clip, config or fit, saying which and how to fix it.
@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from stages.render.conditioning import Box, conditioning_channels
-from stages.render.config import TrainConfig
+from stages.render.config import TrainParams
 from stages.render.networks import Generator
 from talkedit import __version__
 from talkedit.atomic import atomic_path
@@ -36,7 +36,7 @@ class Stamp:
     """What a model file was made from."""
 
     clip: str
-    config: TrainConfig
+    config: TrainParams
     box: Box
     step: int
     face_model_sha: str
@@ -61,7 +61,7 @@ class Stamp:
             raise TalkeditError(path, f"is not a talkedit renderer file (format "
                                 f"{meta.get('format')!r}, expected {FORMAT!r})",
                                 "re-run the train stage with this version of talkedit")
-        stamp = cls(meta["clip"], TrainConfig.from_json(meta["config"]),
+        stamp = cls(meta["clip"], TrainParams.from_json(meta["config"]),
                     Box.from_json(meta["box"]), int(meta["step"]), meta["face_model_sha256"])
         return stamp, meta
 
@@ -83,7 +83,7 @@ class Stamp:
                                 f"re-run train@{clip} (dvc repro)")
 
 
-def build_generator(config: TrainConfig) -> Generator:
+def build_generator(config: TrainParams) -> Generator:
     return Generator(conditioning_channels(config.reference), config.window, config.gen_channels,
                      config.gen_depth, config.gen_max_channels, config.gen_res_blocks,
                      residual=config.reference)

@@ -13,14 +13,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from talkedit.errors import TalkeditError
-from talkedit.params import reject_unknown
+from talkedit.params import Section, bad_param
 
 PROFILES = ("cpu", "gpu")
 
@@ -31,12 +30,17 @@ def _run(default: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Every setting of the train stage (see params.yaml for what each does)."""
+class TrainParams(Section):
+    """Every setting of the train stage (see params.yaml for what each does).
+
+    The defaults are params.yaml's, with the ``cpu`` profile applied (a test keeps them equal).
+    """
+
+    SECTION = "train"
 
     profile: str = _run("cpu")
     seed: int = 0
-    holdout_share: float = 0.1
+    holdout_share: float = 0.35
     holdout_frames: int | None = None
     min_train_frames: int = _run(200)
     resume: bool = _run(True)
@@ -48,25 +52,24 @@ class TrainConfig:
     eval_warmup: int = _run(4)
     # sizes (per profile)
     size: int = 128
-    steps: int = _run(3000)
+    steps: int = _run(1200)
     batch: int = 4
     seq_len: int = 4
     window: int = 2
-    gen_channels: int = 32
-    gen_max_channels: int = 256
+    gen_channels: int = 16
+    gen_max_channels: int = 128
     gen_depth: int = 4
     gen_res_blocks: int = 2
-    disc_channels: int = 32
+    disc_channels: int = 16
     disc_layers: int = 3
     temporal_frames: int = 3
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
-    ema: float = 0.999
+    ema: float = 0.99
     amp: bool = False
     # losses
     l1: float = 1.0
-    mask_weight: float = 5.0
     adversarial: float = 0.01
     temporal_adversarial: float = 0.01
     feature_matching: float = 0.1
@@ -74,7 +77,7 @@ class TrainConfig:
     mask_dilate: float = 0.03
     mask_feather: float = 0.015
     mask_union_prob: float = 0.5
-    box_margin: float = 0.06
+    box_margin: float = 0.03
     # appearance exemplar
     reference: bool = True
     reference_pool: int = 1000
@@ -82,30 +85,32 @@ class TrainConfig:
     cold_start_prob: float = 0.25
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> TrainConfig:
-        params = dict(params or {})
-        profile = params.pop("profile", "cpu")
+    def prepare(cls, raw: dict[str, Any], where: str) -> dict[str, Any]:
+        """Apply the chosen profile's block (``cpu:`` / ``gpu:``) over the shared keys."""
+        profile = raw.pop("profile", "cpu")
         if profile not in PROFILES:
-            raise TalkeditError(f"params.yaml train.profile {profile!r}",
-                                f"is not one of {PROFILES}", "use cpu or gpu")
-        blocks = {p: params.pop(p, None) or {} for p in PROFILES}
-        for where, values in (("train", params), (f"train.{profile}", blocks[profile])):
-            reject_unknown(where, values, cls)
-        merged = {**params, **blocks[profile], "profile": profile}
-        cfg = cls(**{k: v for k, v in merged.items() if v is not None})
-        cfg.check()
-        return cfg
+            raise bad_param(where, "profile", f"is {profile!r}, not one of {PROFILES}",
+                            "use cpu or gpu")
+        blocks = {p: raw.pop(p, None) or {} for p in PROFILES}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(blocks[profile]) - names)
+        if unknown:
+            raise bad_param(f"{where}.{profile}", unknown[0],
+                            f"is not one of the {where}.{profile} parameters",
+                            f"use one of: {', '.join(sorted(names))}")
+        return {**raw, **{k: v for k, v in blocks[profile].items() if v is not None},
+                "profile": profile}
 
-    def check(self) -> None:
+    def check(self, where: str = "train") -> None:
         def bad(name: str, why: str, fix: str) -> TalkeditError:
-            return TalkeditError(f"params.yaml train.{name} = {getattr(self, name)!r}", why, fix)
+            return bad_param(where, name, f"= {getattr(self, name)!r} {why}", fix)
 
         stride = 2 ** self.gen_depth
         if self.size < 32 or self.size % stride:
             raise bad("size", f"must be >= 32 and a multiple of 2**gen_depth = {stride}",
                       "use 128 or 256")
         if not 0 < self.holdout_share < 0.5:
-            raise bad("holdout_share", "must be in (0, 0.5)", "use 0.1")
+            raise bad("holdout_share", "must be in (0, 0.5)", "use 0.35")
         if self.holdout_frames is not None and self.holdout_frames < 2:
             raise bad("holdout_frames", "must hold at least 2 frames (or be null)", "use null")
         if self.temporal_frames > self.seq_len or self.temporal_frames < 2:
@@ -138,14 +143,16 @@ class TrainConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
+    def from_json(cls, text: str) -> TrainParams:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in json.loads(text).items() if k in known})
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class RenderParams(Section):
     """The ``render:`` section of params.yaml."""
+
+    SECTION = "render"
 
     device: str = "auto"
     batch: int = 8
@@ -154,15 +161,10 @@ class RenderOptions:
     chunk_frames: int = 256
     threads: int = 2
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> RenderOptions:
-        params = dict(params or {})
-        reject_unknown("render", params, cls)
-        out = cls(**{k: v for k, v in params.items() if v is not None})
-        if out.batch < 1 or out.chunk_frames < 1 or out.warmup_frames < 0:
-            raise TalkeditError("params.yaml render", "batch and chunk_frames must be >= 1 and "
-                                "warmup_frames >= 0", "use batch 8, chunk_frames 256, warmup 4")
-        return out
+    def check(self, where: str) -> None:
+        if self.batch < 1 or self.chunk_frames < 1 or self.warmup_frames < 0:
+            raise bad_param(where, "batch", "batch and chunk_frames must be >= 1 and "
+                            "warmup_frames >= 0", "use batch 8, chunk_frames 256, warmup 4")
 
 
 def pick_device(name: str) -> torch.device:

@@ -21,10 +21,9 @@ from typing import Any
 import numpy as np
 
 from stages.fit import Pose, load_fit
-from stages.plan.spec import load_spec
 from stages.render.checkpoint import load_generator
 from stages.render.conditioning import FaceRenderer
-from stages.render.config import RenderOptions, TrainConfig, pick_device, set_threads
+from stages.render.config import RenderParams, pick_device, set_threads
 from stages.render.data import (
     BackgroundCrops,
     ReferencePool,
@@ -36,6 +35,7 @@ from stages.render.infer import ConditioningSource, Frames, make_jobs, run_jobs
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
 from talkedit.atomic import write_json
+from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 
 log = logging.getLogger(__name__)
@@ -77,22 +77,22 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
     }
 
 
-def run_render(edit: str, params: dict[str, Any], root: Path | None = None,
-               train_params: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_render(edit: str, root: Path, render: RenderParams,
+               expected_config: str | None = None) -> dict[str, Any]:
     """Render an edit's plan; write data/renders/<edit>/ (chunks, index, render.json).
 
-    ``train_params`` (the ``train:`` section), when given, must be the config the
-    generator was trained with: a generator from another config is refused.
+    ``expected_config``, when given, is the train config hash the generator must have
+    been trained with: a generator from another config is refused.
     """
     t0 = time.perf_counter()
-    opts = RenderOptions.from_params(params)
+    opts = render
     set_threads(opts.threads)
     device = pick_device(opts.device)
     edit_paths, out_paths = EditPaths.of(edit, root), RenderPaths.of(edit, root)
     clip = load_spec(edit, root).clip
     plan = read_parquet(edit_paths.plan, PLAN, arrow=True, stage_hint=f"plan@{edit}")
     model, model_sha = load_model(clip, root)
-    expected = TrainConfig.from_params(train_params).config_hash if train_params else None
+    expected = expected_config
     model_paths = ModelPaths.of(clip, root)
     generator_path = model_paths.generator
     generator, stamp = load_generator(generator_path, clip, expected, model_sha, device)

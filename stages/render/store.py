@@ -37,6 +37,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from talkedit.artifacts import RENDER_INDEX, RenderPaths, read_parquet, write_parquet
+from talkedit.atomic import UMASK
 
 
 @contextlib.contextmanager
@@ -44,6 +45,7 @@ def staged_dir(target: Path) -> Iterator[Path]:
     """A fresh folder beside ``target`` that replaces it on success (deleted on failure)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp makes 0700 folders; outputs get the usual mode
     try:
         yield tmp
         old = None

@@ -43,7 +43,7 @@ from stages.render.checkpoint import (
     save_generator,
 )
 from stages.render.conditioning import Box, Conditioning, FaceRenderer, conditioning_channels
-from stages.render.config import TrainConfig, pick_device, set_threads
+from stages.render.config import TrainParams, pick_device, set_threads
 from stages.render.data import ClipData, ReferencePool, load_clip
 from stages.render.evaluate import evaluate_holdout
 from stages.render.infer import ConditioningSource, Frames, StreamState, rollout
@@ -62,7 +62,7 @@ class Split:
     starts: np.ndarray  # frames that start a training sequence
 
 
-def split_frames(data: ClipData, cfg: TrainConfig) -> Split:
+def split_frames(data: ClipData, cfg: TrainParams) -> Split:
     """Training frames, the held-out span, and sequence starts; fails on too short a clip."""
     n = len(data)
     first = cfg.holdout_start(n)
@@ -105,7 +105,7 @@ def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torc
 class Trainer:
     """Networks, optimizers and the data sampler for one clip."""
 
-    def __init__(self, cfg: TrainConfig, model: PersonModel, data: ClipData, split: Split,
+    def __init__(self, cfg: TrainParams, model: PersonModel, data: ClipData, split: Split,
                  box: Box, device: torch.device) -> None:
         self.cfg, self.data, self.split, self.box, self.device = cfg, data, split, box, device
         torch.manual_seed(cfg.seed)
@@ -289,10 +289,14 @@ def _stale_fit(checkpoint: Path, stamp: Stamp) -> bool:
             and found.face_model_sha != stamp.face_model_sha)
 
 
-def run_train(clip: str, params: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """Train (or resume) the clip's renderer; write the generator, losses, metrics, preview."""
+def run_train(clip: str, root: Path, train: TrainParams) -> dict[str, Any]:
+    """Train (or resume) the clip's renderer; write the generator, losses, metrics, preview.
+
+    A run stopped by ``train.max_minutes`` fails after checkpointing, so DVC never records
+    a half-trained model as done and the next ``dvc repro`` continues it.
+    """
     t_start = time.perf_counter()
-    cfg = TrainConfig.from_params(params)
+    cfg = train
     set_threads(cfg.threads)
     device = pick_device(cfg.device)
     paths = ModelPaths.of(clip, root)
@@ -358,8 +362,11 @@ def run_train(clip: str, params: dict[str, Any], root: Path | None = None) -> di
         cpu_seconds = time.process_time() - cpu_train
         save(step)
         if stopped_early:
-            log.warning("train %s: stopped at step %d of %d: train.max_minutes=%s reached",
-                        clip, step, cfg.steps, cfg.max_minutes)
+            raise TalkeditError(
+                f"params.yaml train.max_minutes ({cfg.max_minutes})",
+                f"stopped training {clip} at step {step} of {cfg.steps}, checkpointed in "
+                f"{checkpoint}", "run `dvc repro` again to continue from there, or raise "
+                "train.max_minutes (null: no limit)")
         generator = trainer.final_generator()
         save_generator(paths.generator, stamp, generator)
         # Always written (empty without exemplars), so the file list never depends on config.
@@ -371,14 +378,13 @@ def run_train(clip: str, params: dict[str, Any], root: Path | None = None) -> di
     metrics.update({
         "steps": step, "train_frames": int(len(split.train)),
         "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
-        "stopped_early": stopped_early,
         "steps_per_s": round(steps_run / train_seconds, 3) if steps_run else None,
     })
     write_json(paths.metrics, metrics)
     write_png(paths.preview, preview)
     summary = {"clip": clip, "profile": cfg.profile, "config_hash": cfg.config_hash,
                "device": str(device), "steps": step, "resumed_from": resumed_from,
-               "stopped_early": stopped_early, "box": [box.top, box.left, box.height, box.width],
+               "box": [box.top, box.left, box.height, box.width],
                "psnr_db": metrics["psnr_db"], "psnr_gain_db": metrics["psnr_gain_db"],
                "temporal_ratio": metrics["temporal_change"]["ratio"],
                "seconds": round(time.perf_counter() - t_start, 1)}

@@ -1,4 +1,8 @@
-"""Edit specs: data/edits/<edit>.yaml names a clip and says how its transcript changes.
+"""Edit specs, the contract of every per-edit stage (plan, audio, render, composite, evaluate).
+
+An edit is a folder, ``data/edits/<edit>/``: ``edit.yaml`` names a clip and says how its
+transcript changes; anything else the edit uses (a recording of the new words) lies
+beside it, so DVC, which tracks the folder, reruns the edit when any of it changes.
 
 Either the whole edited transcript::
 
@@ -23,6 +27,16 @@ transcript's whitespace-separated words, whatever the other operations do. Optio
 ``resynthesize: [target, ...]`` (targets as above, on the clip's transcript): words said
 anew although the text keeps them. Self-reenactment (stages/evaluate) re-creates a real
 sentence this way, with ``exclude_s`` over its own footage; a diff alone cannot see it.
+
+``audio:`` chooses where the new words' sound comes from (default: params.yaml
+``audio.source``)::
+
+    audio: synthetic                # speaker | synthetic | recording
+
+    audio:                          # or, with a recording of the new words:
+      source: recording
+      recording: take1.wav          # in the edit's folder; default recording.wav
+      text: We have a weekly video lab.   # what the recording says; default: the new words
 """
 
 from __future__ import annotations
@@ -37,10 +51,21 @@ import yaml
 from talkedit.artifacts import ClipPaths, EditPaths
 from talkedit.errors import TalkeditError
 
-# "audio" chooses the edit's sound (stages.audio.config.AUDIO_SPEC_KEY reads it).
+SPEAKER, SYNTHETIC, RECORDING = "speaker", "synthetic", "recording"
+AUDIO_SOURCES = (SPEAKER, SYNTHETIC, RECORDING)
+DEFAULT_RECORDING = "recording.wav"
 SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "resynthesize", "description", "audio"}
 _EDGE_PUNCT = "\"'([{«<*_)]}»>.,;:!?…—–“”‘’"
 _TRAILING = ".,;:!?…\"')]}»”’"
+
+
+@dataclass(frozen=True)
+class AudioChoice:
+    """Where an edit's new words' sound comes from (its ``audio:`` key or the params default)."""
+
+    source: str
+    recording: Path | None = None  # the user's WAV (source: recording), in the edit's folder
+    text: str | None = None  # what the recording says; None = the edit's new words
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,7 @@ class EditSpec:
     exclude_s: tuple[tuple[float, float], ...] = ()
     operations: tuple[str, ...] = field(default=())  # one line per operation, for the summary
     resynthesize: tuple[tuple[int, int], ...] = ()  # original written words (first, last) said anew
+    audio: AudioChoice = AudioChoice(SPEAKER)
 
 
 def _norm(token: str) -> str:
@@ -63,14 +89,17 @@ def _fail(path: Path, problem: str, fix: str) -> TalkeditError:
     return TalkeditError(path, problem, fix)
 
 
-def load_spec(edit: str, root: Path | None = None) -> EditSpec:
-    """Read and check an edit spec; return the clip's transcript and the edited one."""
+def load_spec(edit: str, root: Path | None = None, default_audio: str = SPEAKER) -> EditSpec:
+    """Read and check an edit spec; return the clip's transcript and the edited one.
+
+    ``default_audio`` is params.yaml's ``audio.source``, used when the spec has no ``audio:``.
+    """
     paths = EditPaths.of(edit, root)
     path = paths.spec
     if not path.is_file():
         raise _fail(path, "edit spec not found",
-                    f"write {path.name} under data/edits/ (see data/edits/demo.yaml) or remove "
-                    f"'{edit}' from the edits list in params.yaml")
+                    f"write it (see data/edits/demo/edit.yaml) or remove '{edit}' from the "
+                    "edits list in params.yaml")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -112,7 +141,49 @@ def load_spec(edit: str, root: Path | None = None) -> EditSpec:
     forced = tuple(_resolve(t, original.split(), f"resynthesize {k + 1}", path)
                    for k, t in enumerate(targets))
     return EditSpec(edit, path, clip, original, edited, _exclusions(data.get("exclude_s"), path),
-                    ops, forced)
+                    ops, forced, audio_choice(data.get("audio"), path, default_audio))
+
+
+def audio_choice(value: Any, spec_path: Path, default_source: str = SPEAKER) -> AudioChoice:
+    """Parse an edit spec's ``audio:`` value (None when the spec has none)."""
+    fix = ("write 'audio: speaker', 'audio: synthetic' or 'audio: {source: recording, "
+           "recording: take.wav}'")
+    if default_source not in AUDIO_SOURCES:
+        raise TalkeditError(f"params.yaml audio.source {default_source!r}",
+                            f"is not one of {AUDIO_SOURCES}", "fix the value in params.yaml")
+    if value is None:
+        value = {}
+    if isinstance(value, str):
+        value = {"source": value}
+    if not isinstance(value, dict):
+        raise _fail(spec_path, "audio: must be a source name or a mapping", fix)
+    unknown = sorted(set(map(str, value)) - {"source", "recording", "text"})
+    if unknown:
+        raise _fail(spec_path, f"audio: has unknown keys {unknown}",
+                    "use only source, recording and text")
+    source = value.get("source", default_source if "recording" not in value else RECORDING)
+    if source not in AUDIO_SOURCES:
+        raise _fail(spec_path, f"audio: source {source!r} is not one of {AUDIO_SOURCES}", fix)
+    text = value.get("text")
+    if text is not None and (not isinstance(text, str) or not text.split()):
+        raise _fail(spec_path, "audio: text must be the words the recording says",
+                    "write them as one string, or leave text out")
+    recording = None
+    if source == RECORDING:
+        name = value.get("recording", DEFAULT_RECORDING)
+        if not isinstance(name, str) or not name:
+            raise _fail(spec_path, "audio: recording must be a WAV file name", fix)
+        folder = spec_path.parent.resolve()
+        recording = (folder / name).resolve()
+        if folder not in recording.parents:
+            raise _fail(spec_path, f"audio: recording {name!r} lies outside the edit's folder "
+                        f"{spec_path.parent}", "copy the WAV into that folder (DVC tracks it "
+                        "there) and give its file name")
+        if not recording.is_file():
+            raise TalkeditError(recording, "the edit's recording was not found",
+                                f"record the new words into it, or point audio: recording in "
+                                f"{spec_path.name} at your WAV file")
+    return AudioChoice(source, recording, text)
 
 
 def _exclusions(value: Any, path: Path) -> tuple[tuple[float, float], ...]:

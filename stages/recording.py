@@ -1,39 +1,36 @@
-"""A user's recording of the new words: read, checked, aligned, and its timings for the plan.
+"""A user's recording of the new words: read, checked, aligned once, shared by plan and audio.
 
 ``load_recording`` reads any PCM/float WAV (other rates and stereo are converted to
 16 kHz mono, and the conversion is logged), rejects silent and clipped takes, and
 aligns it with the align stage's own code (``align_audio``), so a recording that does
-not say the words fails with the aligner's reason.
+not say the words fails with the aligner's reason. The plan stage does this once and
+writes the result (``Recording.write``: data/plans/<edit>/recording/); the audio stage
+reads it back (``Recording.read``) instead of aligning it again.
 
-``RecordingTimer`` is what the plan stage calls instead of the synthesizer when an
-edit's audio source is a recording: the new words' phones with the durations the
-recording gives them, so the face is timed to the voice the viewer will hear.
+``RecordingTimer`` maps the edit's new words onto the recording's words: the plan
+times the face by it, the audio stage cuts the new words' sound by it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from stages.align import AlignParams, align_audio
 from stages.align.audio import RATE, frame_energy_db, open_wav
 from stages.align.chunks import speech_level
 from stages.align.normalize import SpokenWord
 from stages.align.pipeline import DBFS_REF
-from stages.audio.config import AUDIO_SPEC_KEY, RECORDING, SPEAKER, AudioSpec, audio_spec
-from talkedit.artifacts import EditPaths
+from talkedit.artifacts import PHONES, WORDS, EditPaths, read_parquet, write_parquet
+from talkedit.atomic import atomic_path, write_json
+from talkedit.edits import RECORDING, AudioChoice
 from talkedit.errors import TalkeditError
-from talkedit.phonemes import SILENCE
-
-if TYPE_CHECKING:  # the plan stage imports this module: no import of the plan at load time
-    from stages.plan.timing import QueryPhone
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +52,35 @@ class Recording:
     @property
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
+
+    def write(self, paths: EditPaths) -> None:
+        """The aligned recording as artifacts (16 kHz WAV, words, phones) for the audio stage."""
+        import wave
+
+        with atomic_path(paths.recording_audio) as tmp, wave.open(str(tmp), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            pcm = np.round(np.clip(self.samples, -1, 1) * 32767).astype("<i2")
+            wav.writeframes(pcm.tobytes())
+        write_parquet(self.words, WORDS, paths.recording_words)
+        write_parquet(self.phones, PHONES, paths.recording_phones)
+        write_json(paths.recording_meta, {"file": self.path.name, "text": self.text,
+                                          "notes": list(self.notes)})
+
+    @classmethod
+    def read(cls, paths: EditPaths, text: str) -> Recording:
+        """The recording the plan stage aligned (``write``)."""
+        hint = f"plan@{paths.edit}"
+        if not paths.recording_audio.is_file():
+            raise TalkeditError(paths.recording_audio, "not found", f"run {hint} first (dvc repro)")
+        with open_wav(paths.recording_audio) as (audio, _):
+            samples = audio.read(0, audio.n_samples).astype(np.float64) / 32768.0
+        meta = json.loads(paths.recording_meta.read_text())
+        return cls(paths.recording_audio, samples, text,
+                   read_parquet(paths.recording_words, WORDS, stage_hint=hint),
+                   read_parquet(paths.recording_phones, PHONES, stage_hint=hint),
+                   list(meta["notes"]))
 
     def locate(self, words: Sequence[str], start: int = 0) -> int:
         """Where the spoken ``words`` begin among the recording's words, at or after ``start``."""
@@ -78,7 +104,7 @@ def clipped_share(samples: np.ndarray) -> float:
     return float(runs[runs >= CLIP_RUN].sum() / len(samples))
 
 
-def load_recording(path: Path, text: str, align_params: Mapping[str, Any] | AlignParams | None,
+def load_recording(path: Path, text: str, align_params: AlignParams,
                    max_clipped_share: float = 0.001) -> Recording:
     """Read, check and align a recording of ``text``."""
     path = Path(path)
@@ -89,7 +115,7 @@ def load_recording(path: Path, text: str, align_params: Mapping[str, Any] | Alig
     if len(samples) < MIN_RECORDING_S * RATE:
         raise TalkeditError(path, f"lasts {len(samples) / RATE:.2f} s, too short to hold words",
                             "record the new words again")
-    params = AlignParams.from_dict(align_params)
+    params = align_params
     level = speech_level(frame_energy_db(np.round(samples * 32767).astype(np.int16))) - DBFS_REF
     if level < params.silence_dbfs:
         raise TalkeditError(path, f"is silent (speech level {level:.0f} dBFS, below "
@@ -109,15 +135,6 @@ def load_recording(path: Path, text: str, align_params: Mapping[str, Any] | Alig
     return Recording(path, samples, text, words, phones, list(notes))
 
 
-def read_audio_spec(edit: str, root: Path | None = None,
-                    default_source: str = SPEAKER) -> AudioSpec:
-    """The edit spec's ``audio:`` choice (the params default where it has none)."""
-    path = EditPaths.of(edit, root).spec
-    if not path.is_file():
-        raise TalkeditError(path, "edit spec not found", "write it (see data/edits/demo.yaml)")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    value = data.get(AUDIO_SPEC_KEY) if isinstance(data, dict) else None
-    return audio_spec(value, path, default_source)
 
 
 class RecordingTimer:
@@ -139,50 +156,17 @@ class RecordingTimer:
             self.starts[(first, end)] = at
             at += end - first
 
-    @classmethod
-    def for_edit(cls, edit: str, root: Path | None, edited: Sequence[SpokenWord],
-                 spans: Sequence[tuple[int, int]], default_source: str = SPEAKER,
-                 align_params: Mapping[str, Any] | AlignParams | None = None,
-                 max_clipped_share: float = 0.001) -> RecordingTimer | None:
-        """The timer for an edit whose audio source is a recording; None for other sources."""
-        spec = read_audio_spec(edit, root, default_source)
-        if spec.source != RECORDING or spec.recording is None:
-            return None
-        text = spec.text or " ".join(w.text for first, end in spans for w in edited[first:end])
-        if not text.split():
-            return None  # deletions only: nothing to record
-        rec = load_recording(spec.recording, text, align_params, max_clipped_share)
-        return cls(rec, edited, spans)
+
 
     def word_map(self, first: int, end: int) -> dict[int, int]:
         """Edited word position -> the recording's word index, for words [first, end)."""
         start = self.starts[(first, end)]
         return {first + k: start + k for k in range(end - first)}
 
-    def query_phones(self, edited: Sequence[SpokenWord], first: int, end: int) -> list[QueryPhone]:
-        """The new words [first, end) as the plan's timed query phones, with the recording's
-        durations and the pauses it makes between them."""
-        from stages.plan.timing import QueryPhone  # deferred: the plan imports this module
 
-        phones = self.recording.phones.sort_values("start_s").reset_index(drop=True)
-        mapping = self.word_map(first, end)
-        rec_words = list(mapping.values())
-        inside = phones[(phones["word_index"] >= rec_words[0])
-                        | (phones["word_index"] < 0)]
-        out: list[QueryPhone] = []
-        started = False
-        for row in inside.itertuples():
-            w = int(row.word_index)
-            if w > rec_words[-1]:
-                break
-            d = float(row.end_s - row.start_s)
-            if w >= 0:
-                started = True
-                pos = first + (w - rec_words[0])
-                out.append(QueryPhone(str(row.phone), int(row.stress), d, d, pos,
-                                      edited[pos].text))
-            elif started and row.phone == SILENCE:  # a pause between two of the new words
-                out.append(QueryPhone(SILENCE, -1, d, d, -1, ""))
-        while out and out[-1].phone == SILENCE:
-            out.pop()
-        return out
+def recorded_text(choice: AudioChoice, edited: Sequence[SpokenWord],
+                  spans: Sequence[tuple[int, int]]) -> str:
+    """What the recording says: the spec's ``audio: text``, else the edit's new words."""
+    if choice.source != RECORDING:
+        return ""
+    return choice.text or " ".join(w.text for first, end in spans for w in edited[first:end])

@@ -1,0 +1,73 @@
+"""The pipeline's stages, defined once: the CLI, the flows and the DAG test all read this.
+
+Each stage names its entry function in ``stages/`` as ``"module:function"``. The
+function's signature is the stage's contract: ``(item, root, **sections)`` for per-clip
+and per-edit stages, ``(root, **sections)`` for project stages, where every section is
+a typed ``talkedit.params.Section`` named after its params.yaml section. So the params a
+stage reads are its entry's parameters, and dvc.yaml must declare exactly those
+(tests/test_dag.py). Entries load on first use, so ``talkedit --help`` and input checks
+stay fast (no torch, no mediapipe).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from talkedit.params import Section, section_types
+
+CLIP, EDIT, PROJECT = "clip", "edit", "project"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    kind: str  # clip | edit | project: what its argument names
+    help: str
+    entry: str  # "module:function" in stages/
+
+    @property
+    def module(self) -> str:
+        return self.entry.split(":")[0]
+
+    def entry_function(self) -> Callable[..., dict[str, Any]]:
+        module, function = self.entry.split(":")
+        return getattr(importlib.import_module(module), function)
+
+    def sections(self) -> dict[str, type[Section]]:
+        """The params sections the stage reads (its entry's typed parameters)."""
+        return section_types(self.entry_function())
+
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec("demo", PROJECT, "Make the synthetic demo clip with exact ground truth.",
+              "stages.demo:generate_demo"),
+    StageSpec("extract", CLIP, "Decode a clip into its constant-rate frame timeline and 16 kHz "
+              "audio. Reads data/raw/<clip>.mp4; writes data/interim/<clip>/frames.parquet, "
+              "video.json, audio.wav.", "stages.extract:extract_clip"),
+    StageSpec("align", CLIP, "Align the transcript to the audio. Reads data/raw/<clip>.txt and "
+              "the clip's audio.wav; writes words.parquet, phones.parquet, speaker_rate.parquet.",
+              "stages.align:run_align"),
+    StageSpec("fit", CLIP, "Fit the 3D face model per frame. Reads the clip's video; writes "
+              "face.parquet, face_model.safetensors, crops/.", "stages.fit:run_fit"),
+    StageSpec("index", CLIP, "Index the clip's visemes for the edit search. Reads phones and "
+              "words; writes visemes.parquet.", "stages.index:run_index"),
+    StageSpec("plan", EDIT, "Plan an edit frame by frame. Reads data/edits/<edit>/; writes "
+              "data/plans/<edit>/ (plan, segments, new_phones, summary.md, recording/).",
+              "stages.plan:run_plan"),
+    StageSpec("audio", EDIT, "Build the edit's soundtrack. Reads the plan and the clip's audio; "
+              "writes data/plans/<edit>/audio.wav, audio_units.parquet, audio.json.",
+              "stages.audio.stage:run_audio"),
+    StageSpec("train", CLIP, "Train the clip's neural face renderer. Reads the fit; writes "
+              "data/models/<clip>/.", "stages.render.train:run_train"),
+    StageSpec("render", EDIT, "Render the generated face crops of an edit's plan. Writes "
+              "data/renders/<edit>/.", "stages.render.render:run_render"),
+    StageSpec("composite", EDIT, "Composite, watermark and encode the edited video. Writes "
+              "data/outputs/<edit>.mp4 and its provenance.", "stages.composite.compose:run_composite"),
+    StageSpec("evaluate", CLIP, "Score held-out sentences re-created through the edit path "
+              "against baselines. Writes data/metrics/<clip>/.", "stages.evaluate:run_evaluate"),
+)
+
+BY_NAME = {spec.name: spec for spec in STAGES}

@@ -1,0 +1,210 @@
+"""The DAG tells the truth: dvc.yaml declares, for every stage, exactly what its code reads.
+
+For each stage of flows/registry.py (the one list of stages):
+- its params sections are its entry function's typed parameters (talkedit.params);
+- its code is every repo module that the flow running it imports, transitively (import
+  statements read from the source, deferred ones included; ``TYPE_CHECKING`` blocks
+  not). dvc.yaml must declare exactly those sections, and code deps that cover every
+  one of those modules and nothing else.
+The checker is shown to fail, naming the entry, when one dep or section is removed.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.registry import EDIT, PROJECT, STAGES, StageSpec
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("talkedit", "stages", "flows")
+# What every stage's process imports to run its flow (talkedit.cli only picks the stage).
+FLOW_MODULES = ("flows", "flows.stage", "flows.registry")
+KERNEL_EXCLUDED = {"talkedit.cli"}  # the application layer: above flows, not a dependency
+
+
+def module_file(name: str) -> Path | None:
+    base = REPO / Path(*name.split("."))
+    for path in (base / "__init__.py", base.with_suffix(".py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def _type_checking_block(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+@cache
+def direct_imports(name: str) -> frozenset[str]:
+    """Repo modules that module ``name`` imports (any depth in its body)."""
+    path = module_file(name)
+    if path is None:
+        return frozenset()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if _type_checking_block(node):
+            for child in getattr(node, "orelse", []):
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" \
+                and node.args and isinstance(node.args[0], ast.JoinedStr):
+            # importlib.import_module(f"stages.align.{...}"): the package's lazy names
+            prefix = node.args[0].values[0]
+            if isinstance(prefix, ast.Constant):
+                pkg = str(prefix.value).rstrip(".")
+                found.update(f"{pkg}.{p.stem}" for p in (REPO / Path(*pkg.split("."))).glob("*.py"))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    out = set()
+    for full in found:
+        if full.split(".")[0] not in PACKAGES:
+            continue
+        parts = full.split(".")
+        # importing a.b.c imports a and a.b too
+        for k in range(1, len(parts) + 1):
+            if module_file(".".join(parts[:k])) is not None:
+                out.add(".".join(parts[:k]))
+    out.discard(name)
+    return frozenset(out)
+
+
+def imported_modules(roots: tuple[str, ...]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or module_file(name) is None:
+            continue
+        seen.add(name)
+        todo.extend(direct_imports(name))
+    return seen
+
+
+def stage_modules(spec: StageSpec) -> set[str]:
+    return imported_modules((spec.module, *FLOW_MODULES))
+
+
+def _covers(dep: str, file: Path) -> bool:
+    target = (REPO / dep).resolve()
+    return file == target or target in file.parents
+
+
+def dag_problems(dvc: dict) -> list[str]:
+    """Every way dvc.yaml departs from what the stages' code reads, one line each."""
+    problems = []
+    stages = dvc.get("stages", {})
+    names = {spec.name for spec in STAGES}
+    for extra in sorted(set(stages) - names):
+        problems.append(f"dvc.yaml stage {extra!r} is not in flows/registry.py")
+    for spec in STAGES:
+        if spec.name not in stages:
+            problems.append(f"stage {spec.name!r} is missing from dvc.yaml")
+            continue
+        block = stages[spec.name]
+        body = block if spec.kind == PROJECT else block.get("do", {})
+        arg = "" if spec.kind == PROJECT else " ${key}" if spec.kind == EDIT else " ${item}"
+        if body.get("cmd") != f"talkedit {spec.name}{arg}":
+            problems.append(f"{spec.name}: cmd is {body.get('cmd')!r}, expected "
+                            f"'talkedit {spec.name}{arg}'")
+        declared = sorted(str(p) for p in body.get("params", []))
+        wanted = sorted(spec.sections())
+        for missing in sorted(set(wanted) - set(declared)):
+            problems.append(f"{spec.name}: params section {missing!r} is read but not declared")
+        for extra in sorted(set(declared) - set(wanted)):
+            problems.append(f"{spec.name}: params {extra!r} is declared but not read")
+        deps = [str(d) for d in body.get("deps", [])]
+        code_deps = [d for d in deps if d.split("/")[0] in PACKAGES]
+        files = {m: module_file(m) for m in stage_modules(spec)}
+        for module, file in sorted(files.items()):
+            if not any(_covers(d, file) for d in code_deps):
+                problems.append(f"{spec.name}: imports {module} "
+                                f"({file.relative_to(REPO)}) but does not declare it")
+        for dep in code_deps:
+            if not any(_covers(dep, f) for f in files.values()):
+                problems.append(f"{spec.name}: declares {dep} but imports nothing from it")
+    return problems
+
+
+def load_dvc() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def test_dvc_yaml_declares_what_each_stage_reads() -> None:
+    assert dag_problems(load_dvc()) == []
+
+
+def _body(dvc: dict, spec: StageSpec) -> dict:
+    block = dvc["stages"][spec.name]
+    return block if spec.kind == PROJECT else block["do"]
+
+
+@pytest.mark.parametrize("spec", STAGES, ids=[s.name for s in STAGES])
+def test_drift_is_caught_naming_the_missing_entry(spec: StageSpec, tmp_path: Path) -> None:
+    """On a scratch copy of dvc.yaml, dropping any one code dep or section is reported."""
+    dvc = load_dvc()
+    body = _body(dvc, spec)
+    code = [d for d in body["deps"] if str(d).split("/")[0] in PACKAGES]
+    for dep in code:
+        broken = copy.deepcopy(dvc)
+        _body(broken, spec)["deps"].remove(dep)
+        scratch = tmp_path / "dvc.yaml"
+        scratch.write_text(yaml.safe_dump(broken))
+        problems = dag_problems(yaml.safe_load(scratch.read_text()))
+        assert problems, f"removing {dep} from {spec.name} went unnoticed"
+        stem = dep.removesuffix(".py")
+        assert any(spec.name in p and stem in p for p in problems), problems
+    for section in body.get("params", []):
+        broken = copy.deepcopy(dvc)
+        _body(broken, spec)["params"].remove(section)
+        assert f"{spec.name}: params section {section!r} is read but not declared" in \
+            dag_problems(broken)
+
+
+def test_stage_list_is_defined_once() -> None:
+    """The CLI's stage commands and dvc.yaml's stages are the registry's."""
+    from talkedit.cli import app
+
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert {s.name for s in STAGES} <= commands
+    assert set(load_dvc()["stages"]) == {s.name for s in STAGES}
+
+
+def test_kernel_imports_no_stage_and_no_flow() -> None:
+    kernel = sorted(f"talkedit.{p.stem}" for p in (REPO / "talkedit").glob("*.py")
+                    if p.stem != "__init__") + ["talkedit"]
+    for name in kernel:
+        if name in KERNEL_EXCLUDED:
+            continue
+        upward = sorted(m for m in direct_imports(name) if m.split(".")[0] in ("stages", "flows"))
+        assert not upward, f"{name} imports {upward}"
+    assert any(m.startswith("flows") for m in direct_imports("talkedit.cli"))  # it sits above
+
+
+def test_no_stage_opens_params_yaml() -> None:
+    """Params reach stages only as typed sections their flow loads."""
+    for path in sorted((REPO / "stages").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for needle in ("load_params", "load_section", "raw_section", "repo_root()"):
+            assert needle not in text, f"{path.relative_to(REPO)} uses {needle}"
