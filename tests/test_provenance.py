@@ -312,6 +312,10 @@ def test_signing_settings_and_bad_credentials(tmp_path: Path, inputs: dict[str, 
     with pytest.raises(TalkeditError, match="not found"):
         pv.sign_content_credentials(inputs["source"], manifest_for(inputs), missing,
                                     tmp_path / "x.mp4")
+    someone_else = make_credentials(tmp_path / "other")
+    with pytest.raises(TalkeditError, match="signing the Content Credentials failed"):
+        pv.sign_content_credentials(inputs["source"], manifest_for(inputs),
+                                    Credentials(made.chain, someone_else.key), tmp_path / "x.mp4")
     assert not (tmp_path / "x.mp4").exists()
 
 

@@ -406,7 +406,12 @@ def sign_content_credentials(video: str | Path, manifest: Mapping[str, Any],
                             "give an ES256 (P-256) certificate chain, leaf first, and its key") from exc
     builder = c2pa.Builder(c2pa_definition(manifest))
     with atomic_path(out, suffix=".mp4") as tmp, Path(video).open("rb") as src, tmp.open("w+b") as dst:
-        builder.sign(signer, "video/mp4", src, dst)
+        try:
+            builder.sign(signer, "video/mp4", src, dst)
+        except c2pa.C2paError as exc:
+            raise TalkeditError(credentials.chain, f"signing the Content Credentials failed ({exc})",
+                                "check that the certificate chain matches the key and is valid "
+                                "now (ES256, leaf first)") from exc
 
 
 @dataclass
