@@ -36,8 +36,9 @@ The scheme (``talkedit-ss-v2``), and why:
   of the two lattice vectors (near-horizontal, near-vertical; refined on the
   2nd and 3rd lattice points); of their pairs, and of the square lattices
   each one makes alone, the ``LATTICE_CANDIDATES`` whose lattice points light
-  up the autocorrelation most, plus the untouched geometry, are tried. For each lattice the residual is folded into
-  one tile (``FOLD_BINS`` bins per cell side), and the sync statistic
+  up the autocorrelation most, plus the untouched geometry, are tried. For
+  each lattice the residual is folded into one tile (``FOLD_BINS`` bins per
+  cell side), and the sync statistic
   ``Z = sum_i chip_i * U_i / ||U||`` over the tile's sync cells is computed
   for every cyclic shift and each of the four flips (FFT correlation).
 * **False-positive bound.** For one hypothesis (lattice, flip, shift), the
@@ -45,8 +46,11 @@ The scheme (``talkedit-ss-v2``), and why:
   independent fair ±1, so ``Z`` is a Rademacher sum and Hoeffding gives
   ``P(Z >= z) <= exp(-z^2 / 2)`` for any video content. The lattice candidates
   come from the video alone (no key), so a union bound over every hypothesis
-  tried (lattices x 4 flips x shifts, ``hypotheses`` in the result) bounds
-  the chance that an unmarked video scores the maximum found.
+  tried (lattices x 4 flips x shifts) bounds the chance that an unmarked
+  video scores the maximum found. The untouched geometry (nominal lattice, no
+  flip, tile at the origin: 25 alignments) is a second family that shares
+  alpha with the search (half each), so a plain rescale or re-encode needs
+  z >= 6.0 where the full search needs 7.5.
 * **Payload.** Half of the tile's cells are sync; the rest carry a 32-bit id
   plus CRC-16, encoded with the K=7 rate-1/2 convolutional code (133, 171)
   and spread over the cells. At the best hypothesis, soft correlations feed a
@@ -82,6 +86,7 @@ MIN_SHORT_SIDE = 128  # 1 px cells: found at the render's quality, not after res
 SYNC_SHARE = 0.5  # share of the tile's cells that carry the detection (sync) chips
 WORK_CELL_PX = 2  # detection works at CELLS_SHORT_SIDE * 2 = 256 px on the short side
 FOLD_BINS = 4  # bins per cell side when folding onto the tile (1/8 cell misalignment at most)
+ALIGNED_SHIFT_BINS = 2  # an untouched or rescaled frame's tile sits this close to the origin
 VECTOR_CANDIDATES = 6  # autocorrelation peaks kept per lattice vector
 LATTICE_CANDIDATES = 8  # pairs of them tried, best lattice-comb score first
 LATTICE_MAX_ANGLE_DEG = 8.0  # rotations the lattice search covers
@@ -570,19 +575,27 @@ class Hypothesis:
     cells: np.ndarray  # (TILE_CELLS, TILE_CELLS) folded cell sums at this alignment
 
 
-def best_alignment(summed_residual: np.ndarray, tile: Tile,
-                   lattices: list[Lattice]) -> Hypothesis | None:
-    """The (lattice, flip, shift) with the highest sync z, over every one tried."""
+def best_alignment(summed_residual: np.ndarray, tile: Tile, lattices: list[Lattice],
+                   flips: tuple[str, ...] = tuple(FLIPS), near_origin: int | None = None
+                   ) -> Hypothesis | None:
+    """The (lattice, flip, shift) with the highest sync z over every one tried; with
+    ``near_origin``, only shifts within that many bins of (0, 0) (cyclically)."""
     sync_chips = _on_bins(np.where(tile.sync, tile.chips, 0.0))
     sync_mask = _on_bins(tile.sync.astype(np.float64))
+    bins = TILE_CELLS * FOLD_BINS
+    allowed = np.ones((bins, bins), bool)
+    if near_origin is not None:
+        near = np.minimum(np.arange(bins), bins - np.arange(bins)) <= near_origin
+        allowed = near[:, None] & near[None, :]
     best: Hypothesis | None = None
     for lattice in lattices:
         folded = fold(summed_residual, lattice)
-        for flip, (fy, fx) in FLIPS.items():
+        for flip in flips:
+            fy, fx = FLIPS[flip]
             sums = _cell_sums(folded[::fy, ::fx])
             num = _correlate(sums, sync_chips)
             den = _correlate(sums * sums, sync_mask)
-            z = num / np.sqrt(np.maximum(den, 1e-30))
+            z = np.where(allowed, num / np.sqrt(np.maximum(den, 1e-30)), -np.inf)
             sy, sx = np.unravel_index(int(np.argmax(z)), z.shape)
             if best is None or z[sy, sx] > best.z:
                 rows = (sy + FOLD_BINS * np.arange(TILE_CELLS)) % sums.shape[0]
@@ -610,7 +623,7 @@ class DetectionResult:
     z: float  # sync statistic of the best hypothesis
     frames: int
     payload_id: int | None  # None when not detected or the CRC fails
-    hypotheses: int = 0  # (lattice, flip, shift) alignments tried: the union bound's factor
+    hypotheses: int = 0  # the union bound's factor behind p (see WatermarkDetector.result)
     lattice: Lattice | None = None
     flip: str | None = None
     alpha: float = DEFAULT_ALPHA  # the threshold on p_value behind ``detected``
@@ -667,11 +680,21 @@ class WatermarkDetector:
             return nothing  # flat frames carry no evidence either way
         lattices = lattice_candidates(summed)
         tile = keyed_tile(self.key)
-        best = best_alignment(summed, tile, lattices)
-        if best is None:
+        # Two families share alpha (weighted Bonferroni, half each): the untouched
+        # geometry (any plain rescale or re-encode: nominal lattice, no flip, the tile at
+        # the origin), and the full search. Each family's p is union-bounded over its own
+        # hypotheses; ``hypotheses`` reports 2x the size of the family that gave the p.
+        bins = TILE_CELLS * FOLD_BINS
+        families = [
+            (best_alignment(summed, tile, lattices[:1], ("none",), ALIGNED_SHIFT_BINS),
+             2 * (2 * ALIGNED_SHIFT_BINS + 1) ** 2),
+            (best_alignment(summed, tile, lattices), 2 * len(lattices) * len(FLIPS) * bins * bins),
+        ]
+        scored = [(min(0.0, _log10_tail(h.z) + math.log10(n)), h, n)
+                  for h, n in families if h is not None]
+        if not scored:
             return nothing
-        hypotheses = len(lattices) * len(FLIPS) * (TILE_CELLS * FOLD_BINS) ** 2
-        log10_p = min(0.0, _log10_tail(best.z) + math.log10(hypotheses))
+        log10_p, best, hypotheses = min(scored, key=lambda item: item[0])
         detected = log10_p <= math.log10(self.alpha)
         payload = decode_payload(payload_soft(tile, best.cells)) if detected else None
         return DetectionResult(
