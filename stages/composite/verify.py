@@ -125,7 +125,8 @@ class VerifyReport:
         id_text = f", id {w.payload_id:08x}" if w.payload_id is not None else ""
         lines.append(f"  watermark:   {'found' if w.found else 'not found'} in {w.frames} frames: "
                      f"z = {w.z:.1f} (found needs {w.z_needed:.1f}), an unmarked video scores "
-                     f"this high with p <= 10^{w.log10_p:.1f} over {w.hypotheses} alignments"
+                     f"this high with p <= 10^{w.log10_p:.1f} (the bound counts the "
+                     f"alignments searched: x{w.hypotheses})"
                      f"{id_text}" + (f"; flip {w.flip}" if w.found and w.flip != "none" else ""))
         a = self.audio
         lines.append("  audio mark:  " + (
