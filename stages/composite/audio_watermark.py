@@ -120,14 +120,29 @@ def resample(pcm: np.ndarray, rate: int, target: int = ANALYSIS_RATE) -> np.ndar
     return signal.resample_poly(pcm.astype(np.float64), ratio.numerator, ratio.denominator)
 
 
+def band_energies(x: np.ndarray, chunk_frames: int = 4096) -> np.ndarray:
+    """(frames, bands) energy of 16 kHz audio in Hann frames of FRAME_S at half-frame hops,
+    computed a chunk of frames at a time (a long soundtrack never holds its whole STFT)."""
+    n = 2 * round(FRAME_S * ANALYSIS_RATE / 2)
+    hop = n // 2
+    padded = np.pad(np.asarray(x, np.float64), (hop, n))
+    count = max(0, (len(padded) - n) // hop + 1)
+    window = signal.get_window("hann", n)
+    band = _band_of_bins(np.fft.rfftfreq(n, 1 / ANALYSIS_RATE))
+    n_bands = len(BAND_EDGES_HZ) - 1
+    members = np.stack([band == b for b in range(n_bands)], axis=1).astype(np.float64)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n)[::hop][:count]
+    out = np.empty((count, n_bands))
+    for start in range(0, count, chunk_frames):
+        power = np.abs(np.fft.rfft(frames[start:start + chunk_frames] * window, axis=1)) ** 2
+        out[start:start + chunk_frames] = power @ members
+    return out
+
+
 def band_weights(pcm: np.ndarray, rate: int) -> np.ndarray:
     """(frames, bands) detection weights at 16 kHz: envelope-free, normalised, 0 in silence."""
-    x = resample(pcm, rate)
-    freqs, _, spec = _stft(x, ANALYSIS_RATE)
-    band = _band_of_bins(freqs)
-    power = np.abs(spec) ** 2  # (bins, frames)
-    n_bands = len(BAND_EDGES_HZ) - 1
-    energy = np.stack([power[band == b].sum(0) for b in range(n_bands)], axis=1)
+    energy = band_energies(resample(pcm, rate))
+    n_bands = energy.shape[1]
     total = energy.sum(1)
     loud = total > total.max() * 10 ** (SILENCE_DB / 10) if total.size and total.max() > 0 else \
         np.zeros(total.shape, bool)
