@@ -235,6 +235,17 @@ def test_valid_credentials_without_watermark_still_say_edited(
     assert report.verdict == "edited" and report.exit_code == 0
 
 
+def test_untrusted_signer_without_watermark_is_inconsistent(
+        inputs: dict[str, Path], creds: Credentials) -> None:
+    """Anyone can sign "c2pa.edited" onto a real video with their own certificate: without
+    the watermark that is not "edited"; with the signer's CA trusted it is."""
+    _, out = render(inputs, creds, "forged_claim", marked_id=None)
+    untrusted = verify_video(out, SETTINGS)  # no trust anchors given
+    assert untrusted.credentials.state == "untrusted" and not untrusted.watermark.found
+    assert untrusted.verdict == "inconsistent"
+    assert check(out, creds).verdict == "edited"
+
+
 def test_watermark_id_differing_from_the_manifest_is_inconsistent(
         inputs: dict[str, Path], creds: Credentials) -> None:
     manifest = manifest_for(inputs)
