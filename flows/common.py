@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from talkedit.errors import TalkeditError
 from talkedit.params import section
+from talkedit.runreport import run_report
 
 StageFunction = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -39,7 +40,8 @@ def stage_flow(stage: str, run: StageFunction) -> Flow:
     """The flow of a per-clip or per-edit stage: one task calling ``run(item, params[stage])``.
 
     The task retries once on a transient failure; the flow publishes the
-    stage's summary as a markdown artifact.
+    stage's summary as a markdown artifact and writes it, with the run's times
+    and machine, to the run report (talkedit.runreport).
     """
 
     @task(name=f"{stage}-task", retries=1, retry_condition_fn=retry_unless_user_error)
@@ -48,7 +50,8 @@ def stage_flow(stage: str, run: StageFunction) -> Flow:
 
     @flow(name=stage, log_prints=True)
     def run_flow(item: str) -> dict[str, Any]:
-        summary = run_stage(item)
+        with run_report(stage, item) as report:
+            summary = report["summary"] = run_stage(item)
         publish_summary(stage, item, summary)
         return summary
 

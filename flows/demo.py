@@ -9,6 +9,7 @@ from prefect import flow, task
 
 from flows.common import publish_summary, retry_unless_user_error
 from stages.demo import DemoOptions, generate_demo
+from talkedit.runreport import run_report
 
 
 @task(retries=1, retry_condition_fn=retry_unless_user_error)
@@ -18,6 +19,7 @@ def render_demo(opts: DemoOptions, out_dir: Path | None) -> dict[str, Any]:
 
 @flow(name="demo", log_prints=True)
 def demo_flow(opts: DemoOptions, out_dir: Path | None = None) -> dict[str, Any]:
-    summary = render_demo(opts, out_dir)
+    with run_report("demo", opts.name) as report:
+        summary = report["summary"] = render_demo(opts, out_dir)
     publish_summary("demo", opts.name, summary)
     return summary
