@@ -49,7 +49,7 @@ class VerifyReport:
         else:
             m = self.manifest or {}
             lines.append(f"  manifest:  {self.manifest_source}, valid; {m.get('claim_generator')}, "
-                         f"created {m.get('created')}")
+                         f"created {m.get('created') or '(no time recorded)'}")
             lines.append("  binding:   " + (
                 "matches this file's streams" if self.manifest_matches_file else
                 "DOES NOT match this file's streams (re-encoded, or frames/audio changed)"))
