@@ -6,8 +6,9 @@ the edit stages (plan, audio, render, composite) twice, in two fresh project
 folders, with the `talkedit` command under different thread counts
 (OMP_NUM_THREADS and OpenCV's, 1 against 2), and asserts that every file under
 data/ is byte-identical, naming the first one (in the order run 1 wrote them)
-that is not. The demo clip itself is made once by the command (1 thread) and
-compared with the session's demo, made in-process with the default threads.
+that is not. The demo clip is made once, by the command in the first folder (1
+thread), copied to the second, and compared with the session's demo, made
+in-process with the default threads.
 The run reports (data/runs/) are the one place times may go; they are checked
 to be there, and left out of the comparison.
 """
@@ -31,13 +32,14 @@ from stages.composite.provenance import manifest_time
 from stages.render.train import read_losses
 from talkedit.atomic import canonical_safetensors
 from talkedit.errors import TalkeditError
+from talkedit.espeak import phonemize, synthesize
 from talkedit.runreport import RUNS_DIR
 from tests.conftest import REPO
 
 CLIP_STAGES = ["extract", "align", "fit", "index", "train", "evaluate"]
 EDIT_STAGES = ["plan", "audio", "render", "composite"]  # on the edit `demo` of the clip
-# All stages in one process per folder (Prefect's temporary server starts once, not ten
-# times), each through the command's own entry point, exactly as `talkedit <stage> demo`.
+# All stages in one process per folder (Prefect's temporary server starts once, not once
+# a stage), each through the command's own entry point, exactly as `talkedit <stage> demo`.
 DRIVER = """
 import sys
 from talkedit.cli import app
@@ -93,13 +95,11 @@ def first_difference(a: Path, b: Path) -> str | None:
 def test_every_clip_stage_gives_the_same_bytes_at_1_and_2_threads(
         demo_root: Path, tmp_path: Path) -> None:
     one, two = _project(tmp_path / "one"), _project(tmp_path / "two")
-    _talkedit(one, 1, "demo")
+    _talkedit(one, 1, "demo", *CLIP_STAGES, *EDIT_STAGES)
     for name in sorted(p.name for p in (demo_root / "data" / "raw").iterdir()):
         assert (one / "data" / "raw" / name).read_bytes() == \
             (demo_root / "data" / "raw" / name).read_bytes(), f"demo: {name} differs"
-    shutil.copytree(one / "data" / "raw", two / "data" / "raw", dirs_exist_ok=True)
-
-    _talkedit(one, 1, *CLIP_STAGES, *EDIT_STAGES)
+    shutil.copytree(one / "data" / "raw", two / "data" / "raw", dirs_exist_ok=True)  # shared
     _talkedit(two, 2, *CLIP_STAGES, *EDIT_STAGES)
     written = {name.as_posix() for name in _artifacts(one)}
     for expected in ("data/interim/demo/face_model.safetensors", "data/interim/demo/crops/crops.mp4",
@@ -160,6 +160,18 @@ def test_safetensors_metadata_reads_back(tmp_path: Path) -> None:
                                                 metadata={"z": "1", "a": "2"})))
     with safe_open(str(path), framework="numpy") as f:
         assert f.metadata() == {"a": "2", "z": "1"}
+
+
+def test_speech_does_not_depend_on_what_was_spoken_before() -> None:
+    sentence = "We built a weekly video lab over the summer."
+    first = synthesize(sentence, rate_wpm=150)
+    synthesize("A longer and different text, at another rate, spoken first. " * 4, rate_wpm=190)
+    phonemize("extraordinary")
+    again = synthesize(sentence, rate_wpm=150)
+    # Before issue 21 the second one came out 8 samples longer, other samples changed too.
+    assert len(again.samples) == len(first.samples) > 0
+    assert again.samples.tobytes() == first.samples.tobytes()
+    assert [(p.phone, p.start_s) for p in again.phones] == [(p.phone, p.start_s) for p in first.phones]
 
 
 def test_losses_from_before_issue_21_resume_without_their_seconds(tmp_path: Path) -> None:
