@@ -114,7 +114,7 @@ def main() -> int:
           f"(target <= {MAX_TEMPORAL_RATIO})")
     if summary.get("resumed_from") is not None:
         print(f"(resumed from step {summary['resumed_from']}: times below cover this run only)")
-    print(f"training: {metrics['train_seconds']:.0f} s wall in the loop; this run "
+    print(f"training: {summary['train_seconds']:.0f} s wall in the loop; this run "
           f"{wall:.0f} s wall, {cpu:.0f} s CPU on {threads} threads "
           f"= {cpu / threads / 60:.1f} min of {threads} dedicated cores")
     ok = (min(gains.values()) >= MIN_GAIN_DB) and ratio <= MAX_TEMPORAL_RATIO

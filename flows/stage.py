@@ -4,7 +4,8 @@
 ``dvc repro <stage>@<item>`` run. The flow run is named after the stage and its item
 (``fit-demo``); a user's input mistake (``TalkeditError``) ends it as Failed with the
 error's one line as its message, not a traceback, and is never retried; other
-failures are retried once only when they look transient (I/O).
+failures are retried once only when they look transient (I/O). How long it ran and
+on what machine goes to the run report (talkedit/runreport.py), never into artifacts.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prefect.states import Failed, State
 from flows.registry import PROJECT, StageSpec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, build, check_name, load_section
+from talkedit.runreport import run_report
 
 
 def retry_transient(task: Any, task_run: Any, state: State) -> bool:
@@ -73,7 +75,8 @@ def make_flow(spec: StageSpec) -> Flow:
                  overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
         try:
             sections = load_sections(spec, root, overrides)
-            summary = run_entry(item, root, sections)
+            with run_report(spec.name, item or spec.name, root) as report:
+                summary = report["summary"] = run_entry(item, root, sections)
         except TalkeditError as exc:
             get_run_logger().error("error: %s", exc)
             return Failed(message=f"error: {exc}", data=exc)

@@ -553,7 +553,9 @@ RENDER_INDEX = pa.schema(
         ("edited", pa.bool_()),  # PLAN `edited`
     ]
 )
-LOSSES_COLUMNS = ["step", "seconds", "l1", "adversarial", "temporal_adversarial",
+# No wall-clock column: losses.tsv is tracked, so it must be the same on every run
+# (times go to the run report, talkedit.runreport).
+LOSSES_COLUMNS = ["step", "l1", "adversarial", "temporal_adversarial",
                   "feature_matching", "d_spatial", "d_temporal"]
 
 # evaluate (stages/evaluate): self-reenactment of held-out sentences, under

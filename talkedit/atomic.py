@@ -62,3 +62,35 @@ def write_text(target: str | Path, text: str) -> None:
 
 def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _canonical_safetensors_header(blob: bytes) -> tuple[bytes, int]:
+    """The canonical length + header of a safetensors file, and where its tensor data starts.
+
+    The safetensors writer keeps ``__metadata__`` in a Rust HashMap, whose order
+    changes from process to process, so the same tensors and metadata gave a
+    different file (and DVC hash) on every run. The header is re-written with
+    sorted metadata and the tensors in data order; the tensor bytes are untouched.
+    """
+    size = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + size])
+    meta = header.pop("__metadata__", None)
+    ordered: dict[str, Any] = {"__metadata__": dict(sorted(meta.items()))} if meta else {}
+    ordered.update(sorted(header.items(), key=lambda kv: (kv[1]["data_offsets"], kv[0])))
+    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # as the writer does: data starts 8-byte aligned
+    return len(text).to_bytes(8, "little") + text, 8 + size
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """A safetensors file's bytes with its header in canonical order."""
+    header, data = _canonical_safetensors_header(blob)
+    return header + blob[data:]
+
+
+def write_safetensors(target: str | Path, blob: bytes) -> None:
+    """Write the bytes of ``safetensors.{numpy,torch}.save`` atomically, in canonical form."""
+    header, data = _canonical_safetensors_header(blob)
+    with atomic_path(target) as tmp, tmp.open("wb") as fh:
+        fh.write(header)
+        fh.write(memoryview(blob)[data:])  # no second copy of the tensors

@@ -121,15 +121,18 @@ def _quiet_prefect(root: Path) -> Path:
     from prefect.logging.configuration import setup_logging
 
     setup_logging()
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "stages", "talkedit",
                  "flows", ""):
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
             if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
                 logger.removeHandler(old)
-        if name in ("prefect", ""):
+        if name in ("prefect", "") and not any(
+                isinstance(h, logging.FileHandler) and h.baseFilename == str(path)
+                for h in logger.handlers):
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s"))
             logger.addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
     return path

@@ -10,6 +10,7 @@ synthesizer that times query phonemes for edits.
 
 from __future__ import annotations
 
+import _ctypes
 import bisect
 import ctypes
 import os
@@ -82,10 +83,9 @@ class Synthesis:
 
 
 class _Engine:
-    """The process-wide espeak-ng instance (the library keeps global state)."""
+    """One loaded espeak-ng library (it keeps its state in globals: one at a time)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self.lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int,
@@ -126,17 +126,32 @@ class _Engine:
         self.lib.espeak_Synchronize()
         return b"".join(self._chunks), self._events
 
+    def unload(self) -> None:
+        self.lib.espeak_Terminate()
+        dlclose = getattr(_ctypes, "dlclose", None)  # POSIX; elsewhere the state stays
+        if dlclose is not None:
+            dlclose(self.lib._handle)
+
 
 _engine: _Engine | None = None
-_engine_lock = threading.Lock()
+_engine_lock = threading.Lock()  # held for every call into the library
 
 
-def _get_engine() -> _Engine:
+def _fresh_engine() -> _Engine:
+    """espeak-ng as just loaded, with nothing left from earlier calls. Hold _engine_lock.
+
+    The library keeps its waveform generator's state in static variables that
+    espeak_Terminate/espeak_Initialize leave as they are, so its output depended on
+    what the process had spoken before (measured: a sentence came out 8 samples
+    longer, other samples too, after the demo script): a stage's audio and timings
+    then depended on the order of its calls (evaluate's second sentence on its
+    first). Unloading the library and loading it again resets them (about 1 ms).
+    """
     global _engine
-    with _engine_lock:
-        if _engine is None:
-            _engine = _Engine()
-        return _engine
+    if _engine is not None:
+        _engine.unload()
+    _engine = _Engine()
+    return _engine
 
 
 def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int = 50,
@@ -146,11 +161,11 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
     Phones tile the audio: each ends where the next begins; the stretches
     espeak marks as pauses (and the lead-in before the first phone) are "sil".
     """
-    eng = _get_engine()
-    with eng.lock:
+    with _engine_lock:
+        eng = _fresh_engine()
         eng.set_voice(voice, rate_wpm, pitch, pitch_range)
         pcm, events = eng.synth(text)
-    sr = eng.sample_rate
+        sr = eng.sample_rate
     samples = np.frombuffer(pcm, dtype=np.int16).copy()
     total = len(samples) / sr
     # Words are the text's own tokens: espeak emits no word event for some function
@@ -230,8 +245,8 @@ def _merge_silences(phones: list[SpokenPhone]) -> list[SpokenPhone]:
 
 def phonemize(word: str, voice: str = "en-us") -> list[tuple[str, int]]:
     """G2P: espeak-ng's pronunciation of ``word`` as ARPAbet (phone, stress) pairs."""
-    eng = _get_engine()
-    with eng.lock:
+    with _engine_lock:
+        eng = _fresh_engine()
         eng.set_voice(voice, 160, 50, 50)
         buf = ctypes.c_char_p(word.encode("utf-8"))
         out: list[str] = []

@@ -99,15 +99,21 @@ def test_scores_are_finite_baselines_computed_and_outputs_written(trained: tuple
     assert not (root / "data" / "edits").exists() and not (root / "data" / "outputs").exists()
 
 
+def other_model(root: Path, other: Path) -> tuple[ModelPaths, ModelPaths, torch.nn.Module, object]:
+    """A project sharing ``root``'s clip, for a changed copy of its generator."""
+    (other / "data" / "models" / "demo").mkdir(parents=True)
+    (other / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    for part in ("raw", "interim"):
+        os.symlink(root / "data" / part, other / "data" / part)
+    src, dst = ModelPaths.of("demo", root), ModelPaths.of("demo", other)
+    generator, stamp = load_generator(src.generator, "demo")
+    return src, dst, generator, stamp
+
+
 def test_a_broken_renderer_scores_worse(trained: tuple[Path, dict], tmp_path: Path) -> None:
     root, good = trained
     broken = tmp_path / "broken"
-    (broken / "data" / "models" / "demo").mkdir(parents=True)
-    (broken / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    for part in ("raw", "interim"):
-        os.symlink(root / "data" / part, broken / "data" / part)
-    src, dst = ModelPaths.of("demo", root), ModelPaths.of("demo", broken)
-    generator, stamp = load_generator(src.generator, "demo")
+    src, dst, generator, stamp = other_model(root, broken)
     torch.manual_seed(0)
     with torch.no_grad():  # scrambled weights: it paints noise over the exemplar
         for weights in generator.parameters():
@@ -142,12 +148,7 @@ def test_too_small_a_holdout_cannot_be_scored_honestly(trained: tuple[Path, dict
     fix, instead of scoring frames the network was trained on."""
     root, _ = trained
     short = tmp_path / "short"
-    (short / "data" / "models" / "demo").mkdir(parents=True)
-    (short / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    for part in ("raw", "interim"):
-        os.symlink(root / "data" / part, short / "data" / part)
-    src, dst = ModelPaths.of("demo", root), ModelPaths.of("demo", short)
-    generator, stamp = load_generator(src.generator, "demo")
+    _, dst, generator, stamp = other_model(root, short)
     stamp = dataclasses.replace(stamp, config=dataclasses.replace(stamp.config,
                                                                    holdout_share=0.05))
     save_generator(dst.generator, stamp, generator)

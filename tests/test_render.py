@@ -230,7 +230,7 @@ def test_train_writes_generator_losses_metrics_and_preview(trained: tuple[Path, 
               paths.checkpoint(summary["config_hash"])):
         assert f.is_file(), f
     lines = paths.losses.read_text().splitlines()
-    assert lines[0].split("\t")[:3] == ["step", "seconds", "l1"]
+    assert lines[0].split("\t")[:2] == ["step", "l1"]
     assert [int(x.split("\t")[0]) for x in lines[1:]] == [1, 2, 3, 4]
     metrics = json.loads(paths.metrics.read_text())
     assert metrics["heldout_frames"] == 20 and metrics["train_frames"] == 180

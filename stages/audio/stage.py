@@ -29,20 +29,14 @@ import pyarrow.parquet as pq
 from stages.align import normalize_text
 from stages.audio.build import EditAudio, EditInputs, build_audio
 from stages.audio.config import (
-    AUDIO_SOURCES,
     RECORDING,
     SPEAKER,
-    SYNTHETIC,
     AudioParams,
-    UnitWeights,
 )
 from stages.audio.dsp import read_clip_audio, write_wav
 from stages.audio.metrics import (
     DISCONTINUITY_MEASURE,
     LOUDNESS_MEASURE,
-    discontinuity_db,
-    loudness_lufs,
-    mcd_db,
 )
 from stages.audio.units import CLIP
 from stages.index import VisemeIndex, read_fps
@@ -63,9 +57,7 @@ from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.phonemes import SILENCE
 
-__all__ = ["AUDIO_SOURCES", "RECORDING", "SPEAKER", "SYNTHETIC", "AudioParams", "Recording",
-           "RecordingTimer", "UnitWeights", "build_audio", "discontinuity_db", "load_inputs",
-           "loudness_lufs", "mcd_db", "run_audio"]
+__all__ = ["load_inputs", "run_audio", "summarize"]
 
 log = logging.getLogger(__name__)
 

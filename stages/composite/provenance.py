@@ -3,8 +3,9 @@
 The talkedit manifest (JSON) says what was edited and with what: the claim
 generator (``talkedit <version>``), a ``c2pa.edited`` action carrying the edit
 spec, sha256 of every ingredient (source video, transcript, edit spec, model
-and plan files), UTC time, and the watermark payload id that links the frames
-back to it.
+and plan files), the watermark payload id that links the frames back to it,
+and a UTC time only when one is asked for (``SOURCE_DATE_EPOCH``, see
+``manifest_time``).
 
 It travels three ways:
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -148,6 +150,27 @@ def derive_payload_id(manifest: Mapping[str, Any]) -> int:
     return int.from_bytes(hashlib.sha256(canon).digest()[: PAYLOAD_BITS // 8], "big")
 
 
+def manifest_time(created: datetime | None = None) -> str | None:
+    """The manifest's UTC time: ``created``, else ``SOURCE_DATE_EPOCH``, else none.
+
+    No wall clock by default: the video and its manifest are DVC outputs, and the
+    same edit of the same inputs must give the same bytes (and dvc.lock) on every
+    run. A time is recorded only when given, by the reproducible-builds convention
+    (e.g. ``SOURCE_DATE_EPOCH=$(date +%s) talkedit composite demo``); the run's
+    own time is in its run report (talkedit.runreport).
+    """
+    if created is None:
+        epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+        if not epoch:
+            return None
+        try:
+            created = datetime.fromtimestamp(int(epoch), UTC)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise TalkeditError(f"SOURCE_DATE_EPOCH={epoch!r}", "is not a time in whole seconds "
+                                "since 1970", "unset it, or set it to e.g. $(date +%s)") from exc
+    return created.astimezone(UTC).isoformat(timespec="seconds")
+
+
 def build_manifest(*, source_video: str | Path, transcript: str | Path,
                    edit_spec: str | Path | Mapping[str, Any],
                    model_files: Sequence[str | Path] = (), plan_files: Sequence[str | Path] = (),
@@ -158,7 +181,7 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
     ``payload_id`` defaults to one derived from the inputs; the renderer passes
     ``manifest["watermark"]["payload_id"]`` to the watermark embedder.
     """
-    when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    when = manifest_time(created)
     content, spec_hash = _edit_content(edit_spec)
     edit_params: dict[str, Any] = {"edit_spec": content}
     if spec_hash is not None:
@@ -172,7 +195,7 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
         "created": when,
         "actions": [{
             "action": "c2pa.edited",
-            "when": when,
+            **({"when": when} if when else {}),
             "softwareAgent": claim_generator(),
             "digitalSourceType": DIGITAL_SOURCE_TYPE,
             "description": "Transcript-driven edit: new speech audio and synthesized lower-face "
@@ -214,7 +237,8 @@ def manifest_problems(manifest: Any, *, need_stream_hash: bool = True) -> list[s
     if not str(manifest.get("claim_generator", "")).startswith("talkedit "):
         problems.append("claim_generator is not 'talkedit <version>'")
     try:
-        datetime.fromisoformat(str(manifest.get("created")))
+        if manifest.get("created") is not None:  # null: no time was recorded
+            datetime.fromisoformat(str(manifest["created"]))
     except ValueError:
         problems.append("created is not an ISO time")
     actions = manifest.get("actions")
@@ -385,7 +409,8 @@ def c2pa_definition(manifest: Mapping[str, Any]) -> dict[str, Any]:
             {"label": "c2pa.actions.v2", "data": {"actions": [
                 {"action": "c2pa.opened", "softwareAgent": agent,
                  "parameters": {"ingredientIds": parent}},
-                {"action": "c2pa.edited", "softwareAgent": agent, "when": edited["when"],
+                {"action": "c2pa.edited", "softwareAgent": agent,
+                 **({"when": edited["when"]} if edited.get("when") else {}),
                  "digitalSourceType": DIGITAL_SOURCE_TYPE, "description": edited["description"],
                  "parameters": {"ingredientIds": inputs}},
             ]}},

@@ -32,7 +32,7 @@ from stages.fit.geometry import canonicalize, procrustes
 from stages.fit.topology import Topology
 from talkedit.artifacts import FACE, N_MASK_POINTS, ClipPaths, column_array, read_parquet
 from talkedit.errors import TalkeditError
-from talkedit.video import FrameStore, open_container
+from talkedit.video import FrameStore, open_container, x264_options
 
 
 class CropFramer:
@@ -112,8 +112,8 @@ class CropWriter:
         self._stream = self._container.add_stream("libx264", rate=fps)
         self._stream.width = self._stream.height = size
         self._stream.pix_fmt = "yuv444p"  # no chroma subsampling: lip colour edges matter
-        self._stream.options = {"crf": str(crf), "preset": "veryfast", "g": str(gop),
-                                "keyint_min": str(gop), "sc_threshold": "0"}
+        self._stream.options = x264_options(crf=crf, preset="veryfast", g=gop, keyint_min=gop,
+                                            sc_threshold=0)
         self._queue: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
         self._worker = threading.Thread(target=self._encode_loop, name="crop-encoder", daemon=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 from scipy.spatial import Delaunay
 
 from stages.fit.geometry import (
@@ -34,7 +34,7 @@ from stages.fit.geometry import (
 )
 from stages.fit.topology import Topology, topology_for, topology_named
 from talkedit.artifacts import N_EXPRESSION
-from talkedit.atomic import atomic_path
+from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 
 MESH_SOURCES = {
@@ -77,8 +77,7 @@ class PersonModel:
         tensors["triangles"] = np.ascontiguousarray(self.triangles, dtype=np.int32)
         tensors["mask_indices"] = np.ascontiguousarray(self.mask_indices, dtype=np.int32)
         meta = {**self.meta, "topology": self.topology, "mesh": MESH_SOURCES[self.topology]}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+        write_safetensors(path, save(tensors, metadata=meta))
         return Path(path)
 
     @classmethod

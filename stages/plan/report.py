@@ -14,7 +14,7 @@ import numpy as np
 
 from stages.visemes import VISEME_NAMES, viseme_of
 from talkedit.artifacts import NEW_PHONES, PLAN, SEGMENTS, EditPaths, write_parquet
-from talkedit.atomic import write_text
+from talkedit.atomic import write_json, write_text
 
 if TYPE_CHECKING:
     from stages.plan import PlanResult
@@ -173,4 +173,6 @@ def write_outputs(result: PlanResult, paths: EditPaths) -> dict[str, Any]:
     paths.recording_dir.mkdir(parents=True)
     if result.recording is not None:
         result.recording.write(paths)
+    else:  # say why the folder holds no recording (and keep it from being an empty output)
+        write_json(paths.recording_meta, {"source": result.spec.audio.source})
     return summary_dict(result)

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from stages.render.conditioning import Box, conditioning_channels
 from stages.render.config import TrainParams
 from stages.render.networks import Generator
 from talkedit import __version__
-from talkedit.atomic import atomic_path
+from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 
 FORMAT = "talkedit-render-1"
@@ -135,8 +135,7 @@ def save_checkpoint(path: Path, stamp: Stamp, modules: dict[str, torch.nn.Module
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     meta["rng.numpy"] = json.dumps(rng.bit_generator.state)
     meta.update(extra or {})
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_safetensors(path, save(tensors, metadata=meta))
 
 
 def load_checkpoint(path: Path, stamp: Stamp, modules: dict[str, torch.nn.Module],
@@ -159,9 +158,8 @@ def load_checkpoint(path: Path, stamp: Stamp, modules: dict[str, torch.nn.Module
 
 def save_generator(path: Path, stamp: Stamp, generator: Generator,
                    extra: dict[str, str] | None = None) -> None:
-    with atomic_path(path) as tmp:
-        save_file(_prefixed("generator", generator), str(tmp),
-                  metadata={**stamp.metadata(), **(extra or {})})
+    write_safetensors(path, save(_prefixed("generator", generator),
+                                 metadata={**stamp.metadata(), **(extra or {})}))
 
 
 def load_generator(path: Path, clip: str, config_hash: str | None = None,

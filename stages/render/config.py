@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,6 +184,15 @@ def pick_device(name: str) -> torch.device:
 
 
 def set_threads(threads: int) -> None:
-    """Bound torch's CPU threads (the machine is shared); 0 keeps torch's default."""
+    """Bound torch's CPU threads (the machine is shared); 0 keeps torch's default.
+
+    Also asks torch for its deterministic kernels: the CPU ones already are for a given
+    thread count, and on a GPU it avoids atomics-based ones (warning where an op has no
+    deterministic version). The thread count is part of what the result depends on: a
+    fixed one (not 0, torch's per-machine default) gives the same bytes on every machine.
+    """
     if threads > 0:
         torch.set_num_threads(threads)
+    # cuBLAS is deterministic only with a fixed workspace; read when CUDA starts.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from stages.fit import CropStore, PersonModel, Pose, frame_parameters
 from stages.render.checkpoint import Stamp
 from stages.render.conditioning import render_points, render_transforms, resize_crops
 from talkedit.artifacts import FACE, N_EXPRESSION, ClipPaths, column_array, read_parquet
-from talkedit.atomic import atomic_path
+from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 
 READ_CHUNK = 128  # crops decoded per read while caching a clip
@@ -143,10 +143,9 @@ class ReferencePool:
         return out
 
     def save(self, path: Path, metadata: dict[str, str]) -> None:
-        with atomic_path(path) as tmp:
-            save_file({"frames": self.frames.astype(np.int32),
-                       "expression": self.expression.astype(np.float32),
-                       "crops": np.ascontiguousarray(self.crops)}, str(tmp), metadata=metadata)
+        write_safetensors(path, save({"frames": self.frames.astype(np.int32),
+                                      "expression": self.expression.astype(np.float32),
+                                      "crops": np.ascontiguousarray(self.crops)}, metadata=metadata))
 
     @classmethod
     def load(cls, path: Path, clip: str, config_hash: str, face_model_sha: str

@@ -129,10 +129,11 @@ def run_render(edit: str, root: Path, render: RenderParams,
             "generator": {"sha256": file_sha256(generator_path),
                           "config_hash": cfg.config_hash, "step": stamp.step},
             "plan_sha256": file_sha256(edit_paths.plan),
-            "seconds": round(seconds, 2),
-            "frames_per_s": round(n / seconds, 2) if seconds > 0 and n else None,
         }
+        # Without run times: render.json is part of the renders folder composite depends on.
         write_json(folder / out_paths.summary.name, summary)
+        summary.update({"seconds": round(seconds, 2),
+                        "frames_per_s": round(n / seconds, 2) if seconds > 0 and n else None})
     summary["total_seconds"] = round(time.perf_counter() - t0, 2)
     log.info("render %s: %s", edit, summary)
     return summary

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 from safetensors import safe_open
-from safetensors.numpy import save_file
+from safetensors.numpy import save
 
 from talkedit.artifacts import RENDER_INDEX, RenderPaths, read_parquet, write_parquet
-from talkedit.atomic import UMASK
+from talkedit.atomic import UMASK, write_safetensors
 
 
 @contextlib.contextmanager
@@ -89,9 +89,9 @@ class RenderWriter:
     def _flush(self) -> None:
         if not self._buffered:
             return
-        save_file({"crops": np.ascontiguousarray(np.stack(self._crops)),
-                   "alpha": np.ascontiguousarray(np.stack(self._alpha))},
-                  str(self.folder / RenderPaths.chunk_name(self.chunks)))
+        write_safetensors(self.folder / RenderPaths.chunk_name(self.chunks),
+                          save({"crops": np.ascontiguousarray(np.stack(self._crops)),
+                                "alpha": np.ascontiguousarray(np.stack(self._alpha))}))
         self._crops, self._alpha, self._buffered = [], [], 0
         self.chunks += 1
 

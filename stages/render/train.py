@@ -256,11 +256,13 @@ def read_losses(path: Path, up_to: int) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     lines = path.read_text().splitlines()
-    if not lines or lines[0].split("\t") != LOSSES_COLUMNS:
+    header = lines[0].split("\t") if lines else []
+    if not set(LOSSES_COLUMNS) <= set(header):
         return []
-    rows = [dict(zip(LOSSES_COLUMNS, map(float, line.split("\t")), strict=True))
+    # Read by name: a file from an older release may have extra columns (it logged seconds).
+    rows = [dict(zip(header, map(float, line.split("\t")), strict=True))
             for line in lines[1:] if line.strip()]
-    return [r for r in rows if r["step"] <= up_to]
+    return [{c: r[c] for c in LOSSES_COLUMNS} for r in rows if r["step"] <= up_to]
 
 
 def write_losses(path: Path, rows: list[dict[str, float]]) -> None:
@@ -344,8 +346,7 @@ def run_train(clip: str, root: Path, train: TrainParams) -> dict[str, Any]:
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     mean = {k: float(np.mean([p[k] for p in pending if k in p]))
                             for k in pending[-1]}
-                    rows.append({"step": step, "seconds": round(time.perf_counter() - t_train,
-                                                                2), **mean})
+                    rows.append({"step": step, **mean})
                     bar.set_postfix(l1=f"{mean['l1']:.4f}")
                     pending = []
                 if step % cfg.checkpoint_every == 0:
@@ -375,11 +376,9 @@ def run_train(clip: str, root: Path, train: TrainParams) -> dict[str, Any]:
         metrics, preview = evaluate_holdout(generator, box, trainer.source, data, split.train,
                                             split.heldout, cfg.eval_warmup)
     steps_run = step - done_before
-    metrics.update({
-        "steps": step, "train_frames": int(len(split.train)),
-        "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(cpu_seconds, 1),
-        "steps_per_s": round(steps_run / train_seconds, 3) if steps_run else None,
-    })
+    # Quality only: run times would make metrics.json (DVC metrics, tracked) differ on
+    # every run; they go in the summary, which the flow writes to the run report.
+    metrics.update({"steps": step, "train_frames": int(len(split.train))})
     write_json(paths.metrics, metrics)
     write_png(paths.preview, preview)
     summary = {"clip": clip, "profile": cfg.profile, "config_hash": cfg.config_hash,
@@ -387,6 +386,9 @@ def run_train(clip: str, root: Path, train: TrainParams) -> dict[str, Any]:
                "box": [box.top, box.left, box.height, box.width],
                "psnr_db": metrics["psnr_db"], "psnr_gain_db": metrics["psnr_gain_db"],
                "temporal_ratio": metrics["temporal_change"]["ratio"],
+               "train_seconds": round(train_seconds, 1),
+               "train_cpu_seconds": round(cpu_seconds, 1),
+               "steps_per_s": round(steps_run / train_seconds, 3) if steps_run else None,
                "seconds": round(time.perf_counter() - t_start, 1)}
     log.info("train %s: %s", clip, summary)
     return summary
