@@ -87,8 +87,8 @@ SYNC_SHARE = 0.5  # share of the tile's cells that carry the detection (sync) ch
 WORK_CELL_PX = 2  # detection works at CELLS_SHORT_SIDE * 2 = 256 px on the short side
 FOLD_BINS = 4  # bins per cell side when folding onto the tile (1/8 cell misalignment at most)
 ALIGNED_SHIFT_BINS = 2  # an untouched or rescaled frame's tile sits this close to the origin
-VECTOR_CANDIDATES = 6  # autocorrelation peaks kept per lattice vector
-LATTICE_CANDIDATES = 8  # pairs of them tried, best lattice-comb score first
+VECTOR_CANDIDATES = 8  # autocorrelation peaks kept per lattice vector
+LATTICE_CANDIDATES = 12  # pairs of them tried, best lattice-comb score first
 LATTICE_MAX_ANGLE_DEG = 8.0  # rotations the lattice search covers
 LATTICE_PERIOD_RANGE = (0.65, 1.6)  # tile period / nominal: crops, and aspect changes up to 1.3
 
@@ -484,7 +484,10 @@ def _lattice_vectors(acf: np.ndarray, vertical: bool) -> list[tuple[float, float
     for a, c in coords:
         d_along, d_across = int(along[a]), int(across[c])
         dy, dx = (d_along, d_across) if vertical else (d_across, d_along)
-        points = [(k, _peak_near(acf, k * dy, k * dx, 1 if k == 1 else 2)) for k in (1, 2, 3)]
+        # Multiples only where the frame still overlaps itself by half: a farther peak
+        # rests on few pixels and pulls the estimate off instead of sharpening it.
+        points = [(k, _peak_near(acf, k * dy, k * dx, 1 if k == 1 else 2)) for k in (1, 2, 3)
+                  if k == 1 or (abs(k * dy) <= h2 / 4 and abs(k * dx) <= w2 / 4)]
         found = [(k, p) for k, p in points if p is not None and p[2] > 0]
         norm = sum(k * k for k, _ in found)
         vectors.append((sum(k * p[1] for k, p in found) / norm,
