@@ -318,7 +318,7 @@ def unedited_sources() -> list[tuple[str, Callable[[], Frames]]]:
 class Outcome:
     found: bool
     z: float
-    z_needed: float  # 6.0 for the untouched geometry's family, 7.5 for the full search
+    z_needed: float  # 6.0 for the untouched geometry's family, 7.6 for the full search
     id_ok: bool
 
 
@@ -373,7 +373,7 @@ def main() -> None:
     print(f"Edited clips: {len(edited_sources())} x {N_FRAMES} frames, key {DEFAULT_KEY!r}, "
           f"false-positive bound alpha = {DEFAULT_ALPHA:g} per video, half to the untouched "
           "geometry's 25 alignments (z needed 6.0), half to the full search over lattices, "
-          "flips and shifts (7.5); 'z need' is what the reported family needed")
+          "flips and shifts (7.6); 'z need' is what the reported family needed")
     print(f"{'transform, then x264 re-encode':34s} {'clips':>5s} {'found':>5s} {'rate':>6s} "
           f"{'z min':>6s} {'z med':>6s} {'id ok':>5s}   z need")
     for name, *_ in TRANSFORMS:

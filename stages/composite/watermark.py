@@ -50,7 +50,7 @@ The scheme (``talkedit-ss-v2``), and why:
   video scores the maximum found. The untouched geometry (nominal lattice, no
   flip, tile at the origin: 25 alignments) is a second family that shares
   alpha with the search (half each), so a plain rescale or re-encode needs
-  z >= 6.0 where the full search needs 7.5.
+  z >= 6.0 where the full search needs 7.6.
 * **Payload.** Half of the tile's cells are sync; the rest carry a 32-bit id
   plus CRC-16, encoded with the K=7 rate-1/2 convolutional code (133, 171)
   and spread over the cells. At the best hypothesis, soft correlations feed a
