@@ -15,6 +15,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,8 +40,11 @@ WORKFLOW = """Edit a talking-head video by editing its transcript.
 Workflow (run in the project folder, the one holding params.yaml):
   1. put a clip at data/raw/<clip>.mp4 with its transcript data/raw/<clip>.txt, and list
      it under clips: in params.yaml (`talkedit demo` makes a synthetic one);
-  2. write an edit: data/edits/<edit>/edit.yaml (see data/edits/demo/edit.yaml), listed
-     under edits: in params.yaml with its clip;
+  2. edit it in one command:
+       talkedit edit <clip> --replace "old words" --with "new words"
+     which checks the words against the transcript, writes the edit to
+     data/edits/<edit>/edit.yaml, lists it under edits: in params.yaml and runs
+     `dvc repro` for it (or write the folder and the params entry by hand);
   3. `dvc repro` runs what is out of date, stage by stage:
      extract -> align -> fit -> index -> train (per clip),
      plan -> audio -> render -> composite (per edit), evaluate (per clip);
@@ -220,6 +224,13 @@ def verify(
     """
     import json
 
+    report = _verify_report(video, list(trust or []))
+    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
+    raise typer.Exit(report.exit_code)
+
+
+def _verify_report(video: Path, trust: list[Path]) -> Any:
+    """``verify_video``'s report, with the project's watermark key and trusted CAs."""
     from stages.composite.credentials import SigningSettings
     from stages.composite.verify import verify_video
     from stages.composite.watermark import WatermarkParams
@@ -230,12 +241,175 @@ def verify(
     root = repo_root()
     in_project = (root / PARAMS_FILE).is_file()
     params = load_section(WatermarkParams, root) if in_project else WatermarkParams()
-    anchors = list(trust or [])
+    anchors = list(trust)
     if in_project:
         anchors += SigningSettings.of(params, root).trust_anchors()
-    report = verify_video(video, params, anchors)
-    typer.echo(json.dumps(report.to_json(), indent=2) if as_json else report.render())
-    raise typer.Exit(report.exit_code)
+    return verify_video(video, params, anchors)
+
+
+# --- talkedit edit ----------------------------------------------------------------------
+
+_RUNNING = re.compile(r"^Running stage '([^']+)'")
+_SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
+
+
+class ReproProgress:
+    """One line per DVC stage from ``dvc repro``'s output: its name and how long it took
+    (or that it was up to date); on a terminal, a running line with the stage's last
+    time as its ETA (from data/runs/), overwritten when it ends."""
+
+    def __init__(self, root: Path, emit: Callable[[str, bool], None], live: bool = False
+                 ) -> None:
+        self.root, self.emit, self.live = root, emit, live
+        self.current: str | None = None
+        self.started = 0.0
+        self.done: list[tuple[str, float | None]] = []
+
+    def _eta(self, stage: str) -> float | None:
+        """The newest run report's wall time for this stage (any item), if there is one."""
+        import json
+
+        name = stage.split("@")[0]
+        reports = sorted((self.root / "data" / "runs").glob(f"{name}-*.json"),
+                         key=lambda p: p.stat().st_mtime)
+        for path in reversed(reports):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                return float(json.loads(path.read_text()).get("wall_seconds"))
+        return None
+
+    def _finish(self, now: float) -> None:
+        if self.current is not None:
+            elapsed = now - self.started
+            self.done.append((self.current, elapsed))
+            self.emit(f"  {self.current:<32} done in {elapsed:6.1f} s", True)
+            self.current = None
+
+    def feed(self, line: str, now: float) -> None:
+        running, skipped = _RUNNING.match(line), _SKIPPED.match(line)
+        if running:
+            self._finish(now)
+            self.current, self.started = running.group(1), now
+            if self.live:
+                eta = self._eta(self.current)
+                hint = f" (last time {eta:.0f} s)" if eta is not None else ""
+                self.emit(f"  {self.current:<32} running...{hint}", False)
+        elif skipped:
+            self._finish(now)
+            self.done.append((skipped.group(1), None))
+            self.emit(f"  {skipped.group(1):<32} up to date", True)
+
+    def close(self, now: float, ok: bool) -> None:
+        if ok:
+            self._finish(now)
+        elif self.current is not None:
+            self.emit(f"  {self.current:<32} FAILED after {now - self.started:.1f} s", True)
+            self.current = None
+
+
+def _repro(root: Path, target: str, log_path: Path) -> int:
+    """``dvc repro <target>`` with a progress line per stage; its output goes to log_path."""
+    import subprocess
+    import time
+
+    live = sys.stdout.isatty()
+
+    def emit(text: str, final: bool) -> None:
+        if live:
+            sys.stdout.write("\r\033[K" + text + ("\n" if final else ""))
+        elif final:
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    progress = ReproProgress(root, emit, live)
+    env = dict(os.environ)
+    # the stages' cmd is `talkedit <stage> <item>`: run this interpreter's talkedit
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=root,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, errors="replace", bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            progress.feed(line.rstrip("\n"), time.monotonic())
+            if line.startswith(("error:", "ERROR:")):
+                errors.append(line.rstrip())
+        code = proc.wait()
+    progress.close(time.monotonic(), code == 0)
+    for line in errors:
+        typer.echo(line, err=True)
+    return code
+
+
+@app.command()
+@user_errors
+def edit(
+    clip: Annotated[str, typer.Argument(help="The clip to edit (listed under clips: in params.yaml).")],
+    replace: Annotated[list[str] | None, typer.Option(
+        "--replace", help="Words of the transcript to replace; repeatable, each with its --with.")] = None,
+    with_: Annotated[list[str] | None, typer.Option(
+        "--with", help="The new words for the --replace before it.")] = None,
+    insert_after: Annotated[list[str] | None, typer.Option(
+        help="Insert new words after these words of the transcript; each with its --text.")] = None,
+    text: Annotated[list[str] | None, typer.Option(
+        help="The new words for the --insert-after before it.")] = None,
+    delete: Annotated[list[str] | None, typer.Option(
+        help="Words of the transcript to cut; repeatable.")] = None,
+    text_file: Annotated[Path | None, typer.Option(
+        help="A file with the whole edited transcript (instead of the operations).")] = None,
+    audio: Annotated[str | None, typer.Option(
+        help="Where the new words' sound comes from: speaker (the clip's own voice), "
+             "synthetic (espeak-ng) or PATH.wav (your recording of them); default: "
+             "params.yaml audio.source.")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="The edit's name (default: <clip>-<new words>, numbered to be unique).")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Replace an existing, different edit of that --name.")] = False,
+    run: Annotated[bool, typer.Option(
+        "--run/--no-run", help="Run `dvc repro` for the edit (--no-run: only write it).")] = True,
+) -> None:
+    """Edit a clip in one command: check, write, register and render the edit.
+
+    Checks every phrase against data/raw/<clip>.txt first (a phrase that is not there
+    fails at once, offering the nearest ones, and nothing is written); writes
+    data/edits/<edit>/edit.yaml (and your WAV there as recording.wav); lists the edit
+    under edits: in params.yaml (comments and order kept); runs `dvc repro
+    composite@<edit>` (the clip's stages too when out of date), a line per stage, its
+    output in data/runs/edit-<edit>.log; prints data/outputs/<edit>.mp4 and its verdict.
+    """
+    from talkedit.authoring import check_request, choose_name, make_request, register_edit
+    from talkedit.authoring import write_edit as write_spec
+
+    root = repo_root()
+    if not (root / PARAMS_FILE).is_file():
+        raise TalkeditError(Path.cwd(), f"is not a talkedit project (no {PARAMS_FILE} here or "
+                            "above)", "run talkedit in the project folder")
+    req = make_request(clip, replace or [], with_ or [], insert_after or [], text or [],
+                       delete or [], text_file, audio)
+    edited = check_request(req, root)
+    edit_name = choose_name(req, root, name, force)
+    spec_path = write_spec(edit_name, req, root)
+    register_edit(root, edit_name, req.clip)
+    typer.echo(f"edit {edit_name}: {spec_path.relative_to(root)} (listed in {PARAMS_FILE})")
+    typer.echo(f"  new text: {edited}")
+    if not run:
+        typer.echo(f"run it with: dvc repro composite@{edit_name}")
+        return
+    log_path = root / "data" / "runs" / f"edit-{edit_name}.log"
+    typer.echo(f"dvc repro composite@{edit_name}  (log: {log_path.relative_to(root)})")
+    code = _repro(root, f"composite@{edit_name}", log_path)
+    if code != 0:
+        typer.echo(f"error: dvc repro composite@{edit_name} failed (exit {code}); see "
+                   f"{log_path.relative_to(root)}", err=True)
+        raise typer.Exit(2)
+    output = root / "data" / "outputs" / f"{edit_name}.mp4"
+    typer.echo(f"output: {output.relative_to(root)}")
+    report = _verify_report(output, [])
+    typer.echo(f"verify: {report.render().splitlines()[0]}")
+    raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)
 
 
 @server_app.command("start")

@@ -41,6 +41,7 @@ sentence this way, with ``exclude_s`` over its own footage; a diff alone cannot 
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,7 +224,10 @@ def _resolve(target: Any, tokens: list[str], where: str, path: Path,
         k = len(want)
         hits = [i for i in range(n - k + 1) if [_norm(t) for t in tokens[i:i + k]] == want]
         if not hits:
-            raise _fail(path, f"{where}: {target!r} does not occur in the clip's transcript",
+            near = nearest_phrases(target, tokens)
+            offer = f" (nearest: {', '.join(map(repr, near))})" if near else ""
+            raise _fail(path, f"{where}: {target!r} does not occur in the clip's "
+                        f"transcript{offer}",
                         "copy the words exactly as the transcript has them, or use indices")
         if occurrence is None and len(hits) > 1:
             raise _fail(path, f"{where}: {target!r} occurs {len(hits)} times "
@@ -238,8 +242,31 @@ def _resolve(target: Any, tokens: list[str], where: str, path: Path,
                 "give matched text, one index, or [first, last]")
 
 
-def apply_operations(original: str, operations: Any, path: Path) -> tuple[str, tuple[str, ...]]:
-    """The transcript after replace/insert/delete operations, and a line per operation."""
+def nearest_phrases(phrase: str, tokens: list[str], n: int = 3) -> list[str]:
+    """The transcript's phrases (runs of ``tokens``) closest to ``phrase``, best first.
+
+    Compares case- and punctuation-free text with difflib over every run of as many words
+    as ``phrase`` has, one fewer and one more; returns them as the transcript writes them.
+    """
+    want = " ".join(_norm(t) for t in phrase.split())
+    k = max(1, len(phrase.split()))
+    candidates: dict[str, str] = {}
+    for size in {max(1, k - 1), k, k + 1}:
+        for i in range(len(tokens) - size + 1):
+            words = tokens[i:i + size]
+            key = " ".join(_norm(t) for t in words)
+            candidates.setdefault(key, " ".join(words).strip(_EDGE_PUNCT))
+    best = difflib.get_close_matches(want, list(candidates), n=n, cutoff=0.5)
+    return [candidates[key] for key in best]
+
+
+def apply_operations(original: str, operations: Any, path: Path,
+                     labels: list[str] | None = None) -> tuple[str, tuple[str, ...]]:
+    """The transcript after replace/insert/delete operations, and a line per operation.
+
+    ``labels`` names each operation in error messages (default "operation k"); the
+    ``talkedit edit`` command passes the options that gave it.
+    """
     tokens = original.split()
     if not isinstance(operations, list) or not operations:
         raise _fail(path, "operations: must be a non-empty list", "see data/edits/demo.yaml")
@@ -247,7 +274,7 @@ def apply_operations(original: str, operations: Any, path: Path) -> tuple[str, t
     changes: list[tuple[int, int, list[str], str]] = []
     lines = []
     for k, op in enumerate(operations):
-        where = f"operation {k + 1}"
+        where = labels[k] if labels and k < len(labels) else f"operation {k + 1}"
         if not isinstance(op, dict):
             raise _fail(path, f"{where} is not a mapping",
                         "write e.g. '- replace: old words' with 'with: new words'")
