@@ -347,25 +347,25 @@ def _repro(root: Path, target: str, log_path: Path) -> int:
 @app.command()
 @user_errors
 def edit(
-    clip: Annotated[str, typer.Argument(help="The clip to edit (listed under clips: in params.yaml).")],
+    clip: Annotated[str, typer.Argument(metavar="CLIP", help="The clip to edit (listed under clips: in params.yaml).")],
     replace: Annotated[list[str] | None, typer.Option(
-        "--replace", help="Words of the transcript to replace; repeatable, each with its --with.")] = None,
+        "--replace", metavar="OLD", help="Words of the transcript to replace; repeatable, each with its --with.")] = None,
     with_: Annotated[list[str] | None, typer.Option(
-        "--with", help="The new words for the --replace before it.")] = None,
+        "--with", metavar="NEW", help="The new words for the --replace before it.")] = None,
     insert_after: Annotated[list[str] | None, typer.Option(
-        help="Insert new words after these words of the transcript; each with its --text.")] = None,
+        metavar="WORDS", help="Insert new words after these words of the transcript; each with its --text.")] = None,
     text: Annotated[list[str] | None, typer.Option(
-        help="The new words for the --insert-after before it.")] = None,
+        metavar="NEW", help="The new words for the --insert-after before it.")] = None,
     delete: Annotated[list[str] | None, typer.Option(
-        help="Words of the transcript to cut; repeatable.")] = None,
+        metavar="OLD", help="Words of the transcript to cut; repeatable.")] = None,
     text_file: Annotated[Path | None, typer.Option(
-        help="A file with the whole edited transcript (instead of the operations).")] = None,
+        metavar="FILE", help="A file with the whole edited transcript (instead of the operations).")] = None,
     audio: Annotated[str | None, typer.Option(
-        help="Where the new words' sound comes from: speaker (the clip's own voice), "
+        metavar="SOURCE", help="Where the new words' sound comes from: speaker (the clip's own voice), "
              "synthetic (espeak-ng) or PATH.wav (your recording of them); default: "
              "params.yaml audio.source.")] = None,
     name: Annotated[str | None, typer.Option(
-        help="The edit's name (default: <clip>-<new words>, numbered to be unique).")] = None,
+        metavar="EDIT", help="The edit's name (default: <clip>-<new words>, numbered to be unique).")] = None,
     force: Annotated[bool, typer.Option(
         help="Replace an existing, different edit of that --name.")] = False,
     run: Annotated[bool, typer.Option(
@@ -405,8 +405,8 @@ def edit(
         typer.echo(f"error: dvc repro composite@{edit_name} failed (exit {code}); see "
                    f"{log_path.relative_to(root)}", err=True)
         raise typer.Exit(2)
-    output = root / "data" / "outputs" / f"{edit_name}.mp4"
-    typer.echo(f"output: {output.relative_to(root)}")
+    output = Path(os.path.relpath(root / "data" / "outputs" / f"{edit_name}.mp4"))
+    typer.echo(f"output: {output}")
     report = _verify_report(output, [])
     typer.echo(f"verify: {report.render().splitlines()[0]}")
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)
