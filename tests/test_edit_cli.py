@@ -142,3 +142,27 @@ def test_a_progress_line_per_stage() -> None:
     assert [ln.split()[0] for ln in lines] == ["extract@demo", "plan@demo-x", "audio@demo-x",
                                                "composite@demo-x"]
     assert "up to date" in lines[0] and "4.2 s" in lines[1] and "3.0 s" in lines[3]
+
+
+def test_loaders_read_the_documented_tables_when_first_used(project: Path) -> None:
+    import pandas as pd
+
+    from talkedit.errors import TalkeditError
+    from talkedit.loaders import load, load_edit
+
+    assert edit("--replace", "promising", "--with", "remarkable", "--name", "one")[0] == 0
+    clip = load("demo", project)
+    assert {"frames", "words", "phones", "face", "face_model", "visemes"} <= set(clip)
+    assert clip.transcript.split() == TRANSCRIPT.split()
+    with pytest.raises(TalkeditError, match="align@demo"):
+        _ = clip.phones
+    phones = pd.DataFrame({"phone": ["AH", "B"], "start_s": [0.0, 0.1]})
+    clip.path("phones").parent.mkdir(parents=True)
+    phones.to_parquet(clip.path("phones"))
+    pd.testing.assert_frame_equal(clip.phones, phones)
+    assert "phones" in clip.available() and "(words)" in repr(clip)
+    one = load_edit("one", project)
+    assert "look remarkable," in one.spec.edited_text
+    assert one.clip.transcript == clip.transcript
+    with pytest.raises(TalkeditError, match="plan@one"):
+        _ = one.plan
