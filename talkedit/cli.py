@@ -306,8 +306,9 @@ class ReproProgress:
             self.current = None
 
 
-def _repro(root: Path, target: str, log_path: Path) -> int:
-    """``dvc repro <target>`` with a progress line per stage; its output goes to log_path."""
+def _repro(root: Path, target: str, log_path: Path) -> tuple[int, list[str]]:
+    """``dvc repro <target>`` with a progress line per stage; its output goes to log_path.
+    Returns dvc's exit status and the error lines it and the stages printed."""
     import subprocess
     import time
 
@@ -339,9 +340,7 @@ def _repro(root: Path, target: str, log_path: Path) -> int:
                 errors.append(line.rstrip())
         code = proc.wait()
     progress.close(time.monotonic(), code == 0)
-    for line in errors:
-        typer.echo(line, err=True)
-    return code
+    return code, errors
 
 
 @app.command()
@@ -400,10 +399,14 @@ def edit(
         return
     log_path = root / "data" / "runs" / f"edit-{edit_name}.log"
     typer.echo(f"dvc repro composite@{edit_name}  (log: {log_path.relative_to(root)})")
-    code = _repro(root, f"composite@{edit_name}", log_path)
+    code, errors = _repro(root, f"composite@{edit_name}", log_path)
     if code != 0:
-        typer.echo(f"error: dvc repro composite@{edit_name} failed (exit {code}); see "
-                   f"{log_path.relative_to(root)}", err=True)
+        # the stage's own error line says what to fix; dvc's ERROR line is the fallback
+        ours = [e for e in errors if e.startswith("error:")]
+        cause = (ours or errors or [f"dvc repro exited with {code}"])[-1]
+        cause = cause.removeprefix("error:").removeprefix("ERROR:").strip()
+        typer.echo(f"error: {cause} (dvc repro composite@{edit_name} stopped; its log: "
+                   f"{log_path.relative_to(root)})", err=True)
         raise typer.Exit(2)
     output = Path(os.path.relpath(root / "data" / "outputs" / f"{edit_name}.mp4"))
     typer.echo(f"output: {output}")

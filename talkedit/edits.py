@@ -231,7 +231,8 @@ def _resolve(target: Any, tokens: list[str], where: str, path: Path,
                         "copy the words exactly as the transcript has them, or use indices")
         if occurrence is None and len(hits) > 1:
             raise _fail(path, f"{where}: {target!r} occurs {len(hits)} times "
-                        f"(at words {hits[:6]})", "add 'occurrence: k' (1-based) or use indices")
+                        f"(at words {hits[:6]})", "add 'occurrence: k' (1-based) or use indices, or "
+                        "give more of the words around it")
         k_occ = 1 if occurrence is None else occurrence
         if not isinstance(k_occ, int) or not 1 <= k_occ <= len(hits):
             raise _fail(path, f"{where}: occurrence {occurrence!r} is not in 1..{len(hits)}",
