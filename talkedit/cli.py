@@ -115,8 +115,9 @@ def _native_stderr_to(path: Path) -> Iterator[None]:
         sys.stderr = python_stderr
 
 
-def _quiet_prefect(root: Path) -> Path:
-    """Send Prefect's console log (run states, tracebacks) to a file; return its path."""
+def _quiet_prefect() -> Path:
+    """Send Prefect's console log (run states, tracebacks) and the stages' logs to a file;
+    return its path."""
     import flows  # noqa: F401 - configures PREFECT_HOME before prefect is imported
 
     log_dir = Path(os.environ["PREFECT_HOME"]) / "logs"
@@ -125,20 +126,22 @@ def _quiet_prefect(root: Path) -> Path:
     from prefect.logging.configuration import setup_logging
 
     setup_logging()
-    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "stages", "talkedit",
-                 "flows", ""):
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
         logger = logging.getLogger(name)
         for old in list(logger.handlers):
             if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
                 logger.removeHandler(old)
-        if name in ("prefect", "") and not any(
-                isinstance(h, logging.FileHandler) and h.baseFilename == str(path)
-                for h in logger.handlers):
-            handler = logging.FileHandler(path, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
-                                                   "%(message)s"))
-            logger.addHandler(handler)
-    logging.getLogger().setLevel(logging.INFO)
+    root_logger = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path)
+               for h in root_logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # One handler on both: prefect's records stop at "prefect", the rest reach the
+        # root, so every line is written once.
+        root_logger.addHandler(handler)
+        logging.getLogger("prefect").addHandler(handler)
+    logging.getLogger("prefect").propagate = False
+    root_logger.setLevel(logging.INFO)
     return path
 
 
@@ -154,7 +157,7 @@ def _run(stage: str, item: str | None, overrides: dict[str, dict[str, Any]] | No
     if not (root / PARAMS_FILE).is_file():
         raise TalkeditError(Path.cwd(), f"is not a talkedit project (no {PARAMS_FILE} here or "
                             "above)", "run talkedit in the project folder")
-    quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(_quiet_prefect(root))
+    quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(_quiet_prefect())
     with quiet:
         from flows.stage import run_stage_flow
 
