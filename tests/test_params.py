@@ -10,10 +10,11 @@ import yaml
 
 from flows.registry import STAGES
 from talkedit.errors import TalkeditError
+from talkedit.inbox import WatchParams
 from talkedit.params import Section, build, load_section
 from tests.conftest import REPO
 
-SECTIONS: dict[str, type[Section]] = {}
+SECTIONS: dict[str, type[Section]] = {WatchParams.SECTION: WatchParams}  # read by talkedit watch
 for _spec in STAGES:
     SECTIONS.update(_spec.sections())
 
