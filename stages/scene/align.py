@@ -12,6 +12,7 @@ A take whose words mostly match nothing in the script is from another scene: an 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from pathlib import Path
@@ -56,7 +57,9 @@ def align_take(scene: Scene, take: str, transcript: str, audio_16k: np.ndarray,
     if not transcript.strip():
         raise TalkeditError(where, f"take {take!r} has an empty transcript",
                             "write what is said in the take, one utterance a line")
-    words, _ = align_audio(audio_16k, " ".join(transcript.split()), align)
+    # A performance may stumble: mismatched words are marked (low_confidence), not fatal.
+    words, _ = align_audio(audio_16k, " ".join(transcript.split()),
+                           dataclasses.replace(align, on_mismatch="mark"))
     token_utt = utterance_of_token(transcript)
     words["utterance"] = [token_utt[i] for i in words["written_index"]]
     spoken = words["normalized"].str.lower().str.strip(".,!?;:").tolist()

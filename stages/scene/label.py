@@ -90,6 +90,8 @@ def reference_shapes(scene: Scene, root: Path) -> np.ndarray:
 
 def name_faces(shapes: list[np.ndarray], references: np.ndarray) -> list[int]:
     """The character index of each face of a frame: distinct, cheapest total distance."""
+    if not shapes:
+        return []
     cost = np.array([[np.linalg.norm(s - r) for r in references] for s in shapes])
     n_faces, n_chars = cost.shape
     # More faces than characters: the least like any character stay unnamed.
