@@ -53,7 +53,8 @@ def scene_file(root: Path, name: str = "s", idioms: dict | None = None, **change
 @pytest.fixture(scope="module")
 def scene_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("scene")
-    generate_takes(TAKES, SCRIPT, CHARACTERS, ScenePaths.of("s", root).takes_dir)
+    # 12 fps: half the frames to render; the labels look at every one (sample_fps 12.5).
+    generate_takes(TAKES, SCRIPT, CHARACTERS, ScenePaths.of("s", root).takes_dir, fps=12)
     scene_file(root)
     run_scenealign("s", root, AlignParams(), DialogueParams())
     run_scenelabel("s", root, DialogueParams())
