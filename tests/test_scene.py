@@ -219,3 +219,33 @@ def test_a_take_with_no_faces_is_flagged(scene_root: Path, tmp_path: Path) -> No
                      np.zeros(32000, np.int16), DialogueParams()).iloc[0]
     assert row.faces == 0 and row.visible == "" and row.shot == "none"
     assert not row.speaker_visible
+
+
+def test_idiom_weights_rerun_only_the_cut() -> None:
+    """dvc.yaml: the scene stages read only their keys of the scene file; idioms reach
+    scenecut and scenerender, never scenealign or scenelabel."""
+    from tests.conftest import REPO
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+    def scene_keys(stage: str) -> set[str]:
+        params = stages[stage]["do"]["params"]
+        return {key for p in params if isinstance(p, dict) for keys in p.values() for key in keys}
+
+    assert "idioms" not in scene_keys("scenealign") | scene_keys("scenelabel")
+    assert "idioms" in scene_keys("scenecut") & scene_keys("scenerender")
+    assert all("data/scenes/${item}.yaml" not in stages[s]["do"]["deps"]
+               for s in ("scenealign", "scenelabel", "scenecut", "scenerender"))
+
+
+def test_cli_scene_names_an_unlisted_scene(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text("scenes:\n  - other\n")
+    run = subprocess.run([sys.executable, "-m", "talkedit", "scene", "nosuch"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert lines == ["error: scene 'nosuch': is not listed in params.yaml scenes: (other). "
+                     "Fix: add it under scenes: in params.yaml"]
