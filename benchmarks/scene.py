@@ -105,7 +105,7 @@ def scene_figures(root: Path, scene: str = "demo_scene", idioms: dict[str, Any] 
         return None
     scratch = scratch_project(root, scene, idioms)
     start = time.perf_counter()
-    summary = cutmod.run_scenecut(scene, scratch, DialogueParams())
+    summary = cutmod.run_scenecut(scene, scratch, DialogueParams(), cutmod.SceneCutParams())
     recut_s = time.perf_counter() - start
     cut = pd.read_parquet(ScenePaths.of(scene, scratch).cut)
     shutil.rmtree(scratch)

@@ -830,6 +830,8 @@ SCENE_CUT = pa.schema(
         ("source_out", pa.int32()),
         ("record_in", pa.int32()),  # frames of the scene [in, out)
         ("record_out", pa.int32()),
+        ("audio_in", pa.int32()),  # the shot's sound, in take frames: source_in/out moved by
+        ("audio_out", pa.int32()),  # the J/L-cut offset at each cut (scenecut.j_cut_s)
         ("cost", pa.float32()),  # the idiom cost of the shot's lines and its entry
         ("reasons", pa.string()),  # the idioms that cost something here
     ]

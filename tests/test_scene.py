@@ -19,7 +19,7 @@ from stages.composite.compose import CompositeParams
 from stages.composite.watermark import WatermarkParams
 from stages.scene.align import run_scenealign
 from stages.scene.config import DialogueParams
-from stages.scene.cut import choose_cut, run_scenecut
+from stages.scene.cut import SceneCutParams, choose_cut, run_scenecut
 from stages.scene.idioms import Option, build_idioms
 from stages.scene.label import run_scenelabel
 from stages.scene.media import iter_frames
@@ -144,7 +144,7 @@ def test_cut_otio_round_trips_and_the_render_matches_it(scene_root: Path) -> Non
     import opentimelineio as otio
 
     paths = ScenePaths.of("s", scene_root)
-    summary = run_scenecut("s", scene_root, DialogueParams())
+    summary = run_scenecut("s", scene_root, DialogueParams(), SceneCutParams())
     cut = pd.read_parquet(paths.cut)
     assert cut["take"].iloc[0] == "wide"  # start wide
     timeline = otio.adapters.read_from_file(str(paths.otio))
@@ -187,7 +187,7 @@ def test_bad_scenes_fail_clearly_and_write_nothing(scene_root: Path, tmp_path: P
         # A line no take says.
         scene_file(scene_root, script=[*map(list, SCRIPT), ["BEN", "Nobody says this."]])
         with pytest.raises(TalkeditError, match=r"script\[3\].*is said in no take"):
-            run_scenecut("s", scene_root, DialogueParams())
+            run_scenecut("s", scene_root, DialogueParams(), SceneCutParams())
         # A take of another scene.
         scene_file(scene_root, script=[["ANNA", "Completely different words here."],
                                        ["BEN", "Nothing like the takes at all."]])
@@ -198,7 +198,7 @@ def test_bad_scenes_fail_clearly_and_write_nothing(scene_root: Path, tmp_path: P
         assert out.stat().st_mtime_ns == before
         scene_file(scene_root, idioms={"speaker_visibel": 1})
         with pytest.raises(TalkeditError, match="not a known idiom"):
-            run_scenecut("s", scene_root, DialogueParams())
+            run_scenecut("s", scene_root, DialogueParams(), SceneCutParams())
     finally:
         spec.write_text(original)
 
@@ -249,3 +249,30 @@ def test_cli_scene_names_an_unlisted_scene(tmp_path: Path) -> None:
     lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert lines == ["error: scene 'nosuch': is not listed in params.yaml scenes: (other). "
                      "Fix: add it under scenes: in params.yaml"]
+
+
+def test_j_cuts_move_the_sound_across_each_cut(scene_root: Path) -> None:
+    import opentimelineio as otio
+
+    paths = ScenePaths.of("s", scene_root)
+    original = paths.spec.read_text()
+    try:  # intensify: open wide, then close-ups, so there are cuts
+        scene_file(scene_root, idioms={"speaker_visible": 10, "start_wide": 4, "intensify": 6})
+        run_scenecut("s", scene_root, DialogueParams(), SceneCutParams(j_cut_s=0.25))
+        cut = pd.read_parquet(paths.cut)
+        assert len(cut) >= 2
+        j = 3  # 0.25 s at 12 fps
+        assert (cut["source_in"] - cut["audio_in"]).tolist() == [0] + [j] * (len(cut) - 1)
+        assert (cut["source_out"] - cut["audio_out"]).tolist() == [j] * (len(cut) - 1) + [0]
+        video, audio = otio.adapters.read_from_file(str(paths.otio)).tracks
+        for k in range(1, len(cut)):  # the sound of each shot starts 3 frames before its picture
+            assert audio.range_of_child_at_index(k).start_time.to_frames() == \
+                video.range_of_child_at_index(k).start_time.to_frames() - j
+        assert audio.duration() == video.duration()
+        rendered = run_scenerender("s", scene_root, CompositeParams(preset="ultrafast"),
+                                   WatermarkParams())
+        from stages.scene.media import read_audio
+        samples = len(read_audio(paths.video, 24000))
+        assert abs(samples / 24000 - rendered["frames"] / 12) < 0.05  # AAC priming aside
+    finally:
+        paths.spec.write_text(original)

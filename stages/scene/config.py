@@ -1,10 +1,10 @@
-"""The ``dialogue:`` and ``scenedemo:`` sections of params.yaml."""
+"""The ``dialogue:`` section of params.yaml, read by every scene stage but the render."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from talkedit.params import Section, bad_param, check_name
+from talkedit.params import Section, bad_param
 
 
 @dataclass(frozen=True)
@@ -35,19 +35,3 @@ class DialogueParams(Section):
                             "use 0.35 and 0.5")
         if self.pad_s < 0:
             raise bad_param(where, "pad_s", f"is {self.pad_s}: must be >= 0", "use 0.25")
-
-
-@dataclass(frozen=True)
-class SceneDemoParams(Section):
-    """The generated two-character scene (stages/scene/demo.py)."""
-
-    SECTION = "scenedemo"
-
-    name: str = "demo_scene"  # writes data/scenes/<name>/
-    fps: int = 25
-    crf: int = 23
-
-    def check(self, where: str) -> None:
-        check_name(self.name, "scene")
-        if not 1 <= self.fps <= 60 or not 0 <= self.crf <= 51:
-            raise bad_param(where, "fps", "fps must lie in 1..60 and crf in 0..51", "use 25 and 23")

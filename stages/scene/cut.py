@@ -10,7 +10,8 @@ Cuts fall between lines: a shot of take t over lines i..j plays t from line i's 
 to line j's end, each widened by up to ``pad_s`` into the pauses (never past the middle
 of the pause to the take's next or previous utterance). Written to
 data/outputs/scenes/<scene>/: cut.parquet (SCENE_CUT), cut.md (readable) and cut.otio
-(OpenTimelineIO: one video and one audio track of the takes' source ranges).
+(OpenTimelineIO: one video and one audio track of the takes' source ranges). With
+``scenecut.j_cut_s`` the sound crosses each cut before (J-cut) or after (L-cut) the picture.
 """
 
 from __future__ import annotations
@@ -37,9 +38,24 @@ from talkedit.artifacts import (
 )
 from talkedit.atomic import write_text
 from talkedit.errors import TalkeditError
+from talkedit.params import Section, bad_param
 
 log = logging.getLogger(__name__)
 RUN_CAP = 4  # lines a shot is tracked for; longer shots count as this long (idioms judge <= it)
+
+
+@dataclass(frozen=True)
+class SceneCutParams(Section):
+    """The ``scenecut:`` section of params.yaml: how the chosen cut plays (scenecut only)."""
+
+    SECTION = "scenecut"
+
+    j_cut_s: float = 0.0  # each shot's sound starts this much before its picture (J-cut); < 0: after it (L-cut)
+
+    def check(self, where: str) -> None:
+        if abs(self.j_cut_s) > 1.0:
+            raise bad_param(where, "j_cut_s", f"is {self.j_cut_s}: at most 1 s either way",
+                            "use 0 (straight cuts) or e.g. 0.2")
 
 
 @dataclass(frozen=True)
@@ -148,9 +164,12 @@ def _shot_end(options: list[list[Option]], i: int, j: int, r: int, idioms: list[
     return sum(idiom.weight * idiom.shot_cost(duration) for idiom in idioms)
 
 
-def shots_of(path: list[Option], idioms: list[Idiom], timings: dict[str, TakeTiming]
-             ) -> pd.DataFrame:
-    """The cut list: consecutive lines from one take make one shot, with what it cost."""
+def shots_of(path: list[Option], idioms: list[Idiom], timings: dict[str, TakeTiming],
+             j_cut_frames: int = 0) -> pd.DataFrame:
+    """The cut list: consecutive lines from one take make one shot, with what it cost.
+
+    At each cut the sound switches ``j_cut_frames`` before the picture (J-cut; negative:
+    after it, an L-cut), as far as the takes have sound to give there."""
     runs: list[list[Option]] = []
     for option in path:
         if runs and runs[-1][-1].take == option.take:
@@ -172,7 +191,19 @@ def shots_of(path: list[Option], idioms: list[Idiom], timings: dict[str, TakeTim
                      record, record + source_out - source_in, sum(costs.values()),
                      ",".join(name for name, c in costs.items() if c > 0)))
         record += source_out - source_in
-    return pd.DataFrame(rows, columns=SCENE_CUT.names)
+    table = pd.DataFrame(rows, columns=[n for n in SCENE_CUT.names if not n.startswith("audio_")])
+    table["audio_in"], table["audio_out"] = table["source_in"], table["source_out"]
+    for k in range(1, len(table)):
+        before, after = table.index[k - 1], table.index[k]
+        frames_before = timings[table.at[before, "take"]].frames
+        # The sound of `after` starts j early from its own take; that of `before` ends j early.
+        j = int(np.clip(j_cut_frames, -(frames_before - table.at[before, "source_out"]),
+                        table.at[after, "source_in"]))
+        j = int(np.clip(j, -(table.at[after, "audio_out"] - table.at[after, "audio_in"] - 1),
+                        table.at[before, "audio_out"] - table.at[before, "audio_in"] - 1))
+        table.loc[after, "audio_in"] -= j
+        table.loc[before, "audio_out"] -= j
+    return table[SCENE_CUT.names]
 
 
 def _frame(seconds: float, timing: TakeTiming) -> int:
@@ -203,7 +234,10 @@ def cut_timeline(scene: Scene, cut: pd.DataFrame, fps: float, take_paths: dict[s
     timeline.global_start_time = otio.opentime.RationalTime(0, fps)
     for kind in (otio.schema.TrackKind.Video, otio.schema.TrackKind.Audio):
         track = otio.schema.Track(name=kind, kind=kind)
+        start, end = ("source_in", "source_out") if kind == otio.schema.TrackKind.Video \
+            else ("audio_in", "audio_out")
         for r in cut.itertuples():
+            first, last = getattr(r, start), getattr(r, end)
             media = otio.schema.ExternalReference(
                 target_url=take_paths[r.take].as_posix(),
                 available_range=otio.opentime.TimeRange(
@@ -212,8 +246,8 @@ def cut_timeline(scene: Scene, cut: pd.DataFrame, fps: float, take_paths: dict[s
             track.append(otio.schema.Clip(
                 name=f"{r.take} lines {r.first_line}-{r.last_line}", media_reference=media,
                 source_range=otio.opentime.TimeRange(
-                    otio.opentime.RationalTime(r.source_in, fps),
-                    otio.opentime.RationalTime(r.source_out - r.source_in, fps)),
+                    otio.opentime.RationalTime(first, fps),
+                    otio.opentime.RationalTime(last - first, fps)),
                 metadata={"talkedit": {"shot": int(r.shot), "take": r.take, "setup": r.setup,
                                        "first_line": int(r.first_line),
                                        "last_line": int(r.last_line)}}))
@@ -221,7 +255,8 @@ def cut_timeline(scene: Scene, cut: pd.DataFrame, fps: float, take_paths: dict[s
     return timeline
 
 
-def run_scenecut(scene: str, root: Path, dialogue: DialogueParams) -> dict[str, Any]:
+def run_scenecut(scene: str, root: Path, dialogue: DialogueParams, scenecut: SceneCutParams
+                 ) -> dict[str, Any]:
     """Choose the cut from the labels and the scene's idioms; write cut.parquet/.md/.otio."""
     import opentimelineio as otio
 
@@ -248,12 +283,13 @@ def run_scenecut(scene: str, root: Path, dialogue: DialogueParams) -> dict[str, 
     spans = padded_spans(lines, {t: v.frames / v.fps for t, v in timings.items()}, dialogue.pad_s)
     options = line_options(spec, labels, spans)
     path, cost = choose_cut(options, idioms)
-    cut = shots_of(path, idioms, timings)
+    cut = shots_of(path, idioms, timings, int(round(scenecut.j_cut_s * fps)))
     write_parquet(cut, SCENE_CUT, paths.cut)
     write_text(paths.cut_markdown, cut_markdown(spec, cut, idioms, cost, fps))
     take_paths = {t: Path("..", "..", "..", "scenes", scene, f"{t}.mp4") for t in spec.takes}
     timeline = cut_timeline(spec, cut, fps, take_paths, {t: v.frames for t, v in timings.items()})
     write_text(paths.otio, otio.adapters.write_to_string(timeline, "otio_json"))
     return {"scene": scene, "shots": len(cut), "cost": round(cost, 4),
+            "j_cut_frames": int((cut["source_in"] - cut["audio_in"]).abs().max()),
             "takes_used": sorted(cut["take"].unique().tolist()),
             "frames": int(cut["record_out"].iloc[-1]), "idioms": [i.name for i in idioms]}

@@ -7,17 +7,34 @@ data/scenes/<name>/ through ``stages.scene.takes``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stages.scene.config import SceneDemoParams
 from stages.scene.takes import Character, TakePlan, generate_takes
 from talkedit.artifacts import ScenePaths
+from talkedit.params import Section, bad_param, check_name
 
 PLAN = Path(__file__).with_name("demo_scene.yaml")
 BUILTIN = {"builtin:astronaut": None, "builtin:carphone": "carphone"}
+
+
+@dataclass(frozen=True)
+class SceneDemoParams(Section):
+    """The ``scenedemo:`` section of params.yaml: the generated two-character scene."""
+
+    SECTION = "scenedemo"
+
+    name: str = "demo_scene"  # writes data/scenes/<name>/
+    fps: int = 25
+    crf: int = 23
+
+    def check(self, where: str) -> None:
+        check_name(self.name, "scene")
+        if not 1 <= self.fps <= 60 or not 0 <= self.crf <= 51:
+            raise bad_param(where, "fps", "fps must lie in 1..60 and crf in 0..51", "use 25 and 23")
 
 
 def demo_plan(path: Path = PLAN) -> tuple[dict[str, Character], list[tuple[str, str]],

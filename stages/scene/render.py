@@ -50,12 +50,27 @@ def join_sound(pieces: list[np.ndarray], rate: int) -> np.ndarray:
     return np.clip(np.concatenate(out), -32768, 32767).astype(np.int16)
 
 
+def shot_sound(take_sound: np.ndarray, shot: Any, fps: float) -> np.ndarray:
+    """The samples a shot plays: its take's sound over [audio_in, audio_out) frames.
+
+    Sample counts come from the scene timeline's frame boundaries (where the sound sits in
+    the scene), so the pieces add up to the picture's length exactly."""
+    def sample(frame: float) -> int:
+        return int(round(frame / fps * AUDIO_RATE))
+
+    scene_start = shot.record_in - (shot.source_in - shot.audio_in)  # the sound's place
+    scene_end = shot.record_out - (shot.source_out - shot.audio_out)
+    start = sample(shot.audio_in)
+    return take_sound[start:start + sample(scene_end) - sample(scene_start)]
+
+
 def cut_manifest_entry(cut: Any, fps: float, paths: ScenePaths) -> list[dict[str, Any]]:
     return [{"shot": int(r.shot), "take": r.take,
              "source": str(paths.take_video(r.take).relative_to(paths.data.parent)),
              "lines": [int(r.first_line), int(r.last_line)], "setup": r.setup,
              "source_frames": [int(r.source_in), int(r.source_out)],
-             "record_frames": [int(r.record_in), int(r.record_out)], "fps": fps}
+             "record_frames": [int(r.record_in), int(r.record_out)],
+             "sound_frames": [int(r.audio_in), int(r.audio_out)], "fps": fps}
             for r in cut.itertuples()]
 
 
@@ -83,8 +98,7 @@ def run_scenerender(scene: str, root: Path, composite: CompositeParams,
                                watermark.strength)
     credentials = SigningSettings.of(watermark, root).credentials()
     sounds = {take: read_audio(paths.take_video(take), AUDIO_RATE) for take in infos}
-    pieces = [sounds[r.take][int(round(r.source_in / fps * AUDIO_RATE)):
-                             int(round(r.source_out / fps * AUDIO_RATE))] for r in cut.itertuples()]
+    pieces = [shot_sound(sounds[r.take], r, fps) for r in cut.itertuples()]
     sound = embed_audio(join_sound(pieces, AUDIO_RATE), AUDIO_RATE, watermark.key_bytes,
                         watermark.audio_depth)
     paths.video.parent.mkdir(parents=True, exist_ok=True)
