@@ -276,3 +276,16 @@ def test_j_cuts_move_the_sound_across_each_cut(scene_root: Path) -> None:
         assert abs(samples / 24000 - rendered["frames"] / 12) < 0.05  # AAC priming aside
     finally:
         paths.spec.write_text(original)
+
+
+def test_the_demo_scene_file_matches_its_generation_plan() -> None:
+    """data/scenes/demo_scene.yaml cuts what stages/scene/demo_scene.yaml generates."""
+    from stages.scene.demo import demo_plan
+    from tests.conftest import REPO
+
+    characters, script, plans = demo_plan()
+    scene = load_scene("demo_scene", REPO, need_takes=False)
+    assert [(line.character, line.text) for line in scene.script] == script
+    assert list(scene.takes) == [p.name for p in plans]
+    assert scene.names == list(characters)
+    assert len(script) >= 12 and len(plans) >= 6  # the issue's scene size
