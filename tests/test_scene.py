@@ -289,3 +289,14 @@ def test_the_demo_scene_file_matches_its_generation_plan() -> None:
     assert list(scene.takes) == [p.name for p in plans]
     assert scene.names == list(characters)
     assert len(script) >= 12 and len(plans) >= 6  # the scene size
+
+
+def test_labels_and_cut_are_byte_identical_when_rerun(scene_root: Path) -> None:
+    paths = ScenePaths.of("s", scene_root)
+    files = (paths.lines, paths.words, paths.labels, paths.cut, paths.cut_markdown, paths.otio)
+    run_scenecut("s", scene_root, DialogueParams(), SceneCutParams())
+    before = {f: f.read_bytes() for f in files}
+    run_scenealign("s", scene_root, AlignParams(), DialogueParams())
+    run_scenelabel("s", scene_root, DialogueParams())
+    run_scenecut("s", scene_root, DialogueParams(), SceneCutParams())
+    assert all(f.read_bytes() == data for f, data in before.items())
