@@ -19,12 +19,13 @@ from typing import Any
 from talkedit.params import Section, section_types
 
 CLIP, EDIT, PROJECT = "clip", "edit", "project"
+SCENE = "scene"  # a dialogue scene: data/scenes/<scene>.yaml, listed in params.yaml scenes:
 
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    kind: str  # clip | edit | project: what its argument names
+    kind: str  # clip | edit | scene | project: what its argument names
     help: str
     entry: str  # "module:function" in stages/
 
@@ -68,6 +69,20 @@ STAGES: tuple[StageSpec, ...] = (
               "data/outputs/<edit>.mp4 and its provenance.", "stages.composite.compose:run_composite"),
     StageSpec("evaluate", CLIP, "Score held-out sentences re-created through the edit path "
               "against baselines. Writes data/metrics/<clip>/.", "stages.evaluate:run_evaluate"),
+    # Dialogue scenes (Leake et al. 2017): cut a scene from several takes by its script.
+    StageSpec("scenedemo", PROJECT, "Make the generated two-character scene's takes with exact "
+              "truth. Writes data/scenes/<scenedemo.name>/.", "stages.scene.demo:run_scenedemo"),
+    StageSpec("scenealign", SCENE, "Align every take of a scene to its script line by line. "
+              "Writes data/interim/scenes/<scene>/lines.parquet, words.parquet.",
+              "stages.scene.align:run_scenealign"),
+    StageSpec("scenelabel", SCENE, "Label each line of each take: faces, characters, shot size, "
+              "speaker, loudness, tempo. Writes labels.parquet.",
+              "stages.scene.label:run_scenelabel"),
+    StageSpec("scenecut", SCENE, "Choose the cut by the scene's idioms. Writes "
+              "data/outputs/scenes/<scene>/cut.parquet, cut.md, cut.otio.",
+              "stages.scene.cut:run_scenecut"),
+    StageSpec("scenerender", SCENE, "Render the cut scene, watermarked, with its provenance. "
+              "Writes data/outputs/scenes/<scene>/<scene>.mp4.", "stages.scene.render:run_scenerender"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

@@ -25,7 +25,7 @@ import typer
 
 from talkedit import __version__
 from talkedit.errors import TalkeditError
-from talkedit.params import PARAMS_FILE, check_name, repo_root
+from talkedit.params import PARAMS_FILE, check_name, load_params, repo_root
 
 # stages/ and flows/ are the project's code, not a library: they live in the checkout
 # beside this package (an editable install) and are imported from there, so nothing
@@ -209,6 +209,41 @@ def _register_stages() -> None:
 
 
 _register_stages()
+
+
+@app.command()
+@user_errors
+def scenedemo() -> None:
+    """Make the generated two-character scene's takes with exact truth (the `scenedemo` stage).
+
+    Reads params.yaml scenedemo: and stages/scene/demo_scene.yaml; writes data/scenes/<name>/.
+    """
+    _run("scenedemo", None)
+
+
+SCENE_STAGES = ("scenealign", "scenelabel", "scenecut", "scenerender")
+
+
+@app.command()
+@user_errors
+def scene(
+    name: Annotated[str, typer.Argument(metavar="SCENE", help="The scene (data/scenes/<SCENE>.yaml).")],
+    recut: Annotated[bool, typer.Option(
+        help="Only re-choose the cut and render it (after changing idiom weights).")] = False,
+) -> None:
+    """Cut a dialogue scene from its takes by its script and idioms, end to end.
+
+    Aligns every take to the script, labels each line, chooses the cut and renders it:
+    data/outputs/scenes/<SCENE>/ gets cut.parquet, cut.md, cut.otio and <SCENE>.mp4.
+    """
+    check_name(name, "scene")
+    listed = load_params(repo_root()).get("scenes") or []
+    if name not in listed:
+        raise TalkeditError(f"scene {name!r}", f"is not listed in params.yaml scenes: "
+                            f"({', '.join(map(str, listed)) or 'none'})",
+                            "add it under scenes: in params.yaml")
+    for stage in SCENE_STAGES[2:] if recut else SCENE_STAGES:
+        _run(stage, name)
 
 
 @app.command()
