@@ -3,8 +3,12 @@
 * The output timeline is the clip's audio with each edited span's cut replaced by its
   new words (``Segment``: kept or new).
 * Background retiming: around each edit, a region of the clip (the cut plus a margin
-  each side) is resampled nearest-neighbour onto the region's new duration; the
-  background frame gives the pose. Regions that would overlap are merged.
+  each side) is warped onto the region's new duration, its speed eased from real time
+  at its ends (``eased_warp``). Its instants fall between frames (``source_time_s``),
+  which composite interpolates by optical flow: no frame is shown twice (nearest-
+  neighbour resampling repeated frames wherever the new words were longer, and the
+  head stuttered). The pose is the background's, interpolated likewise. Regions that
+  would overlap are merged.
 * Subsequence retiming: each matched piece is stretched phone by phone onto its query
   phones' output times (``Track``; kept footage is a track too).
 * Blending: consecutive tracks are cross-faded linearly over ``blend_s`` around each
@@ -229,6 +233,7 @@ class FramePlan:
     scale: np.ndarray
     expression: np.ndarray
     illumination: np.ndarray
+    source_time_s: np.ndarray  # background instant (s): between frames inside regions
     join_times: np.ndarray
     join_half_widths: np.ndarray
     max_join_change: float
@@ -314,19 +319,29 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
     segment = np.clip(np.searchsorted(seg_starts, t + 1e-9, "right") - 1, 0,
                       len(seg_starts) - 1)
 
-    # Background: the kept timeline, resampled across each region.
+    # Background: the kept timeline, warped across each region (speed eased from and
+    # back to real time, so the head's motion has no kink at the region's ends).
     src_t = _kept_source(timeline, t, segment)
+    src_t = np.rint(src_t * fps) / fps  # kept footage shows whole frames
     edited = np.zeros(n_out, dtype=bool)
     light_parts = []
     for r in timeline.regions:
         inside = (t >= r.out_lo - 1e-9) & (t <= r.out_hi + 1e-9)
         u = (t[inside] - r.out_lo) / max(r.out_hi - r.out_lo, 1e-9)
-        src_t[inside] = r.src_lo + u * (r.src_hi - r.src_lo)
+        src_t[inside] = r.src_lo + eased_warp(t[inside] - r.out_lo, r.out_hi - r.out_lo,
+                                              r.src_hi - r.src_lo)
         edited |= inside
         a = min(int(round(r.src_lo * fps)), n_src - 1)
         b = min(int(round(r.src_hi * fps)), n_src - 1)
         light_parts.append((inside, u, a, b))
-    source_frame = np.clip(np.rint(src_t * fps), 0, n_src - 1).astype(np.int64)
+    position = np.clip(src_t * fps, 0, n_src - 1)
+    # Within a tenth of a frame of a whole frame: that frame (no interpolation needed).
+    whole = np.abs(position - np.rint(position)) < 0.1
+    position = np.where(whole, np.rint(position), position)
+    source_frame = np.rint(position).astype(np.int64)
+    f0 = np.minimum(np.floor(position).astype(np.int64), n_src - 1)
+    f1 = np.minimum(f0 + 1, n_src - 1)
+    w = (position - f0)[:, None]
     light = face.illumination[source_frame].astype(np.float64)
     for inside, u, a, b in light_parts:
         light[inside] = ((1 - u)[:, None] * face.illumination[a]
@@ -345,10 +360,30 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
         half[wider] = np.minimum(blend_max_s / 2, np.maximum(half[wider] * 1.5,
                                                              half[wider] + 0.5 / fps))
     edited |= (piece >= 0) | (blend > 1e-6)
+    def pose(values: np.ndarray) -> np.ndarray:  # the background's pose between frames
+        v = values.astype(np.float64)
+        return (1 - w) * v[f0] + w * v[f1] if v.ndim == 2 else ((1 - w[:, 0]) * v[f0]
+                                                                 + w[:, 0] * v[f1])
+
     return FramePlan(
         t, segment, edited, source_frame, piece, expr_frame, blend,
-        face.rotation[source_frame], face.translation[source_frame], face.scale[source_frame],
-        expr, light, joins, half, float(change.max(initial=0.0)), natural_p99)
+        pose(face.rotation), pose(face.translation), pose(face.scale),
+        expr, light, position / fps, joins, half, float(change.max(initial=0.0)), natural_p99)
+
+
+def eased_warp(x: np.ndarray, out_span: float, src_span: float) -> np.ndarray:
+    """Clip time (from the region's start) at output time ``x`` of a region that plays
+    ``src_span`` of clip in ``out_span``: a cubic whose speed is 1 (real time) at both
+    ends, as the kept footage either side plays, and changes smoothly between. The end
+    speeds are lowered where 1 would make the cubic run backwards (a region that must
+    play slower than a third of real time)."""
+    if out_span <= 0:
+        return np.full(np.shape(x), src_span)
+    mean_speed = src_span / out_span
+    end_speed = min(1.0, 3.0 * mean_speed)
+    u = np.clip(np.asarray(x, np.float64) / out_span, 0.0, 1.0)
+    h10, h01, h11 = u ** 3 - 2 * u ** 2 + u, -2 * u ** 3 + 3 * u ** 2, u ** 3 - u ** 2
+    return out_span * end_speed * (h10 + h11) + src_span * h01
 
 
 def _join_changes(expr: np.ndarray, joins: np.ndarray, half: np.ndarray, fps: float
