@@ -108,6 +108,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=600, help="renderer training steps per clip")
     ap.add_argument("--label", default="current", help="name of this run in the results")
     ap.add_argument("--cases", nargs="*", help="case names (default: all)")
+    ap.add_argument("--score-only", action="store_true",
+                    help="re-score the edits already in --work (e.g. a copy kept from before "
+                    "a change) with the current measures")
     args = ap.parse_args()
 
     from stages.demo.pairs import CASES
@@ -120,16 +123,18 @@ def main() -> int:
     for case in CASES:
         if args.cases and case.name not in args.cases:
             continue
-        prepare_clip(case, work, args.steps)
-        turnaround[case.name] = run_edit(case, work)
+        if not args.score_only:
+            prepare_clip(case, work, args.steps)
+            turnaround[case.name] = run_edit(case, work)
         rows += score_pair(case.name, work, work / "truth")
         print(json.dumps(rows[-2:], indent=1), flush=True)
     summary = summarize_pairs(rows)
-    summary["turnaround_s"] = turnaround
-    summary["steps"] = args.steps
-    RESULTS.mkdir(parents=True, exist_ok=True)
     store = RESULTS / "edit_quality.json"
     runs = json.loads(store.read_text()) if store.is_file() else {}
+    summary["turnaround_s"] = turnaround or runs.get(args.label, {}).get("summary", {}).get(
+        "turnaround_s", {})
+    summary["steps"] = args.steps
+    RESULTS.mkdir(parents=True, exist_ok=True)
     runs[args.label] = {"summary": summary, "edits": rows}
     store.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
     text = results_markdown(runs)
@@ -145,7 +150,7 @@ def main() -> int:
 def results_markdown(runs: dict[str, Any]) -> str:
     from stages.evaluate.edit_truth import SUMMARY_ROWS
 
-    labels = list(runs)
+    labels = sorted(runs, key=lambda label: (label != "before", label))  # before first
     lines = ["# Edit with truth (benchmarks/edit_quality.py)", "",
              "Generated pairs (stages/demo/pairs.py: 3 faces, voices, texts; each edited once "
              "with a phrase of words spoken elsewhere and once with a word never spoken), "

@@ -27,6 +27,10 @@ import numpy as np
 from stages.index import VisemeIndex
 from stages.plan.search import Piece
 from stages.plan.timing import QueryPhone
+from talkedit.phonemes import VOWELS
+
+BILABIALS = frozenset({"P", "B", "M"})
+OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH"})
 
 
 @dataclass
@@ -97,6 +101,9 @@ class Track:
     piece: int  # -1: kept footage (expression of the nearest frame, as the footage is)
     src_lo: float  # cross-fades read beyond the ends at real speed, within these limits
     src_hi: float
+    # (output s, clip s): a phone's most open (vowel) or most closed (p/b/m) clip frame and
+    # where it falls in the output; the output frame nearest shows exactly that frame.
+    extremes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     @property
     def out_start(self) -> float:
@@ -125,8 +132,12 @@ class Timeline:
 
 def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index: VisemeIndex,
                    allowed: np.ndarray, fps: float, reach_s: float,
-                   max_edge_speed: float = np.inf) -> Timeline:
-    """Segments, background regions and expression tracks of the edited video."""
+                   max_edge_speed: float = np.inf, openness: np.ndarray | None = None
+                   ) -> Timeline:
+    """Segments, background regions and expression tracks of the edited video.
+
+    ``openness`` (per clip frame, ``openness_proxy``) lets each piece keep its phones'
+    extreme frames (``phone_extremes``)."""
     segments: list[Segment] = []
     regions: list[Region] = []
     tracks: list[Track] = []
@@ -152,7 +163,10 @@ def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index:
                 out_knots = bounds[piece.query_start:piece.query_end + 1]
                 src_knots = _piece_knots(index, piece, np.diff(out_knots), max_edge_speed)
                 lo, hi = _reach(allowed, src_knots[0], src_knots[-1], fps, reach_s)
-                tracks.append(Track(out_knots, src_knots, piece_id, lo, hi))
+                labels = [p.phone for p in span.phones[piece.query_start:piece.query_end]]
+                extremes = (phone_extremes(labels, out_knots, src_knots, openness, fps)
+                            if openness is not None else np.zeros((0, 2)))
+                tracks.append(Track(out_knots, src_knots, piece_id, lo, hi, extremes))
                 piece_id += 1
             out += d
         placed.append(times)
@@ -173,6 +187,47 @@ def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index:
                             last_src))
         out += length
     return Timeline(segments, regions, tracks, placed, out)
+
+
+def openness_proxy(index: VisemeIndex, expression: np.ndarray, fps: float) -> np.ndarray | None:
+    """How open the mouth is in each clip frame, in the clip's own terms: the projection of
+    its expression on the direction from the clip's bilabial frames (lips shut) to its
+    open-vowel frames, both found through the aligned phones. None without either."""
+    centre = np.clip(np.rint((index.start_s + index.end_s) / 2 * fps).astype(np.int64), 0,
+                     len(expression) - 1)
+    shut = index.usable & np.isin(index.phones, list(BILABIALS))
+    wide = index.usable & np.isin(index.phones, list(OPEN_VOWELS))
+    if not shut.any() or not wide.any():
+        return None
+    expr = expression.astype(np.float64)
+    direction = expr[centre[wide]].mean(axis=0) - expr[centre[shut]].mean(axis=0)
+    return expr @ (direction / max(float(np.linalg.norm(direction)), 1e-12))
+
+
+def phone_extremes(labels: list[str], out_knots: np.ndarray, src_knots: np.ndarray,
+                   openness: np.ndarray, fps: float) -> np.ndarray:
+    """Per vowel (bilabial) of a piece, its most open (closed) clip frame inside the clip
+    phone it is stretched from, and the output instant that frame maps to.
+
+    Sampling the stretched piece between frames averages a short phone's peak with its
+    neighbours (and a p/b/m shorter than a frame never closes the lips); pinning the
+    nearest output frame to the extreme frame keeps the peak's height and its time to
+    within half a frame."""
+    rows = []
+    n = len(openness)
+    for j, phone in enumerate(labels):
+        if phone not in VOWELS and phone not in BILABIALS:
+            continue
+        a, b = src_knots[j], src_knots[j + 1]
+        frames = np.arange(int(np.ceil(a * fps - 1e-9)), int(np.floor(b * fps + 1e-9)) + 1)
+        frames = frames[(frames >= 0) & (frames < n)]
+        if not len(frames):
+            frames = np.array([int(np.clip(np.rint((a + b) / 2 * fps), 0, n - 1))])
+        pick = np.argmin if phone in BILABIALS else np.argmax
+        src = float(frames[pick(openness[frames])]) / fps
+        out = float(np.interp(np.clip(src, a, b), src_knots, out_knots))
+        rows.append((float(np.clip(out, out_knots[j], out_knots[j + 1])), src))
+    return np.asarray(rows, np.float64).reshape(-1, 2)
 
 
 def _piece_knots(index: VisemeIndex, piece: Piece, out_durations: np.ndarray,
@@ -259,6 +314,10 @@ def _expression_at(face: FaceParams, track: Track, t: np.ndarray, fps: float
     nearest = np.clip(np.rint(f), 0, n - 1).astype(np.int64)
     if track.piece < 0:
         return face.expression[nearest].astype(np.float64), nearest
+    f = f.copy()
+    for out_s, src_s in track.extremes:  # the output frame nearest each phone's extreme
+        nearest_out = np.flatnonzero(np.abs(t - out_s) <= 0.5 / fps + 1e-9)
+        f[nearest_out] = src_s * fps
     f0 = np.clip(np.floor(f), 0, n - 1).astype(np.int64)
     f1 = np.minimum(f0 + 1, n - 1)
     alpha = np.clip(f - f0, 0.0, 1.0)[:, None]
