@@ -289,6 +289,8 @@ SUMMARY_ROWS = (
      ""),
     ("peak_error_ms_edited", "vowel-peak timing error, edited (median abs, ms)", "<= 40"),
     ("peak_error_ms_kept", "vowel-peak timing error, kept (median abs, ms)", ""),
+    ("plan_peak_error_ms_edited", "vowel-peak timing error of the plan's own expression, edited "
+     "(median abs, ms)", ""),
     ("peak_lag_ms_edited", "vowel-peak timing, edited (median signed, ms, + = late)", ""),
     ("amplitude_error_edited", "vowel-peak opening error, edited (mean, jaw units)", ""),
     ("amplitude_error_kept", "vowel-peak opening error, kept (mean, jaw units)", ""),
@@ -394,6 +396,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
         rows_seg = np.flatnonzero((t_out >= seg.out_start_s - 1e-9) & (t_out <= seg.out_end_s))
         vowels = phones[(phones["segment"] == seg.segment) & phones["phone"].isin(VOWELS)]
         d_t, d_v = vowel_peaks(opening, truth_open, t_out, vowels)
+        plan_d_t, _ = vowel_peaks(planned, truth_open, t_out, vowels)
         psnr, ssim = region_scores(out, truth, rows_seg, truth_rows[rows_seg])
         lo, hi = next(((a, b) for a, b in regions if a <= rows_seg[0] < b),
                       (rows_seg[0], rows_seg[-1] + 1))
@@ -404,6 +407,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
             "peak_error_ms": float(np.nanmedian(np.abs(d_t))) if len(d_t) else float("nan"),
             "peak_lag_ms": float(np.nanmedian(d_t)) if len(d_t) else float("nan"),
             "peak_errors_ms": [round(float(x), 1) for x in d_t],
+            "plan_peak_errors_ms": [round(float(x), 1) for x in plan_d_t],
             "amplitude_error": float(np.nanmean(d_v)) if len(d_v) else float("nan"),
             "psnr_db": psnr, "ssim": ssim,
             "sharpness_ratio": mean_sharpness(out, rows_seg) / kept_sharp,
@@ -426,6 +430,7 @@ def summarize_pairs(rows: list[dict[str, Any]]) -> dict[str, Any]:
     kept = list({r["case"]: r["kept"] for r in rows}.values())
     cases = list({r["case"]: r for r in rows}.values())
     peaks = np.asarray([x for r in rows for x in r["peak_errors_ms"]], np.float64)
+    planned = np.abs([x for r in rows for x in r.get("plan_peak_errors_ms", [])])
     out = {
         "edits": len(rows), "cases": len(kept),
         "opening_validation_r": mean("opening_validation_r", cases),
@@ -434,6 +439,7 @@ def summarize_pairs(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "plan_opening_r_edited": mean("plan_opening_r", rows),
         "peak_error_ms_edited": float(np.nanmedian(np.abs(peaks))) if len(peaks) else float("nan"),
         "peak_error_ms_kept": mean("peak_error_ms", kept),
+        "plan_peak_error_ms_edited": float(np.nanmedian(planned)) if len(planned) else float("nan"),
         "peak_lag_ms_edited": float(np.nanmedian(peaks)) if len(peaks) else float("nan"),
         "amplitude_error_edited": mean("amplitude_error", rows),
         "amplitude_error_kept": mean("amplitude_error", kept),
