@@ -501,6 +501,10 @@ PLAN = pa.schema(
         ("scale", pa.float32()),
         ("expression", vec(N_EXPRESSION)),  # retimed pieces, cross-faded at joins
         ("illumination", vec(27)),  # interpolated across each retimed region
+        # Background instant in clip seconds: a whole frame (source_frame / fps) outside the
+        # retimed regions; inside them it may fall between frames, which composite
+        # interpolates (optical flow) rather than showing a frame twice.
+        ("source_time_s", pa.float64()),
     ]
 )
 
