@@ -681,3 +681,29 @@ def audio_units_path(paths: EditPaths) -> Path:
 def audio_report_path(paths: EditPaths) -> Path:
     """The audio stage's summary (JSON): source, speaker share, loudness, join measures."""
     return paths.plan_dir / "audio.json"
+
+
+# --- reports (stages/report) and the before/after video (stages/composite/compare.py) -----
+# reports/clip-<clip>.html and reports/edit-<edit>.html: one self-contained page each
+# (images embedded as base64 PNG; no network when opened).
+
+REPORTS_DIR = "reports"
+
+
+def report_path(kind: str, item: str, root: Path | None = None) -> Path:
+    """reports/<kind>-<item>.html, kind ``clip`` or ``edit``."""
+    if kind not in ("clip", "edit"):
+        raise ValueError(f"report kind {kind!r} is neither clip nor edit")
+    return (root or repo_root()) / REPORTS_DIR / f"{kind}-{check_name(item, kind)}.html"
+
+
+def compare_video_path(paths: EditPaths) -> Path:
+    """data/outputs/<edit>.compare.mp4: original | edit side by side, watermarked and signed
+    like the output; its manifest beside it as <edit>.compare.provenance.json."""
+    return paths.output.with_name(f"{paths.edit}.compare.mp4")
+
+
+def compare_metrics_path(paths: EditPaths) -> Path:
+    """data/outputs/<edit>.compare.json (DVC metrics): frames, edited share, and the
+    watermark detector's verdict on the output and on the compare video."""
+    return paths.output.with_name(f"{paths.edit}.compare.json")

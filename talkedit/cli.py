@@ -200,15 +200,41 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
     app.command(name=stage)(user_errors(command))
 
 
+CUSTOM_STAGE_COMMANDS = ("report",)  # stages whose subcommand is written out below
+
+
 def _register_stages() -> None:
     from flows.registry import PROJECT, STAGES
 
     for spec in STAGES:
-        if spec.kind != PROJECT:
+        if spec.kind != PROJECT and spec.name not in CUSTOM_STAGE_COMMANDS:
             _stage_command(spec.name, spec.kind, spec.help)
 
 
 _register_stages()
+
+
+@app.command()
+@user_errors
+def report(
+    clip: Annotated[str | None, typer.Argument(metavar="CLIP", help="The clip to report on.")] = None,
+    edit: Annotated[str | None, typer.Option(
+        metavar="EDIT", help="Report on this edit instead (the report-edit stage).")] = None,
+) -> None:
+    """Write an HTML report of what the stages decided (the report / report-edit stages).
+
+    For a CLIP: reads its aligned words and phones, face fit, training losses, held-out
+    crops and evaluate scores; writes reports/clip-<clip>.html. With --edit EDIT: reads the
+    edit's plan, new phones, audio units, output and the clip's fit; writes
+    reports/edit-<edit>.html. One page, images embedded: it opens offline.
+    """
+    if (clip is None) == (edit is None):
+        raise TalkeditError("talkedit report", "needs a CLIP or --edit EDIT (one of them)",
+                            "e.g. `talkedit report demo` or `talkedit report --edit demo`")
+    if edit is not None:
+        _run("report-edit", check_name(edit, "edit"))
+    else:
+        _run("report", check_name(clip, "clip"))
 
 
 @app.command()
