@@ -707,3 +707,17 @@ def compare_metrics_path(paths: EditPaths) -> Path:
     """data/outputs/<edit>.compare.json (DVC metrics): frames, edited share, and the
     watermark detector's verdict on the output and on the compare video."""
     return paths.output.with_name(f"{paths.edit}.compare.json")
+
+
+# --- DVC metrics of the clip's stages (`dvc metrics show/diff`): small JSON files, git-tracked
+# (cache: false), numbers only, never a time.
+
+
+def align_metrics_path(paths: ClipPaths) -> Path:
+    """data/interim/<clip>/align.json: words, phones, acoustic scores, low-confidence words."""
+    return paths.interim / "align.json"
+
+
+def fit_metrics_path(paths: ClipPaths) -> Path:
+    """data/interim/<clip>/fit.json: detection share, gaps, landmark residuals, model variance."""
+    return paths.interim / "fit.json"

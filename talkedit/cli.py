@@ -405,8 +405,10 @@ def edit(
     fails at once, offering the nearest ones, and nothing is written); writes
     data/edits/<edit>/edit.yaml (and your WAV there as recording.wav); lists the edit
     under edits: in params.yaml (comments and order kept); runs `dvc repro
-    composite@<edit>` (the clip's stages too when out of date), a line per stage, its
-    output in data/runs/edit-<edit>.log; prints data/outputs/<edit>.mp4 and its verdict.
+    report-edit@<edit>` (plan, audio, render, composite, compare, report; the clip's stages
+    too when out of date), a line per stage, its output in data/runs/edit-<edit>.log;
+    prints data/outputs/<edit>.mp4, the before/after video, reports/edit-<edit>.html and
+    the output's verdict.
     """
     from talkedit.authoring import check_request, choose_name, make_request, register_edit
     from talkedit.authoring import write_edit as write_spec
@@ -424,21 +426,27 @@ def edit(
     typer.echo(f"edit {edit_name}: {spec_path.relative_to(root)} (listed in {PARAMS_FILE})")
     typer.echo(f"  new text: {edited}")
     if not run:
-        typer.echo(f"run it with: dvc repro composite@{edit_name}")
+        typer.echo(f"run it with: dvc repro report-edit@{edit_name}")
         return
     log_path = root / "data" / "runs" / f"edit-{edit_name}.log"
-    typer.echo(f"dvc repro composite@{edit_name}  (log: {log_path.relative_to(root)})")
-    code, errors = _repro(root, f"composite@{edit_name}", log_path)
+    # report-edit depends on composite's output and on compare's: one target runs them all
+    target = f"report-edit@{edit_name}"
+    typer.echo(f"dvc repro {target}  (log: {log_path.relative_to(root)})")
+    code, errors = _repro(root, target, log_path)
     if code != 0:
         # the stage's own error line says what to fix; dvc's ERROR line is the fallback
         ours = [e for e in errors if e.startswith("error:")]
         cause = (ours or errors or [f"dvc repro exited with {code}"])[-1]
         cause = cause.removeprefix("error:").removeprefix("ERROR:").strip()
-        typer.echo(f"error: {cause} (dvc repro composite@{edit_name} stopped; its log: "
+        typer.echo(f"error: {cause} (dvc repro {target} stopped; its log: "
                    f"{log_path.relative_to(root)})", err=True)
         raise typer.Exit(2)
     output = Path(os.path.relpath(root / "data" / "outputs" / f"{edit_name}.mp4"))
     typer.echo(f"output: {output}")
+    from talkedit.artifacts import report_path  # pandas: only once the run is done
+
+    typer.echo(f"before/after: {output.with_name(f'{edit_name}.compare.mp4')}")
+    typer.echo(f"report: {Path(os.path.relpath(report_path('edit', edit_name, root)))}")
     report = _verify_report(output, [])
     typer.echo(f"verify: {report.render().splitlines()[0]}")
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)

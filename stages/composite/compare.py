@@ -43,6 +43,7 @@ from talkedit.atomic import write_json
 from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
+from talkedit.progress import progress
 from talkedit.video import FrameCursor, FrameStore, VideoWriter, open_container
 
 NEW_WORDS, RETIMED = (230, 110, 30), (242, 193, 46)
@@ -137,7 +138,8 @@ def run_compare(edit: str, root: Path, compare: CompareParams, watermark: Waterm
         encoded = Path(scratch) / "encoded.mp4"
         with VideoWriter(encoded, width, height, meta.fps_rational, crf=compare.crf,
                          preset=compare.preset, audio_rate=audio_rate) as writer:
-            for k, image in enumerate(_decoded(paths.output)):
+            for k, image in progress(enumerate(_decoded(paths.output)), len(plan),
+                                     f"compare {edit}"):
                 if k >= len(plan):
                     break
                 new = kind[k] == "new"

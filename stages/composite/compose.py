@@ -29,6 +29,7 @@ from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, VideoMeta
 from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
+from talkedit.progress import progress
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,8 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
         with VideoWriter(encoded, width + padded[0], height + padded[1], meta.fps_rational,
                          crf=composite.crf, preset=composite.preset,
                          audio_rate=audio_rate) as out:
-            for k, source in enumerate(source_frames):
+            for k, source in progress(enumerate(source_frames), len(source_frames),
+                                      f"composite {edit}"):
                 image = frames[int(source)]
                 if edited[k]:
                     crop = renders.read(k)
