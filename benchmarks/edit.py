@@ -1,0 +1,106 @@
+"""Edit turnaround: `talkedit edit demo --replace "promising" --with "remarkable"` from a
+state where the clip's own stages (extract, align, fit, index, train) are done.
+
+Goal (issue 16): under 60 s on 2 CPU cores for this 1-word edit of the demo, renderer
+trained. The turnaround is everything after the clip's stages: plan, audio, render,
+composite, compare and report-edit, plus `dvc repro`'s and the CLI's own overhead and the
+final `verify`. Reported with each stage's wall time (its run report, data/runs/) and,
+as the baseline measured in the same run, the same command once more with everything up
+to date (pure overhead: dvc's hashing, Prefect, verify), and the clip's duration
+(real-time factor).
+
+    python benchmarks/edit.py [--name bench-remarkable] [--keep]
+
+Runs in the project (the edit is registered in params.yaml and removed again unless
+--keep). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+EDIT_STAGES = ("plan", "audio", "render", "composite", "compare", "report-edit")
+CLIP_TARGETS = ("index@demo", "train@demo")
+
+
+def talkedit(*args: str) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "talkedit", *args], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    return time.perf_counter() - started, proc
+
+
+def unregister(name: str) -> None:
+    """Drop the benchmark's edit from params.yaml and data/edits (comments kept)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    path = REPO / "params.yaml"
+    params = yaml.load(path.read_text())
+    if name in (params.get("edits") or {}):
+        del params["edits"][name]
+        with path.open("w") as f:
+            yaml.dump(params, f)
+    shutil.rmtree(REPO / "data" / "edits" / name, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="bench-remarkable")
+    parser.add_argument("--keep", action="store_true", help="leave the edit registered")
+    args = parser.parse_args()
+    env_threads = os.environ.get("OMP_NUM_THREADS")
+
+    subprocess.run([sys.executable, "-m", "dvc", "repro", *CLIP_TARGETS], cwd=REPO, check=True,
+                   capture_output=True)
+    unregister(args.name)
+    for stage in EDIT_STAGES:  # so the run reports read below are this run's
+        (REPO / "data" / "runs" / f"{stage}-{args.name}.json").unlink(missing_ok=True)
+    edit_args = ("edit", "demo", "--replace", "promising", "--with", "remarkable",
+                 "--name", args.name, "--force")
+    try:
+        turnaround, proc = talkedit(*edit_args)
+        if proc.returncode != 0:
+            print(proc.stdout, proc.stderr, file=sys.stderr)
+            return 1
+        overhead, again = talkedit(*edit_args)  # all up to date: the fixed cost
+        stages = {}
+        for stage in EDIT_STAGES:
+            report = REPO / "data" / "runs" / f"{stage}-{args.name}.json"
+            if report.is_file():
+                stages[stage] = json.loads(report.read_text())["wall_seconds"]
+        video = json.loads((REPO / "data" / "interim" / "demo" / "video.json").read_text())
+        result = {
+            "command": "talkedit " + " ".join(edit_args),
+            "turnaround_s": round(turnaround, 1),
+            "goal_s": 60.0,
+            "meets_goal": turnaround < 60.0,
+            "stage_wall_s": stages,
+            "stages_total_s": round(sum(stages.values()), 1),
+            "overhead_when_up_to_date_s": round(overhead, 1),
+            "turnaround_over_overhead": round(turnaround / max(overhead, 1e-9), 2),
+            "clip_duration_s": video["duration_s"],
+            "real_time_factor": round(turnaround / video["duration_s"], 2),
+            "verified": "verify: EDITED" in proc.stdout,
+            "report_line": next((ln for ln in proc.stdout.splitlines()
+                                 if ln.startswith("report:")), None),
+            "cpu_count": os.cpu_count(), "OMP_NUM_THREADS": env_threads,
+            "load_average_1m": round(os.getloadavg()[0], 2),
+        }
+    finally:
+        if not args.keep:
+            unregister(args.name)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
