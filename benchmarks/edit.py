@@ -9,7 +9,7 @@ as the baseline measured in the same run, the same command once more with everyt
 to date (pure overhead: dvc's hashing, Prefect, verify), and the clip's duration
 (real-time factor).
 
-    python benchmarks/edit.py [--name bench-remarkable] [--keep]
+    python benchmarks/edit.py [--name EDIT] [--keep]
 
 Runs in the project: the edit is registered in params.yaml and run by `dvc repro`; then
 params.yaml and dvc.lock are put back as they were and the edit's files removed, unless
@@ -58,7 +58,9 @@ def remove_edit_files(name: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", default="bench-remarkable")
+    # a new name each run: the same stage commands would be restored from DVC's run cache
+    # instead of run
+    parser.add_argument("--name", default=f"bench-{int(time.time())}")
     parser.add_argument("--keep", action="store_true", help="leave the edit registered")
     args = parser.parse_args()
     env_threads = os.environ.get("OMP_NUM_THREADS")
@@ -66,7 +68,10 @@ def main() -> int:
     subprocess.run([sys.executable, "-m", "dvc", "repro", *CLIP_TARGETS], cwd=REPO, check=True,
                    capture_output=True)
     # put back byte for byte afterwards: the edit's params entry and dvc.lock's stages
-    saved = {p: p.read_bytes() for p in (REPO / "params.yaml", REPO / "dvc.lock")}
+    # (and the .gitignore files dvc adds outputs to; its autostage is undone too)
+    kept = [REPO / "params.yaml", REPO / "dvc.lock", *(REPO / f / ".gitignore" for f in (
+        "data/outputs", "data/renders", "reports"))]
+    saved = {p: p.read_bytes() for p in kept if p.is_file()}
     remove_edit_files(args.name)
     for stage in EDIT_STAGES:  # so the run reports read below are this run's
         (REPO / "data" / "runs" / f"{stage}-{args.name}.json").unlink(missing_ok=True)
@@ -113,6 +118,9 @@ def main() -> int:
             for path, data in saved.items():
                 path.write_bytes(data)
             remove_edit_files(args.name)
+            subprocess.run(["git", "reset", "-q", "--", *map(str, saved),
+                            f"data/plans/{args.name}"], cwd=REPO, check=False,
+                           capture_output=True)
     print(json.dumps(result, indent=2))
     return 0
 

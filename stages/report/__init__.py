@@ -202,6 +202,22 @@ def _evaluate_section(page: Any, clip: Bundle) -> dict[str, Any]:
     return {"evaluated": True}
 
 
+def single_threaded_blas(func: Any) -> Any:
+    """Run ``func`` with one BLAS thread: a matrix product's last bits depend on the thread
+    count, and a mesh drawn from them would make the page's bytes depend on the machine."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@single_threaded_blas
 def run_clip_report(clip: str, root: Path, report: ReportParams) -> dict[str, Any]:
     """Write reports/clip-<clip>.html; return a summary."""
     from stages.report.page import Page
@@ -322,6 +338,7 @@ def _join_pictures(page: Any, edit: Bundle, clip: Bundle, output: Path, root: Pa
     return note + '<div class="grid">' + "".join(figures_html) + "</div>", len(shown)
 
 
+@single_threaded_blas
 def run_edit_report(edit: str, root: Path, report: ReportParams) -> dict[str, Any]:
     """Write reports/edit-<edit>.html; return a summary."""
     from stages.fit import PersonModel
