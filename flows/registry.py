@@ -67,6 +67,10 @@ STAGES: tuple[StageSpec, ...] = (
               "data/renders/<edit>/.", "stages.render.render:run_render"),
     StageSpec("composite", EDIT, "Composite, watermark and encode the edited video. Writes "
               "data/outputs/<edit>.mp4 and its provenance.", "stages.composite.compose:run_composite"),
+    StageSpec("compare", EDIT, "Make the before/after video: original and edit side by side, "
+              "edited spans marked, watermarked and signed like the output. Reads the output "
+              "and the clip; writes data/outputs/<edit>.compare.mp4 (+ .compare.json, "
+              ".compare.provenance.json).", "stages.composite.compare:run_compare"),
     StageSpec("evaluate", CLIP, "Score held-out sentences re-created through the edit path "
               "against baselines. Writes data/metrics/<clip>/.", "stages.evaluate:run_evaluate"),
     # Dialogue scenes (Leake et al. 2017): cut a scene from several takes by its script.
@@ -83,6 +87,12 @@ STAGES: tuple[StageSpec, ...] = (
               "stages.scene.cut:run_scenecut"),
     StageSpec("scenerender", SCENE, "Render the cut scene, watermarked, with its provenance. "
               "Writes data/outputs/scenes/<scene>/<scene>.mp4.", "stages.scene.render:run_scenerender"),
+    StageSpec("report", CLIP, "Write the clip's HTML report (alignment, face fit, training, "
+              "scores). Reads the clip's artifacts; writes reports/clip-<clip>.html.",
+              "stages.report:run_clip_report"),
+    StageSpec("report-edit", EDIT, "Write the edit's HTML report (timeline, viseme matches, "
+              "joins, audio sources, scores). Reads the edit's and its clip's artifacts; writes "
+              "reports/edit-<edit>.html.", "stages.report:run_edit_report"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.states import Failed, State
 
-from flows.registry import PROJECT, StageSpec
+from flows.registry import CLIP, EDIT, PROJECT, StageSpec
 from flows.runners import chunk_map, task_runner
+from talkedit.artifacts import report_path
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, build, check_name, load_section
 from talkedit.runreport import run_report
@@ -49,6 +54,23 @@ def publish_summary(stage: str, item: str, summary: Mapping[str, Any]) -> None:
         markdown=f"# {stage}: {item}\n\n| field | value |\n|---|---|\n{rows}\n",
         description=f"talkedit {stage} stage summary for {item}",
     )
+
+
+def publish_table_and_report(spec: StageSpec, item: str | None, root: Path,
+                             summary: Mapping[str, Any]) -> None:
+    """On the flow run's page: the summary as a table, and a link to the clip's or edit's
+    HTML report (written by the report / report-edit stage, reports/<kind>-<item>.html)."""
+    key = f"{spec.name}-{item or spec.name}".lower().replace("_", "-")
+    create_table_artifact(
+        key=f"{key}-table", description=f"talkedit {spec.name} summary for {item or spec.name}",
+        table=[{"field": k, "value": v if isinstance(v, int | float | bool) else str(v)}
+               for k, v in summary.items()])
+    if spec.kind in (CLIP, EDIT) and item:
+        report = report_path(spec.kind, item, root).resolve()
+        state = "" if report.is_file() else " (not written yet: dvc repro report stage)"
+        create_link_artifact(key=f"{key}-report", link=report.as_uri(),
+                             link_text=f"{spec.kind} report: {report.name}{state}",
+                             description=f"the HTML report of {spec.kind} {item}")
 
 
 def load_sections(spec: StageSpec, root: Path,
@@ -87,6 +109,7 @@ def make_flow(spec: StageSpec) -> Flow:
             get_run_logger().error("error: %s", exc)
             return Failed(message=f"error: {exc}", data=exc)
         publish_summary(spec.name, item or spec.name, summary)
+        publish_table_and_report(spec, item, root, summary)
         return summary
 
     return run_flow

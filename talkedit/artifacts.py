@@ -840,3 +840,42 @@ SCENE_CUT = pa.schema(
         ("reasons", pa.string()),  # the idioms that cost something here
     ]
 )
+
+# --- reports (stages/report) and the before/after video (stages/composite/compare.py) -----
+# reports/clip-<clip>.html and reports/edit-<edit>.html: one self-contained page each
+# (images embedded as base64 PNG; no network when opened).
+
+REPORTS_DIR = "reports"
+
+
+def report_path(kind: str, item: str, root: Path | None = None) -> Path:
+    """reports/<kind>-<item>.html, kind ``clip`` or ``edit``."""
+    if kind not in ("clip", "edit"):
+        raise ValueError(f"report kind {kind!r} is neither clip nor edit")
+    return (root or repo_root()) / REPORTS_DIR / f"{kind}-{check_name(item, kind)}.html"
+
+
+def compare_video_path(paths: EditPaths) -> Path:
+    """data/outputs/<edit>.compare.mp4: original | edit side by side, watermarked and signed
+    like the output; its manifest beside it as <edit>.compare.provenance.json."""
+    return paths.output.with_name(f"{paths.edit}.compare.mp4")
+
+
+def compare_metrics_path(paths: EditPaths) -> Path:
+    """data/outputs/<edit>.compare.json (DVC metrics): frames, edited share, and the
+    watermark detector's verdict on the output and on the compare video."""
+    return paths.output.with_name(f"{paths.edit}.compare.json")
+
+
+# --- DVC metrics of the clip's stages (`dvc metrics show/diff`): small JSON files, git-tracked
+# (cache: false), numbers only, never a time.
+
+
+def align_metrics_path(paths: ClipPaths) -> Path:
+    """data/interim/<clip>/align.json: words, phones, acoustic scores, low-confidence words."""
+    return paths.interim / "align.json"
+
+
+def fit_metrics_path(paths: ClipPaths) -> Path:
+    """data/interim/<clip>/fit.json: detection share, gaps, landmark residuals, model variance."""
+    return paths.interim / "fit.json"

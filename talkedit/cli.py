@@ -200,11 +200,14 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
     app.command(name=stage)(user_errors(command))
 
 
+CUSTOM_STAGE_COMMANDS = ("report",)  # stages whose subcommand is written out below
+
+
 def _register_stages() -> None:
     from flows.registry import PROJECT, STAGES
 
     for spec in STAGES:
-        if spec.kind != PROJECT:
+        if spec.kind != PROJECT and spec.name not in CUSTOM_STAGE_COMMANDS:
             _stage_command(spec.name, spec.kind, spec.help)
 
 
@@ -244,6 +247,29 @@ def scene(
                             "add it under scenes: in params.yaml")
     for stage in SCENE_STAGES[2:] if recut else SCENE_STAGES:
         _run(stage, name)
+
+
+@app.command()
+@user_errors
+def report(
+    clip: Annotated[str | None, typer.Argument(metavar="CLIP", help="The clip to report on.")] = None,
+    edit: Annotated[str | None, typer.Option(
+        metavar="EDIT", help="Report on this edit instead (the report-edit stage).")] = None,
+) -> None:
+    """Write an HTML report of what the stages decided (the report / report-edit stages).
+
+    For a CLIP: reads its aligned words and phones, face fit, training losses, held-out
+    crops and evaluate scores; writes reports/clip-<clip>.html. With --edit EDIT: reads the
+    edit's plan, new phones, audio units, output and the clip's fit; writes
+    reports/edit-<edit>.html. One page, images embedded: it opens offline.
+    """
+    if (clip is None) == (edit is None):
+        raise TalkeditError("talkedit report", "needs a CLIP or --edit EDIT (one of them)",
+                            "e.g. `talkedit report demo` or `talkedit report --edit demo`")
+    if edit is not None:
+        _run("report-edit", check_name(edit, "edit"))
+    else:
+        _run("report", check_name(clip, "clip"))
 
 
 @app.command()
@@ -400,8 +426,10 @@ def edit(
     fails at once, offering the nearest ones, and nothing is written); writes
     data/edits/<edit>/edit.yaml (and your WAV there as recording.wav); lists the edit
     under edits: in params.yaml (comments and order kept); runs `dvc repro
-    composite@<edit>` (the clip's stages too when out of date), a line per stage, its
-    output in data/runs/edit-<edit>.log; prints data/outputs/<edit>.mp4 and its verdict.
+    report-edit@<edit>` (plan, audio, render, composite, compare, report; the clip's stages
+    too when out of date), a line per stage, its output in data/runs/edit-<edit>.log;
+    prints data/outputs/<edit>.mp4, the before/after video, reports/edit-<edit>.html and
+    the output's verdict.
     """
     from talkedit.authoring import check_request, choose_name, make_request, register_edit
     from talkedit.authoring import write_edit as write_spec
@@ -419,20 +447,26 @@ def edit(
     typer.echo(f"edit {edit_name}: {spec_path.relative_to(root)} (listed in {PARAMS_FILE})")
     typer.echo(f"  new text: {edited}")
     if not run:
-        typer.echo(f"run it with: dvc repro composite@{edit_name}")
+        typer.echo(f"run it with: dvc repro report-edit@{edit_name}")
         return
     log_path = root / "data" / "runs" / f"edit-{edit_name}.log"
-    typer.echo(f"dvc repro composite@{edit_name}  (log: {log_path.relative_to(root)})")
-    code, errors = _repro(root, f"composite@{edit_name}", log_path)
+    # report-edit depends on composite's output and on compare's: one target runs them all
+    target = f"report-edit@{edit_name}"
+    typer.echo(f"dvc repro {target}  (log: {log_path.relative_to(root)})")
+    code, errors = _repro(root, target, log_path)
     if code != 0:
         from talkedit.dvcrun import first_cause
 
         cause = first_cause(errors, code)  # the stage's own error line says what to fix
-        typer.echo(f"error: {cause} (dvc repro composite@{edit_name} stopped; its log: "
+        typer.echo(f"error: {cause} (dvc repro {target} stopped; its log: "
                    f"{log_path.relative_to(root)})", err=True)
         raise typer.Exit(2)
     output = Path(os.path.relpath(root / "data" / "outputs" / f"{edit_name}.mp4"))
     typer.echo(f"output: {output}")
+    from talkedit.artifacts import report_path  # pandas: only once the run is done
+
+    typer.echo(f"before/after: {output.with_name(f'{edit_name}.compare.mp4')}")
+    typer.echo(f"report: {Path(os.path.relpath(report_path('edit', edit_name, root)))}")
     report = _verify_report(output, [])
     typer.echo(f"verify: {report.render().splitlines()[0]}")
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)

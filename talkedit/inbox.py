@@ -39,7 +39,7 @@ class WatchParams(Section):
     inbox: str = "inbox"  # the watched folder, relative to the project root
     cron: str = "0 * * * *"  # when ``talkedit serve`` runs a pass (cron syntax, local time)
     clip_target: str = "evaluate"  # per clip, `dvc repro <clip_target>@<clip>` (and upstream)
-    edit_target: str = "composite"  # per edit, `dvc repro <edit_target>@<edit>`
+    edit_target: str = "report-edit"  # per edit: its output, before/after video and report
 
     def check(self, where: str) -> None:
         if len(self.cron.split()) != 5:

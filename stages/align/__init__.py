@@ -76,7 +76,15 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
     """Align one clip and write its three artifacts atomically; return a summary for display."""
     from stages.align.audio import open_wav
     from stages.align.pipeline import align_recording, prepare_words, speaker_rate
-    from talkedit.artifacts import PHONES, SPEAKER_RATE, WORDS, ClipPaths, write_parquet
+    from talkedit.artifacts import (
+        PHONES,
+        SPEAKER_RATE,
+        WORDS,
+        ClipPaths,
+        align_metrics_path,
+        write_parquet,
+    )
+    from talkedit.atomic import write_json
     from talkedit.errors import TalkeditError
 
     p = align
@@ -112,5 +120,21 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
         "failed_chunks": result.failed_chunks,
         "audio_notes": notes,
     }
+    write_json(align_metrics_path(paths), align_metrics(words, result.phones))
     log.info("aligned %s: %d words, %d chunks", clip, len(words), result.n_chunks)
     return summary
+
+
+def align_metrics(words: Any, phones: Any) -> dict[str, Any]:
+    """The alignment's numbers for `dvc metrics` (no time, no path: the same bytes each run)."""
+    scores = words["score"].to_numpy(dtype=float)
+    spoken = phones[phones["word_index"] >= 0]
+    return {
+        "words": int(len(words)), "phones": int(len(spoken)),
+        "pauses": int(len(phones) - len(spoken)),
+        "word_score_mean": round(float(np.nanmean(scores)), 4) if len(scores) else None,
+        "word_score_p10": round(float(np.nanpercentile(scores, 10)), 4) if len(scores) else None,
+        "low_confidence_words": int(words["low_confidence"].sum()),
+        "low_confidence_share": round(float(words["low_confidence"].mean()), 4)
+        if len(words) else 0.0,
+    }

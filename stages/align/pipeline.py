@@ -21,6 +21,7 @@ from stages.align.normalize import SpokenWord, normalize_text
 from stages.align.scoring import UNTRANSCRIBED, Assessment, assess
 from talkedit.errors import TalkeditError
 from talkedit.phonemes import SILENCE, VOWELS
+from talkedit.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +171,10 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
     # (a Prefect flow: a second or two each) before they do any work.
     parallel = backend.parallel and audio.duration_s >= params.parallel_min_s
     stitcher = _Stitcher(specs, params, audio_name)
-    for res in _run_jobs(jobs(), params.n_workers if parallel else 1):
-        stitcher.add(res)
+    with bar(len(specs), f"align {audio_name}", unit="word") as shown:
+        for res in _run_jobs(jobs(), params.n_workers if parallel else 1):
+            stitcher.add(res)
+            shown.update(res.chunk.n_words)
 
     arr = stitcher.arrays()
     verdict = assess(arr["word"].astype(int), arr["start"].astype(float),

@@ -30,6 +30,7 @@ from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, VideoMeta
 from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
+from talkedit.progress import progress
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
         with VideoWriter(encoded, width + padded[0], height + padded[1], meta.fps_rational,
                          crf=composite.crf, preset=composite.preset,
                          audio_rate=audio_rate) as out:
-            for k, source in enumerate(source_frames):
+            for k, source in progress(enumerate(source_frames), len(source_frames),
+                                      f"composite {edit}"):
                 f0, alpha = split_instant(positions[k] * fps, len(store))
                 image = (between.between(frames[f0], frames[f0 + 1], f0, alpha) if alpha
                          else frames[int(source)])

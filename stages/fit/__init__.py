@@ -68,12 +68,14 @@ from talkedit.artifacts import (
     VideoMeta,
     column_array,
     face_schema,
+    fit_metrics_path,
     read_parquet,
     to_table,
 )
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
+from talkedit.progress import progress
 from talkedit.scale import ChunkMap, ScaleParams, serial_map
 from talkedit.video import FrameStore
 
@@ -233,7 +235,7 @@ def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_
     t0 = time.perf_counter()
     count = 0
     try:
-        for k, image in prefetch(store.iter_frames()):
+        for k, image in progress(prefetch(store.iter_frames()), len(store), "fit: landmarks"):
             faces = landmarker.detect(image) if detections is None else next(detections)
             face, reason[k] = tracker.select(k, faces)
             n_faces[k] = min(len(faces), 127)
@@ -471,6 +473,7 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleP
             "fps": meta.fps_rational, "codec": "h264", "pix_fmt": "yuv444p",
             "crf": opts.crop_crf, "gop": opts.crop_gop, "margin": opts.crop_margin,
             "mask": "face.parquet mask_polygon (crop px); stages.fit.read_crops rasterizes it"})
+    write_json(fit_metrics_path(paths), fit_metrics(scan.detected, fillable, residual, model))
     elapsed = time.perf_counter() - t0
     summary = {
         "clip": clip, "frames": n, "landmarker": landmarker.name,
@@ -494,6 +497,22 @@ def _timed(took: dict[str, float], name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     took[name] = time.perf_counter() - t0
+
+
+def fit_metrics(detected: np.ndarray, fillable: np.ndarray, residual: np.ndarray,
+                model: PersonModel) -> dict[str, Any]:
+    """The fit's numbers for `dvc metrics` (no time: the same bytes each run)."""
+    found = residual[np.isfinite(residual)]
+    return {
+        "frames": int(len(detected)),
+        "detected_share": round(float(detected.mean()), 4) if len(detected) else 0.0,
+        "interpolated_frames": int((fillable & ~detected).sum()),
+        "missing_frames": int((~detected & ~fillable).sum()),
+        "residual_mean": round(float(found.mean()), 5) if len(found) else None,
+        "residual_median": round(float(np.median(found)), 5) if len(found) else None,
+        "residual_p95": round(float(np.percentile(found, 95)), 5) if len(found) else None,
+        "explained_variance": round(model.explained_variance, 4),
+    }
 
 
 def load_fit(clip: str, root: Path | None = None) -> tuple[PersonModel, pa.Table]:

@@ -37,6 +37,7 @@ from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_
 from talkedit.atomic import write_json
 from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
+from talkedit.progress import bar
 
 log = logging.getLogger(__name__)
 STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
@@ -115,10 +116,13 @@ def run_render(edit: str, root: Path, render: RenderParams,
     t_gen = time.perf_counter()
     with staged_dir(out_paths.dir) as folder:
         writer = RenderWriter(folder, opts.chunk_frames)
-        for out in run_jobs(generator, stamp.box, source, frames, jobs, streams, STEP_CHUNK):
-            bg = frames.background[out.rows]
-            writer.add(out_frames[out.rows], out.crops, out.alpha, bg, transforms[bg],
-                       edited[out.rows])
+        wanted = int(edited.sum()) if opts.only_edited else len(frames)
+        with bar(wanted, f"render {edit}") as shown:
+            for out in run_jobs(generator, stamp.box, source, frames, jobs, streams, STEP_CHUNK):
+                bg = frames.background[out.rows]
+                writer.add(out_frames[out.rows], out.crops, out.alpha, bg, transforms[bg],
+                           edited[out.rows])
+                shown.update(len(out.rows))
         n = writer.close(folder / out_paths.index.name)
         seconds = time.perf_counter() - t_gen
         summary = {
