@@ -68,6 +68,10 @@ STAGES: tuple[StageSpec, ...] = (
               "data/outputs/<edit>.mp4 and its provenance.", "stages.composite.compose:run_composite"),
     StageSpec("evaluate", CLIP, "Score held-out sentences re-created through the edit path "
               "against baselines. Writes data/metrics/<clip>/.", "stages.evaluate:run_evaluate"),
+    # Audio-driven lip sync (stages/lipsync): a per-clip model, then per-job plan/render/composite.
+    StageSpec("lipmodel", CLIP, "Train the clip's audio-to-expression model (LSTM vs temporal "
+              "conv net, the better kept) and score it on held-out frames. Writes "
+              "data/models/<clip>/lipsync/.", "stages.lipsync.train:run_lipmodel"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

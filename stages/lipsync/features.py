@@ -1,0 +1,119 @@
+"""Audio features for the audio-to-expression model: MFCCs with deltas, one vector per video frame.
+
+MFCCs (as in Suwajanakorn et al. 2017) over 25 ms windows every 10 ms, computed
+with scipy (STFT, DCT, Savitzky-Golay deltas) on a mel filter bank that stops
+at ``fmax_hz`` (4 kHz by default: the formants that shape the mouth lie below
+it, and telephone-band 8 kHz audio keeps everything the model listens to).
+c0 is replaced by the frame's log energy relative to the recording's speech
+level, and every coefficient is normalised by the recording's own speech-frame
+mean and spread, so a different voice or microphone lands in the same range.
+Each video frame gets the analysis frames within ``context`` steps of its time,
+stacked, so the sequence model runs at the video's frame rate.
+"""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.fft import dct
+from scipy.signal import savgol_filter, stft
+
+from talkedit.errors import TalkeditError
+
+RATE = 16000  # what every clip's audio.wav and a job's audio are read at
+HOP = 160  # 10 ms
+WIN = 400  # 25 ms
+N_FFT = 512
+N_MELS = 26
+FMIN_HZ = 80.0
+SPEECH_SPAN_DB = 35.0  # analysis frames within this much of the speech level count as speech
+FLOOR = 1e-10  # power floor: digital silence stays finite
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    n_mfcc: int = 13  # c0 (log energy) .. c12
+    fmax_hz: float = 4000.0
+    context: int = 3  # analysis frames either side of a video frame's time
+
+    @property
+    def per_step(self) -> int:
+        return 2 * self.n_mfcc  # coefficients and their deltas
+
+    @property
+    def dim(self) -> int:
+        return (2 * self.context + 1) * self.per_step
+
+
+def mel_bank(fmax_hz: float, n_mels: int = N_MELS) -> np.ndarray:
+    """Triangular filters on the mel scale, (n_mels, N_FFT // 2 + 1)."""
+    freqs = np.fft.rfftfreq(N_FFT, 1 / RATE)
+    edges_mel = np.linspace(*(2595 * np.log10(1 + np.array([FMIN_HZ, fmax_hz]) / 700)), n_mels + 2)
+    hz = 700 * (10 ** (edges_mel / 2595) - 1)
+    lo, mid, hi = hz[:-2, None], hz[1:-1, None], hz[2:, None]
+    return np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
+
+
+def speech_level_db(energy_db: np.ndarray) -> float:
+    """A recording's speech level: a high percentile of its frame energies."""
+    return float(np.percentile(energy_db, 95)) if len(energy_db) else 0.0
+
+
+def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(n_steps, per_step) normalised MFCCs + deltas every 10 ms, and each step's energy in dB.
+
+    Step k is centred on sample k * HOP.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    _, _, spec = stft(x, fs=RATE, window="hann", nperseg=WIN, noverlap=WIN - HOP, nfft=N_FFT,
+                      boundary="zeros", padded=True)
+    power = np.abs(spec.T) ** 2  # (steps, bins)
+    energy_db = 10 * np.log10(power.sum(axis=1) + FLOOR)
+    log_mel = np.log(power @ mel_bank(cfg.fmax_hz).T + FLOOR)
+    ceps = dct(log_mel, type=2, norm="ortho", axis=1)[:, :cfg.n_mfcc]
+    level = speech_level_db(energy_db)
+    ceps[:, 0] = (energy_db - level) / 10.0  # loudness relative to the recording's own speech
+    speech = energy_db > level - SPEECH_SPAN_DB
+    if speech.sum() < 2:
+        speech = np.ones(len(ceps), bool)
+    mean, spread = ceps[speech].mean(axis=0), ceps[speech].std(axis=0) + 1e-3
+    mean[0], spread[0] = 0.0, 1.0  # c0 is already relative to the speech level
+    ceps = (ceps - mean) / spread
+    window = min(5, len(ceps) - (1 - len(ceps) % 2))  # odd, at most the length
+    deltas = (savgol_filter(ceps, window, 2, deriv=1, axis=0) if window >= 3
+              else np.zeros_like(ceps))
+    return np.hstack([ceps, deltas]).astype(np.float32), energy_db
+
+
+def frame_features(samples: np.ndarray, n_frames: int, fps: float, cfg: FeatureConfig
+                   ) -> np.ndarray:
+    """(n_frames, cfg.dim) features: the analysis steps around each video frame's time."""
+    steps, _ = mfcc_steps(samples, cfg)
+    centre = np.round(np.arange(n_frames) / fps * RATE / HOP).astype(np.int64)
+    index = np.clip(centre[:, None] + np.arange(-cfg.context, cfg.context + 1), 0, len(steps) - 1)
+    return steps[index].reshape(n_frames, cfg.dim)
+
+
+def frame_energy_db(samples: np.ndarray, n_frames: int, fps: float) -> np.ndarray:
+    """Each video frame's audio energy (dB, relative to the speech level): the baseline's input."""
+    x = np.asarray(samples, dtype=np.float64)
+    per = RATE / fps
+    starts = np.round(np.arange(n_frames) * per).astype(np.int64)
+    c = np.concatenate([[0.0], np.cumsum(x * x)])
+    lo = np.clip(starts, 0, len(x))
+    hi = np.clip(starts + int(round(per)), 0, len(x))
+    energy = 10 * np.log10((c[hi] - c[lo]) / np.maximum(hi - lo, 1) + FLOOR)
+    return energy - speech_level_db(energy)
+
+
+def read_clip_wav(path: Path) -> np.ndarray:
+    """A clip's audio.wav (the extract stage's 16 kHz mono 16-bit) as floats in [-1, 1]."""
+    if not Path(path).is_file():
+        raise TalkeditError(path, "not found", "run the extract stage first (dvc repro)")
+    with wave.open(str(path), "rb") as wav:
+        if (wav.getsampwidth(), wav.getnchannels(), wav.getframerate()) != (2, 1, RATE):
+            raise TalkeditError(path, "is not 16 kHz mono 16-bit PCM", "re-run the extract stage")
+        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2") / 32768.0
