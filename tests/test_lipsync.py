@@ -82,3 +82,137 @@ def test_a_clip_too_short_to_train_on_is_refused(lip_root: Path) -> None:
     opts = dataclasses.replace(LipModelParams(), min_train_frames=10_000, **FAST)
     with pytest.raises(TalkeditError, match="min_train_frames"):
         run_lipmodel("demo", lip_root, opts)
+
+
+# --- jobs: re-timing, input checks, the plan --------------------------------------------
+
+
+def _opts(**kw: object) -> object:
+    from stages.lipsync import LipsyncParams
+
+    return dataclasses.replace(LipsyncParams(), **kw)
+
+
+def _activity(n: int, seed: int) -> np.ndarray:
+    """Speech on/off in runs of 5-25 frames, like words and pauses."""
+    rng = np.random.default_rng(seed)
+    out, on = [], True
+    while len(out) < n:
+        out += [float(on)] * int(rng.integers(5, 25))
+        on = not on
+    return np.asarray(out[:n])
+
+
+def test_retiming_equal_lengths_is_the_identity_and_stretches_stay_smooth() -> None:
+    from stages.lipsync.job import retime
+
+    src = _activity(200, 1)
+    np.testing.assert_array_equal(retime(src, src, _opts()), np.arange(200))
+    for n_out in (130, 260, 530):  # shorter (skips), longer (repeats), longer than 2 passes
+        path = retime(src, _activity(n_out, 2), _opts())
+        steps = np.diff(path)
+        assert len(path) == n_out and path[0] == 0
+        assert np.abs(steps).max() <= 2 and path.min() >= 0 and path.max() < 200
+        if n_out == 130:  # the whole span is shown: starts and ends at its ends
+            assert path[-1] == 199 and (steps >= 1).all()
+        if n_out == 260:  # a repeat or a step back only where the length demands it
+            assert (steps == 0).sum() + (steps < 0).sum() <= 60 + 200 * 0.3
+        if n_out == 530:  # forward, back, forward: the span plays back and forth
+            assert (steps < 0).sum() > 100 and (steps == 0).sum() < n_out * 0.2
+    # Speech lands on speech: re-timing beats a uniform stretch at matching activity.
+    new = _activity(260, 2)
+    path = retime(src, new, _opts())
+    uniform = np.round(np.linspace(0, 199, 260)).astype(int)
+    assert np.abs(src[path] - new).mean() < np.abs(src[uniform] - new).mean()
+
+
+def test_silent_music_and_too_short_audio_are_refused() -> None:
+    from stages.lipsync.features import check_speech
+
+    where = Path("take.wav")
+    speech = _speech("Thank you for watching, and see you next week.")
+    assert check_speech(speech, where, -55.0, 0.05) > -30
+    with pytest.raises(TalkeditError, match="silent"):
+        check_speech(np.zeros(RATE * 2), where, -55.0, 0.05)
+    t = np.arange(RATE * 4) / RATE
+    music = 0.3 * np.sin(2 * np.pi * np.cumsum(np.repeat([220, 262, 330, 392], RATE)) / RATE)
+    with pytest.raises(TalkeditError, match="no pauses"):
+        check_speech(music * (0.7 + 0.3 * np.sin(2 * np.pi * 2 * t)), where, -55.0, 0.05)
+    with pytest.raises(TalkeditError, match="too short"):
+        check_speech(speech[:RATE // 10], where, -55.0, 0.05)
+
+
+def _write_job(root: Path, name: str, spec: dict) -> Path:
+    import yaml
+
+    from talkedit.artifacts import LipsyncPaths
+
+    paths = LipsyncPaths.of(name, root)
+    paths.inputs.mkdir(parents=True, exist_ok=True)
+    paths.spec.write_text(yaml.safe_dump(spec))
+    return paths.spec
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"clip": "demo", "audio": "missing.wav"}, "not found"),
+    ({"clip": "demo", "audio": "../../raw/demo.mp4"}, "outside the job's folder"),
+    ({"clip": "demo", "audio": {"text": "hi", "voice": "xx-nope"}}, "no voice"),
+    ({"clip": "demo", "audio": {"words": "hi"}}, "audio: must be"),
+    ({"clip": "demo", "audio": {"clip": "demo"}, "span": [5, 2]}, "span"),
+    ({"clip": "demo", "audio": {"clip": "demo"}, "pitch": 3}, "unknown keys"),
+])
+def test_a_bad_job_spec_fails_in_one_line_naming_the_fix(tmp_path: Path, spec: dict,
+                                                          message: str) -> None:
+    from stages.lipsync.job import job_audio
+    from stages.lipsync.spec import load_job
+
+    _write_job(tmp_path, "bad", spec)
+    with pytest.raises(TalkeditError, match=message) as err:
+        job_audio(load_job("bad", tmp_path), tmp_path)
+    assert "\n" not in str(err.value) and ". Fix: " in str(err.value)
+
+
+def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
+    """The held-out last sentences, driven by the clip's own audio: the plan keeps the frames
+    around the span, times the new frames by the audio, and the predicted opening follows
+    the generator's true jaw; audio longer than max_loops spans is refused, unwritten."""
+    from stages.lipsync import LipsyncParams
+    from stages.lipsync.job import run_lipplan
+    from stages.lipsync.train import run_lipmodel
+    from talkedit.artifacts import (
+        LIP_TRACK,
+        PLAN,
+        TRUTH_FRAMES,
+        ClipPaths,
+        LipModelPaths,
+        LipsyncPaths,
+        read_parquet,
+    )
+
+    if not LipModelPaths.of("demo", lip_root).model.is_file():
+        run_lipmodel("demo", lip_root, dataclasses.replace(LipModelParams(), **FAST))
+    _write_job(lip_root, "own", {"clip": "demo", "audio": {"clip": "demo"}, "span": [22.0, 29.0]})
+    report = run_lipplan("own", lip_root, LipsyncParams())
+    paths = LipsyncPaths.of("own", lip_root)
+    plan = read_parquet(paths.outputs.plan, PLAN)
+    n_clip = len(read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES))
+    # The whole clip's audio (30 s) drives a 7 s span: the span plays back and forth.
+    new = report["new_frames"]
+    assert len(plan) == 550 + new + (n_clip - 725) and plan["edited"].sum() == new
+    assert (plan["source_frame"][:550] == np.arange(550)).all()
+    assert report["passes"] >= 4 and np.abs(np.diff(plan["source_frame"][550:550 + new])).max() <= 2
+    import wave
+
+    with wave.open(str(paths.outputs.audio)) as wav:
+        assert abs(wav.getnframes() / wav.getframerate() - len(plan) / 25) < 1 / 25
+    track = read_parquet(paths.expression, LIP_TRACK)
+    truth = read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES)
+    # new frame k is the clip's audio at k/25 s: its held-out tail (frames >= 493) is unseen
+    held = np.arange(500, n_clip)
+    r = np.corrcoef(track["opening"].to_numpy()[held], truth["jaw_open"].to_numpy()[held])[0, 1]
+    assert r > 0.7
+
+    _write_job(lip_root, "long", {"clip": "demo", "audio": {"clip": "demo"}, "span": [22.0, 23.0]})
+    with pytest.raises(TalkeditError, match="max_loops"):
+        run_lipplan("long", lip_root, LipsyncParams())
+    assert not LipsyncPaths.of("long", lip_root).outputs.plan_dir.exists()

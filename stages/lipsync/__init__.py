@@ -61,3 +61,35 @@ class LipModelParams(Section):
         if self.steps < self.eval_every or self.eval_every < 1:
             raise bad_param(where, "steps", f"({self.steps}) must be at least eval_every "
                             f"({self.eval_every}) >= 1")
+
+
+@dataclass(frozen=True)
+class LipsyncParams(Section):
+    """The ``lipsync:`` section of params.yaml: lip-sync jobs (data/lipsync/<job>/job.yaml)."""
+
+    SECTION = "lipsync"
+
+    tts_voice: str = "en-us"  # espeak-ng voice of a job whose audio is text...
+    tts_rate_wpm: int = 150  # ...and its rate (a job's audio: {voice:, rate_wpm:} override them)
+    silence_dbfs: float = -55.0  # new audio whose speech level is below this is refused as silent
+    min_pause_share: float = 0.05  # ...and audio with fewer 10 ms pauses (20 dB under its level;
+    # speech: 20-30%, sustained music: 0) as not speech
+    max_loops: float = 4.0  # new audio may last this many times the span (the background plays
+    # forward, backward, forward...); longer is refused
+    speech_cost: float = 1.0  # re-timing: per frame whose speech activity differs (0..1) from
+    # the background frame's...
+    repeat_cost: float = 1.0  # ...per repeated background frame (a frozen head shows)...
+    skip_cost: float = 0.3  # ...and per skipped one
+    band_frames: int = 50  # the re-timing searches this many frames either side of the diagonal
+
+    def check(self, where: str) -> None:
+        if not 0 <= self.min_pause_share < 1:
+            raise bad_param(where, "min_pause_share", f"is {self.min_pause_share}, not in [0, 1)")
+        if self.max_loops < 1:
+            raise bad_param(where, "max_loops", f"is {self.max_loops}, less than 1", "use 4")
+        if min(self.speech_cost, self.repeat_cost, self.skip_cost) < 0:
+            raise bad_param(where, "speech_cost", "and the repeat/skip costs must be >= 0")
+        if self.band_frames < 2:
+            raise bad_param(where, "band_frames", f"is {self.band_frames}, fewer than 2", "use 50")
+        if not 40 <= self.tts_rate_wpm <= 500:
+            raise bad_param(where, "tts_rate_wpm", f"is {self.tts_rate_wpm}, not in 40..500")

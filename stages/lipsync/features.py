@@ -31,6 +31,8 @@ N_MELS = 26
 FMIN_HZ = 80.0
 SPEECH_SPAN_DB = 35.0  # analysis frames within this much of the speech level count as speech
 FLOOR = 1e-10  # power floor: digital silence stays finite
+MIN_AUDIO_S = 0.3  # shorter new audio cannot drive a mouth
+PAUSE_DB = 20.0  # 10 ms frames this far under the speech level are pauses
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,29 @@ def read_clip_wav(path: Path) -> np.ndarray:
         if (wav.getsampwidth(), wav.getnchannels(), wav.getframerate()) != (2, 1, RATE):
             raise TalkeditError(path, "is not 16 kHz mono 16-bit PCM", "re-run the extract stage")
         return np.frombuffer(wav.readframes(wav.getnframes()), "<i2") / 32768.0
+
+
+def check_speech(samples: np.ndarray, where: Path, silence_dbfs: float,
+                 min_pause_share: float = 0.0) -> float:
+    """Refuse audio too short or silent to drive a mouth, or with no pauses (speech stops
+    between phrases and before plosives: sustained sound such as music does not); return
+    its speech level (dBFS)."""
+    if len(samples) < MIN_AUDIO_S * RATE:
+        raise TalkeditError(where, f"the new audio lasts {len(samples) / RATE:.2f} s, too short "
+                            "to drive a mouth", f"give at least {MIN_AUDIO_S} s of speech")
+    hop = RATE // 100
+    frames = samples[: len(samples) // hop * hop].reshape(-1, hop)
+    energy = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-12)
+    level = speech_level_db(energy)
+    if level < silence_dbfs:
+        raise TalkeditError(where, f"the new audio is silent (speech level {level:.0f} dBFS, "
+                            f"below lipsync.silence_dbfs {silence_dbfs:.0f})",
+                            "give a recording with speech in it")
+    pauses = float((energy < level - PAUSE_DB).mean())
+    if pauses < min_pause_share:
+        raise TalkeditError(where, f"the new audio has no pauses ({pauses:.1%} of it is "
+                            f"{PAUSE_DB:.0f} dB under its level; speech has some "
+                            f"{min_pause_share:.0%} or more): it sounds like music or noise, "
+                            "not speech", "give a recording of speech (or lower "
+                            "lipsync.min_pause_share to drive the mouth with it anyway)")
+    return level

@@ -25,12 +25,18 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
+from stages.fit.model import PersonModel, mouth_opening
 from stages.lipsync.features import FeatureConfig
 from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 
 KINDS = ("lstm", "tcn")
 FORMAT = "talkedit-lipmodel-1"
+
+
+def openings(person: PersonModel, expression: np.ndarray) -> np.ndarray:
+    """Pose-free mouth opening of each (n, 64) expression."""
+    return mouth_opening(person.shape(expression), person.topo)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import pandas as pd
 import torch
 
 from stages.fit import load_fit
-from stages.fit.model import PersonModel, mouth_opening
 from stages.lipsync import LipModelParams
 from stages.lipsync.features import (
     FeatureConfig,
@@ -37,6 +36,7 @@ from stages.lipsync.model import (
     NetConfig,
     TrainConfig,
     Trained,
+    openings,
     predict,
     train_net,
 )
@@ -60,11 +60,6 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
     if len(a) < 3 or np.std(a) < 1e-12 or np.std(b) < 1e-12:
         return None
     return float(np.corrcoef(a, b)[0, 1])
-
-
-def openings(person: PersonModel, expression: np.ndarray) -> np.ndarray:
-    """Pose-free mouth opening of each (n, 64) expression."""
-    return mouth_opening(person.shape(expression), person.topo)
 
 
 def file_sha256(path: Path) -> str:
