@@ -216,3 +216,54 @@ def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
     with pytest.raises(TalkeditError, match="max_loops"):
         run_lipplan("long", lip_root, LipsyncParams())
     assert not LipsyncPaths.of("long", lip_root).outputs.plan_dir.exists()
+
+
+# --- talkedit lipsync ---------------------------------------------------------------------
+
+
+def _cli_project(project: Path) -> Path:
+    from tests.conftest import make_video
+
+    make_video(project / "data" / "raw" / "demo.mp4", n_frames=10)
+    return project
+
+
+def test_the_command_refuses_silent_audio_writing_nothing(project: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stages.lipsync.job import _write_wav
+    from talkedit.cli import app
+
+    _cli_project(project)
+    _write_wav(project / "silent.wav", np.zeros(RATE * 2))
+    before = (project / "params.yaml").read_text()
+    result = CliRunner().invoke(app, ["lipsync", "demo", str(project / "silent.wav")])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "silent" in lines[0]
+    assert not (project / "data" / "lipsync").exists()
+    assert (project / "params.yaml").read_text() == before
+
+
+def test_the_command_writes_and_registers_a_job(project: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from talkedit.cli import app
+
+    _cli_project(project)
+    take = project / "take.wav"
+    from stages.lipsync.job import _write_wav
+
+    _write_wav(take, _speech("Thank you for watching, and see you next week."))
+    result = CliRunner().invoke(app, ["lipsync", "demo", str(take), "--span", "1", "4",
+                                      "--no-run"])
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load((project / "data" / "lipsync" / "demo-lipsync" / "job.yaml").read_text())
+    assert spec == {"clip": "demo", "audio": "audio.wav", "span": [1.0, 4.0]}
+    assert (project / "data" / "lipsync" / "demo-lipsync" / "audio.wav").read_bytes() == \
+        take.read_bytes()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["lipsync_jobs"]["demo-lipsync"] == {"clip": "demo"}
+    result = CliRunner().invoke(app, ["lipsync", "demo", "text:Hello there.", "--no-run"])
+    assert "demo-lipsync-2" in result.output

@@ -71,6 +71,7 @@ class LipsyncParams(Section):
 
     tts_voice: str = "en-us"  # espeak-ng voice of a job whose audio is text...
     tts_rate_wpm: int = 150  # ...and its rate (a job's audio: {voice:, rate_wpm:} override them)
+    normalize_voice: bool = True  # warp the new voice's spectrum to the person's (VTLN) first
     silence_dbfs: float = -55.0  # new audio whose speech level is below this is refused as silent
     min_pause_share: float = 0.05  # ...and audio with fewer 10 ms pauses (20 dB under its level;
     # speech: 20-30%, sustained music: 0) as not speech

@@ -31,6 +31,7 @@ N_MELS = 26
 FMIN_HZ = 80.0
 SPEECH_SPAN_DB = 35.0  # analysis frames within this much of the speech level count as speech
 FLOOR = 1e-10  # power floor: digital silence stays finite
+WARPS = np.round(np.arange(0.75, 1.4001, 0.025), 3)  # VTLN: frequency scalings searched
 MIN_AUDIO_S = 0.3  # shorter new audio cannot drive a mouth
 PAUSE_DB = 20.0  # 10 ms frames this far under the speech level are pauses
 
@@ -50,11 +51,13 @@ class FeatureConfig:
         return (2 * self.context + 1) * self.per_step
 
 
-def mel_bank(fmax_hz: float, n_mels: int = N_MELS) -> np.ndarray:
-    """Triangular filters on the mel scale, (n_mels, N_FFT // 2 + 1)."""
+def mel_bank(fmax_hz: float, n_mels: int = N_MELS, warp: float = 1.0) -> np.ndarray:
+    """Triangular filters on the mel scale, (n_mels, N_FFT // 2 + 1); ``warp`` scales every
+    filter's frequencies (a voice whose formants lie ``warp`` times higher then fills the
+    filters as the reference voice does: vocal tract length normalisation)."""
     freqs = np.fft.rfftfreq(N_FFT, 1 / RATE)
     edges_mel = np.linspace(*(2595 * np.log10(1 + np.array([FMIN_HZ, fmax_hz]) / 700)), n_mels + 2)
-    hz = 700 * (10 ** (edges_mel / 2595) - 1)
+    hz = np.minimum(700 * (10 ** (edges_mel / 2595) - 1) * warp, RATE / 2)
     lo, mid, hi = hz[:-2, None], hz[1:-1, None], hz[2:, None]
     return np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, None)
 
@@ -64,23 +67,50 @@ def speech_level_db(energy_db: np.ndarray) -> float:
     return float(np.percentile(energy_db, 95)) if len(energy_db) else 0.0
 
 
-def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+def power_spectrogram(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n_steps, bins) power every 10 ms (step k centred on sample k * HOP), energy in dB."""
+    x = np.asarray(samples, dtype=np.float64)
+    _, _, spec = stft(x, fs=RATE, window="hann", nperseg=WIN, noverlap=WIN - HOP, nfft=N_FFT,
+                      boundary="zeros", padded=True)
+    power = np.abs(spec.T) ** 2
+    return power, 10 * np.log10(power.sum(axis=1) + FLOOR)
+
+
+def _speech_frames(energy_db: np.ndarray) -> np.ndarray:
+    speech = energy_db > speech_level_db(energy_db) - SPEECH_SPAN_DB
+    return speech if speech.sum() >= 2 else np.ones(len(energy_db), bool)
+
+
+def voice_spectrum(power: np.ndarray, energy_db: np.ndarray, cfg: FeatureConfig,
+                   warp: float = 1.0) -> np.ndarray:
+    """The voice's mean log-mel spectrum over its speech frames, less its mean level: the
+    spectral envelope shape that tells one vocal tract from another."""
+    log_mel = np.log(power[_speech_frames(energy_db)] @ mel_bank(cfg.fmax_hz, warp=warp).T
+                     + FLOOR).mean(axis=0)
+    return log_mel - log_mel.mean()
+
+
+def choose_warp(samples: np.ndarray, cfg: FeatureConfig, reference: np.ndarray) -> float:
+    """The frequency warp (VTLN, in WARPS) bringing the voice's spectrum nearest the reference
+    voice's (the person's own, which the model was trained on)."""
+    power, energy_db = power_spectrogram(samples)
+    distances = [float(np.linalg.norm(voice_spectrum(power, energy_db, cfg, w) - reference))
+                 for w in WARPS]
+    return float(WARPS[int(np.argmin(distances))])
+
+
+def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig, warp: float = 1.0
+               ) -> tuple[np.ndarray, np.ndarray]:
     """(n_steps, per_step) normalised MFCCs + deltas every 10 ms, and each step's energy in dB.
 
     Step k is centred on sample k * HOP.
     """
-    x = np.asarray(samples, dtype=np.float64)
-    _, _, spec = stft(x, fs=RATE, window="hann", nperseg=WIN, noverlap=WIN - HOP, nfft=N_FFT,
-                      boundary="zeros", padded=True)
-    power = np.abs(spec.T) ** 2  # (steps, bins)
-    energy_db = 10 * np.log10(power.sum(axis=1) + FLOOR)
-    log_mel = np.log(power @ mel_bank(cfg.fmax_hz).T + FLOOR)
+    power, energy_db = power_spectrogram(samples)
+    log_mel = np.log(power @ mel_bank(cfg.fmax_hz, warp=warp).T + FLOOR)
     ceps = dct(log_mel, type=2, norm="ortho", axis=1)[:, :cfg.n_mfcc]
     level = speech_level_db(energy_db)
     ceps[:, 0] = (energy_db - level) / 10.0  # loudness relative to the recording's own speech
-    speech = energy_db > level - SPEECH_SPAN_DB
-    if speech.sum() < 2:
-        speech = np.ones(len(ceps), bool)
+    speech = _speech_frames(energy_db)
     mean, spread = ceps[speech].mean(axis=0), ceps[speech].std(axis=0) + 1e-3
     mean[0], spread[0] = 0.0, 1.0  # c0 is already relative to the speech level
     ceps = (ceps - mean) / spread
@@ -90,10 +120,10 @@ def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.
     return np.hstack([ceps, deltas]).astype(np.float32), energy_db
 
 
-def frame_features(samples: np.ndarray, n_frames: int, fps: float, cfg: FeatureConfig
-                   ) -> np.ndarray:
+def frame_features(samples: np.ndarray, n_frames: int, fps: float, cfg: FeatureConfig,
+                   warp: float = 1.0) -> np.ndarray:
     """(n_frames, cfg.dim) features: the analysis steps around each video frame's time."""
-    steps, _ = mfcc_steps(samples, cfg)
+    steps, _ = mfcc_steps(samples, cfg, warp)
     centre = np.round(np.arange(n_frames) / fps * RATE / HOP).astype(np.int64)
     index = np.clip(centre[:, None] + np.arange(-cfg.context, cfg.context + 1), 0, len(steps) - 1)
     return steps[index].reshape(n_frames, cfg.dim)

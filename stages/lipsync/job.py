@@ -39,6 +39,7 @@ from stages.lipsync import LipsyncParams
 from stages.lipsync.features import (
     RATE,
     check_speech,
+    choose_warp,
     frame_energy_db,
     frame_features,
     read_clip_wav,
@@ -179,7 +180,9 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
     src_active = activity(frame_energy_db(clip_audio, n_clip, fps))[first:stop]
     new_energy = frame_energy_db(new, n_new, fps)
     background = first + retime(src_active, activity(new_energy), opts)
-    predicted = model.expression(frame_features(new, n_new, fps, model.features))
+    # A voice other than the person's is warped to theirs (VTLN) before the model hears it.
+    warp = choose_warp(new, model.features, model.voice) if opts.normalize_voice else 1.0
+    predicted = model.expression(frame_features(new, n_new, fps, model.features, warp))
 
     # The output timeline: kept frames before the span, the new speech, kept frames after.
     kept_before, kept_after = np.arange(first), np.arange(stop, n_clip)
@@ -225,6 +228,7 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
         "passes": 1 + int((np.diff(np.sign(steps[steps != 0])) != 0).sum()),
         "repeated_frames": int((steps == 0).sum()), "skipped_frames": int((steps > 1).sum()),
         "reversed_frames": int((steps < 0).sum()), "model": model.net_cfg.kind,
+        "voice_warp": warp,
     }
     write_json(paths.report, report)
     log.info("lipplan %s: %s", job, json.dumps(report))

@@ -162,6 +162,7 @@ class LipModel:
     std: np.ndarray  # (components,) and spread
     n_expression: int  # full expression width (the rest stays at the mean: zero)
     meta: dict[str, str]
+    voice: np.ndarray  # the person's voice_spectrum (features.py): new voices are warped to it
 
     def expression(self, feats: np.ndarray) -> np.ndarray:
         """(n, n_expression) expression coefficients for (n, dim) features."""
@@ -173,6 +174,7 @@ class LipModel:
         tensors = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
         tensors["target.mean"] = torch.from_numpy(self.mean.astype(np.float32))
         tensors["target.std"] = torch.from_numpy(self.std.astype(np.float32))
+        tensors["voice.spectrum"] = torch.from_numpy(self.voice.astype(np.float32))
         meta = {**self.meta, "format": FORMAT, "net": json.dumps(asdict(self.net_cfg)),
                 "features": json.dumps(asdict(self.features)),
                 "n_expression": str(self.n_expression)}
@@ -198,4 +200,5 @@ class LipModel:
                    tensors["target.mean"].double().numpy(), tensors["target.std"].double().numpy(),
                    int(meta["n_expression"]),
                    {k: v for k, v in meta.items() if k not in ("net", "features", "format",
-                                                               "n_expression")})
+                                                               "n_expression")},
+                   tensors["voice.spectrum"].double().numpy())

@@ -25,10 +25,13 @@ import torch
 from stages.fit import load_fit
 from stages.lipsync import LipModelParams
 from stages.lipsync.features import (
+    RATE,
     FeatureConfig,
     frame_energy_db,
     frame_features,
+    power_spectrogram,
     read_clip_wav,
+    voice_spectrum,
 )
 from stages.lipsync.model import (
     KINDS,
@@ -185,7 +188,9 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
 
     model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim), feats_cfg, mean, std,
                      expression.shape[1], {"clip": clip, "fit_sha256": file_sha256(paths.face),
-                                           "fps": repr(float(fps))})
+                                           "fps": repr(float(fps))},
+                     voice_spectrum(*power_spectrogram(samples[:int(train.stop / fps * RATE)]),
+                                    feats_cfg))
     model.save(out.model)
     write_text(out.losses, losses_table(runs))
     write_json(out.metrics, metrics)
