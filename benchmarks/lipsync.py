@@ -118,13 +118,13 @@ def heldout_sentences(root: Path) -> list:
 
 
 def write_job(root: Path, name: str, spec: dict, wav: np.ndarray | None = None) -> str:
-    from stages.lipsync.job import _write_wav
+    from stages.audio.dsp import to_int16, write_wav
     from talkedit.artifacts import LipsyncPaths
 
     paths = LipsyncPaths.of(name, root)
     paths.inputs.mkdir(parents=True, exist_ok=True)
     if wav is not None:
-        _write_wav(paths.inputs / "speech.wav", wav)
+        write_wav(paths.inputs / "speech.wav", to_int16(wav), 16000)
         spec = {**spec, "audio": "speech.wav"}
     paths.spec.write_text(yaml.safe_dump(spec, sort_keys=False))
     return name

@@ -175,3 +175,4 @@ def check_speech(samples: np.ndarray, where: Path, silence_dbfs: float,
                             "not speech", "give a recording of speech (or lower "
                             "lipsync.min_pause_share to drive the mouth with it anyway)")
     return level
+

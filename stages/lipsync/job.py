@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.audio.dsp import resample, to_int16, write_wav
 from stages.fit import load_fit
 from stages.lipsync import LipsyncParams
 from stages.lipsync.features import (
@@ -56,7 +57,7 @@ from talkedit.artifacts import (
     column_array,
     write_parquet,
 )
-from talkedit.atomic import atomic_path, write_json
+from talkedit.atomic import write_json
 from talkedit.errors import TalkeditError
 
 log = logging.getLogger(__name__)
@@ -78,18 +79,13 @@ def job_audio(spec: JobSpec, root: Path | None) -> tuple[np.ndarray, list[str], 
     if spec.audio_clip is not None:
         path = ClipPaths.of(spec.audio_clip, root).audio
         return read_clip_wav(path), [], path
-    from scipy.signal import resample_poly
-
     from talkedit.espeak import synthesize
 
     try:
         syn = synthesize(str(spec.text), voice=spec.voice, rate_wpm=spec.rate_wpm)
     except ValueError as exc:
         raise _fail(spec.path, str(exc), "name a voice espeak-ng has") from exc
-    x = syn.samples / 32768.0
-    if syn.sample_rate != RATE:
-        g = math.gcd(RATE, syn.sample_rate)
-        x = resample_poly(x, RATE // g, syn.sample_rate // g)
+    x = resample(syn.samples / 32768.0, syn.sample_rate, RATE)
     return x, [f"synthesized by espeak-ng ({spec.voice}, {spec.rate_wpm} wpm)"], None
 
 
@@ -218,7 +214,7 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
              "energy_db": new_energy, "expression": predicted}
     write_parquet(track, LIP_TRACK, paths.expression)
     write_parquet(plan, PLAN, out.plan)
-    _write_wav(out.audio, audio)
+    write_wav(out.audio, to_int16(audio), RATE)
     steps = np.diff(background)
     report = {
         "job": job, "clip": spec.clip, "audio": spec.audio_label, "audio_notes": notes,
@@ -234,12 +230,3 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
     log.info("lipplan %s: %s", job, json.dumps(report))
     return report
 
-
-def _write_wav(path: Path, samples: np.ndarray) -> None:
-    import wave
-
-    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(RATE)
-        wav.writeframes(np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2").tobytes())

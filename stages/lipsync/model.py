@@ -108,10 +108,16 @@ class Trained:
 
 
 def predict(net: nn.Module, x: np.ndarray) -> np.ndarray:
-    """The network over a whole (n, in_dim) sequence, in eval mode."""
+    """The network over a whole (n, in_dim) sequence, in eval mode, on one thread (so the
+    same float sums, the same bytes, on any machine; the nets are small)."""
     net.eval()
-    with torch.no_grad():
-        return net(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return net(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
