@@ -49,6 +49,8 @@ Workflow (run in the project folder, the one holding params.yaml):
      extract -> align -> fit -> index -> train (per clip),
      plan -> audio -> render -> composite (per edit), evaluate (per clip);
      the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video.
+  Lip sync: `talkedit lipsync <clip> <take.wav|clip:NAME|text:WORDS>` drives the clip
+  with new speech (lipmodel per clip; lipplan -> liprender -> lipcomposite per job).
 Each stage subcommand below is one DVC stage for one clip or edit.
 """
 
