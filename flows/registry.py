@@ -20,12 +20,13 @@ from talkedit.params import Section, section_types
 
 CLIP, EDIT, PROJECT = "clip", "edit", "project"
 SCENE = "scene"  # a dialogue scene: data/scenes/<scene>.yaml, listed in params.yaml scenes:
+JOB = "job"  # a lip-sync job, data/lipsync/<job>/ (listed under lipsync_jobs: in params.yaml)
 
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    kind: str  # clip | edit | scene | project: what its argument names
+    kind: str  # clip | edit | scene | job | project: what its argument names
     help: str
     entry: str  # "module:function" in stages/
 
@@ -93,6 +94,18 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("report-edit", EDIT, "Write the edit's HTML report (timeline, viseme matches, "
               "joins, audio sources, scores). Reads the edit's and its clip's artifacts; writes "
               "reports/edit-<edit>.html.", "stages.report:run_edit_report"),
+    # Audio-driven lip sync (stages/lipsync): a per-clip model, then per-job plan/render/composite.
+    StageSpec("lipmodel", CLIP, "Train the clip's audio-to-expression model (LSTM vs temporal "
+              "conv net, the better kept) and score it on held-out frames. Writes "
+              "data/models/<clip>/lipsync/.", "stages.lipsync.train:run_lipmodel"),
+    StageSpec("lipplan", JOB, "Plan a lip-sync job: predict the expressions from its new audio, "
+              "re-time the clip's background to it. Reads data/lipsync/<job>/; writes "
+              "data/plans/<job>/ (plan, audio.wav, lipsync.parquet, lipsync.json).",
+              "stages.lipsync.job:run_lipplan"),
+    StageSpec("liprender", JOB, "Render a lip-sync job's faces with the clip's renderer. Writes "
+              "data/renders/<job>/.", "stages.lipsync.render:run_liprender"),
+    StageSpec("lipcomposite", JOB, "Composite, watermark and sign a lip-sync job's video. Writes "
+              "data/outputs/<job>.mp4 and its provenance.", "stages.lipsync.composite:run_lipcomposite"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

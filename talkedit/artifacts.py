@@ -338,6 +338,77 @@ class RenderPaths:
         return self.dir / "render.json"
 
 
+@dataclass(frozen=True)
+class LipModelPaths:
+    """The lipmodel stage's files for one clip (stages/lipsync), under data/models/<clip>/lipsync/."""
+
+    clip: str
+    data: Path  # the project's data/ folder
+
+    @classmethod
+    def of(cls, clip: str, root: Path | None = None) -> LipModelPaths:
+        return cls(check_name(clip, "clip"), data_dir(root))
+
+    @property
+    def dir(self) -> Path:
+        return self.data / "models" / self.clip / "lipsync"
+
+    @property
+    def model(self) -> Path:
+        """The kept audio-to-expression network (safetensors; its kind and features in metadata)."""
+        return self.dir / "model.safetensors"
+
+    @property
+    def losses(self) -> Path:
+        """Loss curves of both networks (DVC plots; columns: LIP_LOSSES_COLUMNS)."""
+        return self.dir / "losses.tsv"
+
+    @property
+    def metrics(self) -> Path:
+        """Held-out scores of both networks and the baselines (DVC metrics)."""
+        return self.dir / "metrics.json"
+
+
+@dataclass(frozen=True)
+class LipsyncPaths:
+    """A lip-sync job's inputs, data/lipsync/<job>/ (job.yaml and any audio file it names).
+
+    Its plan, soundtrack, renders and output share the edit contracts and places
+    (``EditPaths.of(job)``: data/plans/<job>/, data/renders/<job>/, data/outputs/<job>.mp4),
+    so render and composite read a job as they read an edit; a job may not share an
+    edit's name.
+    """
+
+    job: str
+    data: Path
+
+    @classmethod
+    def of(cls, job: str, root: Path | None = None) -> LipsyncPaths:
+        return cls(check_name(job, "job"), data_dir(root))
+
+    @property
+    def inputs(self) -> Path:
+        return self.data / "lipsync" / self.job
+
+    @property
+    def spec(self) -> Path:
+        return self.inputs / "job.yaml"
+
+    @property
+    def outputs(self) -> EditPaths:
+        return EditPaths(self.job, self.data)
+
+    @property
+    def expression(self) -> Path:
+        """The predicted expression track on the new audio's timeline (LIP_TRACK)."""
+        return self.outputs.plan_dir / "lipsync.parquet"
+
+    @property
+    def report(self) -> Path:
+        """What the job did: audio read, length, re-timing, model (JSON)."""
+        return self.outputs.plan_dir / "lipsync.json"
+
+
 # --- schemas ------------------------------------------------------------------------------
 
 
@@ -557,6 +628,20 @@ RENDER_INDEX = pa.schema(
         ("edited", pa.bool_()),  # PLAN `edited`
     ]
 )
+# lipsync (stages/lipsync): one row per output frame of a lip-sync job, the model's
+# prediction before it is written into the plan (PLAN), kept to score and plot it.
+LIP_TRACK = pa.schema(
+    [
+        ("frame", pa.int32()),
+        ("time_s", pa.float64()),
+        ("source_frame", pa.int32()),  # re-timed background frame
+        ("opening", pa.float32()),  # predicted mouth opening (inner-lip gap / eye distance)
+        ("energy_db", pa.float32()),  # the new audio's level re. its speech level
+        ("expression", vec(N_EXPRESSION)),  # predicted expression
+    ]
+)
+LIP_LOSSES_COLUMNS = ["step", "lstm_train", "lstm_validation", "tcn_train", "tcn_validation"]
+
 # No wall-clock column: losses.tsv is tracked, so it must be the same on every run
 # (times go to the run report, talkedit.runreport).
 LOSSES_COLUMNS = ["step", "l1", "adversarial", "temporal_adversarial",

@@ -264,16 +264,16 @@ def _take_tail(node: Any) -> Any:
     return tail
 
 
-def register_edit(root: Path, name: str, clip: str) -> bool:
-    """List ``name: {clip: <clip>}`` under ``edits:`` in params.yaml; keep the rest of the
-    file byte for byte. Returns whether the file changed."""
+def register_edit(root: Path, name: str, clip: str, section: str = "edits") -> bool:
+    """List ``name: {clip: <clip>}`` under ``edits:`` (or ``section:``, e.g. lipsync_jobs) in
+    params.yaml; keep the rest of the file byte for byte. Returns whether the file changed."""
     from ruamel.yaml.comments import CommentedMap
 
     path = Path(root) / PARAMS_FILE
     rt = _round_trip()
     source = path.read_text(encoding="utf-8")
     doc = rt.load(source)
-    edits = doc.get("edits")
+    edits = doc.get(section)
     entry = edits.get(name) if isinstance(edits, dict) else None
     if isinstance(entry, dict) and entry.get("clip") == clip:
         return False
@@ -282,7 +282,7 @@ def register_edit(root: Path, name: str, clip: str) -> bool:
     else:
         if not isinstance(edits, CommentedMap):
             edits = CommentedMap()
-            doc["edits"] = edits
+            doc[section] = edits
         tail = _take_tail(edits)
         new = CommentedMap()
         new["clip"] = clip

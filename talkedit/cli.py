@@ -49,6 +49,8 @@ Workflow (run in the project folder, the one holding params.yaml):
      extract -> align -> fit -> index -> train (per clip),
      plan -> audio -> render -> composite (per edit), evaluate (per clip);
      the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video.
+  Lip sync: `talkedit lipsync <clip> <take.wav|clip:NAME|text:WORDS>` drives the clip
+  with new speech (lipmodel per clip; lipplan -> liprender -> lipcomposite per job).
 Each stage subcommand below is one DVC stage for one clip or edit.
 """
 
@@ -449,27 +451,123 @@ def edit(
     if not run:
         typer.echo(f"run it with: dvc repro report-edit@{edit_name}")
         return
-    log_path = root / "data" / "runs" / f"edit-{edit_name}.log"
+    from talkedit.artifacts import EditPaths, report_path
+
     # report-edit depends on composite's output and on compare's: one target runs them all
-    target = f"report-edit@{edit_name}"
+    output = EditPaths.of(edit_name, root).output
+    _repro_and_verify(root, f"report-edit@{edit_name}", f"edit-{edit_name}", output,
+                      {"before/after": output.with_name(f"{edit_name}.compare.mp4"),
+                       "report": report_path("edit", edit_name, root)})
+
+
+def _repro_and_verify(root: Path, target: str, log_name: str, output: Path,
+                      also: dict[str, Path] | None = None) -> None:
+    """``dvc repro target`` with progress, then the output's path (and ``also``'s) and
+    verdict; exits."""
+    from talkedit.dvcrun import first_cause
+
+    log_path = root / "data" / "runs" / f"{log_name}.log"
     typer.echo(f"dvc repro {target}  (log: {log_path.relative_to(root)})")
     code, errors = _repro(root, target, log_path)
     if code != 0:
-        from talkedit.dvcrun import first_cause
-
         cause = first_cause(errors, code)  # the stage's own error line says what to fix
         typer.echo(f"error: {cause} (dvc repro {target} stopped; its log: "
                    f"{log_path.relative_to(root)})", err=True)
         raise typer.Exit(2)
-    output = Path(os.path.relpath(root / "data" / "outputs" / f"{edit_name}.mp4"))
+    output = Path(os.path.relpath(output))
     typer.echo(f"output: {output}")
-    from talkedit.artifacts import report_path  # pandas: only once the run is done
-
-    typer.echo(f"before/after: {output.with_name(f'{edit_name}.compare.mp4')}")
-    typer.echo(f"report: {Path(os.path.relpath(report_path('edit', edit_name, root)))}")
+    for label, path in (also or {}).items():
+        typer.echo(f"{label}: {Path(os.path.relpath(path))}")
     report = _verify_report(output, [])
     typer.echo(f"verify: {report.render().splitlines()[0]}")
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)
+
+
+# --- talkedit lipsync ---------------------------------------------------------------------
+
+
+def _lipsync_audio(audio: str, root: Path) -> tuple[dict[str, Any] | str, Path | None]:
+    """The job spec's ``audio:`` for the command's AUDIO, and a WAV to copy into the job."""
+    if audio.startswith("clip:"):
+        return {"clip": check_name(audio.removeprefix("clip:"), "clip")}, None
+    if audio.startswith("text:"):
+        words = audio.removeprefix("text:").strip()
+        if not words:
+            raise TalkeditError("AUDIO text:", "names no words", "e.g. 'text:Hello there.'")
+        return {"text": words}, None
+    path = Path(audio)
+    if not path.is_file():
+        raise TalkeditError(path, "not found", "give a WAV file, clip:<name> or text:<words>")
+    if path.suffix.lower() != ".wav":
+        raise TalkeditError(path, "is not a WAV file",
+                            "convert it, e.g. ffmpeg -i take.mp3 -ar 16000 -ac 1 take.wav")
+    # Silent or speechless audio fails now, before anything is written.
+    from stages.lipsync import LipsyncParams
+    from stages.lipsync.features import check_speech
+    from stages.lipsync.job import read_any_wav
+    from talkedit.params import load_section
+
+    opts = load_section(LipsyncParams, root)
+    check_speech(read_any_wav(path)[0], path, opts.silence_dbfs, opts.min_pause_share)
+    return "audio.wav", path
+
+
+@app.command()
+@user_errors
+def lipsync(
+    clip: Annotated[str, typer.Argument(metavar="CLIP", help="The clip whose person speaks (listed under clips: in params.yaml).")],
+    audio: Annotated[str, typer.Argument(metavar="AUDIO", help="The new speech: a WAV file, clip:<name> (another clip's soundtrack) or text:<words> (espeak-ng says them).")],
+    span: Annotated[tuple[float, float] | None, typer.Option(
+        metavar="START END", help="The clip's seconds the speech replaces (default: the whole clip).")] = None,
+    name: Annotated[str | None, typer.Option(
+        metavar="JOB", help="The job's name (default: <clip>-lipsync, numbered to be unique).")] = None,
+    run: Annotated[bool, typer.Option(
+        "--run/--no-run", help="Run `dvc repro` for the job (--no-run: only write it).")] = True,
+) -> None:
+    """Make CLIP's person say AUDIO: write, register and render a lip-sync job.
+
+    Writes data/lipsync/<job>/job.yaml (your WAV copied there as audio.wav); lists the
+    job under lipsync_jobs: in params.yaml; runs `dvc repro lipcomposite@<job>` (the clip's
+    lip model, trained by lipmodel@<clip>, too when out of date), a line per stage, its
+    output in data/runs/lipsync-<job>.log; prints data/outputs/<job>.mp4 and its verdict.
+    """
+    import yaml
+
+    from talkedit.artifacts import ClipPaths, EditPaths, LipsyncPaths
+    from talkedit.atomic import write_bytes, write_text
+    from talkedit.authoring import register_edit
+
+    root = repo_root()
+    if not (root / PARAMS_FILE).is_file():
+        raise TalkeditError(Path.cwd(), f"is not a talkedit project (no {PARAMS_FILE} here or "
+                            "above)", "run talkedit in the project folder")
+    clip_paths = ClipPaths.of(clip, root)
+    if not clip_paths.video.is_file():
+        raise TalkeditError(clip_paths.video, "not found", "put the clip there (or run talkedit demo)")
+    spec_audio, wav = _lipsync_audio(audio, root)
+    if span is not None and not 0 <= span[0] < span[1]:
+        raise TalkeditError(f"--span {span[0]} {span[1]}", "is not START END with START < END",
+                            "e.g. --span 4.0 12.5")
+    names = (f"{clip}-lipsync" + ("" if k == 1 else f"-{k}") for k in range(1, 1000))
+    job = name or next(n for n in names if not LipsyncPaths.of(n, root).inputs.exists())
+    paths = LipsyncPaths.of(job, root)
+    if EditPaths.of(job, root).inputs.exists():
+        raise TalkeditError(f"job name {job!r}", "is an edit's name too", "give another --name")
+    spec: dict[str, Any] = {"clip": clip, "audio": spec_audio}
+    if span is not None:
+        spec["span"] = [float(span[0]), float(span[1])]
+    paths.inputs.mkdir(parents=True, exist_ok=True)
+    if wav is not None:
+        with open(wav, "rb") as fh:
+            write_bytes(paths.inputs / "audio.wav", fh.read())
+    write_text(paths.spec, yaml.safe_dump(spec, sort_keys=False))
+    register_edit(root, job, clip, section="lipsync_jobs")
+    typer.echo(f"lip-sync job {job}: {paths.spec.relative_to(root)} (listed in {PARAMS_FILE})")
+    if not run:
+        typer.echo(f"run it with: dvc repro lipcomposite@{job}")
+        return
+    _repro_and_verify(root, f"lipcomposite@{job}", f"lipsync-{job}",
+                      EditPaths.of(job, root).output)
 
 
 # --- scheduled runs ----------------------------------------------------------------------

@@ -121,6 +121,10 @@ class _Engine:
 
     def synth(self, text: str) -> tuple[bytes, list[tuple[int, int, int, int, bytes]]]:
         self._chunks, self._events = [], []
+        # Voice variants (en-us+f3...) add noise from espeak-ng's own generator, seeded from
+        # the clock: a fixed seed gives the same samples on every run (plain voices use none).
+        if hasattr(self.lib, "espeak_ng_SetRandSeed"):
+            self.lib.espeak_ng_SetRandSeed(ctypes.c_long(0))
         data = text.encode("utf-8")
         self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.registry import EDIT, PROJECT, STAGES, StageSpec
+from flows.registry import EDIT, JOB, PROJECT, STAGES, StageSpec
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("talkedit", "stages", "flows")
@@ -124,7 +124,7 @@ def dag_problems(dvc: dict) -> list[str]:
             continue
         block = stages[spec.name]
         body = block if spec.kind == PROJECT else block.get("do", {})
-        arg = "" if spec.kind == PROJECT else " ${key}" if spec.kind == EDIT else " ${item}"
+        arg = "" if spec.kind == PROJECT else " ${key}" if spec.kind in (EDIT, JOB) else " ${item}"
         if body.get("cmd") != f"talkedit {spec.name}{arg}":
             problems.append(f"{spec.name}: cmd is {body.get('cmd')!r}, expected "
                             f"'talkedit {spec.name}{arg}'")

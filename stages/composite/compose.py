@@ -101,17 +101,32 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
     """Write data/outputs/<edit>.mp4 (watermarked frames and soundtrack, signed Content
     Credentials) and <edit>.provenance.json; return a summary."""
     paths = EditPaths.of(edit, root)
-    spec = load_spec(edit, root)
-    clip = ClipPaths.of(spec.clip, root)
-    _check_output_is_not_an_input(paths.output, [clip.video, clip.transcript, paths.spec])
-    plan = read_parquet(paths.plan, PLAN, stage_hint=f"plan@{edit}")
+    return composite_plan(load_spec(edit, root).clip, paths, paths.spec, composite, watermark)
+
+
+def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite: CompositeParams,
+                   watermark: WatermarkParams, *, description: str | None = None,
+                   model_files: tuple[Path, ...] = (),
+                   ingredients: tuple[tuple[str, Path], ...] = (),
+                   stages: tuple[str, str] = ("plan", "audio")) -> dict[str, Any]:
+    """Composite the plan, renders and soundtrack under ``paths`` (the PLAN contract: an
+    edit's, or a lip-sync job's whose spec is ``spec_path``) into ``paths.output``.
+
+    ``description`` says what was done in the manifest's edit action; ``model_files`` and
+    ``ingredients`` ((role, file)) are hashed into it beside the clip's own."""
+    edit, root = paths.edit, paths.data.parent
+    plan_stage, audio_stage = stages
+    clip = ClipPaths.of(clip_name, root)
+    _check_output_is_not_an_input(paths.output, [clip.video, clip.transcript, spec_path,
+                                                 *(p for _, p in ingredients)])
+    plan = read_parquet(paths.plan, PLAN, stage_hint=f"{plan_stage}@{edit}")
     edited = plan["edited"].to_numpy()
     source_frames = plan["source_frame"].to_numpy()
     positions = plan["source_time_s"].to_numpy(np.float64)  # * fps below: frame positions
-    store = FrameStore.for_clip(spec.clip, root)
+    store = FrameStore.for_clip(clip_name, root)
     if len(source_frames) and (source_frames.max() >= len(store) or source_frames.min() < 0):
         raise TalkeditError(paths.plan, "references frames outside the clip",
-                            f"re-run plan@{edit} after extract@{spec.clip}")
+                            f"re-run {plan_stage}@{edit} after extract@{clip_name}")
     renders = _render_store(edit, root, len(plan), edited)
     audio, audio_rate = _read_wav(paths.audio)
     meta = VideoMeta.read(clip)
@@ -119,13 +134,14 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
     expected = len(plan) / fps
     if abs(len(audio) / audio_rate - expected) > 2.0 / fps:
         raise TalkeditError(paths.audio, f"lasts {len(audio) / audio_rate:.2f} s but the plan "
-                            f"lasts {expected:.2f} s", f"re-run audio@{edit}")
+                            f"lasts {expected:.2f} s", f"re-run {audio_stage}@{edit}")
 
-    model = ModelPaths.of(spec.clip, root)
+    model = ModelPaths.of(clip_name, root)
     manifest = build_manifest(
-        source_video=clip.video, transcript=clip.transcript, edit_spec=paths.spec,
-        model_files=[p for p in (model.generator, clip.face_model) if p.exists()],
+        source_video=clip.video, transcript=clip.transcript, edit_spec=spec_path,
+        model_files=[p for p in (model.generator, clip.face_model, *model_files) if p.exists()],
         plan_files=[p for p in (paths.plan, paths.audio) if p.exists()],
+        description=description, extra_ingredients=ingredients,
     )
     marker = WatermarkEmbedder(watermark.key_bytes, manifest["watermark"]["payload_id"],
                                watermark.strength)
@@ -161,7 +177,7 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
                                         watermark.audio_depth))
         manifest = publish(encoded, manifest, paths.output, credentials)
     summary = {
-        "edit": edit, "clip": spec.clip, "output": str(paths.output), "frames": len(plan),
+        "edit": edit, "clip": clip_name, "output": str(paths.output), "frames": len(plan),
         "edited_frames": int(edited.sum()), "fps": fps, "size": f"{width}x{height}",
         "label": label, "watermark_id": manifest["watermark"]["payload_id"],
         "provenance": str(paths.provenance),

@@ -175,7 +175,8 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
                    edit_spec: str | Path | Mapping[str, Any],
                    model_files: Sequence[str | Path] = (), plan_files: Sequence[str | Path] = (),
                    payload_id: int | None = None,
-                   created: datetime | None = None) -> dict[str, Any]:
+                   created: datetime | None = None, description: str | None = None,
+                   extra_ingredients: Sequence[tuple[str, str | Path]] = ()) -> dict[str, Any]:
     """The manifest of one edit, before encoding (no stream hash yet: see embed_manifest).
 
     ``payload_id`` defaults to one derived from the inputs; the renderer passes
@@ -198,8 +199,9 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
             **({"when": when} if when else {}),
             "softwareAgent": claim_generator(),
             "digitalSourceType": DIGITAL_SOURCE_TYPE,
-            "description": "Transcript-driven edit: new speech audio and synthesized lower-face "
-                           "motion for the edited words (Fried et al. 2019).",
+            "description": description or (
+                "Transcript-driven edit: new speech audio and synthesized lower-face "
+                "motion for the edited words (Fried et al. 2019)."),
             "parameters": edit_params,
         }],
         "ingredients": [
@@ -210,6 +212,9 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
             *([] if spec_hash is None else [
                 {"title": Path(str(edit_spec)).name, "relationship": "inputTo", "role": "edit_spec",
                  "hash": {"alg": "sha256", "value": spec_hash}}]),
+            *({"title": Path(path).name, "relationship": "inputTo", "role": role,
+               "hash": {"alg": "sha256", "value": sha256_file(path)}}
+              for role, path in extra_ingredients),
         ],
         "models": _file_entries(model_files),
         "plan": _file_entries(plan_files),

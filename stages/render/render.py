@@ -86,13 +86,22 @@ def run_render(edit: str, root: Path, render: RenderParams,
     ``expected_config``, when given, is the train config hash the generator must have
     been trained with: a generator from another config is refused.
     """
+    return render_plan(load_spec(edit, root).clip, EditPaths.of(edit, root), render,
+                       expected_config)
+
+
+def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
+                expected_config: str | None = None, plan_stage: str = "plan") -> dict[str, Any]:
+    """Render the plan at ``edit_paths.plan`` with ``clip``'s generator into
+    ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's)."""
     t0 = time.perf_counter()
     opts = render
     set_threads(opts.threads)
     device = pick_device(opts.device)
-    edit_paths, out_paths = EditPaths.of(edit, root), RenderPaths.of(edit, root)
-    clip = load_spec(edit, root).clip
-    plan = read_parquet(edit_paths.plan, PLAN, arrow=True, stage_hint=f"plan@{edit}")
+    edit = edit_paths.edit
+    root = edit_paths.data.parent
+    out_paths = RenderPaths(edit, edit_paths.data)
+    plan = read_parquet(edit_paths.plan, PLAN, arrow=True, stage_hint=f"{plan_stage}@{edit}")
     model, model_sha = load_model(clip, root)
     expected = expected_config
     model_paths = ModelPaths.of(clip, root)

@@ -1,0 +1,286 @@
+"""Audio-driven lip sync on the demo: training time, inference speed, held-out sentences.
+
+    .venv/bin/python benchmarks/lipsync.py [--work DIR] [--no-render] [--reuse-model]
+
+Runs in a scratch project (--work, default a temp folder) holding links to the
+repository's built demo (data/raw, data/interim, the trained renderer), so nothing
+under data/ changes:
+
+* training: the lipmodel stage (both networks) on the demo, seconds on this machine's
+  CPU (goal: at most 5 min on 2 cores); the held-out scores it writes;
+* inference: audio features + the kept network over the clip's whole soundtrack,
+  times real time (goal: at least 100x, before rendering);
+* held-out sentences (those wholly inside the tail no model trained on, as the
+  evaluate stage picks them), each driven through a lip-sync job over its own span:
+  - by its own audio: the predicted mouth opening vs the generator's true jaw_open
+    (r, goal >= 0.85); rendered and composited, the output's landmark distance and
+    mouth PSNR vs the real frames against a baseline whose mouth keeps the training
+    frames' mean expression ("closed-average"), the viseme path's scores on the same
+    sentences (data/metrics/demo/evaluate.json), and the A/V sync offset;
+  - by another voice (espeak-ng en-us+f3, 130 wpm): predicted opening vs the true
+    jaw_open mapped onto that audio's timing through its phones (goal r >= 0.75).
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+CLIP = "demo"
+OTHER_VOICE, OTHER_RATE = "en-us+f3", 130
+
+
+def scratch_project(work: Path) -> Path:
+    """A project root whose inputs link to the repository's built demo."""
+    import shutil
+
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "params.yaml", work / "params.yaml")
+    data = work / "data"
+    for sub in ("raw", "interim"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    links = {data / "raw": ["demo.mp4", "demo.txt", "demo.truth_phones.parquet",
+                            "demo.truth_frames.parquet"],
+             data / "interim" / CLIP: None}
+    for folder, names in links.items():
+        if names is None:
+            if not folder.exists():
+                folder.symlink_to(REPO / "data" / "interim" / CLIP)
+            continue
+        for name in names:
+            if not (folder / name).exists():
+                (folder / name).symlink_to(REPO / "data" / "raw" / name)
+    models = data / "models" / CLIP
+    models.mkdir(parents=True, exist_ok=True)
+    for name in ("generator.safetensors", "references.safetensors"):
+        if not (models / name).exists():
+            (models / name).symlink_to(REPO / "data" / "models" / CLIP / name)
+    return work
+
+
+def train(root: Path, reuse: bool) -> dict:
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.train import run_lipmodel
+    from talkedit.artifacts import LipModelPaths
+
+    paths = LipModelPaths.of(CLIP, root)
+    if reuse and paths.model.is_file():
+        return {"reused": True, **json.loads(paths.metrics.read_text())}
+    t0 = time.perf_counter()
+    summary = run_lipmodel(CLIP, root, LipModelParams())
+    return {"seconds": round(time.perf_counter() - t0, 1), "cpu_count": os.cpu_count(),
+            "summary": summary, "metrics": json.loads(paths.metrics.read_text())}
+
+
+def inference_speed(root: Path) -> dict:
+    from stages.lipsync.features import frame_features, read_clip_wav
+    from stages.lipsync.model import LipModel
+    from talkedit.artifacts import ClipPaths, LipModelPaths, VideoMeta
+
+    model = LipModel.load(LipModelPaths.of(CLIP, root).model, "lipmodel")
+    paths = ClipPaths.of(CLIP, root)
+    samples, fps = read_clip_wav(paths.audio), VideoMeta.read(paths).fps
+    n = int(len(samples) / 16000 * fps)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.expression(frame_features(samples, n, fps, model.features))
+        best = min(best, time.perf_counter() - t0)
+    audio_s = len(samples) / 16000
+    return {"audio_s": round(audio_s, 2), "seconds": round(best, 3),
+            "times_real_time": round(audio_s / best, 1)}
+
+
+def heldout_sentences(root: Path) -> list:
+    from stages.evaluate.holdout import clip_sentences
+    from stages.lipsync import LipModelParams
+    from talkedit.artifacts import ClipPaths, VideoMeta
+
+    meta = VideoMeta.read(ClipPaths.of(CLIP, root))
+    heldout_from = meta.n_frames * (1 - LipModelParams().holdout_share) / meta.fps
+    return [h for h in clip_sentences(CLIP, root, 0.05) if h.exclude[0] >= heldout_from]
+
+
+def write_job(root: Path, name: str, spec: dict, wav: np.ndarray | None = None) -> str:
+    from stages.audio.dsp import to_int16, write_wav
+    from talkedit.artifacts import LipsyncPaths
+
+    paths = LipsyncPaths.of(name, root)
+    paths.inputs.mkdir(parents=True, exist_ok=True)
+    if wav is not None:
+        write_wav(paths.inputs / "speech.wav", to_int16(wav), 16000)
+        spec = {**spec, "audio": "speech.wav"}
+    paths.spec.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return name
+
+
+def truth_jaw(root: Path, times_s: np.ndarray) -> np.ndarray:
+    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, read_parquet
+
+    truth = read_parquet(ClipPaths.of(CLIP, root).truth_frames, TRUTH_FRAMES)
+    return np.interp(times_s, truth["time_s"], truth["jaw_open"])
+
+
+def other_voice_time_map(root: Path, held, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (new-audio s, clip s) through the phones of espeak's reading and the truth."""
+    from stages.evaluate.holdout import time_map
+    from talkedit.artifacts import TRUTH_PHONES, ClipPaths, read_parquet
+    from talkedit.espeak import synthesize
+
+    syn = synthesize(text, voice=OTHER_VOICE, rate_wpm=OTHER_RATE)
+    new = pd.DataFrame([{"word_position": (held.first_word + p.word_index) if p.word_index >= 0
+                         else -1, "phone": p.phone, "out_start_s": p.start_s,
+                         "out_end_s": p.end_s} for p in syn.phones])
+    truth = read_parquet(ClipPaths.of(CLIP, root).truth_phones, TRUTH_PHONES)
+    return time_map(held, new, truth)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return round(float(np.corrcoef(a, b)[0, 1]), 4)
+
+
+def sentence_jobs(root: Path, held, render: bool) -> dict:
+    from stages.lipsync import LipsyncParams
+    from stages.lipsync.features import read_clip_wav
+    from stages.lipsync.job import run_lipplan
+    from talkedit.artifacts import LIP_TRACK, ClipPaths, LipsyncPaths, VideoMeta, read_parquet
+
+    paths = ClipPaths.of(CLIP, root)
+    fps = VideoMeta.read(paths).fps
+    clip_audio = read_clip_wav(paths.audio)
+    span = [round(held.start_s, 3), round(held.end_s, 3)]
+    first = int(round(held.start_s * fps))
+    opts = LipsyncParams()
+    out: dict = {"sentence": held.sentence, "text": held.text, "span_s": span}
+
+    own = write_job(root, f"bench-own-{held.sentence}", {"clip": CLIP, "span": span},
+                    clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
+    report = run_lipplan(own, root, opts)
+    track = read_parquet(LipsyncPaths.of(own, root).expression, LIP_TRACK)
+    jaw = truth_jaw(root, track["time_s"].to_numpy())
+    out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
+                        pearson(track["opening"].to_numpy(), jaw),
+                        "repeated": report["repeated_frames"], "skipped": report["skipped_frames"]}
+
+    voice = write_job(root, f"bench-voice-{held.sentence}", {
+        "clip": CLIP, "span": span,
+        "audio": {"text": held.text, "voice": OTHER_VOICE, "rate_wpm": OTHER_RATE}})
+    run_lipplan(voice, root, opts)
+    vtrack = read_parquet(LipsyncPaths.of(voice, root).expression, LIP_TRACK)
+    t_new, t_clip = other_voice_time_map(root, held, held.text)
+    local = (vtrack["frame"].to_numpy() - first) / fps
+    inside = (local >= t_new[0]) & (local <= t_new[-1])
+    jaw_v = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
+    out["other_voice"] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
+                          "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
+                          pearson(vtrack["opening"].to_numpy()[inside], jaw_v)}
+    if render:
+        out["rendered"] = render_and_score(root, own, held, first, len(track))
+    return out
+
+
+def closed_average_job(root: Path, job: str) -> str:
+    """A copy of ``job`` whose new frames keep the training frames' mean expression."""
+    import shutil
+
+    from stages.lipsync.model import LipModel
+    from talkedit.artifacts import PLAN, LipModelPaths, LipsyncPaths, read_parquet, write_parquet
+
+    base = f"{job}-closed"
+    src, dst = LipsyncPaths.of(job, root), LipsyncPaths.of(base, root)
+    if dst.inputs.exists():
+        shutil.rmtree(dst.inputs)
+    shutil.copytree(src.inputs, dst.inputs)
+    dst.outputs.plan_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src.outputs.audio, dst.outputs.audio)
+    plan = read_parquet(src.outputs.plan, PLAN)
+    model = LipModel.load(LipModelPaths.of(CLIP, root).model, "lipmodel")
+    mean = np.zeros(model.n_expression)
+    mean[:len(model.mean)] = model.mean
+    plan["expression"] = [mean.astype(np.float32) if e else x
+                          for e, x in zip(plan["edited"], plan["expression"], strict=True)]
+    write_parquet(plan, PLAN, dst.outputs.plan)
+    return base
+
+
+def render_and_score(root: Path, job: str, held, first: int, n_new: int) -> dict:
+    from stages.composite.compose import CompositeParams
+    from stages.composite.watermark import WatermarkParams
+    from stages.evaluate import EvaluateParams, _clip_context, _jaw_error, _track, _video_frames
+    from stages.evaluate.measure import score_track, sync_offset_ms
+    from stages.fit import FitParams
+    from stages.fit.topology import topology_for
+    from stages.lipsync.composite import run_lipcomposite
+    from stages.lipsync.features import read_clip_wav
+    from stages.lipsync.render import run_liprender
+    from stages.render.config import RenderParams
+    from talkedit.artifacts import PLAN, ClipPaths, LipsyncPaths, read_parquet
+    from talkedit.video import FrameStore
+
+    ev = EvaluateParams()
+    ctx = _clip_context(CLIP, root, FitParams(), ev.margin_s)
+    composite = CompositeParams.from_dict({**dataclasses.asdict(CompositeParams()),
+                                           **ev.composite})
+    fps, env_s = ctx.fps, ev.envelope_ms / 1000
+    clip_samples = read_clip_wav(ClipPaths.of(CLIP, root).audio)
+    rows = np.arange(first, first + n_new)
+    store = FrameStore.for_clip(CLIP, root)
+    real = _track(ctx, [im for _, im in store.iter_frames(first, first + n_new)], rows,
+                  clip_samples, 16000, rows / fps, env_s)
+    topo = topology_for(real.landmarks.shape[1])
+    scores = {"real": {"sync_offset_ms": sync_offset_ms(real.opening, real.envelope, fps,
+                                                        ev.max_sync_lag_ms)}}
+    for method, name in (("lipsync", job), ("closed_average", closed_average_job(root, job))):
+        t0 = time.perf_counter()
+        run_liprender(name, root, RenderParams())
+        run_lipcomposite(name, root, composite, WatermarkParams())
+        out = LipsyncPaths.of(name, root).outputs
+        background = read_parquet(out.plan, PLAN)["source_frame"].to_numpy()
+        images = list(_video_frames(out.output, rows))
+        track = _track(ctx, images, background[rows], read_clip_wav(out.audio), 16000,
+                       rows / fps, env_s)
+        s = score_track(real, track, ctx.polygons[rows], topo, fps, ev.max_sync_lag_ms)
+        s["jaw_error"] = _jaw_error(ctx, track, rows / fps)
+        s["truth_jaw_r"] = pearson(track.opening, truth_jaw(root, rows / fps))
+        s["render_composite_seconds"] = round(time.perf_counter() - t0, 1)
+        s["sync_error_ms"] = abs(s["sync_offset_ms"] - scores["real"]["sync_offset_ms"])
+        scores[method] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--no-render", action="store_true")
+    parser.add_argument("--reuse-model", action="store_true")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
+    root = scratch_project(work)
+    result: dict = {"work": str(work), "training": train(root, args.reuse_model),
+                    "inference": inference_speed(root)}
+    result["sentences"] = [sentence_jobs(root, held, not args.no_render)
+                           for held in heldout_sentences(root)]
+    viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"
+    if viseme.is_file():
+        result["viseme_path_same_sentences"] = json.loads(viseme.read_text())
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

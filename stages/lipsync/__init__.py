@@ -1,0 +1,96 @@
+"""Audio-driven lip sync ("Synthesizing Obama", Suwajanakorn et al. 2017) for a clip's person.
+
+- ``lipmodel@<clip>`` (train.py): a per-person sequence model from audio features
+  (features.py: MFCCs with deltas) to the clip's fitted expression coefficients,
+  trained on the clip's own frames except a held-out tail; an LSTM with a short time
+  delay and a temporal convolution net are both trained and the better on a
+  validation stretch is kept (model.py). Writes data/models/<clip>/lipsync/.
+- ``lipplan@<job>`` (job.py): a lip-sync job (data/lipsync/<job>/job.yaml) names a
+  clip and new speech; the model predicts the expression sequence from it, the
+  clip's background frames are re-timed to its length, and the result is written as
+  the edit path's plan and soundtrack (PLAN, audio.wav under data/plans/<job>/), so
+  ``liprender`` and ``lipcomposite`` run the renderer and compositor unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from talkedit.params import Section, bad_param
+
+
+@dataclass(frozen=True)
+class LipModelParams(Section):
+    """The ``lipmodel:`` section of params.yaml: the per-clip audio-to-expression model."""
+
+    SECTION = "lipmodel"
+
+    seed: int = 0
+    holdout_share: float = 0.35  # the clip's last share is never trained on (= train.holdout_share)
+    validation_share: float = 0.15  # the end of the rest picks the network and its step
+    components: int = 8  # leading expression components predicted (97% of the demo's variance;
+    # the rest stay at the mean)
+    n_mfcc: int = 13  # MFCCs per 10 ms (c0 = level re. the speech level), with their deltas
+    fmax_hz: float = 4000.0  # mel bank top: 8 kHz telephone audio keeps every band
+    context: int = 5  # 10 ms steps either side of a frame stacked into its features
+    hidden: int = 64  # width of both networks
+    dropout: float = 0.2  # on the input features
+    lstm_delay: int = 5  # frames of future audio the LSTM hears (200 ms at 25 fps, as in the paper)
+    tcn_kernel: int = 3
+    tcn_dilations: tuple[int, ...] = (1, 2, 4)
+    steps: int = 1500  # optimiser steps per network
+    batch: int = 16  # windows per step...
+    window: int = 64  # ...of this many frames
+    lr: float = 2.0e-3
+    weight_decay: float = 1.0e-3
+    eval_every: int = 50  # steps between validation scores (a row of losses.tsv)
+    min_train_frames: int = 150  # fewer frames to train on: error
+
+    def check(self, where: str) -> None:
+        for name in ("holdout_share", "validation_share"):
+            if not 0 < getattr(self, name) < 1:
+                raise bad_param(where, name, f"is {getattr(self, name)}, not a share in (0, 1)")
+        if not 1 <= self.components <= 64:
+            raise bad_param(where, "components", f"is {self.components}, not in 1..64", "use 8")
+        if not 2 <= self.n_mfcc <= 26:
+            raise bad_param(where, "n_mfcc", f"is {self.n_mfcc}, not in 2..26", "use 13")
+        if not 1000 <= self.fmax_hz <= 8000:
+            raise bad_param(where, "fmax_hz", f"is {self.fmax_hz}, not in 1000..8000 Hz", "use 4000")
+        if self.lstm_delay < 0 or self.context < 0:
+            raise bad_param(where, "lstm_delay", "and context must be >= 0")
+        if self.steps < self.eval_every or self.eval_every < 1:
+            raise bad_param(where, "steps", f"({self.steps}) must be at least eval_every "
+                            f"({self.eval_every}) >= 1")
+
+
+@dataclass(frozen=True)
+class LipsyncParams(Section):
+    """The ``lipsync:`` section of params.yaml: lip-sync jobs (data/lipsync/<job>/job.yaml)."""
+
+    SECTION = "lipsync"
+
+    tts_voice: str = "en-us"  # espeak-ng voice of a job whose audio is text...
+    tts_rate_wpm: int = 150  # ...and its rate (a job's audio: {voice:, rate_wpm:} override them)
+    normalize_voice: bool = True  # warp the new voice's spectrum to the person's (VTLN) first
+    silence_dbfs: float = -55.0  # new audio whose speech level is below this is refused as silent
+    min_pause_share: float = 0.05  # ...and audio with fewer 10 ms pauses (20 dB under its level;
+    # speech: 20-30%, sustained music: 0) as not speech
+    max_loops: float = 4.0  # new audio may last this many times the span (the background plays
+    # forward, backward, forward...); longer is refused
+    speech_cost: float = 1.0  # re-timing: per frame whose speech activity differs (0..1) from
+    # the background frame's...
+    repeat_cost: float = 1.0  # ...per repeated background frame (a frozen head shows)...
+    skip_cost: float = 0.3  # ...and per skipped one
+    band_frames: int = 50  # the re-timing searches this many frames either side of the diagonal
+
+    def check(self, where: str) -> None:
+        if not 0 <= self.min_pause_share < 1:
+            raise bad_param(where, "min_pause_share", f"is {self.min_pause_share}, not in [0, 1)")
+        if self.max_loops < 1:
+            raise bad_param(where, "max_loops", f"is {self.max_loops}, less than 1", "use 4")
+        if min(self.speech_cost, self.repeat_cost, self.skip_cost) < 0:
+            raise bad_param(where, "speech_cost", "and the repeat/skip costs must be >= 0")
+        if self.band_frames < 2:
+            raise bad_param(where, "band_frames", f"is {self.band_frames}, fewer than 2", "use 50")
+        if not 40 <= self.tts_rate_wpm <= 500:
+            raise bad_param(where, "tts_rate_wpm", f"is {self.tts_rate_wpm}, not in 40..500")

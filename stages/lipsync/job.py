@@ -1,0 +1,234 @@
+"""Lip-sync jobs: drive a clip's face with new speech, through the edit path's contracts.
+
+A job is the folder data/lipsync/<job>/ holding ``job.yaml``::
+
+    clip: demo                 # the clip whose person speaks (its lipmodel and renderer)
+    audio: take.wav            # a WAV in this folder (any rate/channels: read at 16 kHz)
+    # audio: {clip: other}     # ...or another clip's soundtrack
+    # audio: {text: "Hello.", voice: en-us, rate_wpm: 150}   # ...or words espeak-ng says
+    span: [4.0, 12.5]          # the clip's seconds the new speech replaces (default: all of it)
+    description: a dub         # optional, shown in the provenance
+
+``lipplan@<job>`` predicts the expression sequence from the new audio with the
+clip's lip model, re-times the span's background frames to the audio's length,
+and writes the result on the edit contracts (PLAN plan.parquet and audio.wav
+under data/plans/<job>/), plus LIP_TRACK lipsync.parquet and lipsync.json.
+
+Re-timing is a dynamic programme (after Suwajanakorn et al. 2017): each output
+frame takes a background frame, advancing 0, 1 or 2 frames a step (a repeat or
+a skip costs ``repeat_cost``/``skip_cost``), so that the clip's speaking stretches
+(when its head moves with speech) fall on the new audio's speech and its pauses
+on pauses. New audio longer than the span plays the span forward, then backward,
+and so on (a documented loop, never a jump), up to ``max_loops`` times its
+length; longer audio is refused. Audio shorter than half the span shows the
+span's start at its own pace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.audio.dsp import resample, to_int16, write_wav
+from stages.fit import load_fit
+from stages.lipsync import LipsyncParams
+from stages.lipsync.features import (
+    RATE,
+    check_speech,
+    choose_warp,
+    frame_energy_db,
+    frame_features,
+    read_clip_wav,
+)
+from stages.lipsync.model import LipModel, openings
+from stages.lipsync.spec import JobSpec, _fail, load_job
+from talkedit.artifacts import (
+    LIP_TRACK,
+    PLAN,
+    ClipPaths,
+    LipModelPaths,
+    LipsyncPaths,
+    VideoMeta,
+    column_array,
+    write_parquet,
+)
+from talkedit.atomic import write_json
+from talkedit.errors import TalkeditError
+
+log = logging.getLogger(__name__)
+ACTIVE_FROM_DB, ACTIVE_SPAN_DB = -30.0, 20.0  # frame level re. speech level -> activity 0..1
+
+
+def read_any_wav(path: Path) -> tuple[np.ndarray, list[str]]:
+    from stages.align.audio import open_wav
+
+    with open_wav(path) as (audio, notes):  # converts rate/channels/format
+        return audio.read(0, audio.n_samples).astype(np.float64) / 32768.0, notes
+
+
+def job_audio(spec: JobSpec, root: Path | None) -> tuple[np.ndarray, list[str], Path | None]:
+    """The new speech at 16 kHz, notes on conversions, and the file it came from (if one)."""
+    if spec.audio_file is not None:
+        samples, notes = read_any_wav(spec.audio_file)
+        return samples, notes, spec.audio_file
+    if spec.audio_clip is not None:
+        path = ClipPaths.of(spec.audio_clip, root).audio
+        return read_clip_wav(path), [], path
+    from talkedit.espeak import synthesize
+
+    try:
+        syn = synthesize(str(spec.text), voice=spec.voice, rate_wpm=spec.rate_wpm)
+    except ValueError as exc:
+        raise _fail(spec.path, str(exc), "name a voice espeak-ng has") from exc
+    x = resample(syn.samples / 32768.0, syn.sample_rate, RATE)
+    return x, [f"synthesized by espeak-ng ({spec.voice}, {spec.rate_wpm} wpm)"], None
+
+
+def activity(energy_db: np.ndarray) -> np.ndarray:
+    """Speech activity 0..1 of each frame from its level re. the speech level."""
+    return np.clip((energy_db - ACTIVE_FROM_DB) / ACTIVE_SPAN_DB, 0.0, 1.0)
+
+
+def ping_pong(n_src: int, copies: int) -> np.ndarray:
+    """0..n-1, n-1..0, 0..n-1, ...: ``copies`` passes over the span, never a jump."""
+    forward = np.arange(n_src)
+    return np.concatenate([forward if k % 2 == 0 else forward[::-1] for k in range(copies)])
+
+
+def retime(src_active: np.ndarray, new_active: np.ndarray, opts: LipsyncParams) -> np.ndarray:
+    """For each of the new audio's frames, the span frame (0-based) shown behind it."""
+    n_src, n_out = len(src_active), len(new_active)
+    copies = max(1, math.ceil(n_out / n_src))
+    ext = ping_pong(n_src, copies)
+    act = src_active[ext]
+    length = len(ext)
+    fixed_end = copies % 2 == 1 and length <= 2 * n_out - 1
+    inf = np.inf
+    # Banded dynamic programme: frame t may only use ext frames near t's place on the diagonal.
+    slope = (length - 1) / max(n_out - 1, 1) if fixed_end else 1.0
+    band = max(opts.band_frames, int(abs(slope - 1.0) * n_out) + 2)
+    lo = np.array([max(0, int(t * slope) - band) for t in range(n_out)])
+    hi = np.array([min(length, int(t * slope) + band + 1) for t in range(n_out)])
+    hi[0], lo[0] = 1, 0  # start at the span's first frame
+    if fixed_end:
+        hi[-1], lo[-1] = length, length - 1
+    cost_prev = np.full(length, inf)
+    cost_prev[0] = opts.speech_cost * abs(act[0] - new_active[0])
+    back = []
+    step_cost = np.array([opts.repeat_cost, 0.0, opts.skip_cost])
+    for t in range(1, n_out):
+        s = np.arange(lo[t], hi[t])
+        # Arriving at s by a repeat (from s), a step (s - 1) or a skip (s - 2).
+        options = np.stack([np.where(s - k >= 0, cost_prev[np.maximum(s - k, 0)], inf)
+                            for k in (0, 1, 2)]) + step_cost[:, None]
+        pick = options.argmin(axis=0)
+        cost = options[pick, np.arange(len(s))] + opts.speech_cost * np.abs(act[s] - new_active[t])
+        cost_prev = np.full(length, inf)
+        cost_prev[s] = cost
+        back.append((lo[t], pick.astype(np.int8)))
+    end = length - 1 if fixed_end else int(np.argmin(cost_prev))
+    if not np.isfinite(cost_prev[end]):
+        raise AssertionError("re-timing found no path")  # the band always holds one
+    path = np.empty(n_out, np.int64)
+    path[-1] = end
+    for t in range(n_out - 1, 0, -1):
+        start, pick = back[t - 1]
+        path[t - 1] = path[t] - int(pick[path[t] - start])
+    return ext[path]
+
+
+def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
+    """Plan a lip-sync job: data/plans/<job>/ plan.parquet, audio.wav, lipsync.parquet/json."""
+    opts = lipsync
+    spec = load_job(job, root, opts)
+    paths, clip = LipsyncPaths.of(job, root), ClipPaths.of(spec.clip, root)
+    out = paths.outputs
+    model = LipModel.load(LipModelPaths.of(spec.clip, root).model, f"lipmodel@{spec.clip}")
+    person, table = load_fit(spec.clip, root)
+    meta = VideoMeta.read(clip)
+    fps, n_clip = meta.fps, len(table)
+    if abs(float(model.meta.get("fps", fps)) - fps) > 1e-6:
+        raise TalkeditError(LipModelPaths.of(spec.clip, root).model, "was trained at another "
+                            "frame rate than the clip's", f"re-run lipmodel@{spec.clip}")
+    new, notes, source_file = job_audio(spec, root)
+    level = check_speech(new, spec.path, opts.silence_dbfs, opts.min_pause_share)
+    n_new = max(1, int(round(len(new) / RATE * fps)))
+
+    first, stop = 0, n_clip
+    if spec.span is not None:
+        first, stop = int(round(spec.span[0] * fps)), min(n_clip, int(round(spec.span[1] * fps)))
+        if stop - first < 2:
+            raise _fail(spec.path, f"span {list(spec.span)} holds fewer than 2 of the clip's "
+                        f"{n_clip} frames ({n_clip / fps:.2f} s)", "give a span inside the clip")
+    n_src = stop - first
+    if n_new > opts.max_loops * n_src:
+        raise TalkeditError(spec.path, f"the new audio lasts {n_new / fps:.1f} s, more than "
+                            f"lipsync.max_loops ({opts.max_loops:g}) times the span it replaces "
+                            f"({n_src / fps:.1f} s)", "cut the audio, give a longer span or clip, "
+                            "or raise lipsync.max_loops (the background plays back and forth)")
+
+    clip_audio = read_clip_wav(clip.audio)
+    src_active = activity(frame_energy_db(clip_audio, n_clip, fps))[first:stop]
+    new_energy = frame_energy_db(new, n_new, fps)
+    background = first + retime(src_active, activity(new_energy), opts)
+    # A voice other than the person's is warped to theirs (VTLN) before the model hears it.
+    warp = choose_warp(new, model.features, model.voice) if opts.normalize_voice else 1.0
+    predicted = model.expression(frame_features(new, n_new, fps, model.features, warp))
+
+    # The output timeline: kept frames before the span, the new speech, kept frames after.
+    kept_before, kept_after = np.arange(first), np.arange(stop, n_clip)
+    source = np.concatenate([kept_before, background, kept_after]).astype(np.int64)
+    edited = np.concatenate([np.zeros(first, bool), np.ones(n_new, bool),
+                             np.zeros(len(kept_after), bool)])
+    segment = np.concatenate([np.zeros(first), np.ones(n_new), np.full(len(kept_after), 2)])
+    n_out = len(source)
+    fitted = column_array(table, "expression").astype(np.float64)
+    expression = fitted[source].copy()
+    expression[first:first + n_new] = predicted
+    plan = {
+        "frame": np.arange(n_out), "time_s": np.arange(n_out) / fps, "segment": segment,
+        "edited": edited, "source_frame": source,
+        "source_time_s": source / fps,  # whole frames: the re-timing picks frames, never between
+        "piece": np.where(edited, 0, -1),
+        "expression_source_frame": source, "blend_weight": np.zeros(n_out),
+        "rotation": column_array(table, "rotation")[source],
+        "translation": column_array(table, "translation")[source],
+        "scale": table.column("scale").to_numpy()[source],
+        "expression": expression,
+        "illumination": column_array(table, "illumination")[source],
+    }
+    # Soundtrack on the same timeline, each part exactly its frames long.
+    per = RATE / fps
+    new_part = np.zeros(int(round(n_new * per)))
+    new_part[:min(len(new), len(new_part))] = new[:len(new_part)]
+    audio = np.concatenate([clip_audio[:int(round(first * per))], new_part,
+                            clip_audio[int(round(stop * per)):int(round(n_clip * per))]])
+    audio = np.concatenate([audio, np.zeros(max(0, int(round(n_out * per)) - len(audio)))])
+
+    out.plan_dir.mkdir(parents=True, exist_ok=True)
+    track = {"frame": np.arange(n_new) + first, "time_s": (np.arange(n_new) + first) / fps,
+             "source_frame": background, "opening": openings(person, predicted),
+             "energy_db": new_energy, "expression": predicted}
+    write_parquet(track, LIP_TRACK, paths.expression)
+    write_parquet(plan, PLAN, out.plan)
+    write_wav(out.audio, to_int16(audio), RATE)
+    steps = np.diff(background)
+    report = {
+        "job": job, "clip": spec.clip, "audio": spec.audio_label, "audio_notes": notes,
+        "audio_file": None if source_file is None else str(source_file.name),
+        "audio_s": round(len(new) / RATE, 3), "speech_level_dbfs": round(level, 1),
+        "span_frames": [first, stop], "new_frames": n_new, "output_frames": n_out,
+        "passes": 1 + int((np.diff(np.sign(steps[steps != 0])) != 0).sum()),
+        "repeated_frames": int((steps == 0).sum()), "skipped_frames": int((steps > 1).sum()),
+        "reversed_frames": int((steps < 0).sum()), "model": model.net_cfg.kind,
+        "voice_warp": warp,
+    }
+    write_json(paths.report, report)
+    log.info("lipplan %s: %s", job, json.dumps(report))
+    return report
+

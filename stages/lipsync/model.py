@@ -1,0 +1,210 @@
+"""The per-person audio-to-expression networks, their training and their file.
+
+Two small sequence models map per-frame audio features (features.py) to the
+clip's leading expression coefficients, standardised:
+- ``lstm``: a one-layer LSTM whose output at frame t + delay is read as frame t's
+  expression, so it hears ``delay`` frames of future audio (the time delay of
+  Suwajanakorn et al. 2017: the mouth moves before the sound it makes);
+- ``tcn``: a non-causal temporal convolution net (dilated residual blocks),
+  which sees a symmetric window of audio around each frame.
+Both train on random windows of the training frames, seeded, on one CPU thread
+(so the weights are the same bytes on any machine), keeping the weights of the
+step with the lowest validation loss.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+from torch import nn
+
+from stages.fit.model import PersonModel, mouth_opening
+from stages.lipsync.features import FeatureConfig
+from talkedit.atomic import write_safetensors
+from talkedit.errors import TalkeditError
+
+KINDS = ("lstm", "tcn")
+FORMAT = "talkedit-lipmodel-1"
+
+
+def openings(person: PersonModel, expression: np.ndarray) -> np.ndarray:
+    """Pose-free mouth opening of each (n, 64) expression."""
+    return mouth_opening(person.shape(expression), person.topo)
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    kind: str  # lstm | tcn
+    in_dim: int
+    out_dim: int
+    hidden: int
+    dropout: float
+    delay: int = 0  # lstm: frames of future audio heard
+    kernel: int = 3  # tcn
+    dilations: tuple[int, ...] = (1, 2, 4)
+
+
+class DelayedLSTM(nn.Module):
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.delay = cfg.delay
+        self.drop = nn.Dropout(cfg.dropout)
+        self.inp = nn.Linear(cfg.in_dim, cfg.hidden)
+        self.lstm = nn.LSTM(cfg.hidden, cfg.hidden, batch_first=True)
+        self.out = nn.Linear(cfg.hidden, cfg.out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Zero features (= the speech mean) after the end let the last frames hear "future" audio.
+        x = nn.functional.pad(x, (0, 0, 0, self.delay))
+        h, _ = self.lstm(torch.tanh(self.inp(self.drop(x))))
+        return self.out(h[:, self.delay:])
+
+
+class TemporalConvNet(nn.Module):
+    def __init__(self, cfg: NetConfig) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(cfg.dropout)
+        self.inp = nn.Conv1d(cfg.in_dim, cfg.hidden, 1)
+        self.blocks = nn.ModuleList(
+            nn.Conv1d(cfg.hidden, cfg.hidden, cfg.kernel, dilation=d, padding=d * (cfg.kernel // 2))
+            for d in cfg.dilations)
+        self.out = nn.Conv1d(cfg.hidden, cfg.out_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(self.drop(x).transpose(1, 2))
+        for block in self.blocks:
+            h = h + torch.relu(block(h))
+        return self.out(h).transpose(1, 2)
+
+
+def make_net(cfg: NetConfig) -> nn.Module:
+    return DelayedLSTM(cfg) if cfg.kind == "lstm" else TemporalConvNet(cfg)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch: int
+    window: int
+    lr: float
+    weight_decay: float
+    eval_every: int
+    seed: int
+
+
+@dataclass
+class Trained:
+    net: nn.Module
+    best_step: int
+    best_val: float
+    curve: list[tuple[int, float, float]]  # (step, mean train loss since last row, val loss)
+
+
+def predict(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The network over a whole (n, in_dim) sequence, in eval mode, on one thread (so the
+    same float sums, the same bytes, on any machine; the nets are small)."""
+    net.eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            return net(torch.from_numpy(np.ascontiguousarray(x, np.float32))[None])[0].numpy()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
+              weights: np.ndarray, val: tuple[np.ndarray, np.ndarray],
+              progress: Callable[[str], None] | None = None) -> Trained:
+    """Fit ``cfg``'s net on (x, y) windows, keeping the weights best on ``val``."""
+    torch.manual_seed(train.seed)
+    rng = np.random.default_rng(train.seed)
+    net = make_net(cfg)
+    opt = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    w = torch.from_numpy(weights.astype(np.float32))
+    xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
+    xv, yv = val
+    window = min(train.window, len(x))
+    best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), 0, {})
+    curve, running = [], []
+    for step in range(1, train.steps + 1):
+        net.train()
+        starts = rng.integers(0, len(x) - window + 1, size=train.batch)
+        idx = torch.from_numpy(starts[:, None] + np.arange(window))
+        loss = (((net(xt[idx]) - yt[idx]) ** 2) * w).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        if step % train.eval_every == 0 or step == train.steps:
+            val_loss = float((((predict(net, xv) - yv) ** 2) * weights).sum(-1).mean())
+            curve.append((step, float(np.mean(running)), val_loss))
+            running = []
+            if val_loss < best[0]:
+                best = (val_loss, step, {k: v.clone() for k, v in net.state_dict().items()})
+            if progress:
+                progress(f"{cfg.kind} step {step}/{train.steps}: train {curve[-1][1]:.4f}, "
+                         f"validation {val_loss:.4f}")
+    net.load_state_dict(best[2])
+    net.eval()
+    return Trained(net, best[1], best[0], curve)
+
+
+@dataclass
+class LipModel:
+    """A trained audio-to-expression model with what it needs to run on new audio."""
+
+    net: nn.Module
+    net_cfg: NetConfig
+    features: FeatureConfig
+    mean: np.ndarray  # (components,) expression mean of the training frames
+    std: np.ndarray  # (components,) and spread
+    n_expression: int  # full expression width (the rest stays at the mean: zero)
+    meta: dict[str, str]
+    voice: np.ndarray  # the person's voice_spectrum (features.py): new voices are warped to it
+
+    def expression(self, feats: np.ndarray) -> np.ndarray:
+        """(n, n_expression) expression coefficients for (n, dim) features."""
+        out = np.zeros((len(feats), self.n_expression))
+        out[:, :len(self.mean)] = predict(self.net, feats) * self.std + self.mean
+        return out
+
+    def save(self, path: Path) -> None:
+        tensors = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
+        tensors["target.mean"] = torch.from_numpy(self.mean.astype(np.float32))
+        tensors["target.std"] = torch.from_numpy(self.std.astype(np.float32))
+        tensors["voice.spectrum"] = torch.from_numpy(self.voice.astype(np.float32))
+        meta = {**self.meta, "format": FORMAT, "net": json.dumps(asdict(self.net_cfg)),
+                "features": json.dumps(asdict(self.features)),
+                "n_expression": str(self.n_expression)}
+        write_safetensors(path, save(tensors, metadata=meta))
+
+    @classmethod
+    def load(cls, path: Path, stage_hint: str) -> LipModel:
+        if not path.is_file():
+            raise TalkeditError(path, "not found", f"run {stage_hint} first (dvc repro)")
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as fh:
+            meta: dict[str, Any] = dict(fh.metadata() or {})
+        if meta.get("format") != FORMAT:
+            raise TalkeditError(path, f"is not a {FORMAT} file", f"re-run {stage_hint}")
+        tensors = load_file(str(path))
+        raw_net = json.loads(meta["net"])
+        net_cfg = NetConfig(**{**raw_net, "dilations": tuple(raw_net["dilations"])})
+        net = make_net(net_cfg)
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        net.eval()
+        return cls(net, net_cfg, FeatureConfig(**json.loads(meta["features"])),
+                   tensors["target.mean"].double().numpy(), tensors["target.std"].double().numpy(),
+                   int(meta["n_expression"]),
+                   {k: v for k, v in meta.items() if k not in ("net", "features", "format",
+                                                               "n_expression")},
+                   tensors["voice.spectrum"].double().numpy())

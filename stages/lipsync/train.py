@@ -1,0 +1,203 @@
+"""lipmodel stage: train the clip's audio-to-expression model and score it on held-out frames.
+
+The clip's last ``holdout_share`` of frames is never trained on (nor used to pick
+anything). Of the rest, the last ``validation_share`` picks each network's best
+step and which network is kept; the earlier frames train. Held-out scores, for
+both networks and two baselines (the training mean, and a linear map from the
+frame's audio level to mouth opening), go to metrics.json: mouth opening
+(pose-free: the inner-lip gap of the person model's shape for the expression,
+over the eye distance) r and mean error against the fitted one, the standardised
+expression error, and, for a generated clip, r against the true jaw opening.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from stages.fit import load_fit
+from stages.lipsync import LipModelParams
+from stages.lipsync.features import (
+    RATE,
+    FeatureConfig,
+    frame_energy_db,
+    frame_features,
+    power_spectrogram,
+    read_clip_wav,
+    voice_spectrum,
+)
+from stages.lipsync.model import (
+    KINDS,
+    LipModel,
+    NetConfig,
+    TrainConfig,
+    Trained,
+    openings,
+    predict,
+    train_net,
+)
+from talkedit.artifacts import (
+    LIP_LOSSES_COLUMNS,
+    TRUTH_FRAMES,
+    ClipPaths,
+    LipModelPaths,
+    VideoMeta,
+    column_array,
+    read_parquet,
+)
+from talkedit.atomic import write_json, write_text
+from talkedit.errors import TalkeditError
+
+log = logging.getLogger(__name__)
+ENERGY_FLOOR_DB = -40.0  # quieter frames count as silence for the level baseline
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    if len(a) < 3 or np.std(a) < 1e-12 or np.std(b) < 1e-12:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def feature_config(opts: LipModelParams) -> FeatureConfig:
+    return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context)
+
+
+def net_config(kind: str, opts: LipModelParams, in_dim: int) -> NetConfig:
+    return NetConfig(kind, in_dim, opts.components, opts.hidden, opts.dropout,
+                     delay=opts.lstm_delay if kind == "lstm" else 0, kernel=opts.tcn_kernel,
+                     dilations=tuple(opts.tcn_dilations))
+
+
+def split(n: int, opts: LipModelParams, clip: str) -> tuple[slice, slice, slice]:
+    """(train, validation, held-out) frame ranges, in time order."""
+    heldout = int(round(n * opts.holdout_share))
+    rest = n - heldout
+    val = int(round(rest * opts.validation_share))
+    if rest - val < opts.min_train_frames:
+        raise TalkeditError(f"clip {clip}", f"leaves {rest - val} frames to train the lip-sync "
+                            f"model on ({n} frames, {heldout} held out, {val} for validation)",
+                            f"use a longer clip (lipmodel.min_train_frames is "
+                            f"{opts.min_train_frames})")
+    return slice(0, rest - val), slice(rest - val, rest), slice(rest, n)
+
+
+def level_baseline(energy: np.ndarray, opening: np.ndarray, train: slice) -> np.ndarray:
+    """Least-squares opening = a + b * level (floored), fitted on the training frames."""
+    level = np.maximum(energy, ENERGY_FLOOR_DB)
+    a = np.c_[np.ones(len(level)), level]
+    coef, *_ = np.linalg.lstsq(a[train], opening[train], rcond=None)
+    return a @ coef
+
+
+def scores(pred_opening: np.ndarray, fitted_opening: np.ndarray, truth_jaw: np.ndarray | None,
+           pred_expr: np.ndarray | None = None, fitted_expr: np.ndarray | None = None,
+           std: np.ndarray | None = None, weights: np.ndarray | None = None
+           ) -> dict[str, float | None]:
+    out: dict[str, float | None] = {
+        "opening_r": pearson(pred_opening, fitted_opening),
+        "opening_mae": float(np.abs(pred_opening - fitted_opening).mean()),
+    }
+    if pred_expr is not None and fitted_expr is not None and std is not None \
+            and weights is not None:
+        # In units of each component's spread, weighted by the variance it explains.
+        err = (((pred_expr - fitted_expr) / std) ** 2).mean(axis=0)
+        out["expression_rmse_sd"] = float(np.sqrt((err * weights).sum()))
+    if truth_jaw is not None:
+        out["truth_jaw_r"] = pearson(pred_opening, truth_jaw)
+    return {k: (None if v is None else round(v, 4)) for k, v in out.items()}
+
+
+def losses_table(runs: dict[str, Trained]) -> str:
+    rows = {}
+    for kind, run in runs.items():
+        for step, train_loss, val_loss in run.curve:
+            rows.setdefault(step, {"step": step})[f"{kind}_train"] = round(train_loss, 5)
+            rows[step][f"{kind}_validation"] = round(val_loss, 5)
+    table = pd.DataFrame(list(rows.values()), columns=LIP_LOSSES_COLUMNS)
+    return table.to_csv(sep="\t", index=False)
+
+
+def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, Any]:
+    """Train and score the clip's audio-to-expression model; write data/models/<clip>/lipsync/."""
+    t0 = time.perf_counter()
+    opts = lipmodel
+    paths, out = ClipPaths.of(clip, root), LipModelPaths.of(clip, root)
+    person, table = load_fit(clip, root)
+    expression = column_array(table, "expression").astype(np.float64)
+    n, fps = len(expression), VideoMeta.read(paths).fps
+    samples = read_clip_wav(paths.audio)
+    feats_cfg = feature_config(opts)
+    feats = frame_features(samples, n, fps, feats_cfg)
+    train, val, held = split(n, opts, clip)
+
+    k = opts.components
+    mean, std = expression[train, :k].mean(axis=0), expression[train, :k].std(axis=0) + 1e-6
+    target = (expression[:, :k] - mean) / std
+    weights = person.explained[:k] / person.explained[:k].sum()
+    train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
+                            opts.eval_every, opts.seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, anywhere
+    torch.use_deterministic_algorithms(True)
+    runs: dict[str, Trained] = {}
+    seconds: dict[str, float] = {}
+    try:
+        for kind in KINDS:
+            t = time.perf_counter()
+            runs[kind] = train_net(net_config(kind, opts, feats_cfg.dim), train_cfg, feats[train],
+                                   target[train], weights, (feats[val], target[val]),
+                                   progress=lambda line: log.info("lipmodel %s: %s", clip, line))
+            seconds[kind] = round(time.perf_counter() - t, 2)
+    finally:
+        torch.set_num_threads(threads)
+    kept = min(KINDS, key=lambda kind: (runs[kind].best_val, kind))
+
+    fitted_open = openings(person, expression)
+    truth = None
+    if paths.truth_frames.is_file():
+        truth = read_parquet(paths.truth_frames, TRUTH_FRAMES)["jaw_open"].to_numpy()[:n][held]
+    metrics: dict[str, Any] = {"kept": kept, "frames": {"train": train.stop, "validation":
+                               val.stop - val.start, "heldout": held.stop - held.start}}
+    for kind, run in runs.items():
+        pred = np.zeros((held.stop - held.start, expression.shape[1]))
+        pred[:, :k] = predict(run.net, feats[held]) * std + mean
+        metrics[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 5),
+                         **scores(openings(person, pred), fitted_open[held], truth, pred[:, :k],
+                                  expression[held, :k], std, weights)}
+    energy = frame_energy_db(samples, n, fps)
+    metrics["baseline_mean"] = scores(np.full(held.stop - held.start, fitted_open[train].mean()),
+                                      fitted_open[held], truth, np.tile(mean, (held.stop - held.start,
+                                                                                1)),
+                                      expression[held, :k], std, weights)
+    metrics["baseline_level"] = scores(level_baseline(energy, fitted_open, train)[held],
+                                       fitted_open[held], truth)
+    if truth is not None:
+        metrics["fitted_truth_jaw_r"] = round(pearson(fitted_open[held], truth) or 0.0, 4)
+
+    model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim), feats_cfg, mean, std,
+                     expression.shape[1], {"clip": clip, "fit_sha256": file_sha256(paths.face),
+                                           "fps": repr(float(fps))},
+                     voice_spectrum(*power_spectrogram(samples[:int(train.stop / fps * RATE)]),
+                                    feats_cfg))
+    model.save(out.model)
+    write_text(out.losses, losses_table(runs))
+    write_json(out.metrics, metrics)
+    summary = {"clip": clip, "kept": kept, **{f"{kind}_opening_r": metrics[kind]["opening_r"]
+                                               for kind in KINDS},
+               "level_opening_r": metrics["baseline_level"]["opening_r"],
+               **{f"{kind}_train_seconds": s for kind, s in seconds.items()},
+               "seconds": round(time.perf_counter() - t0, 2)}
+    log.info("lipmodel %s: %s", clip, summary)
+    return summary

@@ -1,0 +1,280 @@
+"""Audio-driven lip sync: features, the per-clip model (held-out scores, same bytes), jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import resample_poly
+
+from stages.lipsync import LipModelParams
+from stages.lipsync.features import RATE, FeatureConfig, frame_features
+from talkedit.artifacts import LipModelPaths
+from talkedit.errors import TalkeditError
+from talkedit.espeak import synthesize
+from tests.conftest import REPO
+
+FAST = dict(steps=150, eval_every=50)  # a short training: the test checks behaviour, not the best r
+
+
+def _speech(text: str, rate_wpm: int = 150, voice: str = "en-us") -> np.ndarray:
+    syn = synthesize(text, voice=voice, rate_wpm=rate_wpm)
+    x = syn.samples / 32768.0
+    return resample_poly(x, RATE, syn.sample_rate) if syn.sample_rate != RATE else x
+
+
+def test_telephone_band_audio_gives_the_same_features() -> None:
+    """The mel bank stops at 4 kHz, so 8 kHz audio feeds the model what 16 kHz audio does."""
+    x = _speech("The quick brown fox jumps over the lazy dog near the river bank.")
+    narrow = resample_poly(resample_poly(x, 1, 2), 2, 1)
+    cfg = FeatureConfig()
+    n = int(len(x) / RATE * 25)
+    wide_f, narrow_f = frame_features(x, n, 25.0, cfg), frame_features(narrow, n, 25.0, cfg)
+    assert wide_f.shape == (n, cfg.dim) and np.isfinite(wide_f).all()
+    r = np.corrcoef(wide_f[:, :cfg.n_mfcc].ravel(), narrow_f[:, :cfg.n_mfcc].ravel())[0, 1]
+    assert r > 0.95
+    silent = frame_features(np.zeros(RATE), 25, 25.0, cfg)
+    assert np.isfinite(silent).all()
+
+
+@pytest.fixture(scope="module")
+def lip_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fitted demo in a root of its own (the lip model writes under data/models/)."""
+    root = tmp_path_factory.mktemp("lipsync_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for sub in ("raw", "interim"):
+        shutil.copytree(indexed_demo_root / "data" / sub, root / "data" / sub)
+    return root
+
+
+def test_lip_model_beats_the_level_baseline_on_held_out_frames_and_is_reproducible(
+        lip_root: Path) -> None:
+    from stages.lipsync.train import run_lipmodel
+
+    opts = dataclasses.replace(LipModelParams(), **FAST)
+    paths = LipModelPaths.of("demo", lip_root)
+    run_lipmodel("demo", lip_root, opts)
+    first = hashlib.sha256(paths.model.read_bytes()).hexdigest()
+    metrics = json.loads(paths.metrics.read_text())
+    run_lipmodel("demo", lip_root, opts)
+    assert hashlib.sha256(paths.model.read_bytes()).hexdigest() == first
+    assert paths.metrics.read_text() == json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+    # Held out: the last 35% of the frames, never trained on.
+    assert metrics["frames"]["heldout"] == round(0.35 * sum(metrics["frames"].values()))
+    kept = metrics[metrics["kept"]]
+    assert kept["validation_loss"] <= min(metrics[k]["validation_loss"] for k in ("lstm", "tcn"))
+    assert kept["opening_r"] > metrics["baseline_level"]["opening_r"] + 0.1
+    assert kept["opening_r"] > 0.7
+    assert kept["expression_rmse_sd"] < metrics["baseline_mean"]["expression_rmse_sd"]
+    assert kept["truth_jaw_r"] > 0.6
+    losses = paths.losses.read_text().splitlines()
+    assert losses[0].split("\t")[0] == "step" and len(losses) == 1 + 3
+
+
+def test_a_clip_too_short_to_train_on_is_refused(lip_root: Path) -> None:
+    from stages.lipsync.train import run_lipmodel
+
+    opts = dataclasses.replace(LipModelParams(), min_train_frames=10_000, **FAST)
+    with pytest.raises(TalkeditError, match="min_train_frames"):
+        run_lipmodel("demo", lip_root, opts)
+
+
+# --- jobs: re-timing, input checks, the plan --------------------------------------------
+
+
+def _opts(**kw: object) -> object:
+    from stages.lipsync import LipsyncParams
+
+    return dataclasses.replace(LipsyncParams(), **kw)
+
+
+def _activity(n: int, seed: int) -> np.ndarray:
+    """Speech on/off in runs of 5-25 frames, like words and pauses."""
+    rng = np.random.default_rng(seed)
+    out, on = [], True
+    while len(out) < n:
+        out += [float(on)] * int(rng.integers(5, 25))
+        on = not on
+    return np.asarray(out[:n])
+
+
+def test_retiming_equal_lengths_is_the_identity_and_stretches_stay_smooth() -> None:
+    from stages.lipsync.job import retime
+
+    src = _activity(200, 1)
+    np.testing.assert_array_equal(retime(src, src, _opts()), np.arange(200))
+    for n_out in (130, 260, 530):  # shorter (skips), longer (repeats), longer than 2 passes
+        path = retime(src, _activity(n_out, 2), _opts())
+        steps = np.diff(path)
+        assert len(path) == n_out and path[0] == 0
+        assert np.abs(steps).max() <= 2 and path.min() >= 0 and path.max() < 200
+        if n_out == 130:  # the whole span is shown: starts and ends at its ends
+            assert path[-1] == 199 and (steps >= 1).all()
+        if n_out == 260:  # a repeat or a step back only where the length demands it
+            assert (steps == 0).sum() + (steps < 0).sum() <= 60 + 200 * 0.3
+        if n_out == 530:  # forward, back, forward: the span plays back and forth
+            assert (steps < 0).sum() > 100 and (steps == 0).sum() < n_out * 0.2
+    # Speech lands on speech: re-timing beats a uniform stretch at matching activity.
+    new = _activity(260, 2)
+    path = retime(src, new, _opts())
+    uniform = np.round(np.linspace(0, 199, 260)).astype(int)
+    assert np.abs(src[path] - new).mean() < np.abs(src[uniform] - new).mean()
+
+
+def test_silent_music_and_too_short_audio_are_refused() -> None:
+    from stages.lipsync.features import check_speech
+
+    where = Path("take.wav")
+    speech = _speech("Thank you for watching, and see you next week.")
+    assert check_speech(speech, where, -55.0, 0.05) > -30
+    with pytest.raises(TalkeditError, match="silent"):
+        check_speech(np.zeros(RATE * 2), where, -55.0, 0.05)
+    t = np.arange(RATE * 4) / RATE
+    music = 0.3 * np.sin(2 * np.pi * np.cumsum(np.repeat([220, 262, 330, 392], RATE)) / RATE)
+    with pytest.raises(TalkeditError, match="no pauses"):
+        check_speech(music * (0.7 + 0.3 * np.sin(2 * np.pi * 2 * t)), where, -55.0, 0.05)
+    with pytest.raises(TalkeditError, match="too short"):
+        check_speech(speech[:RATE // 10], where, -55.0, 0.05)
+
+
+def _write_job(root: Path, name: str, spec: dict) -> Path:
+    import yaml
+
+    from talkedit.artifacts import LipsyncPaths
+
+    paths = LipsyncPaths.of(name, root)
+    paths.inputs.mkdir(parents=True, exist_ok=True)
+    paths.spec.write_text(yaml.safe_dump(spec))
+    return paths.spec
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"clip": "demo", "audio": "missing.wav"}, "not found"),
+    ({"clip": "demo", "audio": "../../raw/demo.mp4"}, "outside the job's folder"),
+    ({"clip": "demo", "audio": {"text": "hi", "voice": "xx-nope"}}, "no voice"),
+    ({"clip": "demo", "audio": {"words": "hi"}}, "audio: must be"),
+    ({"clip": "demo", "audio": {"clip": "demo"}, "span": [5, 2]}, "span"),
+    ({"clip": "demo", "audio": {"clip": "demo"}, "pitch": 3}, "unknown keys"),
+])
+def test_a_bad_job_spec_fails_in_one_line_naming_the_fix(tmp_path: Path, spec: dict,
+                                                          message: str) -> None:
+    from stages.lipsync.job import job_audio
+    from stages.lipsync.spec import load_job
+
+    _write_job(tmp_path, "bad", spec)
+    with pytest.raises(TalkeditError, match=message) as err:
+        job_audio(load_job("bad", tmp_path), tmp_path)
+    assert "\n" not in str(err.value) and ". Fix: " in str(err.value)
+
+
+def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
+    """The held-out last sentences, driven by the clip's own audio: the plan keeps the frames
+    around the span, times the new frames by the audio, and the predicted opening follows
+    the generator's true jaw; audio longer than max_loops spans is refused, unwritten."""
+    from stages.lipsync import LipsyncParams
+    from stages.lipsync.job import run_lipplan
+    from stages.lipsync.train import run_lipmodel
+    from talkedit.artifacts import (
+        LIP_TRACK,
+        PLAN,
+        TRUTH_FRAMES,
+        ClipPaths,
+        LipModelPaths,
+        LipsyncPaths,
+        read_parquet,
+    )
+
+    if not LipModelPaths.of("demo", lip_root).model.is_file():
+        run_lipmodel("demo", lip_root, dataclasses.replace(LipModelParams(), **FAST))
+    _write_job(lip_root, "own", {"clip": "demo", "audio": {"clip": "demo"}, "span": [20.0, 29.0]})
+    report = run_lipplan("own", lip_root, LipsyncParams())
+    paths = LipsyncPaths.of("own", lip_root)
+    plan = read_parquet(paths.outputs.plan, PLAN)
+    n_clip = len(read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES))
+    # The whole clip's audio (30 s) drives a 9 s span: the span plays back and forth.
+    new = report["new_frames"]
+    assert len(plan) == 500 + new + (n_clip - 725) and plan["edited"].sum() == new == n_clip
+    assert (plan["source_frame"][:500] == np.arange(500)).all()
+    assert report["passes"] >= 3 and np.abs(np.diff(plan["source_frame"][500:500 + new])).max() <= 2
+    import wave
+
+    with wave.open(str(paths.outputs.audio)) as wav:
+        assert abs(wav.getnframes() / wav.getframerate() - len(plan) / 25) < 1 / 25
+    track = read_parquet(paths.expression, LIP_TRACK)
+    truth = read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES)
+    # new frame k is the clip's audio at k/25 s: its held-out tail (frames >= 493) is unseen
+    held = np.arange(493, n_clip)
+    r = np.corrcoef(track["opening"].to_numpy()[held], truth["jaw_open"].to_numpy()[held])[0, 1]
+    assert r > 0.7
+
+    _write_job(lip_root, "long", {"clip": "demo", "audio": {"clip": "demo"}, "span": [22.0, 23.0]})
+    with pytest.raises(TalkeditError, match="max_loops"):
+        run_lipplan("long", lip_root, LipsyncParams())
+    assert not LipsyncPaths.of("long", lip_root).outputs.plan_dir.exists()
+
+
+# --- talkedit lipsync ---------------------------------------------------------------------
+
+
+def _cli_project(project: Path) -> Path:
+    from tests.conftest import make_video
+
+    make_video(project / "data" / "raw" / "demo.mp4", n_frames=10)
+    return project
+
+
+def test_the_command_refuses_silent_audio_writing_nothing(project: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stages.audio.dsp import to_int16, write_wav
+    from talkedit.cli import app
+
+    _cli_project(project)
+    write_wav(project / "silent.wav", to_int16(np.zeros(RATE * 2)), RATE)
+    before = (project / "params.yaml").read_text()
+    result = CliRunner().invoke(app, ["lipsync", "demo", str(project / "silent.wav")])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "silent" in lines[0]
+    assert not (project / "data" / "lipsync").exists()
+    assert (project / "params.yaml").read_text() == before
+
+
+def test_the_command_writes_and_registers_a_job(project: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from talkedit.cli import app
+
+    _cli_project(project)
+    take = project / "take.wav"
+    from stages.audio.dsp import to_int16, write_wav
+
+    write_wav(take, to_int16(_speech("Thank you for watching, and see you next week.")), RATE)
+    result = CliRunner().invoke(app, ["lipsync", "demo", str(take), "--span", "1", "4",
+                                      "--no-run"])
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load((project / "data" / "lipsync" / "demo-lipsync" / "job.yaml").read_text())
+    assert spec == {"clip": "demo", "audio": "audio.wav", "span": [1.0, 4.0]}
+    assert (project / "data" / "lipsync" / "demo-lipsync" / "audio.wav").read_bytes() == \
+        take.read_bytes()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["lipsync_jobs"]["demo-lipsync"] == {"clip": "demo"}
+    result = CliRunner().invoke(app, ["lipsync", "demo", "text:Hello there.", "--no-run"])
+    assert "demo-lipsync-2" in result.output
+
+
+def test_a_voice_variant_speaks_the_same_samples_on_every_call() -> None:
+    """espeak-ng's variants add noise seeded from the clock; talkedit fixes the seed, so a
+    text job's audio (and so its plan) is the same bytes on every run."""
+    import time
+
+    first = synthesize("Thank you for watching.", voice="en-us+f3", rate_wpm=130).samples
+    time.sleep(1.1)
+    again = synthesize("Thank you for watching.", voice="en-us+f3", rate_wpm=130).samples
+    np.testing.assert_array_equal(first, again)
