@@ -49,6 +49,7 @@ def prepare_clip(case: Any, root: Path, steps: int) -> None:
     from stages.render.train import run_train
     from talkedit.artifacts import ClipPaths, ModelPaths
     from talkedit.params import build, load_section, raw_section
+    from talkedit.scale import ScaleParams
 
     make_pair(case, root)
     paths = ClipPaths.of(case.name, root)
@@ -57,7 +58,7 @@ def prepare_clip(case: Any, root: Path, steps: int) -> None:
         # Synthetic voices read a word unusually now and then: mark it, do not fail.
         run_align(case.name, root, dataclasses.replace(load_section(AlignParams, REPO),
                                                        on_mismatch="mark"))
-        run_fit(case.name, root, load_section(FitParams, REPO))
+        run_fit(case.name, root, load_section(FitParams, REPO), ScaleParams())
         run_index(case.name, root, load_section(IndexParams, REPO))
     if not ModelPaths.of(case.name, root).generator.is_file():
         raw = raw_section("train", REPO) | {"profile": "cpu", "holdout_share": 0.1,

@@ -105,6 +105,7 @@ def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
     from stages.fit.model import Pose
     from stages.fit.smoothing import jitter, lag_frames, smooth, still_frames
     from talkedit.params import load_section
+    from talkedit.scale import ScaleParams
 
     name = f"fast{rate_wpm}"
     raw = work / "data" / "raw"
@@ -112,7 +113,7 @@ def smoothing_report(work: Path, rate_wpm: int = 230) -> None:
         generate_demo(work, DemoParams(name=name, rate_wpm=rate_wpm, seed=3), out_dir=raw)
     extract_clip(name, work, ExtractParams())
     opts = load_section(FitParams, REPO)
-    run_fit(name, work, dataclasses.replace(opts, smoothing="none"))
+    run_fit(name, work, dataclasses.replace(opts, smoothing="none"), ScaleParams())
     model, table = load_fit(name, work)
     pose, expr = frame_parameters(table)
     import pandas as pd
@@ -155,8 +156,9 @@ def child(mode: str, clip: str, work: Path) -> dict:
         out = {"frames": n}
     else:
         from stages.fit import run_fit
+        from talkedit.scale import ScaleParams
 
-        out = run_fit(clip, work, params)
+        out = run_fit(clip, work, params, ScaleParams())
     out["seconds"] = time.perf_counter() - t0
     out["fps"] = out["frames"] / out["seconds"]
     out["peak_rss_mb"] = peak_rss_mb()

@@ -45,6 +45,7 @@ def fitted_demo(work: Path) -> Path:
     from stages.fit import FitParams, run_fit
     from talkedit.artifacts import ClipPaths
     from talkedit.params import load_section
+    from talkedit.scale import ScaleParams
 
     paths = ClipPaths.of(CLIP, work)
     if paths.face.is_file() and paths.face_model.is_file():
@@ -61,7 +62,7 @@ def fitted_demo(work: Path) -> Path:
 
         generate_demo(work, DemoParams())
     extract_clip(CLIP, work, load_section(ExtractParams, REPO))
-    run_fit(CLIP, work, load_section(FitParams, REPO))
+    run_fit(CLIP, work, load_section(FitParams, REPO), ScaleParams())
     return work
 
 

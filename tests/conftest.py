@@ -94,6 +94,7 @@ def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory)
     from stages.fit import FitParams, run_fit
     from stages.index import IndexParams, run_index
     from talkedit.params import load_section
+    from talkedit.scale import ScaleParams
 
     root = tmp_path_factory.mktemp("indexed_demo_project")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
@@ -102,7 +103,7 @@ def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory)
     # The demo's synthetic voice reads one "a" unusually; mark it instead of failing.
     align = dataclasses.replace(load_section(AlignParams, root), on_mismatch="mark")
     run_align("demo", root, align)
-    run_fit("demo", root, load_section(FitParams, root))
+    run_fit("demo", root, load_section(FitParams, root), ScaleParams())
     run_index("demo", root, load_section(IndexParams, root))
     return root
 

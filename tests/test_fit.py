@@ -37,6 +37,7 @@ from stages.fit.smoothing import jitter, lag_frames, still_frames
 from talkedit.artifacts import FACE, ClipPaths, column_array
 from talkedit.errors import TalkeditError
 from talkedit.params import load_section
+from talkedit.scale import ScaleParams
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_section(FitParams, REPO)
@@ -135,7 +136,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
     for n in names:
         shutil.copy2(src / n, raw / n)
     extract_clip("demo", root, ExtractParams())
-    return root, run_fit("demo", root, PARAMS)
+    return root, run_fit("demo", root, PARAMS, ScaleParams())
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +256,7 @@ def test_carphone_real_footage(tmp_path: Path) -> None:
         _silence(out, aus, 120 * 1001 / 30000)
     (raw / "carphone.txt").write_text("a man talking on a car phone\n")
     extract_clip("carphone", tmp_path, ExtractParams())
-    summary = run_fit("carphone", tmp_path, PARAMS)
+    summary = run_fit("carphone", tmp_path, PARAMS, ScaleParams())
     df = fitted_table(tmp_path, "carphone")
     table = load_fit("carphone", tmp_path)[1]
     raw_lm = column_array(table, "landmarks_2d").reshape(table.num_rows, -1, 2)
@@ -281,7 +282,7 @@ def test_no_face_fails_naming_the_frames(tmp_path: Path) -> None:
     write_clip(tmp_path, "noface", [cup] * 30)
     with pytest.raises(TalkeditError, match=r"no usable face in 30 of 30 frames.*frames 0-29 "
                                             r"\(0\.00-1\.20 s\).*no face: 30 frames"):
-        run_fit("noface", tmp_path, PARAMS)
+        run_fit("noface", tmp_path, PARAMS, ScaleParams())
     paths = ClipPaths.of("noface", tmp_path)
     assert not paths.face.exists() and not paths.crops_video.exists()
     assert not list(paths.interim.glob(".fit-*"))  # scratch cleaned up
@@ -299,7 +300,7 @@ def _face_lost_clip(root: Path, rig: FaceRig) -> str:
 def test_face_lost_for_a_second_is_interpolated_when_allowed(tmp_path: Path,
                                                             rig: FaceRig) -> None:
     clip = _face_lost_clip(tmp_path, rig)
-    summary = run_fit(clip, tmp_path, dataclasses.replace(PARAMS, max_gap_s=1.2))
+    summary = run_fit(clip, tmp_path, dataclasses.replace(PARAMS, max_gap_s=1.2), ScaleParams())
     df = fitted_table(tmp_path, clip)
     lost = ~df["detected"].to_numpy()
     assert set(np.flatnonzero(lost)) <= set(range(40, 66)) and lost.sum() >= 24
@@ -318,7 +319,7 @@ def test_face_lost_for_a_second_fails_with_the_default_gap(tmp_path: Path, rig: 
     clip = _face_lost_clip(tmp_path, rig)
     with pytest.raises(TalkeditError, match=r"no usable face in 2\d of 100 frames .*"
                                             r"frames (39|40|41)-(63|64|65) "):
-        run_fit(clip, tmp_path, PARAMS)
+        run_fit(clip, tmp_path, PARAMS, ScaleParams())
 
 
 def test_two_faces_follow_the_main_speaker(tmp_path: Path, rig: FaceRig,
@@ -334,7 +335,7 @@ def test_two_faces_follow_the_main_speaker(tmp_path: Path, rig: FaceRig,
         frames.append(canvas)
     clip = write_clip(tmp_path, "two", frames)
     with caplog.at_level(logging.INFO, logger="stages.fit"):
-        summary = run_fit(clip, tmp_path, PARAMS)
+        summary = run_fit(clip, tmp_path, PARAMS, ScaleParams())
     df = fitted_table(tmp_path, clip)
     assert summary["max_faces_seen"] == 2 and (df["n_faces"] == 2).mean() > 0.8
     assert df["detected"].all() and (df["box_cx"] > 200).all()  # always the main face
@@ -354,7 +355,7 @@ def test_very_small_face(tmp_path: Path, rig: FaceRig) -> None:
         return out
 
     write_clip(tmp_path, "small55", shrunk(0.47))
-    run_fit("small55", tmp_path, PARAMS)
+    run_fit("small55", tmp_path, PARAMS, ScaleParams())
     df = fitted_table(tmp_path, "small55")
     raw = column_array(load_fit("small55", tmp_path)[1], "landmarks_2d").reshape(40, -1, 2)
     height = np.ptp(raw[..., 1], axis=1)
@@ -365,7 +366,7 @@ def test_very_small_face(tmp_path: Path, rig: FaceRig) -> None:
     with pytest.raises(TalkeditError, match=r"no usable face in 40 of 40 frames.*frames 0-39 .*"
                                             r"face smaller than min_face_px: 40 frames; "
                                             r"min_face_px=40"):
-        run_fit("small35", tmp_path, PARAMS)
+        run_fit("small35", tmp_path, PARAMS, ScaleParams())
 
 
 def test_profile_view_becomes_an_interpolated_gap(tmp_path: Path, rig: FaceRig) -> None:
@@ -374,7 +375,7 @@ def test_profile_view_becomes_an_interpolated_gap(tmp_path: Path, rig: FaceRig) 
     frames = [turned(image, y, rig.center) for image, y in zip(talking(rig, 60), yaw,
                                                                 strict=True)]
     clip = write_clip(tmp_path, "profile", frames)
-    summary = run_fit(clip, tmp_path, PARAMS)
+    summary = run_fit(clip, tmp_path, PARAMS, ScaleParams())
     df = fitted_table(tmp_path, clip)
     det = df["detected"].to_numpy()
     assert not det[yaw >= 70].any() and det[yaw <= 30].all()
@@ -388,7 +389,7 @@ def test_black_frames_are_interpolated(tmp_path: Path, rig: FaceRig) -> None:
     frames = talking(rig, 60)
     frames[25:35] = [np.zeros_like(frames[0])] * 10
     clip = write_clip(tmp_path, "black", frames)
-    summary = run_fit(clip, tmp_path, PARAMS)
+    summary = run_fit(clip, tmp_path, PARAMS, ScaleParams())
     df = fitted_table(tmp_path, clip)
     assert np.flatnonzero(~df["detected"]).tolist() == list(range(25, 35))
     assert df["interpolated"][25:35].all() and summary["interpolated_frames"] == 10

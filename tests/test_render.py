@@ -44,6 +44,7 @@ from talkedit.artifacts import (
 )
 from talkedit.errors import TalkeditError
 from talkedit.params import load_section, raw_section
+from talkedit.scale import ScaleParams
 from tests.conftest import write_edit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,7 +186,8 @@ def fitted(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequ
     root = tmp_path_factory.mktemp("render_root")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     write_short_clip(root, source)
-    run_fit(CLIP, root, dataclasses.replace(load_section(FitParams, REPO), crop_size=128))
+    run_fit(CLIP, root, dataclasses.replace(load_section(FitParams, REPO), crop_size=128),
+            ScaleParams())
     return root
 
 
