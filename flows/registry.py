@@ -68,6 +68,10 @@ STAGES: tuple[StageSpec, ...] = (
               "data/outputs/<edit>.mp4 and its provenance.", "stages.composite.compose:run_composite"),
     StageSpec("evaluate", CLIP, "Score held-out sentences re-created through the edit path "
               "against baselines. Writes data/metrics/<clip>/.", "stages.evaluate:run_evaluate"),
+    StageSpec("detect", CLIP, "Look for edited mouths in a clip (bilabial closure, audio-visual "
+              "offset drift, seams, mouth texture), ignoring watermarks. Reads the clip's video, "
+              "phones and face; writes data/detect/<clip>/ (windows, spans, verdict).",
+              "stages.detect:run_detect"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

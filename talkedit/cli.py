@@ -204,7 +204,7 @@ def _register_stages() -> None:
     from flows.registry import PROJECT, STAGES
 
     for spec in STAGES:
-        if spec.kind != PROJECT:
+        if spec.kind != PROJECT and spec.name != "detect":  # detect also takes any video
             _stage_command(spec.name, spec.kind, spec.help)
 
 
@@ -248,6 +248,52 @@ def _verify_report(video: Path, trust: list[Path]) -> Any:
     if in_project:
         anchors += SigningSettings.of(params, root).trust_anchors()
     return verify_video(video, params, anchors)
+
+
+# --- talkedit detect ----------------------------------------------------------------------
+
+
+@app.command()
+def detect(
+    target: Annotated[str, typer.Argument(metavar="VIDEO|CLIP", help="A video file, or the name of a clip listed in params.yaml (the DVC stage).")],
+    transcript: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="What is said (default: recognised offline with pocketsphinx).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Also write windows.parquet, spans.parquet and the verdict here.")] = None,
+) -> None:
+    """Look for an edited mouth in any talking-head video, without trusting watermarks.
+
+    Checks short windows for M/B/P sounds with an open mouth, audio-visual offset drift,
+    jumps between frames and a mouth region unlike the rest of the face (thresholds in
+    params.yaml detect:, calibrated by benchmarks/detect.py). Exit status: 0 manipulation
+    found, 1 none found, 2 bad input (no face, no speech, unreadable file). On a clip
+    name it is the DVC stage detect@<clip>: writes data/detect/<clip>/ and exits 0.
+    """
+    import json
+
+    try:
+        root = repo_root()
+        in_project = (root / PARAMS_FILE).is_file()
+        path = Path(target)
+        if not path.exists() and in_project and re.fullmatch(r"[A-Za-z0-9_-]+", target):
+            check_name(target, "clip")
+            _run("detect", target)
+            return
+        if not path.is_file():
+            raise TalkeditError(path, "video not found", "give the path of a video file")
+        from stages.detect import DetectParams, detect_video
+        from talkedit.params import load_section
+
+        params = load_section(DetectParams, root) if in_project else DetectParams()
+        quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(Path(os.devnull))
+        with quiet:
+            verdict = detect_video(path, transcript, params, out)
+    except TalkeditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(verdict.to_json(), indent=2) if as_json else verdict.render())
+    raise typer.Exit(verdict.exit_code)
 
 
 # --- talkedit edit ----------------------------------------------------------------------

@@ -1,0 +1,200 @@
+"""detect: find the traces edited mouths leave in a talking-head video, without trusting
+any watermark or manifest (talkedit's own included).
+
+The instruments are the pipeline's own: ``stages/extract`` decodes, ``stages/align``
+times the phones (from a transcript, or from offline recognition when there is none),
+``stages/fit`` tracks the face. ``scores.py`` scores short windows for bilabial closure
+failures, audio-visual offset drift, frame seams and a mouth texture mismatch;
+``verdict.py`` turns the windows that cross the calibrated thresholds into spans with
+their evidence.
+
+Entry points:
+- ``run_detect(clip, root, detect)``: the DVC stage, on a clip the pipeline already
+  extracted, aligned and fitted; writes data/detect/<clip>/.
+- ``detect_video(video, transcript, detect, out_dir)``: any video file (the
+  ``talkedit detect VIDEO`` command), processed in a scratch folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.detect.scores import EVIDENCE, Thresholds, score_windows
+from stages.detect.signals import face_signals, read_wav_16k, texture_signals
+from stages.detect.verdict import Verdict, flag_spans
+from talkedit.artifacts import (
+    DETECT_SPANS,
+    DETECT_WINDOWS,
+    PHONES,
+    ClipPaths,
+    DetectPaths,
+    VideoMeta,
+    read_parquet,
+    write_parquet,
+)
+from talkedit.atomic import write_json, write_text
+from talkedit.errors import TalkeditError
+from talkedit.params import Section, bad_param
+from talkedit.video import FrameStore, probe
+
+__all__ = ["DetectParams", "Verdict", "analyze_clip", "detect_video", "run_detect", "EVIDENCE"]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DetectParams(Section):
+    """The ``detect:`` section of params.yaml. The thresholds come from
+    ``python -m benchmarks.detect --calibrate`` on generated clean clips (never the
+    evaluation cases): each is the level a clean clip's highest window score stays under
+    with probability 1 - false_alarm_rate / 5 (five evidence types), so a clean clip is
+    flagged with probability at most about false_alarm_rate."""
+
+    SECTION = "detect"
+
+    window_s: float = 1.0
+    hop_s: float = 0.5
+    sync_window_s: float = 2.0  # lag search needs more context than the other checks
+    max_lag_ms: float = 400.0
+    closure_slack_s: float = 0.04  # alignment error allowed around an M/B/P
+    false_alarm_rate: float = 0.05  # the calibration's target, per clip
+    closure: float = 0.35
+    sync_offset_ms: float = 120.0
+    sync_r: float = 0.2
+    seam: float = 12.0
+    texture: float = 4.0
+
+    def check(self, where: str) -> None:
+        if not 0 < self.hop_s <= self.window_s <= self.sync_window_s:
+            raise bad_param(where, "window_s", "needs 0 < hop_s <= window_s <= sync_window_s",
+                            "use hop_s 0.5, window_s 1.0, sync_window_s 2.0")
+        if not -1 < self.sync_r < 1:
+            raise bad_param(where, "sync_r", "is a correlation: must lie in (-1, 1)")
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.closure, self.sync_offset_ms, self.sync_r, self.seam,
+                          self.texture)
+
+
+def analyze_clip(clip: str, root: Path, detect: DetectParams, has_audio: bool = True
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, Verdict]:
+    """Windows, spans and verdict for an extracted, aligned (when ``has_audio``) and
+    fitted clip of the project at ``root``."""
+    paths = ClipPaths.of(clip, root)
+    meta = VideoMeta.read(paths)
+    face = face_signals(paths, clip)
+    texture = texture_signals(FrameStore.for_clip(clip, root), face)
+    phones = (read_parquet(paths.phones, PHONES, stage_hint=f"align@{clip}") if has_audio
+              else None)
+    windows, bilabials = score_windows(face, texture, phones, meta.fps, detect.window_s,
+                                       detect.hop_s, detect.sync_window_s, detect.max_lag_ms,
+                                       detect.closure_slack_s)
+    ratios = detect.thresholds().ratios(windows)
+    windows = pd.concat([windows, ratios.add_prefix("ratio_")], axis=1)
+    windows["score"] = ratios.max(axis=1, skipna=True).fillna(0.0)
+    windows["flagged"] = windows["score"] > 1.0
+    windows["evidence"] = [",".join(k for k in EVIDENCE if r[k] > 1.0)
+                           for _, r in ratios.iterrows()]
+    words = (read_parquet(paths.words, stage_hint=f"align@{clip}")["normalized"].tolist()
+             if has_audio and paths.words.is_file() else [])
+    spans = flag_spans(windows, bilabials, words)
+    verdict = Verdict(clip, float(meta.duration_s), has_audio, spans, windows, detect)
+    return windows, spans, verdict
+
+
+def write_outputs(out: DetectPaths, windows: pd.DataFrame, spans: pd.DataFrame,
+                  verdict: Verdict) -> None:
+    write_parquet(windows[[f.name for f in DETECT_WINDOWS]], DETECT_WINDOWS, out.windows)
+    write_parquet(spans[[f.name for f in DETECT_SPANS]], DETECT_SPANS, out.spans)
+    write_json(out.verdict_json, verdict.to_json())
+    write_text(out.verdict_md, verdict.render() + "\n")
+
+
+def run_detect(clip: str, root: Path, detect: DetectParams) -> dict[str, Any]:
+    """The DVC stage: judge a clip of the project; write data/detect/<clip>/."""
+    windows, spans, verdict = analyze_clip(clip, root, detect)
+    write_outputs(DetectPaths.of(clip, root), windows, spans, verdict)
+    return {"clip": clip, "manipulated": verdict.manipulated, "spans": len(spans),
+            "windows": len(windows), "flagged_windows": int(windows["flagged"].sum())}
+
+
+def _with_silent_track(video: Path, dst: Path) -> None:
+    """A copy of a video with no audio track plus a silent one (video packets copied, not
+    re-encoded), so the extract stage reads it like any clip."""
+    import av
+
+    with av.open(str(video)) as src, av.open(str(dst), "w", format="matroska") as out:
+        vin = src.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        duration = float(vin.duration * vin.time_base) if vin.duration else (
+            float(src.duration) / 1e6 if src.duration else 0.0)
+        for packet in src.demux(vin):
+            if packet.dts is None:
+                continue
+            packet.stream = vout
+            out.mux(packet)
+        aout = out.add_stream("pcm_s16le", rate=16000, layout="mono")
+        n = max(1600, int(duration * 16000))
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, n), np.int16), format="s16",
+                                           layout="mono")
+        frame.rate, frame.pts = 16000, 0
+        for packet in aout.encode(frame):
+            out.mux(packet)
+        for packet in aout.encode(None):
+            out.mux(packet)
+
+
+def detect_video(video: Path, transcript: Path | None, detect: DetectParams,
+                 out_dir: Path | None = None) -> Verdict:
+    """Judge any video file. Without a transcript the speech is recognised offline; a
+    video with no audio track gets the visual checks alone. ``out_dir``, when given,
+    receives the windows, spans and verdict files."""
+    from stages.align import AlignParams, run_align
+    from stages.detect.speech import recognize
+    from stages.extract import ExtractParams, extract_clip
+    from stages.fit import FitParams, run_fit
+
+    video = Path(video)
+    info = probe(video)  # a missing or unreadable file fails here, with one line
+    if transcript is not None and not Path(transcript).is_file():
+        raise TalkeditError(transcript, "transcript not found",
+                            "give the text file of what is said, or leave --transcript out")
+    with tempfile.TemporaryDirectory(prefix="talkedit-detect-") as scratch:
+        root = Path(scratch)
+        clip = "video"
+        paths = ClipPaths.of(clip, root)
+        paths.video.parent.mkdir(parents=True)
+        if info.has_audio:
+            paths.video.symlink_to(video.resolve())
+        else:
+            _with_silent_track(video, paths.video)
+        # extract checks a transcript exists; its text is only read by align (below)
+        text = Path(transcript).read_text(encoding="utf-8", errors="replace") if transcript \
+            else "unknown"
+        paths.transcript.write_text(text, encoding="utf-8")
+        extract_clip(clip, root, ExtractParams())
+        if info.has_audio:
+            if transcript is None:
+                samples, rate = read_wav_16k(paths.audio)
+                paths.transcript.write_text(recognize(samples, rate, str(video)),
+                                            encoding="utf-8")
+            try:
+                run_align(clip, root, dataclasses.replace(AlignParams(), on_mismatch="mark"))
+            except TalkeditError as exc:
+                raise TalkeditError(video, exc.problem, exc.fix) from None
+        try:
+            run_fit(clip, root, FitParams())
+        except TalkeditError as exc:
+            raise TalkeditError(video, exc.problem, exc.fix) from None
+        windows, spans, verdict = analyze_clip(clip, root, detect, info.has_audio)
+    verdict = dataclasses.replace(verdict, name=str(video))
+    if out_dir is not None:
+        write_outputs(DetectPaths.in_folder(Path(out_dir)), windows, spans, verdict)
+    return verdict
