@@ -7,9 +7,12 @@ Evidence, per window of ``window_s`` seconds (sync: ``sync_window_s`` around its
   the speaker ever gets, 1 = as open as wide-open vowels). Real lips close for bilabials;
   lip-sync fakes often do not (Agarwal & Farid 2020).
 * ``sync_offset_ms``: the lag that best matches the mouth opening to the opening the
-  aligned phones predict, against the clip's typical lag (and zero): a dub or a retimed
-  span drifts.
-* ``sync_mismatch``: 1 - the best correlation: a mouth that follows other words.
+  aligned phones predict, against the clip's typical lag (the peak of the windows' summed
+  correlation curves), counted where it improves the match by at least
+  ``sync_min_gain`` in r (elsewhere the peak is noise); and the typical lag itself
+  (real footage is in sync): a dub or a retimed span drifts.
+* ``sync_gain``: how much better than the typical lag the window's best lag matches
+  (r at best - r at typical): a mouth that follows another take of the words.
 * ``seam``: the largest jump between consecutive frames (rigid head points, upper-face
   pixels, background pixels), in robust z over the clip's own transitions.
 * ``texture``: how far the mouth region's detail (vs the upper face) departs from the
@@ -27,7 +30,7 @@ from stages.detect.signals import MAD_TO_SD, FaceSignals, TextureSignals, robust
 from talkedit.phonemes import SILENCE, VOWELS
 
 BILABIALS = frozenset({"M", "B", "P"})
-EVIDENCE = ("closure", "sync_offset_ms", "sync_mismatch", "seam", "texture")
+EVIDENCE = ("closure", "sync_offset_ms", "sync_gain", "seam", "texture")
 # Jumps smaller than these never count as seams however still the clip is otherwise:
 # eye-distance fraction per frame for the head, 8-bit luma levels for pixels.
 RIGID_FLOOR, PIXEL_FLOOR = 0.002, 0.25
@@ -57,29 +60,35 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def best_lag(opening: np.ndarray, expected: np.ndarray, a: int, b: int, max_lag: int
-             ) -> tuple[int, float]:
-    """The lag L (frames; positive = the mouth moves after the sound) maximising the
-    correlation of opening[a:b] with expected[a-L:b-L], and that correlation."""
-    best, best_r = 0, float("nan")
-    for lag in range(-max_lag, max_lag + 1):
+def lag_curve(opening: np.ndarray, expected: np.ndarray, a: int, b: int, max_lag: int
+              ) -> np.ndarray:
+    """Correlation of opening[a:b] with expected[a-L:b-L] for L = -max_lag..max_lag
+    (frames; positive L = the mouth moves after the sound); NaN where too little overlaps."""
+    out = np.full(2 * max_lag + 1, np.nan)
+    for i, lag in enumerate(range(-max_lag, max_lag + 1)):
         lo, hi = max(a, lag, 0), min(b, len(expected) + lag)
-        if hi - lo < max(8, (b - a) // 2):
-            continue
-        r = correlation(opening[lo:hi], expected[lo - lag:hi - lag])
-        if np.isfinite(r) and not (np.isfinite(best_r) and r <= best_r):
-            best, best_r = lag, r
-    return best, best_r
+        if hi - lo >= max(8, (b - a) // 2):
+            out[i] = correlation(opening[lo:hi], expected[lo - lag:hi - lag])
+    return out
+
+
+def peak(curve: np.ndarray) -> float:
+    """The index of the curve's maximum, refined between samples by a parabola."""
+    k = int(np.nanargmax(curve))
+    if 0 < k < len(curve) - 1 and np.isfinite(curve[k - 1:k + 2]).all():
+        denom = curve[k - 1] - 2 * curve[k] + curve[k + 1]
+        if denom < 0:
+            return k + 0.5 * (curve[k - 1] - curve[k + 1]) / denom
+    return float(k)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """A window is flagged for an evidence type when its score exceeds these (sync_r:
-    when the best correlation falls below it)."""
+    """A window is flagged for an evidence type when its score exceeds these."""
 
     closure: float
     sync_offset_ms: float
-    sync_r: float
+    sync_gain: float
     seam: float
     texture: float
 
@@ -88,7 +97,7 @@ class Thresholds:
         return pd.DataFrame({
             "closure": windows["closure"] / self.closure,
             "sync_offset_ms": windows["sync_offset_ms"] / self.sync_offset_ms,
-            "sync_mismatch": (1 - windows["sync_r"]) / (1 - self.sync_r),
+            "sync_gain": windows["sync_gain"] / self.sync_gain,
             "seam": windows["seam"] / self.seam,
             "texture": windows["texture"] / self.texture,
         })
@@ -105,8 +114,8 @@ def window_starts(duration_s: float, window_s: float, hop_s: float) -> np.ndarra
 
 def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFrame | None,
                   fps: float, window_s: float, hop_s: float, sync_window_s: float,
-                  max_lag_ms: float, closure_slack_s: float) -> tuple[pd.DataFrame,
-                                                                        list[dict]]:
+                  max_lag_ms: float, closure_slack_s: float, sync_min_gain: float
+                  ) -> tuple[pd.DataFrame, list[dict]]:
     """Per-window scores (NaN where the evidence cannot be measured), and each bilabial's
     closure measurement."""
     times = face.time_s
@@ -136,7 +145,10 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
         speech = np.zeros(n, bool)
         for row in phones[phones["phone"] != SILENCE].itertuples():
             speech[(times >= row.start_s) & (times < row.end_s)] = True
-        for row in phones[phones["phone"].isin(BILABIALS)].itertuples():
+        # A closure shorter than the frame interval can fall between two frames: only
+        # bilabials held at least one frame are judged.
+        held = phones["end_s"] - phones["start_s"] >= 1.0 / fps - 1e-6
+        for row in phones[phones["phone"].isin(BILABIALS) & held].itertuples():
             around = ((times >= row.start_s - closure_slack_s)
                       & (times <= row.end_s + closure_slack_s) & ok)
             if around.any():
@@ -148,13 +160,16 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
     starts = window_starts(duration, window_s, hop_s)
     max_lag = max(1, int(round(max_lag_ms * fps / 1000)))
     half_sync = sync_window_s / 2
+    filled = (np.interp(np.arange(n), np.flatnonzero(ok), opening[ok]) if ok.any()
+              else opening)
+    curves: dict[int, np.ndarray] = {}
     rows = []
     for w, start in enumerate(starts):
         end = min(duration, start + window_s)
         in_win = (times >= start) & (times < end)
         row = {"window": w, "start_s": float(start), "end_s": float(end),
-               "closure": np.nan, "sync_lag_ms": np.nan, "sync_r": np.nan, "seam": np.nan,
-               "texture": np.nan}
+               "closure": np.nan, "sync_lag_ms": np.nan, "sync_r": np.nan, "sync_gain": np.nan,
+               "sync_offset_ms": np.nan, "seam": np.nan, "texture": np.nan}
         mids = [b["score"] for b in bilabials if start <= (b["start_s"] + b["end_s"]) / 2 < end]
         if mids:
             row["closure"] = max(mids)
@@ -163,9 +178,9 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             a = int(max(0, round((centre - half_sync) * fps)))
             b = int(min(n, round((centre + half_sync) * fps)))
             if speech[a:b].mean() >= 0.5 and ok[a:b].mean() >= 0.8:
-                filled = np.interp(np.arange(n), np.flatnonzero(ok), opening[ok])
-                lag, r = best_lag(filled, expected, a, b, max_lag)
-                row["sync_lag_ms"], row["sync_r"] = lag * 1000.0 / fps, r
+                curve = lag_curve(filled, expected, a, b, max_lag)
+                if np.isfinite(curve).any():
+                    curves[w] = curve
         if in_win.sum() >= 2 and np.isfinite(seam[in_win]).any():
             row["seam"] = float(np.nanmax(seam[in_win]))
         win_detail = detail[in_win & np.isfinite(detail)]
@@ -173,10 +188,17 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             row["texture"] = abs(float(np.median(win_detail)) - detail_mid) / detail_sd
         rows.append(row)
     windows = pd.DataFrame(rows)
-    # The clip's typical lag: the median over windows where the mouth follows the speech.
-    good = windows["sync_r"] >= 0.3
-    typical = float(windows.loc[good, "sync_lag_ms"].median()) if good.any() else 0.0
-    windows["sync_offset_ms"] = np.maximum(np.abs(windows["sync_lag_ms"] - typical),
-                                           abs(typical))
-    windows.loc[windows["sync_lag_ms"].isna(), "sync_offset_ms"] = np.nan
+    if curves:
+        # The clip's typical lag: the peak of all windows' curves together.
+        typical = peak(np.nanmean(np.vstack(list(curves.values())), axis=0))
+        t_index = int(round(typical))
+        for w, curve in curves.items():
+            best = peak(curve)
+            r_best = float(np.nanmax(curve))
+            r_typical = float(curve[t_index]) if np.isfinite(curve[t_index]) else r_best
+            gain = r_best - r_typical
+            drift = abs(best - typical) if gain >= sync_min_gain else 0.0
+            windows.loc[w, ["sync_lag_ms", "sync_r", "sync_gain", "sync_offset_ms"]] = [
+                (best - max_lag) * 1000.0 / fps, r_best, gain,
+                max(drift, abs(typical - max_lag)) * 1000.0 / fps]
     return windows, bilabials
