@@ -145,6 +145,22 @@ def _with_silent_track(video: Path, dst: Path) -> None:
         out.write_audio(np.zeros(int(n / float(info.average_rate) * 16000), np.int16))
 
 
+MAX_UNFOLLOWED_WORDS = 0.5  # more words than this the aligner cannot place: not speech
+
+
+def check_speech(video: Path, words: pd.DataFrame, transcript: Path | None) -> None:
+    """Music, noise or another language: the aligner cannot follow most of the words it
+    was given (recognised or from the transcript), so lip sync cannot be judged."""
+    share = float(words["low_confidence"].mean()) if len(words) else 1.0
+    if share > MAX_UNFOLLOWED_WORDS:
+        given = "its transcript" if transcript else "the words recognised in it"
+        raise TalkeditError(video, f"has no clear speech: the aligner cannot follow "
+                            f"{share:.0%} of {given} (music or noise?)",
+                            "give a video of someone speaking, with --transcript FILE if the "
+                            "recogniser misses the words, or one with no audio track for the "
+                            "visual checks alone")
+
+
 def detect_video(video: Path, transcript: Path | None, detect: DetectParams,
                  out_dir: Path | None = None) -> Verdict:
     """Judge any video file. Without a transcript the speech is recognised offline; a
@@ -187,6 +203,7 @@ def detect_video(video: Path, transcript: Path | None, detect: DetectParams,
                 run_align(clip, root, dataclasses.replace(AlignParams(), on_mismatch="mark"))
             except TalkeditError as exc:
                 raise TalkeditError(video, exc.problem, exc.fix) from None
+            check_speech(video, read_parquet(paths.words, stage_hint="align"), transcript)
         windows, spans, verdict = analyze_clip(clip, root, detect, info.has_audio)
     verdict = dataclasses.replace(verdict, name=str(video))
     if out_dir is not None:

@@ -15,8 +15,9 @@ Evidence, per window of ``window_s`` seconds (sync: ``sync_window_s`` around its
   (r at best - r at typical): a mouth that follows another take of the words.
 * ``seam``: the largest jump between consecutive frames (rigid head points, upper-face
   pixels, background pixels), in robust z over the clip's own transitions.
-* ``texture``: how far the mouth region's detail (vs the upper face) departs from the
-  clip's typical level: a re-rendered mouth is smoother or noisier than the real one.
+* ``texture``: how far the mouth region's detail (vs the upper face), less what the mouth's
+  opening and the head's pose explain, departs from the clip's typical level: a
+  re-rendered mouth is smoother or noisier than the real one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stages.detect.signals import MAD_TO_SD, FaceSignals, TextureSignals, robust_z, spike
+from stages.detect.signals import (
+    MAD_TO_SD,
+    FaceSignals,
+    TextureSignals,
+    robust_z,
+    spike,
+    unexplained,
+)
 from talkedit.phonemes import SILENCE, VOWELS
 
 BILABIALS = frozenset({"M", "B", "P"})
@@ -132,7 +140,9 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
     measured = np.isfinite(jumps).any(axis=0)
     seam = np.full(n, np.nan)
     seam[measured] = np.nanmax(jumps[:, measured], axis=0)
-    detail = texture.mouth_detail
+    explain = np.column_stack([opening, face.head_angles if face.head_angles is not None
+                               else np.zeros((n, 0))])
+    detail = unexplained(texture.mouth_detail, explain)
     finite_detail = detail[np.isfinite(detail)]
     detail_mid = float(np.median(finite_detail)) if len(finite_detail) else float("nan")
     detail_sd = (max(MAD_TO_SD * float(np.median(np.abs(finite_detail - detail_mid))), 0.02)

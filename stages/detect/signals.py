@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stages.fit import mouth_opening
+from stages.fit import head_angles_deg, mouth_opening
 from stages.fit.model import inter_ocular
 from stages.fit.topology import Topology, topology_for
 from talkedit.artifacts import FACE, ClipPaths, column_array, read_parquet
@@ -56,6 +56,7 @@ class FaceSignals:
     opening: np.ndarray  # (n,) inner-lip gap / inter-ocular distance
     rigid_jump: np.ndarray  # (n,) spike of the rigid points' motion into frame t, / eyes
     topology: Topology
+    head_angles: np.ndarray | None = None  # (n, 3) yaw, pitch, roll in degrees (the fit's)
 
 
 def face_signals(paths: ClipPaths, clip: str) -> FaceSignals:
@@ -69,8 +70,9 @@ def face_signals(paths: ClipPaths, clip: str) -> FaceSignals:
     rigid = lm[:, list(topo.rigid)].mean(axis=1)
     speed = np.r_[np.nan, np.linalg.norm(np.diff(rigid, axis=0), axis=1)] / eyes
     speed[~(detected & np.r_[False, detected[:-1]])] = np.nan
+    angles = head_angles_deg(column_array(table, "rotation").astype(np.float64))
     return FaceSignals(table["time_s"].to_numpy(float), detected, lm, mouth_opening(lm, topo),
-                       spike(speed), topo)
+                       spike(speed), topo, angles)
 
 
 @dataclass
@@ -80,6 +82,19 @@ class TextureSignals:
     face_diff: np.ndarray  # mean |luma change| from frame t-1 in the upper face
     background_diff: np.ndarray  # ... outside the face
     mouth_detail: np.ndarray  # log(high-frequency energy: mouth region / upper face)
+
+
+def unexplained(values: np.ndarray, explain: np.ndarray) -> np.ndarray:
+    """``values`` less what a least-squares fit on ``explain`` (n, k) and a constant
+    accounts for: the mouth's detail changes with how open it is (teeth, lip texture) and
+    with the head's pose (foreshortening), in real footage as in rendered."""
+    x = np.column_stack([np.ones(len(values)), explain])
+    ok = np.isfinite(values) & np.isfinite(x).all(axis=1)
+    out = np.full(len(values), np.nan)
+    if ok.sum() > 2 * x.shape[1]:
+        beta, *_ = np.linalg.lstsq(x[ok], values[ok], rcond=None)
+        out[ok] = values[ok] - x[ok] @ beta
+    return out
 
 
 def _box(points: np.ndarray, grow: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
