@@ -18,6 +18,10 @@ seeded per clip), with different texts and seeds:
   talkedit's own edits of the demo clip (data/outputs/*.mp4, truth from their plans)
   against the demo clip itself. Nothing here was used to choose a threshold.
 
+talkedit's edits: the bundled one (data/outputs/demo.mp4) and more made in a copy of the
+project with ``composite.label: false`` by ``talkedit edit demo --replace OLD --with NEW
+--name eN`` for each pair in TALKEDIT_EDITS (``--edits-project`` names that copy).
+
 Every generated case goes through the same decode and H.264 re-encode (CRF 18), so
 encoding generations are no cue. Window scores are cached under .tmp/bench/detect/.
 
@@ -103,6 +107,15 @@ EVALUATION_TEXTS = (
 )
 
 
+TALKEDIT_EDITS = (
+    ("small research team", "big product group"), ("promising", "remarkable"),
+    ("a new sentence", "a brief message"), ("every step", "each part"),
+    ("lips that move in time", "lips that match the words"), ("a lot of work", "many problems"),
+    ("next week", "next month"), ("the weekly update", "the monthly bulletin"),
+    ("the shape of the mouth", "the motion of the lips"), ("a tool", "a program"),
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str
@@ -163,8 +176,11 @@ def base_clip(group: str, k: int) -> tuple[Path, Path, pd.DataFrame, dict]:
     texts = CALIBRATION_TEXTS if group == "calibration" else EVALUATION_TEXTS
     name = f"{group[:3]}{k:02d}"
     folder = CACHE / "base"
-    recipe = {"text": texts[k], "voice": VOICES[k % 4], "face": FACES[(k // 4) % 4],
-              "rate": 140 + 7 * (k % 5), "seed": (1 if group == "calibration" else 2) * 1000 + k}
+    # past the list's length a text comes back in another voice, face, rate and motion
+    turn = k // len(texts)
+    recipe = {"text": texts[k % len(texts)], "voice": VOICES[(k + turn) % 4],
+              "face": FACES[(k // 4 + turn) % 4], "rate": 140 + 7 * ((k + 2 * turn) % 5),
+              "seed": (1 if group == "calibration" else 2) * 1000 + k}
     video = folder / f"{name}.mp4"
     if not video.is_file():
         folder.mkdir(parents=True, exist_ok=True)
@@ -239,20 +255,20 @@ def av_resample(pcm: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
                    -32768, 32767).astype(np.int16)
 
 
-def talkedit_cases() -> list[Case]:
-    """talkedit's own edits of the demo clip (their watermark and manifest unused), and
-    the demo clip itself as their unedited counterpart."""
+def talkedit_cases(project: Path) -> list[Case]:
+    """talkedit's own edits of the demo clip in ``project`` (their watermark and manifest
+    unused), and the demo clip itself as their unedited counterpart."""
     cases = []
-    raw = REPO / "data" / "raw" / "demo.mp4"
+    raw = project / "data" / "raw" / "demo.mp4"
     if raw.is_file():
         cases.append(Case("demo", "clean", "evaluation", raw, raw.with_suffix(".txt"), ()))
-    for video in sorted((REPO / "data" / "outputs").glob("*.mp4")):
-        plan_path = REPO / "data" / "plans" / video.stem / "plan.parquet"
+    for video in sorted((project / "data" / "outputs").glob("*.mp4")):
+        plan_path = project / "data" / "plans" / video.stem / "plan.parquet"
         if not plan_path.is_file():
             continue
         text = CACHE / "cases" / f"talkedit-{video.stem}.txt"  # what the edited video says
         text.parent.mkdir(parents=True, exist_ok=True)
-        text.write_text(load_spec(video.stem, REPO).edited_text + "\n")
+        text.write_text(load_spec(video.stem, project).edited_text + "\n")
         plan = read_parquet(plan_path, PLAN)
         edited = plan["edited"].to_numpy(bool)
         times = plan["time_s"].to_numpy(float)
@@ -370,15 +386,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", action="store_true",
                         help="print thresholds from the calibration set (clean clips only)")
-    parser.add_argument("--clips", type=int, default=20, help="generated clips per set")
+    parser.add_argument("--clips", type=int, default=20, help="generated evaluation clips")
+    parser.add_argument("--calibration-clips", type=int, default=60,
+                        help="generated clean calibration clips (the 20 texts, each in 3 "
+                             "voices, faces and rates)")
+    parser.add_argument("--edits-project", type=Path, default=REPO,
+                        help="a project whose data/outputs holds talkedit edits of the demo clip")
     args = parser.parse_args(argv)
     params = load_section(DetectParams, REPO)
     if args.calibrate:
-        calibrate(make_cases("calibration", args.clips), params)
+        calibrate(make_cases("calibration", args.calibration_clips), params)
         return 0
-    cases = make_cases("evaluation", args.clips) + talkedit_cases()
+    cases = make_cases("evaluation", args.clips) + talkedit_cases(args.edits_project)
     print(f"evaluation: {args.clips} generated clips (texts and seeds disjoint from the "
-          f"{len(CALIBRATION_TEXTS)} calibration clips), each clean, cut and dubbed; "
+          f"calibration clips'), each clean, cut and dubbed; "
           f"{sum(c.kind == 'talkedit' for c in cases)} talkedit edit(s) of the demo clip")
     print(evaluate(cases, params))
     return 0

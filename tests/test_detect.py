@@ -73,9 +73,10 @@ def test_clean_clip_passes_and_a_shifted_dub_is_flagged_with_its_offset(clip: di
                 np.r_[np.zeros(shift, np.int16), clip["audio"]])
     verdict = detect_video(dub, clip["transcript"], params)
     assert verdict.manipulated, verdict.render()
-    assert "sync_offset_ms" in ",".join(verdict.spans["evidence"])
+    # the lag is measured to a frame; the mouth is open where the late M/B/P sound
     lag = float(np.nanmedian(verdict.windows["sync_lag_ms"]))
     assert abs(lag - (-360)) <= 40, verdict.windows[["start_s", "sync_lag_ms", "sync_r"]]
+    assert verdict.windows["closure"].max() > params.closure
     assert verdict.exit_code == 0
 
 
@@ -129,11 +130,17 @@ def test_bilabial_closure_scores_the_mouth_left_open() -> None:
     assert windows.loc[windows["start_s"] == 2.0, "closure"].item() == pytest.approx(scores["B"])
 
 
-def test_bad_input_is_one_error_line(clip: dict, tmp_path: Path) -> None:
+def test_a_missing_file_is_one_error_line(clip: dict, tmp_path: Path) -> None:
     one_error_line(talkedit(clip["root"], "detect", str(tmp_path / "ghost.mp4")), "ghost.mp4")
+
+
+def test_no_face_is_one_error_line(clip: dict, tmp_path: Path) -> None:
     faceless = make_video(tmp_path / "faceless.mp4", n_frames=50, size=(128, 96))
     one_error_line(talkedit(clip["root"], "detect", str(faceless)), "faceless.mp4", "face")
-    # the clip's face over music: nothing said, so lip sync cannot be judged
+
+
+def test_music_only_is_one_error_line(clip: dict, tmp_path: Path) -> None:
+    """The clip's face over a tune: nothing is said, so lip sync cannot be judged."""
     t = np.arange(len(clip["audio"])) / clip["rate"]
     notes = 220 * 2 ** (np.floor(t * 4) % 5 / 12 * 3)
     music = (8000 * np.sin(2 * np.pi * np.cumsum(notes) / clip["rate"])).astype(np.int16)

@@ -55,7 +55,7 @@ class DetectParams(Section):
     ``python -m benchmarks.detect --calibrate`` on generated clean clips (never the
     evaluation cases): each is the level a clean clip's highest window score stays under
     with probability 1 - false_alarm_rate / 5 (five evidence types; a normal or log-normal
-    fit to 20 clean clips), raised to the highest clean calibration score where that is
+    fit to 60 clean clips), raised to the highest clean calibration score where that is
     higher, so a clean clip is flagged with probability about false_alarm_rate or less."""
 
     SECTION = "detect"
@@ -67,11 +67,11 @@ class DetectParams(Section):
     closure_slack_s: float = 0.04  # alignment error allowed around an M/B/P
     sync_min_gain: float = 0.1  # a window's own lag counts when it raises r by this much
     false_alarm_rate: float = 0.05  # the calibration's target, per clip
-    closure: float = 0.408
-    sync_offset_ms: float = 302.0
+    closure: float = 0.488
+    sync_offset_ms: float = 401.0
     sync_gain: float = 0.312
     seam: float = 6.78
-    texture: float = 1.28
+    texture: float = 1.24
 
     def check(self, where: str) -> None:
         if not 0 < self.hop_s <= self.window_s <= self.sync_window_s:
