@@ -195,13 +195,13 @@ def base_clip(group: str, k: int) -> tuple[Path, Path, pd.DataFrame, dict]:
     return video, folder / f"{name}.txt", phones, recipe
 
 
-def make_cases(group: str, count: int, dev_fakes: int = 0) -> list[Case]:
+def make_cases(group: str, count: int, dev_fakes: int = 0, first: int = 0) -> list[Case]:
     """The group's cases; ``dev_fakes``: cuts and dubs of the first calibration clips too,
     to look at while developing (never used to set a threshold, never reported)."""
     cases: list[Case] = []
     out = CACHE / "cases"
     out.mkdir(parents=True, exist_ok=True)
-    for k in range(count):
+    for k in range(first, first + count):
         video, transcript, phones, recipe = base_clip(group, k)
         name = video.stem
         wanted = {"clean": out / f"{name}-clean.mp4"}
@@ -390,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration-clips", type=int, default=60,
                         help="generated clean calibration clips (the 20 texts, each in 3 "
                              "voices, faces and rates)")
+    parser.add_argument("--first", type=int, default=0,
+                        help="first evaluation clip: 20 gives a second evaluation set (the "
+                             "same texts in other voices, faces, rates and motion)")
     parser.add_argument("--edits-project", type=Path, default=REPO,
                         help="a project whose data/outputs holds talkedit edits of the demo clip")
     args = parser.parse_args(argv)
@@ -397,8 +400,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         calibrate(make_cases("calibration", args.calibration_clips), params)
         return 0
-    cases = make_cases("evaluation", args.clips) + talkedit_cases(args.edits_project)
-    print(f"evaluation: {args.clips} generated clips (texts and seeds disjoint from the "
+    cases = (make_cases("evaluation", args.clips, first=args.first)
+             + talkedit_cases(args.edits_project))
+    print(f"evaluation: {args.clips} generated clips from #{args.first} (texts and seeds "
+          f"disjoint from the "
           f"calibration clips'), each clean, cut and dubbed; "
           f"{sum(c.kind == 'talkedit' for c in cases)} talkedit edit(s) of the demo clip")
     print(evaluate(cases, params))

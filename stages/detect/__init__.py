@@ -68,8 +68,8 @@ class DetectParams(Section):
     sync_min_gain: float = 0.1  # a window's own lag counts when it raises r by this much
     false_alarm_rate: float = 0.05  # the calibration's target, per clip
     closure: float = 0.488
-    sync_offset_ms: float = 401.0
-    sync_gain: float = 0.312
+    sync_offset_ms: float = 312.0
+    sync_gain: float = 0.231
     seam: float = 6.78
     texture: float = 1.24
 

@@ -13,6 +13,8 @@ Evidence, per window of ``window_s`` seconds (sync: ``sync_window_s`` around its
   (real footage is in sync): a dub or a retimed span drifts.
 * ``sync_gain``: how much better than the typical lag the window's best lag matches
   (r at best - r at typical): a mouth that follows another take of the words.
+  Both sync scores count only as far as a neighbouring window's agree (drift persists,
+  noise does not).
 * ``seam``: the largest jump between consecutive frames (rigid head points, upper-face
   pixels, background pixels), in robust z over the clip's own transitions.
 * ``texture``: how far the mouth region's detail (vs the upper face), less what the mouth's
@@ -158,7 +160,9 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
         # A closure shorter than the frame interval can fall between two frames: only
         # bilabials held at least one frame are judged.
         held = phones["end_s"] - phones["start_s"] >= 1.0 / fps - 1e-6
-        for row in phones[phones["phone"].isin(BILABIALS) & held].itertuples():
+        # ...and only where the aligner is sure of the phone (a misplaced M is no evidence)
+        sure = ~phones["low_confidence"].astype(bool) if "low_confidence" in phones else True
+        for row in phones[phones["phone"].isin(BILABIALS) & held & sure].itertuples():
             around = ((times >= row.start_s - closure_slack_s)
                       & (times <= row.end_s + closure_slack_s) & ok)
             if around.any():
@@ -211,4 +215,11 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             windows.loc[w, ["sync_lag_ms", "sync_r", "sync_gain", "sync_offset_ms"]] = [
                 (best - max_lag) * 1000.0 / fps, r_best, gain,
                 max(drift, abs(typical - max_lag)) * 1000.0 / fps]
+        # A lag of one window alone is noise more often than drift: a dub or a retimed span
+        # keeps its lag over neighbouring windows, so each window's sync scores count only
+        # as far as a neighbour's agree.
+        for column in ("sync_gain", "sync_offset_ms"):
+            values = windows[column].to_numpy(float)
+            neighbours = np.fmax(np.r_[np.nan, values[:-1]], np.r_[values[1:], np.nan])
+            windows[column] = np.fmin(values, neighbours)
     return windows, bilabials
