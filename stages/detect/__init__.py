@@ -124,7 +124,8 @@ def run_detect(clip: str, root: Path, detect: DetectParams) -> dict[str, Any]:
     windows, spans, verdict = analyze_clip(clip, root, detect)
     write_outputs(DetectPaths.of(clip, root), windows, spans, verdict)
     return {"clip": clip, "manipulated": verdict.manipulated, "spans": len(spans),
-            "windows": len(windows), "flagged_windows": int(windows["flagged"].sum())}
+            "windows": len(windows), "flagged_windows": int(windows["flagged"].sum()),
+            "verdict": verdict.render()}
 
 
 def _with_silent_track(video: Path, dst: Path) -> None:
