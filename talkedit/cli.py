@@ -48,7 +48,8 @@ Workflow (run in the project folder, the one holding params.yaml):
   3. `dvc repro` runs what is out of date, stage by stage:
      extract -> align -> fit -> index -> train (per clip),
      plan -> audio -> render -> composite (per edit), evaluate (per clip);
-     the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video.
+     the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video for
+     talkedit's watermarks, `talkedit detect` for any edited mouth (no watermark needed).
 Each stage subcommand below is one DVC stage for one clip or edit.
 """
 
