@@ -19,12 +19,13 @@ from typing import Any
 from talkedit.params import Section, section_types
 
 CLIP, EDIT, PROJECT = "clip", "edit", "project"
+SCENE = "scene"  # a dialogue scene: data/scenes/<scene>.yaml, listed in params.yaml scenes:
 
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    kind: str  # clip | edit | project: what its argument names
+    kind: str  # clip | edit | scene | project: what its argument names
     help: str
     entry: str  # "module:function" in stages/
 
@@ -72,6 +73,20 @@ STAGES: tuple[StageSpec, ...] = (
               "offset drift, seams, mouth texture), ignoring watermarks. Reads the clip's video, "
               "phones and face; writes data/detect/<clip>/ (windows, spans, verdict).",
               "stages.detect:run_detect"),
+    # Dialogue scenes (Leake et al. 2017): cut a scene from several takes by its script.
+    StageSpec("scenedemo", PROJECT, "Make the generated two-character scene's takes with exact "
+              "truth. Writes data/scenes/<scenedemo.name>/.", "stages.scene.demo:run_scenedemo"),
+    StageSpec("scenealign", SCENE, "Align every take of a scene to its script line by line. "
+              "Writes data/interim/scenes/<scene>/lines.parquet, words.parquet.",
+              "stages.scene.align:run_scenealign"),
+    StageSpec("scenelabel", SCENE, "Label each line of each take: faces, characters, shot size, "
+              "speaker, loudness, tempo. Writes labels.parquet.",
+              "stages.scene.label:run_scenelabel"),
+    StageSpec("scenecut", SCENE, "Choose the cut by the scene's idioms. Writes "
+              "data/outputs/scenes/<scene>/cut.parquet, cut.md, cut.otio.",
+              "stages.scene.cut:run_scenecut"),
+    StageSpec("scenerender", SCENE, "Render the cut scene, watermarked, with its provenance. "
+              "Writes data/outputs/scenes/<scene>/<scene>.mp4.", "stages.scene.render:run_scenerender"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

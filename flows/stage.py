@@ -11,6 +11,7 @@ on what machine goes to the run report (talkedit/runreport.py), never into artif
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import Failed, State
 
 from flows.registry import PROJECT, StageSpec
+from flows.runners import chunk_map, task_runner
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, build, check_name, load_section
 from talkedit.runreport import run_report
+from talkedit.scale import ScaleParams
 
 
 def retry_transient(task: Any, task_run: Any, state: State) -> bool:
@@ -68,7 +71,10 @@ def make_flow(spec: StageSpec) -> Flow:
     def run_entry(item: str | None, root: Path, sections: dict[str, Section]) -> dict[str, Any]:
         entry = spec.entry_function()
         args = (root,) if spec.kind == PROJECT else (item, root)
-        return entry(*args, **sections)
+        extra = {}
+        if "map_chunks" in inspect.signature(entry).parameters:  # frame-chunked stages
+            extra["map_chunks"] = chunk_map(sections[ScaleParams.SECTION])
+        return entry(*args, **sections, **extra)
 
     @flow(name=spec.name, flow_run_name=run_name, log_prints=True, validate_parameters=False)
     def run_flow(item: str | None, root: Path,
@@ -91,5 +97,10 @@ def run_stage_flow(spec: StageSpec, item: str | None, root: Path,
     """Run ``spec``'s flow for ``item``; a user error raises ``TalkeditError`` here."""
     if spec.kind != PROJECT:
         check_name(item, spec.kind)
-    state = make_flow(spec)(item, Path(root), overrides, return_state=True)
+    run_flow = make_flow(spec)
+    if ScaleParams.SECTION in spec.sections():
+        runner = task_runner(load_sections(spec, Path(root), overrides)[ScaleParams.SECTION])
+        if runner is not None:
+            run_flow = run_flow.with_options(task_runner=runner)
+    state = run_flow(item, Path(root), overrides, return_state=True)
     return state.result()  # raises the stage's exception (a TalkeditError: one line)

@@ -501,6 +501,10 @@ PLAN = pa.schema(
         ("scale", pa.float32()),
         ("expression", vec(N_EXPRESSION)),  # retimed pieces, cross-faded at joins
         ("illumination", vec(27)),  # interpolated across each retimed region
+        # Background instant in clip seconds: a whole frame (source_frame / fps) outside the
+        # retimed regions; inside them it may fall between frames, which composite
+        # interpolates (optical flow) rather than showing a frame twice.
+        ("source_time_s", pa.float64()),
     ]
 )
 
@@ -751,5 +755,160 @@ DETECT_SPANS = pa.schema(
         ("evidence", pa.string()),  # evidence types, most decisive first
         ("score", pa.float64()),
         ("detail", pa.string()),  # one readable line per evidence type
+    ]
+)
+
+
+# --- dialogue scenes (stages/scene) ---------------------------------------------------------
+# data/scenes/<scene>.yaml is the scene (script, characters, takes, idioms); the takes'
+# media sit in data/scenes/<scene>/ (<take>.mp4 + <take>.txt, what was said). Derived
+# tables go to data/interim/scenes/<scene>/, the cut to data/outputs/scenes/<scene>/.
+
+
+@dataclass(frozen=True)
+class ScenePaths:
+    scene: str
+    data: Path  # the project's data/ folder
+
+    @classmethod
+    def of(cls, scene: str, root: Path | None = None) -> ScenePaths:
+        return cls(check_name(scene, "scene"), data_dir(root))
+
+    @property
+    def spec(self) -> Path:
+        """The scene file (stages/scene/spec.py)."""
+        return self.data / "scenes" / f"{self.scene}.yaml"
+
+    @property
+    def takes_dir(self) -> Path:
+        return self.data / "scenes" / self.scene
+
+    def take_video(self, take: str) -> Path:
+        return self.takes_dir / f"{check_name(take, 'take')}.mp4"
+
+    def take_transcript(self, take: str) -> Path:
+        return self.takes_dir / f"{check_name(take, 'take')}.txt"
+
+    @property
+    def interim(self) -> Path:
+        return self.data / "interim" / "scenes" / self.scene
+
+    @property
+    def lines(self) -> Path:
+        """Each take aligned to the script line by line (SCENE_LINES)."""
+        return self.interim / "lines.parquet"
+
+    @property
+    def words(self) -> Path:
+        """Every take's words with their times (SCENE_WORDS)."""
+        return self.interim / "words.parquet"
+
+    @property
+    def labels(self) -> Path:
+        """Each line of each take labelled (SCENE_LABELS)."""
+        return self.interim / "labels.parquet"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.data / "outputs" / "scenes" / self.scene
+
+    @property
+    def cut(self) -> Path:
+        """The chosen cut, one row per shot (SCENE_CUT)."""
+        return self.out_dir / "cut.parquet"
+
+    @property
+    def cut_markdown(self) -> Path:
+        return self.out_dir / "cut.md"
+
+    @property
+    def otio(self) -> Path:
+        """The cut as an OpenTimelineIO timeline (opens in editors that import .otio)."""
+        return self.out_dir / "cut.otio"
+
+    @property
+    def video(self) -> Path:
+        return self.out_dir / f"{self.scene}.mp4"
+
+    @property
+    def provenance(self) -> Path:
+        return self.out_dir / f"{self.scene}.provenance.json"
+
+
+SCENE_TRUTH_LINES = pa.schema(  # generator truth: <take>.truth_lines.parquet
+    [
+        ("utterance", pa.int32()),  # order said in the take
+        ("line", pa.int32()),  # the script line said; -1 for an ad-lib said instead of one
+        ("character", pa.string()),  # who says it
+        ("text", pa.string()),
+        ("start_s", pa.float64()),  # first phone start / last phone end
+        ("end_s", pa.float64()),
+        ("adlib", pa.bool_()),
+    ]
+)
+SCENE_TRUTH_WORDS = pa.schema(  # generator truth: <take>.truth_words.parquet
+    [
+        ("utterance", pa.int32()),
+        ("word_index", pa.int32()),  # within the utterance
+        ("word", pa.string()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+    ]
+)
+SCENE_LINES = pa.schema(
+    [
+        ("take", pa.string()),
+        ("line", pa.int32()),  # script line; -1 for an ad-lib (words said that no line has)
+        ("character", pa.string()),  # the script's character of the line ("" for an ad-lib)
+        ("status", pa.string()),  # said | partial | skipped | adlib
+        ("script_words", pa.int32()),  # words of the script line
+        ("matched_words", pa.int32()),  # of them said in the take
+        ("start_s", pa.float64()),  # in the take; NaN when skipped
+        ("end_s", pa.float64()),
+        ("text", pa.string()),  # what the take says there
+    ]
+)
+SCENE_WORDS = pa.schema(
+    [
+        ("take", pa.string()),
+        ("line", pa.int32()),  # script line the word belongs to; -1 for an ad-lib word
+        ("word", pa.string()),  # spoken form, lower case
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+    ]
+)
+SCENE_LABELS = pa.schema(
+    [
+        ("take", pa.string()),
+        ("line", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("faces", pa.int32()),  # faces seen (median over the sampled frames)
+        ("visible", pa.string()),  # characters on screen, comma-separated, left to right
+        ("shot", pa.string()),  # wide | medium | close: from the largest face's height / frame
+        ("face_height", pa.float32()),  # that share
+        ("setup", pa.string()),  # camera setup: shot + visible ("wide:A,B", "close:A")
+        ("speaker", pa.string()),  # who speaks, from mouth motion vs speech energy
+        ("speaker_visible", pa.bool_()),
+        ("speaker_score", pa.float32()),  # mouth-motion/speech correlation of the chosen face
+        ("loudness_db", pa.float32()),  # RMS level of the line's speech, dBFS
+        ("tempo_wps", pa.float32()),  # words per second
+    ]
+)
+SCENE_CUT = pa.schema(
+    [
+        ("shot", pa.int32()),  # 0, 1, ... in the order they play
+        ("first_line", pa.int32()),  # script lines the shot covers
+        ("last_line", pa.int32()),
+        ("take", pa.string()),
+        ("setup", pa.string()),
+        ("source_in", pa.int32()),  # frames of the take [in, out)
+        ("source_out", pa.int32()),
+        ("record_in", pa.int32()),  # frames of the scene [in, out)
+        ("record_out", pa.int32()),
+        ("audio_in", pa.int32()),  # the shot's sound, in take frames: source_in/out moved by
+        ("audio_out", pa.int32()),  # the J/L-cut offset at each cut (scenecut.j_cut_s)
+        ("cost", pa.float32()),  # the idiom cost of the shot's lines and its entry
+        ("reasons", pa.string()),  # the idioms that cost something here
     ]
 )

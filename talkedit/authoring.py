@@ -293,3 +293,25 @@ def register_edit(root: Path, name: str, clip: str) -> bool:
     rt.dump(doc, out)
     write_text(path, out.getvalue())
     return True
+
+
+def register_clip(root: Path, name: str) -> bool:
+    """List ``name`` under ``clips:`` in params.yaml; keep the rest of the file byte for
+    byte. Returns whether the file changed."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    check_name(name, "clip")
+    path = Path(root) / PARAMS_FILE
+    rt = _round_trip()
+    doc = rt.load(path.read_text(encoding="utf-8"))
+    clips = doc.get("clips")
+    if isinstance(clips, list) and name in clips:
+        return False
+    if not isinstance(clips, CommentedSeq):
+        clips = CommentedSeq(clips or [])
+        doc["clips"] = clips
+    clips.append(name)
+    out = io.StringIO()
+    rt.dump(doc, out)
+    write_text(path, out.getvalue())
+    return True

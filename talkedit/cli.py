@@ -25,7 +25,7 @@ import typer
 
 from talkedit import __version__
 from talkedit.errors import TalkeditError
-from talkedit.params import PARAMS_FILE, check_name, repo_root
+from talkedit.params import PARAMS_FILE, check_name, load_params, repo_root
 
 # stages/ and flows/ are the project's code, not a library: they live in the checkout
 # beside this package (an editable install) and are imported from there, so nothing
@@ -214,6 +214,41 @@ _register_stages()
 
 @app.command()
 @user_errors
+def scenedemo() -> None:
+    """Make the generated two-character scene's takes with exact truth (the `scenedemo` stage).
+
+    Reads params.yaml scenedemo: and stages/scene/demo_scene.yaml; writes data/scenes/<name>/.
+    """
+    _run("scenedemo", None)
+
+
+SCENE_STAGES = ("scenealign", "scenelabel", "scenecut", "scenerender")
+
+
+@app.command()
+@user_errors
+def scene(
+    name: Annotated[str, typer.Argument(metavar="SCENE", help="The scene (data/scenes/<SCENE>.yaml).")],
+    recut: Annotated[bool, typer.Option(
+        help="Only re-choose the cut and render it (after changing idiom weights).")] = False,
+) -> None:
+    """Cut a dialogue scene from its takes by its script and idioms, end to end.
+
+    Aligns every take to the script, labels each line, chooses the cut and renders it:
+    data/outputs/scenes/<SCENE>/ gets cut.parquet, cut.md, cut.otio and <SCENE>.mp4.
+    """
+    check_name(name, "scene")
+    listed = load_params(repo_root()).get("scenes") or []
+    if name not in listed:
+        raise TalkeditError(f"scene {name!r}", f"is not listed in params.yaml scenes: "
+                            f"({', '.join(map(str, listed)) or 'none'})",
+                            "add it under scenes: in params.yaml")
+    for stage in SCENE_STAGES[2:] if recut else SCENE_STAGES:
+        _run(stage, name)
+
+
+@app.command()
+@user_errors
 def verify(
     video: Annotated[Path, typer.Argument(help="The video to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
@@ -359,8 +394,9 @@ class ReproProgress:
 def _repro(root: Path, target: str, log_path: Path) -> tuple[int, list[str]]:
     """``dvc repro <target>`` with a progress line per stage; its output goes to log_path.
     Returns dvc's exit status and the error lines it and the stages printed."""
-    import subprocess
     import time
+
+    from talkedit import dvcrun
 
     live = sys.stdout.isatty()
 
@@ -372,23 +408,8 @@ def _repro(root: Path, target: str, log_path: Path) -> tuple[int, list[str]]:
         sys.stdout.flush()
 
     progress = ReproProgress(root, emit, live)
-    env = dict(os.environ)
-    # the stages' cmd is `talkedit <stage> <item>`: run this interpreter's talkedit
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=root,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", bufsize=1)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            progress.feed(line.rstrip("\n"), time.monotonic())
-            if line.startswith(("error:", "ERROR:")):
-                errors.append(line.rstrip())
-        code = proc.wait()
+    code, errors = dvcrun.repro(root, target, log_path,
+                                lambda line: progress.feed(line, time.monotonic()))
     progress.close(time.monotonic(), code == 0)
     return code, errors
 
@@ -451,10 +472,9 @@ def edit(
     typer.echo(f"dvc repro composite@{edit_name}  (log: {log_path.relative_to(root)})")
     code, errors = _repro(root, f"composite@{edit_name}", log_path)
     if code != 0:
-        # the stage's own error line says what to fix; dvc's ERROR line is the fallback
-        ours = [e for e in errors if e.startswith("error:")]
-        cause = (ours or errors or [f"dvc repro exited with {code}"])[-1]
-        cause = cause.removeprefix("error:").removeprefix("ERROR:").strip()
+        from talkedit.dvcrun import first_cause
+
+        cause = first_cause(errors, code)  # the stage's own error line says what to fix
         typer.echo(f"error: {cause} (dvc repro composite@{edit_name} stopped; its log: "
                    f"{log_path.relative_to(root)})", err=True)
         raise typer.Exit(2)
@@ -463,6 +483,67 @@ def edit(
     report = _verify_report(output, [])
     typer.echo(f"verify: {report.render().splitlines()[0]}")
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)
+
+
+# --- scheduled runs ----------------------------------------------------------------------
+
+
+def _project_root() -> Path:
+    root = repo_root()
+    if not (root / PARAMS_FILE).is_file():
+        raise TalkeditError(Path.cwd(), f"is not a talkedit project (no {PARAMS_FILE} here or "
+                            "above)", "run talkedit in the project folder")
+    return root
+
+
+@app.command()
+@user_errors
+def watch() -> None:
+    """Run one scheduled pass now: take in the watched folder, run what changed.
+
+    Copies new clips (inbox/<clip>.mp4 + .txt) to data/raw/ and new edits
+    (inbox/edits/<edit>/) to data/edits/, lists them in params.yaml, then runs `dvc repro`
+    for every clip's and edit's target (params.yaml watch:) that is out of date. A failed
+    item fails alone; the exit status is 1 when any did. Logs: data/runs/watch-*.log.
+    """
+    root = _project_root()
+    quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(_quiet_prefect())
+    with quiet:
+        from flows.watch import watch_inbox
+
+        state = watch_inbox(str(root), return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, dict):
+        _print_summary(outcome)
+    if not state.is_completed():
+        typer.echo(f"error: {state.message}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def serve(cron: Annotated[str | None, typer.Option(
+        help="When to run a pass, cron syntax (default: params.yaml watch.cron).")] = None) -> None:
+    """Serve the scheduled pass (`talkedit watch`) on a cron schedule until stopped.
+
+    Needs the project's Prefect server (`talkedit server start`); each run shows in its UI
+    as a flow run of the deployment watch/talkedit-watch.
+    """
+    from talkedit.inbox import WatchParams
+    from talkedit.params import build, load_section
+    from talkedit.prefect_env import server_url_if_healthy
+
+    root = _project_root()
+    params = load_section(WatchParams, root)
+    if cron is not None:
+        params = build(WatchParams, {**params.__dict__, "cron": cron}, "--cron")
+    if server_url_if_healthy() is None:
+        raise TalkeditError("the Prefect server", "is not running (a schedule needs one)",
+                            "start it with: talkedit server start")
+    from flows.watch import serve as serve_flow
+
+    typer.echo(f"serving talkedit watch on {params.cron!r}; Ctrl-C stops")
+    serve_flow(root, params.cron)
 
 
 @server_app.command("start")

@@ -163,11 +163,12 @@ def test_the_dvc_stage_writes_the_same_bytes_twice(clip: dict) -> None:
     from stages.extract import ExtractParams, extract_clip
     from stages.fit import FitParams, run_fit
     from talkedit.artifacts import DETECT_SPANS, DETECT_WINDOWS, DetectPaths, read_parquet
+    from talkedit.scale import ScaleParams
 
     root = clip["root"]
     extract_clip("clip", root, ExtractParams())
     run_align("clip", root, AlignParams())
-    run_fit("clip", root, FitParams())
+    run_fit("clip", root, FitParams(), ScaleParams())
     summary = run_detect("clip", root, DetectParams())
     paths = DetectPaths.of("clip", root)
     first = {p: p.read_bytes() for p in (paths.windows, paths.spans, paths.verdict_json,

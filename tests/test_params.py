@@ -10,17 +10,18 @@ import yaml
 
 from flows.registry import STAGES
 from talkedit.errors import TalkeditError
+from talkedit.inbox import WatchParams
 from talkedit.params import Section, build, load_section
 from tests.conftest import REPO
 
-SECTIONS: dict[str, type[Section]] = {}
+SECTIONS: dict[str, type[Section]] = {WatchParams.SECTION: WatchParams}  # read by talkedit watch
 for _spec in STAGES:
     SECTIONS.update(_spec.sections())
 
 
 def test_every_section_of_params_yaml_is_read_by_a_stage() -> None:
     data = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert set(data) - {"clips", "edits"} == set(SECTIONS)
+    assert set(data) - {"clips", "edits", "scenes"} == set(SECTIONS)
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))

@@ -1,7 +1,7 @@
 """composite stage: the edited video a person watches, with its provenance.
 
 Streams the plan frame by frame: the background source frame (decoded once,
-forward), the rendered face crop blended in on edited frames
+forward; between two frames inside a retimed region, ``interpolate.py``), the rendered face crop blended in on edited frames
 (``blend.composite_crop``), the visible "edited" label (on by default), the
 invisible watermark on every frame (cannot be turned off), then H.264 + AAC
 with the plan's audio, itself watermarked (``audio_watermark``). The finished
@@ -23,6 +23,7 @@ import numpy as np
 from stages.composite.audio_watermark import embed_audio
 from stages.composite.blend import BlendParams, composite_crop, draw_edited_label
 from stages.composite.credentials import SigningSettings
+from stages.composite.interpolate import FlowInterpolator, split_instant
 from stages.composite.provenance import build_manifest, publish
 from stages.composite.watermark import WatermarkEmbedder, WatermarkParams
 from talkedit.artifacts import PLAN, ClipPaths, EditPaths, ModelPaths, VideoMeta, read_parquet
@@ -105,6 +106,7 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
     plan = read_parquet(paths.plan, PLAN, stage_hint=f"plan@{edit}")
     edited = plan["edited"].to_numpy()
     source_frames = plan["source_frame"].to_numpy()
+    positions = plan["source_time_s"].to_numpy(np.float64)  # * fps below: frame positions
     store = FrameStore.for_clip(spec.clip, root)
     if len(source_frames) and (source_frames.max() >= len(store) or source_frames.min() < 0):
         raise TalkeditError(paths.plan, "references frames outside the clip",
@@ -134,6 +136,7 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
         log.warning("source is %dx%d: padded by one pixel to even dimensions for H.264", width, height)
 
     frames = FrameCursor(store)
+    between = FlowInterpolator()
     paths.output.parent.mkdir(parents=True, exist_ok=True)
     # Encode into a scratch file; publish() stream-copies it into the output atomically,
     # with the manifest embedded, so the output is never half-written.
@@ -143,7 +146,9 @@ def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: 
                          crf=composite.crf, preset=composite.preset,
                          audio_rate=audio_rate) as out:
             for k, source in enumerate(source_frames):
-                image = frames[int(source)]
+                f0, alpha = split_instant(positions[k] * fps, len(store))
+                image = (between.between(frames[f0], frames[f0 + 1], f0, alpha) if alpha
+                         else frames[int(source)])
                 if edited[k]:
                     crop = renders.read(k)
                     image = composite_crop(image, crop.crop, crop.transform, crop.alpha, blend)

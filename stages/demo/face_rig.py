@@ -15,6 +15,7 @@ Each frame is then one backward warp (cv2.remap) computed analytically:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,18 @@ import numpy as np
 
 from talkedit.errors import TalkeditError
 
+log = logging.getLogger(__name__)
+
 # MediaPipe FaceMesh indices (canonical face topology).
 INNER_UPPER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308]
 INNER_LOWER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 33, 263
 NOSE_TIP, CHIN = 1, 152
 MOUTH_LEFT, MOUTH_RIGHT = 61, 291
+# The rig animates a closed, neutral mouth: lips apart by more than this share of the eye
+# distance (inner-lip gap / outer eye corners) would be drawn over, giving a second mouth.
+MAX_REST_OPENING = 0.12
+WARN_REST_OPENING = 0.08  # ...and above this, parted lips may show through
 
 
 def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray | None:
@@ -43,6 +50,13 @@ def detect_landmarks(image_rgb: np.ndarray) -> np.ndarray | None:
     h, w = image_rgb.shape[:2]
     return np.array([(p.x * w, p.y * h, p.z * w) for p in result.multi_face_landmarks[0].landmark],
                     dtype=np.float64)
+
+
+def rest_opening(landmarks: np.ndarray) -> float:
+    """Mean inner-lip gap over the outer eye-corner distance of one face's landmarks."""
+    gap = np.linalg.norm(landmarks[INNER_UPPER, :2] - landmarks[INNER_LOWER, :2], axis=1).mean()
+    eyes = np.linalg.norm(landmarks[LEFT_EYE_OUTER, :2] - landmarks[RIGHT_EYE_OUTER, :2])
+    return float(gap / max(eyes, 1e-9))
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
@@ -69,6 +83,15 @@ class FaceRig:
         lm = detect_landmarks(self.image)
         if lm is None:
             raise TalkeditError(source, "the face is lost after framing", "give a larger, frontal photo")
+        opening = rest_opening(lm)
+        if opening > MAX_REST_OPENING:
+            raise TalkeditError(source, f"the mouth is open in the photo (lips apart by "
+                                f"{opening:.2f} of the eye distance, at most "
+                                f"{MAX_REST_OPENING} allowed): animating it would draw a "
+                                "second mouth", "give a photo with the mouth closed and neutral")
+        if opening > WARN_REST_OPENING:
+            log.warning("%s: lips apart by %.2f of the eye distance; a closed, neutral mouth "
+                        "animates best", source, opening)
         self.landmarks = lm
         self.size = size
         self.eye_dist = float(np.linalg.norm(lm[LEFT_EYE_OUTER, :2] - lm[RIGHT_EYE_OUTER, :2]))

@@ -171,6 +171,7 @@ def detect_video(video: Path, transcript: Path | None, detect: DetectParams,
     from stages.detect.speech import recognize
     from stages.extract import ExtractParams, extract_clip
     from stages.fit import FitParams, run_fit
+    from talkedit.scale import ScaleParams
 
     video = Path(video)
     info = probe(video)  # a missing or unreadable file fails here, with one line
@@ -192,7 +193,7 @@ def detect_video(video: Path, transcript: Path | None, detect: DetectParams,
         paths.transcript.write_text(text, encoding="utf-8")
         extract_clip(clip, root, ExtractParams())
         try:  # the face first: a video with no face cannot be judged at all
-            run_fit(clip, root, FitParams())
+            run_fit(clip, root, FitParams(), ScaleParams())  # one process, no chunks
         except TalkeditError as exc:
             raise TalkeditError(video, exc.problem, exc.fix) from None
         if info.has_audio:

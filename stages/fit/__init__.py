@@ -18,6 +18,7 @@ memory is flat in the clip's length. Then, without the frames:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import tempfile
@@ -73,6 +74,7 @@ from talkedit.artifacts import (
 from talkedit.atomic import atomic_path, write_json
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
+from talkedit.scale import ChunkMap, ScaleParams, serial_map
 from talkedit.video import FrameStore
 
 __all__ = ["FitParams", "run_fit", "load_fit", "frame_parameters", "PersonModel", "Pose",
@@ -190,9 +192,31 @@ class Scan:
     tracker: MainFaceTracker
 
 
+@dataclass(frozen=True)
+class DetectSpan:
+    """One chunk of a clip's frames for a landmarker of its own (picklable: a task's input)."""
+
+    root: str
+    clip: str
+    start: int
+    stop: int
+    landmarker: dict[str, Any]
+
+
+def detect_span(span: DetectSpan) -> list[list[Face]]:
+    """The faces in frames [start, stop) of a clip, found by a fresh landmarker: tracking
+    starts anew at the span's first frame, so a chunk's result does not depend on where,
+    or after which other chunk, it runs."""
+    store = FrameStore.for_clip(span.clip, Path(span.root))
+    with make_landmarker(span.landmarker) as landmarker:
+        return [landmarker.detect(image) for _, image in store.iter_frames(span.start, span.stop)]
+
+
 def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_path: Path,
-              fps: Fraction, frame_size: tuple[int, int], scratch: Path) -> Scan:
-    """The one pass over the frames: landmarks, colours and crops."""
+              fps: Fraction, frame_size: tuple[int, int], scratch: Path,
+              detections: Iterator[list[Face]] | None = None) -> Scan:
+    """The one pass over the frames: landmarks, colours and crops. The faces of each frame
+    are found here by ``landmarker``, or come from ``detections`` (found in chunks)."""
     topo = landmarker.topology
     n, width = len(store), topo.n_points * 3
     w, h = frame_size
@@ -210,7 +234,7 @@ def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_
     count = 0
     try:
         for k, image in prefetch(store.iter_frames()):
-            faces = landmarker.detect(image)
+            faces = landmarker.detect(image) if detections is None else next(detections)
             face, reason[k] = tracker.select(k, faces)
             n_faces[k] = min(len(faces), 127)
             measured = None
@@ -371,22 +395,34 @@ def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, exp
     return residual
 
 
-def run_fit(clip: str, root: Path, fit: FitParams) -> dict[str, Any]:
-    """Fit the clip's faces; write face.parquet, face_model.safetensors and the crops."""
+def run_fit(clip: str, root: Path, fit: FitParams, scale: ScaleParams,
+            map_chunks: ChunkMap = serial_map) -> dict[str, Any]:
+    """Fit the clip's faces; write face.parquet, face_model.safetensors and the crops.
+
+    With ``scale.chunk_frames`` set, faces are found chunk by chunk through ``map_chunks``
+    (the flow maps them on its task runner, e.g. Dask workers); the result depends on
+    the chunking, never on where the chunks ran."""
     paths = ClipPaths.of(clip, root)
     created = not paths.crops.exists()
     paths.crops.mkdir(parents=True, exist_ok=True)
     try:
-        return _fit(clip, root, fit, paths)
+        return _fit(clip, root, fit, paths, scale, map_chunks)
     except BaseException:
         if created and not any(paths.crops.iterdir()):  # leave no empty output folder behind
             paths.crops.rmdir()
         raise
 
 
-def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths) -> dict[str, Any]:
+def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleParams,
+         map_chunks: ChunkMap) -> dict[str, Any]:
     t0 = time.perf_counter()
     store = FrameStore.for_clip(clip, root)
+    spans = scale.spans(len(store))
+    detections = None
+    if len(spans) > 1:
+        jobs = [DetectSpan(str(Path(root).resolve()), clip, a, b, opts.landmarker_params())
+                for a, b in spans]
+        detections = itertools.chain.from_iterable(map_chunks(detect_span, jobs))
     meta = VideoMeta.read(paths)
     fps_q = Fraction(meta.fps_rational)
     fps = float(fps_q)
@@ -395,7 +431,7 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths) -> dict[str, 
             tempfile.TemporaryDirectory(dir=paths.interim, prefix=".fit-") as scratch, \
             atomic_path(paths.crops_video) as crops_tmp:
         scan = scan_clip(store, landmarker, opts, crops_tmp, fps_q,
-                         (meta.width, meta.height), Path(scratch))
+                         (meta.width, meta.height), Path(scratch), detections)
         try:
             fillable = check_coverage(scan, opts, fps, paths.video)
             topo = landmarker.topology
@@ -446,6 +482,7 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths) -> dict[str, 
         "explained_variance": round(model.explained_variance, 4),
         "mean_residual": round(float(np.nanmean(residual)), 5),
         "fps": round(n / elapsed, 1), "landmark_pass_fps": round(n / scan.seconds, 1),
+        "detection_chunks": len(spans),
     }
     log.info("fit %s: %s; seconds: landmarks+crops %.2f, %s, total %.2f", clip, summary,
              scan.seconds, ", ".join(f"{k} {v:.2f}" for k, v in took.items()), elapsed)

@@ -30,7 +30,15 @@ from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.report import write_outputs
-from stages.plan.retime import FaceParams, FramePlan, SpanPlan, Timeline, build_timeline, frame_plan
+from stages.plan.retime import (
+    FaceParams,
+    FramePlan,
+    SpanPlan,
+    Timeline,
+    build_timeline,
+    frame_plan,
+    openness_proxy,
+)
 from stages.plan.search import Piece, Query, SearchWeights, search
 from stages.plan.timing import RateModel, recorded_phones, time_words
 from stages.recording import Recording, RecordingTimer, load_recording, recorded_text
@@ -246,7 +254,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                 edited, span.new_first, span.new_end, prons, rates, opts.voice,
                 opts.rate_wpm, opts.context_words,
                 pause_before=not _has_pause(index, span.cut_start_s, opts.min_pause_s, True),
-                pause_after=not _has_pause(index, span.cut_end_s, opts.min_pause_s, False))
+                pause_after=not _has_pause(index, span.cut_end_s, opts.min_pause_s, False),
+                alternatives=[[p.pairs() for p in w.prons] for w in word_specs])
         if span.n_new:
             query = Query(tuple(p.phone for p in phones),
                           np.array([p.duration_s for p in phones]),
@@ -263,7 +272,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                                    _written(spec.edited_text, new_words)))
 
     timeline = build_timeline(span_plans, n_frames / fps, opts.background_margin_s, index,
-                              allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed)
+                              allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed,
+                              openness_proxy(index, face.expression, fps))
     frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
                         face.natural_change(0.99))
     return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,

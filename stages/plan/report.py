@@ -30,6 +30,7 @@ def plan_columns(result: PlanResult) -> dict[str, Any]:
         "blend_weight": f.blend_weight.astype(np.float32), "rotation": f.rotation,
         "translation": f.translation, "scale": f.scale.astype(np.float32),
         "expression": f.expression, "illumination": f.illumination,
+        "source_time_s": f.source_time_s,
     }
 
 

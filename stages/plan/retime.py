@@ -3,8 +3,12 @@
 * The output timeline is the clip's audio with each edited span's cut replaced by its
   new words (``Segment``: kept or new).
 * Background retiming: around each edit, a region of the clip (the cut plus a margin
-  each side) is resampled nearest-neighbour onto the region's new duration; the
-  background frame gives the pose. Regions that would overlap are merged.
+  each side) is warped onto the region's new duration, its speed eased from real time
+  at its ends (``eased_warp``). Its instants fall between frames (``source_time_s``),
+  which composite interpolates by optical flow: no frame is shown twice (nearest-
+  neighbour resampling repeated frames wherever the new words were longer, and the
+  head stuttered). The pose is the background's, interpolated likewise. Regions that
+  would overlap are merged.
 * Subsequence retiming: each matched piece is stretched phone by phone onto its query
   phones' output times (``Track``; kept footage is a track too).
 * Blending: consecutive tracks are cross-faded linearly over ``blend_s`` around each
@@ -23,6 +27,10 @@ import numpy as np
 from stages.index import VisemeIndex
 from stages.plan.search import Piece
 from stages.plan.timing import QueryPhone
+from talkedit.phonemes import VOWELS
+
+BILABIALS = frozenset({"P", "B", "M"})
+OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH"})
 
 
 @dataclass
@@ -93,6 +101,9 @@ class Track:
     piece: int  # -1: kept footage (expression of the nearest frame, as the footage is)
     src_lo: float  # cross-fades read beyond the ends at real speed, within these limits
     src_hi: float
+    # (output s, clip s): a phone's most open (vowel) or most closed (p/b/m) clip frame and
+    # where it falls in the output; the output frame nearest shows exactly that frame.
+    extremes: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     @property
     def out_start(self) -> float:
@@ -121,8 +132,12 @@ class Timeline:
 
 def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index: VisemeIndex,
                    allowed: np.ndarray, fps: float, reach_s: float,
-                   max_edge_speed: float = np.inf) -> Timeline:
-    """Segments, background regions and expression tracks of the edited video."""
+                   max_edge_speed: float = np.inf, openness: np.ndarray | None = None
+                   ) -> Timeline:
+    """Segments, background regions and expression tracks of the edited video.
+
+    ``openness`` (per clip frame, ``openness_proxy``) lets each piece keep its phones'
+    extreme frames (``phone_extremes``)."""
     segments: list[Segment] = []
     regions: list[Region] = []
     tracks: list[Track] = []
@@ -148,7 +163,10 @@ def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index:
                 out_knots = bounds[piece.query_start:piece.query_end + 1]
                 src_knots = _piece_knots(index, piece, np.diff(out_knots), max_edge_speed)
                 lo, hi = _reach(allowed, src_knots[0], src_knots[-1], fps, reach_s)
-                tracks.append(Track(out_knots, src_knots, piece_id, lo, hi))
+                labels = [p.phone for p in span.phones[piece.query_start:piece.query_end]]
+                extremes = (phone_extremes(labels, out_knots, src_knots, openness, fps)
+                            if openness is not None else np.zeros((0, 2)))
+                tracks.append(Track(out_knots, src_knots, piece_id, lo, hi, extremes))
                 piece_id += 1
             out += d
         placed.append(times)
@@ -169,6 +187,47 @@ def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index:
                             last_src))
         out += length
     return Timeline(segments, regions, tracks, placed, out)
+
+
+def openness_proxy(index: VisemeIndex, expression: np.ndarray, fps: float) -> np.ndarray | None:
+    """How open the mouth is in each clip frame, in the clip's own terms: the projection of
+    its expression on the direction from the clip's bilabial frames (lips shut) to its
+    open-vowel frames, both found through the aligned phones. None without either."""
+    centre = np.clip(np.rint((index.start_s + index.end_s) / 2 * fps).astype(np.int64), 0,
+                     len(expression) - 1)
+    shut = index.usable & np.isin(index.phones, list(BILABIALS))
+    wide = index.usable & np.isin(index.phones, list(OPEN_VOWELS))
+    if not shut.any() or not wide.any():
+        return None
+    expr = expression.astype(np.float64)
+    direction = expr[centre[wide]].mean(axis=0) - expr[centre[shut]].mean(axis=0)
+    return expr @ (direction / max(float(np.linalg.norm(direction)), 1e-12))
+
+
+def phone_extremes(labels: list[str], out_knots: np.ndarray, src_knots: np.ndarray,
+                   openness: np.ndarray, fps: float) -> np.ndarray:
+    """Per vowel (bilabial) of a piece, its most open (closed) clip frame inside the clip
+    phone it is stretched from, and the output instant that frame maps to.
+
+    Sampling the stretched piece between frames averages a short phone's peak with its
+    neighbours (and a p/b/m shorter than a frame never closes the lips); pinning the
+    nearest output frame to the extreme frame keeps the peak's height and its time to
+    within half a frame."""
+    rows = []
+    n = len(openness)
+    for j, phone in enumerate(labels):
+        if phone not in VOWELS and phone not in BILABIALS:
+            continue
+        a, b = src_knots[j], src_knots[j + 1]
+        frames = np.arange(int(np.ceil(a * fps - 1e-9)), int(np.floor(b * fps + 1e-9)) + 1)
+        frames = frames[(frames >= 0) & (frames < n)]
+        if not len(frames):
+            frames = np.array([int(np.clip(np.rint((a + b) / 2 * fps), 0, n - 1))])
+        pick = np.argmin if phone in BILABIALS else np.argmax
+        src = float(frames[pick(openness[frames])]) / fps
+        out = float(np.interp(np.clip(src, a, b), src_knots, out_knots))
+        rows.append((float(np.clip(out, out_knots[j], out_knots[j + 1])), src))
+    return np.asarray(rows, np.float64).reshape(-1, 2)
 
 
 def _piece_knots(index: VisemeIndex, piece: Piece, out_durations: np.ndarray,
@@ -229,6 +288,7 @@ class FramePlan:
     scale: np.ndarray
     expression: np.ndarray
     illumination: np.ndarray
+    source_time_s: np.ndarray  # background instant (s): between frames inside regions
     join_times: np.ndarray
     join_half_widths: np.ndarray
     max_join_change: float
@@ -254,6 +314,10 @@ def _expression_at(face: FaceParams, track: Track, t: np.ndarray, fps: float
     nearest = np.clip(np.rint(f), 0, n - 1).astype(np.int64)
     if track.piece < 0:
         return face.expression[nearest].astype(np.float64), nearest
+    f = f.copy()
+    for out_s, src_s in track.extremes:  # the output frame nearest each phone's extreme
+        nearest_out = np.flatnonzero(np.abs(t - out_s) <= 0.5 / fps + 1e-9)
+        f[nearest_out] = src_s * fps
     f0 = np.clip(np.floor(f), 0, n - 1).astype(np.int64)
     f1 = np.minimum(f0 + 1, n - 1)
     alpha = np.clip(f - f0, 0.0, 1.0)[:, None]
@@ -314,19 +378,29 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
     segment = np.clip(np.searchsorted(seg_starts, t + 1e-9, "right") - 1, 0,
                       len(seg_starts) - 1)
 
-    # Background: the kept timeline, resampled across each region.
+    # Background: the kept timeline, warped across each region (speed eased from and
+    # back to real time, so the head's motion has no kink at the region's ends).
     src_t = _kept_source(timeline, t, segment)
+    src_t = np.rint(src_t * fps) / fps  # kept footage shows whole frames
     edited = np.zeros(n_out, dtype=bool)
     light_parts = []
     for r in timeline.regions:
         inside = (t >= r.out_lo - 1e-9) & (t <= r.out_hi + 1e-9)
         u = (t[inside] - r.out_lo) / max(r.out_hi - r.out_lo, 1e-9)
-        src_t[inside] = r.src_lo + u * (r.src_hi - r.src_lo)
+        src_t[inside] = r.src_lo + eased_warp(t[inside] - r.out_lo, r.out_hi - r.out_lo,
+                                              r.src_hi - r.src_lo)
         edited |= inside
         a = min(int(round(r.src_lo * fps)), n_src - 1)
         b = min(int(round(r.src_hi * fps)), n_src - 1)
         light_parts.append((inside, u, a, b))
-    source_frame = np.clip(np.rint(src_t * fps), 0, n_src - 1).astype(np.int64)
+    position = np.clip(src_t * fps, 0, n_src - 1)
+    # Within a tenth of a frame of a whole frame: that frame (no interpolation needed).
+    whole = np.abs(position - np.rint(position)) < 0.1
+    position = np.where(whole, np.rint(position), position)
+    source_frame = np.rint(position).astype(np.int64)
+    f0 = np.minimum(np.floor(position).astype(np.int64), n_src - 1)
+    f1 = np.minimum(f0 + 1, n_src - 1)
+    w = (position - f0)[:, None]
     light = face.illumination[source_frame].astype(np.float64)
     for inside, u, a, b in light_parts:
         light[inside] = ((1 - u)[:, None] * face.illumination[a]
@@ -345,10 +419,30 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
         half[wider] = np.minimum(blend_max_s / 2, np.maximum(half[wider] * 1.5,
                                                              half[wider] + 0.5 / fps))
     edited |= (piece >= 0) | (blend > 1e-6)
+    def pose(values: np.ndarray) -> np.ndarray:  # the background's pose between frames
+        v = values.astype(np.float64)
+        return (1 - w) * v[f0] + w * v[f1] if v.ndim == 2 else ((1 - w[:, 0]) * v[f0]
+                                                                 + w[:, 0] * v[f1])
+
     return FramePlan(
         t, segment, edited, source_frame, piece, expr_frame, blend,
-        face.rotation[source_frame], face.translation[source_frame], face.scale[source_frame],
-        expr, light, joins, half, float(change.max(initial=0.0)), natural_p99)
+        pose(face.rotation), pose(face.translation), pose(face.scale),
+        expr, light, position / fps, joins, half, float(change.max(initial=0.0)), natural_p99)
+
+
+def eased_warp(x: np.ndarray, out_span: float, src_span: float) -> np.ndarray:
+    """Clip time (from the region's start) at output time ``x`` of a region that plays
+    ``src_span`` of clip in ``out_span``: a cubic whose speed is 1 (real time) at both
+    ends, as the kept footage either side plays, and changes smoothly between. The end
+    speeds are lowered where 1 would make the cubic run backwards (a region that must
+    play slower than a third of real time)."""
+    if out_span <= 0:
+        return np.full(np.shape(x), src_span)
+    mean_speed = src_span / out_span
+    end_speed = min(1.0, 3.0 * mean_speed)
+    u = np.clip(np.asarray(x, np.float64) / out_span, 0.0, 1.0)
+    h10, h01, h11 = u ** 3 - 2 * u ** 2 + u, -2 * u ** 3 + 3 * u ** 2, u ** 3 - u ** 2
+    return out_span * end_speed * (h10 + h11) + src_span * h01
 
 
 def _join_changes(expr: np.ndarray, joins: np.ndarray, half: np.ndarray, fps: float

@@ -99,10 +99,15 @@ def _word_durations(lexicon: list[str], tts: list[tuple[str, float]],
 def time_words(edited: Sequence[SpokenWord], first: int, end: int,
                prons: Sequence[list[tuple[str, int]]], rates: RateModel, voice: str,
                rate_wpm: int, context_words: int,
-               pause_before: bool, pause_after: bool) -> list[QueryPhone]:
+               pause_before: bool, pause_after: bool,
+               alternatives: Sequence[Sequence[list[tuple[str, int]]]] | None = None
+               ) -> list[QueryPhone]:
     """Timed phones of edited words [first, end), spoken in their sentence.
 
-    ``prons[k]`` is the lexicon's pronunciation of edited word k (as [(phone, stress)]).
+    ``prons[k]`` is the lexicon's pronunciation of edited word k (as [(phone, stress)]);
+    ``alternatives[k]``, when given, all its pronunciations: the one closest to what
+    espeak-ng says in the sentence is used ("read the book": R IY D, not the past tense
+    R EH D the lexicon lists first), so the mouth is planned for the word as spoken.
 
     Pauses espeak makes between the new words are kept; one before (after) them only
     when ``pause_before`` (``pause_after``): the edited text breaks there and the clip
@@ -126,9 +131,11 @@ def time_words(edited: Sequence[SpokenWord], first: int, end: int,
     out: list[QueryPhone] = []
     for pos in range(first, end):
         word = edited[pos]
-        lexicon = prons[pos]
         tts = ([(p.phone, p.end_s - p.start_s) for p in synth.phones
                 if p.word_index == pos - lo] if synth else [])
+        lexicon = prons[pos]
+        if alternatives is not None and tts:
+            lexicon = closest_pronunciation([lexicon, *alternatives[pos]], [p for p, _ in tts])
         durations = _word_durations([p for p, _ in lexicon], tts,
                                     lambda p: rates.tts_median.get(p, 0.08))
         if pos > first and synth is not None:
@@ -146,6 +153,15 @@ def time_words(edited: Sequence[SpokenWord], first: int, end: int,
         if gap > 0:
             out.append(QueryPhone(SILENCE, -1, gap * rates.overall, gap, -1, ""))
     return out
+
+
+def closest_pronunciation(candidates: Sequence[list[tuple[str, int]]], said: list[str]
+                          ) -> list[tuple[str, int]]:
+    """The candidate whose phones match ``said`` best (the first one on a tie)."""
+    def score(pron: list[tuple[str, int]]) -> float:
+        return difflib.SequenceMatcher(None, [p for p, _ in pron], said, autojunk=False).ratio()
+
+    return max(candidates, key=score)  # max keeps the first of equal scores
 
 
 def _pause_between(synth: Synthesis, left: int, right: int) -> float:

@@ -74,6 +74,7 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
         "scale": table.column("scale").to_numpy()[bg],
         "expression": column_array(table, "expression")[src],
         "illumination": column_array(table, "illumination")[bg],
+        "source_time_s": bg / fps,
     }
 
 

