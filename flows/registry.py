@@ -74,6 +74,10 @@ STAGES: tuple[StageSpec, ...] = (
               ".compare.provenance.json).", "stages.composite.compare:run_compare"),
     StageSpec("evaluate", CLIP, "Score held-out sentences re-created through the edit path "
               "against baselines. Writes data/metrics/<clip>/.", "stages.evaluate:run_evaluate"),
+    StageSpec("detect", CLIP, "Look for edited mouths in a clip (bilabial closure, audio-visual "
+              "offset drift, seams, mouth texture), ignoring watermarks. Reads the clip's video, "
+              "phones and face; writes data/detect/<clip>/ (windows, spans, verdict).",
+              "stages.detect:run_detect"),
     # Dialogue scenes (Leake et al. 2017): cut a scene from several takes by its script.
     StageSpec("scenedemo", PROJECT, "Make the generated two-character scene's takes with exact "
               "truth. Writes data/scenes/<scenedemo.name>/.", "stages.scene.demo:run_scenedemo"),

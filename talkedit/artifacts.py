@@ -772,6 +772,78 @@ def audio_report_path(paths: EditPaths) -> Path:
     return paths.plan_dir / "audio.json"
 
 
+# --- detect (stages/detect): edited-mouth forensics ----------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectPaths:
+    """What ``detect`` writes: data/detect/<clip>/ for a clip of the project (the DVC
+    stage), or any folder given to ``talkedit detect VIDEO --out DIR``."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, clip: str, root: Path | None = None) -> DetectPaths:
+        return cls(data_dir(root) / "detect" / check_name(clip, "clip"))
+
+    @classmethod
+    def in_folder(cls, folder: Path) -> DetectPaths:
+        return cls(Path(folder))
+
+    @property
+    def windows(self) -> Path:
+        return self.folder / "windows.parquet"
+
+    @property
+    def spans(self) -> Path:
+        return self.folder / "spans.parquet"
+
+    @property
+    def verdict_json(self) -> Path:
+        return self.folder / "verdict.json"
+
+    @property
+    def verdict_md(self) -> Path:
+        return self.folder / "verdict.md"
+
+
+# One row per analysis window (NaN where a check could not be made there).
+DETECT_WINDOWS = pa.schema(
+    [
+        ("window", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("closure", pa.float64()),  # worst M/B/P: mouth opening left, share of the speaker's range
+        ("sync_lag_ms", pa.float64()),  # best lag of mouth opening vs the phones (+ = mouth late)
+        ("sync_r", pa.float64()),  # the correlation at that lag
+        ("sync_gain", pa.float64()),  # sync_r minus the correlation at the clip's typical lag
+        ("sync_offset_ms", pa.float64()),  # the lag's departure from the clip's typical lag (and 0)
+        ("seam", pa.float64()),  # largest frame-to-frame jump, robust z over the clip
+        ("texture", pa.float64()),  # mouth/upper-face detail ratio vs the clip's, robust z
+        ("ratio_closure", pa.float64()),  # each score over its threshold (> 1: flagged)
+        ("ratio_sync_offset_ms", pa.float64()),
+        ("ratio_sync_gain", pa.float64()),
+        ("ratio_seam", pa.float64()),
+        ("ratio_texture", pa.float64()),
+        ("score", pa.float64()),  # the largest ratio
+        ("flagged", pa.bool_()),
+        ("evidence", pa.string()),  # comma-separated evidence types over threshold
+    ]
+)
+
+# One row per flagged span (overlapping flagged windows merged).
+DETECT_SPANS = pa.schema(
+    [
+        ("span", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("evidence", pa.string()),  # evidence types, most decisive first
+        ("score", pa.float64()),
+        ("detail", pa.string()),  # one readable line per evidence type
+    ]
+)
+
+
 # --- dialogue scenes (stages/scene) ---------------------------------------------------------
 # data/scenes/<scene>.yaml is the scene (script, characters, takes, idioms); the takes'
 # media sit in data/scenes/<scene>/ (<take>.mp4 + <take>.txt, what was said). Derived

