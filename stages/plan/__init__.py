@@ -123,7 +123,8 @@ def load_face_params(paths: ClipPaths) -> FaceParams:
         column_array(table, "rotation"), column_array(table, "translation"),
         table.column("scale").to_numpy().astype(np.float32), column_array(table, "expression"),
         column_array(table, "illumination"),
-        table.column("detected").to_numpy() | table.column("interpolated").to_numpy())
+        table.column("detected").to_numpy() | table.column("interpolated").to_numpy(),
+        table.column("detected").to_numpy())
 
 
 def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
@@ -131,7 +132,8 @@ def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float,
     """Clip phones the search may not use, and the frames pieces may not read."""
     n = len(face)
     t = np.arange(n) / fps
-    allowed = face.usable.copy()
+    # Interpolated frames hold made-up mouth motion: never a source for the search.
+    allowed = (face.usable if face.measured is None else face.measured).copy()
     for a, b in exclude_s:
         allowed &= ~((t >= a - 0.5 / fps) & (t < b + 0.5 / fps))
     bad = np.r_[0, np.cumsum(~allowed)]
