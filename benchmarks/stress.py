@@ -28,7 +28,6 @@ a table (missing rows say "not run").
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import shutil
@@ -83,16 +82,14 @@ CONDITIONS: dict[str, tuple[bool, dict[str, Any], dict[str, Any]]] = {
 
 def call(entry: str, item: str, root: Path, **overrides: dict[str, Any]) -> dict[str, Any]:
     """Run a stage entry ``module:function`` on ``item`` with root's params (+ overrides)."""
-    from talkedit.params import build, load_section, section_types
+    from talkedit.params import build, load_section, raw_section, section_types
 
     module, name = entry.split(":")
     func = getattr(importlib.import_module(module), name)
     kwargs = {}
     for section, cls in section_types(func).items():
-        value = load_section(cls, root)
-        if section in overrides:
-            value = build(cls, _merge(dataclasses.asdict(value), overrides[section]), section)
-        kwargs[section] = value
+        kwargs[section] = (build(cls, _merge(raw_section(section, root), overrides[section]),
+                                 section) if section in overrides else load_section(cls, root))
     return func(item, root, **kwargs)
 
 
@@ -382,6 +379,8 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated conditions (default: all, in order)")
     parser.add_argument("--transcripts", action="store_true", help="also the wrong transcripts")
     parser.add_argument("--passages", type=int, default=20)
+    parser.add_argument("--table", action="store_true", help="only rewrite the table from "
+                        "the cached rows")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     cache = WORK / "rows.json"
@@ -393,11 +392,17 @@ def main() -> None:
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)
         print(transcripts["markdown"], flush=True)
+    if args.table:
+        write_table(rows, transcripts)
+        return
     names = args.only.split(",") if args.only else ([] if args.transcripts else list(CONDITIONS))
     for name in names:
         t = time.perf_counter()
-        rows[name] = run_condition(name)
+        row = run_condition(name)
+        rows = json.loads(cache.read_text()) if cache.is_file() else {}  # others' rows too
+        rows[name] = row
         cache.write_text(json.dumps(rows, indent=1, default=str))
+        transcripts = json.loads(tx_cache.read_text()) if tx_cache.is_file() else None
         write_table(rows, transcripts)
         print(f"{name}: {time.perf_counter() - t:.0f} s {json.dumps(rows[name], default=str)}",
               flush=True)

@@ -14,7 +14,14 @@ import pandas as pd
 
 from stages.align.audio import Audio16k, envelope
 from stages.align.backends import AlignedPhone, WordSpec, get_backend
-from stages.align.chunks import ChunkJob, ChunkResult, align_job, plan_chunks, speech_level
+from stages.align.chunks import (
+    FRAME_S,
+    ChunkJob,
+    ChunkResult,
+    align_job,
+    plan_chunks,
+    speech_level,
+)
 from stages.align.config import AlignParams
 from stages.align.lexicon import Pron, pronunciations
 from stages.align.normalize import SpokenWord, normalize_text
@@ -32,6 +39,7 @@ class Alignment:
     words: pd.DataFrame  # the WORDS columns
     phones: pd.DataFrame  # the PHONES columns
     mismatches: list[dict] = field(default_factory=list)  # first issues, in time order
+    snr_db: float = float("inf")  # speech level over the noise floor (quietest half second)
     n_chunks: int = 0
     retried_chunks: int = 0
     failed_chunks: int = 0
@@ -56,6 +64,15 @@ def prepare_words(text: str, params: AlignParams,
                                     exc.fix) from exc
         specs.append(WordSpec(w.text, cache[w.text], w.break_after))
     return spoken, specs
+
+
+def noise_floor(env: np.ndarray, window_s: float = 0.5) -> float:
+    """The noise floor (dB, as ``env``): the mean power of the quietest half second."""
+    n = max(1, int(round(window_s / FRAME_S)))
+    if len(env) < n:
+        return float(np.min(env)) if len(env) else 0.0
+    power = np.convolve(10 ** (env.astype(np.float64) / 10), np.ones(n) / n, mode="valid")
+    return float(10 * np.log10(max(power.min(), 1e-12)))
 
 
 def _check_audio(env: np.ndarray, audio: Audio16k, specs: Sequence[WordSpec],
@@ -159,7 +176,10 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
     backend = get_backend(params)  # fails early, with a clear message, if it is unavailable
     env = envelope(audio)
     level = _check_audio(env, audio, specs, params, audio_name)
-    threshold = level - params.pause_db
+    floor = noise_floor(env)
+    # In a noisy room the noise alone can lie within pause_db of the speech: then frames
+    # near the noise floor are the pauses, or the noise would count as untranscribed speech.
+    threshold = max(level - params.pause_db, floor + params.noise_margin_db)
 
     def jobs() -> Iterator[ChunkJob]:
         for chunk in plan_chunks(audio, env, specs, params, level):
@@ -178,8 +198,13 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
                      arr["end"].astype(float), arr["score"].astype(float),
                      arr["speech"].astype(float), arr["failed"].astype(bool), len(specs), params)
     words, phones = _tables(spoken, specs, stitcher.variants, arr, verdict)
-    result = Alignment(words, phones, _mismatches(words, phones), stitcher.n_chunks,
-                       stitcher.retried, stitcher.failed)
+    result = Alignment(words, phones, _mismatches(words, phones), level - floor,
+                       stitcher.n_chunks, stitcher.retried, stitcher.failed)
+    if level - floor < params.noisy_snr_db:
+        log.warning("%s: noisy recording, speech %.0f dB over the noise floor (align.noisy_snr_"
+                    "db %.0f): timings are less certain; %d words marked low-confidence",
+                    audio_name, level - floor, params.noisy_snr_db,
+                    int(words["low_confidence"].sum()))
     if result.mismatches and params.on_mismatch == "error":
         shown = "; ".join(_describe(m) for m in result.mismatches[:3])
         more = len(result.mismatches) - 3
