@@ -29,6 +29,7 @@ from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
 from stages.plan.diff import EditedSpan, edited_spans
+from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
 from stages.plan.retime import FaceParams, FramePlan, SpanPlan, Timeline, build_timeline, frame_plan
 from stages.plan.search import Piece, Query, SearchWeights, search
@@ -76,6 +77,7 @@ class PlanParams(Section):
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
     on_no_change: str = "warn"
+    min_quality: float = 0.5  # a plan whose quality estimate is lower warns (summary + log)
 
     def check(self, where: str) -> None:
         if self.on_large_edit not in ON_LARGE_EDIT:
@@ -106,6 +108,7 @@ class PlanResult:
     index: VisemeIndex
     warnings: list[str]
     recording: Recording | None = None  # the user's recording, aligned (source: recording)
+    quality: float = 1.0  # stages/plan/quality.py: a screen, 1 = nothing the plan sees is wrong
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -268,8 +271,16 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                               allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed)
     frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
                         face.natural_change(0.99))
+    quality, reasons = quality_estimate(
+        [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
+        frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0)
+    if quality < opts.min_quality:
+        msg = (f"quality estimate {quality:.2f} is below plan.min_quality {opts.min_quality:.2f}: "
+               f"{'; '.join(reasons)}. Review the result before using it")
+        log.warning("%s: %s", spec.path, msg)
+        warnings.append(msg)
     return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
-                      recorded.recording if recorded else None)
+                      recorded.recording if recorded else None, round(quality, 3))
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:
