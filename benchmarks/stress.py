@@ -47,6 +47,7 @@ RESULTS = REPO / "benchmarks" / "results" / "stress.md"
 # params.yaml as it was when this run started: the stages it imports read it that way.
 PARAMS_TEXT = (REPO / "params.yaml").read_text()
 CLIP = "hard"
+GENERATOR = 2  # bump when the generator changes: kept clips are then made again
 TEXT = ("Good morning, and welcome to the weekly update from our small research team. "
         "This week we built a tool that edits a video by editing its words. "
         "We measured every step, from the sound of each word to the shape of the mouth. "
@@ -185,7 +186,7 @@ def run_condition(name: str) -> dict[str, Any]:
 
     audio_only, stress, demo_extra = CONDITIONS[name]
     row: dict[str, Any] = {"condition": name, "refused": "", "timings_s": {}}
-    settings = "" if audio_only else json.dumps([TEXT, stress, demo_extra])
+    settings = "" if audio_only else json.dumps([TEXT, stress, demo_extra, GENERATOR])
     root = _new_root(name, settings)
     clean = WORK / "clean"
 

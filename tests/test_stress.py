@@ -123,3 +123,16 @@ def test_wrong_transcripts_change_what_they_say_they_change() -> None:
 def test_written_forms_keep_letters_and_read_urls() -> None:
     spoken = [w.text for w in normalize_text("Grüße from Łódź: see https://talkedit.org/docs")]
     assert spoken == ["grusse", "from", "lodz", "see", "talkedit", "dot", "org", "slash", "docs"]
+
+
+def test_square_frame_truth_is_where_the_rig_draws_the_eyes(tmp_path) -> None:
+    """Without a canvas the truth eye corners are the rig's own landmarks, moved by the pose."""
+    from stages.demo.face_rig import FaceRig, HeadPose, load_face
+    from stages.demo.stress import Picture
+
+    rig = FaceRig(load_face(None), 256)
+    picture = Picture(rig, StressParams(camera_noise=1.0), 25, np.random.default_rng(0))
+    pose = HeadPose(0.0, 0.0, 0.0, 5.0, -3.0)
+    _, truth = picture.frame(rig.render(0.0, 0.0, 0.0, pose), pose, 0.0, float("nan"), 0.0)
+    assert truth["eye_left_x"] == pytest.approx(rig.landmarks[33, 0] + 5.0, abs=0.01)
+    assert truth["eye_left_y"] == pytest.approx(rig.landmarks[33, 1] - 3.0, abs=0.01)

@@ -292,9 +292,11 @@ class Picture:
         scale = stress.eye_px / rig.eye_dist if stress.eye_px else (
             min(self.width, self.height) / n if stress.canvas else 1.0)
         self.scale = scale
-        # The face's square goes to the canvas centre, a little high, as people frame themselves.
+        # The face's square goes to the canvas centre, a little high, as people frame
+        # themselves; without a canvas the rendered frame is the picture.
         ox, oy = self.width / 2 - scale * n / 2, self.height * 0.45 - scale * n / 2
-        self.place = np.array([[scale, 0, ox], [0, scale, oy], [0, 0, 1.0]])
+        self.place = (np.array([[scale, 0, ox], [0, scale, oy], [0, 0, 1.0]]) if stress.canvas
+                      else np.eye(3))
         self.background = self._room() if stress.canvas else None
         if stress.canvas:
             yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
