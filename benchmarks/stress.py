@@ -294,7 +294,12 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              f"{TRAIN_BUDGET['cpu']['steps']} steps per picture condition (the project "
              "trains 1200), so edit figures compare rows, not the project's headline. "
              "`evaluate` re-creates the held-out sentence (never trained on) for the edit "
-             "columns; the watermark column verifies a real 3-word edit's output.", "",
+             "columns (one sentence, so r moves by about +-0.05 between runs of the same "
+             "picture); the watermark column verifies a real 3-word edit's output. Sound-only "
+             "rows reuse the clean row's picture, fit and renderer (\"-\" in the fit "
+             "columns). A refusal by align (`on_mismatch: error`, the project's setting) is "
+             "shown and the row then goes on with `on_mismatch: mark`. Occluded frames: "
+             "truth covers more than 20 % of the mouth box / of those, flagged by fit.", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for name in CONDITIONS:
@@ -379,11 +384,63 @@ def transcript_conditions(n_passages: int = 20) -> dict[str, Any]:
             "markdown": "\n".join(lines)}
 
 
+# --- long inputs ----------------------------------------------------------------------------
+
+LONG_STAGES = (("extract", "stages.extract:extract_clip"), ("align", "stages.align:run_align"),
+               ("fit", "stages.fit:run_fit"), ("index", "stages.index:run_index"))
+
+
+def long_text(minutes: float, wpm: int = 150) -> str:
+    """Whole passages, repeated as needed, to about ``minutes`` of speech."""
+    from stages.demo.transcripts import passages
+
+    out: list[str] = []
+    k = 0
+    while sum(len(p.split()) for p in out) < minutes * wpm:
+        out.append(passages()[k % len(passages())])
+        k += 1
+    return " ".join(out)
+
+
+def run_long(minutes: list[float]) -> str:
+    """Peak memory and time per stage on 1280x720 hard clips of each length (child processes)."""
+    from benchmarks.common import peak_rss_mb
+    from stages.demo import DemoParams, generate_demo
+    from stages.demo.stress import StressParams
+
+    lines = ["| clip | frames | " + " | ".join(f"{n} peak MB / s" for n, _ in LONG_STAGES) + " |",
+             "|---|---|" + "---|" * len(LONG_STAGES)]
+    for m in minutes:
+        name = f"long{m:g}"
+        root = _new_root(name, json.dumps([m, GENERATOR]))
+        made = root / "data" / "raw" / "demo_summary.json"
+        if not made.is_file():
+            text = root / "script.txt"
+            text.write_text(long_text(m) + "\n")
+            demo = DemoParams(name=CLIP, text=str(text), stress=StressParams(
+                width=1280, height=720, eye_px=100))
+            made.write_text(json.dumps(generate_demo(root, demo)))
+        frames = json.loads(made.read_text())["frames"]
+        cells = []
+        for stage, entry in LONG_STAGES:
+            extra = ', align={"on_mismatch": "mark"}' if stage == "align" else ""
+            code = ("import json, time\nfrom benchmarks.stress import call\nt = time.perf_counter()\n"
+                    f"call({entry!r}, {CLIP!r}, __import__('pathlib').Path({str(root)!r}){extra})\n"
+                    "print(json.dumps({'s': round(time.perf_counter() - t, 1)}))")
+            peak, out = peak_rss_mb(code)
+            cells.append(f"{peak:.0f} / {out.get('s')}")
+            print(name, stage, peak, out, flush=True)
+        lines.append(f"| {m:g} min | {frames} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", help="comma-separated conditions (default: all, in order)")
     parser.add_argument("--transcripts", action="store_true", help="also the wrong transcripts")
     parser.add_argument("--passages", type=int, default=20)
+    parser.add_argument("--long", help="comma-separated clip lengths in minutes (e.g. 1,30): "
+                        "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
                         "the cached rows")
     args = parser.parse_args()
@@ -399,6 +456,14 @@ def main() -> None:
         print(transcripts["markdown"], flush=True)
     if args.table:
         write_table(rows, transcripts)
+        return
+    if args.long:
+        table = run_long([float(m) for m in args.long.split(",")])
+        (RESULTS.parent / "stress_long.md").write_text(
+            "# Long inputs: peak memory per stage\n\nMade by `nice -n 10 python -m "
+            f"benchmarks.stress --long {args.long}`: 1280x720 hard clips (face 100 px between "
+            "the eyes), each stage in a fresh process (peak RSS).\n\n" + table + "\n")
+        print(table)
         return
     names = args.only.split(",") if args.only else ([] if args.transcripts else list(CONDITIONS))
     for name in names:
