@@ -119,7 +119,7 @@ class FitParams(Section):
     light_iterations: int = 3
     albedo_frames: int = 300
     chunk_frames: int = 256
-    occlusion_share: float = 0.1  # a frame where both lips' colours stray this much is occluded; 0 = off
+    occlusion_share: float = 0.2  # a frame where both lips' colours stray this much is occluded; 0 = off
     occlusion_sd: float = 6.0     # ...straying = this many robust SDs from the vertex's median
 
     def check(self, where: str) -> None:
@@ -263,11 +263,11 @@ def flag_occlusions(scan: Scan, topo: Topology, opts: FitParams) -> np.ndarray:
                               opts.chunk_frames, opts.occlusion_sd)
     scores = np.nan_to_num(scores)
     occluded = scores > opts.occlusion_share
-    # Hysteresis: a frame next to an occluded one needs only half the share (the object
-    # is entering or leaving); run until nothing changes (at most a few frames a side).
+    # Hysteresis: a frame next to an occluded one needs only a quarter of the share (the
+    # object is entering or leaving); run until nothing changes (a few frames a side).
     while True:
         near = np.r_[False, occluded[:-1]] | np.r_[occluded[1:], False]
-        grown = occluded | (near & (scores > opts.occlusion_share / 2))
+        grown = occluded | (near & (scores > opts.occlusion_share / 4))
         if (grown == occluded).all():
             break
         occluded = grown
