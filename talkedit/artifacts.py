@@ -455,6 +455,24 @@ TRUTH_FRAMES = pa.schema(
         ("light_gain", pa.float32()),
     ]
 )
+# A hard demo clip (demo.stress in params.yaml) also gets <clip>.truth_stress.parquet: where
+# the face is on the canvas and what hides or disturbs it, per frame.
+TRUTH_STRESS = pa.schema(
+    [
+        ("frame", pa.int32()),
+        ("time_s", pa.float64()),
+        ("eye_left_x", pa.float32()),  # outer eye corners (FaceMesh 33, 263) in frame px: exact
+        ("eye_left_y", pa.float32()),  # (the rig moves the eyes rigidly with the head)
+        ("eye_right_x", pa.float32()),
+        ("eye_right_y", pa.float32()),
+        ("eye_px", pa.float32()),  # their distance
+        ("mouth_x", pa.float32()),  # the closed mouth's centre, frame px
+        ("mouth_y", pa.float32()),
+        ("occluded_share", pa.float32()),  # share of the mouth box an object covers (0 = clear)
+        ("blink", pa.float32()),  # eyelid closure, 0 open .. 1 shut
+        ("second_person", pa.float32()),  # a second person in frame, 0 out .. 1 fully in
+    ]
+)
 
 # align (stages/align). Times are seconds on the clip's audio timeline.
 WORDS = pa.schema(

@@ -113,6 +113,8 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
         "mean_score": round(float(np.nanmean(words["score"])), 4) if words["score"].notna().any()
         else None,
         "low_confidence_words": int(words["low_confidence"].sum()),
+        "snr_db": round(min(result.snr_db, 99.0), 1),
+        "noisy": bool(result.snr_db < p.noisy_snr_db),
         "mismatches": result.mismatches[:10],
         "pron_sources": {k: int(v) for k, v in words["pron_source"].value_counts().items()},
         "chunks": result.n_chunks,

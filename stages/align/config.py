@@ -24,7 +24,9 @@ class AlignParams(Section):
     chunk_s: float = 20.0  # target chunk length for long recordings
     max_chunk_s: float = 40.0  # recordings up to this long are aligned in one piece
     min_pause_s: float = 0.15  # a pause this long is a place to cut between chunks
-    pause_db: float = 30.0  # a frame this far below the speech level is a pause
+    pause_db: float = 30.0  # a frame this far below the speech level is a pause...
+    noise_margin_db: float = 3.0  # ...or less than this above the noise floor (noisy rooms)
+    noisy_snr_db: float = 20.0  # a recording with less speech-to-noise than this is "noisy"
     workers: int = 0  # processes aligning chunks; 0 = one per CPU core
     parallel_min_s: float = 150.0  # shorter recordings are aligned in one process
     refine: bool = True  # move boundaries onto energy/spectral changes near them

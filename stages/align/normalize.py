@@ -199,8 +199,16 @@ def _is_latin_letter(ch: str) -> bool:
     return unicodedata.name(ch, "").startswith("LATIN")
 
 
+# Latin letters NFKD does not decompose: spelled out as English readers say them
+# ("Grüße" -> "grusse", not "gru e").
+_LIGATURES = str.maketrans({"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE",
+                            "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
+                            "þ": "th", "Þ": "Th", "ð": "d", "Ð": "D"})
+
+
 def _strip_accents(s: str) -> str:
     # café -> cafe: CMUdict has the unaccented spelling; the letters stay Latin.
+    s = s.translate(_LIGATURES)
     return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
 
 
@@ -257,12 +265,20 @@ class _Expander:
             return [*_number(m.group(1)), *_UNITS[m.group(2).lower()].split()], None
         if _RE_DOTTED.match(core):
             return _spell(core.replace(".", "")), None
-        if _RE_DOMAIN.match(core) and not core.replace(".", "").isdigit():
-            words: list[str] = []
-            for k, part in enumerate(core.split(".")):
-                words += (["dot"] if k else []) + self._pieces(part)
+        if "://" in core:  # a URL is read without its scheme: "example dot com slash docs"
+            words = []
+            for k, part in enumerate(core.split("://", 1)[1].strip("/").split("/")):
+                words += (["slash"] if k else []) + self._domain(part)
             return words, None
+        if _RE_DOMAIN.match(core) and not core.replace(".", "").isdigit():
+            return self._domain(core), None
         return self._pieces(core), None
+
+    def _domain(self, core: str) -> list[str]:
+        words: list[str] = []
+        for k, part in enumerate(core.split(".")):
+            words += (["dot"] if k else []) + self._pieces(part)
+        return words
 
     def _currency(self, symbol: str, amount: str, suffix: str | None,
                   next_token: str | None) -> tuple[list[str], str | None]:

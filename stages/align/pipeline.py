@@ -33,6 +33,7 @@ class Alignment:
     words: pd.DataFrame  # the WORDS columns
     phones: pd.DataFrame  # the PHONES columns
     mismatches: list[dict] = field(default_factory=list)  # first issues, in time order
+    snr_db: float = float("inf")  # speech level over the noise floor (see noise_floor)
     n_chunks: int = 0
     retried_chunks: int = 0
     failed_chunks: int = 0
@@ -57,6 +58,15 @@ def prepare_words(text: str, params: AlignParams,
                                     exc.fix) from exc
         specs.append(WordSpec(w.text, cache[w.text], w.break_after))
     return spoken, specs
+
+
+def noise_floor(env: np.ndarray) -> float:
+    """The noise floor (dB, as ``env``): the 2nd percentile of the 10 ms frame energies.
+
+    Below any speech sound even in a recording without a pause (stop closures lie
+    30-40 dB under the speech level), and about the noise level when noise fills it.
+    """
+    return float(np.percentile(env, 2)) if len(env) else 0.0
 
 
 def _check_audio(env: np.ndarray, audio: Audio16k, specs: Sequence[WordSpec],
@@ -160,7 +170,10 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
     backend = get_backend(params)  # fails early, with a clear message, if it is unavailable
     env = envelope(audio)
     level = _check_audio(env, audio, specs, params, audio_name)
-    threshold = level - params.pause_db
+    floor = noise_floor(env)
+    # In a noisy room the noise alone can lie within pause_db of the speech: then frames
+    # near the noise floor are the pauses, or the noise would count as untranscribed speech.
+    threshold = max(level - params.pause_db, floor + params.noise_margin_db)
 
     def jobs() -> Iterator[ChunkJob]:
         for chunk in plan_chunks(audio, env, specs, params, level):
@@ -181,8 +194,13 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
                      arr["end"].astype(float), arr["score"].astype(float),
                      arr["speech"].astype(float), arr["failed"].astype(bool), len(specs), params)
     words, phones = _tables(spoken, specs, stitcher.variants, arr, verdict)
-    result = Alignment(words, phones, _mismatches(words, phones), stitcher.n_chunks,
-                       stitcher.retried, stitcher.failed)
+    result = Alignment(words, phones, _mismatches(words, phones), level - floor,
+                       stitcher.n_chunks, stitcher.retried, stitcher.failed)
+    if level - floor < params.noisy_snr_db:
+        log.warning("%s: noisy recording, speech %.0f dB over the noise floor (align.noisy_snr_"
+                    "db %.0f): timings are less certain; %d words marked low-confidence",
+                    audio_name, level - floor, params.noisy_snr_db,
+                    int(words["low_confidence"].sum()))
     if result.mismatches and params.on_mismatch == "error":
         shown = "; ".join(_describe(m) for m in result.mismatches[:3])
         more = len(result.mismatches) - 3

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from stages.demo.face_rig import FaceRig, HeadPose, load_face
 from stages.demo.mouth import articulation_track
+from stages.demo.stress import StressParams, stress_clip
 from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, ClipPaths, write_parquet
 from talkedit.atomic import atomic_path, write_text
 from talkedit.errors import TalkeditError
@@ -47,6 +48,7 @@ class DemoParams(Section):
     size: int = 512
     fps: int = 25
     crf: int = 18
+    stress: StressParams = field(default_factory=StressParams)  # hard-clip options (stress.py)
 
     def check(self, where: str) -> None:
         check_name(self.name, "clip")
@@ -122,14 +124,21 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     times = np.arange(n_frames) / opts.fps
     mouth = articulation_track([(r[2], r[3], r[4]) for r in rows], times)
     rng = np.random.default_rng(opts.seed)
-    head = _head_motion(times, rng)
+    head = _head_motion(times * opts.stress.head_speed, rng)
     light_phase = rng.uniform(0, 2 * np.pi)
     light_gain = 1.0 + 0.08 * np.sin(2 * np.pi * times / 24.0 + light_phase)
     light_tilt = 0.10 * np.sin(2 * np.pi * times / 31.0 + light_phase / 2)
 
     rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut")
-    with atomic_path(video_path) as tmp:
-        _encode(tmp, rig, mouth, head, light_gain, light_tilt, audio, sr, opts)
+    if opts.stress.active:  # a hard clip: degraded picture and sound, its own truth table
+        speech_span = (len(lead), len(lead) + len(speech.samples))
+        head, light_gain, stress_facts = stress_clip(
+            video_path, raw_dir / f"{opts.name}.truth_stress.parquet", rig, mouth, head,
+            light_gain, light_tilt, audio, sr, speech_span, opts)
+    else:
+        stress_facts = {}
+        with atomic_path(video_path) as tmp:
+            _encode(tmp, rig, mouth, head, light_gain, light_tilt, audio, sr, opts)
     write_text(text_path, text + "\n")
     write_parquet({"word_index": phone_cols[0], "word": list(phone_cols[1]),
                    "phone": list(phone_cols[2]), "start_s": phone_cols[3],
@@ -142,7 +151,8 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     summary = {"clip": opts.name, "video": str(video_path), "frames": n_frames,
                "duration_s": round(duration, 3), "words": len(speech.words),
                "phones": sum(1 for r in rows if r[2] != SILENCE), "size": opts.size,
-               "fps": opts.fps, "voice": opts.voice, "rate_wpm": opts.rate_wpm}
+               "fps": opts.fps, "voice": opts.voice, "rate_wpm": opts.rate_wpm,
+               **({"stress": stress_facts} if stress_facts else {})}
     log.info("demo clip %s: %d frames, %.1f s, %d words", opts.name, n_frames, duration,
              len(speech.words))
     return summary

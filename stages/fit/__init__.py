@@ -57,10 +57,20 @@ from stages.fit.model import (
     rebuild_landmarks,
     reprojection_error,
 )
+from stages.fit.occlusion import FOREHEAD, LIP_REGION, occlusion_scores
 from stages.fit.shading import AlbedoAccumulator, camera_normals, fit_light, sh_basis, shading
 from stages.fit.smoothing import METHODS, smooth
 from stages.fit.spill import RowSpill
-from stages.fit.tracking import REASONS, MainFaceTracker, fill_gaps, format_ranges, runs, short_gaps
+from stages.fit.topology import Topology
+from stages.fit.tracking import (
+    OCCLUDED,
+    REASONS,
+    MainFaceTracker,
+    fill_gaps,
+    format_ranges,
+    runs,
+    short_gaps,
+)
 from talkedit import __version__
 from talkedit.artifacts import (
     FACE,
@@ -113,6 +123,8 @@ class FitParams(Section):
     light_iterations: int = 3
     albedo_frames: int = 300
     chunk_frames: int = 256
+    occlusion_share: float = 0.2  # a frame where both lips' colours stray this much is occluded; 0 = off
+    occlusion_sd: float = 6.0     # ...straying = this many robust SDs from the vertex's median
 
     def check(self, where: str) -> None:
         if self.crop_size < 32 or self.crop_size % 2:
@@ -264,6 +276,33 @@ def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_
 
 
 # --- after the pass ------------------------------------------------------------------------
+
+
+def flag_occlusions(scan: Scan, topo: Topology, opts: FitParams) -> np.ndarray:
+    """Frames whose mouth something covers (stages/fit/occlusion.py) stop counting as
+    detected: their parameters are interpolated (short gaps, flagged) or the clip fails
+    like one with no face; the renderer and the viseme search never read them."""
+    occluded = np.zeros(len(scan.detected), bool)
+    if opts.occlusion_share <= 0 or topo.n_points < max(LIP_REGION + FOREHEAD) + 1:
+        return occluded  # off, or a landmarker without FaceMesh's points
+    scores = occlusion_scores(scan.detected, scan.colours.read, topo.n_points,
+                              opts.chunk_frames, opts.occlusion_sd)
+    scores = np.nan_to_num(scores)
+    occluded = scores > opts.occlusion_share
+    # Hysteresis: a frame next to an occluded one needs only a quarter of the share (the
+    # object is entering or leaving); run until nothing changes (a few frames a side).
+    while True:
+        near = np.r_[False, occluded[:-1]] | np.r_[occluded[1:], False]
+        grown = occluded | (near & (scores > opts.occlusion_share / 4))
+        if (grown == occluded).all():
+            break
+        occluded = grown
+    scan.detected &= ~occluded
+    scan.reason[occluded] = OCCLUDED
+    if occluded.any():
+        log.warning("fit: %d frames with the mouth covered, treated as undetected",
+                    int(occluded.sum()))
+    return occluded
 
 
 def check_coverage(scan: Scan, opts: FitParams, fps: float, video: Path) -> np.ndarray:
@@ -435,6 +474,7 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleP
         scan = scan_clip(store, landmarker, opts, crops_tmp, fps_q,
                          (meta.width, meta.height), Path(scratch), detections)
         try:
+            occluded = flag_occlusions(scan, landmarker.topology, opts)
             fillable = check_coverage(scan, opts, fps, paths.video)
             topo = landmarker.topology
             n_pts = topo.n_points
@@ -480,6 +520,8 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleP
         "detected_share": round(float(scan.detected.mean()), 4),
         "interpolated_frames": int((fillable & ~scan.detected).sum()),
         "missing_frames": int((~scan.detected & ~fillable).sum()),
+        "occluded_frames": int(occluded.sum()),
+        "occluded_ranges": format_ranges(runs(occluded), fps) if occluded.any() else "",
         "max_faces_seen": int(scan.n_faces.max()),
         "multi_face_frames": scan.tracker.multi_face_frames,
         "explained_variance": round(model.explained_variance, 4),

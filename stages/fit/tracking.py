@@ -20,9 +20,10 @@ from stages.fit.landmarks import Face
 log = logging.getLogger(__name__)
 
 # Why a frame has no main face.
-FOUND, NO_FACE, TOO_SMALL, OTHER_FACE = 0, 1, 2, 3
+FOUND, NO_FACE, TOO_SMALL, OTHER_FACE, OCCLUDED = 0, 1, 2, 3, 4
 REASONS = {NO_FACE: "no face", TOO_SMALL: "face smaller than min_face_px",
-           OTHER_FACE: "only faces other than the main one"}
+           OTHER_FACE: "only faces other than the main one",
+           OCCLUDED: "mouth covered (fit.occlusion_share)"}
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -29,6 +29,7 @@ from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
 from stages.plan.diff import EditedSpan, edited_spans
+from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
 from stages.plan.retime import (
     FaceParams,
@@ -84,6 +85,7 @@ class PlanParams(Section):
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
     on_no_change: str = "warn"
+    min_quality: float = 0.5  # a plan whose quality estimate is lower warns (summary + log)
 
     def check(self, where: str) -> None:
         if self.on_large_edit not in ON_LARGE_EDIT:
@@ -114,6 +116,7 @@ class PlanResult:
     index: VisemeIndex
     warnings: list[str]
     recording: Recording | None = None  # the user's recording, aligned (source: recording)
+    quality: float = 1.0  # stages/plan/quality.py: a screen, 1 = nothing the plan sees is wrong
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -131,7 +134,8 @@ def load_face_params(paths: ClipPaths) -> FaceParams:
         column_array(table, "rotation"), column_array(table, "translation"),
         table.column("scale").to_numpy().astype(np.float32), column_array(table, "expression"),
         column_array(table, "illumination"),
-        table.column("detected").to_numpy() | table.column("interpolated").to_numpy())
+        table.column("detected").to_numpy() | table.column("interpolated").to_numpy(),
+        table.column("detected").to_numpy())
 
 
 def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
@@ -139,7 +143,8 @@ def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float,
     """Clip phones the search may not use, and the frames pieces may not read."""
     n = len(face)
     t = np.arange(n) / fps
-    allowed = face.usable.copy()
+    # Interpolated frames hold made-up mouth motion: never a source for the search.
+    allowed = (face.usable if face.measured is None else face.measured).copy()
     for a, b in exclude_s:
         allowed &= ~((t >= a - 0.5 / fps) & (t < b + 0.5 / fps))
     bad = np.r_[0, np.cumsum(~allowed)]
@@ -276,8 +281,16 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                               openness_proxy(index, face.expression, fps))
     frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
                         face.natural_change(0.99))
+    quality, reasons = quality_estimate(
+        [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
+        frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0)
+    if quality < opts.min_quality:
+        msg = (f"quality estimate {quality:.2f} is below plan.min_quality {opts.min_quality:.2f}: "
+               f"{'; '.join(reasons)}. Review the result before using it")
+        log.warning("%s: %s", spec.path, msg)
+        warnings.append(msg)
     return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
-                      recorded.recording if recorded else None)
+                      recorded.recording if recorded else None, round(quality, 3))
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:

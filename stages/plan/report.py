@@ -115,6 +115,7 @@ def summary_dict(result: PlanResult) -> dict[str, Any]:
         if pieces else None,
         "max_join_change": round(f.max_join_change, 4),
         "natural_change_p99": round(f.natural_p99, 4),
+        "quality_estimate": result.quality,
         "warnings": result.warnings,
     }
 

@@ -43,6 +43,9 @@ class FaceParams:
     expression: np.ndarray  # (n, 64)
     illumination: np.ndarray  # (n, 27)
     usable: np.ndarray  # (n,) a face was detected or interpolated there
+    # (n,) the landmarker measured the face there (not interpolated over a gap or an
+    # occlusion): the viseme search reads mouth motion only from these; None = usable
+    measured: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scale)

@@ -53,7 +53,7 @@ class ClipData:
     illumination: np.ndarray  # (n, 27)
     transforms: np.ndarray  # (n, 6) image -> render crop
     outlines: np.ndarray  # (n, K, 2) the fit's lower-face polygon, render px
-    usable: np.ndarray  # (n,) detected or interpolated
+    usable: np.ndarray  # (n,) the face was measured (detected, not interpolated or occluded)
     face_model_sha: str
 
     def __len__(self) -> int:
@@ -100,7 +100,9 @@ def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = No
     for a in range(0, n, READ_CHUNK):
         images, _ = store.read(a, a + READ_CHUNK)
         crops[a:a + len(images)] = resize_crops(images, size)
-    usable = table.column("detected").to_numpy() | table.column("interpolated").to_numpy()
+    # Interpolated frames (detection gaps, a covered mouth) show no measured face: training
+    # on them would teach the renderer parameters that do not match the picture.
+    usable = table.column("detected").to_numpy()
     return model, ClipData(clip, size, crop_size, crops, pose, expression,
                            column_array(table, "illumination").astype(np.float64), transforms,
                            outlines, usable, sha)

@@ -1,0 +1,82 @@
+"""The aligner on hard sound and wrong transcripts, with numbers (benchmarks/stress.py runs
+the full 20-passage version; these use a few passages to stay under a minute)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages.align import AlignParams, align_audio
+from stages.align.evaluate import phone_boundary_errors, synthetic_clip
+from stages.align.pipeline import align_recording, prepare_words
+from stages.demo.stress import StressParams, degrade_audio
+from stages.demo.transcripts import passages, substitute
+from talkedit.errors import TalkeditError
+
+LEAD = np.zeros(8000, np.int16)  # half a second of room before and after, as in a recording
+
+
+@pytest.fixture(scope="module")
+def speech() -> tuple[np.ndarray, object, str]:
+    text = passages()[0]
+    clip = synthetic_clip(text, rate_wpm=150)
+    samples = np.concatenate([LEAD, clip.samples, LEAD])
+    truth = clip.phones.assign(start_s=clip.phones["start_s"] + 0.5,
+                               end_s=clip.phones["end_s"] + 0.5)
+    return samples, truth, text
+
+
+def _align(samples: np.ndarray, text: str, **params: object):
+    from stages.align.audio import ArrayAudio
+
+    p = AlignParams.from_dict(params)
+    spoken, specs = prepare_words(text, p, "text")
+    return align_recording(ArrayAudio(samples, "noisy"), spoken, specs, p, "noisy")
+
+
+@pytest.mark.parametrize("snr_db", [20.0, 10.0])
+def test_noisy_speech_aligns_within_30_ms_and_reports_its_noise(speech, snr_db: float) -> None:
+    samples, truth, text = speech
+    noisy, _ = degrade_audio(samples, 16000, (len(LEAD), len(samples) - len(LEAD)),
+                             StressParams(noise="white", snr_db=snr_db), "en-us",
+                             np.random.default_rng(0))
+    result = _align(noisy, text)  # the default on_mismatch: error; it must not refuse
+    errors = phone_boundary_errors(result.phones, truth)
+    assert errors.mae_ms <= 30.0
+    # The reported speech-over-noise ratio: the speech level (a high percentile) sits a few
+    # dB over the mean speech power the SNR is defined on.
+    assert snr_db - 1 <= result.snr_db <= snr_db + 8
+
+
+def test_clean_speech_is_not_called_noisy(speech) -> None:
+    samples, _, text = speech
+    assert _align(samples, text).snr_db > 40
+
+
+def test_speech_buried_in_noise_is_refused_or_marked(speech) -> None:
+    samples, _, text = speech
+    noisy, _ = degrade_audio(samples, 16000, (len(LEAD), len(samples) - len(LEAD)),
+                             StressParams(noise="white", snr_db=0.0), "en-us",
+                             np.random.default_rng(0))
+    with pytest.raises(TalkeditError, match="does not match its transcript"):
+        _align(noisy, text)
+    marked = _align(noisy, text, on_mismatch="mark")
+    assert marked.words["low_confidence"].sum() >= 3
+
+
+def test_substituted_words_are_mostly_caught_and_correct_transcripts_pass() -> None:
+    """3 passages: most transcripts with 2 or 3 substituted content words are caught (4 of
+    6 at least; the 20-passage rates are in benchmarks/results/stress.md) and the correct
+    transcripts raise nothing."""
+    mark = AlignParams(on_mismatch="mark")
+    caught = []
+    for i, text in enumerate(passages()[:3]):
+        clip = synthetic_clip(text, rate_wpm=150)
+        words, _ = align_audio(clip.samples, text, mark)
+        assert not words["low_confidence"].any(), (i, "false alarm")
+        rng = np.random.default_rng(i)
+        for n in (2, 3):
+            wrong, _ = substitute(text, n, rng)
+            words, _ = align_audio(clip.samples, wrong, mark)
+            caught.append(bool(words["low_confidence"].any()))
+    assert sum(caught) >= 4, caught
