@@ -351,7 +351,13 @@ def detect(
         from talkedit.params import load_section
 
         params = load_section(DetectParams, root) if in_project else DetectParams()
-        quiet = contextlib.nullcontext() if VERBOSE else _native_stderr_to(Path(os.devnull))
+        if VERBOSE:
+            quiet: contextlib.AbstractContextManager = contextlib.nullcontext()
+        elif in_project:  # the stages' warnings go to the project's log, like a stage's
+            quiet = _native_stderr_to(_quiet_prefect())
+        else:  # no project to log into: warnings are dropped, the verdict says enough
+            logging.getLogger().addHandler(logging.NullHandler())
+            quiet = _native_stderr_to(Path(os.devnull))
         with quiet:
             verdict = detect_video(path, transcript, params, out)
     except TalkeditError as exc:

@@ -116,7 +116,7 @@ def test_other_sample_rate_is_resampled_and_logged(project: Path, clip: Syntheti
     assert errors.mae_ms <= 20, errors
     assert list(scratch.iterdir()) == []  # the converted copy is removed
     assert_nothing_written(ClipPaths.of(CLIP, project), keep={"words.parquet", "phones.parquet",
-                                                              "speaker_rate.parquet"})
+                                                              "speaker_rate.parquet", "align.json"})
 
 
 @pytest.mark.parametrize(("case", "problem", "fix"), [

@@ -15,6 +15,7 @@ from stages.fit.occlusion import FOREHEAD, LIP_REGION, LOWER_LIP, occlusion_scor
 from stages.plan import _blocked
 from stages.plan.retime import FaceParams
 from talkedit.params import load_section
+from talkedit.scale import ScaleParams
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def occluded_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_fit_flags_the_frames_an_object_covers(occluded_clip: Path) -> None:
     root = occluded_clip
-    summary = run_fit("occ", root, load_section(FitParams, root))
+    summary = run_fit("occ", root, load_section(FitParams, root), ScaleParams())
     face = pd.read_parquet(root / "data" / "interim" / "occ" / "face.parquet",
                            columns=["detected", "interpolated"])
     truth = pd.read_parquet(root / "data" / "raw" / "occ.truth_stress.parquet")
