@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from talkedit.artifacts import ClipPaths, EditPaths, ModelPaths, VideoMeta
+from talkedit.artifacts import ClipPaths, DetectPaths, EditPaths, ModelPaths, VideoMeta
 from talkedit.errors import TalkeditError
 from talkedit.params import repo_root
 
@@ -120,7 +120,7 @@ def _text(path: Path) -> str:
 def load(clip: str, root: Path | None = None) -> Bundle:
     """The clip's artifacts: transcript, frames, video (VideoMeta), audio, words, phones,
     speaker_rate, face, face_model, visemes, truth tables (demo clips), training losses
-    and held-out metrics, evaluate's scores."""
+    and held-out metrics, evaluate's scores, detect's verdict."""
     root = Path(root) if root is not None else repo_root()
     c, m = ClipPaths.of(clip, root), ModelPaths.of(clip, root)
     video = lambda _: VideoMeta.read(c)  # noqa: E731
@@ -140,6 +140,7 @@ def load(clip: str, root: Path | None = None) -> Bundle:
         "losses": (m.losses, f"train@{clip}", _tsv),
         "train_metrics": (m.metrics, f"train@{clip}", _json),
         "evaluate": (c.metrics_dir / "evaluate.json", f"evaluate@{clip}", _json),
+        "detect": (DetectPaths.of(clip, root).verdict_json, f"detect@{clip}", _json),
     }
     return Bundle(f"clip {clip}", loaders)
 

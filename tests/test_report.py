@@ -189,3 +189,29 @@ def test_report_renders_in_headless_chromium_without_console_errors(edited: Path
     # the page drew: a tall screenshot, most of it not the background colour
     assert image.shape[0] > 2000
     assert (np.abs(image.astype(int) - image[-1, -1].astype(int)).max(axis=2) > 6).mean() > 0.3
+
+
+def test_clip_report_shows_the_forensic_check(edited: Path, tmp_path: Path) -> None:
+    """Without detect's verdict the page says which stage to run; with one, its spans."""
+    import json
+
+    from talkedit.artifacts import DetectPaths
+
+    verdict_path = DetectPaths.of("demo", edited).verdict_json
+    assert not verdict_path.exists()
+    page = Path(run_clip_report("demo", edited, ReportParams())["report"]).read_text()
+    assert "dvc repro detect@&lt;clip&gt;" in page or "dvc repro detect@<clip>" in page
+    spans = [{"start_s": 3.2, "end_s": 4.6, "evidence": "seam"},
+             {"start_s": 20.1, "end_s": 21.0, "evidence": "bilabial closure"}]
+    verdict_path.parent.mkdir(parents=True)
+    verdict_path.write_text(json.dumps({"manipulated": True, "spans": spans, "checks": ["seams"],
+                                        "max_window_score": 3.1, "false_alarm_rate": 0.05}))
+    try:
+        summary = run_clip_report("demo", edited, ReportParams())
+        page = Path(summary["report"]).read_text()
+    finally:
+        shutil.rmtree(verdict_path.parent)
+    assert summary["detect_spans"] == 2
+    assert "Forensic check: 2 flagged span(s)" in page
+    rows = re.search(r'<table id="detect-spans">(.*?)</table>', page, re.S).group(1)
+    assert rows.count("<tr>") - 1 == 2 and "bilabial closure" in rows

@@ -202,6 +202,31 @@ def _evaluate_section(page: Any, clip: Bundle) -> dict[str, Any]:
     return {"evaluated": True}
 
 
+def _detect_section(page: Any, clip: Bundle) -> dict[str, Any]:
+    """The forensic check of the clip's own footage (talkedit detect, no watermark read)."""
+    from stages.report.page import key_values, table
+
+    if not _have(clip, "detect"):
+        page.add("detect", "Forensic check", page.note(
+            "Not checked yet: run `dvc repro detect@<clip>` and rebuild the report."))
+        return {"detect_spans": None}
+    verdict = clip.detect
+    spans = verdict.get("spans", [])
+    parts = [page.note("talkedit detect looks for the traces edits leave (bilabial closures "
+                       "that do not close, audio-visual offsets, seams, mouth texture), "
+                       "without reading talkedit's watermark."),
+             key_values([("manipulation found", "yes" if verdict.get("manipulated") else "no"),
+                         ("checks", ", ".join(verdict.get("checks", []))),
+                         ("highest window score", verdict.get("max_window_score")),
+                         ("false-alarm rate of its thresholds", verdict.get("false_alarm_rate"))])]
+    if spans:
+        keys = sorted({k for span in spans for k in span})
+        parts.append(table(keys, [tuple(span.get(k) for k in keys) for span in spans],
+                           table_id="detect-spans"))
+    page.add("detect", f"Forensic check: {len(spans)} flagged span(s)", *parts)
+    return {"detect_spans": len(spans)}
+
+
 def single_threaded_blas(func: Any) -> Any:
     """Run ``func`` with one BLAS thread: a matrix product's last bits depend on the thread
     count, and a mesh drawn from them would make the page's bytes depend on the machine."""
@@ -234,6 +259,7 @@ def run_clip_report(clip: str, root: Path, report: ReportParams) -> dict[str, An
     summary |= _face_sections(page, clip, bundle, root, report)
     summary |= _training_section(page, bundle, report)
     summary |= _evaluate_section(page, bundle)
+    summary |= _detect_section(page, bundle)
     text = page.render()
     write_text(out, text)
     summary["bytes"] = len(text.encode("utf-8"))
