@@ -90,6 +90,31 @@ def _fail(path: Path, problem: str, fix: str) -> TalkeditError:
     return TalkeditError(path, problem, fix)
 
 
+def read_spec_file(path: Path, missing: str, missing_fix: str, shape: str, example: str,
+                   keys: set[str]) -> dict[str, Any]:
+    """A spec file's mapping (an edit's, a lip-sync job's), checked the one way: it exists,
+    is UTF-8 YAML, a mapping of ``keys`` only (``shape`` says which are needed), and names
+    its clip."""
+    if not path.is_file():
+        raise _fail(path, missing, missing_fix)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise _fail(path, f"is not valid YAML ({' '.join(str(exc).split())})",
+                    f"correct the syntax (a mapping with {shape})") from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(path, "is not UTF-8 text", "save it as UTF-8") from exc
+    if not isinstance(data, dict):
+        raise _fail(path, f"must be a mapping with {shape}", f"see {example}")
+    unknown = sorted(set(map(str, data)) - keys)
+    if unknown:
+        raise _fail(path, f"has unknown keys {unknown}", f"use only {sorted(keys)}")
+    clip = data.get("clip")
+    if not isinstance(clip, str) or not clip:
+        raise _fail(path, "names no clip", "add 'clip: <name>' (a clip listed in params.yaml)")
+    return data
+
+
 def load_spec(edit: str, root: Path | None = None, default_audio: str = SPEAKER) -> EditSpec:
     """Read and check an edit spec; return the clip's transcript and the edited one.
 
@@ -97,26 +122,11 @@ def load_spec(edit: str, root: Path | None = None, default_audio: str = SPEAKER)
     """
     paths = EditPaths.of(edit, root)
     path = paths.spec
-    if not path.is_file():
-        raise _fail(path, "edit spec not found",
-                    f"write it (see data/edits/demo/edit.yaml) or remove '{edit}' from the "
-                    "edits list in params.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise _fail(path, f"is not valid YAML ({' '.join(str(exc).split())})",
-                    "correct the syntax (a mapping with clip: and text: or operations:)") from exc
-    except UnicodeDecodeError as exc:
-        raise _fail(path, "is not UTF-8 text", "save it as UTF-8") from exc
-    if not isinstance(data, dict):
-        raise _fail(path, "must be a mapping with clip: and text: or operations:",
-                    "see data/edits/demo.yaml")
-    unknown = sorted(set(map(str, data)) - SPEC_KEYS)
-    if unknown:
-        raise _fail(path, f"has unknown keys {unknown}", f"use only {sorted(SPEC_KEYS)}")
-    clip = data.get("clip")
-    if not isinstance(clip, str) or not clip:
-        raise _fail(path, "names no clip", "add 'clip: <name>' (a clip listed in params.yaml)")
+    data = read_spec_file(path, "edit spec not found",
+                          f"write it (see data/edits/demo/edit.yaml) or remove '{edit}' from the "
+                          "edits list in params.yaml", "clip: and text: or operations:",
+                          "data/edits/demo.yaml", SPEC_KEYS)
+    clip = data["clip"]
     clip_paths = ClipPaths.of(clip, None if root is None else root)
     if not clip_paths.transcript.is_file():
         known = sorted(p.stem for p in clip_paths.transcript.parent.glob("*.txt"))

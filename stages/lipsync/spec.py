@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stages.lipsync import LipsyncParams
 from talkedit.artifacts import ClipPaths, EditPaths, LipsyncPaths
+from talkedit.edits import read_spec_file
 from talkedit.errors import TalkeditError
 
 SPEC_KEYS = {"clip", "audio", "span", "description"}
@@ -49,23 +48,11 @@ def load_job(job: str, root: Path | None, opts: LipsyncParams | None = None) -> 
     if EditPaths.of(job, root).spec.is_file():
         raise _fail(path, f"job {job!r} has the name of an edit (data/edits/{job}/), and both "
                     "would write data/outputs/" + f"{job}.mp4", "rename the lip-sync job")
-    if not path.is_file():
-        raise _fail(path, "lip-sync job not found",
-                    f"write it (clip: and audio:, see stages/lipsync/job.py) or remove {job!r} "
-                    "from lipsync_jobs in params.yaml")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"is not valid YAML ({' '.join(str(exc).split())})",
-                    "correct the syntax (a mapping with clip: and audio:)") from exc
-    if not isinstance(data, dict):
-        raise _fail(path, "must be a mapping with clip: and audio:", "see stages/lipsync/job.py")
-    unknown = sorted(set(map(str, data)) - SPEC_KEYS)
-    if unknown:
-        raise _fail(path, f"has unknown keys {unknown}", f"use only {sorted(SPEC_KEYS)}")
-    clip = data.get("clip")
-    if not isinstance(clip, str) or not clip:
-        raise _fail(path, "names no clip", "add 'clip: <name>' (a clip listed in params.yaml)")
+    data = read_spec_file(path, "lip-sync job not found",
+                          f"write it (clip: and audio:, see stages/lipsync/job.py) or remove "
+                          f"{job!r} from lipsync_jobs in params.yaml", "clip: and audio:",
+                          "stages/lipsync/job.py", SPEC_KEYS)
+    clip = data["clip"]
     ClipPaths.of(clip, root)  # checks the name
     fields: dict[str, Any] = {"voice": opts.tts_voice, "rate_wpm": opts.tts_rate_wpm}
     audio = data.get("audio")
