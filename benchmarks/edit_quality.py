@@ -82,6 +82,7 @@ def run_edit(case: Any, root: Path) -> dict[str, float]:
     from stages.render.render import run_render
     from talkedit.artifacts import EditPaths
     from talkedit.params import load_section
+    from talkedit.scale import ScaleParams
 
     spec = EditPaths.of(case.name, root).spec
     spec.parent.mkdir(parents=True, exist_ok=True)
@@ -93,9 +94,11 @@ def run_edit(case: Any, root: Path) -> dict[str, float]:
         ("plan", lambda: run_plan(case.name, root, load_section(PlanParams, REPO),
                                   load_section(AlignParams, REPO), load_section(AudioParams, REPO))),
         ("audio", lambda: run_audio(case.name, root, load_section(AudioParams, REPO))),
-        ("render", lambda: run_render(case.name, root, load_section(RenderParams, REPO))),
+        ("render", lambda: run_render(case.name, root, load_section(RenderParams, REPO),
+                                      load_section(ScaleParams, REPO))),
         ("composite", lambda: run_composite(case.name, root, composite,
-                                            load_section(WatermarkParams, REPO))),
+                                            load_section(WatermarkParams, REPO),
+                                            load_section(ScaleParams, REPO))),
     ):
         t0 = time.perf_counter()
         call()

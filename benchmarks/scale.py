@@ -1,6 +1,8 @@
-"""Benchmark the fit stage on Dask: frames/s with 1 and 2 workers against one process.
+"""Benchmark the fit and composite stages on Dask: frames/s with 1 and 2 workers against
+one process.
 
     .venv/bin/python benchmarks/scale.py [--work DIR] [--seconds 20] [--chunk 100]
+                                         [--composite-edit demo]
 
 Builds (once, cached in --work) a 1280x720 demo clip of --seconds (benchmarks/fit.py's),
 then runs the fit stage's flow three times on it, each into a fresh copy of the
@@ -11,6 +13,12 @@ write the same bytes (checked):
 Prints the whole stage's frames/s and each run's ratio to the baseline. Only the
 landmark detection is spread over workers; the crops, the model and the files are
 made in the flow's own process after it, which bounds the gain (Amdahl).
+
+Then the composite stage on the project's own edit (``--composite-edit``, built by
+``make demo``; skipped when it is not there), copied into a scratch root: one pass
+(the baseline), chunks in this process, and Dask with 1 and 2 workers; the painted frames
+go back to the flow's process, which encodes them, so every run's video stream must
+decode to the same frames (checked).
 """
 
 from __future__ import annotations
@@ -63,11 +71,50 @@ def fit_once(work: Path, clip: str, scale: dict) -> tuple[float, int, str]:
     return seconds, int(summary["frames"]), out
 
 
+def composite_once(work: Path, edit: str, scale: dict) -> tuple[float, int, str]:
+    """Seconds, frames and decoded-frames digest of one composite flow run (scratch root)."""
+    import av
+
+    from flows.registry import BY_NAME
+    from flows.stage import run_stage_flow
+    from talkedit.artifacts import EditPaths
+    from talkedit.edits import load_spec
+
+    clip = load_spec(edit, REPO).clip
+    root = Path(tempfile.mkdtemp(dir=work, prefix="composite-"))
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for part in (f"raw/{clip}.mp4", f"raw/{clip}.txt", f"interim/{clip}", f"models/{clip}",
+                 f"edits/{edit}", f"plans/{edit}", f"renders/{edit}"):
+        src, dst = REPO / "data" / part, root / "data" / part
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    t0 = time.perf_counter()
+    summary = run_stage_flow(BY_NAME["composite"], edit, root, {"scale": scale})
+    seconds = time.perf_counter() - t0
+    h = hashlib.sha256()
+    with av.open(str(EditPaths.of(edit, root).output)) as container:
+        for frame in container.decode(video=0):
+            h.update(frame.to_ndarray(format="rgb24").tobytes())
+    shutil.rmtree(root)
+    return seconds, int(summary["frames"]), h.hexdigest()[:16]
+
+
+def report(title: str, results: dict[str, tuple[float, int, str]], same: str) -> None:
+    base = next(iter(results))
+    base_s, frames, base_digest = results[base]
+    print(title)
+    print(f"{'run':<22} {'seconds':>8} {'frames/s':>9} {'vs base':>8}  {same}")
+    for label, (seconds, _, out) in results.items():
+        print(f"{label:<22} {seconds:8.1f} {frames / seconds:9.1f} {base_s / seconds:7.2f}x"
+              f"  {out == base_digest}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=REPO / ".tmp" / "bench_scale")
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=100)
+    ap.add_argument("--composite-edit", default="demo")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     clip = make_clip(args.work, args.seconds)
@@ -77,14 +124,25 @@ def main() -> None:
     results = {}
     for label, scale in runs.items():
         results[label] = fit_once(args.work, clip, {**scale, "chunk_frames": args.chunk})
-    base_s, frames, base_digest = results["local (1 process)"]
-    print(f"fit stage, {frames} frames at 1280x720, chunks of {args.chunk}, "
-          f"{os.cpu_count()} CPU cores")
-    print(f"{'run':<20} {'seconds':>8} {'frames/s':>9} {'vs local':>9}  same bytes")
-    for label, (seconds, _, out) in results.items():
-        print(f"{label:<20} {seconds:8.1f} {frames / seconds:9.1f} {base_s / seconds:8.2f}x"
-              f"  {out == base_digest}")
+    frames = results["local (1 process)"][1]
+    report(f"fit stage, {frames} frames at 1280x720, chunks of {args.chunk}, "
+           f"{os.cpu_count()} CPU cores", results, "same bytes")
 
+    edit = args.composite_edit
+    if not (REPO / "data" / "renders" / edit).is_dir():
+        print(f"composite: no data/renders/{edit} (run make demo first); skipped")
+        return
+    chunked = {"chunk_frames": args.chunk}
+    painted = {
+        "one pass": composite_once(args.work, edit, {"task_runner": "local"}),
+        "local, chunks": composite_once(args.work, edit, {"task_runner": "local", **chunked}),
+        "dask, 1 worker": composite_once(args.work, edit, {"task_runner": "dask",
+                                                           "dask_workers": 1, **chunked}),
+        "dask, 2 workers": composite_once(args.work, edit, {"task_runner": "dask",
+                                                            "dask_workers": 2, **chunked}),
+    }
+    report(f"\ncomposite stage, edit {edit}, {painted['one pass'][1]} frames, chunks of "
+           f"{args.chunk}", painted, "same frames")
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,7 @@ from stages.render.store import RenderStore
 from stages.render.train import run_train
 from talkedit.artifacts import PLAN, ClipPaths, EditPaths, read_parquet
 from talkedit.errors import TalkeditError
+from talkedit.scale import ScaleParams
 from talkedit.video import FrameStore
 from tests.conftest import REPO, repo_section
 from tests.test_render import tiny
@@ -43,9 +44,9 @@ def composited(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
              repo_section(AudioParams))
     run_audio("demo", root, repo_section(AudioParams))
     run_train("demo", root, TrainParams.from_dict(tiny()))
-    run_render("demo", root, repo_section(RenderParams))
+    run_render("demo", root, repo_section(RenderParams), repo_section(ScaleParams))
     summary = run_composite("demo", root, repo_section(CompositeParams),
-                            repo_section(WatermarkParams))
+                            repo_section(WatermarkParams), repo_section(ScaleParams))
     return root, summary
 
 
@@ -142,7 +143,7 @@ def test_renders_that_disagree_with_the_plan_are_refused(composited) -> None:
         before = paths.output.stat().st_mtime_ns
         with pytest.raises(TalkeditError, match="re-run render@demo|re-run audio@demo"):
             run_composite("demo", root, repo_section(CompositeParams),
-                          repo_section(WatermarkParams))
+                          repo_section(WatermarkParams), repo_section(ScaleParams))
         assert paths.output.stat().st_mtime_ns == before  # the old output is left whole
     finally:
         shutil.move(paths.plan.with_suffix(".bak"), paths.plan)

@@ -8,6 +8,7 @@ picture quality (benchmarks/render_quality.py measures that).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import shutil
@@ -25,8 +26,14 @@ from safetensors.torch import load_file, save_file
 
 from stages.extract import ExtractParams, extract_clip
 from stages.fit import FitParams, lower_face_mask, run_fit
-from stages.render.checkpoint import Stamp, load_checkpoint, load_generator
-from stages.render.conditioning import Box, FaceRenderer
+from stages.render.checkpoint import (
+    Stamp,
+    build_generator,
+    load_checkpoint,
+    load_generator,
+    save_generator,
+)
+from stages.render.conditioning import Box, FaceRenderer, conditioning_channels
 from stages.render.config import RenderParams, TrainParams
 from stages.render.data import ReferencePool, load_clip
 from stages.render.infer import ConditioningSource, Frames, Job, make_jobs, run_jobs
@@ -320,7 +327,7 @@ def write_plan(root: Path, edit: str) -> np.ndarray:
 def test_render_writes_crops_for_the_edited_frames(trained: tuple[Path, dict]) -> None:
     root, _ = trained
     edited = write_plan(root, "swap")
-    summary = run_render("swap", root, RenderParams(warmup_frames=3, chunk_frames=8),
+    summary = run_render("swap", root, RenderParams(warmup_frames=3, chunk_frames=8), ScaleParams(),
                          expected_config=TrainParams.from_dict(tiny()).config_hash)
     assert summary["frames"] == int(edited.sum()) == 20 and summary["chunks"] == 3
     store = RenderStore("swap", root)
@@ -350,7 +357,7 @@ def test_render_refuses_a_generator_trained_with_another_config(
     root, _ = trained
     write_plan(root, "swap2")
     with pytest.raises(TalkeditError, match="another train config"):
-        run_render("swap2", root, RenderParams(),
+        run_render("swap2", root, RenderParams(), ScaleParams(),
                    expected_config=TrainParams.from_dict(tiny(gen_channels=16)).config_hash)
     assert not RenderPaths.of("swap2", root).dir.exists()
 
@@ -404,3 +411,22 @@ def test_an_interrupted_training_is_checkpointed_and_resumes(
     monkeypatch.setattr(Trainer, "step", real_step)
     again = run_train(CLIP, other, TrainParams.from_dict(tiny()))
     assert again["resumed_from"] == 3 and again["steps"] == 4
+
+
+def test_a_channels_last_generator_computes_and_saves_as_a_contiguous_one(tmp_path: Path) -> None:
+    """The GPU path keeps networks channels-last (stages.render.config.place): the same
+    outputs, and its checkpoint loads back into an ordinary generator unchanged."""
+    cfg = TrainParams.from_dict(tiny())
+    torch.manual_seed(0)
+    plain = build_generator(cfg).eval()
+    fast = copy.deepcopy(plain).to(memory_format=torch.channels_last)
+    stacked = torch.rand(2, conditioning_channels(cfg.reference) * cfg.window, 32, 32)
+    previous = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        gap = (plain(stacked, previous) - fast(stacked, previous)).abs().max().item()
+    assert gap < 1e-5
+    stamp = Stamp(CLIP, cfg, Box(0, 0, 32, 32), 1, "0" * 64)
+    save_generator(tmp_path / "g.safetensors", stamp, fast)
+    back, _ = load_generator(tmp_path / "g.safetensors", CLIP)
+    for (name, a), b in zip(plain.state_dict().items(), back.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name

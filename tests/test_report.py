@@ -39,6 +39,7 @@ from talkedit.artifacts import (
     compare_video_path,
 )
 from talkedit.errors import TalkeditError
+from talkedit.scale import ScaleParams
 from talkedit.video import FrameStore
 from tests.conftest import REPO, repo_section, write_edit
 from tests.test_render import tiny
@@ -59,9 +60,9 @@ def edited(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
              repo_section(AudioParams))
     run_audio("word", root, repo_section(AudioParams))
     run_train("demo", root, TrainParams.from_dict(tiny()))
-    run_render("word", root, repo_section(RenderParams))
+    run_render("word", root, repo_section(RenderParams), repo_section(ScaleParams))
     run_composite("word", root, repo_section(CompositeParams, preset="ultrafast"),
-                  repo_section(WatermarkParams))
+                  repo_section(WatermarkParams), repo_section(ScaleParams))
     return root
 
 

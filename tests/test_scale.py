@@ -1,4 +1,5 @@
-"""Frame-parallel fit on Dask (issue 20): the same bytes as one process, chunk for chunk.
+"""Frame-parallel fit, render and composite on Dask (issue 20): the same bytes as one
+process, chunk for chunk.
 
 A short generated clip (about 5 s) is fitted three times: in one tracked pass
 (``scale.chunk_frames: 0``), in chunks of 40 frames in this process, and through the
@@ -10,21 +11,37 @@ from __future__ import annotations
 
 import os
 import shutil
+import wave
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from flows.registry import BY_NAME
 from flows.stage import run_stage_flow
+from stages.composite.compose import CompositeParams, run_composite
+from stages.composite.verify import verify_video
+from stages.composite.watermark import WatermarkParams
 from stages.demo import DemoParams, generate_demo
 from stages.extract import ExtractParams, extract_clip
 from stages.fit import FitParams, run_fit
-from talkedit.artifacts import ClipPaths, column_array, read_parquet
+from stages.render.config import RenderParams
+from stages.render.render import run_render
+from talkedit.artifacts import (
+    ClipPaths,
+    EditPaths,
+    RenderPaths,
+    VideoMeta,
+    column_array,
+    read_parquet,
+)
 from talkedit.errors import TalkeditError
-from talkedit.params import build
+from talkedit.params import build, load_section
 from talkedit.scale import ScaleParams
 from tests.conftest import REPO
+from tests.test_render import CLIP as RENDER_CLIP
+from tests.test_render import fitted, trained, write_plan  # noqa: F401 - fixtures used here
 
 CHUNK = 40
 FIT_OUTPUTS = ("face.parquet", "face_model.safetensors", "crops/crops.mp4", "crops/crops.json")
@@ -90,3 +107,48 @@ def test_scale_params_are_checked() -> None:
         build(ScaleParams, {"task_runner": "ray"}, "scale")
     assert ScaleParams(chunk_frames=100).spans(250) == [(0, 100), (100, 200), (200, 250)]
     assert ScaleParams().spans(250) == [(0, 250)]
+
+
+def _render_bytes(root: Path, edit: str) -> dict[str, bytes]:
+    folder = RenderPaths.of(edit, root).dir
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_dask_render_and_composite_equal_the_local_runs(
+        trained: tuple[Path, dict]) -> None:  # noqa: F811 - the fixture imported above
+    """Render: chunks of 8 rows on 2 Dask workers write the same bytes as in this process.
+    Composite: frames painted in chunks on Dask are the frames of the one-pass run, so the
+    encoded videos decode to identical pictures."""
+    root, _ = trained
+    edit = "chunked"
+    edited = write_plan(root, edit)
+    paths = EditPaths.of(edit, root)
+    fps = VideoMeta.read(ClipPaths.of(RENDER_CLIP, root)).fps
+    with wave.open(str(paths.audio), "wb") as wav:  # the soundtrack composite expects
+        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(16000)
+        wav.writeframes(np.zeros(round(len(edited) / fps * 16000), "<i2").tobytes())
+    render = RenderParams(warmup_frames=3)
+    chunked = build(ScaleParams, {"chunk_frames": 8}, "scale")
+    summary = run_render(edit, root, render, chunked)
+    assert summary["frames"] == int(edited.sum()) == 20
+    local = _render_bytes(root, edit)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    on_dask = {"scale": {"task_runner": "dask", "dask_workers": 2, "chunk_frames": 8,
+                         "in_flight": 2}, "render": {"warmup_frames": 3}}
+    run_stage_flow(BY_NAME["render"], edit, root, on_dask)
+    assert _render_bytes(root, edit) == local
+
+    composite = build(CompositeParams, {"preset": "ultrafast"}, "composite")
+    run_composite(edit, root, composite, load_section(WatermarkParams, root), ScaleParams())
+    one_pass = _decoded(paths.output)
+    run_stage_flow(BY_NAME["composite"], edit, root,
+                   on_dask | {"composite": {"preset": "ultrafast"}})
+    painted = _decoded(paths.output)
+    assert len(painted) == len(one_pass) == len(edited)
+    assert all(np.array_equal(a, b) for a, b in zip(one_pass, painted, strict=True))
+    assert verify_video(paths.output, load_section(WatermarkParams, root)).watermark.found

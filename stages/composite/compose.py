@@ -11,9 +11,11 @@ beside it (``provenance.publish``); nothing is written in place.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import tempfile
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
 from talkedit.progress import progress
+from talkedit.scale import ChunkMap, ScaleParams, serial_map
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
 log = logging.getLogger(__name__)
@@ -96,42 +99,113 @@ def _render_store(edit: str, root: Path | None, plan_frames: int, edited: np.nda
     return store
 
 
-def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: WatermarkParams
-                  ) -> dict[str, Any]:
+def run_composite(edit: str, root: Path, composite: CompositeParams, watermark: WatermarkParams,
+                  scale: ScaleParams, map_chunks: ChunkMap = serial_map) -> dict[str, Any]:
     """Write data/outputs/<edit>.mp4 (watermarked frames and soundtrack, signed Content
-    Credentials) and <edit>.provenance.json; return a summary."""
+    Credentials) and <edit>.provenance.json; return a summary. ``scale`` and
+    ``map_chunks``: frame chunks as tasks (``composite_plan``)."""
     paths = EditPaths.of(edit, root)
-    return composite_plan(load_spec(edit, root).clip, paths, paths.spec, composite, watermark)
+    return composite_plan(load_spec(edit, root).clip, paths, paths.spec, composite, watermark,
+                          scale=scale, map_chunks=map_chunks)
+
+
+class FramePainter:
+    """Output frame ``k`` of a plan, exactly as it is encoded: its background (between two
+    clip frames inside a retimed region), the rendered face on edited frames, the label
+    and the watermark. Frames depend on ``k`` alone, so frame chunks painted by other
+    tasks, in any order, give the same pixels."""
+
+    def __init__(self, clip_name: str, paths: EditPaths, composite: CompositeParams,
+                 watermark: WatermarkParams, payload_id: str | None, plan_stage: str = "plan"
+                 ) -> None:
+        root = paths.data.parent
+        plan = read_parquet(paths.plan, PLAN, stage_hint=f"{plan_stage}@{paths.edit}")
+        self.edited = plan["edited"].to_numpy()
+        self.source_frames = plan["source_frame"].to_numpy()
+        self.positions = plan["source_time_s"].to_numpy(np.float64)  # * fps: frame positions
+        self.store = FrameStore.for_clip(clip_name, root)
+        if len(self.source_frames) and (self.source_frames.max() >= len(self.store)
+                                        or self.source_frames.min() < 0):
+            raise TalkeditError(paths.plan, "references frames outside the clip",
+                                f"re-run {plan_stage}@{paths.edit} after extract@{clip_name}")
+        self.renders = _render_store(paths.edit, root, len(plan), self.edited)
+        self.fps = VideoMeta.read(ClipPaths.of(clip_name, root)).fps
+        self.watermark = watermark
+        self.marker: WatermarkEmbedder | None = None
+        if payload_id is not None:
+            self.watermark_with(payload_id)
+        self.blend, self.label = composite.blend, composite.label
+        self.frames = FrameCursor(self.store)
+        self.between = FlowInterpolator()
+
+    def __len__(self) -> int:
+        return len(self.source_frames)
+
+    def watermark_with(self, payload_id: str) -> None:
+        """The manifest's payload id, known once the inputs are checked and hashed."""
+        self.marker = WatermarkEmbedder(self.watermark.key_bytes, payload_id,
+                                        self.watermark.strength)
+
+    def paint(self, k: int) -> np.ndarray:
+        f0, alpha = split_instant(self.positions[k] * self.fps, len(self.store))
+        image = (self.between.between(self.frames[f0], self.frames[f0 + 1], f0, alpha) if alpha
+                 else self.frames[int(self.source_frames[k])])
+        if self.edited[k]:
+            crop = self.renders.read(k)
+            image = composite_crop(image, crop.crop, crop.transform, crop.alpha, self.blend)
+        if self.label:
+            image = draw_edited_label(image)
+        if self.marker is None:
+            raise RuntimeError("FramePainter.paint before watermark_with: every frame is marked")
+        return self.marker.embed(_even(image), k)
+
+
+@dataclass(frozen=True)
+class PaintChunk:
+    """Output frames [start, stop) of a plan, painted by a task of its own (picklable)."""
+
+    clip: str
+    paths: EditPaths
+    composite: CompositeParams
+    watermark: WatermarkParams
+    payload_id: str
+    plan_stage: str
+    start: int
+    stop: int
+
+
+def paint_chunk(chunk: PaintChunk) -> list[np.ndarray]:
+    painter = FramePainter(chunk.clip, chunk.paths, chunk.composite, chunk.watermark,
+                           chunk.payload_id, chunk.plan_stage)
+    return [painter.paint(k) for k in range(chunk.start, chunk.stop)]
 
 
 def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite: CompositeParams,
                    watermark: WatermarkParams, *, description: str | None = None,
                    model_files: tuple[Path, ...] = (),
                    ingredients: tuple[tuple[str, Path], ...] = (),
-                   stages: tuple[str, str] = ("plan", "audio")) -> dict[str, Any]:
+                   stages: tuple[str, str] = ("plan", "audio"),
+                   scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map
+                   ) -> dict[str, Any]:
     """Composite the plan, renders and soundtrack under ``paths`` (the PLAN contract: an
     edit's, or a lip-sync job's whose spec is ``spec_path``) into ``paths.output``.
 
     ``description`` says what was done in the manifest's edit action; ``model_files`` and
-    ``ingredients`` ((role, file)) are hashed into it beside the clip's own."""
+    ``ingredients`` ((role, file)) are hashed into it beside the clip's own. With
+    ``scale.chunk_frames`` set, frame chunks are painted through ``map_chunks`` (in
+    order, at most ``scale.in_flight`` chunks of frames held) and encoded here: the
+    same frames, so the same video stream, as one pass."""
     edit, root = paths.edit, paths.data.parent
     plan_stage, audio_stage = stages
     clip = ClipPaths.of(clip_name, root)
     _check_output_is_not_an_input(paths.output, [clip.video, clip.transcript, spec_path,
                                                  *(p for _, p in ingredients)])
-    plan = read_parquet(paths.plan, PLAN, stage_hint=f"{plan_stage}@{edit}")
-    edited = plan["edited"].to_numpy()
-    source_frames = plan["source_frame"].to_numpy()
-    positions = plan["source_time_s"].to_numpy(np.float64)  # * fps below: frame positions
-    store = FrameStore.for_clip(clip_name, root)
-    if len(source_frames) and (source_frames.max() >= len(store) or source_frames.min() < 0):
-        raise TalkeditError(paths.plan, "references frames outside the clip",
-                            f"re-run {plan_stage}@{edit} after extract@{clip_name}")
-    renders = _render_store(edit, root, len(plan), edited)
+    painter = FramePainter(clip_name, paths, composite, watermark, None, plan_stage)
+    edited = painter.edited
     audio, audio_rate = _read_wav(paths.audio)
     meta = VideoMeta.read(clip)
     fps = meta.fps
-    expected = len(plan) / fps
+    expected = len(painter) / fps
     if abs(len(audio) / audio_rate - expected) > 2.0 / fps:
         raise TalkeditError(paths.audio, f"lasts {len(audio) / audio_rate:.2f} s but the plan "
                             f"lasts {expected:.2f} s", f"re-run {audio_stage}@{edit}")
@@ -143,17 +217,22 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
         plan_files=[p for p in (paths.plan, paths.audio) if p.exists()],
         description=description, extra_ingredients=ingredients,
     )
-    marker = WatermarkEmbedder(watermark.key_bytes, manifest["watermark"]["payload_id"],
-                               watermark.strength)
+    payload_id = manifest["watermark"]["payload_id"]
+    painter.watermark_with(payload_id)
     credentials = SigningSettings.of(watermark, root).credentials()
-    blend, label = composite.blend, composite.label
+    chunk_rows = scale.chunk_frames if scale is not None else 0
+    if chunk_rows:
+        chunks = [PaintChunk(clip_name, paths, composite, watermark, payload_id, plan_stage,
+                             a, b) for a, b in scale.spans(len(painter))]
+        painted: Iterable[np.ndarray] = itertools.chain.from_iterable(
+            map_chunks(paint_chunk, chunks))
+    else:
+        painted = (painter.paint(k) for k in range(len(painter)))
     width, height = meta.width, meta.height
     padded = (width % 2, height % 2)
     if any(padded):
         log.warning("source is %dx%d: padded by one pixel to even dimensions for H.264", width, height)
 
-    frames = FrameCursor(store)
-    between = FlowInterpolator()
     paths.output.parent.mkdir(parents=True, exist_ok=True)
     # Encode into a scratch file; publish() stream-copies it into the output atomically,
     # with the manifest embedded, so the output is never half-written.
@@ -162,26 +241,17 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
         with VideoWriter(encoded, width + padded[0], height + padded[1], meta.fps_rational,
                          crf=composite.crf, preset=composite.preset,
                          audio_rate=audio_rate) as out:
-            for k, source in progress(enumerate(source_frames), len(source_frames),
-                                      f"composite {edit}"):
-                f0, alpha = split_instant(positions[k] * fps, len(store))
-                image = (between.between(frames[f0], frames[f0 + 1], f0, alpha) if alpha
-                         else frames[int(source)])
-                if edited[k]:
-                    crop = renders.read(k)
-                    image = composite_crop(image, crop.crop, crop.transform, crop.alpha, blend)
-                if label:
-                    image = draw_edited_label(image)
-                out.write(marker.embed(_even(image), k))
+            for image in progress(painted, len(painter), f"composite {edit}"):
+                out.write(image)
             out.write_audio(embed_audio(audio, audio_rate, watermark.key_bytes,
                                         watermark.audio_depth))
         manifest = publish(encoded, manifest, paths.output, credentials)
     summary = {
-        "edit": edit, "clip": clip_name, "output": str(paths.output), "frames": len(plan),
+        "edit": edit, "clip": clip_name, "output": str(paths.output), "frames": len(painter),
         "edited_frames": int(edited.sum()), "fps": fps, "size": f"{width}x{height}",
-        "label": label, "watermark_id": manifest["watermark"]["payload_id"],
+        "label": composite.label, "watermark_id": manifest["watermark"]["payload_id"],
         "provenance": str(paths.provenance),
     }
-    log.info("composited %s: %d frames (%d edited) -> %s", edit, len(plan), int(edited.sum()),
+    log.info("composited %s: %d frames (%d edited) -> %s", edit, len(painter), int(edited.sum()),
              paths.output)
     return summary

@@ -37,7 +37,7 @@ from stages.audio.config import AudioParams
 from stages.audio.dsp import read_clip_audio
 from stages.audio.metrics import mcd_db
 from stages.audio.stage import run_audio
-from stages.composite.compose import CompositeParams, run_composite
+from stages.composite.compose import CompositeParams, composite_plan
 from stages.composite.watermark import WatermarkParams
 from stages.evaluate.baselines import copy_edit, naive_cut_start, render_conditioning
 from stages.evaluate.holdout import (
@@ -62,7 +62,7 @@ from stages.fit.topology import topology_for
 from stages.plan import PlanParams, run_plan
 from stages.render.checkpoint import Stamp
 from stages.render.config import RenderParams
-from stages.render.render import run_render
+from stages.render.render import render_plan
 from talkedit.artifacts import (
     EVALUATE_INFO_COLUMNS,
     EVALUATE_METHODS,
@@ -82,6 +82,7 @@ from talkedit.artifacts import (
     read_parquet,
 )
 from talkedit.atomic import write_json, write_text
+from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
 from talkedit.video import FrameStore, open_container
@@ -207,14 +208,17 @@ def _jaw_error(ctx: ClipContext, track: Track, real_times: np.ndarray) -> float:
 
 
 def _run_edit_path(name: str, scratch: Path, stage: EditPathParams) -> dict[str, Any]:
-    """talkedit's normal path on one edit, then the conditioning baseline's render of it."""
+    """talkedit's normal path on one edit (in one process: no frame chunks), then the
+    conditioning baseline's render of it."""
     plan = run_plan(name, scratch, stage.plan, stage.align, stage.audio)
     run_audio(name, scratch, stage.audio)
-    render = run_render(name, scratch, stage.render)
-    run_composite(name, scratch, stage.composite, stage.watermark)
+    clip = load_spec(name, scratch).clip
+    render = render_plan(clip, EditPaths.of(name, scratch), stage.render)
     copy_edit(name, f"{name}-conditioning", scratch)
     render_conditioning(f"{name}-conditioning", stage.render, scratch)
-    run_composite(f"{name}-conditioning", scratch, stage.composite, stage.watermark)
+    for edit in (name, f"{name}-conditioning"):
+        paths = EditPaths.of(edit, scratch)
+        composite_plan(clip, paths, paths.spec, stage.composite, stage.watermark)
     return {"pieces": plan.get("pieces"), "render": render}
 
 

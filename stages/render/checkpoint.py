@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from stages.render.conditioning import Box, conditioning_channels
-from stages.render.config import TrainParams
+from stages.render.config import TrainParams, place
 from stages.render.networks import Generator
 from talkedit import __version__
 from talkedit.atomic import write_safetensors
@@ -170,4 +170,4 @@ def load_generator(path: Path, clip: str, config_hash: str | None = None,
     stamp.check(path, clip, config_hash, face_model_sha)
     generator = build_generator(stamp.config)
     generator.load_state_dict(_unprefixed("generator", load_file(str(path))))
-    return generator.to(device).eval(), stamp
+    return place(generator, torch.device(device)).eval(), stamp

@@ -15,12 +15,14 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 PROFILES = ("cpu", "gpu")
 
@@ -181,6 +183,15 @@ def pick_device(name: str) -> torch.device:
         raise TalkeditError(f"device {name!r}", "asks for a GPU but torch sees none",
                             "use device: auto or cpu (and the cpu profile)")
     return device
+
+
+def place(module: M, device: torch.device) -> M:
+    """``module`` on ``device``; on a GPU in channels-last layout, which its convolutions
+    (cuDNN, tensor cores in bfloat16) run fastest in. Checkpoints store contiguous copies,
+    so the layout never reaches a file."""
+    if device.type == "cuda":
+        return module.to(device, memory_format=torch.channels_last)
+    return module.to(device)
 
 
 def set_threads(threads: int) -> None:

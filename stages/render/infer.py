@@ -109,12 +109,14 @@ class Job:
     stop: int
 
 
-def make_jobs(wanted: np.ndarray, warmup: int, streams: int = 1) -> list[Job]:
+def make_jobs(wanted: np.ndarray, warmup: int, streams: int = 1, max_rows: int = 0
+              ) -> list[Job]:
     """Jobs covering the rows where ``wanted`` (bool per row) is set.
 
     Runs closer than ``warmup`` rows are merged (their warm-up would overlap).
     With several streams, long runs are split into about equal pieces so that
     ``streams`` jobs can advance side by side; each piece gets its own warm-up.
+    ``max_rows`` (0: no limit) caps a piece, so frame chunks can go to other workers.
     """
     rows = np.flatnonzero(wanted)
     if not len(rows):
@@ -123,11 +125,26 @@ def make_jobs(wanted: np.ndarray, warmup: int, streams: int = 1) -> list[Job]:
     starts = np.r_[rows[0], rows[breaks + 1]]
     stops = np.r_[rows[breaks] + 1, rows[-1] + 1]
     piece = int(np.ceil(len(rows) / streams)) if streams > 1 else len(wanted)
+    if max_rows:
+        piece = min(piece, max_rows)
     jobs = []
     for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
         for s in range(a, b, max(piece, 1)):
             jobs.append(Job(max(0, s - warmup), s, min(b, s + piece)))
     return jobs
+
+
+def group_jobs(jobs: list[Job], rows: int) -> list[list[Job]]:
+    """Consecutive jobs in groups of about ``rows`` rendered rows (a job is never split)."""
+    groups: list[list[Job]] = []
+    size = 0
+    for job in jobs:
+        if not groups or size + job.stop - job.start > rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(job)
+        size += job.stop - job.start
+    return groups
 
 
 @dataclass
@@ -145,11 +162,12 @@ def paste(full: torch.Tensor, box: Box, inner: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def run_jobs(generator: Generator, box: Box, source: ConditioningSource, frames: Frames,
-             jobs: list[Job], batch: int = 1, chunk: int = 32) -> Iterator[Rendered]:
+             jobs: list[Job], batch: int = 1, chunk: int = 32, bf16: bool = False
+             ) -> Iterator[Rendered]:
     """Render ``jobs`` in groups of ``batch`` lockstep streams, ``chunk`` steps at a time.
 
     A stream whose job is shorter than its group's longest repeats its last row
-    (the output is dropped).
+    (the output is dropped). ``bf16``: the generator runs under bfloat16 autocast (a GPU's).
     """
     generator.eval()
     for g in range(0, len(jobs), batch):
@@ -164,7 +182,9 @@ def run_jobs(generator: Generator, box: Box, source: ConditioningSource, frames:
             cond = source.build(frames, rows.T.reshape(-1))  # time-major: row t*B + b
             b = len(group)
             per_step = [cond.select(slice(t * b, (t + 1) * b)) for t in range(len(steps))]
-            outs, state = rollout(generator, [p.window(box) for p in per_step], state)
+            with torch.autocast(cond.channels.device.type, dtype=torch.bfloat16, enabled=bf16):
+                outs, state = rollout(generator, [p.window(box) for p in per_step], state)
+            outs = [o.float() for o in outs]
             full = torch.cat([paste(p.background, box, o) for p, o in zip(per_step, outs,
                                                                              strict=True)])
             alpha = torch.cat([paste(torch.zeros_like(p.alpha), box, box.slice(p.alpha))

@@ -13,12 +13,16 @@ Output layout: ``store.py``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from stages.fit import Pose, load_fit
 from stages.render.checkpoint import load_generator
@@ -31,13 +35,22 @@ from stages.render.data import (
     file_sha256,
     load_model,
 )
-from stages.render.infer import ConditioningSource, Frames, make_jobs, run_jobs
+from stages.render.infer import (
+    ConditioningSource,
+    Frames,
+    Job,
+    Rendered,
+    group_jobs,
+    make_jobs,
+    run_jobs,
+)
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
 from talkedit.atomic import write_json
 from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
 from talkedit.progress import bar
+from talkedit.scale import ChunkMap, ScaleParams, serial_map
 
 log = logging.getLogger(__name__)
 STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
@@ -79,71 +92,142 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
     }
 
 
-def run_render(edit: str, root: Path, render: RenderParams,
-               expected_config: str | None = None) -> dict[str, Any]:
+def run_render(edit: str, root: Path, render: RenderParams, scale: ScaleParams,
+               expected_config: str | None = None, map_chunks: ChunkMap = serial_map
+               ) -> dict[str, Any]:
     """Render an edit's plan; write data/renders/<edit>/ (chunks, index, render.json).
 
     ``expected_config``, when given, is the train config hash the generator must have
-    been trained with: a generator from another config is refused.
+    been trained with: a generator from another config is refused. ``scale`` and
+    ``map_chunks``: frame chunks as tasks (``render_plan``).
     """
     return render_plan(load_spec(edit, root).clip, EditPaths.of(edit, root), render,
-                       expected_config)
+                       expected_config, scale=scale, map_chunks=map_chunks)
+
+
+@dataclass
+class Renderer:
+    """What rendering a plan needs: its rows, the clip's generator and conditioning.
+
+    Built the same way in the stage's own process and in every frame-chunk task, so a
+    chunk renders the same pixels wherever it runs."""
+
+    clip: str
+    device: torch.device
+    frames: Frames
+    edited: np.ndarray  # (n,) bool per plan row
+    out_frames: np.ndarray  # (n,) the plan's output frame numbers
+    transforms: np.ndarray  # (n_clip, 6) image -> render crop
+    generator: Any
+    stamp: Any
+    source: ConditioningSource
+    streams: int
+
+    @classmethod
+    def load(cls, clip: str, edit_paths: EditPaths, render: RenderParams,
+             expected_config: str | None, plan_stage: str) -> Renderer:
+        set_threads(render.threads)
+        device = pick_device(render.device)
+        root = edit_paths.data.parent
+        plan = read_parquet(edit_paths.plan, PLAN, arrow=True,
+                            stage_hint=f"{plan_stage}@{edit_paths.edit}")
+        model, model_sha = load_model(clip, root)
+        model_paths = ModelPaths.of(clip, root)
+        generator, stamp = load_generator(model_paths.generator, clip, expected_config,
+                                          model_sha, device)
+        cfg = stamp.config
+        pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
+                if cfg.reference else None)
+        table, _, transforms, outlines = face_geometry(clip, root, cfg.size)
+        streams = render.batch if device.type == "cuda" else 1
+        backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
+        source = ConditioningSource(
+            FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
+            backgrounds.get, transforms, outlines, pool)
+        return cls(clip, device, plan_frames(plan, len(table), edit_paths.plan),
+                   plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
+                   plan.column("frame").to_numpy().astype(np.int64), transforms, generator,
+                   stamp, source, streams)
+
+    def run(self, jobs: list[Job]) -> Iterator[Rendered]:
+        # A generator trained in bfloat16 (the gpu profile's amp) renders in it too.
+        bf16 = bool(self.stamp.config.amp and self.device.type == "cuda"
+                    and torch.cuda.is_bf16_supported())
+        return run_jobs(self.generator, self.stamp.box, self.source, self.frames, jobs,
+                        self.streams, STEP_CHUNK, bf16)
+
+
+@dataclass(frozen=True)
+class RenderChunk:
+    """Jobs of one frame chunk, rendered by a task of its own (picklable)."""
+
+    clip: str
+    edit_paths: EditPaths
+    render: RenderParams
+    expected_config: str | None
+    plan_stage: str
+    jobs: list[Job]
+
+
+def render_chunk(chunk: RenderChunk) -> list[Rendered]:
+    renderer = Renderer.load(chunk.clip, chunk.edit_paths, chunk.render, chunk.expected_config,
+                             chunk.plan_stage)
+    return list(renderer.run(chunk.jobs))
 
 
 def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
-                expected_config: str | None = None, plan_stage: str = "plan") -> dict[str, Any]:
+                expected_config: str | None = None, plan_stage: str = "plan",
+                scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map
+                ) -> dict[str, Any]:
     """Render the plan at ``edit_paths.plan`` with ``clip``'s generator into
-    ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's)."""
+    ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's).
+
+    With ``scale.chunk_frames`` set, the rows are rendered in runs of at most that many
+    (each warmed up anew), grouped into chunks that ``map_chunks`` renders, in order."""
     t0 = time.perf_counter()
     opts = render
-    set_threads(opts.threads)
-    device = pick_device(opts.device)
+    chunk_rows = scale.chunk_frames if scale is not None else 0
     edit = edit_paths.edit
-    root = edit_paths.data.parent
     out_paths = RenderPaths(edit, edit_paths.data)
-    plan = read_parquet(edit_paths.plan, PLAN, arrow=True, stage_hint=f"{plan_stage}@{edit}")
-    model, model_sha = load_model(clip, root)
-    expected = expected_config
-    model_paths = ModelPaths.of(clip, root)
-    generator_path = model_paths.generator
-    generator, stamp = load_generator(generator_path, clip, expected, model_sha, device)
-    cfg = stamp.config
-    pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
-            if cfg.reference else None)
-    table, _, transforms, outlines = face_geometry(clip, root, cfg.size)
-    frames = plan_frames(plan, len(table), edit_paths.plan)
-    edited = plan.column("edited").to_numpy(zero_copy_only=False).astype(bool)
-    out_frames = plan.column("frame").to_numpy().astype(np.int64)
-
-    streams = opts.batch if device.type == "cuda" else 1
+    renderer = Renderer.load(clip, edit_paths, render, expected_config, plan_stage)
+    cfg, frames, edited = renderer.stamp.config, renderer.frames, renderer.edited
+    streams = renderer.streams
     jobs = make_jobs(edited if opts.only_edited else np.ones(len(frames), bool),
-                     opts.warmup_frames, streams)
-    backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
-    source = ConditioningSource(
-        FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
-        backgrounds.get, transforms, outlines, pool)
+                     opts.warmup_frames, streams, chunk_rows)
+    if chunk_rows:
+        chunks = [RenderChunk(clip, edit_paths, render, expected_config, plan_stage, group)
+                  for group in group_jobs(jobs, chunk_rows)]
+        rendered: Iterable[Rendered] = itertools.chain.from_iterable(
+            map_chunks(render_chunk, chunks))
+    else:
+        rendered = renderer.run(jobs)
     t_gen = time.perf_counter()
     with staged_dir(out_paths.dir) as folder:
         writer = RenderWriter(folder, opts.chunk_frames)
         wanted = int(edited.sum()) if opts.only_edited else len(frames)
         with bar(wanted, f"render {edit}") as shown:
-            for out in run_jobs(generator, stamp.box, source, frames, jobs, streams, STEP_CHUNK):
+            for out in rendered:
                 bg = frames.background[out.rows]
-                writer.add(out_frames[out.rows], out.crops, out.alpha, bg, transforms[bg],
-                           edited[out.rows])
+                writer.add(renderer.out_frames[out.rows], out.crops, out.alpha, bg,
+                           renderer.transforms[bg], edited[out.rows])
                 shown.update(len(out.rows))
         n = writer.close(folder / out_paths.index.name)
         seconds = time.perf_counter() - t_gen
+        box = renderer.stamp.box
         summary = {
             "edit": edit, "clip": clip, "size": cfg.size,
-            "box": [stamp.box.top, stamp.box.left, stamp.box.height, stamp.box.width],
+            "box": [box.top, box.left, box.height, box.width],
             "plan_frames": len(frames), "frames": n, "chunks": writer.chunks,
             "chunk_frames": opts.chunk_frames, "only_edited": opts.only_edited,
-            "warmup_frames": opts.warmup_frames, "streams": streams, "device": str(device),
-            "generator": {"sha256": file_sha256(generator_path),
-                          "config_hash": cfg.config_hash, "step": stamp.step},
+            "warmup_frames": opts.warmup_frames, "streams": streams,
+            "device": str(renderer.device),
+            "generator": {"sha256": file_sha256(ModelPaths.of(clip, edit_paths.data.parent
+                                                              ).generator),
+                          "config_hash": cfg.config_hash, "step": renderer.stamp.step},
             "plan_sha256": file_sha256(edit_paths.plan),
         }
+        if chunk_rows:  # kept out of the summary otherwise: the demo's bytes stay as they were
+            summary["task_chunk_rows"] = chunk_rows
         # Without run times: render.json is part of the renders folder composite depends on.
         write_json(folder / out_paths.summary.name, summary)
         summary.update({"seconds": round(seconds, 2),

@@ -43,7 +43,7 @@ from stages.render.checkpoint import (
     save_generator,
 )
 from stages.render.conditioning import Box, Conditioning, FaceRenderer, conditioning_channels
-from stages.render.config import TrainParams, pick_device, set_threads
+from stages.render.config import TrainParams, pick_device, place, set_threads
 from stages.render.data import ClipData, ReferencePool, load_clip
 from stages.render.evaluate import evaluate_holdout
 from stages.render.infer import ConditioningSource, Frames, StreamState, rollout
@@ -110,13 +110,13 @@ class Trainer:
         self.cfg, self.data, self.split, self.box, self.device = cfg, data, split, box, device
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.generator = build_generator(cfg).to(device)
+        self.generator = place(build_generator(cfg), device)
         self.ema = copy.deepcopy(self.generator).requires_grad_(False)
         per_frame = conditioning_channels(cfg.reference) + 3
-        self.d_spatial = PatchDiscriminator(per_frame, cfg.disc_channels, cfg.disc_layers
-                                            ).to(device)
-        self.d_temporal = PatchDiscriminator(cfg.temporal_frames * per_frame, cfg.disc_channels,
-                                             cfg.disc_layers).to(device)
+        self.d_spatial = place(PatchDiscriminator(per_frame, cfg.disc_channels, cfg.disc_layers),
+                               device)
+        self.d_temporal = place(PatchDiscriminator(cfg.temporal_frames * per_frame,
+                                                   cfg.disc_channels, cfg.disc_layers), device)
         betas = (cfg.beta1, 0.999)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam([*self.d_spatial.parameters(),
