@@ -2,7 +2,7 @@
 one process.
 
     .venv/bin/python benchmarks/scale.py [--work DIR] [--seconds 20] [--chunk 100]
-                                         [--composite-edit demo]
+                                         [--composite-edit demo] [--only fit|composite]
 
 Builds (once, cached in --work) a 1280x720 demo clip of --seconds (benchmarks/fit.py's),
 then runs the fit stage's flow three times on it, each into a fresh copy of the
@@ -115,19 +115,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--chunk", type=int, default=100)
     ap.add_argument("--composite-edit", default="demo")
+    ap.add_argument("--only", choices=("fit", "composite"))
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    clip = make_clip(args.work, args.seconds)
-    runs = {"local (1 process)": {"task_runner": "local"},
-            "dask, 1 worker": {"task_runner": "dask", "dask_workers": 1},
-            "dask, 2 workers": {"task_runner": "dask", "dask_workers": 2}}
-    results = {}
-    for label, scale in runs.items():
-        results[label] = fit_once(args.work, clip, {**scale, "chunk_frames": args.chunk})
-    frames = results["local (1 process)"][1]
-    report(f"fit stage, {frames} frames at 1280x720, chunks of {args.chunk}, "
-           f"{os.cpu_count()} CPU cores", results, "same bytes")
-
+    if args.only != "composite":
+        clip = make_clip(args.work, args.seconds)
+        runs = {"local (1 process)": {"task_runner": "local"},
+                "dask, 1 worker": {"task_runner": "dask", "dask_workers": 1},
+                "dask, 2 workers": {"task_runner": "dask", "dask_workers": 2}}
+        results = {}
+        for label, scale in runs.items():
+            results[label] = fit_once(args.work, clip, {**scale, "chunk_frames": args.chunk})
+        frames = results["local (1 process)"][1]
+        report(f"fit stage, {frames} frames at 1280x720, chunks of {args.chunk}, "
+               f"{os.cpu_count()} CPU cores", results, "same bytes")
+    if args.only == "fit":
+        return
     edit = args.composite_edit
     if not (REPO / "data" / "renders" / edit).is_dir():
         print(f"composite: no data/renders/{edit} (run make demo first); skipped")
