@@ -52,6 +52,8 @@ Workflow (run in the project folder, the one holding params.yaml):
      talkedit's watermarks, `talkedit detect` for any edited mouth (no watermark needed).
   Lip sync: `talkedit lipsync <clip> <take.wav|clip:NAME|text:WORDS>` drives the clip
   with new speech (lipmodel per clip; lipplan -> liprender -> lipcomposite per job).
+  Reenactment: `talkedit reenact JOB --target CLIP --source CLIP` makes the target's face
+  follow the source's expressions (reenactplan -> reenactrender -> reenactcomposite).
 Each stage subcommand below is one DVC stage for one clip or edit.
 """
 
