@@ -29,6 +29,8 @@ class ReenactParams(Section):
 
     neutral_share: float = 0.2  # a person's neutral: the median face over this share of their
     # usable frames with the least mouth opening (robust to a few wide or pressed mouths)
+    region: str = "lower"  # lower: carry over the lower face only (what the renderer redraws;
+    # the upper face keeps the target frame's own shape) | whole: the whole face
     scale_to_target: bool = True  # displacements scaled by the ratio of the two neutral mouths'
     # width (x, z) and nose-to-chin height (y): a small mouth moves less than a large one
     min_target_frames: int = 200  # a target with fewer usable frames is too short to have
@@ -37,6 +39,8 @@ class ReenactParams(Section):
     # target's own standard deviations (a shape the target never showed renders badly)
 
     def check(self, where: str) -> None:
+        if self.region not in ("lower", "whole"):
+            raise bad_param(where, "region", f"is {self.region!r}", "use lower or whole")
         if not 0 < self.neutral_share <= 1:
             raise bad_param(where, "neutral_share", f"is {self.neutral_share}, not in (0, 1]",
                             "use 0.2")

@@ -89,12 +89,26 @@ class Transfer:
         scaled to the target's proportions."""
         return (self.source.shape(source_expr) - self.source_neutral.shape) * self.axis_scale
 
-    def __call__(self, source_expr: np.ndarray) -> np.ndarray:
-        """(n, 64) target coefficients for (n, 64) source coefficients."""
-        d = self.displacement(np.atleast_2d(source_expr)).reshape(len(np.atleast_2d(source_expr)), -1)
-        # The target shape neutral + d, in the target's basis around its mean.
-        offset = (self.target_neutral.shape - self.target.mean).reshape(-1)
+    def lower_face_weight(self) -> np.ndarray:
+        """(N,) 0 at and above the target's eye line .. 1 from under the nose down (smooth)."""
+        mean, topo = self.target.mean, self.target.topo
+        eye_y = mean[list(topo.eye_outer), 1].mean()
+        x = np.clip((mean[:, 1] - eye_y) / (mean[topo.nose_bottom, 1] - eye_y), 0.0, 1.0)
+        return x * x * (3 - 2 * x)
+
+    def __call__(self, source_expr: np.ndarray, target_expr: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """(n, 64) target coefficients for (n, 64) source coefficients. With the target's
+        own frames' coefficients ``target_expr``, only the lower face is carried over (what
+        the renderer redraws); the upper face keeps the target frame's own shape."""
+        source_expr = np.atleast_2d(source_expr)
+        shape = self.target_neutral.shape + self.displacement(source_expr)
+        if target_expr is not None:
+            w = self.lower_face_weight()[None, :, None]
+            shape = w * shape + (1 - w) * self.target.shape(target_expr)
+        # The target shape in the target's basis around its mean: least squares, as the
+        # basis is orthonormal.
         basis = self.target.basis.reshape(len(self.target.basis), -1).astype(np.float64)
-        coeffs = (d + offset) @ basis.T
+        coeffs = (shape - self.target.mean).reshape(len(source_expr), -1) @ basis.T
         limit = self.max_extrapolation * self.target.stddev
         return np.clip(coeffs, -limit, limit)
