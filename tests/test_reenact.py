@@ -265,3 +265,34 @@ def test_gaze_moves_the_iris_and_its_truth_is_kept(tmp_path: Path) -> None:
                   out_dir=tmp_path)
     truth = pd.read_parquet(tmp_path / "eyes.truth_stress.parquet")
     assert truth["gaze_yaw_deg"].abs().max() > 5
+
+
+def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
+    """Synthetic landmarks with known iris offsets and lid gaps, on a tilted head."""
+    from stages.reenact.eyes import EYE_RADIUS, EYES, direction_error_deg, eye_state
+
+    yaw = np.array([-10.0, 0.0, 0.0, 10.0, 20.0, 0.0, 0.0])
+    pitch = np.array([0.0, 0.0, 5.0, -5.0, 0.0, 0.0, 0.0])
+    gap = np.array([10.0, 10.0, 10.0, 10.0, 10.0, 2.0, 10.0])  # frame 5 blinks
+    roll = np.radians(12.0)
+    turn = np.array([[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]])
+    lm = np.zeros((len(yaw), 478, 2))
+    for left, eye in zip((100.0, 200.0), EYES, strict=True):
+        outer, inner = (left, 100.0), (left + 40.0, 100.0)
+        if eye["outer"] == 263:  # the image-right eye: outer corner on the right
+            outer, inner = inner, outer
+        centre = np.array([left + 20.0, 100.0])
+        iris = centre + 40 * EYE_RADIUS * np.stack([np.sin(np.radians(yaw)),
+                                                     np.sin(np.radians(pitch))], 1)
+        for key, point in (("outer", outer), ("inner", inner)):
+            lm[:, eye[key]] = point
+        lm[:, eye["iris"]] = iris
+        lm[:, eye["top"]] = centre - np.c_[np.zeros_like(gap), gap / 2]
+        lm[:, eye["bottom"]] = centre + np.c_[np.zeros_like(gap), gap / 2]
+    state = eye_state(lm @ turn.T)  # the head rolled: angles are along the eye line
+    np.testing.assert_allclose(state.gaze_deg[:, 0], yaw, atol=1e-6)
+    np.testing.assert_allclose(state.gaze_deg[:, 1], pitch, atol=1e-6)
+    np.testing.assert_allclose(state.closure, [0, 0, 0, 0, 0, 0.8, 0], atol=1e-9)
+    assert state.blinks.tolist() == [False] * 5 + [True, False]
+    assert direction_error_deg(np.array([[3.0, 4.0]]), np.zeros((1, 2)))[0] == pytest.approx(
+        5.0, abs=0.05)

@@ -10,7 +10,7 @@ centres (468, 473) besides the eye corners and lids. Per eye and frame:
   person's own resting gaze (a transfer re-applies them around the target's);
 * openness: the lid gap (upper-lid to lower-lid middle points) over the corner distance;
   ``closure`` is 1 - openness / the clip's median openness, and a frame is a blink where
-  closure exceeds ``BLINK_CLOSURE``.
+  closure exceeds ``BLINK_CLOSURE`` (MediaPipe's lids close only part way on a closed eye).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import numpy as np
 EYES = ({"outer": 33, "inner": 133, "top": 159, "bottom": 145, "iris": 468},
         {"outer": 263, "inner": 362, "top": 386, "bottom": 374, "iris": 473})
 EYE_RADIUS = 0.45  # eyeball radius / eye-corner distance (about 12 mm of 27 mm)
-BLINK_CLOSURE = 0.5
+# Chosen on one generated clip (benchmarks/reenact.py --eyes, clip "eyes": open eyes closed
+# at most 0.14, blinking ones at least 0.31) and scored on another face and seed.
+BLINK_CLOSURE = 0.23
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,14 @@ class EyeState:
     @property
     def blinks(self) -> np.ndarray:
         return self.closure > BLINK_CLOSURE
+
+
+def direction_error_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (deg) between gaze directions given as (n, 2) yaw, pitch in degrees."""
+    def unit(g: np.ndarray) -> np.ndarray:
+        yaw, pitch = np.radians(g[:, 0]), np.radians(g[:, 1])
+        return np.stack([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)], 1)
+    return np.degrees(np.arccos(np.clip((unit(a) * unit(b)).sum(1), -1.0, 1.0)))
 
 
 def eye_state(landmarks: np.ndarray) -> EyeState:
