@@ -296,3 +296,40 @@ def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
     assert state.blinks.tolist() == [False] * 5 + [True, False]
     assert direction_error_deg(np.array([[3.0, 4.0]]), np.zeros((1, 2)))[0] == pytest.approx(
         5.0, abs=0.05)
+
+
+def test_a_job_renders_and_composites_signed_as_reenacted(pair_root: Path) -> None:
+    """Through the edit path's renderer (a tiny generator, a few steps) and compositor:
+    every span frame rendered, the output as long as the span, its manifest's action
+    "Reenacted" with the source clip's video hashed in as an ingredient."""
+    import hashlib
+    import json
+
+    from stages.composite.compose import CompositeParams
+    from stages.composite.watermark import WatermarkParams
+    from stages.reenact import ReenactParams
+    from stages.reenact.composite import run_reenactcomposite
+    from stages.reenact.plan import run_reenact
+    from stages.reenact.render import run_reenactrender
+    from stages.render.config import RenderParams, TrainParams
+    from stages.render.train import run_train
+    from talkedit.artifacts import ReenactPaths
+    from talkedit.video import probe
+    from tests.test_render import tiny
+
+    run_train("tgt", pair_root, TrainParams.from_dict(tiny(steps=2)))
+    _job(pair_root, "job3", {"target": "tgt", "source": "src", "source_span": [0.4, 1.6],
+                             "target_start_s": 2.0, "keep_rest": False})
+    run_reenact("job3", pair_root, ReenactParams(min_target_frames=50))
+    rendered = run_reenactrender("job3", pair_root, RenderParams(threads=2))
+    assert rendered["frames"] == 30
+    summary = run_reenactcomposite("job3", pair_root, CompositeParams(preset="ultrafast"),
+                                   WatermarkParams())
+    out = ReenactPaths.of("job3", pair_root).outputs
+    assert summary["frames"] == summary["edited_frames"] == 30
+    assert abs(probe(out.output).duration_s - 30 / 25) < 0.1
+    manifest = json.loads(out.provenance.read_text())
+    assert manifest["actions"][0]["description"].startswith("Reenacted")
+    src_video = pair_root / "data" / "raw" / "src.mp4"
+    digest = hashlib.sha256(src_video.read_bytes()).hexdigest()
+    assert digest in json.dumps(manifest["ingredients"])
