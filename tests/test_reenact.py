@@ -333,3 +333,37 @@ def test_a_job_renders_and_composites_signed_as_reenacted(pair_root: Path) -> No
     src_video = pair_root / "data" / "raw" / "src.mp4"
     digest = hashlib.sha256(src_video.read_bytes()).hexdigest()
     assert digest in json.dumps(manifest["ingredients"])
+
+
+def test_the_truth_clip_can_move_like_the_source(tmp_path: Path) -> None:
+    """demo.motion_from: from timing_at_s on, the head, gaze and blinks are the other
+    clip's (shifted), before it the clip's own."""
+    from stages.demo import DemoParams, generate_demo
+    from stages.demo.stress import StressParams
+    from talkedit.artifacts import TRUTH_FRAMES, TRUTH_STRESS, read_parquet
+
+    (tmp_path / "a.txt").write_text("Look over there, and then back here again.")
+    (tmp_path / "b.txt").write_text("Hello there, my friend.")
+    generate_demo(tmp_path, DemoParams(name="mover", text=str(tmp_path / "a.txt"), size=128,
+                                       seed=4, stress=StressParams(gaze_deg=15, head_scale=3,
+                                                                   blink_every_s=0.8)),
+                  out_dir=tmp_path)
+    generate_demo(tmp_path, DemoParams(name="still", text=str(tmp_path / "b.txt"), size=128),
+                  out_dir=tmp_path)
+    generate_demo(tmp_path, DemoParams(name="moved", text=str(tmp_path / "b.txt"), size=128,
+                                       motion_from=str(tmp_path / "mover.mp4"), timing_at_s=0.4),
+                  out_dir=tmp_path)
+    head = ["head_yaw_deg", "head_pitch_deg", "head_roll_deg", "head_tx_px", "head_ty_px"]
+    src = read_parquet(tmp_path / "mover.truth_frames.parquet", TRUTH_FRAMES)[head].to_numpy()
+    own = read_parquet(tmp_path / "still.truth_frames.parquet", TRUTH_FRAMES)[head].to_numpy()
+    got = read_parquet(tmp_path / "moved.truth_frames.parquet", TRUTH_FRAMES)[head].to_numpy()
+    n = min(len(got), len(src) + 10)
+    np.testing.assert_array_equal(got[:10], own[:10])
+    np.testing.assert_allclose(got[10:n], src[:n - 10], atol=1e-4)
+    assert np.abs(src[:, 0]).max() > 3  # the borrowed motion is not the own one
+    eyes_src = read_parquet(tmp_path / "mover.truth_stress.parquet", TRUTH_STRESS)
+    eyes = read_parquet(tmp_path / "moved.truth_stress.parquet", TRUTH_STRESS)
+    for col in ("gaze_yaw_deg", "blink"):
+        np.testing.assert_allclose(eyes[col].to_numpy()[10:n], eyes_src[col].to_numpy()[:n - 10],
+                                   atol=1e-4)
+    assert eyes["blink"].max() > 0.5 and eyes["gaze_yaw_deg"].abs().max() > 3

@@ -20,7 +20,7 @@ import numpy as np
 from stages.demo.face_rig import FaceRig, HeadPose, load_face
 from stages.demo.mouth import articulation_track
 from stages.demo.stress import StressParams, stress_clip
-from stages.demo.timing import borrow_speech
+from stages.demo.timing import borrow_motion, borrow_speech
 from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, ClipPaths, write_parquet
 from talkedit.atomic import atomic_path, write_text
 from talkedit.errors import TalkeditError
@@ -52,7 +52,9 @@ class DemoParams(Section):
     stress: StressParams = field(default_factory=StressParams)  # hard-clip options (stress.py)
     timing_from: str | None = None  # another generated clip's video: say its words with its
     # phone timings and sound (timing.py), instead of ``text``...
-    timing_at_s: float = 0.0  # ...starting this far into the new clip
+    motion_from: str | None = None  # another generated clip's video: move the head (and, with
+    # its eye truth, gaze and blink) as it does (timing.py)...
+    timing_at_s: float = 0.0  # ...both starting this far into the new clip
 
     def check(self, where: str) -> None:
         check_name(self.name, "clip")
@@ -126,11 +128,17 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     light_gain = 1.0 + 0.08 * np.sin(2 * np.pi * times / 24.0 + light_phase)
     light_tilt = 0.10 * np.sin(2 * np.pi * times / 31.0 + light_phase / 2)
 
+    motion = borrow_motion(opts.motion_from, opts.timing_at_s, times) if opts.motion_from \
+        else None
+    if motion is not None:
+        head = motion.head_over(head)
+
     rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut")
-    if opts.stress.active:  # a hard clip: degraded picture and sound, its own truth table
+    if opts.stress.active or (motion is not None and motion.gaze is not None):
+        # a hard clip (degraded picture and sound), or borrowed eyes: its own truth table
         head, light_gain, stress_facts = stress_clip(
             video_path, raw_dir / f"{opts.name}.truth_stress.parquet", rig, mouth, head,
-            light_gain, light_tilt, audio, sr, speech_span, opts)
+            light_gain, light_tilt, audio, sr, speech_span, opts, motion)
     else:
         stress_facts = {}
         with atomic_path(video_path) as tmp:

@@ -41,6 +41,7 @@ from talkedit.params import Section, bad_param
 if TYPE_CHECKING:
     from stages.demo import DemoParams
     from stages.demo.face_rig import FaceRig, HeadPose
+    from stages.demo.timing import BorrowedMotion
 
 NOISE_KINDS = ("none", "white", "pink", "music")
 CODECS = ("none", "aac32k8")
@@ -487,9 +488,11 @@ def second_person_track(times: np.ndarray, stress: StressParams) -> np.ndarray:
 def stress_clip(video_path: Path, truth_path: Path, rig: FaceRig, mouth: np.ndarray,
                 head: np.ndarray, light_gain: np.ndarray, light_tilt: np.ndarray,
                 audio: np.ndarray, sr: int, speech_span: tuple[int, int], opts: DemoParams,
+                motion: BorrowedMotion | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Write the hard clip and its per-frame truth; return the head and light truth as
-    rendered (motion and flicker change them) and a summary of what was done."""
+    rendered (motion and flicker change them) and a summary of what was done. ``motion``
+    (another clip's, timing.py) replaces the gaze and blinks where it is active."""
     from stages.demo.face_rig import HeadPose
     from talkedit.artifacts import TRUTH_STRESS, write_parquet
     from talkedit.atomic import atomic_path
@@ -502,6 +505,9 @@ def stress_clip(video_path: Path, truth_path: Path, rig: FaceRig, mouth: np.ndar
     light_gain, light_tilt = lighting(light_gain, light_tilt, times, stress, rng)
     blinks = blink_track(times, stress, rng)
     gaze = gaze_track(times, stress)
+    if motion is not None and motion.gaze is not None and motion.blink is not None:
+        gaze = np.where(motion.active[:, None], motion.gaze, gaze)
+        blinks = np.where(motion.active, motion.blink, blinks)
     occluder = occluder_track(times, stress)
     second = second_person_track(times, stress)
     sound, facts = degrade_audio(audio, sr, speech_span, stress, opts.voice, rng)

@@ -1,4 +1,4 @@
-"""Speak with another clip's words and phone timings: truth clips for reenactment.
+"""Speak (and move) like another clip: truth clips for reenactment.
 
 ``demo.timing_from`` names a generated clip's video (``<dir>/<name>.mp4``, with its
 ``<name>.txt`` and ``<name>.truth_phones.parquet`` beside it). The new clip then says
@@ -7,6 +7,11 @@ into the new clip, over the source's own soundtrack: "face A saying the source's
 words with the source's timing", which is what a reenactment of A driven by the
 source should show. Head motion and lighting still follow the new clip's seed, so
 with the target's seed the truth's frames are the target's frames, but for the mouth.
+
+``demo.motion_from`` does the same for the head (rotation and shift) and, when the
+other clip has a truth_stress table, its gaze and blinks: the truth of a portrait
+reenactment (the rig's resting pose is frontal for every face, so the source's pose
+relative to its rest is its pose).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from talkedit.artifacts import TRUTH_PHONES, read_parquet
+from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, TRUTH_STRESS, read_parquet
 from talkedit.errors import TalkeditError
 from talkedit.phonemes import SILENCE
 
@@ -74,3 +79,43 @@ def borrow_speech(video: str | Path, at_s: float) -> BorrowedSpeech:
     text = " ".join(text_path.read_text(encoding="utf-8").split())
     words = int(phones.loc[phones["word_index"] >= 0, "word_index"].nunique())
     return BorrowedSpeech(text, np.concatenate([lead, samples]), rate, rows, words)
+
+
+HEAD_COLUMNS = ("head_yaw_deg", "head_pitch_deg", "head_roll_deg", "head_tx_px", "head_ty_px")
+
+
+@dataclass(frozen=True)
+class BorrowedMotion:
+    active: np.ndarray  # (n,) frames the other clip's motion covers
+    head: np.ndarray  # (n, 5) yaw, pitch, roll (deg), tx, ty (px) there
+    gaze: np.ndarray | None  # (n, 2) yaw, pitch (deg), when the other clip has eye truth
+    blink: np.ndarray | None  # (n,) lid closure 0..1
+
+    def head_over(self, own: np.ndarray) -> np.ndarray:
+        return np.where(self.active[:, None], self.head, own)
+
+
+def borrow_motion(video: str | Path, at_s: float, times: np.ndarray) -> BorrowedMotion:
+    """The generated clip ``video``'s head track (and eye truth), ``at_s`` later, sampled
+    at ``times``; frames outside its span are marked inactive."""
+    video = Path(video)
+    frames_path = video.with_name(f"{video.stem}.truth_frames.parquet")
+    if not frames_path.is_file():
+        raise TalkeditError(frames_path, "not found (demo.motion_from needs a generated clip's "
+                            "truth frames beside its video)", "name a clip written by talkedit demo")
+    frames = read_parquet(frames_path, TRUTH_FRAMES)
+    t = times - at_s
+    src_t = frames["time_s"].to_numpy()
+    active = (t >= 0) & (t <= src_t[-1])
+
+    def sample(values: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(t, src_t, v) for v in np.atleast_2d(values.T)], axis=1)
+
+    head = sample(frames[list(HEAD_COLUMNS)].to_numpy(np.float64))
+    stress_path = video.with_name(f"{video.stem}.truth_stress.parquet")
+    gaze = blink = None
+    if stress_path.is_file():
+        eyes = read_parquet(stress_path, TRUTH_STRESS)
+        gaze = sample(eyes[["gaze_yaw_deg", "gaze_pitch_deg"]].to_numpy(np.float64))
+        blink = sample(eyes[["blink"]].to_numpy(np.float64))[:, 0]
+    return BorrowedMotion(active, head, gaze, blink)
