@@ -20,7 +20,8 @@ from talkedit.params import Section, section_types
 
 CLIP, EDIT, PROJECT = "clip", "edit", "project"
 SCENE = "scene"  # a dialogue scene: data/scenes/<scene>.yaml, listed in params.yaml scenes:
-JOB = "job"  # a lip-sync job, data/lipsync/<job>/ (listed under lipsync_jobs: in params.yaml)
+JOB = "job"  # a lip-sync job, data/lipsync/<job>/ (listed under lipsync_jobs: in params.yaml),
+# or a reenactment job, data/reenact/<job>.yaml (listed under reenact_jobs:)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,16 @@ STAGES: tuple[StageSpec, ...] = (
               "data/renders/<job>/.", "stages.lipsync.render:run_liprender"),
     StageSpec("lipcomposite", JOB, "Composite, watermark and sign a lip-sync job's video. Writes "
               "data/outputs/<job>.mp4 and its provenance.", "stages.lipsync.composite:run_lipcomposite"),
+    # Reenactment (stages/reenact, Face2Face): a source clip's face drives a target clip's.
+    StageSpec("reenactplan", JOB, "Plan a reenactment job: transfer the source's expressions onto "
+              "the target's face model. Reads data/reenact/<job>.yaml and both clips' fits; "
+              "writes data/plans/<job>/ (plan, audio.wav, reenact.parquet, reenact.json).",
+              "stages.reenact.plan:run_reenact"),
+    StageSpec("reenactrender", JOB, "Render a reenactment job's faces with the target's "
+              "renderer. Writes data/renders/<job>/.", "stages.reenact.render:run_reenactrender"),
+    StageSpec("reenactcomposite", JOB, "Composite, watermark and sign a reenactment job's video. "
+              "Writes data/outputs/<job>.mp4 and its provenance.",
+              "stages.reenact.composite:run_reenactcomposite"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}

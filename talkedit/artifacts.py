@@ -409,6 +409,41 @@ class LipsyncPaths:
         return self.outputs.plan_dir / "lipsync.json"
 
 
+@dataclass(frozen=True)
+class ReenactPaths:
+    """A reenactment job's spec, data/reenact/<job>.yaml (stages/reenact/spec.py).
+
+    Like a lip-sync job's, its plan, soundtrack, renders and output share the edit
+    contracts and places (``EditPaths.of(job)``), so render and composite read it as an
+    edit; a job may not share an edit's or a lip-sync job's name.
+    """
+
+    job: str
+    data: Path
+
+    @classmethod
+    def of(cls, job: str, root: Path | None = None) -> ReenactPaths:
+        return cls(check_name(job, "job"), data_dir(root))
+
+    @property
+    def spec(self) -> Path:
+        return self.data / "reenact" / f"{self.job}.yaml"
+
+    @property
+    def outputs(self) -> EditPaths:
+        return EditPaths(self.job, self.data)
+
+    @property
+    def track(self) -> Path:
+        """Per output frame: the source frame driving it and what was transferred (REENACT_TRACK)."""
+        return self.outputs.plan_dir / "reenact.parquet"
+
+    @property
+    def report(self) -> Path:
+        """What the job did: spans, neutrals, scales, clipping (JSON)."""
+        return self.outputs.plan_dir / "reenact.json"
+
+
 # --- schemas ------------------------------------------------------------------------------
 
 
@@ -471,6 +506,8 @@ TRUTH_STRESS = pa.schema(
         ("occluded_share", pa.float32()),  # share of the mouth box an object covers (0 = clear)
         ("blink", pa.float32()),  # eyelid closure, 0 open .. 1 shut
         ("second_person", pa.float32()),  # a second person in frame, 0 out .. 1 fully in
+        ("gaze_yaw_deg", pa.float32()),  # eye-in-head gaze, + = towards image right (demo.stress.gaze_deg)
+        ("gaze_pitch_deg", pa.float32()),  # + = down; both 0 = looking along the head's axis
     ]
 )
 
@@ -656,6 +693,20 @@ LIP_TRACK = pa.schema(
         ("opening", pa.float32()),  # predicted mouth opening (inner-lip gap / eye distance)
         ("energy_db", pa.float32()),  # the new audio's level re. its speech level
         ("expression", vec(N_EXPRESSION)),  # predicted expression
+    ]
+)
+# reenact (stages/reenact): one row per reenacted output frame, before it is written into
+# the plan (PLAN), kept to score and plot the transfer.
+REENACT_TRACK = pa.schema(
+    [
+        ("frame", pa.int32()),  # output frame
+        ("time_s", pa.float64()),
+        ("target_frame", pa.int32()),  # the target's frame behind it (pose, light, background)
+        ("source_frame", pa.int32()),  # the source's frame driving it
+        ("source_opening", pa.float32()),  # the source's mouth opening (inner-lip gap / eye dist.)
+        ("opening", pa.float32()),  # the transferred face's mouth opening on the target's model
+        ("clipped", pa.int8()),  # coefficients held at max_extrapolation target SDs
+        ("expression", vec(N_EXPRESSION)),  # transferred, on the target's basis
     ]
 )
 LIP_LOSSES_COLUMNS = ["step", "lstm_train", "lstm_validation", "tcn_train", "tcn_validation"]

@@ -264,30 +264,34 @@ def _take_tail(node: Any) -> Any:
     return tail
 
 
-def register_edit(root: Path, name: str, clip: str, section: str = "edits") -> bool:
-    """List ``name: {clip: <clip>}`` under ``edits:`` (or ``section:``, e.g. lipsync_jobs) in
-    params.yaml; keep the rest of the file byte for byte. Returns whether the file changed."""
+def register_edit(root: Path, name: str, clip: str, section: str = "edits",
+                  fields: dict[str, str] | None = None) -> bool:
+    """List ``name: {clip: <clip>}`` (or ``fields``, e.g. a reenactment's target and source)
+    under ``edits:`` (or ``section:``, e.g. lipsync_jobs) in params.yaml; keep the rest of
+    the file byte for byte. Returns whether the file changed."""
     from ruamel.yaml.comments import CommentedMap
 
+    wanted = fields or {"clip": clip}
     path = Path(root) / PARAMS_FILE
     rt = _round_trip()
     source = path.read_text(encoding="utf-8")
     doc = rt.load(source)
     edits = doc.get(section)
     entry = edits.get(name) if isinstance(edits, dict) else None
-    if isinstance(entry, dict) and entry.get("clip") == clip:
+    if isinstance(entry, dict) and all(entry.get(k) == v for k, v in wanted.items()):
         return False
     if isinstance(entry, dict):
-        entry["clip"] = clip
+        entry.update(wanted)
     else:
         if not isinstance(edits, CommentedMap):
             edits = CommentedMap()
             doc[section] = edits
         tail = _take_tail(edits)
         new = CommentedMap()
-        new["clip"] = clip
+        for key, value in wanted.items():
+            new[key] = value
         if tail is not None:
-            new.ca.items["clip"] = [None, None, tail, None]
+            new.ca.items[list(wanted)[-1]] = [None, None, tail, None]
         edits[name] = new
     out = io.StringIO()
     rt.dump(doc, out)

@@ -52,6 +52,8 @@ Workflow (run in the project folder, the one holding params.yaml):
      talkedit's watermarks, `talkedit detect` for any edited mouth (no watermark needed).
   Lip sync: `talkedit lipsync <clip> <take.wav|clip:NAME|text:WORDS>` drives the clip
   with new speech (lipmodel per clip; lipplan -> liprender -> lipcomposite per job).
+  Reenactment: `talkedit reenact JOB --target CLIP --source CLIP` makes the target's face
+  follow the source's expressions (reenactplan -> reenactrender -> reenactcomposite).
 Each stage subcommand below is one DVC stage for one clip or edit.
 """
 
@@ -622,6 +624,89 @@ def lipsync(
         return
     _repro_and_verify(root, f"lipcomposite@{job}", f"lipsync-{job}",
                       EditPaths.of(job, root).output)
+
+
+# --- talkedit reenact ---------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def reenact(
+    job: Annotated[str, typer.Argument(metavar="JOB", help="The job (data/reenact/<JOB>.yaml); written first when --target and --source are given.")],
+    target: Annotated[str | None, typer.Option(
+        metavar="CLIP", help="The clip whose face is driven (its renderer is trained if need be).")] = None,
+    source: Annotated[str | None, typer.Option(
+        metavar="CLIP", help="The clip whose face drives it.")] = None,
+    mode: Annotated[str, typer.Option(
+        metavar="MODE", help="expression (Face2Face) | portrait (not built yet).")] = "expression",
+    source_span: Annotated[tuple[float, float] | None, typer.Option(
+        metavar="START END", help="The source's seconds that drive (default: all of it).")] = None,
+    target_start: Annotated[float, typer.Option(
+        metavar="SECONDS", help="Where on the target the source's span lands.")] = 0.0,
+    keep_rest: Annotated[bool, typer.Option(
+        "--keep-rest/--span-only", help="Keep the target's other frames in the output.")] = True,
+    run: Annotated[bool, typer.Option(
+        "--run/--no-run", help="Run `dvc repro` for the job (--no-run: only write it).")] = True,
+) -> None:
+    """Reenact: make TARGET's face follow SOURCE's expressions (Face2Face), end to end.
+
+    With --target and --source, checks both clips first (one frame rate, a target long
+    enough to train on, a face in the source; a failing check writes nothing), writes
+    data/reenact/<JOB>.yaml and lists the job under reenact_jobs: (and both clips under
+    clips:) in params.yaml. Then runs `dvc repro reenactcomposite@<JOB>` (both clips'
+    extract and fit, the target's renderer, the transfer, render and composite), a line
+    per stage, its output in data/runs/reenact-<JOB>.log; prints data/outputs/<JOB>.mp4
+    and its verdict.
+    """
+    import yaml
+
+    from stages.reenact import ReenactParams
+    from stages.reenact.check import check_clips
+    from stages.reenact.spec import load_reenact
+    from talkedit.artifacts import ClipPaths, ReenactPaths
+    from talkedit.atomic import write_text
+    from talkedit.authoring import register_clip, register_edit
+    from talkedit.params import load_section
+
+    root = _project_root()
+    paths = ReenactPaths.of(job, root)
+    if (target is None) != (source is None):
+        raise TalkeditError("--target/--source", "only one of the two is given",
+                            "give both (to write the job) or neither (to run data/reenact/"
+                            f"{job}.yaml)")
+    if target is not None and source is not None:
+        target, source = ClipPaths.of(target, root).clip, ClipPaths.of(source, root).clip
+        if source_span is not None and not 0 <= source_span[0] < source_span[1]:
+            raise TalkeditError(f"--source-span {source_span[0]} {source_span[1]}",
+                                "is not START END with START < END", "e.g. --source-span 1 6")
+        check_clips(target, source, root, load_section(ReenactParams, root))
+        spec: dict[str, Any] = {"target": target, "source": source, "mode": mode}
+        if source_span is not None:
+            spec["source_span"] = [float(source_span[0]), float(source_span[1])]
+        spec.update({"target_start_s": float(target_start), "keep_rest": keep_rest})
+        if paths.spec.is_file():
+            raise TalkeditError(paths.spec, "exists already", "give another JOB name, or run "
+                                f"it as it is: talkedit reenact {job}")
+        write_text(paths.spec, yaml.safe_dump(spec, sort_keys=False))
+        try:
+            load_reenact(job, root)  # the written spec reads back (mode, names)
+        except TalkeditError:
+            paths.spec.unlink()
+            raise
+        for clip in dict.fromkeys((target, source)):
+            register_clip(root, clip)
+        register_edit(root, job, target, section="reenact_jobs",
+                      fields={"target": target, "source": source})
+        typer.echo(f"reenactment job {job}: {paths.spec.relative_to(root)} (listed in "
+                   f"{PARAMS_FILE})")
+    else:
+        spec_read = load_reenact(job, root)
+        check_clips(spec_read.target, spec_read.source, root, load_section(ReenactParams, root))
+    if not run:
+        typer.echo(f"run it with: dvc repro reenactcomposite@{job}")
+        return
+    _repro_and_verify(root, f"reenactcomposite@{job}", f"reenact-{job}",
+                      paths.outputs.output)
 
 
 # --- scheduled runs ----------------------------------------------------------------------

@@ -91,10 +91,10 @@ def _fail(path: Path, problem: str, fix: str) -> TalkeditError:
 
 
 def read_spec_file(path: Path, missing: str, missing_fix: str, shape: str, example: str,
-                   keys: set[str]) -> dict[str, Any]:
-    """A spec file's mapping (an edit's, a lip-sync job's), checked the one way: it exists,
-    is UTF-8 YAML, a mapping of ``keys`` only (``shape`` says which are needed), and names
-    its clip."""
+                   keys: set[str], clip_keys: tuple[str, ...] = ("clip",)) -> dict[str, Any]:
+    """A spec file's mapping (an edit's, a lip-sync job's, a reenactment's), checked the one
+    way: it exists, is UTF-8 YAML, a mapping of ``keys`` only (``shape`` says which are
+    needed), and names its clip (each of ``clip_keys``)."""
     if not path.is_file():
         raise _fail(path, missing, missing_fix)
     try:
@@ -109,9 +109,11 @@ def read_spec_file(path: Path, missing: str, missing_fix: str, shape: str, examp
     unknown = sorted(set(map(str, data)) - keys)
     if unknown:
         raise _fail(path, f"has unknown keys {unknown}", f"use only {sorted(keys)}")
-    clip = data.get("clip")
-    if not isinstance(clip, str) or not clip:
-        raise _fail(path, "names no clip", "add 'clip: <name>' (a clip listed in params.yaml)")
+    for key in clip_keys:
+        clip = data.get(key)
+        if not isinstance(clip, str) or not clip:
+            raise _fail(path, f"names no {key}",
+                        f"add '{key}: <name>' (a clip listed in params.yaml)")
     return data
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from stages.demo.face_rig import FaceRig, HeadPose, load_face
 from stages.demo.mouth import articulation_track
 from stages.demo.stress import StressParams, stress_clip
+from stages.demo.timing import borrow_motion, borrow_speech
 from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, ClipPaths, write_parquet
 from talkedit.atomic import atomic_path, write_text
 from talkedit.errors import TalkeditError
@@ -49,6 +50,11 @@ class DemoParams(Section):
     fps: int = 25
     crf: int = 18
     stress: StressParams = field(default_factory=StressParams)  # hard-clip options (stress.py)
+    timing_from: str | None = None  # another generated clip's video: say its words with its
+    # phone timings and sound (timing.py), instead of ``text``...
+    motion_from: str | None = None  # another generated clip's video: move the head (and, with
+    # its eye truth, gaze and blink) as it does (timing.py)...
+    timing_at_s: float = 0.0  # ...both starting this far into the new clip
 
     def check(self, where: str) -> None:
         check_name(self.name, "clip")
@@ -93,27 +99,20 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     truth_phones_path = raw_dir / f"{opts.name}.truth_phones.parquet"
     truth_frames_path = raw_dir / f"{opts.name}.truth_frames.parquet"
 
-    text = read_script(opts.text)
-    speech = synthesize(text, voice=opts.voice, rate_wpm=opts.rate_wpm)
-    sr = speech.sample_rate
-    lead = np.zeros(int(LEAD_S * sr), dtype=np.int16)
-    audio = np.concatenate([lead, speech.samples, lead])
+    if opts.timing_from:  # another clip's words, phone timings and sound (timing.py)
+        borrowed = borrow_speech(opts.timing_from, opts.timing_at_s)
+        text, sr, n_words = borrowed.text, borrowed.sample_rate, borrowed.words
+        audio, rows = borrowed.audio, borrowed.rows
+        speech_span = (int(round(opts.timing_at_s * sr)), len(audio))
+    else:
+        text = read_script(opts.text)
+        audio, sr, rows, n_words = _own_speech(text, opts)
+        speech_span = (int(LEAD_S * sr), len(audio) - int(LEAD_S * sr))
     duration = len(audio) / sr
     n_frames = int(np.ceil(duration * opts.fps))
     audio = np.concatenate([audio, np.zeros(int(round(n_frames / opts.fps * sr)) - len(audio),
                                             dtype=np.int16)])
     duration = len(audio) / sr
-
-    # Truth phones, shifted by the lead-in; silence rows tile the gaps.
-    words = [re.sub(r"[^\w'-]+", "", w.text) for w in speech.words]
-    rows = [(-1, "", SILENCE, 0.0, LEAD_S)]
-    for ph in speech.phones:
-        row = (ph.word_index, words[ph.word_index] if ph.word_index >= 0 else "", ph.phone,
-               ph.start_s + LEAD_S, ph.end_s + LEAD_S)
-        if ph.phone == SILENCE and rows[-1][2] == SILENCE:
-            rows[-1] = (*rows[-1][:4], row[4])
-        else:
-            rows.append(row)
     end_speech = rows[-1][4]
     if rows[-1][2] == SILENCE:
         rows[-1] = (*rows[-1][:4], duration)
@@ -129,12 +128,17 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     light_gain = 1.0 + 0.08 * np.sin(2 * np.pi * times / 24.0 + light_phase)
     light_tilt = 0.10 * np.sin(2 * np.pi * times / 31.0 + light_phase / 2)
 
+    motion = borrow_motion(opts.motion_from, opts.timing_at_s, times) if opts.motion_from \
+        else None
+    if motion is not None:
+        head = motion.head_over(head)
+
     rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut")
-    if opts.stress.active:  # a hard clip: degraded picture and sound, its own truth table
-        speech_span = (len(lead), len(lead) + len(speech.samples))
+    if opts.stress.active or (motion is not None and motion.gaze is not None):
+        # a hard clip (degraded picture and sound), or borrowed eyes: its own truth table
         head, light_gain, stress_facts = stress_clip(
             video_path, raw_dir / f"{opts.name}.truth_stress.parquet", rig, mouth, head,
-            light_gain, light_tilt, audio, sr, speech_span, opts)
+            light_gain, light_tilt, audio, sr, speech_span, opts, motion)
     else:
         stress_facts = {}
         with atomic_path(video_path) as tmp:
@@ -149,13 +153,32 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
                    "head_roll_deg": head[:, 2], "head_tx_px": head[:, 3], "head_ty_px": head[:, 4],
                    "light_gain": light_gain}, TRUTH_FRAMES, truth_frames_path)
     summary = {"clip": opts.name, "video": str(video_path), "frames": n_frames,
-               "duration_s": round(duration, 3), "words": len(speech.words),
+               "duration_s": round(duration, 3), "words": n_words,
                "phones": sum(1 for r in rows if r[2] != SILENCE), "size": opts.size,
                "fps": opts.fps, "voice": opts.voice, "rate_wpm": opts.rate_wpm,
                **({"stress": stress_facts} if stress_facts else {})}
-    log.info("demo clip %s: %d frames, %.1f s, %d words", opts.name, n_frames, duration,
-             len(speech.words))
+    log.info("demo clip %s: %d frames, %.1f s, %d words", opts.name, n_frames, duration, n_words)
     return summary
+
+
+def _own_speech(text: str, opts: DemoParams
+                ) -> tuple[np.ndarray, int, list[tuple[int, str, str, float, float]], int]:
+    """espeak-ng says ``text``: int16 audio with a silent lead-in, its rate, the truth phone
+    rows (shifted by the lead-in, silence rows tiling the gaps) and the word count."""
+    speech = synthesize(text, voice=opts.voice, rate_wpm=opts.rate_wpm)
+    sr = speech.sample_rate
+    lead = np.zeros(int(LEAD_S * sr), dtype=np.int16)
+    audio = np.concatenate([lead, speech.samples, lead])
+    words = [re.sub(r"[^\w'-]+", "", w.text) for w in speech.words]
+    rows = [(-1, "", SILENCE, 0.0, LEAD_S)]
+    for ph in speech.phones:
+        row = (ph.word_index, words[ph.word_index] if ph.word_index >= 0 else "", ph.phone,
+               ph.start_s + LEAD_S, ph.end_s + LEAD_S)
+        if ph.phone == SILENCE and rows[-1][2] == SILENCE:
+            rows[-1] = (*rows[-1][:4], row[4])
+        else:
+            rows.append(row)
+    return audio, sr, rows, len(speech.words)
 
 
 def _encode(path: Path, rig: FaceRig, mouth: np.ndarray, head: np.ndarray,

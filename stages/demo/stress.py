@@ -41,10 +41,16 @@ from talkedit.params import Section, bad_param
 if TYPE_CHECKING:
     from stages.demo import DemoParams
     from stages.demo.face_rig import FaceRig, HeadPose
+    from stages.demo.timing import BorrowedMotion
 
 NOISE_KINDS = ("none", "white", "pink", "music")
 CODECS = ("none", "aac32k8")
 MAX_TURN_DEG = 40.0
+MAX_GAZE_DEG = 30.0  # past this the iris would leave a photo's eye opening
+SACCADE_S = 0.04  # a gaze shift takes about 40 ms
+EYE_RADIUS = 0.45  # eyeball radius / eye-corner distance: the iris moves this x sin(angle)
+LEFT_IRIS, RIGHT_IRIS = 468, 473  # FaceMesh refined points (iris centres)
+LEFT_LIDS, RIGHT_LIDS = (159, 145), (386, 374)  # upper / lower lid middles
 LEFT_EYE, LEFT_EYE_INNER, RIGHT_EYE, RIGHT_EYE_INNER = 33, 133, 263, 362
 LIP_TOP, LIP_BOTTOM, MOUTH_LEFT, MOUTH_RIGHT = 0, 17, 61, 291
 BLINK_S = 0.24  # a blink: lids close and open in about a quarter second
@@ -75,6 +81,8 @@ class StressParams(Section):
     flicker: float = 0.0            # lighting gain flicker amplitude (0.2 = +-20 %)
     side_light: float = 0.0         # left-right light gradient (rig tilt; 0.8 = strong)
     blink_every_s: float = 0.0      # mean time between blinks; 0 = never
+    gaze_deg: float = 0.0           # eye-in-head gaze wanders up to this far (yaw; pitch half); 0 = ahead
+    gaze_every_s: float = 1.5       # mean time between gaze shifts (saccades)
     second_person_at_s: float = -1.0  # a second person enters and speaks from here; < 0 = never
 
     def check(self, where: str) -> None:
@@ -90,10 +98,14 @@ class StressParams(Section):
             raise bad_param(where, "turn_deg", f"is {self.turn_deg}: the rig turns a flat photo, "
                             f"which looks nothing like a head past {MAX_TURN_DEG:g} degrees",
                             f"use 0..{MAX_TURN_DEG:g}")
-        if min(self.reverb_rt60_s, self.camera_noise, self.motion_blur, self.flicker,
-               self.blink_every_s, self.eye_px) < 0 or self.head_scale <= 0 or self.head_speed <= 0:
+        if (min(self.reverb_rt60_s, self.camera_noise, self.motion_blur, self.flicker,
+                self.blink_every_s, self.eye_px) < 0 or self.head_scale <= 0
+                or self.head_speed <= 0 or self.gaze_every_s <= 0):
             raise bad_param(where, "head_scale", "amounts must be >= 0 (scales and speeds > 0)",
                             "use the defaults in params.yaml")
+        if not 0 <= self.gaze_deg <= MAX_GAZE_DEG:
+            raise bad_param(where, "gaze_deg", f"is {self.gaze_deg}: past {MAX_GAZE_DEG:g} degrees "
+                            "the iris leaves a photo's eye opening", f"use 0..{MAX_GAZE_DEG:g}")
 
     @property
     def active(self) -> bool:
@@ -265,6 +277,23 @@ def blink_track(times: np.ndarray, stress: StressParams, rng: np.random.Generato
     return closure
 
 
+def gaze_track(times: np.ndarray, stress: StressParams) -> np.ndarray:
+    """(n, 2) eye-in-head gaze yaw, pitch in degrees (+ = towards image right / down):
+    fixations held for about ``gaze_every_s``, joined by ~40 ms saccades."""
+    gaze = np.zeros((len(times), 2))
+    if stress.gaze_deg <= 0 or not len(times):
+        return gaze
+    rng = np.random.default_rng(2000)  # its own stream: other options' draws stay as they were
+    t, target = 0.0, np.zeros(2)
+    while t < times[-1]:
+        new = np.array([rng.uniform(-1, 1), rng.uniform(-0.5, 0.5)]) * stress.gaze_deg
+        ramp = np.clip((times - t) / SACCADE_S, 0, 1)[:, None]
+        gaze = np.where(times[:, None] >= t, target + (new - target) * ramp, gaze)
+        target = new
+        t += rng.uniform(0.5, 1.5) * stress.gaze_every_s
+    return gaze
+
+
 def occluder_track(times: np.ndarray, stress: StressParams) -> np.ndarray:
     """The occluder's progress across the mouth per frame: 0..1 while crossing, NaN otherwise."""
     if stress.occlude_at_s < 0:
@@ -319,7 +348,8 @@ class Picture:
         return wall
 
     def frame(self, image: np.ndarray, pose: HeadPose, blink: float,
-              occluder: float, second_in: float) -> tuple[np.ndarray, dict[str, float]]:
+              occluder: float, second_in: float, gaze: tuple[float, float] = (0.0, 0.0)
+              ) -> tuple[np.ndarray, dict[str, float]]:
         """The camera frame for rig render ``image`` and the truth it holds."""
         s = self.stress
         to_frame = self.place @ self.rig._homography(pose)
@@ -327,6 +357,10 @@ class Picture:
         eyes = _points(to_frame, lm[[LEFT_EYE, RIGHT_EYE, LEFT_EYE_INNER, RIGHT_EYE_INNER]])
         mouth = _points(to_frame, lm[[LIP_TOP, LIP_BOTTOM, MOUTH_LEFT, MOUTH_RIGHT]])
         out = image.astype(np.float32)
+        if gaze != (0.0, 0.0):  # before the lids, which close over the moved iris
+            out = self._gaze(out, _points(self.rig._homography(pose), lm[[
+                LEFT_EYE, LEFT_EYE_INNER, *LEFT_LIDS, RIGHT_EYE, RIGHT_EYE_INNER, *RIGHT_LIDS]]),
+                gaze)
         if blink > 0:
             out = self._blink(out, _points(self.rig._homography(pose), lm[[
                 LEFT_EYE, LEFT_EYE_INNER, RIGHT_EYE, RIGHT_EYE_INNER]]), blink)
@@ -350,7 +384,7 @@ class Picture:
                  "eye_right_y": eyes[1, 1], "eye_px": float(np.linalg.norm(eyes[0] - eyes[1])),
                  "mouth_x": float(mouth[2:, 0].mean()), "mouth_y": float(mouth[:2, 1].mean()),
                  "occluded_share": occluded_share, "blink": blink,
-                 "second_person": second_in}
+                 "second_person": second_in, "gaze_yaw_deg": gaze[0], "gaze_pitch_deg": gaze[1]}
         return np.clip(out, 0, 255).astype(np.uint8), truth
 
     def _blink(self, image: np.ndarray, eyes: np.ndarray, closure: float) -> np.ndarray:
@@ -366,6 +400,30 @@ class Picture:
             cv2.ellipse(mask, top, axes, 0, 0, 360, 1.0, -1)
             mask = cv2.GaussianBlur(mask, (0, 0), 0.08 * width + 0.5)[..., None]
             image = image * (1 - mask) + skin * mask
+        return image
+
+    @staticmethod
+    def _gaze(image: np.ndarray, eyes: np.ndarray, gaze: tuple[float, float]) -> np.ndarray:
+        """Turn each eye: the eye opening's content (iris, pupil) slides by the rotation's
+        projection, the shift fading to nothing at the opening's rim (the lids stay)."""
+        h, w = image.shape[:2]
+        for outer, inner, top, bottom in (eyes[:4], eyes[4:]):
+            centre = (outer + inner) / 2
+            half_w = float(np.linalg.norm(outer - inner)) / 2
+            half_h = max(float(np.linalg.norm(top - bottom)) / 2, 0.25 * half_w)
+            shift = 2 * half_w * EYE_RADIUS * np.sin(np.radians(gaze))
+            x0, y0 = (np.floor(centre - [half_w, half_h]) - 2).astype(int).clip(0)
+            x1, y1 = np.ceil(centre + [half_w, half_h] + 3).astype(int)
+            x1, y1 = min(x1, w), min(y1, h)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+            r = np.hypot((xs - centre[0]) / half_w, (ys - centre[1]) / half_h)
+            weight = np.clip((1.0 - r) / 0.45, 0, 1)
+            weight = weight * weight * (3 - 2 * weight)
+            map_x, map_y = xs - shift[0] * weight, ys - shift[1] * weight
+            image[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_REFLECT101)
         return image
 
     def _occlude(self, image: np.ndarray, mouth: np.ndarray, progress: float
@@ -430,9 +488,11 @@ def second_person_track(times: np.ndarray, stress: StressParams) -> np.ndarray:
 def stress_clip(video_path: Path, truth_path: Path, rig: FaceRig, mouth: np.ndarray,
                 head: np.ndarray, light_gain: np.ndarray, light_tilt: np.ndarray,
                 audio: np.ndarray, sr: int, speech_span: tuple[int, int], opts: DemoParams,
+                motion: BorrowedMotion | None = None,
                 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Write the hard clip and its per-frame truth; return the head and light truth as
-    rendered (motion and flicker change them) and a summary of what was done."""
+    rendered (motion and flicker change them) and a summary of what was done. ``motion``
+    (another clip's, timing.py) replaces the gaze and blinks where it is active."""
     from stages.demo.face_rig import HeadPose
     from talkedit.artifacts import TRUTH_STRESS, write_parquet
     from talkedit.atomic import atomic_path
@@ -444,6 +504,10 @@ def stress_clip(video_path: Path, truth_path: Path, rig: FaceRig, mouth: np.ndar
     head = head_track(head, times, stress, 2.0 * rig.size)  # the rig's focal length
     light_gain, light_tilt = lighting(light_gain, light_tilt, times, stress, rng)
     blinks = blink_track(times, stress, rng)
+    gaze = gaze_track(times, stress)
+    if motion is not None and motion.gaze is not None and motion.blink is not None:
+        gaze = np.where(motion.active[:, None], motion.gaze, gaze)
+        blinks = np.where(motion.active, motion.blink, blinks)
     occluder = occluder_track(times, stress)
     second = second_person_track(times, stress)
     sound, facts = degrade_audio(audio, sr, speech_span, stress, opts.voice, rng)
@@ -456,7 +520,7 @@ def stress_clip(video_path: Path, truth_path: Path, rig: FaceRig, mouth: np.ndar
             image = rig.render(float(mouth[k, 0]), float(mouth[k, 1]), float(mouth[k, 2]), pose,
                                float(light_gain[k]), float(light_tilt[k]))
             frame, truth = picture.frame(image, pose, float(blinks[k]), float(occluder[k]),
-                                         float(second[k]))
+                                         float(second[k]), (float(gaze[k, 0]), float(gaze[k, 1])))
             out.write(frame)
             rows.append(truth)
         out.write_audio(sound)
@@ -472,5 +536,6 @@ def stress_clip(video_path: Path, truth_path: Path, rig: FaceRig, mouth: np.ndar
                       np.diff(columns["eye_left_x"]), np.diff(columns["eye_left_y"])))), 1)
                       if len(rows) > 1 else 0.0,
                   "occluded_frames": int(occluded.sum()), "blink_frames": int((blinks > 0).sum()),
+                  "gaze_shifts": int((np.abs(np.diff(gaze, axis=0)).sum(axis=1) > 0.5).sum()),
                   "second_person_frames": int((second > 0).sum())})
     return head, light_gain, facts

@@ -71,11 +71,12 @@ def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
 
 
 def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
-                     expression_from: np.ndarray, edited: np.ndarray, fps: float = 25.0
-                     ) -> dict[str, np.ndarray]:
+                     expression_from: np.ndarray, edited: np.ndarray, fps: float = 25.0,
+                     expression: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """PLAN columns for re-rendering clip frames ``background`` with the expressions of
-    frames ``expression_from`` (pose and light of the background): a plan without the
-    plan stage, for checks and benchmarks. Write it with ``write_parquet(..., PLAN, ...)``."""
+    frames ``expression_from`` (pose and light of the background), or with ``expression``
+    (n, 64) when given (another person's, transferred: stages/reenact): a plan without the
+    plan stage. Write it with ``write_parquet(..., PLAN, ...)``."""
     _, table = load_fit(clip, root)
     n = len(background)
     bg, src = np.asarray(background), np.asarray(expression_from)
@@ -86,7 +87,8 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
         "blend_weight": np.zeros(n), "rotation": column_array(table, "rotation")[bg],
         "translation": column_array(table, "translation")[bg],
         "scale": table.column("scale").to_numpy()[bg],
-        "expression": column_array(table, "expression")[src],
+        "expression": column_array(table, "expression")[src] if expression is None
+        else np.asarray(expression),
         "illumination": column_array(table, "illumination")[bg],
         "source_time_s": bg / fps,
     }

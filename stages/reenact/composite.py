@@ -1,0 +1,28 @@
+"""reenactcomposite: a reenactment job's video through the edit path's compositor
+(``composite_plan``): watermarked, labelled and signed as an edit's, its manifest's action
+saying "Reenacted" and naming both inputs (the target as the source video, the source
+clip's video as an ingredient)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from stages.composite.compose import CompositeParams, composite_plan
+from stages.composite.watermark import WatermarkParams
+from stages.reenact.spec import load_reenact
+from talkedit.artifacts import ClipPaths, ReenactPaths
+
+
+def run_reenactcomposite(job: str, root: Path, composite: CompositeParams,
+                         watermark: WatermarkParams) -> dict[str, Any]:
+    """Composite the job: data/outputs/<job>.mp4 and its provenance ("Reenacted")."""
+    spec = load_reenact(job, root)
+    source_video = ClipPaths.of(spec.source, root).video
+    return composite_plan(
+        spec.target, ReenactPaths.of(job, root).outputs, spec.path, composite, watermark,
+        description=f"Reenacted: clip {spec.target}'s face made to follow clip {spec.source}'s "
+                    f"expressions ({spec.mode} transfer after Thies et al. 2016, Face2Face) and "
+                    f"re-synthesized by {spec.target}'s own renderer; the span's sound is "
+                    f"{spec.source}'s.",
+        ingredients=(("source video", source_video),), stages=("reenact", "reenact"))
