@@ -110,9 +110,13 @@ def loop_clip(base: Path, copies: int) -> tuple[Path, int, float]:
     return root, copies * n_frames, copies * copy_s
 
 
-def run_stages(root: Path) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
+def run_stages(root: Path, only: set[str] | None = None, kept: dict | None = None
+               ) -> dict[str, dict[str, float]]:
+    """Each stage's figures; with ``only``, the others are taken from ``kept`` (last run)."""
+    out: dict[str, dict[str, float]] = dict(kept or {})
     for stage, entry in LONG_STAGES:
+        if only and stage not in only and stage in out:
+            continue
         extra = ', align={"on_mismatch": "mark"}' if stage == "align" else ""
         code = _CHILD.format(entry=entry, clip=CLIP, root=str(root), extra=extra)
         proc = subprocess.run([sys.executable, "-c", code],
@@ -135,6 +139,8 @@ def main() -> None:
     parser.add_argument("--minutes", default="1,30", help="clip lengths; the first is the "
                         "reference, generated; longer ones loop the --base clip")
     parser.add_argument("--base", type=float, default=3.0, help="minutes of the looped clip")
+    parser.add_argument("--stages", help="re-measure only these stages (comma-separated); "
+                        "the others keep their last figures")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     minutes = [float(m) for m in args.minutes.split(",")]
@@ -154,7 +160,8 @@ def main() -> None:
             root, frames, seconds = loop_clip(base, copies)
             how = f"{copies} x the {args.base:g}-min clip"
         made_s = time.perf_counter() - t
-        stages = run_stages(root)
+        only = set(args.stages.split(",")) if args.stages else None
+        stages = run_stages(root, only, rows.get(f"{m:g}", {}).get("stages"))
         rows[f"{m:g}"] = {"minutes": round(seconds / 60, 2), "frames": frames, "how": how,
                           "made_s": round(made_s, 1), "stages": stages, **align_error(root)}
         cache.write_text(json.dumps(rows, indent=1))

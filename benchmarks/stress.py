@@ -284,6 +284,7 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("within_20ms", "align <= 20 ms"), ("low_conf_words", "low-conf. words"),
            ("detected_share_clear", "fit detected (outside occlusion)"),
            ("eye_err_iod", "eye-corner error / IOD"), ("occl", "occluded frames flagged"),
+           ("two_faces_frames", "frames with 2 faces"),
            ("opening_r", "fit opening r"), ("edit_opening_r", "edit opening r"),
            ("edit_mouth_psnr_db", "edit mouth PSNR dB"), ("watermark", "watermark"),
            ("refused", "refused / crashed"))
