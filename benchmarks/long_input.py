@@ -140,7 +140,8 @@ def main() -> None:
                         "reference, generated; longer ones loop the --base clip")
     parser.add_argument("--base", type=float, default=3.0, help="minutes of the looped clip")
     parser.add_argument("--stages", help="re-measure only these stages (comma-separated); "
-                        "the others keep their last figures")
+                        "the others keep their last figures (include extract: each run makes "
+                        "the clip's project afresh, so the later stages need its output)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     minutes = [float(m) for m in args.minutes.split(",")]
