@@ -503,7 +503,7 @@ TRUTH_STRESS = pa.schema(
         ("eye_px", pa.float32()),  # their distance
         ("mouth_x", pa.float32()),  # the closed mouth's centre, frame px
         ("mouth_y", pa.float32()),
-        ("occluded_share", pa.float32()),  # share of the mouth box an object covers (0 = clear)
+        ("occluded_share", pa.float32()),  # share of the mouth box an object or a second person covers
         ("blink", pa.float32()),  # eyelid closure, 0 open .. 1 shut
         ("second_person", pa.float32()),  # a second person in frame, 0 out .. 1 fully in
         ("gaze_yaw_deg", pa.float32()),  # eye-in-head gaze, + = towards image right (demo.stress.gaze_deg)

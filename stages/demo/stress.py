@@ -369,11 +369,12 @@ class Picture:
                                     flags=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)
             mask = cv2.warpAffine(self._mask, self.place[:2], (self.width, self.height))[..., None]
             out = warped * mask + self.background * (1 - mask)
-        if second_in > 0:
-            out = self._second_person(out, second_in)
         occluded_share = 0.0
+        if second_in > 0:
+            out, occluded_share = self._second_person(out, second_in, mouth)
         if np.isfinite(occluder):
-            out, occluded_share = self._occlude(out, mouth, occluder)
+            out, share = self._occlude(out, mouth, occluder)
+            occluded_share = max(occluded_share, share)
         centre = eyes[:2].mean(axis=0)
         if s.motion_blur > 0 and self._prev_centre is not None:
             out = self._blur(out, (centre - self._prev_centre) * s.motion_blur)
@@ -454,8 +455,10 @@ class Picture:
                  (int(round(c + d[0])), int(round(c + d[1]))), 1.0, 1)
         return cv2.filter2D(image, -1, kernel / kernel.sum())
 
-    def _second_person(self, image: np.ndarray, progress: float) -> np.ndarray:
-        """The photo, mirrored and recoloured, slides in from the right edge (0.6x size)."""
+    def _second_person(self, image: np.ndarray, progress: float, mouth: np.ndarray
+                       ) -> tuple[np.ndarray, float]:
+        """The photo, mirrored and recoloured, slides in from the right edge (0.6x size);
+        also the share of the speaker's mouth box it covers (its disk in front of the lips)."""
         if self._second is None:
             other = cv2.flip(self.rig.image, 1).astype(np.float32)
             other = other[..., ::-1] * 0.6 + other * 0.4  # a different complexion and clothes
@@ -475,7 +478,10 @@ class Picture:
         m = mask[: h - y0, : x1 - x0]
         image = image.copy()
         image[y0:h, x0:x1] = region * (1 - m) + part * m
-        return image
+        cover = np.zeros((h, w), np.float32)
+        cover[y0:h, x0:x1] = m[..., 0] > 0.5
+        box = cover[int(mouth[0, 1]):int(mouth[1, 1]) + 1, int(mouth[2, 0]):int(mouth[3, 0]) + 1]
+        return image, float(box.mean()) if box.size else 0.0
 
 
 def second_person_track(times: np.ndarray, stress: StressParams) -> np.ndarray:

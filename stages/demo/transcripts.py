@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 PASSAGES_FILE = Path(__file__).with_name("passages.txt")
+# 20 more, of the same kind and length, never evaluated on: the mismatch checks' thresholds
+# are calibrated on these (benchmarks/stress.py --calibrate), scored on PASSAGES_FILE.
+CALIBRATION_FILE = Path(__file__).with_name("calibration_passages.txt")
 FUNCTION_WORDS = frozenset({
     "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "by", "for", "with",
     "from", "as", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that",
@@ -38,8 +41,8 @@ REPLACEMENTS = ("marketing", "group", "big", "purple", "elephant", "tomorrow", "
 FILLERS = ("um", "you know")
 
 
-def passages() -> list[str]:
-    return [line.strip() for line in PASSAGES_FILE.read_text(encoding="utf-8").splitlines()
+def passages(path: Path = PASSAGES_FILE) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
 
 

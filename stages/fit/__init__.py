@@ -63,7 +63,9 @@ from stages.fit.smoothing import METHODS, smooth
 from stages.fit.spill import RowSpill
 from stages.fit.topology import Topology
 from stages.fit.tracking import (
+    AMBIGUOUS,
     OCCLUDED,
+    OTHER_OVER_MOUTH,
     REASONS,
     MainFaceTracker,
     fill_gaps,
@@ -234,7 +236,8 @@ def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_
     topo = landmarker.topology
     n, width = len(store), topo.n_points * 3
     w, h = frame_size
-    tracker = MainFaceTracker(w, h, min_face_px=opts.min_face_px)
+    tracker = MainFaceTracker(w, h, min_face_px=opts.min_face_px, mouth_points=tuple(
+        sorted({i for pair in topo.inner_lip_pairs for i in pair})))
     framer = CropFramer(topo, opts.crop_margin)
     lm_spill = RowSpill(scratch / "landmarks.f32", width, np.float32)
     colour_spill = RowSpill(scratch / "colours.u8", width, np.uint8)
@@ -515,6 +518,13 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleP
             "mask": "face.parquet mask_polygon (crop px); stages.fit.read_crops rasterizes it"})
     write_json(fit_metrics_path(paths), fit_metrics(scan.detected, fillable, residual, model))
     elapsed = time.perf_counter() - t0
+    other = {"other_person_over_mouth": scan.reason == OTHER_OVER_MOUTH,
+             "speaker_ambiguous": scan.reason == AMBIGUOUS}
+    for key, flagged in other.items():
+        if flagged.any():
+            log.warning("fit %s: %d frames left out (%s): %s", clip, int(flagged.sum()),
+                        REASONS[OTHER_OVER_MOUTH if key.startswith("other") else AMBIGUOUS],
+                        format_ranges(runs(flagged), fps))
     summary = {
         "clip": clip, "frames": n, "landmarker": landmarker.name,
         "detected_share": round(float(scan.detected.mean()), 4),
@@ -524,6 +534,10 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleP
         "occluded_ranges": format_ranges(runs(occluded), fps) if occluded.any() else "",
         "max_faces_seen": int(scan.n_faces.max()),
         "multi_face_frames": scan.tracker.multi_face_frames,
+        # frames left out because another person made the speaker's mouth uncertain
+        **{f"{key}_frames": int(flagged.sum()) for key, flagged in other.items()},
+        **{f"{key}_ranges": format_ranges(runs(flagged), fps)
+           for key, flagged in other.items() if flagged.any()},
         "explained_variance": round(model.explained_variance, 4),
         "mean_residual": round(float(np.nanmean(residual)), 5),
         "fps": round(n / elapsed, 1), "landmark_pass_fps": round(n / scan.seconds, 1),

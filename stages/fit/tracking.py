@@ -5,6 +5,14 @@ then followed by box overlap (IoU) from frame to frame, so a second person
 entering the shot never takes over. Frames without the main face become gaps:
 short ones are interpolated (and flagged), long ones are reported by frame
 range, and the stage fails when too much of the clip has no face.
+
+A second person makes a frame ambiguous, and it becomes a gap too, when
+- their head or body reaches the speaker's mouth: a landmarker finds faces, not
+  the hair, shoulders or hand in front of the lips, so the region a person takes
+  up is estimated from their face box (OTHER_HEAD_* below), or
+- the speaker's face was lost and two or more faces of its size are back: which
+  one is the speaker cannot be told from boxes, so none is taken (and if it never
+  resolves, fit fails naming the frames instead of following somebody else).
 """
 
 from __future__ import annotations
@@ -20,10 +28,19 @@ from stages.fit.landmarks import Face
 log = logging.getLogger(__name__)
 
 # Why a frame has no main face.
-FOUND, NO_FACE, TOO_SMALL, OTHER_FACE, OCCLUDED = 0, 1, 2, 3, 4
+FOUND, NO_FACE, TOO_SMALL, OTHER_FACE, OCCLUDED, OTHER_OVER_MOUTH, AMBIGUOUS = range(7)
 REASONS = {NO_FACE: "no face", TOO_SMALL: "face smaller than min_face_px",
            OTHER_FACE: "only faces other than the main one",
-           OCCLUDED: "mouth covered (fit.occlusion_share)"}
+           OCCLUDED: "mouth covered (fit.occlusion_share)",
+           OTHER_OVER_MOUTH: "another person over the speaker's mouth",
+           AMBIGUOUS: "speaker ambiguous (several faces like the speaker's)"}
+# The region another person takes up, in units of their face box (width w, height h; the
+# landmarks' box runs from the brows to the chin): a head with its hair is about twice
+# as wide as that box and reaches h/2 above it; neck and shoulders hang 1.5 h below it.
+# On the generator's second person (a round cut-out sliding in) this region reaches the
+# speaker's mouth box in every frame its disk covers more than 20 % of it, and in 1 of
+# 248 frames where it covers none (tests/test_second_person.py).
+OTHER_HEAD_SIDE, OTHER_HEAD_UP, OTHER_BODY_DOWN = 0.5, 0.5, 1.5
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,6 +59,9 @@ class MainFaceTracker:
     iou_min: float = 0.3
     box: np.ndarray | None = None  # the main face's last box
     size: float = 0.0  # its typical height, px (running average)
+    # Landmark indices around the lips (the topology's inner-lip points): the box the
+    # other people must stay out of. Empty: the lower middle of the face box.
+    mouth_points: tuple[int, ...] = ()
     reasons: Counter = field(default_factory=Counter)
     multi_face_frames: int = 0
     switches: int = 0
@@ -67,6 +87,11 @@ class MainFaceTracker:
             return None, reason
         if self.box is None:
             chosen = max(usable, key=self._score)
+            rivals = [f for f in usable if f is not chosen and f.height_px >= 0.8 * chosen.height_px
+                      and self._score(f) >= 0.8 * self._score(chosen)]
+            if rivals:  # two people alike in size and place: not knowing who speaks, wait
+                self.reasons[AMBIGUOUS] += 1
+                return None, AMBIGUOUS
             log.info("frame %d: main face at box %s (%.0f px)", frame,
                      np.round(chosen.box).astype(int).tolist(), chosen.height_px)
         else:
@@ -81,14 +106,40 @@ class MainFaceTracker:
                 if not similar:
                     self.reasons[OTHER_FACE] += 1
                     return None, OTHER_FACE
-                chosen = max(similar, key=self._score)
+                if len(similar) > 1:
+                    self.reasons[AMBIGUOUS] += 1
+                    return None, AMBIGUOUS
+                chosen = similar[0]
                 self.switches += 1
                 log.warning("frame %d: main face re-acquired at box %s (no overlap with its "
                             "last box %s)", frame, np.round(chosen.box).astype(int).tolist(),
                             np.round(self.box).astype(int).tolist())
         self.box = chosen.box
         self.size = chosen.height_px if not self.size else 0.9 * self.size + 0.1 * chosen.height_px
+        if any(self._reaches_mouth(f, chosen) for f in faces if f is not chosen):
+            self.reasons[OTHER_OVER_MOUTH] += 1
+            return None, OTHER_OVER_MOUTH  # still followed: the next frame's overlap holds
         return chosen, FOUND
+
+    def mouth_box(self, face: Face) -> np.ndarray:
+        """(x0, y0, x1, y1) around the speaker's lips, half a mouth width beyond them."""
+        if self.mouth_points:
+            xy = face.points[list(self.mouth_points), :2]
+            lo, hi = xy.min(axis=0), xy.max(axis=0)
+            pad = 0.5 * (hi[0] - lo[0])
+            return np.array([lo[0] - pad, lo[1] - pad, hi[0] + pad, hi[1] + pad])
+        x0, y0, x1, y1 = face.box
+        w, h = x1 - x0, y1 - y0
+        return np.array([x0 + 0.25 * w, y0 + 0.6 * h, x1 - 0.25 * w, y1])
+
+    def _reaches_mouth(self, other: Face, main: Face) -> bool:
+        """Whether the region ``other``'s person takes up overlaps ``main``'s mouth box."""
+        x0, y0, x1, y1 = other.box
+        w, h = x1 - x0, y1 - y0
+        region = (x0 - OTHER_HEAD_SIDE * w, y0 - OTHER_HEAD_UP * h, x1 + OTHER_HEAD_SIDE * w,
+                  y1 + OTHER_BODY_DOWN * h)
+        mx0, my0, mx1, my1 = self.mouth_box(main)
+        return region[0] < mx1 and mx0 < region[2] and region[1] < my1 and my0 < region[3]
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -1,0 +1,209 @@
+"""Long inputs: time and peak memory of extract, align, fit and index on a 30-minute clip.
+
+    nice -n 10 python -m benchmarks.long_input [--minutes 1,30] [--base 3]
+
+Generating 30 minutes of 1280x720 video with the demo generator takes longer than the
+stages themselves, so the long clip is the generator's ``--base``-minute clip (made once
+by benchmarks.stress, face 100 px between the eyes) looped: its video packets copied
+with shifted timestamps (no re-encode) and its sound re-encoded as one continuous track
+of exactly the picture's length, both streamed copy by copy. The transcript is the base
+transcript repeated, and the phone truth is shifted copy by copy, so align's error is
+measured on the whole long clip. A 1-minute clip from the same generator is the
+reference the issue compares memory against.
+
+Each stage runs in a fresh interpreter (under this one's nice); its peak memory is VmHWM of
+that process, and, for align, also the largest peak of its worker processes
+(RUSAGE_CHILDREN: align spawns one per core for recordings over 150 s); its time both
+as wall clock and as CPU seconds (own + workers: on a shared machine the wall clock
+measures the neighbours as much as the stage). Writes
+benchmarks/results/long_input.md and prints the per-minute cost and memory slope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import REPO
+from benchmarks.stress import CLIP, LONG_STAGES, WORK, _new_root, long_clip
+
+RESULTS = REPO / "benchmarks" / "results" / "long_input.md"
+
+_CHILD = """
+import json, resource, time
+from pathlib import Path
+from benchmarks.stress import call
+t = time.perf_counter()
+out = call({entry!r}, {clip!r}, Path({root!r}){extra})
+hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')]
+own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(json.dumps({{'s': round(time.perf_counter() - t, 1),
+                   'cpu_s': round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1),
+                   'mb': int(hwm[0].split()[1]) / 1024, 'workers_mb': kids.ru_maxrss / 1024}}))
+"""
+
+
+def loop_clip(base: Path, copies: int) -> tuple[Path, int, float]:
+    """``copies`` of the base clip back to back, in a new project: root, frames, seconds."""
+    name = f"loop{base.name}x{copies}"
+    root = _new_root(name, json.dumps([base.name, copies, 1]))
+    raw, src_raw = root / "data" / "raw", base / "data" / "raw"
+    video = raw / f"{CLIP}.mp4"
+    if video.is_file():
+        with av.open(str(video)) as c:
+            frames, fps = c.streams.video[0].frames, float(c.streams.video[0].average_rate)
+        return root, frames, frames / fps
+    with av.open(str(src_raw / f"{CLIP}.mp4")) as src:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        fps, rate, n_frames = vin.average_rate, ain.codec_context.sample_rate, vin.frames
+        copy_s = n_frames / float(fps)
+        # The base sound once, cut or padded to exactly the picture's length, so the
+        # copies stay in sync and the truth shifts by copy_s per copy.
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in src.decode(ain)])
+    want = int(round(copy_s * rate))
+    pcm = np.pad(pcm[:want], (0, max(0, want - len(pcm)))).astype(np.float32)
+    tmp = raw / f".{CLIP}.part.mp4"
+    with av.open(str(tmp), "w") as out:
+        with av.open(str(src_raw / f"{CLIP}.mp4")) as src:
+            vout = out.add_stream_from_template(src.streams.video[0])
+        aout = out.add_stream("aac", rate=rate, bit_rate=128000)
+        aout.layout = "mono"
+        n_audio = 0
+        for k in range(copies):
+            with av.open(str(src_raw / f"{CLIP}.mp4")) as src:
+                for packet in src.demux(src.streams.video[0]):
+                    if packet.dts is None:
+                        continue
+                    # the template stream's time base is the source's: shift by whole copies
+                    shift = int(round(k * copy_s / packet.time_base))
+                    packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                    packet.stream = vout
+                    out.mux(packet)
+            for s in range(0, want, 1024):
+                frame = av.AudioFrame.from_ndarray(pcm[None, s:s + 1024], format="flt",
+                                                   layout="mono")
+                frame.sample_rate, frame.pts = rate, n_audio
+                n_audio += frame.samples
+                out.mux(aout.encode(frame))
+        out.mux(aout.encode(None))
+    tmp.rename(video)
+    text = (src_raw / f"{CLIP}.txt").read_text().strip()
+    (raw / f"{CLIP}.txt").write_text(" ".join([text] * copies) + "\n")
+    phones = pd.read_parquet(src_raw / f"{CLIP}.truth_phones.parquet")
+    n_words = int(phones["word_index"].max()) + 1
+    parts = []
+    for k in range(copies):
+        part = phones.copy()
+        part[["start_s", "end_s"]] += k * copy_s
+        part["word_index"] = np.where(part["word_index"] >= 0, part["word_index"] + k * n_words,
+                                      -1).astype(np.int32)
+        parts.append(part)
+    pd.concat(parts, ignore_index=True).to_parquet(raw / f"{CLIP}.truth_phones.parquet")
+    return root, copies * n_frames, copies * copy_s
+
+
+def run_stages(root: Path, only: set[str] | None = None, kept: dict | None = None
+               ) -> dict[str, dict[str, float]]:
+    """Each stage's figures; with ``only``, the others are taken from ``kept`` (last run)."""
+    out: dict[str, dict[str, float]] = dict(kept or {})
+    for stage, entry in LONG_STAGES:
+        if only and stage not in only and stage in out:
+            continue
+        extra = ', align={"on_mismatch": "mark"}' if stage == "align" else ""
+        code = _CHILD.format(entry=entry, clip=CLIP, root=str(root), extra=extra)
+        proc = subprocess.run([sys.executable, "-c", code],
+                              capture_output=True, text=True, cwd=REPO)
+        if proc.returncode:
+            raise RuntimeError(f"{stage} failed on {root}:\n{proc.stderr[-3000:]}")
+        out[stage] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(root.name, stage, out[stage], flush=True)
+    return out
+
+
+def align_error(root: Path) -> dict[str, float]:
+    from benchmarks.stress import align_errors
+
+    return align_errors(root)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", default="1,30", help="clip lengths; the first is the "
+                        "reference, generated; longer ones loop the --base clip")
+    parser.add_argument("--base", type=float, default=3.0, help="minutes of the looped clip")
+    parser.add_argument("--stages", help="re-measure only these stages (comma-separated); "
+                        "the others keep their last figures (include extract: each run makes "
+                        "the clip's project afresh, so the later stages need its output)")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    minutes = [float(m) for m in args.minutes.split(",")]
+    cache = WORK / "long_input.json"
+    rows: dict[str, dict] = json.loads(cache.read_text()) if cache.is_file() else {}
+    for m in minutes:
+        t = time.perf_counter()
+        if m <= args.base:
+            root, frames = long_clip(m)
+            seconds = frames / 25
+            how = "generated"
+        else:
+            base, _ = long_clip(args.base)
+            with av.open(str(base / "data" / "raw" / f"{CLIP}.mp4")) as c:
+                base_s = c.streams.video[0].frames / float(c.streams.video[0].average_rate)
+            copies = int(np.ceil(m * 60 / base_s))
+            root, frames, seconds = loop_clip(base, copies)
+            how = f"{copies} x the {args.base:g}-min clip"
+        made_s = time.perf_counter() - t
+        only = set(args.stages.split(",")) if args.stages else None
+        stages = run_stages(root, only, rows.get(f"{m:g}", {}).get("stages"))
+        rows[f"{m:g}"] = {"minutes": round(seconds / 60, 2), "frames": frames, "how": how,
+                          "made_s": round(made_s, 1), "stages": stages, **align_error(root)}
+        cache.write_text(json.dumps(rows, indent=1))
+        write_table(rows)
+
+
+def write_table(rows: dict[str, dict]) -> None:
+    names = [n for n, _ in LONG_STAGES]
+    lines = ["# Long inputs: time and peak memory per stage", "",
+             "Made by `nice -n 10 python -m benchmarks.long_input` (see its docstring): "
+             "1280x720 clips, face 100 px between the eyes, 25 fps; each stage in a fresh "
+             "process on 2 shared cores; peak = VmHWM of the stage's process (align: + the "
+             "largest worker's peak); time = wall s (CPU s of the stage and its workers).", "",
+             "| clip | frames | how made | " + " | ".join(f"{n} peak MB / s" for n in names)
+             + " | align phone MAE ms | low-conf. words |",
+             "|---|---|---|" + "---|" * len(names) + "---|---|"]
+    ordered = sorted(rows.values(), key=lambda r: r["minutes"])
+    for r in ordered:
+        cells = []
+        for n in names:
+            st = r["stages"][n]
+            workers = f" (+{st['workers_mb']:.0f} worker)" if n == "align" and st.get(
+                "workers_mb", 0) > 1 else ""
+            cells.append(f"{st['mb']:.0f}{workers} / {st['s']} ({st.get('cpu_s', '-')} CPU)")
+        lines.append(f"| {r['minutes']:g} min | {r['frames']} | {r['how']} | "
+                     + " | ".join(cells) + f" | {r['phone_mae_ms']} | {r['low_conf_words']} |")
+    if len(ordered) >= 2:
+        a, b = ordered[0], ordered[-1]
+        dm = b["minutes"] - a["minutes"]
+        lines += ["", f"Between {a['minutes']:g} and {b['minutes']:g} min (per extra minute "
+                  "of input; peak ratio long / short):", "",
+                  "| stage | wall s per min | CPU s per min | MB per min | peak ratio |",
+                  "|---|---|---|---|---|"]
+        for n in names:
+            sa, sb = a["stages"][n], b["stages"][n]
+            cpu = ((sb.get("cpu_s", np.nan) - sa.get("cpu_s", np.nan)) / dm)
+            lines.append(f"| {n} | {(sb['s'] - sa['s']) / dm:.2f} | {cpu:.2f} | "
+                         f"{(sb['mb'] - sa['mb']) / dm:.2f} | {sb['mb'] / sa['mb']:.2f} |")
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
