@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.fit import Pose, load_fit
+from stages.fit import PersonModel, Pose, frame_parameters, load_fit
 from stages.render.checkpoint import load_generator
 from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
@@ -32,6 +32,7 @@ from stages.render.data import (
     load_model,
 )
 from stages.render.infer import ConditioningSource, Frames, make_jobs, run_jobs
+from stages.render.interior import MouthExemplars, MouthParams, crop_points, paint_rows, runs_of
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
 from talkedit.atomic import write_json
@@ -79,7 +80,7 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
     }
 
 
-def run_render(edit: str, root: Path, render: RenderParams,
+def run_render(edit: str, root: Path, render: RenderParams, mouth: MouthParams,
                expected_config: str | None = None) -> dict[str, Any]:
     """Render an edit's plan; write data/renders/<edit>/ (chunks, index, render.json).
 
@@ -87,13 +88,26 @@ def run_render(edit: str, root: Path, render: RenderParams,
     been trained with: a generator from another config is refused.
     """
     return render_plan(load_spec(edit, root).clip, EditPaths.of(edit, root), render,
-                       expected_config)
+                       expected_config, mouth=mouth)
+
+
+def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool | None,
+                  transforms: np.ndarray, mouth: MouthParams) -> MouthExemplars | None:
+    """The exemplar-mouth painter over the generator's own pool (None: switched off, or a
+    generator trained without exemplars)."""
+    if not mouth.exemplar or pool is None or not len(pool.frames):
+        return None
+    pose, _ = frame_parameters(load_fit(clip, root)[1])
+    return MouthExemplars(model, pool.crops, pool.frames, pose[pool.frames],
+                          pool.expression.astype(np.float64), transforms[pool.frames], mouth)
 
 
 def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
-                expected_config: str | None = None, plan_stage: str = "plan") -> dict[str, Any]:
+                expected_config: str | None = None, plan_stage: str = "plan",
+                mouth: MouthParams | None = None) -> dict[str, Any]:
     """Render the plan at ``edit_paths.plan`` with ``clip``'s generator into
-    ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's)."""
+    ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's).
+    ``mouth``: exemplar mouths over the generated ones (default: ``MouthParams()``)."""
     t0 = time.perf_counter()
     opts = render
     set_threads(opts.threads)
@@ -116,8 +130,18 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     out_frames = plan.column("frame").to_numpy().astype(np.int64)
 
     streams = opts.batch if device.type == "cuda" else 1
-    jobs = make_jobs(edited if opts.only_edited else np.ones(len(frames), bool),
-                     opts.warmup_frames, streams)
+    wanted_rows = edited if opts.only_edited else np.ones(len(frames), bool)
+    jobs = make_jobs(wanted_rows, opts.warmup_frames, streams)
+    painter = mouth_painter(clip, root, model, pool, transforms, mouth or MouthParams())
+    if painter is not None:
+        # Exemplars per consecutive run of rendered rows, chosen before rendering (the
+        # plan holds every row's expression); the planned mouth points in the rows' crops.
+        choice: dict[int, int] = {}
+        for run in runs_of(np.flatnonzero(wanted_rows)):
+            choice.update(zip(run.tolist(), painter.choose(frames.expression[run]).tolist(),
+                              strict=True))
+        targets = crop_points(model, frames.pose, frames.expression,
+                              transforms[frames.background], painter.region.anchors)
     backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
     source = ConditioningSource(
         FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
@@ -129,7 +153,9 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
         with bar(wanted, f"render {edit}") as shown:
             for out in run_jobs(generator, stamp.box, source, frames, jobs, streams, STEP_CHUNK):
                 bg = frames.background[out.rows]
-                writer.add(out_frames[out.rows], out.crops, out.alpha, bg, transforms[bg],
+                crops = (out.crops if painter is None else
+                         paint_rows(painter, out.crops, out.alpha, out.rows, choice, targets))
+                writer.add(out_frames[out.rows], crops, out.alpha, bg, transforms[bg],
                            edited[out.rows])
                 shown.update(len(out.rows))
         n = writer.close(folder / out_paths.index.name)
@@ -143,6 +169,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
             "generator": {"sha256": file_sha256(generator_path),
                           "config_hash": cfg.config_hash, "step": stamp.step},
             "plan_sha256": file_sha256(edit_paths.plan),
+            "mouth_exemplars": painter is not None,
         }
         # Without run times: render.json is part of the renders folder composite depends on.
         write_json(folder / out_paths.summary.name, summary)
