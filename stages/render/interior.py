@@ -35,12 +35,11 @@ from stages.fit import PersonModel, Pose, rebuild_landmarks
 from stages.fit.crops import to_crop
 from talkedit.params import Section, bad_param
 
-# The mouth region in the person model's mean shape, in units of the inner lips' width,
-# with vertical distances counted 1.6x (the mouth is wider than tall): the lips lie within
-# 0.72 of the inner lips' centre on the mediapipe layout.
-LIP_RADIUS = 0.78
-ANCHOR_RADIUS = 1.35  # the warp's support: lips plus the skin around them
+# The mouth region in the person model's mean shape is measured in units of the inner
+# lips' width, with vertical distances counted 1.6x (the mouth is wider than tall): the
+# lips lie within 0.72 of the inner lips' centre on the mediapipe layout.
 VERTICAL_WEIGHT = 1.6
+ANCHOR_MARGIN = 0.55  # the warp's support reaches this much beyond the painted region
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,7 @@ class MouthParams(Section):
     SECTION = "mouth"
 
     exemplar: bool = True
+    region: float = 0.78
     candidates: int = 12
     switch_cost: float = 0.5
     grow: float = 0.12
@@ -57,6 +57,9 @@ class MouthParams(Section):
     strength: float = 1.0
 
     def check(self, where: str) -> None:
+        if self.region < 0.5:
+            raise bad_param(where, "region", f"= {self.region} does not cover the lips (0.72)",
+                            "use 0.78")
         if self.candidates < 1:
             raise bad_param(where, "candidates", f"= {self.candidates} must be >= 1", "use 12")
         if self.switch_cost < 0 or self.grow < 0 or self.feather < 0:
@@ -76,17 +79,18 @@ class MouthRegion:
     triangles: np.ndarray  # (T, 3) the warp's triangles, as indices into ``anchors``
 
     @classmethod
-    def of(cls, model: PersonModel) -> MouthRegion:
+    def of(cls, model: PersonModel, radius: float) -> MouthRegion:
+        """The points within ``radius`` inner-lip widths of the inner lips' centre."""
         inner = np.asarray(model.topo.inner_lip_pairs).ravel()
         centre = model.mean[inner, :2].mean(axis=0)
         width = float(np.ptp(model.mean[inner, 0]))
         reach = np.linalg.norm((model.mean[:, :2] - centre) * [1.0, VERTICAL_WEIGHT], axis=1)
         reach /= width
-        anchors = np.flatnonzero(reach < ANCHOR_RADIUS)
+        anchors = np.flatnonzero(reach < radius + ANCHOR_MARGIN)
         # One triangulation of the mean shape for every frame: an opening mouth stretches
         # the triangles across the lips' gap, which carries the exemplar's cavity and teeth.
         triangles = Delaunay(model.mean[anchors, :2]).simplices.astype(np.int64)
-        return cls(np.flatnonzero(reach < LIP_RADIUS), anchors, width, triangles)
+        return cls(np.flatnonzero(reach < radius), anchors, width, triangles)
 
     def shape(self, model: PersonModel, expression: np.ndarray) -> np.ndarray:
         """(n, 2 * lips) pose-free mouth shape of expressions, in inner-lip widths."""
@@ -188,7 +192,7 @@ class MouthExemplars:
                  pool_pose: Pose, pool_expression: np.ndarray, pool_transforms: np.ndarray,
                  params: MouthParams) -> None:
         self.model, self.params = model, params
-        self.region = MouthRegion.of(model)
+        self.region = MouthRegion.of(model, params.region)
         self.crops, self.frames = pool_crops, pool_frames
         self.shapes = self.region.shape(model, pool_expression)
         self.points = crop_points(model, pool_pose, pool_expression, pool_transforms,

@@ -42,6 +42,7 @@ from talkedit.progress import bar
 
 log = logging.getLogger(__name__)
 STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
+DEFAULT_MOUTH = MouthParams()  # params.yaml's mouth: section as shipped (for direct callers)
 
 
 def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
@@ -80,7 +81,7 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
     }
 
 
-def run_render(edit: str, root: Path, render: RenderParams, mouth: MouthParams,
+def run_render(edit: str, root: Path, render: RenderParams, mouth: MouthParams = DEFAULT_MOUTH,
                expected_config: str | None = None) -> dict[str, Any]:
     """Render an edit's plan; write data/renders/<edit>/ (chunks, index, render.json).
 
@@ -104,10 +105,10 @@ def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool
 
 def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                 expected_config: str | None = None, plan_stage: str = "plan",
-                mouth: MouthParams | None = None) -> dict[str, Any]:
+                mouth: MouthParams = DEFAULT_MOUTH) -> dict[str, Any]:
     """Render the plan at ``edit_paths.plan`` with ``clip``'s generator into
     ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's).
-    ``mouth``: exemplar mouths over the generated ones (default: ``MouthParams()``)."""
+    ``mouth``: exemplar mouths over the generated ones."""
     t0 = time.perf_counter()
     opts = render
     set_threads(opts.threads)
@@ -132,7 +133,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     streams = opts.batch if device.type == "cuda" else 1
     wanted_rows = edited if opts.only_edited else np.ones(len(frames), bool)
     jobs = make_jobs(wanted_rows, opts.warmup_frames, streams)
-    painter = mouth_painter(clip, root, model, pool, transforms, mouth or MouthParams())
+    painter = mouth_painter(clip, root, model, pool, transforms, mouth)
     if painter is not None:
         # Exemplars per consecutive run of rendered rows, chosen before rendering (the
         # plan holds every row's expression); the planned mouth points in the rows' crops.
