@@ -9,16 +9,27 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from stages.composite.blend import BlendParams
 from stages.fit import frame_parameters, load_fit
+from stages.render.config import RenderParams
 from stages.render.data import ReferencePool, face_geometry, load_clip, load_model
 from stages.render.interior import (
     MouthExemplars,
     MouthParams,
+    MouthRegion,
     choose_exemplars,
     crop_points,
     warp_exemplar,
 )
-from tests.test_render import CLIP, fitted  # noqa: F401  (the fitted short clip fixture)
+from stages.render.render import plan_frames, run_render
+from stages.render.store import RenderStore
+from talkedit.artifacts import PLAN, EditPaths, read_parquet
+from tests.test_render import (  # noqa: F401  (fixtures: the fitted clip, its tiny generator)
+    CLIP,
+    fitted,
+    trained,
+    write_plan,
+)
 
 SIZE = 128
 
@@ -91,7 +102,7 @@ def test_held_out_mouths_repainted_from_other_frames_are_sharp_and_in_place(
     train = np.arange(0, 2 * n // 3)
     held = np.arange(2 * n // 3 + 5, n)
     pool = ReferencePool.sample(data, train, 1000)
-    painter = MouthExemplars(model, pool.crops, pool.frames, pose[pool.frames],
+    painter = MouthExemplars(model, data.crops.__getitem__, pool.frames, pose[pool.frames],
                              pool.expression.astype(np.float64), transforms[pool.frames],
                              MouthParams())
     choice = painter.choose(expression[held])
@@ -117,3 +128,38 @@ def test_held_out_mouths_repainted_from_other_frames_are_sharp_and_in_place(
     # 0.05x (blurred) -> 0.75x the truth's.
     assert ratio["painted"] > 0.6 and ratio["blurred"] < 0.2
     assert mean["painted"] > mean["unwarped"] + 2.0 and mean["painted"] > mean["blurred"] + 3.0
+
+
+def test_full_resolution_crops_carry_painted_mouths_at_the_fits_size(
+        trained: tuple[Path, dict]) -> None:  # noqa: F811
+    """The render stage with exemplar mouths stores crops at the fit's crop size (128 here,
+    the generator's is 64), mapped by the fit's own transforms, with sharper mouths than
+    the generator's crops upsampled."""
+    root, _ = trained
+    write_plan(root, "paint")
+    summary = run_render("paint", root, RenderParams(warmup_frames=3), MouthParams())
+    write_plan(root, "plain")
+    run_render("plain", root, RenderParams(warmup_frames=3), MouthParams(exemplar=False))
+    assert summary["mouth_exemplars"] and summary["crop_size"] == 128 and summary["size"] == 64
+    _, _, fit_transforms, _ = face_geometry(CLIP, root, 128)
+    model, _ = load_model(CLIP, root)
+    painted, plain = RenderStore("paint", root), RenderStore("plain", root)
+    region = MouthRegion.of(model, MouthParams().region)
+    plan = read_parquet(EditPaths.of("paint", root).plan, PLAN, arrow=True)
+    frames = plan_frames(plan, len(fit_transforms), EditPaths.of("paint", root).plan)
+    gains = []
+    for frame, out in painted:
+        assert out.crop.shape == (128, 128, 3)
+        np.testing.assert_allclose(out.transform.reshape(-1), fit_transforms[out.source_frame],
+                                   rtol=1e-5, atol=1e-4)
+        lips = crop_points(model, frames.pose[[frame]], frames.expression[[frame]],
+                           fit_transforms[[out.source_frame]], region.lips)[0]
+        box = mouth_box(lips)
+        soft = cv2.resize(plain.read(frame).crop, (128, 128), interpolation=cv2.INTER_CUBIC)
+        gains.append(sharpness(out.crop[box]) / sharpness(soft[box]))
+    assert np.median(gains) > 1.5
+    # The composite keeps its blend in the generator's crop px: twice the crop, twice the px.
+    blend = BlendParams()
+    assert blend.at_scale(1.0) is blend
+    assert blend.at_scale(2.0).feather_px == 2 * blend.feather_px
+    assert blend.at_scale(2.0).erode_px == 2 * blend.erode_px

@@ -11,6 +11,7 @@ is processed, which keeps 720p compositing well above real time.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -30,6 +31,16 @@ class BlendParams(Section):
     levels: int = 4  # Laplacian pyramid levels
     colour_sigma_px: float = 12.0  # scale of the local colour correction, in crop pixels
     colour_band_px: int = 6  # width of the band inside the border the colour is measured on
+
+    def at_scale(self, factor: float) -> BlendParams:
+        """The same blend for crops ``factor`` times the generator's side (render.json
+        ``size``): the pixel settings are in the generator's crop px."""
+        if factor == 1:
+            return self
+        return dataclasses.replace(
+            self, feather_px=self.feather_px * factor, erode_px=round(self.erode_px * factor),
+            colour_sigma_px=self.colour_sigma_px * factor,
+            colour_band_px=max(1, round(self.colour_band_px * factor)))
 
     def check(self, where: str) -> None:
         if self.levels < 1 or self.erode_px < 0 or self.colour_band_px < 1:

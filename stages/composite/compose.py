@@ -169,7 +169,8 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
                          else frames[int(source)])
                 if edited[k]:
                     crop = renders.read(k)
-                    image = composite_crop(image, crop.crop, crop.transform, crop.alpha, blend)
+                    image = composite_crop(image, crop.crop, crop.transform, crop.alpha,
+                                           blend.at_scale(crop.crop.shape[0] / renders.size))
                 if label:
                     image = draw_edited_label(image)
                 out.write(marker.embed(_even(image), k))

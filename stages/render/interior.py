@@ -25,6 +25,7 @@ Deterministic (no randomness; the same plan and pool give the same bytes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -49,6 +50,7 @@ class MouthParams(Section):
     SECTION = "mouth"
 
     exemplar: bool = True
+    full_resolution: bool = True
     region: float = 0.78
     candidates: int = 12
     switch_cost: float = 0.5
@@ -188,12 +190,14 @@ def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_poin
 class MouthExemplars:
     """Paints the mouths of rendered crops from the clip's own frames (see the module doc)."""
 
-    def __init__(self, model: PersonModel, pool_crops: np.ndarray, pool_frames: np.ndarray,
-                 pool_pose: Pose, pool_expression: np.ndarray, pool_transforms: np.ndarray,
-                 params: MouthParams) -> None:
+    def __init__(self, model: PersonModel, crops_of: Callable[[np.ndarray], np.ndarray],
+                 pool_frames: np.ndarray, pool_pose: Pose, pool_expression: np.ndarray,
+                 pool_transforms: np.ndarray, params: MouthParams) -> None:
+        """``crops_of``: clip frames -> their crops (n, S, S, 3) uint8, in the px that
+        ``pool_transforms`` (image -> crop, one per pool frame) map to."""
         self.model, self.params = model, params
         self.region = MouthRegion.of(model, params.region)
-        self.crops, self.frames = pool_crops, pool_frames
+        self.crops_of, self.frames = crops_of, pool_frames
         self.shapes = self.region.shape(model, pool_expression)
         self.points = crop_points(model, pool_pose, pool_expression, pool_transforms,
                                   self.region.anchors)
@@ -214,7 +218,8 @@ class MouthExemplars:
         lips = target_points[self.lip_slots]
         mouth_px = float(np.ptp(lips[:, 0]))  # the mouth region's width here
         weight = mouth_mask(lips, size, p.grow * mouth_px, p.feather * mouth_px)
-        warped, valid = warp_exemplar(self.crops[exemplar], self.points[exemplar], target_points,
+        source = self.crops_of(self.frames[exemplar:exemplar + 1])[0]
+        warped, valid = warp_exemplar(source, self.points[exemplar], target_points,
                                       self.region.triangles)
         weight = np.minimum(weight * valid, alpha / 255.0).astype(np.float32) * p.strength
         generated = crop.astype(np.float32)

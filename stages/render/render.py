@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from stages.fit import PersonModel, Pose, frame_parameters, load_fit
@@ -93,14 +94,28 @@ def run_render(edit: str, root: Path, render: RenderParams, mouth: MouthParams =
 
 
 def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool | None,
-                  transforms: np.ndarray, mouth: MouthParams) -> MouthExemplars | None:
-    """The exemplar-mouth painter over the generator's own pool (None: switched off, or a
-    generator trained without exemplars)."""
+                  mouth: MouthParams, size: int) -> MouthExemplars | None:
+    """The exemplar-mouth painter over the generator's own pool, painting crops of side
+    ``size`` (None: switched off, or a generator trained without exemplars)."""
     if not mouth.exemplar or pool is None or not len(pool.frames):
         return None
-    pose, _ = frame_parameters(load_fit(clip, root)[1])
-    return MouthExemplars(model, pool.crops, pool.frames, pose[pool.frames],
+    table, _, transforms, _ = face_geometry(clip, root, size)
+    pose, _ = frame_parameters(table)
+    if size == pool.crops.shape[1]:
+        def crops_of(frames: np.ndarray) -> np.ndarray:
+            return pool.crops[np.searchsorted(pool.frames, frames)]
+    else:  # the fit's own crops, decoded as the exemplars are needed (runs of frames)
+        crops_of = BackgroundCrops(clip, root, size, cached_blocks=4).get
+    return MouthExemplars(model, crops_of, pool.frames, pose[pool.frames],
                           pool.expression.astype(np.float64), transforms[pool.frames], mouth)
+
+
+def upscale(crops: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rendered crops and their alpha resampled to side ``size``."""
+    if crops.shape[1] == size:
+        return crops, alpha
+    return (np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in crops]),
+            np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in alpha]))
 
 
 def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
@@ -125,7 +140,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     cfg = stamp.config
     pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
             if cfg.reference else None)
-    table, _, transforms, outlines = face_geometry(clip, root, cfg.size)
+    table, crop_size, transforms, outlines = face_geometry(clip, root, cfg.size)
     frames = plan_frames(plan, len(table), edit_paths.plan)
     edited = plan.column("edited").to_numpy(zero_copy_only=False).astype(bool)
     out_frames = plan.column("frame").to_numpy().astype(np.int64)
@@ -133,7 +148,14 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     streams = opts.batch if device.type == "cuda" else 1
     wanted_rows = edited if opts.only_edited else np.ones(len(frames), bool)
     jobs = make_jobs(wanted_rows, opts.warmup_frames, streams)
-    painter = mouth_painter(clip, root, model, pool, transforms, mouth)
+    # With exemplar mouths at full resolution, crops are stored at the fit's crop size: the
+    # generator's crop is upsampled and the mouth painted from the fit's own (sharper) crops.
+    out_size = crop_size if mouth.exemplar and mouth.full_resolution else cfg.size
+    painter = mouth_painter(clip, root, model, pool, mouth, out_size)
+    if painter is None:
+        out_size = cfg.size
+    out_transforms = transforms if out_size == cfg.size else face_geometry(clip, root,
+                                                                           out_size)[2]
     if painter is not None:
         # Exemplars per consecutive run of rendered rows, chosen before rendering (the
         # plan holds every row's expression); the planned mouth points in the rows' crops.
@@ -142,7 +164,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
             choice.update(zip(run.tolist(), painter.choose(frames.expression[run]).tolist(),
                               strict=True))
         targets = crop_points(model, frames.pose, frames.expression,
-                              transforms[frames.background], painter.region.anchors)
+                              out_transforms[frames.background], painter.region.anchors)
     backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
     source = ConditioningSource(
         FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
@@ -154,9 +176,10 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
         with bar(wanted, f"render {edit}") as shown:
             for out in run_jobs(generator, stamp.box, source, frames, jobs, streams, STEP_CHUNK):
                 bg = frames.background[out.rows]
-                crops = (out.crops if painter is None else
-                         paint_rows(painter, out.crops, out.alpha, out.rows, choice, targets))
-                writer.add(out_frames[out.rows], crops, out.alpha, bg, transforms[bg],
+                crops, alpha = upscale(out.crops, out.alpha, out_size)
+                if painter is not None:
+                    crops = paint_rows(painter, crops, alpha, out.rows, choice, targets)
+                writer.add(out_frames[out.rows], crops, alpha, bg, out_transforms[bg],
                            edited[out.rows])
                 shown.update(len(out.rows))
         n = writer.close(folder / out_paths.index.name)
@@ -170,7 +193,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
             "generator": {"sha256": file_sha256(generator_path),
                           "config_hash": cfg.config_hash, "step": stamp.step},
             "plan_sha256": file_sha256(edit_paths.plan),
-            "mouth_exemplars": painter is not None,
+            "mouth_exemplars": painter is not None, "crop_size": out_size,
         }
         # Without run times: render.json is part of the renders folder composite depends on.
         write_json(folder / out_paths.summary.name, summary)
