@@ -145,9 +145,10 @@ def runs_of(rows: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, cuts)
 
 
-def mouth_mask(points: np.ndarray, size: int, grow_px: float, feather_px: float) -> np.ndarray:
-    """(S, S) float blend weight: the hull of the mouth points, grown and feathered."""
-    mask = np.zeros((size, size), np.uint8)
+def mouth_mask(points: np.ndarray, shape: tuple[int, int], grow_px: float, feather_px: float
+               ) -> np.ndarray:
+    """(h, w) float blend weight: the hull of the mouth points, grown and feathered."""
+    mask = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 1)
     r = int(round(grow_px))
     if r > 0:
@@ -161,14 +162,16 @@ def mouth_mask(points: np.ndarray, size: int, grow_px: float, feather_px: float)
 
 
 def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_points: np.ndarray,
-                  triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  triangles: np.ndarray, window: tuple[int, int, int, int] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """The exemplar crop warped so its points land on ``target_points`` (one affine map per
     triangle of ``triangles`` (T, 3) point indices); and where the warp is defined (inside
-    the target's triangles), as a bool (S, S) image."""
-    size = exemplar.shape[0]
+    the target's triangles), as a bool image. ``window`` (x0, y0, w, h): compute only that
+    part of the output (default: all of it, the exemplar's size)."""
+    x0, y0, w, h = window or (0, 0, exemplar.shape[1], exemplar.shape[0])
     # Which triangle covers each output pixel (0: none), rasterized at 1/16 px precision.
-    ids = np.zeros((size, size), np.int32)
-    corners = np.round(target_points[triangles] * 16).astype(np.int32)  # (T, 3, 2)
+    ids = np.zeros((h, w), np.int32)
+    corners = np.round((target_points[triangles] - [x0, y0]) * 16).astype(np.int32)  # (T, 3, 2)
     for k, tri in enumerate(corners, start=1):
         cv2.fillConvexPoly(ids, tri, k, cv2.LINE_8, 4)
     # Per triangle, the affine map target px -> exemplar px: [x y 1] @ A = [u v].
@@ -178,10 +181,11 @@ def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_poin
     valid = ids > 0
     ys, xs = np.nonzero(valid)
     a = maps[ids[ys, xs] - 1]
-    map_x = np.full((size, size), -1.0, np.float32)
-    map_y = np.full((size, size), -1.0, np.float32)
-    map_x[ys, xs] = xs * a[:, 0, 0] + ys * a[:, 1, 0] + a[:, 2, 0]
-    map_y[ys, xs] = xs * a[:, 0, 1] + ys * a[:, 1, 1] + a[:, 2, 1]
+    px, py = xs + x0, ys + y0
+    map_x = np.full((h, w), -1.0, np.float32)
+    map_y = np.full((h, w), -1.0, np.float32)
+    map_x[ys, xs] = px * a[:, 0, 0] + py * a[:, 1, 0] + a[:, 2, 0]
+    map_y[ys, xs] = px * a[:, 0, 1] + py * a[:, 1, 1] + a[:, 2, 1]
     warped = cv2.remap(exemplar.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC,
                        borderMode=cv2.BORDER_REPLICATE)
     return warped, valid
@@ -217,18 +221,28 @@ class MouthExemplars:
         size = crop.shape[0]
         lips = target_points[self.lip_slots]
         mouth_px = float(np.ptp(lips[:, 0]))  # the mouth region's width here
-        weight = mouth_mask(lips, size, p.grow * mouth_px, p.feather * mouth_px)
+        grow_px = p.grow * mouth_px
+        # Only the window around the warp's support is touched (the weight is 0 elsewhere).
+        pad = int(np.ceil(grow_px)) + 3
+        x0, y0 = np.clip(np.floor(target_points.min(axis=0)).astype(int) - pad, 0, size)
+        x1, y1 = np.clip(np.ceil(target_points.max(axis=0)).astype(int) + pad + 1, 0, size)
+        if x1 <= x0 or y1 <= y0:
+            return crop.copy()
+        weight = mouth_mask(lips - [x0, y0], (y1 - y0, x1 - x0), grow_px, p.feather * mouth_px)
         source = self.crops_of(self.frames[exemplar:exemplar + 1])[0]
         warped, valid = warp_exemplar(source, self.points[exemplar], target_points,
-                                      self.region.triangles)
-        weight = np.minimum(weight * valid, alpha / 255.0).astype(np.float32) * p.strength
-        generated = crop.astype(np.float32)
+                                      self.region.triangles, (x0, y0, x1 - x0, y1 - y0))
+        weight = np.minimum(weight * valid, alpha[y0:y1, x0:x1] / 255.0).astype(np.float32)
+        weight *= p.strength
+        generated = crop[y0:y1, x0:x1].astype(np.float32)
         # The colour offset of the skin ring just outside the lips' hull (the frame's light).
         ring = (weight > 0) & (weight < 1)
         if ring.sum() >= 8:
             warped = warped + (generated[ring] - warped[ring]).mean(axis=0)
-        out = weight[..., None] * warped + (1.0 - weight[..., None]) * generated
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        out = crop.copy()
+        blended = weight[..., None] * warped + (1.0 - weight[..., None]) * generated
+        out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return out
 
 
 def paint_rows(painter: MouthExemplars, crops: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
