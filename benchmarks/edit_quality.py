@@ -79,6 +79,7 @@ def run_edit(case: Any, root: Path) -> dict[str, float]:
     from stages.evaluate import EvaluateParams
     from stages.plan import PlanParams, run_plan
     from stages.render.config import RenderParams
+    from stages.render.interior import MouthParams
     from stages.render.render import run_render
     from talkedit.artifacts import EditPaths
     from talkedit.params import load_section
@@ -95,6 +96,7 @@ def run_edit(case: Any, root: Path) -> dict[str, float]:
                                   load_section(AlignParams, REPO), load_section(AudioParams, REPO))),
         ("audio", lambda: run_audio(case.name, root, load_section(AudioParams, REPO))),
         ("render", lambda: run_render(case.name, root, load_section(RenderParams, REPO),
+                                      load_section(MouthParams, REPO),
                                       load_section(ScaleParams, REPO))),
         ("composite", lambda: run_composite(case.name, root, composite,
                                             load_section(WatermarkParams, REPO),

@@ -72,6 +72,7 @@ def bench_render(root: Path, params: dict, frames: int, device: str) -> dict:
 
     from stages.render.checkpoint import Stamp
     from stages.render.config import RenderParams, TrainParams
+    from stages.render.interior import MouthParams
     from stages.render.render import reenactment_plan, run_render
     from stages.render.train import run_train
     from talkedit.artifacts import PLAN, EditPaths, ModelPaths, write_parquet
@@ -89,7 +90,8 @@ def bench_render(root: Path, params: dict, frames: int, device: str) -> dict:
     bg = np.arange(100, 100 + frames)  # expressions from the same span, played backwards
     plan = reenactment_plan(CLIP, root, bg, bg[::-1].copy(), np.ones(frames, bool))
     write_parquet(plan, PLAN, EditPaths.of(edit, root).plan)
-    summary = run_render(edit, root, RenderParams(device=device, threads=cfg.threads), ScaleParams())
+    summary = run_render(edit, root, RenderParams(device=device, threads=cfg.threads),
+                         MouthParams(), ScaleParams())
     return summary
 
 

@@ -20,6 +20,7 @@ from stages.composite.verify import verify_video
 from stages.composite.watermark import WatermarkParams
 from stages.plan import PlanParams, run_plan
 from stages.render.config import RenderParams, TrainParams
+from stages.render.interior import MouthParams
 from stages.render.render import run_render
 from stages.render.store import RenderStore
 from stages.render.train import run_train
@@ -44,7 +45,8 @@ def composited(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
              repo_section(AudioParams))
     run_audio("demo", root, repo_section(AudioParams))
     run_train("demo", root, TrainParams.from_dict(tiny()))
-    run_render("demo", root, repo_section(RenderParams), repo_section(ScaleParams))
+    run_render("demo", root, repo_section(RenderParams), repo_section(MouthParams),
+               repo_section(ScaleParams))
     summary = run_composite("demo", root, repo_section(CompositeParams),
                             repo_section(WatermarkParams), repo_section(ScaleParams))
     return root, summary

@@ -37,6 +37,7 @@ from stages.render.conditioning import Box, FaceRenderer, conditioning_channels
 from stages.render.config import RenderParams, TrainParams
 from stages.render.data import ReferencePool, load_clip
 from stages.render.infer import ConditioningSource, Frames, Job, make_jobs, run_jobs
+from stages.render.interior import MouthParams
 from stages.render.raster import rasterize
 from stages.render.render import reenactment_plan, run_render
 from stages.render.store import RenderStore
@@ -327,7 +328,9 @@ def write_plan(root: Path, edit: str) -> np.ndarray:
 def test_render_writes_crops_for_the_edited_frames(trained: tuple[Path, dict]) -> None:
     root, _ = trained
     edited = write_plan(root, "swap")
-    summary = run_render("swap", root, RenderParams(warmup_frames=3, chunk_frames=8), ScaleParams(),
+    # The generator's own crops (exemplar mouths: tests/test_render_interior.py).
+    summary = run_render("swap", root, RenderParams(warmup_frames=3, chunk_frames=8),
+                         MouthParams(exemplar=False), ScaleParams(),
                          expected_config=TrainParams.from_dict(tiny()).config_hash)
     assert summary["frames"] == int(edited.sum()) == 20 and summary["chunks"] == 3
     store = RenderStore("swap", root)
@@ -357,7 +360,7 @@ def test_render_refuses_a_generator_trained_with_another_config(
     root, _ = trained
     write_plan(root, "swap2")
     with pytest.raises(TalkeditError, match="another train config"):
-        run_render("swap2", root, RenderParams(), ScaleParams(),
+        run_render("swap2", root, RenderParams(), MouthParams(), ScaleParams(),
                    expected_config=TrainParams.from_dict(tiny(gen_channels=16)).config_hash)
     assert not RenderPaths.of("swap2", root).dir.exists()
 

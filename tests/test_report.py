@@ -28,6 +28,7 @@ from stages.composite.verify import verify_video
 from stages.composite.watermark import WatermarkParams
 from stages.plan import PlanParams, run_plan
 from stages.render.config import RenderParams, TrainParams
+from stages.render.interior import MouthParams
 from stages.render.render import run_render
 from stages.render.train import run_train
 from stages.report import ReportParams, run_clip_report, run_edit_report
@@ -60,7 +61,8 @@ def edited(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
              repo_section(AudioParams))
     run_audio("word", root, repo_section(AudioParams))
     run_train("demo", root, TrainParams.from_dict(tiny()))
-    run_render("word", root, repo_section(RenderParams), repo_section(ScaleParams))
+    run_render("word", root, repo_section(RenderParams), repo_section(MouthParams),
+               repo_section(ScaleParams))
     run_composite("word", root, repo_section(CompositeParams, preset="ultrafast"),
                   repo_section(WatermarkParams), repo_section(ScaleParams))
     return root

@@ -27,6 +27,7 @@ from stages.demo import DemoParams, generate_demo
 from stages.extract import ExtractParams, extract_clip
 from stages.fit import FitParams, run_fit
 from stages.render.config import RenderParams
+from stages.render.interior import MouthParams
 from stages.render.render import run_render
 from talkedit.artifacts import (
     ClipPaths,
@@ -134,7 +135,7 @@ def test_dask_render_and_composite_equal_the_local_runs(
         wav.writeframes(np.zeros(round(len(edited) / fps * 16000), "<i2").tobytes())
     render = RenderParams(warmup_frames=3)
     chunked = build(ScaleParams, {"chunk_frames": 8}, "scale")
-    summary = run_render(edit, root, render, chunked)
+    summary = run_render(edit, root, render, MouthParams(), chunked)
     assert summary["frames"] == int(edited.sum()) == 20
     local = _render_bytes(root, edit)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

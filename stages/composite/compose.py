@@ -152,7 +152,8 @@ class FramePainter:
                  else self.frames[int(self.source_frames[k])])
         if self.edited[k]:
             crop = self.renders.read(k)
-            image = composite_crop(image, crop.crop, crop.transform, crop.alpha, self.blend)
+            image = composite_crop(image, crop.crop, crop.transform, crop.alpha,
+                                   self.blend.at_scale(crop.crop.shape[0] / self.renders.size))
         if self.label:
             image = draw_edited_label(image)
         if self.marker is None:

@@ -62,6 +62,7 @@ from stages.fit.topology import topology_for
 from stages.plan import PlanParams, run_plan
 from stages.render.checkpoint import Stamp
 from stages.render.config import RenderParams
+from stages.render.interior import MouthParams
 from stages.render.render import render_plan
 from talkedit.artifacts import (
     EVALUATE_INFO_COLUMNS,
@@ -127,6 +128,7 @@ class EditPathParams:
     render: RenderParams
     composite: CompositeParams
     watermark: WatermarkParams
+    mouth: MouthParams
 
 
 @dataclass
@@ -213,7 +215,7 @@ def _run_edit_path(name: str, scratch: Path, stage: EditPathParams) -> dict[str,
     plan = run_plan(name, scratch, stage.plan, stage.align, stage.audio)
     run_audio(name, scratch, stage.audio)
     clip = load_spec(name, scratch).clip
-    render = render_plan(clip, EditPaths.of(name, scratch), stage.render)
+    render = render_plan(clip, EditPaths.of(name, scratch), stage.render, mouth=stage.mouth)
     copy_edit(name, f"{name}-conditioning", scratch)
     render_conditioning(f"{name}-conditioning", stage.render, scratch)
     for edit in (name, f"{name}-conditioning"):
@@ -374,7 +376,8 @@ def markdown(clip: str, metrics: dict[str, Any], rows: list[dict[str, Any]]) -> 
 
 def run_evaluate(clip: str, root: Path, evaluate: EvaluateParams, fit: FitParams,
                  align: AlignParams, plan: PlanParams, audio: AudioParams, render: RenderParams,
-                 composite: CompositeParams, watermark: WatermarkParams) -> dict[str, Any]:
+                 composite: CompositeParams, watermark: WatermarkParams, mouth: MouthParams
+                 ) -> dict[str, Any]:
     """Evaluate ``clip`` by self-reenactment; write data/metrics/<clip>/evaluate.{json,tsv,md}.
 
     The edit path runs with the project's own sections (``evaluate.composite`` overrides
@@ -383,7 +386,7 @@ def run_evaluate(clip: str, root: Path, evaluate: EvaluateParams, fit: FitParams
     """
     opts = evaluate
     overridden = CompositeParams.from_dict({**dataclasses.asdict(composite), **opts.composite})
-    stage = EditPathParams(plan, align, audio, render, overridden, watermark)
+    stage = EditPathParams(plan, align, audio, render, overridden, watermark, mouth)
     ctx = _clip_context(clip, root, fit, opts.margin_s)
     stamp, _ = Stamp.read(ModelPaths.of(clip, root).generator)
     first_heldout = stamp.config.holdout_start(ctx.n_frames)

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
-from stages.fit import Pose, load_fit
+from stages.fit import PersonModel, Pose, frame_parameters, load_fit
 from stages.render.checkpoint import load_generator
 from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
@@ -44,6 +45,7 @@ from stages.render.infer import (
     make_jobs,
     run_jobs,
 )
+from stages.render.interior import MouthExemplars, MouthParams, crop_points, paint_rows, runs_of
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
 from talkedit.atomic import write_json
@@ -54,6 +56,7 @@ from talkedit.scale import ChunkMap, ScaleParams, serial_map
 
 log = logging.getLogger(__name__)
 STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
+DEFAULT_MOUTH = MouthParams()  # params.yaml's mouth: section as shipped (for direct callers)
 
 
 def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
@@ -94,9 +97,9 @@ def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
     }
 
 
-def run_render(edit: str, root: Path, render: RenderParams, scale: ScaleParams,
-               expected_config: str | None = None, map_chunks: ChunkMap = serial_map
-               ) -> dict[str, Any]:
+def run_render(edit: str, root: Path, render: RenderParams, mouth: MouthParams,
+               scale: ScaleParams, expected_config: str | None = None,
+               map_chunks: ChunkMap = serial_map) -> dict[str, Any]:
     """Render an edit's plan; write data/renders/<edit>/ (chunks, index, render.json).
 
     ``expected_config``, when given, is the train config hash the generator must have
@@ -104,7 +107,32 @@ def run_render(edit: str, root: Path, render: RenderParams, scale: ScaleParams,
     ``map_chunks``: frame chunks as tasks (``render_plan``).
     """
     return render_plan(load_spec(edit, root).clip, EditPaths.of(edit, root), render,
-                       expected_config, scale=scale, map_chunks=map_chunks)
+                       expected_config, mouth=mouth, scale=scale, map_chunks=map_chunks)
+
+
+def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool | None,
+                  mouth: MouthParams, size: int) -> MouthExemplars | None:
+    """The exemplar-mouth painter over the generator's own pool, painting crops of side
+    ``size`` (None: switched off, or a generator trained without exemplars)."""
+    if not mouth.exemplar or pool is None or not len(pool.frames):
+        return None
+    table, _, transforms, _ = face_geometry(clip, root, size)
+    pose, _ = frame_parameters(table)
+    if size == pool.crops.shape[1]:
+        def crops_of(frames: np.ndarray) -> np.ndarray:
+            return pool.crops[np.searchsorted(pool.frames, frames)]
+    else:  # the fit's own crops, decoded as the exemplars are needed (runs of frames)
+        crops_of = BackgroundCrops(clip, root, size, cached_blocks=4).get
+    return MouthExemplars(model, crops_of, pool.frames, pose[pool.frames],
+                          pool.expression.astype(np.float64), transforms[pool.frames], mouth)
+
+
+def upscale(crops: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rendered crops and their alpha resampled to side ``size``."""
+    if crops.shape[1] == size:
+        return crops, alpha
+    return (np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_CUBIC) for c in crops]),
+            np.stack([cv2.resize(a, (size, size), interpolation=cv2.INTER_LINEAR) for a in alpha]))
 
 
 @dataclass
@@ -120,6 +148,9 @@ class Renderer:
     edited: np.ndarray  # (n,) bool per plan row
     out_frames: np.ndarray  # (n,) the plan's output frame numbers
     transforms: np.ndarray  # (n_clip, 6) image -> render crop
+    crop_size: int  # the fit's crop side
+    model: PersonModel
+    pool: ReferencePool | None
     generator: Any
     stamp: Any
     source: ConditioningSource
@@ -140,7 +171,7 @@ class Renderer:
         cfg = stamp.config
         pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
                 if cfg.reference else None)
-        table, _, transforms, outlines = face_geometry(clip, root, cfg.size)
+        table, crop_size, transforms, outlines = face_geometry(clip, root, cfg.size)
         streams = render.batch if device.type == "cuda" else 1
         backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
         source = ConditioningSource(
@@ -148,8 +179,8 @@ class Renderer:
             backgrounds.get, transforms, outlines, pool)
         return cls(clip, device, plan_frames(plan, len(table), edit_paths.plan),
                    plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
-                   plan.column("frame").to_numpy().astype(np.int64), transforms, generator,
-                   stamp, source, streams)
+                   plan.column("frame").to_numpy().astype(np.int64), transforms, crop_size,
+                   model, pool, generator, stamp, source, streams)
 
     def run(self, jobs: list[Job]) -> Iterator[Rendered]:
         # A generator trained in bfloat16 (the gpu profile's amp) renders in it too.
@@ -179,10 +210,11 @@ def render_chunk(chunk: RenderChunk) -> list[Rendered]:
 
 def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                 expected_config: str | None = None, plan_stage: str = "plan",
-                scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map
-                ) -> dict[str, Any]:
+                mouth: MouthParams = DEFAULT_MOUTH, scale: ScaleParams | None = None,
+                map_chunks: ChunkMap = serial_map) -> dict[str, Any]:
     """Render the plan at ``edit_paths.plan`` with ``clip``'s generator into
     ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's).
+    ``mouth``: exemplar mouths over the generated ones (painted in this process).
 
     With ``scale.chunk_frames`` set, the rows are rendered in runs of at most that many
     (each warmed up anew), grouped into chunks that ``map_chunks`` renders, in order."""
@@ -194,8 +226,26 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     renderer = Renderer.load(clip, edit_paths, render, expected_config, plan_stage)
     cfg, frames, edited = renderer.stamp.config, renderer.frames, renderer.edited
     streams = renderer.streams
-    jobs = make_jobs(edited if opts.only_edited else np.ones(len(frames), bool),
-                     opts.warmup_frames, streams, chunk_rows)
+    root = edit_paths.data.parent
+    wanted_rows = edited if opts.only_edited else np.ones(len(frames), bool)
+    jobs = make_jobs(wanted_rows, opts.warmup_frames, streams, chunk_rows)
+    # With exemplar mouths at full resolution, crops are stored at the fit's crop size: the
+    # generator's crop is upsampled and the mouth painted from the fit's own (sharper) crops.
+    out_size = renderer.crop_size if mouth.exemplar and mouth.full_resolution else cfg.size
+    painter = mouth_painter(clip, root, renderer.model, renderer.pool, mouth, out_size)
+    if painter is None:
+        out_size = cfg.size
+    out_transforms = (renderer.transforms if out_size == cfg.size
+                      else face_geometry(clip, root, out_size)[2])
+    if painter is not None:
+        # Exemplars per consecutive run of rendered rows, chosen before rendering (the
+        # plan holds every row's expression); the planned mouth points in the rows' crops.
+        choice: dict[int, int] = {}
+        for run in runs_of(np.flatnonzero(wanted_rows)):
+            choice.update(zip(run.tolist(), painter.choose(frames.expression[run]).tolist(),
+                              strict=True))
+        targets = crop_points(renderer.model, frames.pose, frames.expression,
+                              out_transforms[frames.background], painter.region.anchors)
     if chunk_rows:
         chunks = [RenderChunk(clip, edit_paths, render, expected_config, plan_stage, group)
                   for group in group_jobs(jobs, chunk_rows)]
@@ -210,8 +260,11 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
         with bar(wanted, f"render {edit}") as shown:
             for out in rendered:
                 bg = frames.background[out.rows]
-                writer.add(renderer.out_frames[out.rows], out.crops, out.alpha, bg,
-                           renderer.transforms[bg], edited[out.rows])
+                crops, alpha = upscale(out.crops, out.alpha, out_size)
+                if painter is not None:
+                    crops = paint_rows(painter, crops, alpha, out.rows, choice, targets)
+                writer.add(renderer.out_frames[out.rows], crops, alpha, bg, out_transforms[bg],
+                           edited[out.rows])
                 shown.update(len(out.rows))
         n = writer.close(folder / out_paths.index.name)
         seconds = time.perf_counter() - t_gen
@@ -227,6 +280,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                                                               ).generator),
                           "config_hash": cfg.config_hash, "step": renderer.stamp.step},
             "plan_sha256": file_sha256(edit_paths.plan),
+            "mouth_exemplars": painter is not None, "crop_size": out_size,
         }
         if chunk_rows:  # kept out of the summary otherwise: the demo's bytes stay as they were
             summary["task_chunk_rows"] = chunk_rows
