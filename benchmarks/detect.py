@@ -283,8 +283,9 @@ def talkedit_cases(project: Path) -> list[Case]:
         cases.append(Case("demo", "clean", "evaluation", raw, raw.with_suffix(".txt"), ()))
     for video in sorted((project / "data" / "outputs").glob("*.mp4")):
         plan_path = project / "data" / "plans" / video.stem / "plan.parquet"
-        if not plan_path.is_file():
-            continue
+        if not plan_path.is_file() or not (project / "data" / "edits" / video.stem
+                                           / "edit.yaml").is_file():
+            continue  # not a text edit (e.g. a lip-sync job's output)
         text = CACHE / "cases" / f"talkedit-{video.stem}.txt"  # what the edited video says
         text.parent.mkdir(parents=True, exist_ok=True)
         text.write_text(load_spec(video.stem, project).edited_text + "\n")
