@@ -76,16 +76,16 @@ class DetectParams(Section):
     closure_slack_s: float = 0.04  # alignment error allowed around an M/B/P
     sync_min_gain: float = 0.1  # a window's own lag counts when it raises r by this much
     false_alarm_rate: float = 0.04  # the calibration's target per clean clip (the goal: <= 5 %)
-    closure: float = 0.488
-    sync_offset_ms: float = 90.4
-    pace: float = 0.056
-    seam: float = 4.35
-    texture: float = 1.39
-    closure_typical: float = 0.138
-    sync_offset_ms_typical: float = 0.0
-    pace_typical: float = 0.00371
-    seam_typical: float = 2.09
-    texture_typical: float = 0.622
+    closure: float = 0.512
+    sync_offset_ms: float = 106.0
+    pace: float = 0.0609
+    seam: float = 4.73
+    texture: float = 1.76
+    closure_typical: float = 0.121
+    sync_offset_ms_typical: float = 3.42
+    pace_typical: float = 0.00621
+    seam_typical: float = 2.04
+    texture_typical: float = 0.615
 
     def check(self, where: str) -> None:
         if not 0 < self.hop_s <= self.window_s <= self.sync_window_s:
