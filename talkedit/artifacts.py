@@ -887,11 +887,13 @@ DETECT_WINDOWS = pa.schema(
         ("sync_r", pa.float64()),  # the correlation at that lag
         ("sync_gain", pa.float64()),  # sync_r minus the correlation at the clip's typical lag
         ("sync_offset_ms", pa.float64()),  # the lag's departure from the clip's typical lag (and 0)
+        ("pace_ratio", pa.float64()),  # soundtrack pace / mouth pace best matching them (clip)
+        ("pace", pa.float64()),  # correlation gained by that pace over 1 (clip; speech windows)
         ("seam", pa.float64()),  # largest frame-to-frame jump, robust z over the clip
         ("texture", pa.float64()),  # mouth/upper-face detail ratio vs the clip's, robust z
-        ("ratio_closure", pa.float64()),  # each score over its threshold (> 1: flagged)
+        ("ratio_closure", pa.float64()),  # each score between typical (0) and threshold (1)
         ("ratio_sync_offset_ms", pa.float64()),
-        ("ratio_sync_gain", pa.float64()),
+        ("ratio_pace", pa.float64()),
         ("ratio_seam", pa.float64()),
         ("ratio_texture", pa.float64()),
         ("score", pa.float64()),  # the largest ratio

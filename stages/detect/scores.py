@@ -1,6 +1,8 @@
 """Window scores for each kind of evidence, and the spans they flag.
 
-Evidence, per window of ``window_s`` seconds (sync: ``sync_window_s`` around its centre):
+Evidence, per window of ``window_s`` seconds (sync: ``sync_window_s`` around its centre).
+Near speech the aligner left unaligned (see ``unaligned``) no phone-based evidence is
+taken: there the phones say nothing about the mouth.
 
 * ``closure``: for each M, B or P spoken in the window, how open the mouth stays at its
   most closed moment around the phone, over the speaker's own range (0 = as closed as
@@ -9,12 +11,14 @@ Evidence, per window of ``window_s`` seconds (sync: ``sync_window_s`` around its
 * ``sync_offset_ms``: the lag that best matches the mouth opening to the opening the
   aligned phones predict, against the clip's typical lag (the peak of the windows' summed
   correlation curves), counted where it improves the match by at least
-  ``sync_min_gain`` in r (elsewhere the peak is noise); and the typical lag itself
-  (real footage is in sync): a dub or a retimed span drifts.
-* ``sync_gain``: how much better than the typical lag the window's best lag matches
-  (r at best - r at typical): a mouth that follows another take of the words.
-  Both sync scores count only as far as a neighbouring window's agree (drift persists,
-  noise does not).
+  ``sync_min_gain`` in r (``sync_gain``, kept for the record; elsewhere the peak is
+  noise): a dub or a retimed span drifts. A constant offset is no evidence (cameras and
+  encoders shift sound by a few frames). It counts only as far as a neighbouring window's
+  agrees (drift persists, noise does not).
+* ``pace`` (clip-wide, on the windows with speech): how much better the phones match the
+  mouth over the whole speech when their timeline is stretched (``pace_ratio``) than at
+  the clip's own pace, and the soundtrack's loudness envelope likewise (the smaller of
+  the two gains: both must agree): another take of the words runs at its own pace.
 * ``seam``: the largest jump between consecutive frames (rigid head points, upper-face
   pixels, background pixels), in robust z over the clip's own transitions.
 * ``texture``: how far the mouth region's detail (vs the upper face), less what the mouth's
@@ -40,10 +44,12 @@ from stages.detect.signals import (
 from talkedit.phonemes import SILENCE, VOWELS
 
 BILABIALS = frozenset({"M", "B", "P"})
-EVIDENCE = ("closure", "sync_offset_ms", "sync_gain", "seam", "texture")
+EVIDENCE = ("closure", "sync_offset_ms", "pace", "seam", "texture")
 # Jumps smaller than these never count as seams however still the clip is otherwise:
-# eye-distance fraction per frame for the head, 8-bit luma levels for pixels.
-RIGID_FLOOR, PIXEL_FLOOR = 0.002, 0.25
+# eye-distance fraction per frame for the head (a hundredth: below what landmark tracking
+# resolves; 0.002 let tracking jitter of a fraction of a pixel score as seams in clean
+# clips), 8-bit luma levels for pixels (half a level: H.264 quantisation noise).
+RIGID_FLOOR, PIXEL_FLOOR = 0.01, 0.5
 
 
 def expected_opening(phones: pd.DataFrame, times: np.ndarray, smooth_s: float) -> np.ndarray:
@@ -92,25 +98,106 @@ def peak(curve: np.ndarray) -> float:
     return float(k)
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """A window is flagged for an evidence type when its score exceeds these."""
+ENVELOPE_RANGE_DB = 35.0  # the loudness envelope's range below its peak (quieter: silence)
+LOUD_DB = 25.0  # sound within this of the clip's loud level (90th percentile) is speech
+ALIGN_SLACK_S = 0.1  # speech this near an aligned phone counts as aligned
 
-    closure: float
-    sync_offset_ms: float
-    sync_gain: float
-    seam: float
-    texture: float
+
+def unaligned(speech: np.ndarray, loudness: np.ndarray | None, fps: float) -> np.ndarray:
+    """Frames with speech-loud sound that no aligned phone comes near: words the
+    aligner squeezed into too little time or missed (it happens at clip ends)."""
+    if loudness is None or not len(loudness):
+        return np.zeros(len(speech), bool)
+    loud = loudness > np.percentile(loudness, 90) - LOUD_DB
+    return loud[:len(speech)] & ~near(speech, ALIGN_SLACK_S * fps)
+
+
+def near(mask: np.ndarray, frames: float) -> np.ndarray:
+    """``mask`` grown by ``frames`` either way."""
+    k = int(round(frames))
+    if k <= 0 or not mask.any():
+        return mask.copy()
+    return np.convolve(mask.astype(float), np.ones(2 * k + 1), mode="same") > 0
+
+
+PACES = np.round(np.arange(0.80, 1.2501, 0.01), 2)  # soundtrack pace / mouth pace searched
+
+
+def pace_fit(opening: np.ndarray, expected: np.ndarray, speech: np.ndarray, max_lag: int
+             ) -> tuple[float, float, float]:
+    """(pace, r, r at pace 1): how the phones' timeline must be stretched (and shifted,
+    up to ``max_lag`` frames) to match the mouth over the whole speech, the correlation
+    there, and the best correlation without stretching. Another take of the words (a dub)
+    runs at its own pace, so its phones drift steadily against the mouth; the clip's own
+    soundtrack does not."""
+    frames = np.flatnonzero(speech)
+    if len(frames) < 16:
+        return float("nan"), float("nan"), float("nan")
+    a, b = int(frames[0]), int(frames[-1]) + 1
+    t = np.arange(a, b, dtype=np.float64)
+    centre = (a + b - 1) / 2
+    grid = np.arange(len(expected), dtype=np.float64)
+    r = np.full((len(PACES), 2 * max_lag + 1), np.nan)
+    target = opening[a:b]
+    for i, pace in enumerate(PACES):
+        for j, lag in enumerate(range(-max_lag, max_lag + 1)):
+            source = centre + pace * (t - centre) - lag
+            inside = (source >= 0) & (source <= len(expected) - 1)
+            if inside.mean() >= 0.8:
+                r[i, j] = correlation(target[inside], np.interp(source[inside], grid, expected))
+    if not np.isfinite(r).any():
+        return float("nan"), float("nan"), float("nan")
+    i, _ = np.unravel_index(np.nanargmax(r), r.shape)
+    unit = int(np.flatnonzero(PACES == 1.0)[0])
+    return float(PACES[i]), float(np.nanmax(r)), float(np.nanmax(r[unit]))
+
+
+# Scores compared on log(score + offset): positive and right-skewed (a clip in perfect sync
+# has a 0 ms offset); the others (shares and correlations) as they are.
+LOG_SCALED = {"seam": 0.0, "texture": 0.0}
+
+
+def scaled(kind: str, values: np.ndarray | pd.Series | float) -> np.ndarray:
+    """A score on the scale its calibration fits a normal distribution on."""
+    x = np.asarray(values, np.float64)
+    return np.log(np.maximum(x + LOG_SCALED[kind], 1e-6)) if kind in LOG_SCALED else x
+
+
+# The least score each type needs before it counts, whatever the calibration says: below
+# these a score is within what the measurement itself resolves (a quarter of the
+# speaker's opening range; two frames of lag at 25 fps; a correlation gain of 0.05;
+# 4 and 1 robust SD for a frame jump and mouth detail).
+LEAST_THRESHOLD = {"closure": 0.25, "sync_offset_ms": 80.0, "pace": 0.05, "seam": 4.0,
+                   "texture": 1.0}
+
+
+def unscaled(kind: str, value: float) -> float:
+    return float(np.exp(value) - LOG_SCALED[kind]) if kind in LOG_SCALED else float(value)
+
+
+# Ratios below this say only "cleaner than usual": clipped there, which is also the score
+# of a window where nothing could be measured.
+LOWEST_RATIO = -1.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per evidence type, the highest window score a clean clip typically reaches and
+    the threshold above which a window is flagged. A window's ratio for a type is its
+    score's place between the two (on the scaled axis): <= 0 is an ordinary clean level,
+    > 1 is flagged; so the types' ratios are comparable and their maximum ranks windows."""
+
+    typical: dict[str, float]
+    threshold: dict[str, float]
 
     def ratios(self, windows: pd.DataFrame) -> pd.DataFrame:
-        """Each score over its threshold (> 1 = flagged); NaN where not measured."""
-        return pd.DataFrame({
-            "closure": windows["closure"] / self.closure,
-            "sync_offset_ms": windows["sync_offset_ms"] / self.sync_offset_ms,
-            "sync_gain": windows["sync_gain"] / self.sync_gain,
-            "seam": windows["seam"] / self.seam,
-            "texture": windows["texture"] / self.texture,
-        })
+        """Each score's ratio (> 1 = flagged); NaN where not measured."""
+        out = {}
+        for kind in EVIDENCE:
+            low, high = scaled(kind, self.typical[kind]), scaled(kind, self.threshold[kind])
+            ratio = (scaled(kind, windows[kind]) - low) / max(float(high - low), 1e-9)
+            out[kind] = np.maximum(ratio, LOWEST_RATIO)  # NaN stays NaN
+        return pd.DataFrame(out, index=windows.index)
 
 
 def window_starts(duration_s: float, window_s: float, hop_s: float) -> np.ndarray:
@@ -124,8 +211,8 @@ def window_starts(duration_s: float, window_s: float, hop_s: float) -> np.ndarra
 
 def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFrame | None,
                   fps: float, window_s: float, hop_s: float, sync_window_s: float,
-                  max_lag_ms: float, closure_slack_s: float, sync_min_gain: float
-                  ) -> tuple[pd.DataFrame, list[dict]]:
+                  max_lag_ms: float, closure_slack_s: float, sync_min_gain: float,
+                  loudness: np.ndarray | None = None) -> tuple[pd.DataFrame, list[dict]]:
     """Per-window scores (NaN where the evidence cannot be measured), and each bilabial's
     closure measurement."""
     times = face.time_s
@@ -151,18 +238,25 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
                  if len(finite_detail) else 1.0)
 
     bilabials: list[dict] = []
-    expected = speech = None
+    half_sync = sync_window_s / 2
+    expected = speech = trusted = None
     if phones is not None and len(phones):
         expected = expected_opening(phones, times, 0.04)
         speech = np.zeros(n, bool)
         for row in phones[phones["phone"] != SILENCE].itertuples():
             speech[(times >= row.start_s) & (times < row.end_s)] = True
+        # Where the aligner lost the words, the phones say nothing of the mouth: near
+        # sound it left unaligned, no sync or closure evidence is taken (and the pace
+        # fit leaves it out). A dub's soundtrack is aligned like any other.
+        trusted = ~near(unaligned(speech, loudness, fps), half_sync * fps)
         # A closure shorter than the frame interval can fall between two frames: only
         # bilabials held at least one frame are judged.
         held = phones["end_s"] - phones["start_s"] >= 1.0 / fps - 1e-6
         # ...and only where the aligner is sure of the phone (a misplaced M is no evidence)
         sure = ~phones["low_confidence"].astype(bool) if "low_confidence" in phones else True
         for row in phones[phones["phone"].isin(BILABIALS) & held & sure].itertuples():
+            if not trusted[min(n - 1, int(row.start_s * fps))]:
+                continue
             around = ((times >= row.start_s - closure_slack_s)
                       & (times <= row.end_s + closure_slack_s) & ok)
             if around.any():
@@ -173,7 +267,6 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
 
     starts = window_starts(duration, window_s, hop_s)
     max_lag = max(1, int(round(max_lag_ms * fps / 1000)))
-    half_sync = sync_window_s / 2
     filled = (np.interp(np.arange(n), np.flatnonzero(ok), opening[ok]) if ok.any()
               else opening)
     curves: dict[int, np.ndarray] = {}
@@ -183,15 +276,16 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
         in_win = (times >= start) & (times < end)
         row = {"window": w, "start_s": float(start), "end_s": float(end),
                "closure": np.nan, "sync_lag_ms": np.nan, "sync_r": np.nan, "sync_gain": np.nan,
-               "sync_offset_ms": np.nan, "seam": np.nan, "texture": np.nan}
+               "sync_offset_ms": np.nan, "pace": np.nan, "pace_ratio": np.nan, "seam": np.nan,
+               "texture": np.nan}
         mids = [b["score"] for b in bilabials if start <= (b["start_s"] + b["end_s"]) / 2 < end]
         if mids:
             row["closure"] = max(mids)
-        if expected is not None and speech is not None:
+        if expected is not None and speech is not None and trusted is not None:
             centre = (start + end) / 2
             a = int(max(0, round((centre - half_sync) * fps)))
             b = int(min(n, round((centre + half_sync) * fps)))
-            if speech[a:b].mean() >= 0.5 and ok[a:b].mean() >= 0.8:
+            if speech[a:b].mean() >= 0.5 and ok[a:b].mean() >= 0.8 and trusted[a:b].all():
                 curve = lag_curve(filled, expected, a, b, max_lag)
                 if np.isfinite(curve).any():
                     curves[w] = curve
@@ -214,7 +308,24 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             drift = abs(best - typical) if gain >= sync_min_gain else 0.0
             windows.loc[w, ["sync_lag_ms", "sync_r", "sync_gain", "sync_offset_ms"]] = [
                 (best - max_lag) * 1000.0 / fps, r_best, gain,
-                max(drift, abs(typical - max_lag)) * 1000.0 / fps]
+                drift * 1000.0 / fps]
+    if expected is not None and speech is not None:
+        pace, r_pace, r_unit = pace_fit(filled, expected, speech & ok & trusted, max_lag)
+        gain = r_pace - r_unit
+        if loudness is not None and len(loudness) == n:
+            # The sound's own envelope must agree: stretching it must help as well. The
+            # aligner alone sometimes times a phrase as if it ran faster (a clean clip's
+            # phones then "prefer" another pace); a dub's envelope drifts like its phones.
+            envelope = np.maximum(loudness, loudness.max() - ENVELOPE_RANGE_DB)
+            loud = loudness > loudness.max() - ENVELOPE_RANGE_DB
+            _, r_env, r_env_unit = pace_fit(filled, envelope, loud & ok, max_lag)
+            gain = float(np.fmin(gain, r_env - r_env_unit))
+        # clip-wide evidence, on the windows it concerns: those with speech in them
+        talking = np.array([speech[(times >= r.start_s) & (times < r.end_s)].any()
+                            for r in windows.itertuples()])
+        windows["pace"] = np.where(talking, gain, np.nan)
+        windows["pace_ratio"] = np.where(talking, pace, np.nan)
+    if curves:
         # A lag of one window alone is noise more often than drift: a dub or a retimed span
         # keeps its lag over neighbouring windows, so each window's sync scores count only
         # as far as a neighbour's agree.

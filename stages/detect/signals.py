@@ -148,3 +148,16 @@ def read_wav_16k(path: Path) -> tuple[np.ndarray, int]:
         rate = wav.getframerate()
         data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     return data.astype(np.float32) / 32768.0, rate
+
+
+def frame_loudness(samples: np.ndarray, rate: int, times: np.ndarray, span_s: float
+                   ) -> np.ndarray:
+    """The soundtrack's RMS level in dB (full scale) over ``span_s`` centred on each time:
+    an envelope the mouth follows whatever the aligner made of the words."""
+    half = max(1, int(round(span_s * rate / 2)))
+    power = np.r_[0.0, np.cumsum(samples.astype(np.float64) ** 2)]
+    centre = np.round(np.asarray(times) * rate).astype(int)
+    lo = np.clip(centre - half, 0, len(samples))
+    hi = np.clip(centre + half, 0, len(samples))
+    mean = (power[hi] - power[lo]) / np.maximum(hi - lo, 1)
+    return 10 * np.log10(mean + 1e-10)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 DESCRIBE = {
     "closure": "mouth stays open during M/B/P",
     "sync_offset_ms": "audio-visual offset departs from the clip's",
-    "sync_gain": "mouth follows the speech better at another lag",
+    "pace": "the soundtrack runs at another pace than the mouth",
     "seam": "jump between frames",
     "texture": "mouth region detail differs from the rest of the face",
 }
@@ -34,10 +34,10 @@ def _detail(kind: str, win: pd.DataFrame, bilabials: list[dict], words: list[str
     if kind == "sync_offset_ms":
         k = win["ratio_sync_offset_ms"].idxmax()
         return f"lag {win.at[k, 'sync_lag_ms']:+.0f} ms (r {win.at[k, 'sync_r']:.2f})"
-    if kind == "sync_gain":
-        k = win["sync_gain"].idxmax()
-        return (f"r {win.at[k, 'sync_r']:.2f} at {win.at[k, 'sync_lag_ms']:+.0f} ms, "
-                f"{win.at[k, 'sync_gain']:.2f} above the clip's typical lag")
+    if kind == "pace":
+        k = win["pace"].idxmax()
+        return (f"{win.at[k, 'pace_ratio']:.2f} x the mouth's pace fits "
+                f"{win.at[k, 'pace']:.2f} better in r")
     if kind == "seam":
         return f"jump of {win['seam'].max():.1f} robust SD"
     if kind == "texture":
