@@ -2,7 +2,10 @@
 
 The clip's last ``holdout_share`` of frames is never trained on (nor used to pick
 anything). Of the rest, the last ``validation_share`` picks each network's best
-step and which network is kept; the earlier frames train. Held-out scores, for
+step and which network is kept; the earlier frames train, their audio also stretched
+by each of ``speed_factors`` (``speed_perturbed``: other rates, pitches and vocal tract
+lengths, warped back by the same VTLN new audio gets) with the expressions re-timed to
+it, so that new audio at another rate or in another voice is not new. Held-out scores, for
 both networks and two baselines (the training mean, and a linear map from the
 frame's audio level to mouth opening), go to metrics.json: mouth opening
 (pose-free: the inner-lip gap of the person model's shape for the expression,
