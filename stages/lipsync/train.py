@@ -115,7 +115,7 @@ def speed_perturbed(samples: np.ndarray, target: np.ndarray, fps: float, cfg: Fe
         stretch = rate / RATE
         step = math.gcd(rate, RATE)
         audio = resample_poly(samples, rate // step, RATE // step) if rate != RATE else samples
-        n = int(round(len(audio) / RATE * fps))
+        n = int(round(len(target) * stretch))
         warp = 1.0 if rate == RATE else choose_warp(audio, cfg, reference)
         xs.append(frame_features(audio, n, fps, cfg, warp))
         at = np.arange(n) / stretch  # the original frame each stretched frame shows
