@@ -74,7 +74,8 @@ def copy_prepared(case: str, source: Path, work: Path) -> None:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
 
 
-def train_lipmodel(case: str, work: Path) -> dict[str, Any]:
+def train_lipmodel(case: str, work: Path) -> tuple[dict[str, Any], bool]:
+    """The case clip's lipmodel metrics, and whether it was trained now (not reused)."""
     from stages.lipsync import LipModelParams
     from stages.lipsync.train import run_lipmodel
     from talkedit.artifacts import LipModelPaths
@@ -82,9 +83,9 @@ def train_lipmodel(case: str, work: Path) -> dict[str, Any]:
 
     paths = LipModelPaths.of(case, work)
     if paths.model.is_file():
-        return json.loads(paths.metrics.read_text())
+        return json.loads(paths.metrics.read_text()), False
     run_lipmodel(case, work, load_section(LipModelParams, REPO))
-    return json.loads(paths.metrics.read_text())
+    return json.loads(paths.metrics.read_text()), True
 
 
 def demo_sentences(lip_work: Path) -> list[dict[str, Any]]:
@@ -164,8 +165,9 @@ def main() -> int:
             copy_prepared(case.name, args.source, work)
         prepare_clip(case, work, args.steps)
         t0 = time.perf_counter()
-        metrics = train_lipmodel(case.name, work)
-        lipmodels[case.name] = {"seconds": round(time.perf_counter() - t0, 1),
+        metrics, trained = train_lipmodel(case.name, work)
+        lipmodels[case.name] = {"seconds": round(time.perf_counter() - t0, 1) if trained
+                                else "reused from an earlier run in --work",
                                 "kept": metrics["kept"],
                                 "heldout_truth_jaw_r": metrics[metrics["kept"]].get("truth_jaw_r"),
                                 "frames": metrics["frames"]}
@@ -187,7 +189,7 @@ def main() -> int:
         "(benchmarks/edit_mouth.py)", 1)
     text += "\nLip models (trained on each case clip's first 55%, held-out tail 35%): " + \
         "; ".join(f"{c}: {m['kept']}, held-out r vs true jaw {m['heldout_truth_jaw_r']}, "
-                  f"{m['frames']['train']} training frames, {m['seconds']} s"
+                  f"{m['frames']['train']} training frames, training {m['seconds']} s"
                   for c, m in lipmodels.items()) + "\n"
     if demo:
         text += ("\n## Demo held-out sentences re-created (plan's opening vs true jaw, r)\n\n"
