@@ -166,7 +166,7 @@ def main() -> int:
         prepare_clip(case, work, args.steps)
         t0 = time.perf_counter()
         metrics, trained = train_lipmodel(case.name, work)
-        lipmodels[case.name] = {"seconds": round(time.perf_counter() - t0, 1) if trained
+        lipmodels[case.name] = {"training": f"{time.perf_counter() - t0:.0f} s" if trained
                                 else "reused from an earlier run in --work",
                                 "kept": metrics["kept"],
                                 "heldout_truth_jaw_r": metrics[metrics["kept"]].get("truth_jaw_r"),
@@ -189,7 +189,7 @@ def main() -> int:
         "(benchmarks/edit_mouth.py)", 1)
     text += "\nLip models (trained on each case clip's first 55%, held-out tail 35%): " + \
         "; ".join(f"{c}: {m['kept']}, held-out r vs true jaw {m['heldout_truth_jaw_r']}, "
-                  f"{m['frames']['train']} training frames, training {m['seconds']} s"
+                  f"{m['frames']['train']} training frames, training {m['training']}"
                   for c, m in lipmodels.items()) + "\n"
     if demo:
         text += ("\n## Demo held-out sentences re-created (plan's opening vs true jaw, r)\n\n"
