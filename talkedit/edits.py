@@ -37,6 +37,12 @@ sentence this way, with ``exclude_s`` over its own footage; a diff alone cannot 
       source: recording
       recording: take1.wav          # in the edit's folder; default recording.wav
       text: We have a weekly video lab.   # what the recording says; default: the new words
+
+``mouth_motion:`` chooses where the new words' mouth motion comes from::
+
+    mouth_motion: search            # default: pieces of the clip's footage (viseme search)
+    mouth_motion: audio             # the clip's audio-to-expression model (lipmodel@<clip>),
+                                    # driven by the new words' sound as the audio stage makes it
 """
 
 from __future__ import annotations
@@ -55,7 +61,10 @@ from talkedit.errors import TalkeditError
 SPEAKER, SYNTHETIC, RECORDING = "speaker", "synthetic", "recording"
 AUDIO_SOURCES = (SPEAKER, SYNTHETIC, RECORDING)
 DEFAULT_RECORDING = "recording.wav"
-SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "resynthesize", "description", "audio"}
+MOUTH_SEARCH, MOUTH_AUDIO = "search", "audio"
+MOUTH_MOTIONS = (MOUTH_SEARCH, MOUTH_AUDIO)
+SPEC_KEYS = {"clip", "text", "operations", "exclude_s", "resynthesize", "description", "audio",
+             "mouth_motion"}
 _EDGE_PUNCT = "\"'([{«<*_)]}»>.,;:!?…—–“”‘’"
 _TRAILING = ".,;:!?…\"')]}»”’"
 
@@ -80,6 +89,7 @@ class EditSpec:
     operations: tuple[str, ...] = field(default=())  # one line per operation, for the summary
     resynthesize: tuple[tuple[int, int], ...] = ()  # original written words (first, last) said anew
     audio: AudioChoice = AudioChoice(SPEAKER)
+    mouth_motion: str = MOUTH_SEARCH  # where the new words' mouth motion comes from
 
 
 def _norm(token: str) -> str:
@@ -153,8 +163,13 @@ def load_spec(edit: str, root: Path | None = None, default_audio: str = SPEAKER)
                     "write e.g. resynthesize: [[12, 20]] or resynthesize: [some words]")
     forced = tuple(_resolve(t, original.split(), f"resynthesize {k + 1}", path)
                    for k, t in enumerate(targets))
+    mouth = data.get("mouth_motion", MOUTH_SEARCH)
+    if mouth not in MOUTH_MOTIONS:
+        raise _fail(path, f"mouth_motion: {mouth!r} is not one of {MOUTH_MOTIONS}",
+                    "write 'mouth_motion: search' (the clip's footage) or 'mouth_motion: audio' "
+                    "(the clip's audio-to-expression model)")
     return EditSpec(edit, path, clip, original, edited, _exclusions(data.get("exclude_s"), path),
-                    ops, forced, audio_choice(data.get("audio"), path, default_audio))
+                    ops, forced, audio_choice(data.get("audio"), path, default_audio), mouth)
 
 
 def audio_choice(value: Any, spec_path: Path, default_source: str = SPEAKER) -> AudioChoice:

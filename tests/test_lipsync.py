@@ -278,3 +278,26 @@ def test_a_voice_variant_speaks_the_same_samples_on_every_call() -> None:
     time.sleep(1.1)
     again = synthesize("Thank you for watching.", voice="en-us+f3", rate_wpm=130).samples
     np.testing.assert_array_equal(first, again)
+
+
+def test_speed_perturbed_copies_stretch_audio_and_retime_targets() -> None:
+    """Factor 1 is the clip's own features; 1.15 lasts 15% longer, its targets re-timed, and
+    its voice (pitch and formants 15% lower) is warped back up toward the original's."""
+    from stages.lipsync.features import power_spectrogram, voice_spectrum
+    from stages.lipsync.train import speed_perturbed
+
+    x = _speech("The quick brown fox jumps over the lazy dog near the river bank.")
+    cfg, fps = FeatureConfig(), 25.0
+    n = int(len(x) / RATE * fps)
+    target = np.stack([np.sin(np.arange(n) / 5.0), np.arange(n) / n], axis=1)
+    reference = voice_spectrum(*power_spectrogram(x), cfg)
+    xs, ys = speed_perturbed(x, target, fps, cfg, (1.0, 1.15), reference)
+    assert np.array_equal(xs[0], frame_features(x, n, fps, cfg)) and np.allclose(ys[0], target)
+    m = len(xs[1])
+    assert abs(m - 1.15 * n) <= 1.5 and ys[1].shape == (m, 2)
+    k = np.arange(m)
+    assert np.allclose(ys[1][:, 1], np.interp(k / 1.15, np.arange(n), target[:, 1]))
+    from stages.audio.dsp import resample
+    from stages.lipsync.features import choose_warp
+
+    assert choose_warp(resample(x, RATE, 18400), cfg, reference) < 0.95  # lower voice: warp < 1

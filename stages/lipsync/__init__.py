@@ -38,6 +38,10 @@ class LipModelParams(Section):
     lstm_delay: int = 5  # frames of future audio the LSTM hears (200 ms at 25 fps, as in the paper)
     tcn_kernel: int = 3
     tcn_dilations: tuple[int, ...] = (1, 2, 4)
+    # Speed perturbation: the training audio also stretched to these durations (1.15: 15%
+    # slower, pitch and formants 15% lower; each copy warped back to the voice by VTLN as new
+    # audio is), expressions re-timed to it, so the model hears other rates and voices.
+    speed_factors: tuple[float, ...] = (0.85, 1.0, 1.15)
     steps: int = 1500  # optimiser steps per network
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames
@@ -56,6 +60,9 @@ class LipModelParams(Section):
             raise bad_param(where, "n_mfcc", f"is {self.n_mfcc}, not in 2..26", "use 13")
         if not 1000 <= self.fmax_hz <= 8000:
             raise bad_param(where, "fmax_hz", f"is {self.fmax_hz}, not in 1000..8000 Hz", "use 4000")
+        if not self.speed_factors or not all(0.5 <= f <= 2.0 for f in self.speed_factors):
+            raise bad_param(where, "speed_factors", "must be a non-empty list of factors in "
+                            "[0.5, 2] (1.0 = the clip as it is)")
         if self.lstm_delay < 0 or self.context < 0:
             raise bad_param(where, "lstm_delay", "and context must be >= 0")
         if self.steps < self.eval_every or self.eval_every < 1:

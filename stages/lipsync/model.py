@@ -122,8 +122,10 @@ def predict(net: nn.Module, x: np.ndarray) -> np.ndarray:
 
 def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
               weights: np.ndarray, val: tuple[np.ndarray, np.ndarray],
-              progress: Callable[[str], None] | None = None) -> Trained:
-    """Fit ``cfg``'s net on (x, y) windows, keeping the weights best on ``val``."""
+              progress: Callable[[str], None] | None = None,
+              lengths: list[int] | None = None) -> Trained:
+    """Fit ``cfg``'s net on (x, y) windows, keeping the weights best on ``val``. ``x`` may be
+    several sequences end to end (``lengths``): no window crosses from one to the next."""
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     net = make_net(cfg)
@@ -131,12 +133,16 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
     w = torch.from_numpy(weights.astype(np.float32))
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
     xv, yv = val
-    window = min(train.window, len(x))
+    lengths = lengths or [len(x)]
+    window = min(train.window, *lengths)
+    offsets = np.cumsum([0, *lengths[:-1]])
+    starts_ok = np.concatenate([o + np.arange(n - window + 1) for o, n in zip(offsets, lengths,
+                                                                           strict=True)])
     best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), 0, {})
     curve, running = [], []
     for step in range(1, train.steps + 1):
         net.train()
-        starts = rng.integers(0, len(x) - window + 1, size=train.batch)
+        starts = starts_ok[rng.integers(0, len(starts_ok), size=train.batch)]
         idx = torch.from_numpy(starts[:, None] + np.arange(window))
         loss = (((net(xt[idx]) - yt[idx]) ** 2) * w).sum(-1).mean()
         opt.zero_grad()

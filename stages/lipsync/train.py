@@ -2,7 +2,10 @@
 
 The clip's last ``holdout_share`` of frames is never trained on (nor used to pick
 anything). Of the rest, the last ``validation_share`` picks each network's best
-step and which network is kept; the earlier frames train. Held-out scores, for
+step and which network is kept; the earlier frames train, their audio also stretched
+by each of ``speed_factors`` (``speed_perturbed``: other rates, pitches and vocal tract
+lengths, warped back by the same VTLN new audio gets) with the expressions re-timed to
+it, so that new audio at another rate or in another voice is not new. Held-out scores, for
 both networks and two baselines (the training mean, and a linear map from the
 frame's audio level to mouth opening), go to metrics.json: mouth opening
 (pose-free: the inner-lip gap of the person model's shape for the expression,
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,12 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from scipy.signal import resample_poly
 
 from stages.fit import load_fit
 from stages.lipsync import LipModelParams
 from stages.lipsync.features import (
     RATE,
     FeatureConfig,
+    choose_warp,
     frame_energy_db,
     frame_features,
     power_spectrogram,
@@ -93,6 +99,30 @@ def split(n: int, opts: LipModelParams, clip: str) -> tuple[slice, slice, slice]
     return slice(0, rest - val), slice(rest - val, rest), slice(rest, n)
 
 
+def speed_perturbed(samples: np.ndarray, target: np.ndarray, fps: float, cfg: FeatureConfig,
+                    factors: tuple[float, ...], reference: np.ndarray
+                    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per factor, the training audio's features and targets with its duration stretched by
+    that factor (resampled: tempo, pitch and formants move together, as between speakers
+    and rates) and warped back toward the person's voice as new audio is (VTLN, job.py);
+    the targets are the expressions re-timed by linear interpolation. Factor 1 is the
+    audio as it is, unwarped: the person's own voice."""
+    xs, ys = [], []
+    frames = np.arange(len(target))
+    for factor in factors:
+        # Rates in whole 100 Hz steps: a short resampling filter, the same bytes anywhere.
+        rate = int(round(RATE * factor / 100)) * 100
+        stretch = rate / RATE
+        step = math.gcd(rate, RATE)
+        audio = resample_poly(samples, rate // step, RATE // step) if rate != RATE else samples
+        n = int(round(len(target) * stretch))
+        warp = 1.0 if rate == RATE else choose_warp(audio, cfg, reference)
+        xs.append(frame_features(audio, n, fps, cfg, warp))
+        at = np.arange(n) / stretch  # the original frame each stretched frame shows
+        ys.append(np.stack([np.interp(at, frames, column) for column in target.T], axis=1))
+    return xs, ys
+
+
 def level_baseline(energy: np.ndarray, opening: np.ndarray, train: slice) -> np.ndarray:
     """Least-squares opening = a + b * level (floored), fitted on the training frames."""
     level = np.maximum(energy, ENERGY_FLOOR_DB)
@@ -145,6 +175,11 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     k = opts.components
     mean, std = expression[train, :k].mean(axis=0), expression[train, :k].std(axis=0) + 1e-6
     target = (expression[:, :k] - mean) / std
+    train_audio = samples[:int(round(train.stop / fps * RATE))]
+    voice = voice_spectrum(*power_spectrogram(train_audio), feats_cfg)
+    xs, ys = speed_perturbed(train_audio, target[train], fps, feats_cfg, opts.speed_factors,
+                             voice)
+    train_x, train_y = np.concatenate(xs), np.concatenate(ys)
     weights = person.explained[:k] / person.explained[:k].sum()
     train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
                             opts.eval_every, opts.seed)
@@ -156,9 +191,10 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     try:
         for kind in KINDS:
             t = time.perf_counter()
-            runs[kind] = train_net(net_config(kind, opts, feats_cfg.dim), train_cfg, feats[train],
-                                   target[train], weights, (feats[val], target[val]),
-                                   progress=lambda line: log.info("lipmodel %s: %s", clip, line))
+            runs[kind] = train_net(net_config(kind, opts, feats_cfg.dim), train_cfg, train_x,
+                                   train_y, weights, (feats[val], target[val]),
+                                   progress=lambda line: log.info("lipmodel %s: %s", clip, line),
+                                   lengths=[len(x) for x in xs])
             seconds[kind] = round(time.perf_counter() - t, 2)
     finally:
         torch.set_num_threads(threads)
@@ -189,8 +225,7 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim), feats_cfg, mean, std,
                      expression.shape[1], {"clip": clip, "fit_sha256": file_sha256(paths.face),
                                            "fps": repr(float(fps))},
-                     voice_spectrum(*power_spectrogram(samples[:int(train.stop / fps * RATE)]),
-                                    feats_cfg))
+                     voice)
     model.save(out.model)
     write_text(out.losses, losses_table(runs))
     write_json(out.metrics, metrics)

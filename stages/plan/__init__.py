@@ -52,7 +52,7 @@ from talkedit.artifacts import (
     column_array,
     read_parquet,
 )
-from talkedit.edits import EditSpec, load_spec
+from talkedit.edits import MOUTH_AUDIO, EditSpec, load_spec
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
 from talkedit.phonemes import SILENCE
@@ -117,6 +117,7 @@ class PlanResult:
     warnings: list[str]
     recording: Recording | None = None  # the user's recording, aligned (source: recording)
     quality: float = 1.0  # stages/plan/quality.py: a screen, 1 = nothing the plan sees is wrong
+    mouth: dict[str, Any] | None = None  # spec mouth_motion: audio: stages/lipsync/edit_mouth.py
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -289,8 +290,13 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                f"{'; '.join(reasons)}. Review the result before using it")
         log.warning("%s: %s", spec.path, msg)
         warnings.append(msg)
-    return PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
-                      recorded.recording if recorded else None, round(quality, 3))
+    result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
+                        recorded.recording if recorded else None, round(quality, 3))
+    if spec.mouth_motion == MOUTH_AUDIO:  # the new words' mouth from the clip's audio model
+        from stages.lipsync.edit_mouth import audio_mouth  # deferred: torch only when asked
+
+        result.frames, result.mouth = audio_mouth(result, root, audio, opts.blend_ms / 1000)
+    return result
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:
