@@ -230,6 +230,7 @@ def render_and_score(root: Path, job: str, held, first: int, n_new: int) -> dict
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.render import run_liprender
     from stages.render.config import RenderParams
+    from stages.render.interior import MouthParams
     from talkedit.artifacts import PLAN, ClipPaths, LipsyncPaths, read_parquet
     from talkedit.video import FrameStore
 
@@ -248,7 +249,7 @@ def render_and_score(root: Path, job: str, held, first: int, n_new: int) -> dict
                                                         ev.max_sync_lag_ms)}}
     for method, name in (("lipsync", job), ("closed_average", closed_average_job(root, job))):
         t0 = time.perf_counter()
-        run_liprender(name, root, RenderParams())
+        run_liprender(name, root, RenderParams(), MouthParams())
         run_lipcomposite(name, root, composite, WatermarkParams())
         out = LipsyncPaths.of(name, root).outputs
         background = read_parquet(out.plan, PLAN)["source_frame"].to_numpy()

@@ -99,6 +99,7 @@ def run_job(root: Path) -> dict:
     from stages.reenact.plan import run_reenact
     from stages.reenact.render import run_reenactrender
     from stages.render.config import RenderParams
+    from stages.render.interior import MouthParams
 
     spec = {"target": TARGET, "source": SOURCE, "mode": "expression",
             "target_start_s": AT_FRAME / 25.0, "keep_rest": False}
@@ -109,7 +110,7 @@ def run_job(root: Path) -> dict:
     plan = run_reenact(JOB, root, ReenactParams())
     times["transfer_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    run_reenactrender(JOB, root, RenderParams())
+    run_reenactrender(JOB, root, RenderParams(), MouthParams())
     times["render_s"] = time.perf_counter() - t
     t = time.perf_counter()
     run_reenactcomposite(JOB, root, CompositeParams(), WatermarkParams())

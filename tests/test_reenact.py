@@ -312,6 +312,7 @@ def test_a_job_renders_and_composites_signed_as_reenacted(pair_root: Path) -> No
     from stages.reenact.plan import run_reenact
     from stages.reenact.render import run_reenactrender
     from stages.render.config import RenderParams, TrainParams
+    from stages.render.interior import MouthParams
     from stages.render.train import run_train
     from talkedit.artifacts import ReenactPaths
     from talkedit.video import probe
@@ -321,7 +322,7 @@ def test_a_job_renders_and_composites_signed_as_reenacted(pair_root: Path) -> No
     _job(pair_root, "job3", {"target": "tgt", "source": "src", "source_span": [0.4, 1.6],
                              "target_start_s": 2.0, "keep_rest": False})
     run_reenact("job3", pair_root, ReenactParams(min_target_frames=50))
-    rendered = run_reenactrender("job3", pair_root, RenderParams(threads=2))
+    rendered = run_reenactrender("job3", pair_root, RenderParams(threads=2), MouthParams())
     assert rendered["frames"] == 30
     summary = run_reenactcomposite("job3", pair_root, CompositeParams(preset="ultrafast"),
                                    WatermarkParams())
