@@ -27,6 +27,7 @@ from stages.fit import FitParams
 from stages.plan import PlanParams
 from stages.render.checkpoint import load_generator, save_generator
 from stages.render.config import RenderParams, TrainParams
+from stages.render.interior import MouthParams
 from stages.render.train import run_train
 from talkedit.artifacts import (
     EVALUATE_SCORES,
@@ -56,7 +57,7 @@ def evaluate(root: Path, **params: object) -> dict:
         "demo", root, repo_section(EvaluateParams, sentences=1, seed=0, **params),
         repo_section(FitParams), repo_section(AlignParams), repo_section(PlanParams),
         repo_section(AudioParams), repo_section(RenderParams, threads=2),
-        repo_section(CompositeParams), repo_section(WatermarkParams))
+        repo_section(CompositeParams), repo_section(WatermarkParams), repo_section(MouthParams))
 
 
 @pytest.fixture(scope="module")

