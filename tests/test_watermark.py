@@ -4,7 +4,6 @@ silent on unmarked video with an honest false-positive bound, and stays invisibl
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import cv2
@@ -199,21 +198,3 @@ def test_params_section_is_checked(tmp_path: Path) -> None:
         with pytest.raises(TalkeditError, match=match):
             load_section(wm.WatermarkParams, tmp_path)
     assert wm.WatermarkParams().key_bytes == wm.DEFAULT_KEY.encode()  # verify outside a project
-
-
-def test_embedding_720p_is_fast() -> None:
-    """Target <= 5 ms per 1280x720 frame on one core (measured ~2.7 ms; a loose bound here
-    for a shared machine)."""
-    frame = cv2.resize(talking_photo(1, size=512)[0], (1280, 720))
-    embedder = wm.WatermarkEmbedder(KEY, PAYLOAD)
-    embedder.embed(frame, 0)
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        start = time.perf_counter()
-        for i in range(20):
-            embedder.embed(frame, i)
-        ms = (time.perf_counter() - start) / 20 * 1000
-    finally:
-        cv2.setNumThreads(threads)
-    assert ms < 10.0
