@@ -1,6 +1,8 @@
 """Face2Face expression reenactment on generator clips with an exact truth.
 
     .venv/bin/python benchmarks/reenact.py [--work DIR] [--seconds S]
+    .venv/bin/python benchmarks/reenact.py --real    # a real face video (carphone) reenacted
+    .venv/bin/python benchmarks/reenact.py --speed   # fps at 128 px and 256 px
 
 A scratch project (--work, default a temp folder) links the repository's built demo
 (target: the astronaut, speaking the demo script; its fit and its trained 128 px CPU
@@ -558,6 +560,76 @@ def write_real_markdown(real: dict) -> None:
     (RESULTS / "reenact_real.md").write_text("\n".join(lines) + "\n")
 
 
+# --- speed at 128 px and 256 px (--speed) ------------------------------------------------
+
+SPEED_JOB = "demo-reenact"  # the repository's job: the demo's first sentences on its held-out tail
+
+
+def speed_benchmark(work: Path, steps_256: int) -> dict:
+    """transfer + render + composite of the repository's demo-reenact job (126 frames, 512 px
+    output), as the DAG runs them: with the demo's trained 128 px renderer, and with a 256
+    px renderer trained here for ``steps_256`` steps (its speed does not depend on how well
+    it is trained: the same network, four times the pixels)."""
+    import shutil
+
+    from stages.reenact import ReenactParams
+    from stages.render.config import TrainParams
+    from stages.render.train import run_train
+
+    facts: dict = {}
+    for size in (128, 256):
+        root = scratch_project(work / f"speed{size}")
+        (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "data" / "reenact" / f"{SPEED_JOB}.yaml",
+                    root / "data" / "reenact" / f"{SPEED_JOB}.yaml")
+        entry: dict = {}
+        if size != 128:
+            models = root / "data" / "models" / TARGET
+            if models.is_symlink() or not (models / "generator.safetensors").is_file() or \
+                    (models / "generator.safetensors").is_symlink():
+                shutil.rmtree(models, ignore_errors=True)
+                t = time.perf_counter()
+                run_train(TARGET, root, TrainParams(size=size, steps=steps_256))
+                entry["train_s"] = round(time.perf_counter() - t, 1)
+            entry["train_steps"] = steps_256
+        load_before = os.getloadavg()[0]
+        plan, times = time_job(SPEED_JOB, root, ReenactParams())
+        n = plan["output_frames"]
+        entry.update({
+            "frames": n, "seconds": {k: round(v, 2) for k, v in times.items()},
+            "fps": {**{k.replace("_s", "_fps"): round(n / v, 2) for k, v in times.items()},
+                    "end_to_end_fps": round(n / sum(times.values()), 2)},
+            "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        })
+        facts[f"{size}px"] = entry
+    facts["cpu_threads"] = os.cpu_count()
+    return facts
+
+
+def write_speed_markdown(speed: dict) -> None:
+    lines = [
+        "# Reenactment speed (benchmarks/reenact.py --speed)",
+        "",
+        f"The repository's job {SPEED_JOB} (126 frames, output 512 px), each stage as the DAG "
+        "runs it (its own imports included), on this machine's CPU (2 cores shared with "
+        "other work: see the load average). No GPU was lent to this session.",
+        "",
+        "| renderer | transfer fps | render fps | composite fps | end to end fps | load average |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size, entry in speed.items():
+        if not size.endswith("px"):
+            continue
+        fps = entry["fps"]
+        trained = f" ({entry['train_steps']} training steps, for timing only)" \
+            if "train_steps" in entry else " (the demo's)"
+        lines.append(f"| {size}{trained} | {fps['transfer_fps']} | {fps['render_fps']} | "
+                     f"{fps['composite_fps']} | {fps['end_to_end_fps']} | "
+                     f"{entry['load_average_1min']} |")
+    lines += ["", "Goal: >= 5 fps end to end at 128 px on 2 cores."]
+    (RESULTS / "reenact_speed.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=None)
@@ -567,8 +639,20 @@ def main() -> None:
                         help="only a real face video (carphone) reenacted (reenact_real.json)")
     parser.add_argument("--real-steps", type=int, default=1200,
                         help="--real: the carphone renderer's training steps")
+    parser.add_argument("--speed", action="store_true",
+                        help="only transfer + render + composite speed at 128 and 256 px "
+                             "(reenact_speed.json)")
+    parser.add_argument("--steps-256", type=int, default=30,
+                        help="--speed: training steps of the 256 px renderer (timing only)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="reenact-bench-"))
+    if args.speed:
+        speed = speed_benchmark(work, args.steps_256)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "reenact_speed.json").write_text(json.dumps(speed, indent=2) + "\n")
+        write_speed_markdown(speed)
+        print(json.dumps(speed, indent=2))
+        return
     root = scratch_project(work / "project")
     if args.real:
         real = real_benchmark(root, work, args.real_steps)
