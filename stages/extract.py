@@ -52,7 +52,9 @@ def check_clip_inputs(clip: str, root: Path | None = None, need_transcript: bool
     if need_transcript:
         if not paths.transcript.is_file():
             raise TalkeditError(paths.transcript, f"clip {clip!r} has no transcript",
-                                "write what is said in the video to this text file")
+                                "write what is said in the video to this text file (or, to "
+                                "use a clip without speech for reenactment only, list it "
+                                "under video_clips: in params.yaml instead of clips:)")
         if not paths.transcript.read_text(encoding="utf-8", errors="replace").strip():
             raise TalkeditError(paths.transcript, "transcript is empty",
                                 "write what is said in the video to this text file")
