@@ -513,8 +513,18 @@ def real_benchmark(root: Path, work: Path, steps: int) -> dict:
     facts["output_largest_step_levels"] = round(float(steps_out.max()), 2)
     opening = picture_openings(output[span])
     facts["output_frames_with_face_mediapipe"] = int(np.isfinite(opening).sum())
-    track_opening = np.asarray(plan.get("opening_r_source_vs_transferred", np.nan))
-    facts["opening_r_source_vs_transferred"] = float(track_opening)
+    facts["opening_r_source_vs_transferred"] = plan["opening_r_source_vs_transferred"]
+    # Does the picture follow the source? MediaPipe's mouth opening on the output (and, for
+    # contrast, on carphone as filmed) against the source's fitted opening.
+    from talkedit.artifacts import REENACT_TRACK, ReenactPaths, read_parquet
+
+    driving = read_parquet(ReenactPaths.of(REAL_JOB, root).track, REENACT_TRACK)[
+        "source_opening"].to_numpy()
+    filmed = picture_openings(target[span])
+    facts["opening_r_vs_source"] = {
+        name: round(pearson(seen[ok], driving[ok]), 3)
+        for name, seen in (("output_video_mediapipe", opening), ("carphone_as_filmed", filmed))
+        for ok in [np.isfinite(seen)]}
     picks = np.linspace(5, s1 - s0 - 5, 5).round().astype(int).tolist()
     picture = real_pictures(source, target, output, picks)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -553,6 +563,9 @@ def write_real_markdown(real: dict) -> None:
         f"{real['output_largest_step_levels']} | |",
         f"| mouth opening r, source fit vs transferred | {real['opening_r_source_vs_transferred']}"
         " | |",
+        f"| mouth opening r, source fit vs output video (MediaPipe) | "
+        f"{real['opening_r_vs_source']['output_video_mediapipe']} (carphone as filmed: "
+        f"{real['opening_r_vs_source']['carphone_as_filmed']}) | |",
         "",
         f"Pictures: {real['pictures']}.",
         f"Seconds: {real['seconds']}.",
@@ -610,9 +623,11 @@ def write_speed_markdown(speed: dict) -> None:
     lines = [
         "# Reenactment speed (benchmarks/reenact.py --speed)",
         "",
-        f"The repository's job {SPEED_JOB} (126 frames, output 512 px), each stage as the DAG "
-        "runs it (its own imports included), on this machine's CPU (2 cores shared with "
-        "other work: see the load average). No GPU was lent to this session.",
+        f"The repository's job {SPEED_JOB} (126 frames, output 512 px): reenactplan, "
+        "reenactrender and reenactcomposite's entry functions, as the DAG runs them, in one "
+        "process (128 px first, so it pays the one-off imports), on this machine's CPU (2 "
+        "cores shared with other work: see the load average). The composite stage's time is "
+        "mostly x264 encoding 512 px frames at params.yaml's composite.preset (medium).",
         "",
         "| renderer | transfer fps | render fps | composite fps | end to end fps | load average |",
         "|---|---|---|---|---|---|",
