@@ -26,7 +26,6 @@ from talkedit.edits import (
     DEFAULT_RECORDING,
     RECORDING,
     apply_operations,
-    refuse_clip_without_speech,
 )
 from talkedit.errors import TalkeditError
 from talkedit.params import PARAMS_FILE, check_name, load_params
@@ -303,15 +302,15 @@ def register_edit(root: Path, name: str, clip: str, section: str = "edits",
 
 
 def check_clip_has_speech(root: Path, clip: str, use: str) -> None:
-    """Refuse edit-by-text work (``use``) on a clip without speech: one listed under
-    ``video_clips:`` (for reenactment only), or one with a video and no transcript."""
+    """Refuse edit-by-text work (``use``) on a clip declared without speech: listed under
+    ``video_clips:`` (for reenactment only). The stages refuse one whose transcript is
+    missing (``talkedit.edits.refuse_clip_without_speech``)."""
     if clip in (load_params(root).get(VIDEO_CLIPS) or []):
         raise TalkeditError(f"clip {clip!r}", f"is listed under {VIDEO_CLIPS}: in {PARAMS_FILE} "
                             f"(a clip without speech, for reenactment only): {use} needs its "
                             "words and sound", "edit a clip listed under clips:, or give this "
                             f"one its transcript (data/raw/{clip}.txt) and sound and move it to "
                             "clips:")
-    refuse_clip_without_speech(f"clip {clip!r}", ClipPaths.of(clip, root), use)
 
 
 def clip_has_speech(root: Path, clip: str) -> bool:
