@@ -111,6 +111,17 @@ STAGES: tuple[StageSpec, ...] = (
               "data/renders/<job>/.", "stages.lipsync.render:run_liprender"),
     StageSpec("lipcomposite", JOB, "Composite, watermark and sign a lip-sync job's video. Writes "
               "data/outputs/<job>.mp4 and its provenance.", "stages.lipsync.composite:run_lipcomposite"),
+    # Clips without speech (params.yaml video_clips:, for reenactment only): no transcript
+    # and perhaps no sound, so never aligned; extract, fit and train as for a clip.
+    StageSpec("videoextract", CLIP, "Decode a clip without speech (listed under video_clips:) "
+              "into its constant-rate frame timeline and 16 kHz audio (silence when it has no "
+              "sound); no transcript is read. Writes data/interim/<clip>/frames.parquet, "
+              "video.json, audio.wav.", "stages.extract:extract_video_clip"),
+    StageSpec("videofit", CLIP, "Fit the 3D face model per frame of a clip without speech "
+              "(as fit). Writes face.parquet, face_model.safetensors, crops/.",
+              "stages.fit:run_fit"),
+    StageSpec("videotrain", CLIP, "Train the neural face renderer of a clip without speech (as "
+              "train). Writes data/models/<clip>/.", "stages.render.train:run_train"),
     # Reenactment (stages/reenact, Face2Face): a source clip's face drives a target clip's.
     StageSpec("reenactplan", JOB, "Plan a reenactment job: transfer the source's expressions onto "
               "the target's face model. Reads data/reenact/<job>.yaml and both clips' fits; "

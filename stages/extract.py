@@ -52,7 +52,9 @@ def check_clip_inputs(clip: str, root: Path | None = None, need_transcript: bool
     if need_transcript:
         if not paths.transcript.is_file():
             raise TalkeditError(paths.transcript, f"clip {clip!r} has no transcript",
-                                "write what is said in the video to this text file")
+                                "write what is said in the video to this text file (or, to "
+                                "use a clip without speech for reenactment only, list it "
+                                "under video_clips: in params.yaml instead of clips:)")
         if not paths.transcript.read_text(encoding="utf-8", errors="replace").strip():
             raise TalkeditError(paths.transcript, "transcript is empty",
                                 "write what is said in the video to this text file")
@@ -61,18 +63,32 @@ def check_clip_inputs(clip: str, root: Path | None = None, need_transcript: bool
 
 def extract_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, object]:
     """Write frames.parquet, video.json and audio.wav for ``clip``; return a summary."""
-    paths = check_clip_inputs(clip, root)
+    return _extract(clip, root, extract, speech=True)
+
+
+def extract_video_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, object]:
+    """videoextract: a clip without speech (listed under ``video_clips:``, for reenactment
+    only). No transcript is read; a video without an audio track gets a silent audio.wav
+    as long as the video, so every later reader sees one contract."""
+    return _extract(clip, root, extract, speech=False)
+
+
+def _extract(clip: str, root: Path, extract: ExtractParams, speech: bool) -> dict[str, object]:
+    paths = check_clip_inputs(clip, root, need_transcript=speech)
     info = probe(paths.video)
-    if not info.has_audio:
+    if speech and not info.has_audio:
         raise TalkeditError(paths.video, "has no audio track",
-                            "give the video with its sound; alignment needs the speech")
+                            "give the video with its sound (alignment needs the speech), or, "
+                            "to use it for reenactment only, list it under video_clips: in "
+                            "params.yaml instead of clips:")
     audio_rate = extract.audio_rate
 
     pts_list: list[int] = []
     key_list: list[bool] = []
     n_audio = 0
     with open_container(paths.video) as container, atomic_path(paths.audio) as wav_tmp:
-        vs, aus = container.streams.video[0], container.streams.audio[0]
+        vs = container.streams.video[0]
+        aus = container.streams.audio[0] if info.has_audio else None
         vs.thread_type = "AUTO"
         resampler = av.AudioResampler(format="s16", layout="mono", rate=audio_rate)
         first_video_s: float | None = None
@@ -82,7 +98,7 @@ def extract_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, obj
             wav.setsampwidth(2)
             wav.setframerate(audio_rate)
             try:
-                for packet in container.demux(vs, aus):
+                for packet in container.demux(*(s for s in (vs, aus) if s is not None)):
                     for frame in packet.decode():
                         if packet.stream is vs:
                             if frame.pts is None:
@@ -91,14 +107,14 @@ def extract_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, obj
                             key_list.append(bool(frame.key_frame))
                             if first_video_s is None:
                                 first_video_s = float(frame.pts * vs.time_base)
-                        else:
+                        elif aus is not None:
                             if first_audio_s is None and frame.pts is not None:
                                 first_audio_s = float(frame.pts * aus.time_base)
                             for out in resampler.resample(frame):
                                 pcm = out.to_ndarray().reshape(-1)
                                 wav.writeframes(pcm.astype("<i2").tobytes())
                                 n_audio += len(pcm)
-                for out in resampler.resample(None):
+                for out in resampler.resample(None) if aus is not None else ():
                     pcm = out.to_ndarray().reshape(-1)
                     wav.writeframes(pcm.astype("<i2").tobytes())
                     n_audio += len(pcm)
@@ -109,25 +125,29 @@ def extract_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, obj
         if len(pts_list) < 2:
             raise TalkeditError(paths.video, f"decoded only {len(pts_list)} video frame(s)",
                                 "the file is truncated or corrupt; re-export it")
-        if n_audio == 0:
+        if n_audio == 0 and aus is not None:
             raise TalkeditError(paths.video, "its audio track decoded to no samples",
                                 "re-export the video with its sound")
-        audio_offset_s = (first_audio_s or 0.0) - (first_video_s or 0.0)
-        if abs(audio_offset_s) > 1.0 / audio_rate:
-            n_audio = _shift_wav(wav_tmp, audio_offset_s, audio_rate)
 
-    # Presentation order, then the constant-rate timeline.
-    order = np.argsort(np.asarray(pts_list), kind="stable")
-    pts = np.asarray(pts_list, dtype=np.int64)[order]
-    keys = np.asarray(key_list, dtype=bool)[order]
-    tb = info.time_base
-    times = (pts - pts[0]) * float(tb)
-    fps = Fraction(extract.fps).limit_denominator(1001) if extract.fps else info.average_rate
-    deltas = np.diff(times)
-    last_duration = float(np.median(deltas)) if len(deltas) else 1.0 / float(fps)
-    duration = float(times[-1] + last_duration)
-    n_out = max(1, int(round(duration * float(fps))))
-    src = nearest_source_frames(times, float(fps), n_out)
+        # Presentation order, then the constant-rate timeline.
+        order = np.argsort(np.asarray(pts_list), kind="stable")
+        pts = np.asarray(pts_list, dtype=np.int64)[order]
+        keys = np.asarray(key_list, dtype=bool)[order]
+        tb = info.time_base
+        times = (pts - pts[0]) * float(tb)
+        fps = Fraction(extract.fps).limit_denominator(1001) if extract.fps else info.average_rate
+        deltas = np.diff(times)
+        last_duration = float(np.median(deltas)) if len(deltas) else 1.0 / float(fps)
+        duration = float(times[-1] + last_duration)
+        n_out = max(1, int(round(duration * float(fps))))
+        src = nearest_source_frames(times, float(fps), n_out)
+
+        audio_offset_s = ((first_audio_s or 0.0) - (first_video_s or 0.0)) if aus is not None else 0.0
+        if aus is None:  # no audio track: silence as long as the timeline
+            n_audio = _write_silence(wav_tmp, int(round(n_out / float(fps) * audio_rate)),
+                                     audio_rate)
+        elif abs(audio_offset_s) > 1.0 / audio_rate:
+            n_audio = _shift_wav(wav_tmp, audio_offset_s, audio_rate)
 
     frames = {
         "frame": np.arange(n_out, dtype=np.int32),
@@ -162,12 +182,20 @@ def extract_clip(clip: str, root: Path, extract: ExtractParams) -> dict[str, obj
     return dataclasses.asdict(meta)
 
 
+def _write_silence(path: Path, samples: int, rate: int) -> int:
+    return _write_wav(path, np.zeros(samples, dtype="<i2"), rate)
+
+
 def _shift_wav(path: Path, offset_s: float, rate: int) -> int:
     """Put audio time 0 at the first video frame: pad silence or trim the lead-in."""
     with wave.open(str(path), "rb") as wav:
         data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     shift = int(round(offset_s * rate))
     data = np.concatenate([np.zeros(shift, dtype="<i2"), data]) if shift > 0 else data[-shift:]
+    return _write_wav(path, data, rate)
+
+
+def _write_wav(path: Path, data: np.ndarray, rate: int) -> int:
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)

@@ -31,6 +31,7 @@ from talkedit.errors import TalkeditError
 from talkedit.params import PARAMS_FILE, check_name, load_params
 
 MAX_NAME = 64
+VIDEO_CLIPS = "video_clips"  # params.yaml's clips without speech (reenactment only)
 
 
 @dataclass
@@ -132,6 +133,7 @@ def check_request(req: EditRequest, root: Path) -> str:
     """
     clips = load_params(root).get("clips") or []
     paths = ClipPaths.of(req.clip, root)
+    check_clip_has_speech(root, req.clip, "an edit by text")
     if req.clip not in clips:
         raise TalkeditError(f"clip {req.clip!r}", f"is not listed under clips: in {PARAMS_FILE}"
                             f" (listed: {list(clips)})",
@@ -299,21 +301,43 @@ def register_edit(root: Path, name: str, clip: str, section: str = "edits",
     return True
 
 
-def register_clip(root: Path, name: str) -> bool:
-    """List ``name`` under ``clips:`` in params.yaml; keep the rest of the file byte for
-    byte. Returns whether the file changed."""
+def check_clip_has_speech(root: Path, clip: str, use: str) -> None:
+    """Refuse edit-by-text work (``use``) on a clip declared without speech: listed under
+    ``video_clips:`` (for reenactment only). The stages refuse one whose transcript is
+    missing (``talkedit.edits.refuse_clip_without_speech``)."""
+    if clip in (load_params(root).get(VIDEO_CLIPS) or []):
+        raise TalkeditError(f"clip {clip!r}", f"is listed under {VIDEO_CLIPS}: in {PARAMS_FILE} "
+                            f"(a clip without speech, for reenactment only): {use} needs its "
+                            "words and sound", "edit a clip listed under clips:, or give this "
+                            f"one its transcript (data/raw/{clip}.txt) and sound and move it to "
+                            "clips:")
+
+
+def clip_has_speech(root: Path, clip: str) -> bool:
+    """Whether a clip can go under ``clips:`` (a transcript and a sound track), else it
+    belongs under ``video_clips:`` (reenactment only)."""
+    from talkedit.video import probe
+
+    paths = ClipPaths.of(clip, root)
+    return paths.transcript.is_file() and probe(paths.video).has_audio
+
+
+def register_clip(root: Path, name: str, section: str = "clips") -> bool:
+    """List ``name`` under ``section`` (``clips:``, or ``video_clips:`` for a clip without
+    speech) in params.yaml unless it is listed under either; keep the rest of the file
+    byte for byte. Returns whether the file changed."""
     from ruamel.yaml.comments import CommentedSeq
 
     check_name(name, "clip")
     path = Path(root) / PARAMS_FILE
     rt = _round_trip()
     doc = rt.load(path.read_text(encoding="utf-8"))
-    clips = doc.get("clips")
-    if isinstance(clips, list) and name in clips:
+    if any(isinstance(doc.get(key), list) and name in doc[key] for key in ("clips", VIDEO_CLIPS)):
         return False
+    clips = doc.get(section)
     if not isinstance(clips, CommentedSeq):
         clips = CommentedSeq(clips or [])
-        doc["clips"] = clips
+        doc[section] = clips
     clips.append(name)
     out = io.StringIO()
     rt.dump(doc, out)

@@ -195,10 +195,10 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
     def command(item: str = typer.Argument(..., metavar=kind.upper(), help=f"The {kind}'s name.")
                 ) -> None:
         check_name(item, kind)
-        if stage == "extract":  # bad input fails in a second, before Prefect starts
+        if stage in ("extract", "videoextract"):  # bad input fails in a second, before Prefect
             from stages.extract import check_clip_inputs
 
-            check_clip_inputs(item, repo_root())
+            check_clip_inputs(item, repo_root(), need_transcript=stage == "extract")
         _run(stage, item)
 
     command.__doc__ = help_text
@@ -591,7 +591,7 @@ def lipsync(
 
     from talkedit.artifacts import ClipPaths, EditPaths, LipsyncPaths
     from talkedit.atomic import write_bytes, write_text
-    from talkedit.authoring import register_edit
+    from talkedit.authoring import check_clip_has_speech, register_edit
 
     root = repo_root()
     if not (root / PARAMS_FILE).is_file():
@@ -600,6 +600,7 @@ def lipsync(
     clip_paths = ClipPaths.of(clip, root)
     if not clip_paths.video.is_file():
         raise TalkeditError(clip_paths.video, "not found", "put the clip there (or run talkedit demo)")
+    check_clip_has_speech(root, clip, "lip sync (a model of the person's own speech)")
     spec_audio, wav = _lipsync_audio(audio, root)
     if span is not None and not 0 <= span[0] < span[1]:
         raise TalkeditError(f"--span {span[0]} {span[1]}", "is not START END with START < END",
@@ -653,7 +654,7 @@ def reenact(
     With --target and --source, checks both clips first (one frame rate, a target long
     enough to train on, a face in the source; a failing check writes nothing), writes
     data/reenact/<JOB>.yaml and lists the job under reenact_jobs: (and both clips under
-    clips:) in params.yaml. Then runs `dvc repro reenactcomposite@<JOB>` (both clips'
+    clips:, or video_clips: for one without a transcript or sound) in params.yaml. Then runs `dvc repro reenactcomposite@<JOB>` (both clips'
     extract and fit, the target's renderer, the transfer, render and composite), a line
     per stage, its output in data/runs/reenact-<JOB>.log; prints data/outputs/<JOB>.mp4
     and its verdict.
@@ -665,7 +666,7 @@ def reenact(
     from stages.reenact.spec import load_reenact
     from talkedit.artifacts import ClipPaths, ReenactPaths
     from talkedit.atomic import write_text
-    from talkedit.authoring import register_clip, register_edit
+    from talkedit.authoring import VIDEO_CLIPS, clip_has_speech, register_clip, register_edit
     from talkedit.params import load_section
 
     root = _project_root()
@@ -693,8 +694,8 @@ def reenact(
         except TalkeditError:
             paths.spec.unlink()
             raise
-        for clip in dict.fromkeys((target, source)):
-            register_clip(root, clip)
+        for clip in dict.fromkeys((target, source)):  # one without speech: video_clips:
+            register_clip(root, clip, "clips" if clip_has_speech(root, clip) else VIDEO_CLIPS)
         register_edit(root, job, target, section="reenact_jobs",
                       fields={"target": target, "source": source})
         typer.echo(f"reenactment job {job}: {paths.spec.relative_to(root)} (listed in "

@@ -100,6 +100,17 @@ def _fail(path: Path, problem: str, fix: str) -> TalkeditError:
     return TalkeditError(path, problem, fix)
 
 
+def refuse_clip_without_speech(spec: Path | str, clip_paths: ClipPaths, use: str) -> None:
+    """Edit-by-text work (``use``: an edit, a lip-sync job) needs the clip's words and
+    sound. A clip whose video is there without a transcript is a clip without speech
+    (params.yaml ``video_clips:``): it can be reenacted, never edited by text."""
+    if clip_paths.video.is_file() and not clip_paths.transcript.is_file():
+        raise _fail(Path(spec), f"names clip {clip_paths.clip!r}, a clip without speech (no "
+                    f"transcript at {clip_paths.transcript}): {use} needs its words and sound",
+                    "use it for reenactment only (talkedit reenact), or write what is said to "
+                    "that file and list the clip under clips: in params.yaml")
+
+
 def read_spec_file(path: Path, missing: str, missing_fix: str, shape: str, example: str,
                    keys: set[str], clip_keys: tuple[str, ...] = ("clip",)) -> dict[str, Any]:
     """A spec file's mapping (an edit's, a lip-sync job's, a reenactment's), checked the one
@@ -140,6 +151,7 @@ def load_spec(edit: str, root: Path | None = None, default_audio: str = SPEAKER)
                           "data/edits/demo.yaml", SPEC_KEYS)
     clip = data["clip"]
     clip_paths = ClipPaths.of(clip, None if root is None else root)
+    refuse_clip_without_speech(path, clip_paths, "an edit by text")
     if not clip_paths.transcript.is_file():
         known = sorted(p.stem for p in clip_paths.transcript.parent.glob("*.txt"))
         raise _fail(path, f"names clip {clip!r}, which has no transcript "

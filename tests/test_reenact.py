@@ -212,8 +212,9 @@ def test_the_command_refuses_bad_clips_writing_nothing(project: Path, pair_root:
 
 def test_the_command_writes_and_registers_a_job(project: Path, pair_root: Path) -> None:
     raw = project / "data" / "raw"
-    for clip in ("tgt", "src"):
-        shutil.copy(pair_root / "data" / "raw" / f"{clip}.mp4", raw / f"{clip}.mp4")
+    for clip in ("tgt", "src"):  # with their transcripts: clips with speech (clips:)
+        for ext in ("mp4", "txt"):
+            shutil.copy(pair_root / "data" / "raw" / f"{clip}.{ext}", raw / f"{clip}.{ext}")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["reenact"]["min_target_frames"] = 50
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

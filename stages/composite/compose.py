@@ -186,13 +186,14 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
                    model_files: tuple[Path, ...] = (),
                    ingredients: tuple[tuple[str, Path], ...] = (),
                    stages: tuple[str, str] = ("plan", "audio"),
-                   scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map
-                   ) -> dict[str, Any]:
+                   scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map,
+                   with_transcript: bool = True) -> dict[str, Any]:
     """Composite the plan, renders and soundtrack under ``paths`` (the PLAN contract: an
     edit's, or a lip-sync job's whose spec is ``spec_path``) into ``paths.output``.
 
     ``description`` says what was done in the manifest's edit action; ``model_files`` and
-    ``ingredients`` ((role, file)) are hashed into it beside the clip's own. With
+    ``ingredients`` ((role, file)) are hashed into it beside the clip's own (its video, and
+    its transcript ``with_transcript``: a reenactment uses none of its words). With
     ``scale.chunk_frames`` set, frame chunks are painted through ``map_chunks`` (in
     order, at most ``scale.in_flight`` chunks of frames held) and encoded here: the
     same frames, so the same video stream, as one pass."""
@@ -213,7 +214,8 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
 
     model = ModelPaths.of(clip_name, root)
     manifest = build_manifest(
-        source_video=clip.video, transcript=clip.transcript, edit_spec=spec_path,
+        source_video=clip.video, transcript=clip.transcript if with_transcript else None,
+        edit_spec=spec_path,
         model_files=[p for p in (model.generator, clip.face_model, *model_files) if p.exists()],
         plan_files=[p for p in (paths.plan, paths.audio) if p.exists()],
         description=description, extra_ingredients=ingredients,

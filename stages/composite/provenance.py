@@ -171,7 +171,7 @@ def manifest_time(created: datetime | None = None) -> str | None:
     return created.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def build_manifest(*, source_video: str | Path, transcript: str | Path,
+def build_manifest(*, source_video: str | Path, transcript: str | Path | None,
                    edit_spec: str | Path | Mapping[str, Any],
                    model_files: Sequence[str | Path] = (), plan_files: Sequence[str | Path] = (),
                    payload_id: int | None = None,
@@ -180,14 +180,15 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
     """The manifest of one edit, before encoding (no stream hash yet: see embed_manifest).
 
     ``payload_id`` defaults to one derived from the inputs; the renderer passes
-    ``manifest["watermark"]["payload_id"]`` to the watermark embedder.
+    ``manifest["watermark"]["payload_id"]`` to the watermark embedder. ``transcript`` is
+    None for an output that uses none of the clip's words (a reenactment).
     """
     when = manifest_time(created)
     content, spec_hash = _edit_content(edit_spec)
     edit_params: dict[str, Any] = {"edit_spec": content}
     if spec_hash is not None:
         edit_params["edit_spec_sha256"] = spec_hash
-    source_video, transcript = Path(source_video), Path(transcript)
+    source_video = Path(source_video)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "claim_generator": claim_generator(),
@@ -207,8 +208,9 @@ def build_manifest(*, source_video: str | Path, transcript: str | Path,
         "ingredients": [
             {"title": source_video.name, "relationship": "parentOf", "role": "source_video",
              "hash": {"alg": "sha256", "value": sha256_file(source_video)}},
-            {"title": transcript.name, "relationship": "inputTo", "role": "transcript",
-             "hash": {"alg": "sha256", "value": sha256_file(transcript)}},
+            *([] if transcript is None else [
+                {"title": Path(transcript).name, "relationship": "inputTo", "role": "transcript",
+                 "hash": {"alg": "sha256", "value": sha256_file(transcript)}}]),
             *([] if spec_hash is None else [
                 {"title": Path(str(edit_spec)).name, "relationship": "inputTo", "role": "edit_spec",
                  "hash": {"alg": "sha256", "value": spec_hash}}]),

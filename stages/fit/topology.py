@@ -19,10 +19,14 @@ Triangle mesh:
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -42,10 +46,28 @@ class Topology:
     triangles: np.ndarray | None  # (T, 3) int32, or None to triangulate the mean shape
 
 
-def _tesselation_triangles() -> np.ndarray:
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+@lru_cache(maxsize=1)
+def face_mesh_connections() -> ModuleType:
+    """MediaPipe's face-mesh connection tables (a module of constants), read from its file
+    without importing the mediapipe package: that import pulls in matplotlib (2-3 s of
+    every render process, which never runs MediaPipe itself)."""
+    name = "mediapipe.python.solutions.face_mesh_connections"
+    if name in sys.modules:
+        return sys.modules[name]
+    package = importlib.util.find_spec("mediapipe")
+    if package is None or package.origin is None:
+        raise TalkeditError("mediapipe", "is not installed", "pip install mediapipe")
+    path = Path(package.origin).parent / "python" / "solutions" / "face_mesh_connections.py"
+    spec = importlib.util.spec_from_file_location(f"_talkedit_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise TalkeditError(path, "cannot be read", "reinstall mediapipe")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+
+def _tesselation_triangles() -> np.ndarray:
+    edges = {tuple(sorted(e)) for e in face_mesh_connections().FACEMESH_TESSELATION}
     adj: dict[int, set[int]] = defaultdict(set)
     for a, b in edges:
         adj[a].add(b)
@@ -63,8 +85,7 @@ def _points_of(connections: frozenset[tuple[int, int]]) -> tuple[int, ...]:
 
 @lru_cache(maxsize=1)
 def mediapipe_topology() -> Topology:
-    from mediapipe.python.solutions import face_mesh_connections as fm
-
+    fm = face_mesh_connections()
     upper = (191, 80, 81, 82, 13, 312, 311, 310, 415)
     lower = (95, 88, 178, 87, 14, 317, 402, 318, 324)
     exclude = set(_points_of(fm.FACEMESH_LIPS) + _points_of(fm.FACEMESH_LEFT_EYE)

@@ -8,7 +8,7 @@ from typing import Any
 
 from stages.lipsync import LipsyncParams
 from talkedit.artifacts import ClipPaths, EditPaths, LipsyncPaths
-from talkedit.edits import read_spec_file
+from talkedit.edits import read_spec_file, refuse_clip_without_speech
 from talkedit.errors import TalkeditError
 
 SPEC_KEYS = {"clip", "audio", "span", "description"}
@@ -53,7 +53,8 @@ def load_job(job: str, root: Path | None, opts: LipsyncParams | None = None) -> 
                           f"{job!r} from lipsync_jobs in params.yaml", "clip: and audio:",
                           "stages/lipsync/job.py", SPEC_KEYS)
     clip = data["clip"]
-    ClipPaths.of(clip, root)  # checks the name
+    refuse_clip_without_speech(path, ClipPaths.of(clip, root), "lip sync (a model of the "
+                               "person's own speech)")
     fields: dict[str, Any] = {"voice": opts.tts_voice, "rate_wpm": opts.tts_rate_wpm}
     audio = data.get("audio")
     if isinstance(audio, str) and audio:

@@ -1,7 +1,8 @@
 """reenactcomposite: a reenactment job's video through the edit path's compositor
 (``composite_plan``): watermarked, labelled and signed as an edit's, its manifest's action
 saying "Reenacted" and naming both inputs (the target as the source video, the source
-clip's video as an ingredient)."""
+clip's video as an ingredient; not the target's transcript, whose words it does not use:
+a clip without speech has none)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,5 @@ def run_reenactcomposite(job: str, root: Path, composite: CompositeParams,
                     f"expressions ({spec.mode} transfer after Thies et al. 2016, Face2Face) and "
                     f"re-synthesized by {spec.target}'s own renderer; the span's sound is "
                     f"{spec.source}'s.",
-        ingredients=(("source video", source_video),), stages=("reenact", "reenact"))
+        ingredients=(("source video", source_video),), stages=("reenact", "reenact"),
+        with_transcript=False)  # the target's words are not used (it may have none)

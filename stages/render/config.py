@@ -206,4 +206,7 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
     # cuBLAS is deterministic only with a fixed workspace; read when CUDA starts.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # torch.use_deterministic_algorithms sets this flag and also torch._inductor's, whose
+    # import (torch._dynamo) costs 2-5 s of every render and train process; talkedit never
+    # compiles with inductor, so the flag alone is set.
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
