@@ -15,7 +15,13 @@ import pytest
 from stages.extract import ExtractParams, extract_clip
 from stages.fit import FitParams, run_fit
 from stages.fit.landmarks import Face
-from stages.fit.tracking import AMBIGUOUS, FOUND, OTHER_OVER_MOUTH, MainFaceTracker
+from stages.fit.tracking import (
+    AMBIGUOUS,
+    FOUND,
+    OTHER_OVER_MOUTH,
+    MainFaceTracker,
+    settle_other_people,
+)
 from talkedit.errors import TalkeditError
 from talkedit.params import load_section
 from talkedit.scale import ScaleParams
@@ -54,6 +60,20 @@ def test_tracker_follows_the_speaker_and_flags_ambiguous_frames() -> None:
     # Two people alike from the first frame: who speaks is unknown, none is taken.
     fresh = MainFaceTracker(1280, 720, min_face_px=40)
     assert fresh.select(0, [_face(300, 200, 200), _face(780, 200, 200)]) == (None, AMBIGUOUS)
+
+
+def test_a_face_that_comes_and_goes_for_a_few_frames_is_a_phantom_not_a_person() -> None:
+    # MediaPipe finds "faces" in clothes for 1-3 frames at a time (a space suit's folds
+    # under the astronaut's chin: 26 of 105 frames of a clean generated clip); a second
+    # person stays in view. At 25 fps, runs under 0.2 s (5 frames) are phantoms.
+    reason = np.full(40, FOUND, np.uint8)
+    reason[[3, 4, 7, 15, 16, 17]] = OTHER_OVER_MOUTH
+    reason[20:32] = OTHER_OVER_MOUTH
+    kept = settle_other_people(reason, 25.0)
+    assert np.flatnonzero(kept).tolist() == list(range(20, 32))
+    assert (reason[:20] == FOUND).all() and (reason[20:32] == OTHER_OVER_MOUTH).all()
+    assert settle_other_people(reason.copy(), 50.0).sum() == 12  # 12 frames = 0.24 s at 50 fps
+    assert settle_other_people(reason.copy(), 100.0).sum() == 0  # 0.12 s: too brief
 
 
 def _clip(root: Path, **stress: float) -> Path:

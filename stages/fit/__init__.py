@@ -71,6 +71,7 @@ from stages.fit.tracking import (
     fill_gaps,
     format_ranges,
     runs,
+    settle_other_people,
     short_gaps,
 )
 from talkedit import __version__
@@ -274,6 +275,7 @@ def scan_clip(store: FrameStore, landmarker: Landmarker, opts: FitParams, crops_
         transforms = writer.close()
     if count != n:
         raise TalkeditError(store.video, f"decoded {count} of {n} frames", "re-run extract")
+    detected &= ~settle_other_people(reason, float(fps))
     return Scan(detected, reason, n_faces, transforms, lm_spill, colour_spill,
                 time.perf_counter() - t0, tracker)
 
