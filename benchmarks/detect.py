@@ -147,6 +147,36 @@ EVALUATION_TEXTS = (
     "Mabel brushed her pony before the morning ride.",
 )
 
+# The fresh evaluation set (session 5): clips 0-79 of EVALUATION_TEXTS had been looked at
+# while the false-alarm fixes were made, so the final version is also scored on clips made
+# for the first time by that run: new texts, seeds 5000+k, disjoint from everything above.
+FRESH_TEXTS = (
+    "The baker put a plum cake by the open window.",
+    "Max swept the damp moss off the stone steps.",
+    "A brave pup barked at the big brown moose.",
+    "Beth hopes to buy a map of the old empire.",
+    "My mom keeps her pens in a tin box by the phone.",
+    "The pump broke, so Pete brought a bucket from the barn.",
+    "Molly wrapped a blanket around the sleepy puppy.",
+    "The pupils built a model bridge from paper and glue.",
+    "Ambulances rumbled past the busy shopping mall.",
+    "Bert bumped his elbow on the metal cabinet.",
+    "Please stamp the mail before the postman comes.",
+    "Jim clapped when the plump pigeon grabbed the crumb.",
+    "The lamb ambled up the bumpy path to the meadow.",
+    "Tom spent the summer by a lake in Maine.",
+    "A big poster of Paris hung above the bed.",
+    "The mob cheered as the boxer stepped into the ring.",
+    "Pablo probably misplaced his blue umbrella.",
+    "Her mother bought maple candy at the bazaar.",
+    "Ben dropped a pebble in the deep blue pool.",
+    "A pair of bumblebees hummed by the purple bloom.",
+)
+EVALUATION_GROUPS = {  # group: (texts, seed base, clip-name prefix)
+    "evaluation": (EVALUATION_TEXTS, 2000, "eva"),
+    "fresh": (FRESH_TEXTS, 5000, "fre"),
+}
+
 
 TALKEDIT_EDITS = (
     ("small research team", "big product group"), ("promising", "remarkable"),
@@ -214,7 +244,7 @@ def encode(path: Path, frames: list[np.ndarray], audio: np.ndarray, rate: int) -
 
 def base_clip(group: str, k: int) -> tuple[Path, Path, pd.DataFrame, dict]:
     """A generated clean clip: (video, transcript, truth phones, how it was made)."""
-    texts, seeds, prefix = GROUPS.get(group, (EVALUATION_TEXTS, 2000, "eva"))
+    texts, seeds, prefix = (GROUPS | EVALUATION_GROUPS)[group]
     name = f"{prefix}{k:02d}"
     folder = CACHE / "base"
     # past the list's length a text comes back in another voice, face, rate and motion
@@ -246,7 +276,7 @@ def make_cases(group: str, count: int, dev_fakes: int = 0, first: int = 0) -> li
         video, transcript, phones, recipe = base_clip(group, k)
         name = video.stem
         wanted = {"clean": out / f"{name}-clean.mp4"}
-        fakes = group == "evaluation" or k < dev_fakes
+        fakes = group in EVALUATION_GROUPS or k < dev_fakes
         if fakes:
             wanted |= {"cut": out / f"{name}-cut.mp4", "dub": out / f"{name}-dub.mp4"}
         rng = np.random.default_rng(recipe["seed"])
@@ -303,13 +333,77 @@ def av_resample(pcm: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
                    -32768, 32767).astype(np.int16)
 
 
+# talkedit edits of generated clips (priority: several faces, voices and texts): per clip
+# of the issue-13 pair benchmark (stages/demo/pairs.py: astronaut, carphone, LFW faces;
+# three voices and texts) and of the demo clip, one replacement per edit, each phrase
+# occurring once: words said elsewhere in the clip and words never said in it.
+PAIR_EDITS = {
+    "pair-astronaut": (("write short notes", "read the book"), ("clouds", "thunderstorms"),
+                       ("rain and wind", "snow and hail"), ("every morning", "every evening"),
+                       ("a small book", "a big folder")),
+    "pair-carphone": (("honey and fresh", "bread and green"), ("Fridays", "Wednesdays"),
+                      ("a green van", "a blue truck"), ("a long line", "a short queue"),
+                      ("apples", "plums")),
+    "pair-lfw": (("see each step", "climb four stairs"), ("dance", "gymnastics"),
+                 ("a tiny robot", "a big machine"), ("Next year", "Next summer"),
+                 ("four legs", "six wheels")),
+    "demo": TALKEDIT_EDITS[:5],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TalkeditEdit:
+    """One edit of a clip, in the form ``benchmarks.edit_quality.run_edit`` runs."""
+
+    name: str
+    clip: str
+    operations: tuple[tuple[str, str], ...]
+
+    def edit_spec(self) -> dict[str, object]:
+        return {"clip": self.clip, "description": f"detect benchmark edit {self.name}",
+                "operations": [{"replace": old, "with": new} for old, new in self.operations]}
+
+
+def make_talkedit_edits(work: Path, steps: int) -> None:
+    """talkedit's real edit path (plan, audio, render, composite; the visible label off,
+    as the evaluate stage composites) for every edit in PAIR_EDITS, in the project
+    ``work``. Each pair clip is generated and its renderer trained there first unless
+    ``work`` already holds them (``benchmarks/edit_quality.py --work`` leaves them: pass
+    a copy of its folder to skip the costly training); the demo clip and its renderer
+    are copied from this project."""
+    import shutil
+
+    from benchmarks.edit_quality import prepare_clip, run_edit
+    from stages.demo.pairs import CASES
+    from talkedit.artifacts import EditPaths
+
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "params.yaml", work / "params.yaml")
+    for case in CASES:
+        if case.name in PAIR_EDITS:
+            prepare_clip(case, work, steps)
+    for part in ("raw", "interim", "models"):
+        for path in (REPO / "data" / part).glob("demo*"):
+            target = work / "data" / part / path.name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (shutil.copytree if path.is_dir() else shutil.copy)(path, target)
+    for clip, operations in PAIR_EDITS.items():
+        for i, operation in enumerate(operations):
+            edit = TalkeditEdit(f"{clip}-d{i}", clip, (operation,))
+            if not (work / "data" / "outputs" / f"{edit.name}.mp4").is_file():
+                took = run_edit(edit, work)
+                print(f"talkedit edit {edit.name}: {operation[0]!r} -> {operation[1]!r} "
+                      f"({sum(took.values()):.0f} s)", flush=True)
+            assert EditPaths.of(edit.name, work).spec.is_file()
+
+
 def talkedit_cases(project: Path) -> list[Case]:
-    """talkedit's own edits of the demo clip in ``project`` (their watermark and manifest
-    unused), and the demo clip itself as their unedited counterpart."""
+    """talkedit's own edits in ``project`` (their watermark and manifest unused), and the
+    clips they edit as their unedited counterparts."""
     cases = []
-    raw = project / "data" / "raw" / "demo.mp4"
-    if raw.is_file():
-        cases.append(Case("demo", "clean", "evaluation", raw, raw.with_suffix(".txt"), ()))
+    for raw in sorted((project / "data" / "raw").glob("*.mp4")):
+        cases.append(Case(raw.stem, "clean", "evaluation", raw, raw.with_suffix(".txt"), ()))
     for video in sorted((project / "data" / "outputs").glob("*.mp4")):
         plan_path = project / "data" / "plans" / video.stem / "plan.parquet"
         if not plan_path.is_file() or not (project / "data" / "edits" / video.stem
@@ -499,10 +593,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=0,
                         help="first evaluation clip: 20 gives a second evaluation set (the "
                              "same texts in other voices, faces, rates and motion)")
-    parser.add_argument("--edits-project", type=Path, default=REPO,
-                        help="a project whose data/outputs holds talkedit edits of the demo clip")
+    parser.add_argument("--edits-project", type=Path, default=CACHE / "talkedit",
+                        help="a project whose data/outputs holds talkedit edits (and data/raw "
+                             "the clips they edit)")
+    parser.add_argument("--make-edits", action="store_true",
+                        help="make the PAIR_EDITS in --edits-project first (see "
+                             "make_talkedit_edits)")
+    parser.add_argument("--train-steps", type=int, default=600,
+                        help="renderer training steps for a pair clip --edits-project lacks")
     args = parser.parse_args(argv)
     params = load_section(DetectParams, REPO)
+    if args.make_edits:
+        make_talkedit_edits(args.edits_project, args.train_steps)
     if args.calibrate:
         calibrate(make_cases("calibration", args.calibration_clips)
                   + make_cases("training-b", args.training_b_clips), params)
