@@ -77,16 +77,16 @@ class DetectParams(Section):
     sync_min_gain: float = 0.1  # a window's own lag counts when it raises r by this much
     sync_persist: int = 3  # ...and as far as this many consecutive windows drift alike
     false_alarm_rate: float = 0.04  # the calibration's target per clean clip (the goal: <= 5 %)
-    closure: float = 0.512
-    sync_offset_ms: float = 106.0
-    pace: float = 0.0609
-    seam: float = 4.73
-    texture: float = 1.76
-    closure_typical: float = 0.121
-    sync_offset_ms_typical: float = 3.42
-    pace_typical: float = 0.00621
-    seam_typical: float = 2.04
-    texture_typical: float = 0.615
+    closure: float = 0.252
+    sync_offset_ms: float = 80.6
+    pace: float = 0.0504
+    seam: float = 4.02
+    texture: float = 1.52
+    closure_typical: float = -0.0709
+    sync_offset_ms_typical: float = 0.0
+    pace_typical: float = 0.00401
+    seam_typical: float = 2.03
+    texture_typical: float = 0.606
 
     def check(self, where: str) -> None:
         if self.sync_persist < 1:

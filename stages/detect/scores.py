@@ -5,8 +5,9 @@ Near speech the aligner left unaligned (see ``unaligned``) no phone-based eviden
 taken: there the phones say nothing about the mouth.
 
 * ``closure``: for each M, B or P spoken in the window, how open the mouth stays at its
-  most closed moment around the phone, over the speaker's own range (0 = as closed as
-  the speaker ever gets, 1 = as open as wide-open vowels). Real lips close for bilabials;
+  most closed moment around the phone, less the dip it makes there (a closure shorter
+  than a frame interval falls between frames: ``closing_dip``), over the speaker's own
+  range (0 = as closed as the speaker ever gets, 1 = as open as wide-open vowels). Real lips close for bilabials;
   lip-sync fakes often do not (Agarwal & Farid 2020).
 * ``sync_offset_ms``: the lag that best matches the mouth opening to the opening the
   aligned phones predict, against the clip's typical lag (the peak of the windows' summed
