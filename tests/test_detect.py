@@ -139,6 +139,52 @@ def test_bilabial_closure_scores_the_mouth_left_open() -> None:
     assert windows.loc[windows["start_s"] == 2.0, "closure"].item() == pytest.approx(scores["B"])
 
 
+def test_a_closure_between_frames_is_no_evidence() -> None:
+    """A B shorter than a frame interval: the frames show the lips closing in and opening
+    out (a dip) but never shut. The dip is what a closure between frames leaves, so all
+    of it is credited; a mouth as open through the B as around it earns no credit."""
+    from stages.detect.scores import closing_dip
+
+    dipped = np.array([0.5, 0.45, 0.25, 0.22, 0.3, 0.48, 0.5])
+    ok = np.ones(len(dipped), bool)
+    assert closing_dip(dipped, ok, 3, 3) == pytest.approx(0.5 - 0.22)
+    held = np.array([0.45, 0.46, 0.47, 0.48, 0.47, 0.46, 0.45])  # open through it
+    assert closing_dip(held, ok, 3, 3) == 0.0
+    assert closing_dip(dipped, ok, 0, 3) == 0.0  # nothing before it: no dip to credit
+
+
+def test_lag_drift_counts_only_where_it_persists_one_way() -> None:
+    from stages.detect.scores import persistent
+
+    nan = np.nan
+    drift = np.array([0.0, 120.0, 130.0, 0.0, -150.0, 140.0, 150.0, 160.0, 100.0, nan, 200.0])
+    out = persistent(drift, 3)
+    # two windows of one sign, and a sign flip, are noise; four windows of + drift count,
+    # each as far as the weakest of a run of 3 around it
+    assert out[:5].tolist() == [0.0] * 5
+    assert out[5:9].tolist() == [140.0, 140.0, 140.0, 100.0]
+    assert np.isnan(out[9]) and out[10] == 0.0
+
+
+def test_every_frame_of_a_one_person_clip_is_measured(clip: dict) -> None:
+    """The fit as detect runs it follows one face: none of a clean generated clip's frames
+    is left out (the fit's second-person check, max_faces 2, left out 22-37 % of such
+    clips' frames, the closed-mouth ones among them), and the lips read closed at every
+    M, B and P held a frame or more."""
+    from stages.detect import video_signals
+
+    signals = video_signals(clip["video"], clip["transcript"])
+    assert signals.face.detected.mean() >= 0.98
+    times, opening = signals.face.time_s, signals.face.opening
+    spread = np.percentile(opening, 97) - np.percentile(opening, 3)
+    truth = clip["phones"]
+    for row in truth[truth["phone"].isin(["M", "B", "P"])
+                     & (truth["end_s"] - truth["start_s"] >= 1.5 / FPS)].itertuples():
+        around = (times >= row.start_s - 0.02) & (times <= row.end_s + 0.02)
+        least = opening[around].min()
+        assert least - np.percentile(opening, 3) <= 0.2 * spread, (row, least)
+
+
 def test_a_missing_file_is_one_error_line(clip: dict, tmp_path: Path) -> None:
     one_error_line(talkedit(clip["root"], "detect", str(tmp_path / "ghost.mp4")), "ghost.mp4")
 

@@ -5,16 +5,17 @@ Near speech the aligner left unaligned (see ``unaligned``) no phone-based eviden
 taken: there the phones say nothing about the mouth.
 
 * ``closure``: for each M, B or P spoken in the window, how open the mouth stays at its
-  most closed moment around the phone, over the speaker's own range (0 = as closed as
-  the speaker ever gets, 1 = as open as wide-open vowels). Real lips close for bilabials;
+  most closed moment around the phone, less the dip it makes there (a closure shorter
+  than a frame interval falls between frames: ``closing_dip``), over the speaker's own
+  range (0 = as closed as the speaker ever gets, 1 = as open as wide-open vowels). Real lips close for bilabials;
   lip-sync fakes often do not (Agarwal & Farid 2020).
 * ``sync_offset_ms``: the lag that best matches the mouth opening to the opening the
   aligned phones predict, against the clip's typical lag (the peak of the windows' summed
   correlation curves), counted where it improves the match by at least
   ``sync_min_gain`` in r (``sync_gain``, kept for the record; elsewhere the peak is
   noise): a dub or a retimed span drifts. A constant offset is no evidence (cameras and
-  encoders shift sound by a few frames). It counts only as far as a neighbouring window's
-  agrees (drift persists, noise does not).
+  encoders shift sound by a few frames). It counts only as far as ``sync_persist``
+  consecutive windows drift the same way (drift persists, noise does not).
 * ``pace`` (clip-wide, on the windows with speech): how much better the phones match the
   mouth over the whole speech when their timeline is stretched (``pace_ratio``) than at
   the clip's own pace, and the soundtrack's loudness envelope likewise (the smaller of
@@ -69,6 +70,24 @@ def expected_opening(phones: pd.DataFrame, times: np.ndarray, smooth_s: float) -
     return out
 
 
+# A closure shorter than the frame interval falls between two frames (espeak's P lasts
+# 35 ms, a frame 40 ms: in training every clean clip's most open M/B/P was such a P); the
+# frames then show the lips on their way to and back from closing: a dip in the opening.
+# What that dip accounts for is no evidence of a failed closure; a mouth that stays open
+# through the bilabial (a dub, a mouth rendered for other sounds) shows none.
+DIP_SPAN_S = 0.12
+
+
+def closing_dip(opening: np.ndarray, ok: np.ndarray, at: int, span: int) -> float:
+    """How far the opening at frame ``at`` lies below the lower of the highest openings
+    within ``span`` frames before and after it (0 when it is no dip)."""
+    before = opening[max(0, at - span):at][ok[max(0, at - span):at]]
+    after = opening[at + 1:at + 1 + span][ok[at + 1:at + 1 + span]]
+    if not len(before) or not len(after):
+        return 0.0
+    return max(0.0, min(float(before.max()), float(after.max())) - float(opening[at]))
+
+
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson r; NaN when either side is constant (r is undefined there)."""
     if np.std(a) < 1e-12 or np.std(b) < 1e-12:
@@ -121,6 +140,7 @@ def near(mask: np.ndarray, frames: float) -> np.ndarray:
 
 
 PACES = np.round(np.arange(0.80, 1.2501, 0.01), 2)  # soundtrack pace / mouth pace searched
+PACE_AGREEMENT = 0.05  # the phones' and the envelope's best paces this close: one take's pace
 
 
 def pace_fit(opening: np.ndarray, expected: np.ndarray, speech: np.ndarray, max_lag: int
@@ -212,7 +232,8 @@ def window_starts(duration_s: float, window_s: float, hop_s: float) -> np.ndarra
 def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFrame | None,
                   fps: float, window_s: float, hop_s: float, sync_window_s: float,
                   max_lag_ms: float, closure_slack_s: float, sync_min_gain: float,
-                  loudness: np.ndarray | None = None) -> tuple[pd.DataFrame, list[dict]]:
+                  loudness: np.ndarray | None = None, sync_persist: int = 3
+                  ) -> tuple[pd.DataFrame, list[dict]]:
     """Per-window scores (NaN where the evidence cannot be measured), and each bilabial's
     closure measurement."""
     times = face.time_s
@@ -260,10 +281,13 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             around = ((times >= row.start_s - closure_slack_s)
                       & (times <= row.end_s + closure_slack_s) & ok)
             if around.any():
-                least = float(np.min(opening[around]))
+                least_at = int(np.flatnonzero(around)[np.argmin(opening[around])])
+                least = float(opening[least_at])
+                dip = closing_dip(opening, ok, least_at, int(round(DIP_SPAN_S * fps)))
                 bilabials.append({"phone": row.phone, "word_index": int(row.word_index),
                                   "start_s": float(row.start_s), "end_s": float(row.end_s),
-                                  "opening": least, "score": (least - closed) / spread})
+                                  "opening": least, "dip": dip,
+                                  "score": (least - closed - dip) / spread})
 
     starts = window_starts(duration, window_s, hop_s)
     max_lag = max(1, int(round(max_lag_ms * fps / 1000)))
@@ -305,7 +329,7 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             r_best = float(np.nanmax(curve))
             r_typical = float(curve[t_index]) if np.isfinite(curve[t_index]) else r_best
             gain = r_best - r_typical
-            drift = abs(best - typical) if gain >= sync_min_gain else 0.0
+            drift = best - typical if gain >= sync_min_gain else 0.0  # signed
             windows.loc[w, ["sync_lag_ms", "sync_r", "sync_gain", "sync_offset_ms"]] = [
                 (best - max_lag) * 1000.0 / fps, r_best, gain,
                 drift * 1000.0 / fps]
@@ -318,19 +342,38 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
             # phones then "prefer" another pace); a dub's envelope drifts like its phones.
             envelope = np.maximum(loudness, loudness.max() - ENVELOPE_RANGE_DB)
             loud = loudness > loudness.max() - ENVELOPE_RANGE_DB
-            _, r_env, r_env_unit = pace_fit(filled, envelope, loud & ok, max_lag)
+            pace_env, r_env, r_env_unit = pace_fit(filled, envelope, loud & ok, max_lag)
             gain = float(np.fmin(gain, r_env - r_env_unit))
+            # ...at the same pace: a dub's phones and envelope both run at its take's pace;
+            # a clean clip's two gains, when both show, come from unrelated stretches.
+            if not abs(pace - pace_env) <= PACE_AGREEMENT:
+                gain = min(gain, 0.0)
         # clip-wide evidence, on the windows it concerns: those with speech in them
         talking = np.array([speech[(times >= r.start_s) & (times < r.end_s)].any()
                             for r in windows.itertuples()])
         windows["pace"] = np.where(talking, gain, np.nan)
         windows["pace_ratio"] = np.where(talking, pace, np.nan)
     if curves:
-        # A lag of one window alone is noise more often than drift: a dub or a retimed span
-        # keeps its lag over neighbouring windows, so each window's sync scores count only
-        # as far as a neighbour's agree.
-        for column in ("sync_gain", "sync_offset_ms"):
-            values = windows[column].to_numpy(float)
-            neighbours = np.fmax(np.r_[np.nan, values[:-1]], np.r_[values[1:], np.nan])
-            windows[column] = np.fmin(values, neighbours)
+        # A lag of one window alone is noise more often than drift (the lag search locks
+        # onto a neighbouring syllable now and then): a dub or a retimed span keeps its lag,
+        # the same way, over several windows, so each window's drift counts only as far as
+        # ``sync_persist`` consecutive windows around it drift the same way.
+        windows["sync_offset_ms"] = persistent(windows["sync_offset_ms"].to_numpy(float),
+                                               sync_persist)
+        gains = windows["sync_gain"].to_numpy(float)  # kept for the record: one neighbour
+        windows["sync_gain"] = np.fmin(gains, np.fmax(np.r_[np.nan, gains[:-1]],
+                                                      np.r_[gains[1:], np.nan]))
     return windows, bilabials
+
+
+def persistent(signed: np.ndarray, run: int) -> np.ndarray:
+    """Per window, the largest drift that ``run`` consecutive measured windows including it
+    all reach with one sign (0 where none do; NaN where not measured): how far a drift
+    persists, not how far one window strays."""
+    out = np.where(np.isfinite(signed), 0.0, np.nan)
+    run = max(1, min(run, len(signed)))
+    for start in range(len(signed) - run + 1):
+        values = signed[start:start + run]
+        if np.isfinite(values).all() and ((values > 0).all() or (values < 0).all()):
+            out[start:start + run] = np.fmax(out[start:start + run], np.abs(values).min())
+    return out

@@ -29,8 +29,8 @@ def _detail(kind: str, win: pd.DataFrame, bilabials: list[dict], words: list[str
         if worst:
             b = max(worst, key=lambda b: b["score"])
             word = words[b["word_index"]] if 0 <= b["word_index"] < len(words) else "?"
-            return (f"{b['phone']} in {word!r} at {b['start_s']:.2f} s: opening "
-                    f"{b['score']:.2f} of the speaker's range")
+            return (f"{b['phone']} in {word!r} at {b['start_s']:.2f} s: open by "
+                    f"{b['score']:.2f} of the speaker's range beyond any closing dip")
     if kind == "sync_offset_ms":
         k = win["ratio_sync_offset_ms"].idxmax()
         return f"lag {win.at[k, 'sync_lag_ms']:+.0f} ms (r {win.at[k, 'sync_r']:.2f})"
