@@ -168,8 +168,8 @@ def test_lag_drift_counts_only_where_it_persists_one_way() -> None:
 
 def test_every_frame_of_a_one_person_clip_is_measured(clip: dict) -> None:
     """The fit as detect runs it follows one face: none of a clean generated clip's frames
-    is left out (the fit's second-person check, max_faces 2, left out 22-37 % of such
-    clips' frames, the closed-mouth ones among them), and the lips read closed at every
+    is left out (the fit's second-person check once left out 22-37 % of such clips'
+    frames for phantom faces, the closed-mouth ones among them), and the lips read closed at every
     M, B and P held a frame or more."""
     from stages.detect import video_signals
 

@@ -203,11 +203,11 @@ def _with_silent_track(video: Path, dst: Path) -> None:
         out.write_audio(np.zeros(int(n / float(info.average_rate) * 16000), np.int16))
 
 
-# The fit as the detector runs it: one face followed (the speaker judged). The fit's
-# second-person check (max_faces 2) left out 22-37 % of the frames of clean generated
-# clips, among them the very frames where the lips close (a second detection of the same
-# face reaching the mouth box): the closure check then read the open neighbours of every
-# M, B and P it lost and raised false alarms (trb32, trb35, cal06 in training).
+# The fit as the detector runs it: one face followed (the speaker judged; thresholds were
+# calibrated so). Before the fit learnt that phantom faces come and go (tracking.py,
+# OTHER_PERSON_MIN_S), its second-person check left out 22-37 % of the frames of some
+# clean generated clips, the closed-lip ones among them, and the closure check read the
+# open neighbours of every M, B and P it lost (trb32, trb35, cal06 in training).
 DETECT_FIT_CHANGES = {"max_faces": 1}
 
 
