@@ -50,3 +50,25 @@ def test_filtering_a_long_clip_needs_no_copy_of_its_parameters() -> None:
 def test_a_non_contiguous_array_is_refused() -> None:
     with pytest.raises(ValueError, match="C-contiguous"):
         fill_gaps_in_place(np.zeros((10, 4, 3))[:, ::2], np.ones(10, bool))
+
+
+def test_occlusion_scores_hold_one_copy_of_the_lip_colours() -> None:
+    from stages.fit.occlusion import LIP_REGION, LOWER_LIP, occlusion_scores
+
+    n, n_points = 20_000, 478
+    rng = np.random.default_rng(2)
+    colours = np.clip(rng.normal(105, 2, (n, n_points, 3)), 0, 255)
+    colours[500:540, list(LOWER_LIP)] = 200  # something over the lower lip...
+    colours[500:540, list(LIP_REGION[:8])] = 200  # ...and the upper one
+    colours = colours.reshape(n, -1).astype(np.uint8)
+    detected = rng.random(n) > 0.05
+    lip_mb = n * len(LIP_REGION) * 3 * 4 / 1e6  # the float32 relative colours: 8.4 MB
+    tracemalloc.start()
+    try:
+        scores = occlusion_scores(detected, lambda a, b: colours[a:b], n_points, 256, 6.0)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * lip_mb  # whole-clip temporaries made it about 5x
+    covered = np.arange(500, 540)[detected[500:540]]
+    assert (scores[covered] > 0.2).all() and np.nanmax(np.delete(scores, covered)) < 0.2
