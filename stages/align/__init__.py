@@ -76,6 +76,7 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
     """Align one clip and write its three artifacts atomically; return a summary for display."""
     from stages.align.audio import open_wav
     from stages.align.pipeline import align_recording, prepare_words, speaker_rate
+    from stages.align.voices import other_voices
     from talkedit.artifacts import (
         PHONES,
         SPEAKER_RATE,
@@ -97,6 +98,12 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
     with open_wav(paths.audio) as (audio, notes):  # a converted copy goes to the system temp dir
         result = align_recording(audio, spoken, specs, p, str(paths.audio))
         duration = audio.duration_s
+        voices = other_voices(audio, result.words, p.other_voice_z, p.other_voice_words,
+                              p.other_voice_window_s)
+    if voices:
+        log.warning("%s: another voice may be speaking at %s (words whose pitch is not the "
+                    "speaker's); the alignment there is of the transcript, not of who spoke",
+                    clip, ", ".join(f"{v.start_s:.1f}-{v.end_s:.1f} s" for v in voices))
     rates = speaker_rate(result.phones)
     # Written only after everything succeeded: a failure leaves no new artifact behind.
     write_parquet(result.words, WORDS, paths.words)
@@ -121,6 +128,9 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
         "retried_chunks": result.retried_chunks,
         "failed_chunks": result.failed_chunks,
         "audio_notes": notes,
+        # runs of words whose pitch is not the speaker's (stages/align/voices.py)
+        "other_voice_words": sum(v.words for v in voices),
+        "other_voice_ranges": ", ".join(f"{v.start_s:.2f}-{v.end_s:.2f} s" for v in voices),
     }
     write_json(align_metrics_path(paths), align_metrics(words, result.phones))
     log.info("aligned %s: %d words, %d chunks", clip, len(words), result.n_chunks)

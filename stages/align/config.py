@@ -38,6 +38,12 @@ class AlignParams(Section):
     untranscribed_s: float = 0.4  # this much speech inside a "silence" is untranscribed speech
     max_phones_per_s: float = 25.0  # faster than this, the audio is too short for the text
     silence_dbfs: float = -55.0  # a recording whose speech level is below this is silent
+    # A second voice (stages/align/voices.py): this many words or more, each within
+    # other_voice_window_s of the next, whose pitch lies other_voice_z robust SDs or more
+    # from the speaker's, are reported in the summary and warned about; 0 turns it off.
+    other_voice_z: float = 2.5
+    other_voice_words: int = 3
+    other_voice_window_s: float = 2.0
     # word -> "ARPAbet with stress"; kept as sorted pairs so params stay hashable
     lexicon: tuple[tuple[str, str], ...] = ()
     g2p_voice: str = "en-us"  # espeak-ng voice for words CMUdict lacks

@@ -50,13 +50,23 @@ def occlusion_scores(detected: np.ndarray, read_colours: Callable[[int, int], np
         c = read_colours(a, b).reshape(b - a, n_points, 3)[keep].astype(np.float32)
         light = np.maximum(c[:, forehead].mean(axis=1, keepdims=True), 1.0)
         rel[a:b][keep] = c[:, lips] / light
-    seen = rel[detected]
-    if len(seen) == 0:
+    if not detected.any():
         return np.full(n, np.nan)
-    median = np.median(seen, axis=0)
-    sd = np.maximum(1.4826 * np.median(np.abs(seen - median), axis=0), _MIN_SD)
-    stray = (np.abs(rel - median) / sd).max(axis=2) > stray_sd  # any channel
+    # Statistics one vertex channel at a time and straying chunk by chunk: whole-clip
+    # temporaries of ``rel`` (four of them, 20 MB each at 31 minutes) set fit's peak memory.
+    flat = rel.reshape(n, -1)
+    median = np.empty(flat.shape[1], np.float32)
+    sd = np.empty(flat.shape[1], np.float32)
+    for j in range(flat.shape[1]):
+        seen = flat[detected, j]
+        median[j] = np.median(seen)
+        sd[j] = max(1.4826 * np.median(np.abs(seen - median[j])), _MIN_SD)
+    median, sd = median.reshape(rel.shape[1:]), sd.reshape(rel.shape[1:])
     upper = len(UPPER_LIP)
-    scores = np.minimum(stray[:, :upper].mean(axis=1), stray[:, upper:].mean(axis=1))
+    scores = np.full(n, np.nan)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        stray = (np.abs(rel[a:b] - median) / sd).max(axis=2) > stray_sd  # any channel
+        scores[a:b] = np.minimum(stray[:, :upper].mean(axis=1), stray[:, upper:].mean(axis=1))
     scores[~detected] = np.nan
     return scores
