@@ -64,6 +64,15 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def rig_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """The rig's camera rotation Rz(roll) Rx(pitch) Ry(yaw)."""
+    ry, rx, rz = np.radians([yaw_deg, pitch_deg, roll_deg])
+    rot_y = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
+    rot_x = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+    rot_z = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+    return rot_z @ rot_x @ rot_y
+
+
 @dataclass
 class HeadPose:
     yaw_deg: float = 0.0
@@ -126,11 +135,7 @@ class FaceRig:
         f = 2.0 * self.size
         cx, cy = self.center
         k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
-        ry, rx, rz = np.radians([pose.yaw_deg, pose.pitch_deg, pose.roll_deg])
-        rot_y = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
-        rot_x = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
-        rot_z = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
-        h = k @ rot_z @ rot_x @ rot_y @ np.linalg.inv(k)
+        h = k @ rig_rotation(pose.yaw_deg, pose.pitch_deg, pose.roll_deg) @ np.linalg.inv(k)
         shift = np.array([[1, 0, pose.tx_px], [0, 1, pose.ty_px], [0, 0, 1.0]])
         return shift @ h
 

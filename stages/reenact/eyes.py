@@ -45,12 +45,26 @@ def direction_error_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((unit(a) * unit(b)).sum(1), -1.0, 1.0)))
 
 
-def eye_state(landmarks: np.ndarray) -> EyeState:
-    """Gaze and closure of (n, 478, 2|3) image landmarks (pixels)."""
+@dataclass(frozen=True)
+class EyeFrames:
+    """Per frame and eye (n, 2, ...): the geometry gaze and blinks are read from."""
+
+    centre: np.ndarray  # (n, 2, 2) mid-point of the eye corners, px
+    axis: np.ndarray  # (n, 2, 2) unit vector along the corner line (image-right)
+    normal: np.ndarray  # (n, 2, 2) unit vector across it (image-down)
+    radius: np.ndarray  # (n, 2) the eyeball's projected radius, px
+    iris: np.ndarray  # (n, 2, 2) iris offset from the centre over the radius (along, across)
+    openness: np.ndarray  # (n, 2) lid gap over the corner distance
+    top: np.ndarray  # (n, 2, 2) upper-lid middle, px
+    bottom: np.ndarray  # (n, 2, 2) lower-lid middle, px
+
+
+def eye_frames(landmarks: np.ndarray) -> EyeFrames:
+    """Both eyes' geometry from (n, 478, 2|3) image landmarks (pixels)."""
     lm = np.asarray(landmarks, dtype=np.float64)[..., :2]
     if lm.shape[-2] < 478:
         raise ValueError("eye state needs the refined FaceMesh's 478 points (irises)")
-    angles, openness = [], []
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in EyeFrames.__dataclass_fields__}
     for eye in EYES:
         outer, inner = lm[:, eye["outer"]], lm[:, eye["inner"]]
         width = np.linalg.norm(inner - outer, axis=1)
@@ -58,14 +72,23 @@ def eye_state(landmarks: np.ndarray) -> EyeState:
         axis = (inner - outer) / width[:, None]
         axis *= np.sign(axis[:, :1] + 1e-12)
         normal = np.stack([-axis[:, 1], axis[:, 0]], axis=1)
-        offset = lm[:, eye["iris"]] - (outer + inner) / 2
+        centre = (outer + inner) / 2
+        offset = lm[:, eye["iris"]] - centre
         radius = EYE_RADIUS * width
-        along = np.clip((offset * axis).sum(1) / radius, -1, 1)
-        across = np.clip((offset * normal).sum(1) / radius, -1, 1)
-        angles.append(np.degrees(np.arcsin(np.stack([along, across], axis=1))))
-        openness.append(np.linalg.norm(lm[:, eye["top"]] - lm[:, eye["bottom"]], axis=1) / width)
-    gaze = np.mean(angles, axis=0)
+        iris = np.stack([(offset * axis).sum(1), (offset * normal).sum(1)], axis=1) / radius[:, None]
+        top, bottom = lm[:, eye["top"]], lm[:, eye["bottom"]]
+        for key, value in (("centre", centre), ("axis", axis), ("normal", normal),
+                           ("radius", radius), ("iris", iris), ("top", top), ("bottom", bottom),
+                           ("openness", np.linalg.norm(top - bottom, axis=1) / width)):
+            parts[key].append(value)
+    return EyeFrames(**{k: np.stack(v, axis=1) for k, v in parts.items()})
+
+
+def eye_state(landmarks: np.ndarray) -> EyeState:
+    """Gaze and closure of (n, 478, 2|3) image landmarks (pixels)."""
+    eyes = eye_frames(landmarks)
+    gaze = np.degrees(np.arcsin(np.clip(eyes.iris, -1, 1))).mean(axis=1)
     gaze -= np.median(gaze, axis=0)
-    open_share = np.mean(openness, axis=0)
+    open_share = eyes.openness.mean(axis=1)
     closure = np.clip(1.0 - open_share / max(float(np.median(open_share)), 1e-9), 0.0, 1.0)
     return EyeState(gaze, closure)

@@ -1,20 +1,31 @@
-"""reenactrender: a reenactment job's plan through the target's renderer (``render_plan``)."""
+"""reenactrender: a reenactment job's plan through the target's renderer (``render_plan``);
+in portrait mode the target frames behind it turned to the new head pose first."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from stages.reenact.spec import load_reenact
+from stages.reenact.portrait import TrackReposer
+from stages.reenact.spec import ReenactSpec, load_reenact
 from stages.render.config import RenderParams
 from stages.render.interior import MouthParams
 from stages.render.render import render_plan
-from talkedit.artifacts import ReenactPaths
+from talkedit.artifacts import REENACT_TRACK, ReenactPaths, read_parquet
+
+
+def portrait_reposer(spec: ReenactSpec, paths: ReenactPaths) -> TrackReposer | None:
+    """A portrait job's head and eye turns (its track); None for an expression job."""
+    if spec.mode != "portrait":
+        return None
+    return TrackReposer.from_track(read_parquet(paths.track, REENACT_TRACK, arrow=True,
+                                                stage_hint=f"reenactplan@{spec.job}"))
 
 
 def run_reenactrender(job: str, root: Path, render: RenderParams, mouth: MouthParams
                       ) -> dict[str, Any]:
     """Render the job's plan with its target's generator: data/renders/<job>/."""
     spec = load_reenact(job, root)
-    return render_plan(spec.target, ReenactPaths.of(job, root).outputs, render,
-                       plan_stage="reenact", mouth=mouth)
+    paths = ReenactPaths.of(job, root)
+    return render_plan(spec.target, paths.outputs, render, plan_stage="reenact", mouth=mouth,
+                       reposer=portrait_reposer(spec, paths))
