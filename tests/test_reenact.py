@@ -393,6 +393,9 @@ def test_head_deg_turns_the_head_in_place() -> None:
     np.testing.assert_array_equal(plain, head)  # off by default: clips stay as they were
 
 
+_NO_MESH = (np.zeros((1, 4, 2)), np.zeros((1, 4, 2)))  # no relief: the homography alone
+
+
 def _picture(size: int = 200) -> np.ndarray:
     """A textured test picture (smooth gradients and a few discs)."""
     import cv2
@@ -411,7 +414,7 @@ def test_repose_turns_the_head_region_and_agrees_on_crops() -> None:
     (as the compositor does), so face and background line up."""
     import cv2
 
-    from stages.reenact.portrait import HEAD_FEATHER, Repose
+    from stages.reenact.repose import HEAD_FEATHER, Repose
 
     image = _picture()
     angle = np.radians(6.0)
@@ -419,7 +422,7 @@ def test_repose_turns_the_head_region_and_agrees_on_crops() -> None:
     warp = np.eye(3)
     warp[:2] = rot
     warp[:2, 2] += [4.0, -3.0]
-    repose = Repose(warp[None], np.array([[100, 100, 40, 50, 0.3]]), np.zeros((1, 2, 4, 2)),
+    repose = Repose(warp[None], np.array([[100, 100, 40, 50, 0.3]]), *_NO_MESH, np.zeros((1, 2, 4, 2)),
                     np.zeros((1, 2, 2)), np.zeros(1))
     out = repose.apply(image, 0).astype(np.float64)
     expected = cv2.warpPerspective(image, warp, (200, 200)).astype(np.float64)
@@ -439,12 +442,31 @@ def test_repose_turns_the_head_region_and_agrees_on_crops() -> None:
     assert np.abs(turned_crop[inner] - crop_of_turned[inner]).mean() < 4
 
 
+def test_the_relief_moves_a_point_beyond_the_homography() -> None:
+    """Landmarks that move more than the head's homography (a nose in a turn): the picture
+    around such a point comes from where it was; far from the face the homography alone."""
+    from stages.reenact.repose import Repose
+
+    image = _picture()
+    ys, xs = np.mgrid[60:141:10, 60:141:10]
+    before = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    after = before.copy()
+    nose = np.argmin(np.linalg.norm(before - [100, 100], axis=1))
+    after[nose] += [6.0, 0.0]  # the nose tip moves 6 px right, the rest stays
+    repose = Repose(np.eye(3)[None], np.array([[100, 100, 60, 60, 0.0]]), before[None],
+                    after[None], np.zeros((1, 2, 4, 2)), np.zeros((1, 2, 2)), np.zeros(1))
+    out = repose.apply(image, 0).astype(np.float64)
+    np.testing.assert_allclose(out[100, 106], image[100, 100], atol=3)
+    np.testing.assert_allclose(out[100, 103], image[100, 97], atol=12)  # half-way: in between
+    np.testing.assert_array_equal(out[:50], image[:50].astype(np.float64))
+
+
 def test_lids_close_and_the_iris_slides() -> None:
     """One synthetic eye (white with a dark iris under skin-coloured lids): a shift moves
     the iris's dark centroid by about that much; closing fills the opening with skin."""
     import cv2
 
-    from stages.reenact.portrait import Repose
+    from stages.reenact.repose import Repose
 
     skin, white, iris = np.array([190, 150, 130]), np.array([240, 240, 240]), np.array([40, 30, 20])
     image = np.tile(skin, (120, 160, 1)).astype(np.uint8)
@@ -457,16 +479,16 @@ def test_lids_close_and_the_iris_slides() -> None:
         dark = (img.astype(float).sum(axis=2) < 200)
         return float(np.nonzero(dark)[1].mean())
 
-    shifted = Repose(np.eye(3)[None], np.zeros((1, 5)), points[None],
+    shifted = Repose(np.eye(3)[None], np.zeros((1, 5)), *_NO_MESH, points[None],
                      np.array([[[6.0, 0.0], [0.0, 0.0]]]), np.zeros(1)).apply(image, 0)
     assert dark_x(shifted) - dark_x(image) == pytest.approx(6.0, abs=1.5)
-    shut = Repose(np.eye(3)[None], np.zeros((1, 5)), points[None], np.zeros((1, 2, 2)),
+    shut = Repose(np.eye(3)[None], np.zeros((1, 5)), *_NO_MESH, points[None], np.zeros((1, 2, 2)),
                   np.ones(1)).apply(image, 0).astype(float)
     opening = np.zeros(image.shape[:2], np.uint8)
     cv2.ellipse(opening, (80, 60), (24, 9), 0, 0, 360, 1, -1)
     assert np.abs(shut[opening > 0] - skin).mean() < 25  # skin over the eye
     assert np.abs(image.astype(float)[opening > 0] - skin).mean() > 60
-    half = Repose(np.eye(3)[None], np.zeros((1, 5)), points[None], np.zeros((1, 2, 2)),
+    half = Repose(np.eye(3)[None], np.zeros((1, 5)), *_NO_MESH, points[None], np.zeros((1, 2, 2)),
                   np.full(1, 0.5)).apply(image, 0)
     visible = (np.abs(half.astype(float) - skin).sum(axis=2) > 60).sum()
     assert 0.2 < visible / (np.abs(image.astype(float) - skin).sum(axis=2) > 60).sum() < 0.8
@@ -531,3 +553,60 @@ def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> N
     assert 10 < outside.sum() < 50
     assert got.pose_flagged.tolist() == outside.tolist()
     np.testing.assert_allclose(got.head_deg, np.clip(relative, lo, hi), atol=1e-6)
+
+
+def test_a_portrait_job_turns_the_head_in_the_output(pair_root: Path) -> None:
+    """Render and composite a portrait job (a tiny generator): the output's eye corners, as
+    MediaPipe finds them, sit where the track's turn puts the target frame's, not where
+    they were; the manifest says the head motion was carried over."""
+    from stages.composite.compose import CompositeParams
+    from stages.composite.watermark import WatermarkParams
+    from stages.demo.face_rig import detect_landmarks
+    from stages.reenact import ReenactParams
+    from stages.reenact.composite import run_reenactcomposite
+    from stages.reenact.plan import run_reenact
+    from stages.reenact.render import run_reenactrender
+    from stages.render.config import RenderParams, TrainParams
+    from stages.render.interior import MouthParams
+    from stages.render.train import run_train
+    from talkedit.artifacts import REENACT_TRACK, ModelPaths, ReenactPaths, read_parquet
+    from talkedit.video import open_container
+
+    if not ModelPaths.of("tgt", pair_root).generator.is_file():
+        from tests.test_render import tiny
+
+        run_train("tgt", pair_root, TrainParams.from_dict(tiny(steps=2)))
+    _job(pair_root, "pjob2", {"target": "tgt", "source": "src", "mode": "portrait",
+                              "source_span": [0.4, 1.2], "target_start_s": 2.0,
+                              "keep_rest": False})
+    run_reenact("pjob2", pair_root, ReenactParams(min_target_frames=50))
+    assert run_reenactrender("pjob2", pair_root, RenderParams(threads=2), MouthParams()
+                             )["frames"] == 20
+    run_reenactcomposite("pjob2", pair_root, CompositeParams(preset="ultrafast"),
+                         WatermarkParams())
+    paths = ReenactPaths.of("pjob2", pair_root)
+    track = read_parquet(paths.track, REENACT_TRACK)
+    k = int(np.argmax(np.abs(np.stack(track["head_deg"].to_numpy())).sum(axis=1)))
+
+    def frame(video: Path, index: int) -> np.ndarray:
+        with open_container(video) as container:
+            for i, image in enumerate(container.decode(video=0)):
+                if i == index:
+                    return image.to_ndarray(format="rgb24")
+        raise AssertionError("frame not found")
+
+    out = detect_landmarks(frame(paths.outputs.output, k))
+    before = detect_landmarks(frame(pair_root / "data" / "raw" / "tgt.mp4",
+                                    int(track["target_frame"].iloc[k])))
+    assert out is not None and before is not None
+    corners = [33, 133, 263, 362]
+    warp = np.asarray(track["warp"].iloc[k], np.float64).reshape(3, 3)
+    moved = np.c_[before[corners, :2], np.ones(4)] @ warp.T
+    moved = moved[:, :2] / moved[:, 2:]
+    err_moved = np.linalg.norm(out[corners, :2] - moved, axis=1).mean()
+    err_still = np.linalg.norm(out[corners, :2] - before[corners, :2], axis=1).mean()
+    shift = np.linalg.norm(moved - before[corners, :2], axis=1).mean()
+    assert shift > 1.5  # the turn moves the eyes visibly...
+    assert err_moved < 0.5 * err_still  # ...and the output follows it
+    manifest = json.loads(paths.outputs.provenance.read_text())
+    assert "head motion" in manifest["actions"][0]["description"]

@@ -133,7 +133,8 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     if motion is not None:
         head = motion.head_over(head)
 
-    rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut")
+    rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut",
+                  relief=opts.stress.head_3d)
     if opts.stress.active or (motion is not None and motion.gaze is not None):
         # a hard clip (degraded picture and sound), or borrowed eyes: its own truth table
         head, light_gain, stress_facts = stress_clip(

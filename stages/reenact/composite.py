@@ -10,7 +10,7 @@ from typing import Any
 
 from stages.composite.compose import CompositeParams, composite_plan
 from stages.composite.watermark import WatermarkParams
-from stages.reenact.render import portrait_reposer
+from stages.reenact.repose import portrait_reposer
 from stages.reenact.spec import load_reenact
 from talkedit.artifacts import ClipPaths, ReenactPaths
 

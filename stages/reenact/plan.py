@@ -23,12 +23,14 @@ from stages.fit import head_angles_deg, load_fit
 from stages.fit.model import mouth_opening
 from stages.lipsync.features import RATE, read_clip_wav
 from stages.reenact import ReenactParams
-from stages.reenact.portrait import portrait_transfer, repose_columns, still_repose
+from stages.reenact.portrait import portrait_transfer
+from stages.reenact.repose import repose_columns, still_repose
 from stages.reenact.spec import ReenactSpec, load_reenact
 from stages.reenact.transfer import Transfer
 from stages.render.render import reenactment_plan
 from talkedit.artifacts import (
     PLAN,
+    REENACT_MESH_POINTS,
     REENACT_TRACK,
     ClipPaths,
     ReenactPaths,
@@ -124,6 +126,11 @@ def run_reenact(job: str, root: Path, reenact: ReenactParams) -> dict[str, Any]:
     plan["piece"] = np.where(edited, 0, -1)
     target_rows, source_rows = np.arange(t0, t0 + n), np.arange(s0, s0 + n)
     if spec.mode == "portrait":
+        if len(target.mean) != REENACT_MESH_POINTS or len(source.mean) != REENACT_MESH_POINTS:
+            raise TalkeditError(spec.path, f"portrait mode reads gaze from the irises of the "
+                                f"refined FaceMesh ({REENACT_MESH_POINTS} points); the clips "
+                                f"were fitted with {target.topology}",
+                                "fit both clips with the default landmarker (fit: in params.yaml)")
         portrait = portrait_transfer(source, source_table, source_usable, target, target_table,
                                      target_usable, source_rows, target_rows,
                                      opts.max_pose_offset_deg)

@@ -6,20 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stages.reenact.portrait import TrackReposer
-from stages.reenact.spec import ReenactSpec, load_reenact
+from stages.reenact.repose import portrait_reposer
+from stages.reenact.spec import load_reenact
 from stages.render.config import RenderParams
 from stages.render.interior import MouthParams
 from stages.render.render import render_plan
-from talkedit.artifacts import REENACT_TRACK, ReenactPaths, read_parquet
-
-
-def portrait_reposer(spec: ReenactSpec, paths: ReenactPaths) -> TrackReposer | None:
-    """A portrait job's head and eye turns (its track); None for an expression job."""
-    if spec.mode != "portrait":
-        return None
-    return TrackReposer.from_track(read_parquet(paths.track, REENACT_TRACK, arrow=True,
-                                                stage_hint=f"reenactplan@{spec.job}"))
+from talkedit.artifacts import ReenactPaths
 
 
 def run_reenactrender(job: str, root: Path, render: RenderParams, mouth: MouthParams
