@@ -624,6 +624,8 @@ def write_portrait_markdown(p: dict) -> None:
 
 
 def write_eyes_markdown(eyes: dict) -> None:
+    from stages.reenact.eyes import BLINK_CLOSURE, GAZE_GAIN
+
     lines = [
         "# Portrait mode groundwork: gaze and blinks from the fitted landmarks",
         "",
@@ -631,9 +633,10 @@ def write_eyes_markdown(eyes: dict) -> None:
         "eyes wander (demo.stress.gaze_deg 15: yaw within +-15, pitch +-7.5 degrees, a shift "
         "about every second) and blink (about every 2 s), fitted by the fit stage; read by "
         "stages/reenact/eyes.py against each clip's truth (angles relative to each clip's "
-        "median; gaze scored on open-eye frames). The blink threshold (closure 0.23) was "
-        "chosen on clip `eyes`; the others are held out. Goals (issue 18): gaze direction "
-        "error <= 5 degrees, blink F1 >= 0.9.",
+        "median; gaze scored on open-eye frames). The blink threshold (closure "
+        f"{BLINK_CLOSURE}) and the gaze gain (yaw, pitch {GAZE_GAIN.tolist()}) were chosen on "
+        "clip `eyes`; the others are held out. Goals (issue 18): gaze direction error <= 5 "
+        "degrees, blink F1 >= 0.9.",
         "",
         "| clip | face, seed | gaze direction error mean / p90 (deg) | yaw r | pitch r | "
         "blink F1 (frames) | closure: open max / blink min | head yaw/pitch/roll error, "

@@ -270,7 +270,7 @@ def test_gaze_moves_the_iris_and_its_truth_is_kept(tmp_path: Path) -> None:
 
 def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
     """Synthetic landmarks with known iris offsets and lid gaps, on a tilted head."""
-    from stages.reenact.eyes import EYE_RADIUS, EYES, direction_error_deg, eye_state
+    from stages.reenact.eyes import EYE_RADIUS, EYES, GAZE_GAIN, direction_error_deg, eye_state
 
     yaw = np.array([-10.0, 0.0, 0.0, 10.0, 20.0, 0.0, 0.0])
     pitch = np.array([0.0, 0.0, 5.0, -5.0, 0.0, 0.0, 0.0])
@@ -291,8 +291,8 @@ def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
         lm[:, eye["top"]] = centre - np.c_[np.zeros_like(gap), gap / 2]
         lm[:, eye["bottom"]] = centre + np.c_[np.zeros_like(gap), gap / 2]
     state = eye_state(lm @ turn.T)  # the head rolled: angles are along the eye line
-    np.testing.assert_allclose(state.gaze_deg[:, 0], yaw, atol=1e-6)
-    np.testing.assert_allclose(state.gaze_deg[:, 1], pitch, atol=1e-6)
+    np.testing.assert_allclose(state.gaze_deg[:, 0], GAZE_GAIN[0] * yaw, atol=1e-6)
+    np.testing.assert_allclose(state.gaze_deg[:, 1], GAZE_GAIN[1] * pitch, atol=1e-6)
     np.testing.assert_allclose(state.closure, [0, 0, 0, 0, 0, 0.8, 0], atol=1e-9)
     assert state.blinks.tolist() == [False] * 5 + [True, False]
     assert direction_error_deg(np.array([[3.0, 4.0]]), np.zeros((1, 2)))[0] == pytest.approx(

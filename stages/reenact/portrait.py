@@ -46,9 +46,9 @@ from stages.reenact.repose import HEAD_MARGIN, Repose, apply_homography
 from talkedit.artifacts import column_array
 
 # Measured closure (eyes.eye_state) of open and of shut eyes on the generated clip "eyes"
-# (benchmarks/reenact.py --eyes): open eyes stay below ~0.14, a shut eye reads ~0.45
-# (MediaPipe's lids close only part way). Between them, the share of the gap to close.
-OPEN_CLOSURE, SHUT_CLOSURE = 0.14, 0.45
+# (benchmarks/reenact.py --eyes): open eyes read at most 0.14, shut ones 0.355 (median;
+# MediaPipe's lids close only part way). Between them, the share of the gap to close.
+OPEN_CLOSURE, SHUT_CLOSURE = 0.14, 0.36
 IRIS_SMOOTH_FRAMES = 5  # the target's own iris positions, median-filtered over this many
 
 
@@ -116,17 +116,18 @@ def portrait_transfer(source: PersonModel, source_table: Any, source_usable: np.
     t_marks = t_marks.reshape(len(target_table), -1, 2)
     s_marks = column_array(source_table, "landmarks_2d").astype(np.float64)
     s_marks = s_marks.reshape(len(source_table), -1, 2)
-    t_eyes = eye_frames(t_marks)
-    t_iris = median_filter(t_eyes.iris, size=(IRIS_SMOOTH_FRAMES, 1, 1), mode="nearest")
-    rest = np.median(np.arcsin(np.clip(t_eyes.iris[target_usable], -1, 1)), axis=0)  # (2, 2)
-    s_eyes = eye_frames(s_marks)
-    s_angles = np.arcsin(np.clip(s_eyes.iris, -1, 1))
+    # Gaze as angles (the reading's gain undone), the target's own smoothed over time.
+    t_angles = median_filter(eye_frames(t_marks).angles, size=(IRIS_SMOOTH_FRAMES, 1, 1),
+                             mode="nearest")
+    rest = np.median(t_angles[target_usable], axis=0)  # (2 eyes, 2) rad
+    s_angles = eye_frames(s_marks).angles
     s_gaze = (s_angles - np.median(s_angles[source_usable], axis=0)).mean(axis=1)  # (n, 2) rad
     s_gaze = np.where(source_usable[:, None], s_gaze, 0.0)[source_rows]
     moved = apply_homography(warp, t_marks[target_rows])
     out_eyes = eye_frames(moved)
+    # The iris slides by the eyeball's projected radius x the change of the angle's sine.
     want = np.sin(rest[None] + s_gaze[:, None])  # (n, 2 eyes, 2)
-    delta = (want - t_iris[target_rows]) * out_eyes.radius[..., None]
+    delta = (want - np.sin(t_angles[target_rows])) * out_eyes.radius[..., None]
     iris_shift = delta[..., :1] * out_eyes.axis + delta[..., 1:] * out_eyes.normal
     points = np.stack([moved[:, [33, 133, 159, 145]], moved[:, [263, 362, 386, 374]]], axis=1)
     source_closure = eye_state(s_marks).closure
