@@ -413,6 +413,22 @@ def _motion_scores(seen: dict[str, np.ndarray], truth: Any) -> dict:
     }
 
 
+def portrait_preview(root: Path, work: Path, n: int) -> None:
+    """reenact_portrait_preview.png: truth | output at the frames of the widest yaw and
+    pitch either way."""
+    import pandas as pd
+
+    out = decode(root / "data" / "outputs" / f"{PORTRAIT_JOB}.mp4", 0, n)
+    truth = decode(work / "portrait-truth" / "truth.mp4", PORTRAIT_TRUTH_AT, n)
+    head = pd.read_parquet(work / "portrait-truth" / "truth.truth_frames.parquet").iloc[
+        PORTRAIT_TRUTH_AT:PORTRAIT_TRUTH_AT + n]
+    picks = [int(f(head[c].to_numpy())) for c in ("head_yaw_deg", "head_pitch_deg")
+             for f in (np.argmax, np.argmin)]
+    pairs = [np.concatenate([truth[k], out[k]], 1)[::2, ::2] for k in picks]
+    sheet = np.concatenate([np.concatenate(pairs[:2], 1), np.concatenate(pairs[2:], 1)], 0)
+    cv2.imwrite(str(RESULTS / "reenact_portrait_preview.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
 def portrait_benchmark(root: Path, work: Path) -> dict:
     """Portrait mode end to end on generator clips with an exact truth:
 
@@ -525,6 +541,7 @@ def main() -> None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         (RESULTS / "reenact_portrait.json").write_text(json.dumps(portrait, indent=2) + "\n")
         write_portrait_markdown(portrait)
+        portrait_preview(root, work, portrait["frames"])
         print(json.dumps(portrait, indent=2))
         return
     if args.eyes:
@@ -618,6 +635,9 @@ def write_portrait_markdown(p: dict) -> None:
         f"{portrait['pose_flagged_frames']}; target's own range (deg, yaw/pitch/roll) "
         f"{portrait['target_range_deg']}, transferred {portrait['transferred_range_deg']}. "
         f"Times: {p['seconds']} ({p['fps_end_to_end']} fps end to end on shared CPUs).",
+        "",
+        "Preview (reenact_portrait_preview.png): truth | output at the widest yaw either way "
+        "(top) and pitch either way (bottom).",
         "",
     ]
     (RESULTS / "reenact_portrait.md").write_text("\n".join(lines))
