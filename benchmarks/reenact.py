@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -645,6 +646,192 @@ def write_speed_markdown(speed: dict) -> None:
     (RESULTS / "reenact_speed.md").write_text("\n".join(lines) + "\n")
 
 
+# --- portrait mode end to end (--portrait) ----------------------------------------------
+
+PORTRAIT_SOURCE, PORTRAIT_JOB, PORTRAIT_OUT = "mover", "bench-portrait", "portrait-out"
+PORTRAIT_TEXT = ("Look over there, then back at me. I think the garden needs more light, "
+                 "and the old bridge should be painted before winter.")
+PORTRAIT_SEED, PORTRAIT_VOICE = 13, "en-us+m3"
+# The motion truth starts 12 frames into its clip, not at 512 as the job's span does: its
+# head, eyes and lids are the source's either way, and its own first 512 frames (the
+# target's) would only cost time (the light differs, which no motion reading sees).
+PORTRAIT_TRUTH_AT = 12
+PORTRAIT_STRESS = {"head_deg": 12.0, "head_3d": True, "head_speed": 3.0, "gaze_deg": 15.0,
+                   "gaze_every_s": 1.0, "blink_every_s": 1.5}
+
+
+def _fit_clip(root: Path, name: str) -> Any:
+    from stages.extract import ExtractParams, extract_clip
+    from stages.fit import FitParams, load_fit, run_fit
+    from talkedit.scale import ScaleParams
+
+    if not (root / "data" / "interim" / name / "face.parquet").is_file():
+        extract_clip(name, root, ExtractParams())
+        run_fit(name, root, FitParams(), ScaleParams())
+    return load_fit(name, root)[1]
+
+
+def _read_motion(table: Any) -> dict[str, np.ndarray]:
+    """Head angles and eye state of a fitted clip, each relative to its median."""
+    from stages.fit import head_angles_deg
+    from stages.reenact.eyes import eye_state
+    from talkedit.artifacts import column_array
+
+    n = len(table)
+    angles = head_angles_deg(column_array(table, "rotation").astype(np.float64))
+    eyes = eye_state(column_array(table, "landmarks_2d").reshape(n, -1, 2))
+    return {"head": angles - np.median(angles, axis=0), "gaze": eyes.gaze_deg,
+            "closure": eyes.closure}
+
+
+def _motion_scores(seen: dict[str, np.ndarray], truth: Any) -> dict:
+    """Head angle, gaze direction and blink scores of a reading against the rig's truth
+    (``truth``: the truth tables' rows for the same frames), all relative to medians."""
+    from stages.reenact.eyes import BLINK_CLOSURE, direction_error_deg
+
+    head = truth[["head_yaw_deg", "head_pitch_deg", "head_roll_deg"]].to_numpy()
+    head = head - np.median(head, axis=0)
+    err = np.abs(seen["head"] - head)
+    gaze = truth[["gaze_yaw_deg", "gaze_pitch_deg"]].to_numpy()
+    gaze = gaze - np.median(gaze, axis=0)
+    blink = truth["blink"].to_numpy()
+    open_eyes = blink < 0.05
+    direction = direction_error_deg(seen["gaze"][open_eyes], gaze[open_eyes])
+    said, real = seen["closure"] > BLINK_CLOSURE, blink > 0.5
+    tp = int((said & real).sum())
+    precision, recall = tp / max(int(said.sum()), 1), tp / max(int(real.sum()), 1)
+    return {
+        "head_error_deg_mean": dict(zip(("yaw", "pitch", "roll"),
+                                        np.round(err.mean(axis=0), 2).tolist(), strict=True)),
+        "head_error_deg_p90": dict(zip(("yaw", "pitch", "roll"),
+                                       np.round(np.percentile(err, 90, axis=0), 2).tolist(),
+                                       strict=True)),
+        "head_r": dict(zip(("yaw", "pitch", "roll"), [round(pearson(seen["head"][:, a],
+                                                                    head[:, a]), 4)
+                                                      for a in range(3)], strict=True)),
+        "gaze_direction_error_deg": {"mean": round(float(direction.mean()), 2),
+                                     "p90": round(float(np.percentile(direction, 90)), 2)},
+        "gaze_r": {"yaw": round(pearson(seen["gaze"][open_eyes, 0], gaze[open_eyes, 0]), 4),
+                   "pitch": round(pearson(seen["gaze"][open_eyes, 1], gaze[open_eyes, 1]), 4)},
+        "blink_f1": round(2 * precision * recall / max(precision + recall, 1e-9), 4),
+        "blink_precision_recall": [round(precision, 3), round(recall, 3)],
+        "frames": len(head), "blink_frames": int(real.sum()),
+    }
+
+
+def portrait_preview(root: Path, work: Path, n: int) -> None:
+    """reenact_portrait_preview.png: truth | output at the frames of the widest yaw and
+    pitch either way."""
+    import pandas as pd
+
+    out = decode(root / "data" / "outputs" / f"{PORTRAIT_JOB}.mp4", 0, n)
+    truth = decode(work / "portrait-truth" / "truth.mp4", PORTRAIT_TRUTH_AT, n)
+    head = pd.read_parquet(work / "portrait-truth" / "truth.truth_frames.parquet").iloc[
+        PORTRAIT_TRUTH_AT:PORTRAIT_TRUTH_AT + n]
+    picks = [int(f(head[c].to_numpy())) for c in ("head_yaw_deg", "head_pitch_deg")
+             for f in (np.argmax, np.argmin)]
+    pairs = [np.concatenate([truth[k], out[k]], 1)[::2, ::2] for k in picks]
+    sheet = np.concatenate([np.concatenate(pairs[:2], 1), np.concatenate(pairs[2:], 1)], 0)
+    cv2.imwrite(str(RESULTS / "reenact_portrait_preview.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+
+
+def portrait_benchmark(root: Path, work: Path) -> dict:
+    """Portrait mode end to end on generator clips with an exact truth:
+
+    * source ``mover``: the astronaut (its eyes are readable; the LFW face's are not), seed
+      13, voice en-us+m3, head wandering +-12 deg yaw and pitch (+-6 roll; demo.stress.head_deg)
+      and turning as a 3-D relief (head_3d: a flat picture's turn is all but invisible to
+      a face fit, which reads 8 % of it), gaze shifts of up to 15 deg every ~1 s, a blink every
+      ~1.5 s; extracted and fitted;
+    * truth: the target (the built demo: its face, seed and light) saying the source's
+      words with its timing (demo.timing_from) and moving its head, eyes and lids as the
+      source does (demo.motion_from), from its frame 12 on; the job's span lands on the
+      target's frames from 512 on (the renderer's held-out tail);
+    * the job (mode portrait, target_start_s 20.48) through reenactplan, reenactrender and
+      reenactcomposite; its output video fitted like any clip, and its head angles, gaze
+      and blinks read as the source's are, against the truth. The same reading of the
+      source against its own truth is the measure's ceiling.
+    """
+    import pandas as pd
+
+    from stages.composite.compose import CompositeParams
+    from stages.composite.watermark import WatermarkParams
+    from stages.demo import DemoParams, generate_demo
+    from stages.demo.stress import StressParams
+    from stages.reenact import ReenactParams
+    from stages.reenact.composite import run_reenactcomposite
+    from stages.reenact.plan import run_reenact
+    from stages.reenact.render import run_reenactrender
+    from stages.render.config import RenderParams
+    from stages.render.interior import MouthParams
+    from talkedit.artifacts import REENACT_TRACK, ReenactPaths, read_parquet
+
+    raw = root / "data" / "raw"
+    if not (raw / f"{PORTRAIT_SOURCE}.mp4").is_file():
+        (work / "mover.txt").write_text(PORTRAIT_TEXT + "\n")
+        generate_demo(root, DemoParams(name=PORTRAIT_SOURCE, text=str(work / "mover.txt"),
+                                       seed=PORTRAIT_SEED, voice=PORTRAIT_VOICE,
+                                       stress=StressParams(**PORTRAIT_STRESS)))
+    source_table = _fit_clip(root, PORTRAIT_SOURCE)
+    truth_dir = work / "portrait-truth"
+    if not (truth_dir / "truth.mp4").is_file():
+        video = str(raw / f"{PORTRAIT_SOURCE}.mp4")
+        generate_demo(root, DemoParams(name="truth", timing_from=video, motion_from=video,
+                                       timing_at_s=PORTRAIT_TRUTH_AT / 25.0,
+                                       stress=StressParams(head_3d=True)), out_dir=truth_dir)
+    spec = {"target": TARGET, "source": PORTRAIT_SOURCE, "mode": "portrait",
+            "target_start_s": AT_FRAME / 25.0, "keep_rest": False}
+    (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
+    (root / "data" / "reenact" / f"{PORTRAIT_JOB}.yaml").write_text(yaml.safe_dump(spec))
+    times = {}
+    t = time.perf_counter()
+    plan = run_reenact(PORTRAIT_JOB, root, ReenactParams())
+    times["transfer_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run_reenactrender(PORTRAIT_JOB, root, RenderParams(), MouthParams())
+    times["render_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    run_reenactcomposite(PORTRAIT_JOB, root, CompositeParams(), WatermarkParams())
+    times["composite_s"] = time.perf_counter() - t
+    n = plan["output_frames"]
+
+    # The output as a clip of its own (its text: the source's words), fitted.
+    import shutil
+
+    out_video = root / "data" / "outputs" / f"{PORTRAIT_JOB}.mp4"
+    shutil.copy(out_video, raw / f"{PORTRAIT_OUT}.mp4")
+    shutil.copy(raw / f"{PORTRAIT_SOURCE}.txt", raw / f"{PORTRAIT_OUT}.txt")
+    shutil.rmtree(root / "data" / "interim" / PORTRAIT_OUT, ignore_errors=True)
+    out_table = _fit_clip(root, PORTRAIT_OUT)
+
+    frames = pd.read_parquet(truth_dir / "truth.truth_frames.parquet")
+    eyes = pd.read_parquet(truth_dir / "truth.truth_stress.parquet")
+    truth = pd.concat([frames, eyes.drop(columns=["frame", "time_s"])], axis=1
+                      ).iloc[PORTRAIT_TRUTH_AT:PORTRAIT_TRUTH_AT + n].reset_index(drop=True)
+    src_truth = pd.concat([pd.read_parquet(raw / f"{PORTRAIT_SOURCE}.truth_frames.parquet"),
+                          pd.read_parquet(raw / f"{PORTRAIT_SOURCE}.truth_stress.parquet"
+                                          ).drop(columns=["frame", "time_s"])], axis=1)
+    track = read_parquet(ReenactPaths.of(PORTRAIT_JOB, root).track, REENACT_TRACK)
+    source_seen = _read_motion(source_table)
+    transferred = {"head": np.stack(track["head_deg"].to_numpy()).astype(np.float64),
+                   "gaze": np.stack(track["gaze_deg"].to_numpy()).astype(np.float64),
+                   "closure": source_seen["closure"][:n]}
+    transferred["head"] -= np.median(transferred["head"], axis=0)
+    return {
+        "frames": n, "plan": plan,
+        "seconds": {k: round(v, 2) for k, v in times.items()},
+        "fps_end_to_end": round(n / sum(times.values()), 2),
+        "truth_motion_p95_abs_deg": dict(zip(("yaw", "pitch", "roll"), np.round(np.percentile(
+            np.abs(truth[["head_yaw_deg", "head_pitch_deg", "head_roll_deg"]].to_numpy()
+                   - truth[["head_yaw_deg", "head_pitch_deg", "head_roll_deg"]].median().to_numpy()),
+            95, axis=0), 2).tolist(), strict=True)),
+        "output_video_vs_truth": _motion_scores(_read_motion(out_table), truth),
+        "transferred_parameters_vs_truth": _motion_scores(transferred, truth),
+        "source_reading_vs_source_truth": _motion_scores(source_seen, src_truth.iloc[:len(source_table)]),
+        "output_frames_fitted": int(out_table.column("detected").to_numpy(zero_copy_only=False).sum()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=None)
@@ -659,6 +846,8 @@ def main() -> None:
                              "(reenact_speed.json)")
     parser.add_argument("--steps-256", type=int, default=30,
                         help="--speed: training steps of the 256 px renderer (timing only)")
+    parser.add_argument("--portrait", action="store_true",
+                        help="only portrait mode end to end (reenact_portrait.json)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="reenact-bench-"))
     if args.speed:
@@ -675,6 +864,14 @@ def main() -> None:
         (RESULTS / "reenact_real.json").write_text(json.dumps(real, indent=2) + "\n")
         write_real_markdown(real)
         print(json.dumps(real, indent=2))
+        return
+    if args.portrait:
+        portrait = portrait_benchmark(root, work)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "reenact_portrait.json").write_text(json.dumps(portrait, indent=2) + "\n")
+        write_portrait_markdown(portrait)
+        portrait_preview(root, work, portrait["frames"])
+        print(json.dumps(portrait, indent=2))
         return
     if args.eyes:
         eyes = eyes_benchmark(root, work)
@@ -724,7 +921,60 @@ def main() -> None:
     print(json.dumps(facts, indent=2))
 
 
+def write_portrait_markdown(p: dict) -> None:
+    rows = (("output video (fitted) vs truth", p["output_video_vs_truth"]),
+            ("transferred parameters vs truth", p["transferred_parameters_vs_truth"]),
+            ("source reading vs the source's truth (the reading's ceiling)",
+             p["source_reading_vs_source_truth"]))
+    motion = p["truth_motion_p95_abs_deg"]
+    portrait = p["plan"]["portrait"]
+    lines = [
+        "# Portrait reenactment (Deep Video Portraits mode) on generator clips",
+        "",
+        "`python benchmarks/reenact.py --portrait` (CPU). Target: the built demo (astronaut, "
+        "renderer trained at 128 px on its first 65 %); source `mover`: the astronaut, seed "
+        f"{PORTRAIT_SEED}, voice {PORTRAIT_VOICE}, head wandering (demo.stress.head_deg 12, "
+        "head_3d: a 3-D relief turn), gaze shifts up to 15 deg every ~1 s, a blink every "
+        "~1.5 s; truth: the target saying the source's words with its timing and moving head, "
+        "eyes and lids as the source does (demo.timing_from + motion_from); the job drives "
+        f"target frames {AT_FRAME}..{AT_FRAME + p['frames'] - 1} (the renderer's held-out "
+        "tail). Truth head "
+        f"motion p95 |yaw| {motion['yaw']}, |pitch| {motion['pitch']}, |roll| {motion['roll']} "
+        "deg. Angles are relative to each clip's median (the neutral pose); the output video "
+        "is fitted like any clip. Blink threshold (eyes.BLINK_CLOSURE) and lid mapping were "
+        "chosen on clip `eyes` (seed 5), not on these clips. Goals (issue 18): head error "
+        "<= 2 deg, gaze direction error <= 5 deg, blink F1 >= 0.9.",
+        "",
+        "| reading | head error mean yaw/pitch/roll (deg) | p90 | head r yaw/pitch/roll | "
+        "gaze direction error mean / p90 (deg) | gaze r yaw/pitch | blink F1 (P/R) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {'/'.join(str(v) for v in r['head_error_deg_mean'].values())} | "
+            f"{'/'.join(str(v) for v in r['head_error_deg_p90'].values())} | "
+            f"{'/'.join(str(v) for v in r['head_r'].values())} | "
+            f"{r['gaze_direction_error_deg']['mean']} / {r['gaze_direction_error_deg']['p90']} | "
+            f"{r['gaze_r']['yaw']}/{r['gaze_r']['pitch']} | {r['blink_f1']} "
+            f"({r['blink_precision_recall'][0]}/{r['blink_precision_recall'][1]}) |")
+    lines += [
+        "",
+        f"Frames: {p['frames']} ({p['output_frames_fitted']} of the output's found by the fit); "
+        f"flagged (pose beyond the target's range + reenact.max_pose_offset_deg): "
+        f"{portrait['pose_flagged_frames']}; target's own range (deg, yaw/pitch/roll) "
+        f"{portrait['target_range_deg']}, transferred {portrait['transferred_range_deg']}. "
+        f"Times: {p['seconds']} ({p['fps_end_to_end']} fps end to end on shared CPUs).",
+        "",
+        "Preview (reenact_portrait_preview.png): truth | output at the widest yaw either way "
+        "(top) and pitch either way (bottom).",
+        "",
+    ]
+    (RESULTS / "reenact_portrait.md").write_text("\n".join(lines))
+
+
 def write_eyes_markdown(eyes: dict) -> None:
+    from stages.reenact.eyes import BLINK_CLOSURE, GAZE_GAIN
+
     lines = [
         "# Portrait mode groundwork: gaze and blinks from the fitted landmarks",
         "",
@@ -732,9 +982,10 @@ def write_eyes_markdown(eyes: dict) -> None:
         "eyes wander (demo.stress.gaze_deg 15: yaw within +-15, pitch +-7.5 degrees, a shift "
         "about every second) and blink (about every 2 s), fitted by the fit stage; read by "
         "stages/reenact/eyes.py against each clip's truth (angles relative to each clip's "
-        "median; gaze scored on open-eye frames). The blink threshold (closure 0.23) was "
-        "chosen on clip `eyes`; the others are held out. Goals (issue 18): gaze direction "
-        "error <= 5 degrees, blink F1 >= 0.9.",
+        "median; gaze scored on open-eye frames). The blink threshold (closure "
+        f"{BLINK_CLOSURE}) and the gaze gain (yaw, pitch {GAZE_GAIN.tolist()}) were chosen on "
+        "clip `eyes`; the others are held out. Goals (issue 18): gaze direction error <= 5 "
+        "degrees, blink F1 >= 0.9.",
         "",
         "| clip | face, seed | gaze direction error mean / p90 (deg) | yaw r | pitch r | "
         "blink F1 (frames) | closure: open max / blink min | head yaw/pitch/roll error, "

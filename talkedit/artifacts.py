@@ -697,6 +697,7 @@ LIP_TRACK = pa.schema(
 )
 # reenact (stages/reenact): one row per reenacted output frame, before it is written into
 # the plan (PLAN), kept to score and plot the transfer.
+REENACT_MESH_POINTS = 478  # portrait mode needs the refined FaceMesh (irises)
 REENACT_TRACK = pa.schema(
     [
         ("frame", pa.int32()),  # output frame
@@ -707,6 +708,19 @@ REENACT_TRACK = pa.schema(
         ("opening", pa.float32()),  # the transferred face's mouth opening on the target's model
         ("clipped", pa.int8()),  # coefficients held at max_extrapolation target SDs
         ("expression", vec(N_EXPRESSION)),  # transferred, on the target's basis
+        # The head and eyes shown (portrait mode transfers them; expression mode: the
+        # target frame's own, and the picture is left as it is).
+        ("head_deg", vec(3)),  # yaw, pitch, roll relative to the target's neutral pose
+        ("gaze_deg", vec(2)),  # transferred gaze yaw, pitch relative to the resting gaze
+        ("lid_close", pa.float32()),  # share of the lid gap closed over the target's eyes
+        ("pose_flagged", pa.bool_()),  # head pose beyond the target's range: clamped
+        ("eyes_flagged", pa.bool_()),  # the target's eyes shut where the source's are open
+        ("warp", vec(9)),  # target frame px -> output px homography turning the head
+        ("mesh_from", vec(2 * REENACT_MESH_POINTS)),  # the face's landmarks in the target frame
+        ("mesh_to", vec(2 * REENACT_MESH_POINTS)),  # ...and turned (px): the relief's parallax
+        ("head_ellipse", vec(5)),  # the turned region: centre x, y, half-axes, angle (rad)
+        ("eye_points", vec(16)),  # per eye: outer, inner corner, upper, lower lid (output px)
+        ("iris_shift_px", vec(4)),  # left x, y, right x, y
     ]
 )
 LIP_LOSSES_COLUMNS = ["step", "lstm_train", "lstm_validation", "tcn_train", "tcn_validation"]

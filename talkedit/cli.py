@@ -639,7 +639,7 @@ def reenact(
     source: Annotated[str | None, typer.Option(
         metavar="CLIP", help="The clip whose face drives it.")] = None,
     mode: Annotated[str, typer.Option(
-        metavar="MODE", help="expression (Face2Face) | portrait (not built yet).")] = "expression",
+        metavar="MODE", help="expression (Face2Face) | portrait (Deep Video Portraits: head motion, gaze and blinks too).")] = "expression",
     source_span: Annotated[tuple[float, float] | None, typer.Option(
         metavar="START END", help="The source's seconds that drive (default: all of it).")] = None,
     target_start: Annotated[float, typer.Option(
@@ -649,7 +649,8 @@ def reenact(
     run: Annotated[bool, typer.Option(
         "--run/--no-run", help="Run `dvc repro` for the job (--no-run: only write it).")] = True,
 ) -> None:
-    """Reenact: make TARGET's face follow SOURCE's expressions (Face2Face), end to end.
+    """Reenact: make TARGET's face follow SOURCE's expressions (Face2Face; --mode portrait: its
+    head motion, gaze and blinks too), end to end.
 
     With --target and --source, checks both clips first (one frame rate, a target long
     enough to train on, a face in the source; a failing check writes nothing), writes

@@ -3,6 +3,7 @@ on the edit contracts, the truth clip of the demo generator's timing_from, bad i
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def test_a_job_plans_the_span_on_the_edit_contracts(pair_root: Path) -> None:
 @pytest.mark.parametrize("spec, words", [
     ({"target": "tgt", "source": "src", "source_span": [0, 9.0], "target_start_s": 12.5},
      "only"),
-    ({"target": "tgt", "source": "src", "mode": "portrait"}, "not built"),
+    ({"target": "tgt", "source": "src", "mode": "pose"}, "not one of"),
     ({"target": "tgt", "source": "src", "source_span": [2, 1]}, "start < end"),
     ({"target": "tgt"}, "names no source"),
 ])
@@ -270,7 +271,7 @@ def test_gaze_moves_the_iris_and_its_truth_is_kept(tmp_path: Path) -> None:
 
 def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
     """Synthetic landmarks with known iris offsets and lid gaps, on a tilted head."""
-    from stages.reenact.eyes import EYE_RADIUS, EYES, direction_error_deg, eye_state
+    from stages.reenact.eyes import EYE_RADIUS, EYES, GAZE_GAIN, direction_error_deg, eye_state
 
     yaw = np.array([-10.0, 0.0, 0.0, 10.0, 20.0, 0.0, 0.0])
     pitch = np.array([0.0, 0.0, 5.0, -5.0, 0.0, 0.0, 0.0])
@@ -291,8 +292,8 @@ def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
         lm[:, eye["top"]] = centre - np.c_[np.zeros_like(gap), gap / 2]
         lm[:, eye["bottom"]] = centre + np.c_[np.zeros_like(gap), gap / 2]
     state = eye_state(lm @ turn.T)  # the head rolled: angles are along the eye line
-    np.testing.assert_allclose(state.gaze_deg[:, 0], yaw, atol=1e-6)
-    np.testing.assert_allclose(state.gaze_deg[:, 1], pitch, atol=1e-6)
+    np.testing.assert_allclose(state.gaze_deg[:, 0], GAZE_GAIN[0] * yaw, atol=1e-6)
+    np.testing.assert_allclose(state.gaze_deg[:, 1], GAZE_GAIN[1] * pitch, atol=1e-6)
     np.testing.assert_allclose(state.closure, [0, 0, 0, 0, 0, 0.8, 0], atol=1e-9)
     assert state.blinks.tolist() == [False] * 5 + [True, False]
     assert direction_error_deg(np.array([[3.0, 4.0]]), np.zeros((1, 2)))[0] == pytest.approx(
@@ -304,7 +305,6 @@ def test_a_job_renders_and_composites_signed_as_reenacted(pair_root: Path) -> No
     every span frame rendered, the output as long as the span, its manifest's action
     "Reenacted" with the source clip's video hashed in as an ingredient."""
     import hashlib
-    import json
 
     from stages.composite.compose import CompositeParams
     from stages.composite.watermark import WatermarkParams
@@ -369,3 +369,245 @@ def test_the_truth_clip_can_move_like_the_source(tmp_path: Path) -> None:
         np.testing.assert_allclose(eyes[col].to_numpy()[10:n], eyes_src[col].to_numpy()[:n - 10],
                                    atol=1e-4)
     assert eyes["blink"].max() > 0.5 and eyes["gaze_yaw_deg"].abs().max() > 3
+
+
+def test_head_deg_turns_the_head_in_place() -> None:
+    """demo.stress.head_deg stretches the rig's motion to +-head_deg (roll half) and shifts
+    the pan of the camera rotation back: the face centre stays where it was."""
+    from stages.demo.face_rig import rig_rotation
+    from stages.demo.stress import HEAD_AMPLITUDE_DEG, StressParams, head_track
+
+    times = np.arange(500) / 25
+    rng = np.random.default_rng(1)
+    head = np.zeros((len(times), 5))
+    head[:, :3] = rng.uniform(-1, 1, (len(times), 3)) * HEAD_AMPLITUDE_DEG
+    moved = head_track(head, times, StressParams(head_deg=12), focal_px=1024)
+    assert np.abs(moved[:, :2]).max() <= 12 + 1e-9 and np.abs(moved[:, :2]).max() > 10
+    assert np.abs(moved[:, 2]).max() <= 6 + 1e-9
+    k = np.array([[1024.0, 0, 256], [0, 1024.0, 256], [0, 0, 1]])
+    for yaw, pitch, roll, tx, ty in moved[::50]:
+        h = np.array([[1, 0, tx], [0, 1, ty], [0, 0, 1]]) @ k @ rig_rotation(yaw, pitch, roll) \
+            @ np.linalg.inv(k)
+        centre = h @ [256, 256, 1]
+        np.testing.assert_allclose(centre[:2] / centre[2], [256, 256], atol=1e-6)
+    plain = head_track(head, times, StressParams(), focal_px=1024)
+    np.testing.assert_array_equal(plain, head)  # off by default: clips stay as they were
+
+
+_NO_MESH = (np.zeros((1, 4, 2)), np.zeros((1, 4, 2)))  # no relief: the homography alone
+
+
+def _picture(size: int = 200) -> np.ndarray:
+    """A textured test picture (smooth gradients and a few discs)."""
+    import cv2
+
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    image = np.stack([128 + 100 * np.sin(xs / 9), 128 + 100 * np.cos(ys / 13),
+                      128 + 60 * np.sin((xs + ys) / 17)], -1)
+    for x, y, r in ((60, 70, 12), (140, 90, 20), (100, 150, 15)):
+        cv2.circle(image, (x, y), r, (20, 20, 20), -1)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_repose_turns_the_head_region_and_agrees_on_crops() -> None:
+    """Inside the head ellipse the picture moves by the warp; far outside it stays; and the
+    same turn applied to a crop (as the renderer does) equals the crop of the turned frame
+    (as the compositor does), so face and background line up."""
+    import cv2
+
+    from stages.reenact.repose import HEAD_FEATHER, Repose
+
+    image = _picture()
+    angle = np.radians(6.0)
+    rot = cv2.getRotationMatrix2D((100, 100), np.degrees(angle), 1.0)
+    warp = np.eye(3)
+    warp[:2] = rot
+    warp[:2, 2] += [4.0, -3.0]
+    repose = Repose(warp[None], np.array([[100, 100, 40, 50, 0.3]]), *_NO_MESH, np.zeros((1, 2, 4, 2)),
+                    np.zeros((1, 2, 2)), np.zeros(1))
+    out = repose.apply(image, 0).astype(np.float64)
+    expected = cv2.warpPerspective(image, warp, (200, 200)).astype(np.float64)
+    np.testing.assert_allclose(out[85:115, 85:115], expected[85:115, 85:115], atol=2)
+    reach = 1 + HEAD_FEATHER
+    far = np.hypot((np.arange(200)[None] - 100) / (50 * reach), (np.arange(200)[:, None] - 100)
+                   / (50 * reach)) > 1.05
+    np.testing.assert_array_equal(out[far], image[far].astype(np.float64))
+
+    # A crop: scaled by 0.8 and shifted (image -> crop px), 128 px.
+    crop_of = np.array([[0.8, 0, -20], [0, 0.8, -16]])
+    crop = cv2.warpAffine(image, crop_of, (128, 128), flags=cv2.INTER_LINEAR)
+    turned_crop = repose.apply(crop, 0, crop_of).astype(np.float64)
+    crop_of_turned = cv2.warpAffine(repose.apply(image, 0), crop_of, (128, 128),
+                                    flags=cv2.INTER_LINEAR).astype(np.float64)
+    inner = (slice(30, 100), slice(30, 100))
+    assert np.abs(turned_crop[inner] - crop_of_turned[inner]).mean() < 4
+
+
+def test_the_relief_moves_a_point_beyond_the_homography() -> None:
+    """Landmarks that move more than the head's homography (a nose in a turn): the picture
+    around such a point comes from where it was; far from the face the homography alone."""
+    from stages.reenact.repose import Repose
+
+    image = _picture()
+    ys, xs = np.mgrid[60:141:10, 60:141:10]
+    before = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64)
+    after = before.copy()
+    nose = np.argmin(np.linalg.norm(before - [100, 100], axis=1))
+    after[nose] += [6.0, 0.0]  # the nose tip moves 6 px right, the rest stays
+    repose = Repose(np.eye(3)[None], np.array([[100, 100, 60, 60, 0.0]]), before[None],
+                    after[None], np.zeros((1, 2, 4, 2)), np.zeros((1, 2, 2)), np.zeros(1))
+    out = repose.apply(image, 0).astype(np.float64)
+    np.testing.assert_allclose(out[100, 106], image[100, 100], atol=3)
+    np.testing.assert_allclose(out[100, 103], image[100, 97], atol=12)  # half-way: in between
+    np.testing.assert_array_equal(out[:50], image[:50].astype(np.float64))
+
+
+def test_lids_close_and_the_iris_slides() -> None:
+    """One synthetic eye (white with a dark iris under skin-coloured lids): a shift moves
+    the iris's dark centroid by about that much; closing fills the opening with skin."""
+    import cv2
+
+    from stages.reenact.repose import Repose
+
+    skin, white, iris = np.array([190, 150, 130]), np.array([240, 240, 240]), np.array([40, 30, 20])
+    image = np.tile(skin, (120, 160, 1)).astype(np.uint8)
+    cv2.ellipse(image, (80, 60), (30, 12), 0, 0, 360, white.tolist(), -1)
+    cv2.circle(image, (80, 60), 9, iris.tolist(), -1)
+    points = np.array([[[50.0, 60], [110, 60], [80, 48], [80, 72]],
+                       [[0.0, 0], [0, 0], [0, 0], [0, 0]]])  # the second eye: none
+
+    def dark_x(img: np.ndarray) -> float:
+        dark = (img.astype(float).sum(axis=2) < 200)
+        return float(np.nonzero(dark)[1].mean())
+
+    shifted = Repose(np.eye(3)[None], np.zeros((1, 5)), *_NO_MESH, points[None],
+                     np.array([[[6.0, 0.0], [0.0, 0.0]]]), np.zeros(1)).apply(image, 0)
+    assert dark_x(shifted) - dark_x(image) == pytest.approx(6.0, abs=1.5)
+    shut = Repose(np.eye(3)[None], np.zeros((1, 5)), *_NO_MESH, points[None], np.zeros((1, 2, 2)),
+                  np.ones(1)).apply(image, 0).astype(float)
+    opening = np.zeros(image.shape[:2], np.uint8)
+    cv2.ellipse(opening, (80, 60), (24, 9), 0, 0, 360, 1, -1)
+    assert np.abs(shut[opening > 0] - skin).mean() < 25  # skin over the eye
+    assert np.abs(image.astype(float)[opening > 0] - skin).mean() > 60
+    half = Repose(np.eye(3)[None], np.zeros((1, 5)), *_NO_MESH, points[None], np.zeros((1, 2, 2)),
+                  np.full(1, 0.5)).apply(image, 0)
+    visible = (np.abs(half.astype(float) - skin).sum(axis=2) > 60).sum()
+    assert 0.2 < visible / (np.abs(image.astype(float) - skin).sum(axis=2) > 60).sum() < 0.8
+
+
+def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> None:
+    """mode portrait: the plan's head pose is the source's, relative to its median, around
+    the target's; the track holds it, with each frame's warp moving the target model's
+    landmarks to the new pose; a tight max_pose_offset_deg clamps and flags frames."""
+    from stages.fit import head_angles_deg, load_fit, rebuild_landmarks
+    from stages.fit.model import Pose
+    from stages.reenact import ReenactParams
+    from stages.reenact.plan import run_reenact
+    from stages.reenact.portrait import portrait_transfer
+    from talkedit.artifacts import PLAN, REENACT_TRACK, ReenactPaths, column_array, read_parquet
+
+    _job(pair_root, "pjob", {"target": "tgt", "source": "src", "mode": "portrait",
+                             "source_span": [0.4, 2.4], "target_start_s": 1.0})
+    run_reenact("pjob", pair_root, ReenactParams(min_target_frames=50))
+    paths = ReenactPaths.of("pjob", pair_root)
+    plan, track = read_parquet(paths.outputs.plan, PLAN), read_parquet(paths.track, REENACT_TRACK)
+    src_model, src = load_fit("src", pair_root)
+    tgt_model, tgt = load_fit("tgt", pair_root)
+    own = {name: head_angles_deg(column_array(t, "rotation").astype(np.float64))
+           for name, t in (("src", src), ("tgt", tgt))}
+    usable = {name: t.column("detected").to_numpy(zero_copy_only=False)
+              for name, t in (("src", src), ("tgt", tgt))}
+    relative = own["src"][10:60] - np.median(own["src"][usable["src"]], axis=0)
+    head = np.stack(track["head_deg"].to_numpy())
+    np.testing.assert_allclose(head, relative, atol=1e-4)
+    edited = plan["edited"].to_numpy()
+    shown = head_angles_deg(column_array(plan, "rotation")[edited].astype(np.float64))
+    np.testing.assert_allclose(shown, relative + np.median(own["tgt"][usable["tgt"]], axis=0),
+                               atol=1e-3)
+    assert not track["pose_flagged"].any()
+    # The warp carries the target frame's model landmarks to the planned pose.
+    k = 20
+    pose_t = Pose(*(np.atleast_2d(v) for v in (column_array(tgt, "rotation")[25 + k],
+                                               column_array(tgt, "translation")[25 + k])),
+                  np.atleast_1d(tgt.column("scale").to_numpy()[25 + k]))
+    expr = column_array(tgt, "expression")[25 + k][None]
+    before = rebuild_landmarks(tgt_model, pose_t, expr)[0, :, :2]
+    plan_pose = Pose(column_array(plan, "rotation")[edited][k][None],
+                     column_array(plan, "translation")[edited][k][None],
+                     np.atleast_1d(plan["scale"].to_numpy()[edited][k]))
+    after = rebuild_landmarks(tgt_model, plan_pose, expr)[0, :, :2]
+    warp = np.asarray(track["warp"].iloc[k], np.float64).reshape(3, 3)
+    moved = np.c_[before, np.ones(len(before))] @ warp.T
+    moved = moved[:, :2] / moved[:, 2:]
+    eye_px = np.linalg.norm(after[33] - after[263])
+    assert np.median(np.linalg.norm(moved - after, axis=1)) < 0.03 * eye_px
+
+    # A target seen only in its first 5 frames has a narrow range: most frames go past it
+    # (by more than 0.5 degrees) and are clamped to it and flagged.
+    narrow = np.zeros(len(tgt), bool)
+    narrow[:5] = True
+    got = portrait_transfer(src_model, src, usable["src"], tgt_model, tgt, narrow,
+                            np.arange(10, 60), np.arange(25, 75), max_pose_offset_deg=0.5)
+    own_t = own["tgt"][narrow] - np.median(own["tgt"][narrow], axis=0)
+    lo, hi = own_t.min(axis=0) - 0.5, own_t.max(axis=0) + 0.5
+    outside = np.any((relative < lo) | (relative > hi), axis=1)
+    assert 10 < outside.sum() < 50
+    assert got.pose_flagged.tolist() == outside.tolist()
+    np.testing.assert_allclose(got.head_deg, np.clip(relative, lo, hi), atol=1e-6)
+
+
+def test_a_portrait_job_turns_the_head_in_the_output(pair_root: Path) -> None:
+    """Render and composite a portrait job (a tiny generator): the output's eye corners, as
+    MediaPipe finds them, sit where the track's turn puts the target frame's, not where
+    they were; the manifest says the head motion was carried over."""
+    from stages.composite.compose import CompositeParams
+    from stages.composite.watermark import WatermarkParams
+    from stages.demo.face_rig import detect_landmarks
+    from stages.reenact import ReenactParams
+    from stages.reenact.composite import run_reenactcomposite
+    from stages.reenact.plan import run_reenact
+    from stages.reenact.render import run_reenactrender
+    from stages.render.config import RenderParams, TrainParams
+    from stages.render.interior import MouthParams
+    from stages.render.train import run_train
+    from talkedit.artifacts import REENACT_TRACK, ModelPaths, ReenactPaths, read_parquet
+    from talkedit.video import open_container
+
+    if not ModelPaths.of("tgt", pair_root).generator.is_file():
+        from tests.test_render import tiny
+
+        run_train("tgt", pair_root, TrainParams.from_dict(tiny(steps=2)))
+    _job(pair_root, "pjob2", {"target": "tgt", "source": "src", "mode": "portrait",
+                              "source_span": [0.4, 1.2], "target_start_s": 2.0,
+                              "keep_rest": False})
+    run_reenact("pjob2", pair_root, ReenactParams(min_target_frames=50))
+    assert run_reenactrender("pjob2", pair_root, RenderParams(threads=2), MouthParams()
+                             )["frames"] == 20
+    run_reenactcomposite("pjob2", pair_root, CompositeParams(preset="ultrafast"),
+                         WatermarkParams())
+    paths = ReenactPaths.of("pjob2", pair_root)
+    track = read_parquet(paths.track, REENACT_TRACK)
+    k = int(np.argmax(np.abs(np.stack(track["head_deg"].to_numpy())).sum(axis=1)))
+
+    def frame(video: Path, index: int) -> np.ndarray:
+        with open_container(video) as container:
+            for i, image in enumerate(container.decode(video=0)):
+                if i == index:
+                    return image.to_ndarray(format="rgb24")
+        raise AssertionError("frame not found")
+
+    out = detect_landmarks(frame(paths.outputs.output, k))
+    before = detect_landmarks(frame(pair_root / "data" / "raw" / "tgt.mp4",
+                                    int(track["target_frame"].iloc[k])))
+    assert out is not None and before is not None
+    corners = [33, 133, 263, 362]
+    warp = np.asarray(track["warp"].iloc[k], np.float64).reshape(3, 3)
+    moved = np.c_[before[corners, :2], np.ones(4)] @ warp.T
+    moved = moved[:, :2] / moved[:, 2:]
+    err_moved = np.linalg.norm(out[corners, :2] - moved, axis=1).mean()
+    err_still = np.linalg.norm(out[corners, :2] - before[corners, :2], axis=1).mean()
+    shift = np.linalg.norm(moved - before[corners, :2], axis=1).mean()
+    assert shift > 1.5  # the turn moves the eyes visibly...
+    assert err_moved < 0.5 * err_still  # ...and the output follows it
+    manifest = json.loads(paths.outputs.provenance.read_text())
+    assert "head motion" in manifest["actions"][0]["description"]

@@ -15,7 +15,7 @@ import itertools
 import logging
 import tempfile
 import wave
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from talkedit.scale import ChunkMap, ScaleParams, serial_map
 from talkedit.video import FrameCursor, FrameStore, VideoWriter
 
 log = logging.getLogger(__name__)
+FrameFilter = Callable[[int, np.ndarray], np.ndarray]  # (plan row, frame) -> frame
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
            "veryslow", "placebo")
 
@@ -116,8 +117,8 @@ class FramePainter:
     tasks, in any order, give the same pixels."""
 
     def __init__(self, clip_name: str, paths: EditPaths, composite: CompositeParams,
-                 watermark: WatermarkParams, payload_id: str | None, plan_stage: str = "plan"
-                 ) -> None:
+                 watermark: WatermarkParams, payload_id: str | None, plan_stage: str = "plan",
+                 frame_filter: FrameFilter | None = None) -> None:
         root = paths.data.parent
         plan = read_parquet(paths.plan, PLAN, stage_hint=f"{plan_stage}@{paths.edit}")
         self.edited = plan["edited"].to_numpy()
@@ -137,6 +138,7 @@ class FramePainter:
         self.blend, self.label = composite.blend, composite.label
         self.frames = FrameCursor(self.store)
         self.between = FlowInterpolator()
+        self.frame_filter = frame_filter  # (plan row, frame) -> the frame behind its face
 
     def __len__(self) -> int:
         return len(self.source_frames)
@@ -150,6 +152,8 @@ class FramePainter:
         f0, alpha = split_instant(self.positions[k] * self.fps, len(self.store))
         image = (self.between.between(self.frames[f0], self.frames[f0 + 1], f0, alpha) if alpha
                  else self.frames[int(self.source_frames[k])])
+        if self.frame_filter is not None:
+            image = self.frame_filter(k, image)
         if self.edited[k]:
             crop = self.renders.read(k)
             image = composite_crop(image, crop.crop, crop.transform, crop.alpha,
@@ -173,11 +177,12 @@ class PaintChunk:
     plan_stage: str
     start: int
     stop: int
+    frame_filter: FrameFilter | None = None
 
 
 def paint_chunk(chunk: PaintChunk) -> list[np.ndarray]:
     painter = FramePainter(chunk.clip, chunk.paths, chunk.composite, chunk.watermark,
-                           chunk.payload_id, chunk.plan_stage)
+                           chunk.payload_id, chunk.plan_stage, chunk.frame_filter)
     return [painter.paint(k) for k in range(chunk.start, chunk.stop)]
 
 
@@ -187,6 +192,7 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
                    ingredients: tuple[tuple[str, Path], ...] = (),
                    stages: tuple[str, str] = ("plan", "audio"),
                    scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map,
+                   frame_filter: FrameFilter | None = None,
                    with_transcript: bool = True) -> dict[str, Any]:
     """Composite the plan, renders and soundtrack under ``paths`` (the PLAN contract: an
     edit's, or a lip-sync job's whose spec is ``spec_path``) into ``paths.output``.
@@ -196,13 +202,15 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
     its transcript ``with_transcript``: a reenactment uses none of its words). With
     ``scale.chunk_frames`` set, frame chunks are painted through ``map_chunks`` (in
     order, at most ``scale.in_flight`` chunks of frames held) and encoded here: the
-    same frames, so the same video stream, as one pass."""
+    same frames, so the same video stream, as one pass. ``frame_filter`` (plan row, frame)
+    changes each frame before the face is pasted (a portrait reenactment turns the head)."""
     edit, root = paths.edit, paths.data.parent
     plan_stage, audio_stage = stages
     clip = ClipPaths.of(clip_name, root)
     _check_output_is_not_an_input(paths.output, [clip.video, clip.transcript, spec_path,
                                                  *(p for _, p in ingredients)])
-    painter = FramePainter(clip_name, paths, composite, watermark, None, plan_stage)
+    painter = FramePainter(clip_name, paths, composite, watermark, None, plan_stage,
+                           frame_filter)
     edited = painter.edited
     audio, audio_rate = _read_wav(paths.audio)
     meta = VideoMeta.read(clip)
@@ -226,7 +234,7 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
     chunk_rows = scale.chunk_frames if scale is not None else 0
     if chunk_rows:
         chunks = [PaintChunk(clip_name, paths, composite, watermark, payload_id, plan_stage,
-                             a, b) for a, b in scale.spans(len(painter))]
+                             a, b, frame_filter) for a, b in scale.spans(len(painter))]
         painted: Iterable[np.ndarray] = itertools.chain.from_iterable(
             map_chunks(paint_chunk, chunks))
     else:

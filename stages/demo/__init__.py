@@ -19,7 +19,7 @@ import numpy as np
 
 from stages.demo.face_rig import FaceRig, HeadPose, load_face
 from stages.demo.mouth import articulation_track
-from stages.demo.stress import StressParams, stress_clip
+from stages.demo.stress import HEAD_AMPLITUDE_DEG, StressParams, stress_clip
 from stages.demo.timing import borrow_motion, borrow_speech
 from talkedit.artifacts import TRUTH_FRAMES, TRUTH_PHONES, ClipPaths, write_parquet
 from talkedit.atomic import atomic_path, write_text
@@ -68,7 +68,7 @@ class DemoParams(Section):
 
 def _head_motion(times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Slow, smooth head motion: sums of a few random sinusoids per axis."""
-    amplitude = np.array([2.5, 1.5, 1.5, 5.0, 3.0])  # yaw, pitch, roll (deg), tx, ty (px)
+    amplitude = np.array([*HEAD_AMPLITUDE_DEG, 5.0, 3.0])  # yaw, pitch, roll (deg), tx, ty (px)
     out = np.zeros((len(times), 5))
     for axis in range(5):
         for _ in range(3):
@@ -133,7 +133,8 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
     if motion is not None:
         head = motion.head_over(head)
 
-    rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut")
+    rig = FaceRig(load_face(opts.face), opts.size, source=opts.face or "skimage astronaut",
+                  relief=opts.stress.head_3d)
     if opts.stress.active or (motion is not None and motion.gaze is not None):
         # a hard clip (degraded picture and sound), or borrowed eyes: its own truth table
         head, light_gain, stress_facts = stress_clip(

@@ -64,6 +64,23 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def rig_rotations(yaw_deg: float, pitch_deg: float, roll_deg: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rig's rotation's factors Rz(roll), Rx(pitch), Ry(yaw), applied in that order
+    from the left (kept apart so the flat rig multiplies them as it always has)."""
+    ry, rx, rz = np.radians([yaw_deg, pitch_deg, roll_deg])
+    rot_y = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
+    rot_x = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
+    rot_z = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+    return rot_z, rot_x, rot_y
+
+
+def rig_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """The rig's rotation Rz(roll) Rx(pitch) Ry(yaw)."""
+    rot_z, rot_x, rot_y = rig_rotations(yaw_deg, pitch_deg, roll_deg)
+    return rot_z @ rot_x @ rot_y
+
+
 @dataclass
 class HeadPose:
     yaw_deg: float = 0.0
@@ -73,9 +90,14 @@ class HeadPose:
     ty_px: float = 0.0
 
 
+# A head turns about a point this far (x the eye-corner distance) behind the face's edge.
+HEAD_PIVOT = 1.1
+RELIEF_RING = 1.35  # the face's relief falls to the picture plane at this x its outline
+
+
 class FaceRig:
     def __init__(self, image_rgb: np.ndarray, size: int, face_fraction: float = 0.42,
-                 source: str = "face image") -> None:
+                 source: str = "face image", relief: bool = False) -> None:
         landmarks = detect_landmarks(image_rgb)
         if landmarks is None:
             raise TalkeditError(source, "no face found", "give a frontal photo of one face")
@@ -109,6 +131,72 @@ class FaceRig:
         self._grid = np.stack([xs.ravel(), ys.ravel(), np.ones(size * size, np.float32)])
         rng = np.random.default_rng(0)
         self._grain = rng.normal(0.0, 1.2, (size, size, 1)).astype(np.float32)
+        # relief: the head turns as a 3-D relief (depth from the landmarks) about a pivot
+        # behind the face, so the nose moves against the cheeks as in a real turn; without
+        # it, the whole picture turns as a flat plane (a camera rotation: no parallax).
+        self.depth = self._relief(lm, size) if relief else None
+
+    @staticmethod
+    def _relief(lm: np.ndarray, size: int) -> np.ndarray:
+        """(size, size) depth in px (+ = farther): the landmarks' depth relative to the
+        face's outline, spread over the face and falling to 0 around it."""
+        from scipy.interpolate import griddata
+        from scipy.spatial import ConvexHull
+
+        hull = ConvexHull(lm[:, :2]).vertices
+        centre = lm[hull, :2].mean(axis=0)
+        ring = centre + (lm[hull, :2] - centre) * RELIEF_RING
+        corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1.0]])
+        points = np.concatenate([lm[:, :2], ring, corners])
+        values = np.concatenate([lm[:, 2] - np.median(lm[hull, 2]), np.zeros(len(ring) + 4)])
+        ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+        depth = griddata(points, values, (xs, ys), method="linear", fill_value=0.0)
+        return cv2.GaussianBlur(depth.astype(np.float32), (0, 0), 0.02 * size)
+
+    def _turn(self, xy: np.ndarray, depth: np.ndarray, pose: HeadPose) -> np.ndarray:
+        """Photo points (m, 2) at relief ``depth`` (m,) -> output frame: rotated about the
+        head's pivot, seen through the rig's camera, shifted."""
+        f = 2.0 * self.size
+        pivot = f + HEAD_PIVOT * self.eye_dist
+        p = np.stack([xy[:, 0] - self.center[0], xy[:, 1] - self.center[1], f + depth], axis=1)
+        q = (p - [0, 0, pivot]) @ rig_rotation(pose.yaw_deg, pose.pitch_deg, pose.roll_deg).T
+        q[:, 2] += pivot
+        return self.center + f * q[:, :2] / q[:, 2:3] + [pose.tx_px, pose.ty_px]
+
+    def _depth_at(self, xy: np.ndarray) -> np.ndarray:
+        assert self.depth is not None
+        m = len(xy)
+        rows = -(-m // 1024)  # remap's maps are images: at most 32767 on a side
+        pts = np.zeros((rows * 1024, 2), np.float32)
+        pts[:m] = xy
+        pts = pts.reshape(rows, 1024, 2)
+        return cv2.remap(self.depth, pts[..., 0], pts[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0).reshape(-1)[:m]
+
+    def project(self, xy: np.ndarray, pose: HeadPose) -> np.ndarray:
+        """Face-photo points (m, 2) -> where the frame rendered with ``pose`` shows them."""
+        xy = np.asarray(xy, np.float64)
+        if self.depth is None:
+            p = np.c_[xy, np.ones(len(xy))] @ self._homography(pose).T
+            return p[:, :2] / p[:, 2:3]
+        return self._turn(xy, self._depth_at(xy), pose)
+
+    def _photo_points(self, pose: HeadPose) -> tuple[np.ndarray, np.ndarray]:
+        """For every output pixel, the face-photo point it shows (x, y, flattened)."""
+        if self.depth is None:
+            p = np.linalg.inv(self._homography(pose)).astype(np.float32) @ self._grid
+            return p[0] / p[2], p[1] / p[2]
+        # The relief's backward map: start from the flat face's (a homography), then
+        # correct by each point's parallax (a few fixed-point steps; the turns are small).
+        out = self._grid[:2].T.astype(np.float64)
+        corners = np.array([[0, 0], [1, 0], [0, 1], [1, 1.0]]) * self.size
+        flat = cv2.getPerspectiveTransform(corners.astype(np.float32),
+                                           self._turn(corners, np.zeros(4), pose).astype(np.float32))
+        p = np.c_[out, np.ones(len(out))] @ np.linalg.inv(flat).T
+        p = p[:, :2] / p[:, 2:3]
+        for _ in range(3):
+            p -= self._turn(p, self._depth_at(p), pose) - out
+        return p[:, 0].astype(np.float32), p[:, 1].astype(np.float32)
 
     @staticmethod
     def _frame_face(image: np.ndarray, lm: np.ndarray, size: int, fraction: float) -> np.ndarray:
@@ -126,10 +214,7 @@ class FaceRig:
         f = 2.0 * self.size
         cx, cy = self.center
         k = np.array([[f, 0, cx], [0, f, cy], [0, 0, 1.0]])
-        ry, rx, rz = np.radians([pose.yaw_deg, pose.pitch_deg, pose.roll_deg])
-        rot_y = np.array([[np.cos(ry), 0, np.sin(ry)], [0, 1, 0], [-np.sin(ry), 0, np.cos(ry)]])
-        rot_x = np.array([[1, 0, 0], [0, np.cos(rx), -np.sin(rx)], [0, np.sin(rx), np.cos(rx)]])
-        rot_z = np.array([[np.cos(rz), -np.sin(rz), 0], [np.sin(rz), np.cos(rz), 0], [0, 0, 1]])
+        rot_z, rot_x, rot_y = rig_rotations(pose.yaw_deg, pose.pitch_deg, pose.roll_deg)
         h = k @ rot_z @ rot_x @ rot_y @ np.linalg.inv(k)
         shift = np.array([[1, 0, pose.tx_px], [0, 1, pose.ty_px], [0, 0, 1.0]])
         return shift @ h
@@ -137,9 +222,7 @@ class FaceRig:
     def render(self, jaw: float, width: float, closure: float, pose: HeadPose,
                light_gain: float = 1.0, light_tilt: float = 0.0) -> np.ndarray:
         n = self.size
-        inv = np.linalg.inv(self._homography(pose))
-        p = inv.astype(np.float32) @ self._grid
-        x, y = p[0] / p[2], p[1] / p[2]
+        x, y = self._photo_points(pose)
         s = self.eye_dist
         u = x - self.cx
         v = y - np.interp(x, self.line_x, self.line_y).astype(np.float32)

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from scipy import signal
 
+from stages.demo.face_rig import rig_rotation
 from talkedit.params import Section, bad_param
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ LEFT_IRIS, RIGHT_IRIS = 468, 473  # FaceMesh refined points (iris centres)
 LEFT_LIDS, RIGHT_LIDS = (159, 145), (386, 374)  # upper / lower lid middles
 LEFT_EYE, LEFT_EYE_INNER, RIGHT_EYE, RIGHT_EYE_INNER = 33, 133, 263, 362
 LIP_TOP, LIP_BOTTOM, MOUTH_LEFT, MOUTH_RIGHT = 0, 17, 61, 291
+HEAD_AMPLITUDE_DEG = np.array([2.5, 1.5, 1.5])  # the rig's own yaw, pitch, roll (demo._head_motion)
 BLINK_S = 0.24  # a blink: lids close and open in about a quarter second
 SECOND_VOICE_TEXT = "Sorry to interrupt, could I just add one small thing here?"
 
@@ -74,6 +76,11 @@ class StressParams(Section):
     motion_blur: float = 0.0        # shutter share: blur length = this x the face's motion per frame
     head_scale: float = 1.0         # head motion amplitude x
     head_speed: float = 1.0         # head motion speed x
+    head_deg: float = 0.0           # head wanders up to this far in yaw and pitch (roll half);
+    # 0 = the rig's own small motion (x head_scale)
+    head_3d: bool = False           # the head turns as a 3-D relief about a pivot behind the
+    # face (parallax: a face fit reads the turn); false: the flat picture turns as the camera
+    # would (its pan undone when head_deg is set)
     turn_deg: float = 0.0           # fast head turns to this yaw and back, every turn_every_s
     turn_every_s: float = 4.0
     occlude_at_s: float = -1.0      # an object crosses the mouth from here...; < 0 = never
@@ -94,7 +101,7 @@ class StressParams(Section):
                                             or self.width % 2 or self.height % 2):
             raise bad_param(where, "width", f"canvas {self.width}x{self.height}: both must be even "
                             "and >= 128, or both 0", "use 1280 x 720, or 0 for the square frame")
-        if not 0 <= self.turn_deg <= MAX_TURN_DEG:
+        if not 0 <= self.turn_deg <= MAX_TURN_DEG or not 0 <= self.head_deg <= MAX_TURN_DEG:
             raise bad_param(where, "turn_deg", f"is {self.turn_deg}: the rig turns a flat photo, "
                             f"which looks nothing like a head past {MAX_TURN_DEG:g} degrees",
                             f"use 0..{MAX_TURN_DEG:g}")
@@ -243,6 +250,14 @@ def head_track(head: np.ndarray, times: np.ndarray, stress: StressParams, focal_
     is shifted back by that much so the face turns in place rather than leaving the frame.
     """
     out = head * stress.head_scale
+    if stress.head_deg > 0:
+        # The rig's motion (each axis within its own amplitude) stretched to +-head_deg in yaw
+        # and pitch, +-head_deg / 2 in roll; the picture's pan that comes with a camera
+        # rotation (the face centre moves by f R[:2, 2] / R[2, 2]) is shifted back.
+        out[:, :3] = head[:, :3] / HEAD_AMPLITUDE_DEG * stress.head_deg * np.array([1, 1, 0.5])
+        if not stress.head_3d:
+            centre_moves = np.stack([rig_rotation(*a)[:, 2] for a in out[:, :3]])
+            out[:, 3:5] -= focal_px * centre_moves[:, :2] / centre_moves[:, 2:3]
     if stress.turn_deg > 0:
         period = stress.turn_every_s
         turn = np.zeros(len(times))
@@ -352,18 +367,19 @@ class Picture:
               ) -> tuple[np.ndarray, dict[str, float]]:
         """The camera frame for rig render ``image`` and the truth it holds."""
         s = self.stress
-        to_frame = self.place @ self.rig._homography(pose)
         lm = self.rig.landmarks[:, :2]
-        eyes = _points(to_frame, lm[[LEFT_EYE, RIGHT_EYE, LEFT_EYE_INNER, RIGHT_EYE_INNER]])
-        mouth = _points(to_frame, lm[[LIP_TOP, LIP_BOTTOM, MOUTH_LEFT, MOUTH_RIGHT]])
+        eyes = _points(self.place, self.rig.project(
+            lm[[LEFT_EYE, RIGHT_EYE, LEFT_EYE_INNER, RIGHT_EYE_INNER]], pose))
+        mouth = _points(self.place, self.rig.project(
+            lm[[LIP_TOP, LIP_BOTTOM, MOUTH_LEFT, MOUTH_RIGHT]], pose))
         out = image.astype(np.float32)
         if gaze != (0.0, 0.0):  # before the lids, which close over the moved iris
-            out = self._gaze(out, _points(self.rig._homography(pose), lm[[
-                LEFT_EYE, LEFT_EYE_INNER, *LEFT_LIDS, RIGHT_EYE, RIGHT_EYE_INNER, *RIGHT_LIDS]]),
-                gaze)
+            out = self._gaze(out, self.rig.project(lm[[
+                LEFT_EYE, LEFT_EYE_INNER, *LEFT_LIDS, RIGHT_EYE, RIGHT_EYE_INNER, *RIGHT_LIDS]],
+                pose), gaze)
         if blink > 0:
-            out = self._blink(out, _points(self.rig._homography(pose), lm[[
-                LEFT_EYE, LEFT_EYE_INNER, RIGHT_EYE, RIGHT_EYE_INNER]]), blink)
+            out = self._blink(out, self.rig.project(lm[[
+                LEFT_EYE, LEFT_EYE_INNER, RIGHT_EYE, RIGHT_EYE_INNER]], pose), blink)
         if s.canvas:
             warped = cv2.warpAffine(out, self.place[:2], (self.width, self.height),
                                     flags=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR)

@@ -10,8 +10,9 @@
   (``render_plan``) and the compositor (``composite_plan``: watermark, label, signed
   manifest whose action says reenacted and names both inputs) unchanged.
 
-Mode ``expression`` is built; ``portrait`` (Deep Video Portraits: head pose, gaze and
-blinks too) is refused until it is.
+Mode ``expression`` carries the expressions over; ``portrait`` (after Deep Video
+Portraits) the head motion, gaze and blinks too (portrait.py), the target's picture turned
+to the new pose by the renderer and the compositor alike.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class ReenactParams(Section):
     # trained its renderer on (= train.min_train_frames)
     max_extrapolation: float = 3.0  # transferred coefficients are kept within this many of the
     # target's own standard deviations (a shape the target never showed renders badly)
+    max_pose_offset_deg: float = 20.0  # portrait mode: head angles (relative to each neutral)
+    # beyond the target's own range by more than this are clamped there and the frame flagged
 
     def check(self, where: str) -> None:
         if self.region not in ("lower", "whole"):
@@ -46,5 +49,8 @@ class ReenactParams(Section):
                             "use 0.2")
         if self.min_target_frames < 1:
             raise bad_param(where, "min_target_frames", f"is {self.min_target_frames}", "use 200")
+        if self.max_pose_offset_deg < 0:
+            raise bad_param(where, "max_pose_offset_deg", f"is {self.max_pose_offset_deg}",
+                            "use 20")
         if self.max_extrapolation <= 0:
             raise bad_param(where, "max_extrapolation", f"is {self.max_extrapolation}", "use 3")

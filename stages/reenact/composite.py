@@ -11,6 +11,7 @@ from typing import Any
 
 from stages.composite.compose import CompositeParams, composite_plan
 from stages.composite.watermark import WatermarkParams
+from stages.reenact.repose import portrait_reposer
 from stages.reenact.spec import load_reenact
 from talkedit.artifacts import ClipPaths, ReenactPaths
 
@@ -19,12 +20,18 @@ def run_reenactcomposite(job: str, root: Path, composite: CompositeParams,
                          watermark: WatermarkParams) -> dict[str, Any]:
     """Composite the job: data/outputs/<job>.mp4 and its provenance ("Reenacted")."""
     spec = load_reenact(job, root)
+    paths = ReenactPaths.of(job, root)
     source_video = ClipPaths.of(spec.source, root).video
+    reposer = portrait_reposer(spec, paths)
+    what = (f"expressions ({spec.mode} transfer after Thies et al. 2016, Face2Face)"
+            if reposer is None else f"head motion, expressions, gaze and blinks ({spec.mode} "
+            "transfer after Kim et al. 2018, Deep Video Portraits; the head turned by a "
+            "picture warp)")
     return composite_plan(
-        spec.target, ReenactPaths.of(job, root).outputs, spec.path, composite, watermark,
+        spec.target, paths.outputs, spec.path, composite, watermark,
         description=f"Reenacted: clip {spec.target}'s face made to follow clip {spec.source}'s "
-                    f"expressions ({spec.mode} transfer after Thies et al. 2016, Face2Face) and "
-                    f"re-synthesized by {spec.target}'s own renderer; the span's sound is "
-                    f"{spec.source}'s.",
+                    f"{what} and re-synthesized by {spec.target}'s own renderer; the span's "
+                    f"sound is {spec.source}'s.",
         ingredients=(("source video", source_video),), stages=("reenact", "reenact"),
+        frame_filter=None if reposer is None else reposer.frame,
         with_transcript=False)  # the target's words are not used (it may have none)

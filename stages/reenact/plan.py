@@ -4,7 +4,8 @@ The output timeline is the target's (``keep_rest``) or just the reenacted span: 
 ``t0 .. t0 + n - 1`` of the target, where ``t0`` is ``target_start_s`` and ``n`` the
 source span's frames, show the target's own background, head pose and illumination with
 the source's expression carried over (transfer.py); the soundtrack there is the
-source's. Written on the edit contracts (PLAN, audio.wav under data/plans/<job>/), so
+source's. In portrait mode (portrait.py) the head pose, gaze and blinks are the source's
+too. Written on the edit contracts (PLAN, audio.wav under data/plans/<job>/), so
 reenactrender/reenactcomposite run the edit path's renderer and compositor unchanged.
 """
 
@@ -18,15 +19,18 @@ from typing import Any
 import numpy as np
 
 from stages.audio.dsp import to_int16, write_wav
-from stages.fit import load_fit
+from stages.fit import head_angles_deg, load_fit
 from stages.fit.model import mouth_opening
 from stages.lipsync.features import RATE, read_clip_wav
 from stages.reenact import ReenactParams
+from stages.reenact.portrait import portrait_transfer
+from stages.reenact.repose import repose_columns, still_repose
 from stages.reenact.spec import ReenactSpec, load_reenact
 from stages.reenact.transfer import Transfer
 from stages.render.render import reenactment_plan
 from talkedit.artifacts import (
     PLAN,
+    REENACT_MESH_POINTS,
     REENACT_TRACK,
     ClipPaths,
     ReenactPaths,
@@ -120,6 +124,28 @@ def run_reenact(job: str, root: Path, reenact: ReenactParams) -> dict[str, Any]:
     expression[edited] = moved
     plan = reenactment_plan(spec.target, root, background, background, edited, fps, expression)
     plan["piece"] = np.where(edited, 0, -1)
+    target_rows, source_rows = np.arange(t0, t0 + n), np.arange(s0, s0 + n)
+    if spec.mode == "portrait":
+        if len(target.mean) != REENACT_MESH_POINTS or len(source.mean) != REENACT_MESH_POINTS:
+            raise TalkeditError(spec.path, f"portrait mode reads gaze from the irises of the "
+                                f"refined FaceMesh ({REENACT_MESH_POINTS} points); the clips "
+                                f"were fitted with {target.topology}",
+                                "fit both clips with the default landmarker (fit: in params.yaml)")
+        portrait = portrait_transfer(source, source_table, source_usable, target, target_table,
+                                     target_usable, source_rows, target_rows,
+                                     opts.max_pose_offset_deg)
+        for name, value in (("rotation", portrait.pose.rotation),
+                            ("translation", portrait.pose.translation),
+                            ("scale", portrait.pose.scale)):
+            plan[name] = plan[name].astype(np.float64)
+            plan[name][edited] = value
+        head_deg, gaze_deg, repose = portrait.head_deg, portrait.gaze_deg, portrait.repose
+        pose_flagged, eyes_flagged = portrait.pose_flagged, portrait.eyes_flagged
+    else:  # the target frames' own head and eyes, the picture left as it is
+        own = head_angles_deg(column_array(target_table, "rotation").astype(np.float64))
+        head_deg = own[target_rows] - np.median(own[target_usable], axis=0)
+        gaze_deg, repose = np.zeros((n, 2)), still_repose(n)
+        pose_flagged = eyes_flagged = np.zeros(n, bool)
 
     per = RATE / fps
     audio = _clip_audio(target_clip, n_target, fps)[int(round(first * per)):int(round(stop * per))]
@@ -131,9 +157,11 @@ def run_reenact(job: str, root: Path, reenact: ReenactParams) -> dict[str, Any]:
     opening = mouth_opening(target.shape(moved), target.topo)
     frames = np.flatnonzero(edited)
     track = {"frame": frames, "time_s": frames / fps, "target_frame": background[edited],
-             "source_frame": np.arange(s0, s0 + n), "source_opening": source_opening,
+             "source_frame": source_rows, "source_opening": source_opening,
              "opening": opening, "clipped": clipped.sum(axis=1).astype(np.int8),
-             "expression": moved}
+             "expression": moved, "head_deg": head_deg, "gaze_deg": gaze_deg,
+             "pose_flagged": pose_flagged, "eyes_flagged": eyes_flagged,
+             **repose_columns(repose)}
     out = paths.outputs
     out.plan_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(track, REENACT_TRACK, paths.track)
@@ -153,6 +181,8 @@ def run_reenact(job: str, root: Path, reenact: ReenactParams) -> dict[str, Any]:
         # target spread is tiny and which the source's landmark noise reaches.
         "clipped_coefficients_per_frame": round(float(clipped.sum(axis=1).mean()), 2),
     }
+    if spec.mode == "portrait":
+        report["portrait"] = portrait.facts
     write_json(paths.report, report)
     log.info("reenact %s: %s", job, json.dumps(report))
     return report

@@ -21,7 +21,6 @@ from talkedit.errors import TalkeditError
 SPEC_KEYS = {"target", "source", "mode", "source_span", "target_start_s", "keep_rest",
              "description"}
 MODES = ("expression", "portrait")
-BUILT_MODES = ("expression",)
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,8 @@ def load_reenact(job: str, root: Path | None) -> ReenactSpec:
     mode = str(data.get("mode", "expression"))
     if mode not in MODES:
         raise TalkeditError(path, f"mode {mode!r} is not one of {list(MODES)}",
-                            "use 'mode: expression' (Face2Face)")
-    if mode not in BUILT_MODES:
-        raise TalkeditError(path, f"mode {mode!r} (head pose, gaze and blinks) is not built yet",
-                            "use 'mode: expression' (Face2Face expression transfer)")
+                            "use 'mode: expression' (Face2Face) or 'mode: portrait' (with head "
+                            "motion, gaze and blinks)")
     span = data.get("source_span")
     if span is not None and not (isinstance(span, list) and len(span) == 2 and all(
             isinstance(v, (int, float)) for v in span) and 0 <= span[0] < span[1]):
