@@ -301,3 +301,34 @@ def test_speed_perturbed_copies_stretch_audio_and_retime_targets() -> None:
     from stages.lipsync.features import choose_warp
 
     assert choose_warp(resample(x, RATE, 18400), cfg, reference) < 0.95  # lower voice: warp < 1
+
+
+def test_the_loss_weighs_errors_along_the_mouth_opening(lip_root: Path) -> None:
+    """The opening direction predicts the fitted opening (it is its gradient), a unit error
+    along it is one spread of the opening, and opening_weight adds exactly that error's
+    square to the shape loss (errors across it cost what they did)."""
+    from stages.fit import load_fit
+    from stages.fit.topology import topology_named
+    from stages.lipsync.model import middle_lip_pairs, openings, weighted_square
+    from stages.lipsync.train import loss_weights, opening_direction
+    from talkedit.artifacts import column_array
+
+    assert (13, 14) in middle_lip_pairs(topology_named("mediapipe"))  # the lips' middle
+    assert middle_lip_pairs(topology_named("ibug68")) == topology_named("ibug68").inner_lip_pairs
+    person, table = load_fit("demo", lip_root)
+    expression = column_array(table, "expression").astype(np.float64)
+    k = 8
+    mean, std = expression[:, :k].mean(axis=0), expression[:, :k].std(axis=0) + 1e-6
+    target = (expression[:, :k] - mean) / std
+    u = opening_direction(person, mean, std, target)
+    assert np.std(target @ u) == pytest.approx(1.0)
+    assert np.corrcoef(target @ u, openings(person, expression))[0, 1] > 0.95
+    plain, weighted = loss_weights(person, mean, std, target, 0.0), \
+        loss_weights(person, mean, std, target, 2.0)
+    assert np.allclose(np.diag(plain), person.explained[:k] / person.explained[:k].sum())
+    rng = np.random.default_rng(0)
+    errors = rng.normal(size=(50, k))
+    across = errors - np.outer(errors @ u, u) / (u @ u)
+    assert np.allclose(weighted_square(across, weighted), weighted_square(across, plain))
+    assert np.allclose(weighted_square(errors, weighted) - weighted_square(errors, plain),
+                       2.0 * (errors @ u) ** 2)
