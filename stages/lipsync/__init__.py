@@ -45,7 +45,7 @@ class LipModelParams(Section):
     # The loss: the expression error weighted by the variance each component explains (the
     # shape error), plus this weight times the error along the direction in which the
     # mouth opens (model.py openings), in units of the training opening's spread.
-    opening_weight: float = 0.0
+    opening_weight: float = 10.0
     steps: int = 1500  # optimiser steps per network
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames
@@ -68,7 +68,7 @@ class LipModelParams(Section):
             raise bad_param(where, "speed_factors", "must be a non-empty list of factors in "
                             "[0.5, 2] (1.0 = the clip as it is)")
         if self.opening_weight < 0:
-            raise bad_param(where, "opening_weight", f"is {self.opening_weight}, below 0", "use 1")
+            raise bad_param(where, "opening_weight", f"is {self.opening_weight}, below 0", "use 10")
         if self.lstm_delay < 0 or self.context < 0:
             raise bad_param(where, "lstm_delay", "and context must be >= 0")
         if self.steps < self.eval_every or self.eval_every < 1:
