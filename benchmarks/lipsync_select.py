@@ -113,7 +113,8 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...]) -> dict
         row: dict = {"block": [int(first), int(stop)],
                      "train_seconds": sum(nets.seconds.values())}
         for kind, run in nets.runs.items():
-            model = LipModel(run.net, net_config(kind, opts, feats_cfg.dim), feats_cfg,
+            model = LipModel(run.net, net_config(kind, opts, feats_cfg.dim, opts.ensemble),
+                             feats_cfg,
                              nets.mean, nets.std, expression.shape[1], {}, nets.voice)
             row[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 4),
                          **score_block(root, model, block_words(root, first, stop, fps), fps,

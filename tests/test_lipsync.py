@@ -332,3 +332,24 @@ def test_the_loss_weighs_errors_along_the_mouth_opening(lip_root: Path) -> None:
     assert np.allclose(weighted_square(across, weighted), weighted_square(across, plain))
     assert np.allclose(weighted_square(errors, weighted) - weighted_square(errors, plain),
                        2.0 * (errors @ u) ** 2)
+
+
+def test_an_ensemble_predicts_its_members_mean_and_round_trips(tmp_path: Path) -> None:
+    """lipmodel.ensemble: the saved net is the members' mean, and loads back the same."""
+    import torch
+
+    from stages.lipsync.model import Averaged, LipModel, NetConfig, make_net, predict
+
+    torch.manual_seed(0)
+    cfg = NetConfig("tcn", 12, 3, 8, 0.0, members=3)
+    net = make_net(cfg)
+    assert isinstance(net, Averaged) and len(net.members) == 3
+    x = np.random.default_rng(0).normal(size=(40, 12))
+    each = [predict(member, x) for member in net.members]
+    assert not np.allclose(each[0], each[1])  # seeds differ
+    assert np.allclose(predict(net, x), np.mean(each, axis=0), atol=1e-6)
+    model = LipModel(net, cfg, FeatureConfig(), np.zeros(3), np.ones(3), 64, {}, np.zeros(26))
+    model.save(tmp_path / "model.safetensors")
+    loaded = LipModel.load(tmp_path / "model.safetensors", "lipmodel")
+    assert loaded.net_cfg.members == 3
+    assert np.array_equal(predict(loaded.net, x), predict(net, x))

@@ -73,6 +73,7 @@ class NetConfig:
     delay: int = 0  # lstm: frames of future audio heard
     kernel: int = 3  # tcn
     dilations: tuple[int, ...] = (1, 2, 4)
+    members: int = 1  # networks of this config trained with different seeds, outputs averaged
 
 
 class DelayedLSTM(nn.Module):
@@ -108,8 +109,23 @@ class TemporalConvNet(nn.Module):
         return self.out(h).transpose(1, 2)
 
 
+class Averaged(nn.Module):
+    """Several networks' mean output: seeds differ in what they overfit, so their mean
+    errs less than a member does."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
+
+
 def make_net(cfg: NetConfig) -> nn.Module:
-    return DelayedLSTM(cfg) if cfg.kind == "lstm" else TemporalConvNet(cfg)
+    def one() -> nn.Module:
+        return DelayedLSTM(cfg) if cfg.kind == "lstm" else TemporalConvNet(cfg)
+
+    return one() if cfg.members == 1 else Averaged([one() for _ in range(cfg.members)])
 
 
 @dataclass(frozen=True)
@@ -126,7 +142,7 @@ class TrainConfig:
 @dataclass
 class Trained:
     net: nn.Module
-    best_step: int
+    best_step: int | list[int]  # an Averaged net: each member's
     best_val: float
     curve: list[tuple[int, float, float]]  # (step, mean train loss since last row, val loss)
 
@@ -185,6 +201,22 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
     net.load_state_dict(best[2])
     net.eval()
     return Trained(net, best[1], best[0], curve)
+
+
+def averaged(members: list[Trained], weights: np.ndarray, val: tuple[np.ndarray, np.ndarray]
+             ) -> Trained:
+    """The members' mean as one Trained net: validation loss of the mean prediction, the
+    members' mean loss curves."""
+    if len(members) == 1:
+        return members[0]
+    net = Averaged([m.net for m in members])
+    net.eval()
+    val_x, val_y = val
+    curve = [(step, float(np.mean([m.curve[i][1] for m in members])),
+              float(np.mean([m.curve[i][2] for m in members])))
+             for i, (step, _, _) in enumerate(members[0].curve)]
+    return Trained(net, [int(m.best_step) for m in members],  # type: ignore[misc]
+                   float(weighted_square(predict(net, val_x) - val_y, weights).mean()), curve)
 
 
 @dataclass

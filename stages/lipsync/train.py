@@ -15,6 +15,7 @@ expression error, and, for a generated clip, r against the true jaw opening.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -48,6 +49,7 @@ from stages.lipsync.model import (
     NetConfig,
     TrainConfig,
     Trained,
+    averaged,
     openings,
     predict,
     train_net,
@@ -83,10 +85,10 @@ def feature_config(opts: LipModelParams) -> FeatureConfig:
     return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context)
 
 
-def net_config(kind: str, opts: LipModelParams, in_dim: int) -> NetConfig:
+def net_config(kind: str, opts: LipModelParams, in_dim: int, members: int = 1) -> NetConfig:
     return NetConfig(kind, in_dim, opts.components, opts.hidden, opts.dropout,
                      delay=opts.lstm_delay if kind == "lstm" else 0, kernel=opts.tcn_kernel,
-                     dilations=tuple(opts.tcn_dilations))
+                     dilations=tuple(opts.tcn_dilations), members=members)
 
 
 def split(n: int, opts: LipModelParams, clip: str) -> tuple[slice, slice, slice]:
@@ -233,9 +235,12 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
     try:
         for kind in kinds:
             t = time.perf_counter()
-            runs[kind] = train_net(net_config(kind, opts, feats_cfg.dim), train_cfg, train_x,
-                                   train_y, loss, (val_x, target[val_rows]), progress=progress,
-                                   lengths=[len(x) for x in xs])
+            members = [train_net(net_config(kind, opts, feats_cfg.dim),
+                                 dataclasses.replace(train_cfg, seed=opts.seed + member),
+                                 train_x, train_y, loss, (val_x, target[val_rows]),
+                                 progress=progress, lengths=[len(x) for x in xs])
+                       for member in range(opts.ensemble)]
+            runs[kind] = averaged(members, loss, (val_x, target[val_rows]))
             seconds[kind] = round(time.perf_counter() - t, 2)
     finally:
         torch.set_num_threads(threads)
@@ -284,7 +289,8 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     if truth is not None:
         metrics["fitted_truth_jaw_r"] = round(pearson(fitted_open[held], truth) or 0.0, 4)
 
-    model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim), feats_cfg, mean, std,
+    model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim, opts.ensemble),
+                     feats_cfg, mean, std,
                      expression.shape[1], {"clip": clip, "fit_sha256": file_sha256(paths.face),
                                            "fps": repr(float(fps))},
                      voice)
