@@ -155,6 +155,18 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(np.corrcoef(a, b)[0, 1]), 4)
 
 
+def all_pairs(root: Path, track: pd.DataFrame) -> np.ndarray:
+    """The opening as sessions before 5 measured it: the gap over all the inner-lip pairs
+    (the track's own opening is the gap at the lips' middle, stages/lipsync/model.py)."""
+    from stages.fit import load_fit
+    from stages.fit.model import mouth_opening
+    from talkedit.artifacts import column_array
+
+    person, _ = load_fit(CLIP, root)
+    expression = column_array(track, "expression").astype(np.float64)
+    return mouth_opening(person.shape(expression), person.topo)
+
+
 def sentence_jobs(root: Path, held, render: bool) -> dict:
     from stages.lipsync import LipsyncParams
     from stages.lipsync.features import read_clip_wav
@@ -176,6 +188,7 @@ def sentence_jobs(root: Path, held, render: bool) -> dict:
     jaw = truth_jaw(root, track["time_s"].to_numpy())
     out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
                         pearson(track["opening"].to_numpy(), jaw),
+                        "all_inner_lip_pairs_vs_truth_jaw_r": pearson(all_pairs(root, track), jaw),
                         "repeated": report["repeated_frames"], "skipped": report["skipped_frames"]}
 
     voice = write_job(root, f"bench-voice-{held.sentence}", {
@@ -189,7 +202,9 @@ def sentence_jobs(root: Path, held, render: bool) -> dict:
     jaw_v = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
     out["other_voice"] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
                           "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
-                          pearson(vtrack["opening"].to_numpy()[inside], jaw_v)}
+                          pearson(vtrack["opening"].to_numpy()[inside], jaw_v),
+                          "all_inner_lip_pairs_vs_truth_jaw_r":
+                          pearson(all_pairs(root, vtrack)[inside], jaw_v)}
     if render:
         out["rendered"] = render_and_score(root, own, held, first, len(track))
     return out

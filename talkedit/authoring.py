@@ -24,6 +24,7 @@ from talkedit.atomic import write_bytes, write_text
 from talkedit.edits import (
     AUDIO_SOURCES,
     DEFAULT_RECORDING,
+    MOUTH_MOTIONS,
     RECORDING,
     apply_operations,
 )
@@ -44,6 +45,7 @@ class EditRequest:
     text: str | None = None  # the whole edited transcript (--text-file)
     audio: str | None = None  # speaker | synthetic | recording (None: params' default)
     recording: Path | None = None  # the user's WAV, copied into the edit's folder
+    mouth_motion: str | None = None  # search | audio (None: the spec's default, search)
 
     def spec(self) -> dict[str, Any]:
         """The edit.yaml mapping."""
@@ -56,6 +58,8 @@ class EditRequest:
             data["audio"] = {"source": RECORDING, "recording": DEFAULT_RECORDING}
         elif self.audio is not None:
             data["audio"] = self.audio
+        if self.mouth_motion is not None:
+            data["mouth_motion"] = self.mouth_motion
         return data
 
     def description(self) -> str:
@@ -81,7 +85,7 @@ def _pairs(first: list[str], second: list[str], a: str, b: str) -> list[tuple[st
 
 def make_request(clip: str, replace: list[str], with_: list[str], insert_after: list[str],
                  text: list[str], delete: list[str], text_file: Path | None,
-                 audio: str | None) -> EditRequest:
+                 audio: str | None, mouth_motion: str | None = None) -> EditRequest:
     """An ``EditRequest`` from the command's options (pairing --replace/--with and
     --insert-after/--text in the order given); option misuse raises TalkeditError."""
     check_name(clip, "clip")
@@ -122,6 +126,12 @@ def make_request(clip: str, replace: list[str], with_: list[str], insert_after: 
                                     "existing .wav file", "give --audio speaker, --audio "
                                     "synthetic or the path of your recording (WAV)")
             req.audio, req.recording = RECORDING, wav
+    if mouth_motion is not None:
+        if mouth_motion not in MOUTH_MOTIONS:
+            raise TalkeditError(f"--mouth-motion {mouth_motion}", f"is not one of "
+                                f"{', '.join(MOUTH_MOTIONS)}", "give --mouth-motion search (the "
+                                "clip's footage) or --mouth-motion audio (the clip's lip model)")
+        req.mouth_motion = mouth_motion
     return req
 
 

@@ -471,6 +471,10 @@ def edit(
         metavar="SOURCE", help="Where the new words' sound comes from: speaker (the clip's own voice), "
              "synthetic (espeak-ng) or PATH.wav (your recording of them); default: "
              "params.yaml audio.source.")] = None,
+    mouth_motion: Annotated[str | None, typer.Option(
+        metavar="SOURCE", help="Where the new words' mouth motion comes from: search (pieces of "
+             "the clip's footage, the default) or audio (the clip's audio-to-expression model, "
+             "lipmodel@CLIP).")] = None,
     name: Annotated[str | None, typer.Option(
         metavar="EDIT", help="The edit's name (default: <clip>-<new words>, numbered to be unique).")] = None,
     force: Annotated[bool, typer.Option(
@@ -497,7 +501,7 @@ def edit(
         raise TalkeditError(Path.cwd(), f"is not a talkedit project (no {PARAMS_FILE} here or "
                             "above)", "run talkedit in the project folder")
     req = make_request(clip, replace or [], with_ or [], insert_after or [], text or [],
-                       delete or [], text_file, audio)
+                       delete or [], text_file, audio, mouth_motion)
     edited = check_request(req, root)
     edit_name = choose_name(req, root, name, force)
     spec_path = write_spec(edit_name, req, root)

@@ -120,9 +120,27 @@ def test_a_recording_is_copied_into_the_edit(project: Path, tmp_path: Path) -> N
     assert spec.audio.recording.parent == project / "data" / "edits" / "mine"
 
 
+def test_mouth_motion_option_is_written_to_the_spec(project: Path) -> None:
+    code, out = edit("--replace", "promising", "--with", "remarkable", "--mouth-motion", "audio")
+    assert code == 0, out
+    spec_path = project / "data" / "edits" / "demo-remarkable" / "edit.yaml"
+    assert "mouth_motion: audio" in spec_path.read_text()
+    assert load_spec("demo-remarkable", project).mouth_motion == "audio"
+    # the same words with the viseme search is a different edit: a new name, both kept
+    code, out = edit("--replace", "promising", "--with", "remarkable", "--mouth-motion", "search")
+    assert code == 0 and "demo-remarkable-2" in out, out
+    assert load_spec("demo-remarkable-2", project).mouth_motion == "search"
+    assert load_spec("demo-remarkable", project).mouth_motion == "audio"
+    # without the option the spec leaves it out: the default, search
+    assert edit("--replace", "small", "--with", "big", "--name", "plain")[0] == 0
+    assert "mouth_motion" not in (project / "data" / "edits" / "plain" / "edit.yaml").read_text()
+    assert load_spec("plain", project).mouth_motion == "search"
+
+
 def test_option_mistakes_are_one_error_line(project: Path) -> None:
     for args in (["--replace", "promising"], [], ["--audio", "loud"],
-                 ["--delete", "promising", "--text-file", "x.txt"]):
+                 ["--delete", "promising", "--text-file", "x.txt"],
+                 ["--replace", "promising", "--with", "great", "--mouth-motion", "lips"]):
         result = CliRunner().invoke(app, ["edit", "demo", *args, "--no-run"])
         assert result.exit_code == 2, (args, result.output)
         assert result.output.startswith("error: "), result.output

@@ -301,3 +301,55 @@ def test_speed_perturbed_copies_stretch_audio_and_retime_targets() -> None:
     from stages.lipsync.features import choose_warp
 
     assert choose_warp(resample(x, RATE, 18400), cfg, reference) < 0.95  # lower voice: warp < 1
+
+
+def test_the_loss_weighs_errors_along_the_mouth_opening(lip_root: Path) -> None:
+    """The opening direction predicts the fitted opening (it is its gradient), a unit error
+    along it is one spread of the opening, and opening_weight adds exactly that error's
+    square to the shape loss (errors across it cost what they did)."""
+    from stages.fit import load_fit
+    from stages.fit.topology import topology_named
+    from stages.lipsync.model import middle_lip_pairs, openings, weighted_square
+    from stages.lipsync.train import loss_weights, opening_direction
+    from talkedit.artifacts import column_array
+
+    assert (13, 14) in middle_lip_pairs(topology_named("mediapipe"))  # the lips' middle
+    assert middle_lip_pairs(topology_named("ibug68")) == topology_named("ibug68").inner_lip_pairs
+    person, table = load_fit("demo", lip_root)
+    expression = column_array(table, "expression").astype(np.float64)
+    k = 8
+    mean, std = expression[:, :k].mean(axis=0), expression[:, :k].std(axis=0) + 1e-6
+    target = (expression[:, :k] - mean) / std
+    u = opening_direction(person, mean, std, target)
+    assert np.std(target @ u) == pytest.approx(1.0)
+    assert np.corrcoef(target @ u, openings(person, expression))[0, 1] > 0.95
+    plain, weighted = loss_weights(person, mean, std, target, 0.0), \
+        loss_weights(person, mean, std, target, 2.0)
+    assert np.allclose(np.diag(plain), person.explained[:k] / person.explained[:k].sum())
+    rng = np.random.default_rng(0)
+    errors = rng.normal(size=(50, k))
+    across = errors - np.outer(errors @ u, u) / (u @ u)
+    assert np.allclose(weighted_square(across, weighted), weighted_square(across, plain))
+    assert np.allclose(weighted_square(errors, weighted) - weighted_square(errors, plain),
+                       2.0 * (errors @ u) ** 2)
+
+
+def test_an_ensemble_predicts_its_members_mean_and_round_trips(tmp_path: Path) -> None:
+    """lipmodel.ensemble: the saved net is the members' mean, and loads back the same."""
+    import torch
+
+    from stages.lipsync.model import Averaged, LipModel, NetConfig, make_net, predict
+
+    torch.manual_seed(0)
+    cfg = NetConfig("tcn", 12, 3, 8, 0.0, members=3)
+    net = make_net(cfg)
+    assert isinstance(net, Averaged) and len(net.members) == 3
+    x = np.random.default_rng(0).normal(size=(40, 12))
+    each = [predict(member, x) for member in net.members]
+    assert not np.allclose(each[0], each[1])  # seeds differ
+    assert np.allclose(predict(net, x), np.mean(each, axis=0), atol=1e-6)
+    model = LipModel(net, cfg, FeatureConfig(), np.zeros(3), np.ones(3), 64, {}, np.zeros(26))
+    model.save(tmp_path / "model.safetensors")
+    loaded = LipModel.load(tmp_path / "model.safetensors", "lipmodel")
+    assert loaded.net_cfg.members == 3
+    assert np.array_equal(predict(loaded.net, x), predict(net, x))

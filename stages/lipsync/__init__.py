@@ -42,6 +42,11 @@ class LipModelParams(Section):
     # slower, pitch and formants 15% lower; each copy warped back to the voice by VTLN as new
     # audio is), expressions re-timed to it, so the model hears other rates and voices.
     speed_factors: tuple[float, ...] = (0.85, 1.0, 1.15)
+    # The loss: the expression error weighted by the variance each component explains (the
+    # shape error), plus this weight times the error along the direction in which the
+    # mouth opens (model.py openings), in units of the training opening's spread.
+    opening_weight: float = 10.0
+    ensemble: int = 3  # networks of each kind trained (seeds seed, seed + 1, ...), outputs averaged
     steps: int = 1500  # optimiser steps per network
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames
@@ -63,6 +68,10 @@ class LipModelParams(Section):
         if not self.speed_factors or not all(0.5 <= f <= 2.0 for f in self.speed_factors):
             raise bad_param(where, "speed_factors", "must be a non-empty list of factors in "
                             "[0.5, 2] (1.0 = the clip as it is)")
+        if not 1 <= self.ensemble <= 10:
+            raise bad_param(where, "ensemble", f"is {self.ensemble}, not in 1..10", "use 3")
+        if self.opening_weight < 0:
+            raise bad_param(where, "opening_weight", f"is {self.opening_weight}, below 0", "use 10")
         if self.lstm_delay < 0 or self.context < 0:
             raise bad_param(where, "lstm_delay", "and context must be >= 0")
         if self.steps < self.eval_every or self.eval_every < 1:

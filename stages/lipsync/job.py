@@ -40,9 +40,7 @@ from stages.lipsync import LipsyncParams
 from stages.lipsync.features import (
     RATE,
     check_speech,
-    choose_warp,
     frame_energy_db,
-    frame_features,
     read_clip_wav,
 )
 from stages.lipsync.model import LipModel, openings
@@ -79,14 +77,19 @@ def job_audio(spec: JobSpec, root: Path | None) -> tuple[np.ndarray, list[str], 
     if spec.audio_clip is not None:
         path = ClipPaths.of(spec.audio_clip, root).audio
         return read_clip_wav(path), [], path
-    from talkedit.espeak import synthesize
-
     try:
-        syn = synthesize(str(spec.text), voice=spec.voice, rate_wpm=spec.rate_wpm)
+        x = synthesized(str(spec.text), spec.voice, spec.rate_wpm)
     except ValueError as exc:
         raise _fail(spec.path, str(exc), "name a voice espeak-ng has") from exc
-    x = resample(syn.samples / 32768.0, syn.sample_rate, RATE)
     return x, [f"synthesized by espeak-ng ({spec.voice}, {spec.rate_wpm} wpm)"], None
+
+
+def synthesized(text: str, voice: str, rate_wpm: int) -> np.ndarray:
+    """espeak-ng saying ``text``, at 16 kHz (ValueError: no such voice)."""
+    from talkedit.espeak import synthesize
+
+    syn = synthesize(text, voice=voice, rate_wpm=rate_wpm)
+    return resample(syn.samples / 32768.0, syn.sample_rate, RATE)
 
 
 def activity(energy_db: np.ndarray) -> np.ndarray:
@@ -176,9 +179,7 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
     src_active = activity(frame_energy_db(clip_audio, n_clip, fps))[first:stop]
     new_energy = frame_energy_db(new, n_new, fps)
     background = first + retime(src_active, activity(new_energy), opts)
-    # A voice other than the person's is warped to theirs (VTLN) before the model hears it.
-    warp = choose_warp(new, model.features, model.voice) if opts.normalize_voice else 1.0
-    predicted = model.expression(frame_features(new, n_new, fps, model.features, warp))
+    predicted, warp = model.from_audio(new, n_new, fps, opts.normalize_voice)
 
     # The output timeline: kept frames before the span, the new speech, kept frames after.
     kept_before, kept_after = np.arange(first), np.arange(stop, n_clip)

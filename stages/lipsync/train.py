@@ -15,10 +15,13 @@ expression error, and, for a generated clip, r against the true jaw opening.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ import torch
 from scipy.signal import resample_poly
 
 from stages.fit import load_fit
+from stages.fit.model import PersonModel
 from stages.lipsync import LipModelParams
 from stages.lipsync.features import (
     RATE,
@@ -45,6 +49,7 @@ from stages.lipsync.model import (
     NetConfig,
     TrainConfig,
     Trained,
+    averaged,
     openings,
     predict,
     train_net,
@@ -80,10 +85,10 @@ def feature_config(opts: LipModelParams) -> FeatureConfig:
     return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context)
 
 
-def net_config(kind: str, opts: LipModelParams, in_dim: int) -> NetConfig:
+def net_config(kind: str, opts: LipModelParams, in_dim: int, members: int = 1) -> NetConfig:
     return NetConfig(kind, in_dim, opts.components, opts.hidden, opts.dropout,
                      delay=opts.lstm_delay if kind == "lstm" else 0, kernel=opts.tcn_kernel,
-                     dilations=tuple(opts.tcn_dilations))
+                     dilations=tuple(opts.tcn_dilations), members=members)
 
 
 def split(n: int, opts: LipModelParams, clip: str) -> tuple[slice, slice, slice]:
@@ -123,6 +128,33 @@ def speed_perturbed(samples: np.ndarray, target: np.ndarray, fps: float, cfg: Fe
     return xs, ys
 
 
+def opening_direction(person: PersonModel, mean: np.ndarray, std: np.ndarray,
+                      target: np.ndarray) -> np.ndarray:
+    """The direction, in standardised target units, along which the mouth opens (openings'
+    gradient at the mean expression), scaled so that an error of 1 along it is one spread
+    of ``target``'s opening."""
+    k, step = len(mean), 1e-3
+    base = np.zeros((k + 1, person.basis.shape[0]))
+    base[:, :k] = mean
+    base[1:, :k] += step * np.diag(std)
+    opening = openings(person, base)
+    direction = (opening[1:] - opening[0]) / step
+    return direction / max(float(np.std(target @ direction)), 1e-9)
+
+
+def loss_weights(person: PersonModel, mean: np.ndarray, std: np.ndarray, target: np.ndarray,
+                 opening_weight: float) -> np.ndarray:
+    """The training loss's quadratic form on standardised errors: each component weighted by
+    the variance it explains (so the sum is the shape error), plus ``opening_weight`` times
+    the squared error along the mouth's opening."""
+    k = len(mean)
+    weights = np.diag(person.explained[:k] / person.explained[:k].sum())
+    if opening_weight > 0:
+        u = opening_direction(person, mean, std, target)
+        weights = weights + opening_weight * np.outer(u, u)
+    return weights
+
+
 def level_baseline(energy: np.ndarray, opening: np.ndarray, train: slice) -> np.ndarray:
     """Least-squares opening = a + b * level (floored), fitted on the training frames."""
     level = np.maximum(energy, ENERGY_FLOOR_DB)
@@ -159,6 +191,62 @@ def losses_table(runs: dict[str, Trained]) -> str:
     return table.to_csv(sep="\t", index=False)
 
 
+@dataclass
+class Networks:
+    """Networks trained on some of a clip's frames, with their target scaling and voice."""
+
+    runs: dict[str, Trained]
+    seconds: dict[str, float]  # training time of each
+    mean: np.ndarray  # (components,) expression mean of the training frames
+    std: np.ndarray  # (components,) and spread
+    voice: np.ndarray  # voice_spectrum of the training audio
+
+
+def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person: PersonModel,
+                 train: list[slice], val: tuple[np.ndarray, slice], opts: LipModelParams,
+                 kinds: tuple[str, ...] = KINDS,
+                 progress: Callable[[str], None] | None = None) -> Networks:
+    """Train each of ``kinds`` on the ``train`` frame ranges of the clip (each one speed-
+    perturbed; no training window crosses from one range or copy to another), keeping the
+    step best on the ``val`` (features, frames) pair."""
+    feats_cfg, k = feature_config(opts), opts.components
+    rows = np.concatenate([np.arange(part.start, part.stop) for part in train])
+    mean, std = expression[rows, :k].mean(axis=0), expression[rows, :k].std(axis=0) + 1e-6
+    target = (expression[:, :k] - mean) / std
+    audio = [samples[int(round(part.start / fps * RATE)):int(round(part.stop / fps * RATE))]
+             for part in train]
+    voice = voice_spectrum(*power_spectrogram(np.concatenate(audio)), feats_cfg)
+    xs, ys = [], []
+    for part, part_audio in zip(train, audio, strict=True):
+        part_x, part_y = speed_perturbed(part_audio, target[part], fps, feats_cfg,
+                                         opts.speed_factors, voice)
+        xs += part_x
+        ys += part_y
+    train_x, train_y = np.concatenate(xs), np.concatenate(ys)
+    loss = loss_weights(person, mean, std, train_y, opts.opening_weight)
+    train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
+                            opts.eval_every, opts.seed)
+    val_x, val_rows = val
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, anywhere
+    torch.use_deterministic_algorithms(True)
+    runs: dict[str, Trained] = {}
+    seconds: dict[str, float] = {}
+    try:
+        for kind in kinds:
+            t = time.perf_counter()
+            members = [train_net(net_config(kind, opts, feats_cfg.dim),
+                                 dataclasses.replace(train_cfg, seed=opts.seed + member),
+                                 train_x, train_y, loss, (val_x, target[val_rows]),
+                                 progress=progress, lengths=[len(x) for x in xs])
+                       for member in range(opts.ensemble)]
+            runs[kind] = averaged(members, loss, (val_x, target[val_rows]))
+            seconds[kind] = round(time.perf_counter() - t, 2)
+    finally:
+        torch.set_num_threads(threads)
+    return Networks(runs, seconds, mean, std, voice)
+
+
 def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, Any]:
     """Train and score the clip's audio-to-expression model; write data/models/<clip>/lipsync/."""
     t0 = time.perf_counter()
@@ -173,31 +261,10 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     train, val, held = split(n, opts, clip)
 
     k = opts.components
-    mean, std = expression[train, :k].mean(axis=0), expression[train, :k].std(axis=0) + 1e-6
-    target = (expression[:, :k] - mean) / std
-    train_audio = samples[:int(round(train.stop / fps * RATE))]
-    voice = voice_spectrum(*power_spectrogram(train_audio), feats_cfg)
-    xs, ys = speed_perturbed(train_audio, target[train], fps, feats_cfg, opts.speed_factors,
-                             voice)
-    train_x, train_y = np.concatenate(xs), np.concatenate(ys)
+    nets = fit_networks(samples, fps, expression, person, [train], (feats[val], val), opts,
+                        progress=lambda line: log.info("lipmodel %s: %s", clip, line))
+    runs, seconds, mean, std, voice = nets.runs, nets.seconds, nets.mean, nets.std, nets.voice
     weights = person.explained[:k] / person.explained[:k].sum()
-    train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
-                            opts.eval_every, opts.seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, anywhere
-    torch.use_deterministic_algorithms(True)
-    runs: dict[str, Trained] = {}
-    seconds: dict[str, float] = {}
-    try:
-        for kind in KINDS:
-            t = time.perf_counter()
-            runs[kind] = train_net(net_config(kind, opts, feats_cfg.dim), train_cfg, train_x,
-                                   train_y, weights, (feats[val], target[val]),
-                                   progress=lambda line: log.info("lipmodel %s: %s", clip, line),
-                                   lengths=[len(x) for x in xs])
-            seconds[kind] = round(time.perf_counter() - t, 2)
-    finally:
-        torch.set_num_threads(threads)
     kept = min(KINDS, key=lambda kind: (runs[kind].best_val, kind))
 
     fitted_open = openings(person, expression)
@@ -222,7 +289,8 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     if truth is not None:
         metrics["fitted_truth_jaw_r"] = round(pearson(fitted_open[held], truth) or 0.0, 4)
 
-    model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim), feats_cfg, mean, std,
+    model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim, opts.ensemble),
+                     feats_cfg, mean, std,
                      expression.shape[1], {"clip": clip, "fit_sha256": file_sha256(paths.face),
                                            "fps": repr(float(fps))},
                      voice)
