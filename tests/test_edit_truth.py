@@ -27,7 +27,8 @@ FPS = 25.0
 def test_the_opening_measure_tracks_truth_on_the_clips_own_unfitted_half(
         indexed_demo_root) -> None:
     """Validated before it is trusted: fitted on the first half of the demo clip, the
-    expression-coefficient measure follows the generator's jaw_open on the second half."""
+    lips' measure and the expression-coefficient one follow the generator's jaw_open on
+    the second half."""
     from stages.fit import load_fit
     from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, column_array, read_parquet
 
@@ -37,13 +38,16 @@ def test_the_opening_measure_tracks_truth_on_the_clips_own_unfitted_half(
     jaw = np.interp(np.arange(n) / FPS, truth["time_s"], truth["jaw_open"])
     measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
                                        column_array(table, "landmarks_2d").reshape(n, -1, 2), jaw)
-    print(f"opening measure r {measure.validation_r:.3f}, landmark distance r "
-          f"{measure.landmark_r:.3f}")
-    assert measure.validation_r >= 0.95
+    print(f"lips' measure r {measure.validation_r:.3f}, expression map r "
+          f"{measure.expression_r:.3f}")
+    # The expression map is the one that validates on this face (the lips' gap: r ~0.91).
+    assert measure.expression_r >= 0.95 and measure.validation_r >= 0.85
     # In jaw units: the held-out half's opening is matched in level too, not only in shape.
     half = n // 2
     predicted = measure(column_array(table, "expression")[half:])
     assert np.abs(predicted - jaw[half:]).mean() < 0.06
+    lips = measure.lips(column_array(table, "landmarks_2d").reshape(n, -1, 2)[half:])
+    assert np.nanmean(np.abs(lips - jaw[half:])) < 0.06
 
 
 def _vowel_case(shift_s: float, gain: float) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
