@@ -31,6 +31,7 @@ from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
 from stages.render.data import (
     BackgroundCrops,
+    FrameCrops,
     ReferencePool,
     face_geometry,
     file_sha256,
@@ -121,8 +122,8 @@ def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool
     if size == pool.crops.shape[1]:
         def crops_of(frames: np.ndarray) -> np.ndarray:
             return pool.crops[np.searchsorted(pool.frames, frames)]
-    else:  # the fit's own crops, decoded as the exemplars are needed (runs of frames)
-        crops_of = BackgroundCrops(clip, root, size, cached_blocks=4).get
+    else:  # cut afresh from the clip's frames (cubic) as the exemplars are needed
+        crops_of = FrameCrops(clip, root, transforms, size).get
     return MouthExemplars(model, crops_of, pool.frames, pose[pool.frames],
                           pool.expression.astype(np.float64), transforms[pool.frames], mouth)
 
