@@ -231,7 +231,8 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     wanted_rows = edited if opts.only_edited else np.ones(len(frames), bool)
     jobs = make_jobs(wanted_rows, opts.warmup_frames, streams, chunk_rows)
     # With exemplar mouths at full resolution, crops are stored at the fit's crop size: the
-    # generator's crop is upsampled and the mouth painted from the fit's own (sharper) crops.
+    # generator's crop is upsampled and the mouth painted from crops cut afresh from the
+    # clip's frames at that size (FrameCrops: cubic, sharper than the fit's stored crops).
     out_size = renderer.crop_size if mouth.exemplar and mouth.full_resolution else cfg.size
     painter = mouth_painter(clip, root, renderer.model, renderer.pool, mouth, out_size)
     if painter is None:
