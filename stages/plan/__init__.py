@@ -342,7 +342,8 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
                  share: float, ramp_s: float) -> np.ndarray:
     """The plan's expression, its opening inside the new words moved ``share`` of the way
     to the co-articulation model's curve for the new phone sequence (fading out over
-    ``ramp_s`` beyond each new segment, so kept footage is untouched)."""
+    ``ramp_s`` beyond each new segment, never beyond the rendered frames: kept footage is
+    untouched)."""
     phones, starts, ends = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
@@ -351,6 +352,7 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
             before = np.clip((t - (seg.out_start_s - ramp_s)) / max(ramp_s, 1e-9), 0, 1)
             after = np.clip(((seg.out_end_s + ramp_s) - t) / max(ramp_s, 1e-9), 0, 1)
             inside = np.maximum(inside, np.minimum(before, after))
+    inside *= frames.edited
     if not inside.any():
         return frames.expression
     target = model.predict(phones, starts, ends, t)
