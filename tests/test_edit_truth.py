@@ -10,9 +10,11 @@ import pytest
 from stages.composite.interpolate import FlowInterpolator, split_instant
 from stages.demo.mouth import articulation_track
 from stages.evaluate.edit_truth import (
+    Frames,
     OpeningMeasure,
     head_motion_jerk,
     output_phones,
+    region_scores,
     repeated_frames,
     time_map,
     truth_jaw,
@@ -136,3 +138,28 @@ def test_flow_interpolation_lands_between_frames() -> None:
     assert split_instant(12.0, 100) == (12, 0.0)
     assert split_instant(12.25, 100) == (12, 0.25)
     assert split_instant(99.5, 100) == (99, 0.0)  # no frame after the last
+
+
+def test_region_scores_tell_a_wrong_mouth_from_a_wrong_chin() -> None:
+    """The lower-face PSNR split: damage inside the lips' box lowers the mouth figure, damage
+    on the chin the rest's, each leaving the other part near its clean value."""
+    size, n = 64, 3
+    rng = np.random.default_rng(0)
+    truth_crops = rng.integers(60, 200, (n, size, size, 3)).astype(np.uint8)
+    polygon = np.array([[8.0, 24.0], [56.0, 24.0], [56.0, 60.0], [8.0, 60.0]])  # lower face
+    lips = np.array([24.0, 34.0, 40.0, 42.0])  # x0, y0, x1, y1: grown by 4 px each side
+    truth = Frames(np.zeros((n, 4, 3)), truth_crops, np.repeat(polygon[None], n, 0),
+                   np.repeat(lips[None], n, 0))
+
+    def damaged(rows: slice, cols: slice) -> Frames:
+        crops = truth_crops.copy()
+        noise = rng.integers(-40, 41, crops[:, rows, cols].shape)
+        crops[:, rows, cols] = np.clip(crops[:, rows, cols] + noise, 0, 255)
+        return Frames(truth.points, crops, truth.polygons, truth.lips)
+
+    rows = np.arange(n)
+    mouth_hit = region_scores(damaged(slice(34, 42), slice(24, 40)), truth, rows, rows)
+    chin_hit = region_scores(damaged(slice(50, 58), slice(16, 48)), truth, rows, rows)
+    assert mouth_hit["psnr_db_mouth"] < 30 and mouth_hit["psnr_db_rest"] > 90, mouth_hit
+    assert chin_hit["psnr_db_rest"] < 30 and chin_hit["psnr_db_mouth"] > 90, chin_hit
+    assert 20 < mouth_hit["psnr_db"] < mouth_hit["psnr_db_rest"]

@@ -272,19 +272,38 @@ def head_motion_jerk(positions: np.ndarray) -> np.ndarray:
 # --- one edit ---------------------------------------------------------------------------------
 
 
+MOUTH_BOX_GROW = 0.25  # the mouth area: the lips' box grown by this share of its width
+
+
+def mouth_box_mask(lips: np.ndarray, size: int, grow: float = MOUTH_BOX_GROW) -> np.ndarray:
+    """(size, size) bool, set inside the lips' box (x0, y0, x1, y1) grown by ``grow`` of
+    its width on every side: where the exemplar mouth is painted."""
+    x0, y0, x1, y1 = np.asarray(lips, np.float64)
+    g = grow * (x1 - x0)
+    mask = np.zeros((size, size), bool)
+    mask[int(max(0.0, y0 - g)):int(y1 + g) + 1, int(max(0.0, x0 - g)):int(x1 + g) + 1] = True
+    return mask
+
+
 def region_scores(test: Frames, truth: Frames, rows: np.ndarray, truth_rows: np.ndarray
-                  ) -> tuple[float, float]:
-    """Mean mouth PSNR / SSIM of frames ``rows`` of ``test`` against ``truth_rows`` of truth."""
-    psnr, ssim = [], []
+                  ) -> dict[str, float]:
+    """Mean lower-face PSNR / SSIM of frames ``rows`` of ``test`` against ``truth_rows`` of
+    truth, and the PSNR split into the mouth area (the truth's lips' box, grown) and the rest
+    of the lower face (cheeks, chin, jaw line): which part an edit loses in."""
+    scores: dict[str, list[float]] = {"psnr_db": [], "ssim": [], "psnr_db_mouth": [],
+                                      "psnr_db_rest": []}
     size = test.crops.shape[1]
     for k, j in zip(rows, truth_rows, strict=True):
         if not (np.isfinite(test.points[k]).all() and np.isfinite(truth.points[j]).all()):
             continue
         region = lower_face_mask(truth.polygons[j], size).astype(bool)
-        psnr.append(region_psnr(truth.crops[j], test.crops[k], region))
-        ssim.append(region_ssim(truth.crops[j], test.crops[k], region))
-    return (float(np.mean(psnr)) if psnr else float("nan"),
-            float(np.mean(ssim)) if ssim else float("nan"))
+        mouth = region & mouth_box_mask(truth.lips[j], size)
+        scores["psnr_db"].append(region_psnr(truth.crops[j], test.crops[k], region))
+        scores["ssim"].append(region_ssim(truth.crops[j], test.crops[k], region))
+        for name, part in (("psnr_db_mouth", mouth), ("psnr_db_rest", region & ~mouth)):
+            if part.any():
+                scores[name].append(region_psnr(truth.crops[j], test.crops[k], part))
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()}
 
 
 def mean_sharpness(frames: Frames, rows: np.ndarray) -> float:
@@ -327,6 +346,9 @@ SUMMARY_ROWS = (
     ("psnr_db_edited", "mouth PSNR vs truth, edited (dB)", ""),
     ("psnr_db_kept", "mouth PSNR vs truth, kept (dB)", ""),
     ("psnr_gap_db", "PSNR gap kept - edited (dB)", "<= 3"),
+    ("psnr_gap_db_mouth", "... in the mouth area (lips' box, grown a quarter of its width)",
+     ""),
+    ("psnr_gap_db_rest", "... in the rest of the lower face (cheeks, chin, jaw line)", ""),
     ("ssim_edited", "mouth SSIM vs truth, edited", ""),
     ("ssim_kept", "mouth SSIM vs truth, kept", ""),
     ("sharpness_ratio", "mouth sharpness, edited / source (mean)", ">= 0.8"),
@@ -431,12 +453,12 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
     window = max(3, int(round(KEPT_WINDOW_S * fps)))
     kept_r = [pearson(opening[a:b], truth_open[a:b]) for lo, hi in _runs(~edited)
               for a in range(lo, hi - window + 1, window) for b in [a + window]]
-    kept_psnr, kept_ssim = region_scores(out, truth, kept_rows, truth_rows[kept_rows])
+    kept_regions = region_scores(out, truth, kept_rows, truth_rows[kept_rows])
     kept_sharp = mean_sharpness(out, kept_rows)
     kept = {"opening_r": float(np.nanmean(kept_r)) if kept_r else float("nan"),
             "peak_error_ms": float(np.nanmedian(np.abs(kd_t))) if len(kd_t) else float("nan"),
             "amplitude_error": float(np.nanmean(kd_v)) if len(kd_v) else float("nan"),
-            "psnr_db": kept_psnr, "ssim": kept_ssim}
+            **kept_regions}
 
     rows = []
     regions = _runs(edited)
@@ -445,7 +467,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
         vowels = phones[(phones["segment"] == seg.segment) & phones["phone"].isin(VOWELS)]
         d_t, d_v = vowel_peaks(opening, truth_open, t_out, vowels)
         plan_d_t, _ = vowel_peaks(planned, truth_open, t_out, vowels)
-        psnr, ssim = region_scores(out, truth, rows_seg, truth_rows[rows_seg])
+        regions_seg = region_scores(out, truth, rows_seg, truth_rows[rows_seg])
         lo, hi = next(((a, b) for a, b in regions if a <= rows_seg[0] < b),
                       (rows_seg[0], rows_seg[-1] + 1))
         rows.append({
@@ -460,7 +482,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
             "peak_errors_ms": [round(float(x), 1) for x in d_t],
             "plan_peak_errors_ms": [round(float(x), 1) for x in plan_d_t],
             "amplitude_error": float(np.nanmean(d_v)) if len(d_v) else float("nan"),
-            "psnr_db": psnr, "ssim": ssim,
+            **regions_seg,
             "sharpness_ratio": mean_sharpness(out, rows_seg) / kept_sharp,
             "repeats": repeated_frames(bg_time[lo:hi], fps),
             "head_jerk_p95": float(np.quantile(jerk[max(0, lo - 1):max(lo, hi - 2)], 0.95)),
@@ -515,6 +537,12 @@ def summarize_pairs(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                                               1e-9),
     }
     out["psnr_gap_db"] = out["psnr_db_kept"] - out["psnr_db_edited"]
+    for part in ("mouth", "rest"):  # older results lack the split
+        if all(f"psnr_db_{part}" in r for r in rows):
+            out[f"psnr_db_{part}_edited"] = mean(f"psnr_db_{part}", rows)
+            out[f"psnr_db_{part}_kept"] = mean(f"psnr_db_{part}", kept)
+            out[f"psnr_gap_db_{part}"] = (out[f"psnr_db_{part}_kept"]
+                                          - out[f"psnr_db_{part}_edited"])
     out["targets_met"] = {
         "opening_r": out["opening_r_edited"] >= 0.9,
         "peak_error_ms": out["peak_error_ms_edited"] <= 40.0,
