@@ -173,13 +173,18 @@ def results_markdown(runs: dict[str, Any]) -> str:
         lines.append(f"| {what} | {target} | " + " | ".join(values) + " |")
     for label in labels:
         lines += ["", f"## {label}: per edit", "",
-                  "| case | edit | words | opening r | peak err ms (median abs) | "
-                  "amplitude err | PSNR dB | SSIM | sharpness x |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| case | edit | words | opening r | plan's r | truth frames' r | "
+                  "peak err ms (median abs) | amplitude err | PSNR dB | mouth / rest dB | SSIM | "
+                  "sharpness x |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in runs[label]["edits"]:
+            extra = " | ".join(f"{r.get(k, float('nan')):.3f}" for k in ("plan_opening_r",
+                                                                           "ceiling_r"))
             lines.append(f"| {r['case']} | {r['segment']} | {r['words']} | {r['opening_r']:.3f} | "
+                         f"{extra} | "
                          f"{r['peak_error_ms']:.0f} | {r['amplitude_error']:+.3f} | "
-                         f"{r['psnr_db']:.2f} | {r['ssim']:.3f} | {r['sharpness_ratio']:.2f} |")
+                         f"{r['psnr_db']:.2f} | {r.get('psnr_db_mouth', float('nan')):.2f} / "
+                         f"{r.get('psnr_db_rest', float('nan')):.2f} | {r['ssim']:.3f} | {r['sharpness_ratio']:.2f} |")
         t = runs[label]["summary"].get("turnaround_s", {})
         lines += ["", "Edit turnaround (s: plan, audio, render, composite): "
                   + "; ".join(f"{c} {sum(v.values()):.1f} ({v})" for c, v in t.items())]

@@ -273,7 +273,8 @@ def test_hidden_truth_mouth_opening_follows_the_generator(clip: Clip) -> None:
     table = pd.DataFrame(rows, columns=["sentence", "frames", "pieces", "r_fit", "r_source"])
     print("\nhidden-truth mouth opening vs generator jaw_open:\n" + table.round(3).to_string())
     print(f"mean r_fit {table['r_fit'].mean():.3f}, r_source {table['r_source'].mean():.3f}")
-    assert table["r_fit"].mean() >= 0.8 and table["r_fit"].min() >= 0.7
+    # 0.83 / 0.74 by retrieval alone; the co-articulation model (plan.articulation) lifts it.
+    assert table["r_fit"].mean() >= 0.86 and table["r_fit"].min() >= 0.8
     assert table["r_source"].mean() >= 0.8
 
 

@@ -1,7 +1,10 @@
-"""Peak-keeping in the plan: pronunciations as espeak-ng says them in context, and each
-stretched phone's extreme frame kept (stages/plan/timing.py, stages/plan/retime.py)."""
+"""Peak-keeping in the plan: pronunciations as espeak-ng says them in context, each
+stretched phone's extreme frame kept, and the new words' opening drawn towards the
+speaker's co-articulation model (stages/plan/timing.py, retime.py, articulation.py)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -45,3 +48,79 @@ def test_a_stretched_piece_shows_its_phones_extreme_frames() -> None:
     assert after.max() == 1.0 and after.min() == 0.0
     for (out_s, _), k in zip(extremes, [np.argmax(after), np.argmin(after)], strict=True):
         assert abs(t[k] - out_s) <= 0.5 / FPS + 1e-9
+
+
+def test_a_bilabial_that_shuts_the_lips_just_after_its_aligned_end_is_kept() -> None:
+    """A B aligned to [0.60, 0.627) (shorter than a frame) whose closed frame is the next
+    one (16, at 0.64 s: the lips lag the sound): the extreme is looked for up to a frame
+    beyond the phone, never past the middle of its neighbour, and pinned inside the B."""
+    openness = np.full(40, 0.5)
+    openness[16] = 0.0
+    openness[18] = -1.0  # inside the next phone's second half: not this B's closure
+    src_knots = np.array([0.50, 0.60, 0.627, 0.80])
+    out_knots = 3.0 + np.array([0.0, 0.10, 0.18, 0.35])
+    (out_s, src_s), = phone_extremes(["AA", "B", "AA"], out_knots, src_knots, openness,
+                                     FPS)[1:2]
+    assert src_s * FPS == 16 and out_knots[1] <= out_s <= out_knots[2]
+    # Within the piece's readable range only.
+    rows = phone_extremes(["B"], out_knots[1:3], src_knots[1:3], openness, FPS,
+                          src_lo=0.55, src_hi=0.63)
+    assert rows[0, 1] * FPS != 16
+
+
+def _articulated(phones: list[tuple[str, float, float]], fps: float) -> np.ndarray:
+    from stages.demo.mouth import articulation_track
+
+    t = np.arange(int(phones[-1][2] * fps)) / fps
+    return articulation_track(phones, t)[:, 0].astype(np.float64)
+
+
+def _sentence(rng: np.random.Generator, start: float, words: int
+              ) -> list[tuple[str, float, float]]:
+    inventory = ["AA", "IY", "UW", "EH", "B", "M", "P", "T", "S", "N", "K", "L", "R", "AE"]
+    out, t = [("sil", 0.0, start)] if start > 0 else [], start
+    for _ in range(words * 3):
+        d = float(rng.uniform(0.05, 0.15))
+        out.append((str(rng.choice(inventory)), t, t + d))
+        t += d
+    out.append(("sil", t, t + 0.3))
+    return out
+
+
+def test_the_coarticulation_model_predicts_an_unseen_phone_sequence() -> None:
+    """Fitted on a clip whose opening follows a co-articulated phone sequence (phones held
+    and smoothed), the model predicts the opening of a *different* sequence of the same
+    phones (new neighbours, new durations) better than any single phone's average."""
+    from stages.plan.articulation import ArticulationModel
+
+    rng = np.random.default_rng(3)
+    phones = _sentence(rng, 0.2, 40)
+    openness = _articulated(phones, FPS)
+    table = {"phone": [p for p, _, _ in phones], "start_s": [a for _, a, _ in phones],
+             "end_s": [b for _, _, b in phones]}
+    index = SimpleNamespace(  # what the model reads of a VisemeIndex
+        phones=np.array(table["phone"], object), start_s=np.array(table["start_s"]),
+        end_s=np.array(table["end_s"]))
+    model = ArticulationModel.fit(index, openness, np.ones(len(openness), bool), FPS)
+    assert model is not None and model.validation_r > 0.95
+    new = _sentence(np.random.default_rng(4), 0.0, 8)
+    truth = _articulated(new, FPS)
+    t = np.arange(len(truth)) / FPS
+    predicted = model.predict([p for p, _, _ in new], np.array([a for _, a, _ in new]),
+                              np.array([b for _, _, b in new]), t)
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.95
+
+
+def test_coarticulation_moves_only_the_opening_and_only_where_asked() -> None:
+    from stages.plan.articulation import correct
+
+    rng = np.random.default_rng(0)
+    expression = rng.normal(size=(10, 6))
+    direction = np.eye(6)[2]
+    target = np.linspace(-1, 1, 10)
+    weight = np.r_[np.zeros(3), np.full(4, 0.5), np.ones(3)]
+    moved = correct(expression, direction, target, weight)
+    assert np.allclose(moved[:3], expression[:3])  # weight 0: untouched
+    assert np.allclose(np.delete(moved, 2, axis=1), np.delete(expression, 2, axis=1))
+    assert np.allclose(moved[7:, 2], target[7:])  # weight 1: on the target
+    assert np.allclose(moved[3:7, 2], (expression[3:7, 2] + target[3:7]) / 2)

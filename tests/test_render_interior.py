@@ -12,7 +12,14 @@ from scipy.spatial import Delaunay
 from stages.composite.blend import BlendParams
 from stages.fit import frame_parameters, load_fit
 from stages.render.config import RenderParams
-from stages.render.data import ReferencePool, face_geometry, load_clip, load_model
+from stages.render.data import (
+    BackgroundCrops,
+    FrameCrops,
+    ReferencePool,
+    face_geometry,
+    load_clip,
+    load_model,
+)
 from stages.render.interior import (
     MouthExemplars,
     MouthParams,
@@ -105,30 +112,46 @@ def test_held_out_mouths_repainted_from_other_frames_are_sharp_and_in_place(
     pool = ReferencePool.sample(data, train, 1000)
     painter = MouthExemplars(model, data.crops.__getitem__, pool.frames, pose[pool.frames],
                              pool.expression.astype(np.float64), transforms[pool.frames],
-                             MouthParams())
+                             MouthParams(strength=1.0))  # the exemplar alone
     choice = painter.choose(expression[held])
     assert np.all(pool.frames[choice] < 2 * n // 3)
     targets = crop_points(model, pose[held], expression[held], transforms[held],
                           painter.region.anchors)
     alpha = np.full((SIZE, SIZE), 255, np.uint8)
+    half = MouthExemplars(model, data.crops.__getitem__, pool.frames, pose[pool.frames],
+                          pool.expression.astype(np.float64), transforms[pool.frames],
+                          MouthParams(strength=0.5))
     scores = {"blurred": [], "painted": [], "unwarped": []}
-    sharp = {"truth": [], "blurred": [], "painted": []}
+    sharp = {"truth": [], "blurred": [], "painted": [], "half": []}
+    coarse_off = {"mix": [], "painted": []}  # half's coarse band: mixed, not the exemplar's
     for k, frame in enumerate(held):
         truth = data.crops[frame]
         blurred = cv2.GaussianBlur(truth, (0, 0), 1.5)
         painted = painter.paint(blurred, alpha, int(choice[k]), targets[k])
+        halved = half.paint(blurred, alpha, int(choice[k]), targets[k])
         unwarped = data.crops[pool.frames[choice[k]]]
         box = mouth_box(targets[k][painter.lip_slots])
         for name, image in (("blurred", blurred), ("painted", painted), ("unwarped", unwarped)):
             scores[name].append(psnr(image[box], truth[box]))
-        for name, image in (("truth", truth), ("blurred", blurred), ("painted", painted)):
+        for name, image in (("truth", truth), ("blurred", blurred), ("painted", painted),
+                            ("half", halved)):
             sharp[name].append(sharpness(image[box]))
+        low = {name: cv2.GaussianBlur(x.astype(np.float32), (0, 0), 4.0)[box]
+               for name, x in (("half", halved), ("painted", painted), ("blurred", blurred))}
+        coarse_off["mix"].append(np.abs(low["half"] - (low["painted"] + low["blurred"]) / 2).mean())
+        coarse_off["painted"].append(np.abs(low["half"] - low["painted"]).mean())
     mean = {k: float(np.mean(v)) for k, v in scores.items()}
     ratio = {k: float(np.mean(v) / np.mean(sharp["truth"])) for k, v in sharp.items()}
     # Measured: PSNR blurred 23.2, unwarped exemplar 24.5, painted 27.7 dB; sharpness
     # 0.05x (blurred) -> 0.75x the truth's.
     assert ratio["painted"] > 0.6 and ratio["blurred"] < 0.2
     assert mean["painted"] > mean["unwarped"] + 2.0 and mean["painted"] > mean["blurred"] + 3.0
+    # Half strength: the exemplar's fine band kept whole (as sharp as the full painting),
+    # its coarse band halfway to the generated frame's.
+    print(f"sharpness {ratio}, coarse band off the mix {np.mean(coarse_off['mix']):.2f}, "
+          f"off the exemplar {np.mean(coarse_off['painted']):.2f}")
+    assert ratio["half"] > 0.85 * ratio["painted"], ratio
+    assert np.mean(coarse_off["mix"]) < 0.5 * np.mean(coarse_off["painted"]), coarse_off
 
 
 def test_full_resolution_crops_carry_painted_mouths_at_the_fits_size(
@@ -138,8 +161,8 @@ def test_full_resolution_crops_carry_painted_mouths_at_the_fits_size(
     the generator's crops upsampled."""
     root, _ = trained
     write_plan(root, "paint")
-    summary = run_render("paint", root, RenderParams(warmup_frames=3), MouthParams(),
-                         ScaleParams())
+    summary = run_render("paint", root, RenderParams(warmup_frames=3),
+                         MouthParams(strength=1.0), ScaleParams())
     write_plan(root, "plain")
     run_render("plain", root, RenderParams(warmup_frames=3), MouthParams(exemplar=False),
                ScaleParams())
@@ -166,3 +189,27 @@ def test_full_resolution_crops_carry_painted_mouths_at_the_fits_size(
     assert blend.at_scale(1.0) is blend
     assert blend.at_scale(2.0).feather_px == 2 * blend.feather_px
     assert blend.at_scale(2.0).erode_px == 2 * blend.erode_px
+
+
+def test_exemplars_cut_afresh_from_the_frames_are_the_fits_crops_only_sharper(
+        fitted: Path) -> None:  # noqa: F811
+    """FrameCrops (the exemplar mouths' source at full resolution) cuts the same crops as
+    the fit stored, from the decoded frames by cubic interpolation instead of bilinear
+    plus H.264: the same face in the same place, with more of the mouth's detail."""
+    _, crop_size, transforms, _ = face_geometry(CLIP, fitted, 128)
+    assert crop_size == 128  # the fit's own size: only the resampling differs
+    model, _ = load_model(CLIP, fitted)
+    pose, expression = frame_parameters(load_fit(CLIP, fitted)[1])
+    frames = np.arange(0, len(transforms), 7)
+    stored = BackgroundCrops(CLIP, fitted, 128).get(frames)
+    fresh = FrameCrops(CLIP, fitted, transforms, 128).get(frames)
+    region = MouthRegion.of(model, MouthParams().region)
+    lips = crop_points(model, pose[frames], expression[frames], transforms[frames], region.lips)
+    same, gain = [], []
+    for k in range(len(frames)):
+        box = mouth_box(lips[k])
+        same.append(psnr(fresh[k][box], stored[k][box]))
+        gain.append(sharpness(fresh[k][box]) / sharpness(stored[k][box]))
+    print(f"PSNR fresh vs stored {np.mean(same):.1f} dB, sharpness x{np.median(gain):.2f}")
+    assert np.mean(same) > 28.0
+    assert np.median(gain) > 1.1

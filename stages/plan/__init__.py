@@ -9,7 +9,8 @@
 3. cover each span's phones with pieces of the clip (``search.py``, on the clip's
    visemes.parquet from the index stage);
 4. lay out the output timeline, retime background and pieces, blend the face
-   parameters (``retime.py``);
+   parameters (``retime.py``), and move the new words' mouth opening part of the way to
+   the speaker's co-articulation model of the new phone sequence (``articulation.py``);
 5. write plan.parquet, segments.parquet, new_phones.parquet, summary.md and the aligned
    recording (``report.py``), all computed before the first is written.
 """
@@ -28,6 +29,7 @@ from stages.align import AlignParams, SpokenWord, normalize_text
 from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
+from stages.plan.articulation import ArticulationModel, correct
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
@@ -38,7 +40,7 @@ from stages.plan.retime import (
     Timeline,
     build_timeline,
     frame_plan,
-    openness_proxy,
+    openness_direction,
 )
 from stages.plan.search import Piece, Query, SearchWeights, search
 from stages.plan.timing import RateModel, recorded_phones, time_words
@@ -82,6 +84,7 @@ class PlanParams(Section):
     max_edge_speed: float = 1.25
     blend_ms: float = 67.0
     blend_max_ms: float = 300.0
+    articulation: float = 0.5
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
     on_no_change: str = "warn"
@@ -98,6 +101,8 @@ class PlanParams(Section):
             raise bad_param(where, "max_changed_share", "must be a share in (0, 1]")
         if self.blend_ms < 0 or self.blend_max_ms < self.blend_ms:
             raise bad_param(where, "blend_max_ms", "must be at least blend_ms, and blend_ms >= 0")
+        if not 0 <= self.articulation <= 1:
+            raise bad_param(where, "articulation", "must be a share in [0, 1] (0 = off)")
         if not self.max_edge_speed >= 1:
             raise bad_param(where, "max_edge_speed",
                             "must be >= 1 (1 = edge phones at the clip's speed)")
@@ -235,6 +240,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                             f"re-run fit@{spec.clip}")
     index = VisemeIndex.load(spec.clip, root)
     blocked, allowed = _blocked(index, face, spec.exclude_s, fps)
+    direction = openness_direction(index, face.expression, fps)
+    openness = None if direction is None else face.expression.astype(np.float64) @ direction
 
     new_spans = [(s.new_first, s.new_end) for s in spans if s.n_new]
     said = recorded_text(spec.audio, edited, new_spans)
@@ -279,9 +286,14 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
 
     timeline = build_timeline(span_plans, n_frames / fps, opts.background_margin_s, index,
                               allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed,
-                              openness_proxy(index, face.expression, fps))
+                              openness)
     frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
                         face.natural_change(0.99))
+    if opts.articulation > 0 and direction is not None and openness is not None:
+        model = ArticulationModel.fit(index, openness, allowed, fps)
+        if model is not None:
+            frames.expression = coarticulate(frames, timeline, span_plans, index, model,
+                                             direction, opts.articulation, opts.blend_ms / 1000)
     quality, reasons = quality_estimate(
         [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
         frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0)
@@ -297,6 +309,54 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
 
         result.frames, result.mouth = audio_mouth(result, root, audio, opts.blend_ms / 1000)
     return result
+
+
+def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeIndex
+                  ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Every phone of the edited video on its own timeline: the clip's aligned phones in
+    kept segments, the new words' timed phones in new ones."""
+    spans = sorted(span_plans, key=lambda s: s.cut_start_s)
+    phones: list[str] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    for seg in timeline.segments:
+        if seg.kind == "kept":
+            inside = np.flatnonzero((index.end_s > seg.source_start_s)
+                                    & (index.start_s < seg.source_end_s))
+            shift = seg.out_start_s - seg.source_start_s
+            for k in inside:
+                phones.append(str(index.phones[k]))
+                starts.append(max(index.start_s[k], seg.source_start_s) + shift)
+                ends.append(min(index.end_s[k], seg.source_end_s) + shift)
+        else:
+            for phone, (a, b) in zip(spans[seg.span].phones, timeline.placed[seg.span],
+                                     strict=True):
+                phones.append(phone.phone)
+                starts.append(a)
+                ends.append(b)
+    return phones, np.asarray(starts), np.asarray(ends)
+
+
+def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPlan],
+                 index: VisemeIndex, model: ArticulationModel, direction: np.ndarray,
+                 share: float, ramp_s: float) -> np.ndarray:
+    """The plan's expression, its opening inside the new words moved ``share`` of the way
+    to the co-articulation model's curve for the new phone sequence (fading out over
+    ``ramp_s`` beyond each new segment, never beyond the rendered frames: kept footage is
+    untouched)."""
+    phones, starts, ends = output_phones(timeline, span_plans, index)
+    t = frames.time_s
+    inside = np.zeros(len(t))
+    for seg in timeline.segments:
+        if seg.kind == "new":
+            before = np.clip((t - (seg.out_start_s - ramp_s)) / max(ramp_s, 1e-9), 0, 1)
+            after = np.clip(((seg.out_end_s + ramp_s) - t) / max(ramp_s, 1e-9), 0, 1)
+            inside = np.maximum(inside, np.minimum(before, after))
+    inside *= frames.edited
+    if not inside.any():
+        return frames.expression
+    target = model.predict(phones, starts, ends, t)
+    return correct(frames.expression.astype(np.float64), direction, target, share * inside)
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:

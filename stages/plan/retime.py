@@ -167,7 +167,7 @@ def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index:
                 src_knots = _piece_knots(index, piece, np.diff(out_knots), max_edge_speed)
                 lo, hi = _reach(allowed, src_knots[0], src_knots[-1], fps, reach_s)
                 labels = [p.phone for p in span.phones[piece.query_start:piece.query_end]]
-                extremes = (phone_extremes(labels, out_knots, src_knots, openness, fps)
+                extremes = (phone_extremes(labels, out_knots, src_knots, openness, fps, lo, hi)
                             if openness is not None else np.zeros((0, 2)))
                 tracks.append(Track(out_knots, src_knots, piece_id, lo, hi, extremes))
                 piece_id += 1
@@ -192,10 +192,10 @@ def build_timeline(spans: list[SpanPlan], clip_s: float, margin_s: float, index:
     return Timeline(segments, regions, tracks, placed, out)
 
 
-def openness_proxy(index: VisemeIndex, expression: np.ndarray, fps: float) -> np.ndarray | None:
-    """How open the mouth is in each clip frame, in the clip's own terms: the projection of
-    its expression on the direction from the clip's bilabial frames (lips shut) to its
-    open-vowel frames, both found through the aligned phones. None without either."""
+def openness_direction(index: VisemeIndex, expression: np.ndarray, fps: float
+                       ) -> np.ndarray | None:
+    """The unit direction in expression space from the clip's bilabial frames (lips shut)
+    to its open-vowel frames, both found through the aligned phones. None without either."""
     centre = np.clip(np.rint((index.start_s + index.end_s) / 2 * fps).astype(np.int64), 0,
                      len(expression) - 1)
     shut = index.usable & np.isin(index.phones, list(BILABIALS))
@@ -204,13 +204,37 @@ def openness_proxy(index: VisemeIndex, expression: np.ndarray, fps: float) -> np
         return None
     expr = expression.astype(np.float64)
     direction = expr[centre[wide]].mean(axis=0) - expr[centre[shut]].mean(axis=0)
-    return expr @ (direction / max(float(np.linalg.norm(direction)), 1e-12))
+    return direction / max(float(np.linalg.norm(direction)), 1e-12)
+
+
+def openness_proxy(index: VisemeIndex, expression: np.ndarray, fps: float) -> np.ndarray | None:
+    """How open the mouth is in each clip frame, in the clip's own terms: the projection of
+    its expression on ``openness_direction``. None without it."""
+    direction = openness_direction(index, expression, fps)
+    return None if direction is None else expression.astype(np.float64) @ direction
+
+
+def extreme_frames(a: float, b: float, before_s: float, after_s: float, fps: float,
+                   n: int) -> np.ndarray:
+    """Clip frames where the phone [a, b) may show its extreme: inside it, or up to a frame
+    beyond either end but not past ``before_s`` / ``after_s`` (the neighbours' middles).
+    Forced alignment places boundaries to within a frame or so, and lips lag or lead the
+    sound: a p/b/m shorter than a frame often shuts the lips in the frame after it."""
+    lo = max(a - 1.0 / fps, min(before_s, a))
+    hi = min(b + 1.0 / fps, max(after_s, b))
+    frames = np.arange(int(np.ceil(lo * fps - 1e-9)), int(np.floor(hi * fps + 1e-9)) + 1)
+    frames = frames[(frames >= 0) & (frames < n)]
+    if not len(frames):
+        frames = np.array([int(np.clip(np.rint((a + b) / 2 * fps), 0, n - 1))])
+    return frames
 
 
 def phone_extremes(labels: list[str], out_knots: np.ndarray, src_knots: np.ndarray,
-                   openness: np.ndarray, fps: float) -> np.ndarray:
-    """Per vowel (bilabial) of a piece, its most open (closed) clip frame inside the clip
-    phone it is stretched from, and the output instant that frame maps to.
+                   openness: np.ndarray, fps: float, src_lo: float = -np.inf,
+                   src_hi: float = np.inf) -> np.ndarray:
+    """Per vowel (bilabial) of a piece, its most open (closed) clip frame near the clip
+    phone it is stretched from (``extreme_frames``; within [src_lo, src_hi], what the
+    piece may read), and the output instant that frame maps to (inside the phone).
 
     Sampling the stretched piece between frames averages a short phone's peak with its
     neighbours (and a p/b/m shorter than a frame never closes the lips); pinning the
@@ -218,14 +242,14 @@ def phone_extremes(labels: list[str], out_knots: np.ndarray, src_knots: np.ndarr
     within half a frame."""
     rows = []
     n = len(openness)
+    mids = (src_knots[:-1] + src_knots[1:]) / 2
     for j, phone in enumerate(labels):
         if phone not in VOWELS and phone not in BILABIALS:
             continue
         a, b = src_knots[j], src_knots[j + 1]
-        frames = np.arange(int(np.ceil(a * fps - 1e-9)), int(np.floor(b * fps + 1e-9)) + 1)
-        frames = frames[(frames >= 0) & (frames < n)]
-        if not len(frames):
-            frames = np.array([int(np.clip(np.rint((a + b) / 2 * fps), 0, n - 1))])
+        before = mids[j - 1] if j > 0 else src_lo
+        after = mids[j + 1] if j + 1 < len(mids) else src_hi
+        frames = extreme_frames(a, b, max(before, src_lo), min(after, src_hi), fps, n)
         pick = np.argmin if phone in BILABIALS else np.argmax
         src = float(frames[pick(openness[frames])]) / fps
         out = float(np.interp(np.clip(src, a, b), src_knots, out_knots))

@@ -31,6 +31,7 @@ from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
 from stages.render.data import (
     BackgroundCrops,
+    FrameCrops,
     ReferencePool,
     face_geometry,
     file_sha256,
@@ -122,8 +123,8 @@ def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool
     if size == pool.crops.shape[1]:
         def crops_of(frames: np.ndarray) -> np.ndarray:
             return pool.crops[np.searchsorted(pool.frames, frames)]
-    else:  # the fit's own crops, decoded as the exemplars are needed (runs of frames)
-        crops_of = BackgroundCrops(clip, root, size, cached_blocks=4).get
+    else:  # cut afresh from the clip's frames (cubic) as the exemplars are needed
+        crops_of = FrameCrops(clip, root, transforms, size).get
     return MouthExemplars(model, crops_of, pool.frames, pose[pool.frames],
                           pool.expression.astype(np.float64), transforms[pool.frames], mouth)
 
@@ -240,7 +241,8 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     wanted_rows = edited if opts.only_edited else np.ones(len(frames), bool)
     jobs = make_jobs(wanted_rows, opts.warmup_frames, streams, chunk_rows)
     # With exemplar mouths at full resolution, crops are stored at the fit's crop size: the
-    # generator's crop is upsampled and the mouth painted from the fit's own (sharper) crops.
+    # generator's crop is upsampled and the mouth painted from crops cut afresh from the
+    # clip's frames at that size (FrameCrops: cubic, sharper than the fit's stored crops).
     out_size = renderer.crop_size if mouth.exemplar and mouth.full_resolution else cfg.size
     painter = mouth_painter(clip, root, renderer.model, renderer.pool, mouth, out_size)
     if painter is None:
