@@ -2,8 +2,9 @@
 
 One streaming pass over the clip's frames finds the main speaker's landmarks
 (``landmarks.py``), samples the face's colours at them, and writes the aligned
-face crops (``crops.py``); landmarks and colours spill to a scratch file, so
-memory is flat in the clip's length. Then, without the frames:
+face crops (``crops.py``); landmarks and colours spill to scratch files, as do
+the fitted expression and light weights later (``spill.py``), so memory is flat
+in the clip's length. Then, without the frames:
 
 1. gaps: short detection gaps are interpolated and flagged; the stage fails,
    naming the frame ranges, when too much of the clip has no face;
