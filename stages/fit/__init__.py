@@ -362,9 +362,9 @@ def fill_gaps_in_place(values: np.ndarray, known: np.ndarray,
                        then: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """``fill_gaps`` (and ``then``, e.g. smoothing) one column of the C-contiguous
     ``values`` at a time, written back in place: whole-array temporaries of a long clip's
-    (n, d) parameters would add several copies of them to the stage's peak memory
-    (31 min, 64 expression weights: 24 MB each). Every column is filtered on its own either
-    way, so the numbers are the same."""
+    (n, d) parameters would add several copies of them to the stage's peak memory (the
+    wider expression and light weights go further: ``ColumnSpill.map_columns``). Every
+    column is filtered on its own either way, so the numbers are the same."""
     flat = values.reshape(len(values), -1)
     if not np.shares_memory(flat, values):
         raise ValueError("fill_gaps_in_place needs a C-contiguous array")
