@@ -72,3 +72,65 @@ def test_occlusion_scores_hold_one_copy_of_the_lip_colours() -> None:
     assert peak < 1.5 * lip_mb  # whole-clip temporaries made it about 5x
     covered = np.arange(500, 540)[detected[500:540]]
     assert (scores[covered] > 0.2).all() and np.nanmax(np.delete(scores, covered)) < 0.2
+
+
+def test_column_spill_gives_the_in_memory_parameters_bit_for_bit(tmp_path) -> None:
+    from stages.fit.spill import ColumnSpill
+
+    n, width, chunk = 3000, 64, 256
+    rng = np.random.default_rng(3)
+    known = rng.random(n) > 0.05
+    fitted = rng.normal(size=(n, width))
+    in_memory = np.full((n, width), np.nan)
+    spill = ColumnSpill(tmp_path / "expr.f64", n, width)
+    for a in range(0, n, chunk):  # written the way fit_parameters writes: detected rows
+        rows = np.flatnonzero(known[a:a + chunk]) + a
+        in_memory[rows] = fitted[rows]
+        spill.write_rows(rows, fitted[rows])
+    then = lambda c: smooth(c, "savgol", 25.0, 200.0, 2)  # noqa: E731
+    fill_gaps_in_place(in_memory, known, then)
+    spill.map_columns(lambda c: then(fill_gaps(c, known)))
+    assert np.array_equal(spill.read_rows(0, n), in_memory)
+    assert np.array_equal(spill.read_rows(1000, 1256), in_memory[1000:1256])
+    sample = np.array([0, 7, 1500, 2999])
+    assert np.array_equal(spill.take(sample), in_memory[sample])
+    assert np.array_equal(spill.column(5), in_memory[:, 5])
+    spill.close()
+
+
+def test_column_spill_filters_a_long_clip_one_column_at_a_time(tmp_path) -> None:
+    from stages.fit.spill import ColumnSpill
+
+    n, width = 47_000, 64  # 31 min at 25 fps: 24 MB of float64 expression weights
+    whole_mb = n * width * 8 / 1e6
+    known = np.ones(n, bool)
+    known[::50] = False
+    spill = ColumnSpill(tmp_path / "expr.f64", n, width, fill=1.0)
+    tracemalloc.start()
+    try:
+        spill.map_columns(lambda c: smooth(fill_gaps(c, known), "savgol", 25.0, 200.0, 2))
+        rows = spill.read_rows(20_000, 20_256)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    spill.close()
+    assert peak < 0.2 * whole_mb  # a few column-sized temporaries (0.4 MB each), never the table
+    assert np.allclose(rows, 1.0)
+
+
+def test_crop_writer_transforms_grow_past_their_first_block(tmp_path) -> None:
+    from fractions import Fraction
+
+    from stages.fit.crops import CropWriter
+
+    n = 1100  # past the writer's first 1024-row block of transforms
+    writer = CropWriter(tmp_path / "crops.mp4", 32, Fraction(25), (64, 48), lookahead=2)
+    image = np.zeros((48, 64, 3), np.uint8)
+    for k in range(n):
+        # a face drifting right, missing every 7th frame
+        writer.push(k, image, None if k % 7 == 3 else np.array([20 + k * 0.01, 24, 3.0, 0.0]))
+    transforms = writer.close()
+    assert transforms.shape == (n, 6)
+    assert len(writer.frames) <= 2 * 2 + 1  # only the smoothing window is kept
+    # framing follows the face: the x offset falls as the face moves right
+    assert transforms[-1, 2] < transforms[0, 2] - 5

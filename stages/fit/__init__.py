@@ -2,8 +2,9 @@
 
 One streaming pass over the clip's frames finds the main speaker's landmarks
 (``landmarks.py``), samples the face's colours at them, and writes the aligned
-face crops (``crops.py``); landmarks and colours spill to a scratch file, so
-memory is flat in the clip's length. Then, without the frames:
+face crops (``crops.py``); landmarks and colours spill to scratch files, as do
+the fitted expression and light weights later (``spill.py``), so memory is flat
+in the clip's length. Then, without the frames:
 
 1. gaps: short detection gaps are interpolated and flagged; the stage fails,
    naming the frame ranges, when too much of the clip has no face;
@@ -60,7 +61,7 @@ from stages.fit.model import (
 from stages.fit.occlusion import FOREHEAD, LIP_REGION, occlusion_scores
 from stages.fit.shading import AlbedoAccumulator, camera_normals, fit_light, sh_basis, shading
 from stages.fit.smoothing import METHODS, smooth
-from stages.fit.spill import RowSpill
+from stages.fit.spill import ColumnSpill, RowSpill
 from stages.fit.topology import Topology
 from stages.fit.tracking import (
     AMBIGUOUS,
@@ -334,12 +335,13 @@ def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
         yield a, min(n, a + size)
 
 
-def fit_parameters(scan: Scan, model: PersonModel, opts: FitParams, fps: float
-                   ) -> tuple[Pose, np.ndarray]:
-    """Pose and expression of every frame: fitted, gap-filled, smoothed."""
+def fit_parameters(scan: Scan, model: PersonModel, opts: FitParams, fps: float, scratch: Path
+                   ) -> tuple[Pose, ColumnSpill]:
+    """Pose and expression of every frame: fitted, gap-filled, smoothed. The expression
+    weights (31 min: 24 MB) stay in a scratch file under ``scratch``."""
     n, n_pts = len(scan.detected), model.mean.shape[0]
     pose7 = np.full((n, 7), np.nan)  # rotation vector, translation, log scale
-    expr = np.full((n, model.basis.shape[0]), np.nan)
+    expr = ColumnSpill(scratch / "expression.f64", n, model.basis.shape[0])
     for a, b in _chunks(n, opts.chunk_frames):
         keep = scan.detected[a:b]
         if not keep.any():
@@ -348,11 +350,11 @@ def fit_parameters(scan: Scan, model: PersonModel, opts: FitParams, fps: float
         pose, e = fit_frames(model, pts)
         rows = np.flatnonzero(keep) + a
         pose7[rows] = np.column_stack([pose.rotation, pose.translation, np.log(pose.scale)])
-        expr[rows] = e
+        expr.write_rows(rows, e)
     fill_gaps_in_place(pose7, scan.detected, lambda col: smooth(
         col, opts.smoothing, fps, opts.pose_window_ms, opts.smoothing_order))
-    fill_gaps_in_place(expr, scan.detected, lambda col: smooth(
-        col, opts.smoothing, fps, opts.expression_window_ms, opts.smoothing_order))
+    expr.map_columns(lambda col: smooth(fill_gaps(col, scan.detected), opts.smoothing, fps,
+                                        opts.expression_window_ms, opts.smoothing_order))
     return Pose(pose7[:, :3], pose7[:, 3:6], np.exp(pose7[:, 6])), expr
 
 
@@ -360,9 +362,9 @@ def fill_gaps_in_place(values: np.ndarray, known: np.ndarray,
                        then: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """``fill_gaps`` (and ``then``, e.g. smoothing) one column of the C-contiguous
     ``values`` at a time, written back in place: whole-array temporaries of a long clip's
-    (n, d) parameters would add several copies of them to the stage's peak memory
-    (31 min, 64 expression weights: 24 MB each). Every column is filtered on its own either
-    way, so the numbers are the same."""
+    (n, d) parameters would add several copies of them to the stage's peak memory (the
+    wider expression and light weights go further: ``ColumnSpill.map_columns``). Every
+    column is filtered on its own either way, so the numbers are the same."""
     flat = values.reshape(len(values), -1)
     if not np.shares_memory(flat, values):
         raise ValueError("fill_gaps_in_place needs a C-contiguous array")
@@ -372,9 +374,10 @@ def fill_gaps_in_place(values: np.ndarray, known: np.ndarray,
     return values
 
 
-def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
-                   opts: FitParams) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame SH illumination (n, 27) and per-vertex albedo (N, 3).
+def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: ColumnSpill,
+                   opts: FitParams, scratch: Path) -> tuple[ColumnSpill, np.ndarray]:
+    """Per-frame SH illumination (n, 27; a scratch file under ``scratch``) and
+    per-vertex albedo (N, 3).
 
     Albedo is constant for the person, so it is solved on an even sample of at
     most ``albedo_frames`` frames, alternating with their light; then one pass
@@ -395,7 +398,7 @@ def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Colours (k, V, 3) in 0..1, SH basis (k, V, 9) and visibility (k, V) of
         detected ``rows``, for the vertices ``points``."""
-        verts = rebuild_landmarks(model, pose[rows], expr[rows])
+        verts = rebuild_landmarks(model, pose[rows], expr.take(rows))
         normals = camera_normals(vertex_normals(verts, tris, inc)[:, points])
         colours = colours.reshape(-1, n_pts, 3)[:, points].astype(np.float32) / 255.0
         return colours, sh_basis(normals), (normals[..., 2] > 0.25) & on_mesh[points]
@@ -418,20 +421,22 @@ def estimate_light(scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
         # Albedo and light share a scale: keep the skin's mean albedo at its mean colour.
         albedo = np.clip(new * base[skin].mean() / max(new[skin].mean(), 1e-9), 0.0, 1.0)
 
-    light = np.full((n, 3, 9), np.nan)
+    light = ColumnSpill(scratch / "light.f64", n, 27)  # R0..R8, G0..G8, B0..B8
     for a, b in _chunks(n, opts.chunk_frames):
         keep = scan.detected[a:b]
         if keep.any():
             rows = np.flatnonzero(keep) + a
             colours, basis, visible = geometry(rows, scan.colours.read(a, b)[keep], skin_idx)
-            light[rows] = fit_light(colours, basis, albedo[skin_idx], visible)
-    known = ~np.isnan(light[:, 0, 0])
-    light = fill_gaps_in_place(light, known) if known.any() else np.zeros_like(light)
-    return light.reshape(n, 27), albedo
+            light.write_rows(rows, fit_light(colours, basis, albedo[skin_idx], visible)
+                             .reshape(len(rows), 27))
+    known = ~np.isnan(light.column(0))
+    light.map_columns((lambda col: fill_gaps(col, known)) if known.any() else np.zeros_like)
+    return light, albedo
 
 
-def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, expr: np.ndarray,
-                     light: np.ndarray, fillable: np.ndarray, fps: float, chunk: int) -> np.ndarray:
+def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose,
+                     expr: ColumnSpill, light: ColumnSpill, fillable: np.ndarray, fps: float,
+                     chunk: int) -> np.ndarray:
     """face.parquet, chunk by chunk; returns the per-frame residual."""
     n, n_pts = len(scan.detected), model.mean.shape[0]
     schema = face_schema(n_pts)
@@ -439,7 +444,8 @@ def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, exp
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
         for a, b in _chunks(n, chunk):
             det = scan.detected[a:b]
-            fitted = rebuild_landmarks(model, pose[a:b], expr[a:b])[..., :2]
+            expr_rows = expr.read_rows(a, b)
+            fitted = rebuild_landmarks(model, pose[a:b], expr_rows)[..., :2]
             raw = scan.landmarks.read(a, b).reshape(-1, n_pts, 3)[..., :2]
             lm2d = np.where(det[:, None, None], raw, fitted)
             residual[a:b][det] = reprojection_error(fitted[det], raw[det], model.topo)
@@ -449,7 +455,7 @@ def write_face_table(path: Path, scan: Scan, model: PersonModel, pose: Pose, exp
                 "detected": det, "interpolated": fillable[a:b], "n_faces": scan.n_faces[a:b],
                 "landmarks_2d": lm2d.reshape(b - a, -1), "rotation": pose.rotation[a:b],
                 "translation": pose.translation[a:b], "scale": pose.scale[a:b],
-                "expression": expr[a:b], "illumination": light[a:b],
+                "expression": expr_rows, "illumination": light.read_rows(a, b),
                 "residual": residual[a:b], "crop_transform": scan.transforms[a:b],
                 "mask_polygon": poly.reshape(b - a, -1),
             }
@@ -512,12 +518,15 @@ def _fit(clip: str, root: Path, opts: FitParams, paths: ClipPaths, scale: ScaleP
                                     np.full((n_pts, 3), 0.5), mesh_for(mean, topo),
                                     lower_face_indices(mean, topo))
             with _timed(took, "parameters"):
-                pose, expr = fit_parameters(scan, model, opts, fps)
+                pose, expr = fit_parameters(scan, model, opts, fps, Path(scratch))
             with _timed(took, "light"):
-                light, model.albedo = estimate_light(scan, model, pose, expr, opts)
+                light, model.albedo = estimate_light(scan, model, pose, expr, opts,
+                                                     Path(scratch))
             with _timed(took, "write"):
                 residual = write_face_table(paths.face, scan, model, pose, expr, light,
                                             fillable, fps, opts.chunk_frames)
+            expr.close()
+            light.close()
         finally:
             scan.landmarks.close()
             scan.colours.close()

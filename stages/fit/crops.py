@@ -104,8 +104,13 @@ class CropWriter:
                  lookahead: int = 4, crf: int = 14, gop: int = 25) -> None:
         self.size, self.lookahead = size, lookahead
         self.frame_w, self.frame_h = frame_size
-        self.frames: list[np.ndarray | None] = []  # crop frame measured per clip frame
-        self.transforms: list[np.ndarray] = []
+        # The crop frame measured at each clip frame still within ``lookahead`` of the next
+        # one to emit, and the transforms so far (rows of one array: a list of small
+        # arrays costs ~300 B a frame, 14 MB for 31 min).
+        self.frames: dict[int, np.ndarray | None] = {}
+        self._pushed = 0
+        self._transforms = np.empty((1024, 6))
+        self._emitted = 0
         self._buffer: deque[tuple[int, np.ndarray]] = deque()
         self._last: np.ndarray | None = None
         self._container = av.open(str(path), "w", format="mp4")
@@ -135,13 +140,15 @@ class CropWriter:
     def push(self, k: int, image: np.ndarray, measured: np.ndarray | None) -> None:
         if self._error is not None:
             raise self._error
-        self.frames.append(measured)
+        self.frames[self._pushed] = measured
+        self._pushed += 1
         self._buffer.append((k, image))
         if len(self._buffer) > self.lookahead:
             self._emit(*self._buffer.popleft())
 
     def _emit(self, k: int, image: np.ndarray) -> None:
-        lo, hi = max(0, k - self.lookahead), min(len(self.frames), k + self.lookahead + 1)
+        lo, hi = max(0, k - self.lookahead), min(self._pushed, k + self.lookahead + 1)
+        self.frames.pop(lo - 1, None)  # out of every later frame's window
         near = [(j, f) for j in range(lo, hi) if (f := self.frames[j]) is not None]
         if near:
             w = np.array([np.exp(-0.5 * ((j - k) / (0.5 * self.lookahead + 0.5)) ** 2)
@@ -154,7 +161,10 @@ class CropWriter:
             side = min(self.frame_w, self.frame_h)
             frame = np.array([self.frame_w / 2, self.frame_h / 2, np.log(side), 0.0])
         matrix = crop_matrix(frame, self.size)
-        self.transforms.append(matrix.reshape(-1))
+        if self._emitted == len(self._transforms):
+            self._transforms = np.concatenate([self._transforms, np.empty_like(self._transforms)])
+        self._transforms[self._emitted] = matrix.reshape(-1)
+        self._emitted += 1
         crop = cv2.warpAffine(image, matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
         self._queue.put((k, crop))
@@ -170,7 +180,7 @@ class CropWriter:
             self._container.close()
         if self._error is not None:
             raise self._error
-        return np.array(self.transforms, dtype=np.float64).reshape(-1, 6)
+        return self._transforms[:self._emitted].copy()
 
 
 class CropStore:
