@@ -754,16 +754,9 @@ def portrait_benchmark(root: Path, work: Path) -> dict:
     """
     import pandas as pd
 
-    from stages.composite.compose import CompositeParams
-    from stages.composite.watermark import WatermarkParams
     from stages.demo import DemoParams, generate_demo
     from stages.demo.stress import StressParams
     from stages.reenact import ReenactParams
-    from stages.reenact.composite import run_reenactcomposite
-    from stages.reenact.plan import run_reenact
-    from stages.reenact.render import run_reenactrender
-    from stages.render.config import RenderParams
-    from stages.render.interior import MouthParams
     from talkedit.artifacts import REENACT_TRACK, ReenactPaths, read_parquet
 
     raw = root / "data" / "raw"
@@ -783,16 +776,7 @@ def portrait_benchmark(root: Path, work: Path) -> dict:
             "target_start_s": AT_FRAME / 25.0, "keep_rest": False}
     (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
     (root / "data" / "reenact" / f"{PORTRAIT_JOB}.yaml").write_text(yaml.safe_dump(spec))
-    times = {}
-    t = time.perf_counter()
-    plan = run_reenact(PORTRAIT_JOB, root, ReenactParams())
-    times["transfer_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    run_reenactrender(PORTRAIT_JOB, root, RenderParams(), MouthParams())
-    times["render_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    run_reenactcomposite(PORTRAIT_JOB, root, CompositeParams(), WatermarkParams())
-    times["composite_s"] = time.perf_counter() - t
+    plan, times = time_job(PORTRAIT_JOB, root, ReenactParams())
     n = plan["output_frames"]
 
     # The output as a clip of its own (its text: the source's words), fitted.
