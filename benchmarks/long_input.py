@@ -21,7 +21,8 @@ benchmarks/results/long_input.md and prints the per-minute cost and memory slope
 ``--edit`` goes on to a 5-word edit of each clip, each stage measured the same way: train
 (capped: the stress benchmark's TRAIN_BUDGET, 60 steps instead of params.yaml's 1200; its
 frame sample is not capped, every usable frame before the held-out share is a candidate,
-their crops in a disk-backed memory map), then plan, audio, render and composite of
+their crops in a disk-backed memory map, whose pages VmHWM counts: so each stage's peak
+RssAnon, sampled every 0.1 s, is recorded beside it), then plan, audio, render and composite of
 EDIT_WORDS (a 5-word replace, in the middle copy of a looped clip; composite with x264
 ``ultrafast``, as the stress benchmark, since its output is not scored). ``--keep`` keeps
 each clip's project as the last run left it instead of making it afresh, so
@@ -51,24 +52,37 @@ EDIT = "e5"
 # looped clip, so ``occurrence`` picks the middle one.
 EDIT_WORDS = {"replace": "a family of ducks walked", "with": "a flock of geese marched"}
 # (stage, entry, overrides): train and composite capped as the module docstring says
-EDIT_STAGES = (("train", "stages.render.train:run_train", {"train": TRAIN_BUDGET}),
+# train starts afresh (no resume), so a re-run measures the same work
+EDIT_STAGES = (("train", "stages.render.train:run_train",
+                {"train": {**TRAIN_BUDGET, "resume": False}}),
                ("plan", "stages.plan:run_plan", {}),
                ("audio", "stages.audio.stage:run_audio", {}),
                ("render", "stages.render.render:run_render", {}),
                ("composite", "stages.composite.compose:run_composite",
                 {"composite": {"preset": "ultrafast"}}))
 
+# VmHWM also counts the pages of files the stage maps (train's crops are a disk-backed
+# memory map), which the kernel may drop; RssAnon, sampled every 0.1 s by a thread, is the
+# memory it cannot.
 _CHILD = """
-import json, resource, time
+import json, resource, threading, time
 from pathlib import Path
 from benchmarks.stress import call
+def status(key):
+    return int([ln for ln in open('/proc/self/status') if ln.startswith(key)][0].split()[1])
+anon = [0]
+def sample():
+    while True:
+        anon[0] = max(anon[0], status('RssAnon'))
+        time.sleep(0.1)
+threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
 out = call({entry!r}, {item!r}, Path({root!r}), **{overrides!r})
-hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM')]
 own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 print(json.dumps({{'s': round(time.perf_counter() - t, 1),
                    'cpu_s': round(own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime, 1),
-                   'mb': int(hwm[0].split()[1]) / 1024, 'workers_mb': kids.ru_maxrss / 1024}}))
+                   'mb': status('VmHWM') / 1024, 'anon_mb': anon[0] / 1024,
+                   'workers_mb': kids.ru_maxrss / 1024}}))
 """
 
 
@@ -156,14 +170,21 @@ def run_stages(root: Path, only: set[str] | None = None, kept: dict | None = Non
     return out
 
 
-def run_edit(root: Path, occurrence: int) -> dict[str, dict[str, float]]:
-    """Train the clip's renderer (capped), then make EDIT_WORDS: each stage's figures."""
+def run_edit(root: Path, occurrence: int, only: set[str] | None = None,
+             kept: dict | None = None) -> dict[str, dict[str, float]]:
+    """Train the clip's renderer (capped), then make EDIT_WORDS: each stage's figures;
+    with ``only``, the others are taken from ``kept`` (last run)."""
     from tests.conftest import write_edit
 
     write_edit(root, EDIT, {"clip": CLIP, "description": "replace five words",
                             "operations": [{**EDIT_WORDS, "occurrence": occurrence}]})
-    return {stage: measure(root, stage, entry, CLIP if stage == "train" else EDIT, overrides)
-            for stage, entry, overrides in EDIT_STAGES}
+    out: dict[str, dict[str, float]] = {}
+    for stage, entry, overrides in EDIT_STAGES:
+        if only and stage not in only and stage in (kept or {}):
+            out[stage] = kept[stage]
+            continue
+        out[stage] = measure(root, stage, entry, CLIP if stage == "train" else EDIT, overrides)
+    return out
 
 
 def align_error(root: Path) -> dict[str, float]:
@@ -178,8 +199,9 @@ def main() -> None:
                         "reference, generated; longer ones loop the --base clip")
     parser.add_argument("--base", type=float, default=3.0, help="minutes of the looped clip")
     parser.add_argument("--stages", help="re-measure only these stages (comma-separated); "
-                        "the others keep their last figures (include extract: each run makes "
-                        "the clip's project afresh, so the later stages need its output)")
+                        "the others keep their last figures (include extract unless --keep: "
+                        "each run makes the clip's project afresh, so the later stages need "
+                        "its output)")
     parser.add_argument("--edit", action="store_true", help="then train (capped) and make "
                         "a 5-word edit of each clip, measuring each stage")
     parser.add_argument("--keep", action="store_true", help="keep each clip's project as "
@@ -211,7 +233,8 @@ def main() -> None:
                   {k: last.get(k) for k in ("phone_mae_ms", "low_conf_words")})
         if args.edit:
             copies = int(how.split()[0]) if how != "generated" else 1
-            stages.update(run_edit(root, occurrence=copies // 2 + 1))
+            stages.update(run_edit(root, copies // 2 + 1, only,
+                                   rows.get(f"{m:g}", {}).get("stages")))
         rows[f"{m:g}"] = {"minutes": round(seconds / 60, 2), "frames": frames, "how": how,
                           "made_s": round(made_s, 1), "stages": stages, **errors}
         cache.write_text(json.dumps(rows, indent=1))
@@ -221,7 +244,8 @@ def main() -> None:
 def _cell(stage: dict[str, float], workers: bool = False) -> str:
     extra = f" (+{stage['workers_mb']:.0f} worker)" if workers and stage.get(
         "workers_mb", 0) > 1 else ""
-    return f"{stage['mb']:.0f}{extra} / {stage['s']} ({stage.get('cpu_s', '-')} CPU)"
+    anon = f" ({stage['anon_mb']:.0f} anon.)" if "anon_mb" in stage else ""
+    return f"{stage['mb']:.0f}{anon}{extra} / {stage['s']} ({stage.get('cpu_s', '-')} CPU)"
 
 
 def write_table(rows: dict[str, dict]) -> None:
