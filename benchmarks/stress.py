@@ -108,11 +108,15 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _new_root(name: str, keep_raw: str = "") -> Path:
+def _new_root(name: str, keep_raw: str = "", fresh: bool = True) -> Path:
     """A fresh project for a condition; its generated clip is kept when ``keep_raw`` (the
-    generator's settings) matches the last run's (generation is deterministic and slow)."""
+    generator's settings) matches the last run's (generation is deterministic and slow).
+    With ``fresh`` false such a project is kept whole, with the stages' outputs so far."""
     root = WORK / name
     raw, stamp = root / "data" / "raw", root / "demo_settings.json"
+    if (not fresh and keep_raw and (root / "data" / "interim").is_dir() and stamp.is_file()
+            and stamp.read_text() == keep_raw):
+        return root
     kept = WORK / f".{name}-raw"
     shutil.rmtree(kept, ignore_errors=True)
     if keep_raw and raw.is_dir() and stamp.is_file() and stamp.read_text() == keep_raw:
@@ -468,12 +472,13 @@ def long_text(minutes: float, wpm: int = 150) -> str:
     return " ".join(out)
 
 
-def long_clip(minutes: float) -> tuple[Path, int]:
-    """A generated 1280x720 clip of about ``minutes`` (kept between runs): its root, frames."""
+def long_clip(minutes: float, fresh: bool = True) -> tuple[Path, int]:
+    """A generated 1280x720 clip of about ``minutes`` (kept between runs): its root, frames.
+    With ``fresh`` false the project is kept as the last run left it (see _new_root)."""
     from stages.demo import DemoParams, generate_demo
     from stages.demo.stress import StressParams
 
-    root = _new_root(f"long{minutes:g}", json.dumps([minutes, LONG_GENERATOR]))
+    root = _new_root(f"long{minutes:g}", json.dumps([minutes, LONG_GENERATOR]), fresh)
     made = root / "data" / "raw" / "demo_summary.json"
     if not made.is_file():
         text = root / "script.txt"
