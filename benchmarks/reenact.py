@@ -39,6 +39,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -816,6 +817,14 @@ def portrait_benchmark(root: Path, work: Path) -> dict:
     }
 
 
+def save_section(name: str, result: dict, write_markdown: Callable[[dict], None]) -> None:
+    """A section's figures: results/reenact_<name>.json, its markdown table, and stdout."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"reenact_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_markdown(result)
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=None)
@@ -835,34 +844,19 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="reenact-bench-"))
     if args.speed:
-        speed = speed_benchmark(work, args.steps_256)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "reenact_speed.json").write_text(json.dumps(speed, indent=2) + "\n")
-        write_speed_markdown(speed)
-        print(json.dumps(speed, indent=2))
+        save_section("speed", speed_benchmark(work, args.steps_256), write_speed_markdown)
         return
     root = scratch_project(work / "project")
     if args.real:
-        real = real_benchmark(root, work, args.real_steps)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "reenact_real.json").write_text(json.dumps(real, indent=2) + "\n")
-        write_real_markdown(real)
-        print(json.dumps(real, indent=2))
+        save_section("real", real_benchmark(root, work, args.real_steps), write_real_markdown)
         return
     if args.portrait:
         portrait = portrait_benchmark(root, work)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "reenact_portrait.json").write_text(json.dumps(portrait, indent=2) + "\n")
-        write_portrait_markdown(portrait)
         portrait_preview(root, work, portrait["frames"])
-        print(json.dumps(portrait, indent=2))
+        save_section("portrait", portrait, write_portrait_markdown)
         return
     if args.eyes:
-        eyes = eyes_benchmark(root, work)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "reenact_eyes.json").write_text(json.dumps(eyes, indent=2) + "\n")
-        write_eyes_markdown(eyes)
-        print(json.dumps(eyes, indent=2))
+        save_section("eyes", eyes_benchmark(root, work), write_eyes_markdown)
         return
     facts: dict = {"work": str(work)}
     if not (root / "data" / "interim" / SOURCE / "face.parquet").is_file():
