@@ -95,9 +95,13 @@ def make_truth(root: Path, work: Path) -> Path:
     return out
 
 
-def time_job(job: str, root: Path, reenact: object) -> tuple[dict, dict]:
+def time_job(job: str, root: Path, reenact: object, spec: dict | None = None
+             ) -> tuple[dict, dict]:
     """A job's reenactplan, reenactrender and reenactcomposite, as the DAG runs them:
-    the plan's report and each stage's seconds."""
+    the plan's report and each stage's seconds. ``spec``: written as the job's yaml first."""
+    if spec is not None:
+        (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
+        (root / "data" / "reenact" / f"{job}.yaml").write_text(yaml.safe_dump(spec))
     from stages.composite.compose import CompositeParams
     from stages.composite.watermark import WatermarkParams
     from stages.reenact.composite import run_reenactcomposite
@@ -124,9 +128,7 @@ def run_job(root: Path) -> dict:
 
     spec = {"target": TARGET, "source": SOURCE, "mode": "expression",
             "target_start_s": AT_FRAME / 25.0, "keep_rest": False}
-    (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "reenact" / f"{JOB}.yaml").write_text(yaml.safe_dump(spec))
-    plan, times = time_job(JOB, root, ReenactParams())
+    plan, times = time_job(JOB, root, ReenactParams(), spec)
     n = plan["output_frames"]
     speed = {k.replace("_s", "_fps"): round(n / v, 2) for k, v in times.items()}
     speed["end_to_end_fps"] = round(n / sum(times.values()), 2)
@@ -475,9 +477,8 @@ def real_benchmark(root: Path, work: Path, steps: int) -> dict:
     spec = {"target": REAL_TARGET, "source": REAL_SOURCE, "mode": "expression",
             "source_span": [0.0, n_source * den / num], "target_start_s": 0.0,
             "keep_rest": True}
-    (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "reenact" / f"{REAL_JOB}.yaml").write_text(yaml.safe_dump(spec))
-    plan, times = time_job(REAL_JOB, root, ReenactParams(min_target_frames=REAL_TRAIN_FRAMES))
+    plan, times = time_job(REAL_JOB, root, ReenactParams(min_target_frames=REAL_TRAIN_FRAMES),
+                           spec)
     n_out = plan["output_frames"]
     s0, s1 = plan["source_frames"]
     facts["plan"] = plan
@@ -775,9 +776,7 @@ def portrait_benchmark(root: Path, work: Path) -> dict:
                                        stress=StressParams(head_3d=True)), out_dir=truth_dir)
     spec = {"target": TARGET, "source": PORTRAIT_SOURCE, "mode": "portrait",
             "target_start_s": AT_FRAME / 25.0, "keep_rest": False}
-    (root / "data" / "reenact").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "reenact" / f"{PORTRAIT_JOB}.yaml").write_text(yaml.safe_dump(spec))
-    plan, times = time_job(PORTRAIT_JOB, root, ReenactParams())
+    plan, times = time_job(PORTRAIT_JOB, root, ReenactParams(), spec)
     n = plan["output_frames"]
 
     # The output as a clip of its own (its text: the source's words), fitted.
