@@ -270,12 +270,22 @@ def test_gaze_moves_the_iris_and_its_truth_is_kept(tmp_path: Path) -> None:
 
 
 def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
-    """Synthetic landmarks with known iris offsets and lid gaps, on a tilted head."""
-    from stages.reenact.eyes import EYE_RADIUS, EYES, GAZE_GAIN, direction_error_deg, eye_state
+    """Synthetic landmarks with known iris offsets and lid gaps, on a tilted head: the gaze
+    is the calibrated map of the cues (iris along / across over the eyeball's radius, lid
+    gap over the corner distance), a blink's frames (and their neighbours) take the open
+    frames' cues around them, and rolling the head changes nothing."""
+    from stages.reenact.eyes import (
+        EYE_RADIUS,
+        EYES,
+        GAZE_WEIGHTS,
+        direction_error_deg,
+        eye_state,
+        fit_gaze_weights,
+    )
 
-    yaw = np.array([-10.0, 0.0, 0.0, 10.0, 20.0, 0.0, 0.0])
-    pitch = np.array([0.0, 0.0, 5.0, -5.0, 0.0, 0.0, 0.0])
-    gap = np.array([10.0, 10.0, 10.0, 10.0, 10.0, 2.0, 10.0])  # frame 5 blinks
+    yaw = np.array([-10.0, 0.0, 0.0, 10.0, 20.0, 0.0, 30.0, 0.0, 0.0])
+    pitch = np.array([0.0, 0.0, 5.0, -5.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    gap = np.array([10.0, 10.0, 10.0, 10.0, 12.0, 2.0, 10.0, 10.0, 8.0])  # frame 5 blinks
     roll = np.radians(12.0)
     turn = np.array([[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]])
     lm = np.zeros((len(yaw), 478, 2))
@@ -292,10 +302,21 @@ def test_eye_state_reads_gaze_angles_and_blinks_from_landmarks() -> None:
         lm[:, eye["top"]] = centre - np.c_[np.zeros_like(gap), gap / 2]
         lm[:, eye["bottom"]] = centre + np.c_[np.zeros_like(gap), gap / 2]
     state = eye_state(lm @ turn.T)  # the head rolled: angles are along the eye line
-    np.testing.assert_allclose(state.gaze_deg[:, 0], GAZE_GAIN[0] * yaw, atol=1e-6)
-    np.testing.assert_allclose(state.gaze_deg[:, 1], GAZE_GAIN[1] * pitch, atol=1e-6)
-    np.testing.assert_allclose(state.closure, [0, 0, 0, 0, 0, 0.8, 0], atol=1e-9)
-    assert state.blinks.tolist() == [False] * 5 + [True, False]
+    np.testing.assert_allclose(state.gaze_deg, eye_state(lm).gaze_deg, atol=1e-9)
+    cues = np.c_[np.sin(np.radians(yaw)), np.sin(np.radians(pitch)), gap / 40.0]
+    cues[4:7] = cues[3] + (cues[7] - cues[3]) * np.array([[0.25], [0.5], [0.75]])
+    want = (cues - np.median(cues, axis=0)) @ GAZE_WEIGHTS
+    np.testing.assert_allclose(state.gaze_deg, want - np.median(want, axis=0), atol=1e-9)
+    assert state.gaze_deg[3, 0] - state.gaze_deg[1, 0] > 5  # looking right reads right
+    np.testing.assert_allclose(state.closure, np.clip(1 - gap / 10.0, 0, 1), atol=1e-9)
+    assert state.blinks.tolist() == [False] * 5 + [True] + [False] * 3
+    # The calibration recovers a known map from cues relative to their median.
+    rng = np.random.default_rng(0)
+    known = rng.normal(size=(3, 2)) * 50
+    some = rng.normal(size=(20, 3))
+    some = np.concatenate([some, -some])  # symmetric: every cue's and truth's median is 0
+    np.testing.assert_allclose(fit_gaze_weights(some, some @ known + 3.0, np.ones(40, bool)),
+                               known, atol=0.3)
     assert direction_error_deg(np.array([[3.0, 4.0]]), np.zeros((1, 2)))[0] == pytest.approx(
         5.0, abs=0.05)
 
@@ -496,14 +517,15 @@ def test_lids_close_and_the_iris_slides() -> None:
 
 
 def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> None:
-    """mode portrait: the plan's head pose is the source's, relative to its median, around
-    the target's; the track holds it, with each frame's warp moving the target model's
-    landmarks to the new pose; a tight max_pose_offset_deg clamps and flags frames."""
+    """mode portrait: the head pose carried over is the source's, relative to its median,
+    around the target's (the track holds it); the plan's (drawn) pose turns each target
+    frame that far from its own pose x PICTURE_TURN_GAIN, with each frame's warp moving the
+    target model's landmarks to it; a tight max_pose_offset_deg clamps and flags frames."""
     from stages.fit import head_angles_deg, load_fit, rebuild_landmarks
     from stages.fit.model import Pose
     from stages.reenact import ReenactParams
     from stages.reenact.plan import run_reenact
-    from stages.reenact.portrait import portrait_transfer
+    from stages.reenact.portrait import PICTURE_TURN_GAIN, portrait_transfer
     from talkedit.artifacts import PLAN, REENACT_TRACK, ReenactPaths, column_array, read_parquet
 
     _job(pair_root, "pjob", {"target": "tgt", "source": "src", "mode": "portrait",
@@ -522,8 +544,10 @@ def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> N
     np.testing.assert_allclose(head, relative, atol=1e-4)
     edited = plan["edited"].to_numpy()
     shown = head_angles_deg(column_array(plan, "rotation")[edited].astype(np.float64))
-    np.testing.assert_allclose(shown, relative + np.median(own["tgt"][usable["tgt"]], axis=0),
-                               atol=1e-3)
+    asked = relative + np.median(own["tgt"][usable["tgt"]], axis=0)
+    np.testing.assert_allclose(shown, own["tgt"][25:75] + (asked - own["tgt"][25:75])
+                               * PICTURE_TURN_GAIN, atol=1e-3)
+    assert np.all(PICTURE_TURN_GAIN >= 1) and PICTURE_TURN_GAIN[0] > 1.2
     assert not track["pose_flagged"].any()
     # The warp carries the target frame's model landmarks to the planned pose.
     k = 20

@@ -9,8 +9,9 @@ Transfer (``portrait_transfer``), per output frame, on the fits of both clips:
   Relative angles beyond the target's own range by more than ``max_pose_offset_deg`` (the
   renderer and the picture warp below never saw such a pose) are clamped there and the
   frame is **flagged** (``pose_flagged`` in the track, counted in the report);
-* **gaze**: the source's iris offsets (stages/reenact/eyes.py) as angles relative to its
-  resting gaze, re-applied around the target's resting iris position;
+* **gaze**: the source's gaze (stages/reenact/eyes.py: iris offsets and lid gap) relative
+  to its resting gaze, re-applied around the target's: each iris slides by the change of
+  the angle's sine, the target's own (smoothed) gaze undone;
 * **blinks**: the source's lid closure (relative to its usual opening) mapped to a share
   of the lid gap to close; a target frame whose own eyes are shut cannot be opened (no
   eye pixels to show) and is flagged (``eyes_flagged``).
@@ -50,6 +51,11 @@ from talkedit.artifacts import column_array
 # MediaPipe's lids close only part way). Between them, the share of the gap to close.
 OPEN_CLOSURE, SHUT_CLOSURE = 0.14, 0.36
 IRIS_SMOOTH_FRAMES = 5  # the target's own iris positions, median-filtered over this many
+# The fit reads a warped picture's turn short of the turn asked (the turn's geometry moves,
+# its shading and occlusions do not): measured on the demo's training frames turned by
+# known angles and fitted (benchmarks/reenact.py --turn, reenact_turn.md), the picture is
+# turned by the inverse of that reading's gain (yaw, pitch, roll).
+PICTURE_TURN_GAIN = np.array([1.40, 1.32, 1.0])
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,27 @@ def _lid_share(closure: np.ndarray) -> np.ndarray:
     return np.clip((closure - OPEN_CLOSURE) / (SHUT_CLOSURE - OPEN_CLOSURE), 0.0, 1.0)
 
 
+def head_turn(target: PersonModel, was: Pose, pose: Pose, expr: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The picture side of a head turn, per frame: the homography that best carries the
+    target model's landmarks from the frame's fitted pose ``was`` to ``pose``, the ellipse
+    turned with the head, and the landmarks before and after (``Repose``'s fields)."""
+    old = rebuild_landmarks(target, was, expr)[..., :2]
+    new = rebuild_landmarks(target, pose, expr)[..., :2]
+    warp = np.stack([cv2.findHomography(o, p, 0)[0] for o, p in zip(old, new, strict=True)])
+    topo = target.topo
+    oval = new[:, list(topo.face_oval)]
+    centre = oval.mean(axis=1)
+    eye_line = new[:, topo.eye_outer[1]] - new[:, topo.eye_outer[0]]
+    angle = np.arctan2(eye_line[:, 1], eye_line[:, 0])
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    d = oval - centre[:, None]
+    half = np.stack([np.abs(c * d[..., 0] + s * d[..., 1]).max(axis=1),
+                     np.abs(-s * d[..., 0] + c * d[..., 1]).max(axis=1)], axis=1)
+    travel = np.linalg.norm(centre - old[:, list(topo.face_oval)].mean(axis=1), axis=1)
+    return warp, np.c_[centre, half * HEAD_MARGIN + travel[:, None], angle], old, new
+
+
 def portrait_transfer(source: PersonModel, source_table: Any, source_usable: np.ndarray,
                       target: PersonModel, target_table: Any, target_usable: np.ndarray,
                       source_rows: np.ndarray, target_rows: np.ndarray,
@@ -90,49 +117,36 @@ def portrait_transfer(source: PersonModel, source_table: Any, source_usable: np.
     clamped = np.clip(relative, lo, hi)
     pose_flagged = np.any(np.abs(clamped - relative) > 1e-9, axis=1)
     size = t_scale0 / s_scale0
-    pose = Pose(Rotation.from_euler("YXZ", clamped + t_angles0, degrees=True).as_rotvec(),
+    # The picture's turn from each target frame's own pose, x PICTURE_TURN_GAIN (a picture
+    # turned by a warp is read short of its turn); the renderer draws at the same pose.
+    own_rows = head_angles_deg(t_pose.rotation[target_rows])
+    drawn = own_rows + (clamped + t_angles0 - own_rows) * PICTURE_TURN_GAIN
+    pose = Pose(Rotation.from_euler("YXZ", drawn, degrees=True).as_rotvec(),
                 t_shift0 + (s_pose.translation[source_rows] - s_shift0) * size,
                 s_pose.scale[source_rows] * size)
-
-    # The picture: the target frame's head carried from its fitted pose to the new one.
     expr = t_expr[target_rows]
-    old = rebuild_landmarks(target, t_pose[target_rows], expr)[..., :2]
-    new = rebuild_landmarks(target, pose, expr)[..., :2]
-    warp = np.stack([cv2.findHomography(o, p, 0)[0] for o, p in zip(old, new, strict=True)])
-    topo = target.topo
-    oval = new[:, list(topo.face_oval)]
-    centre = oval.mean(axis=1)
-    eye_line = new[:, topo.eye_outer[1]] - new[:, topo.eye_outer[0]]
-    angle = np.arctan2(eye_line[:, 1], eye_line[:, 0])
-    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
-    d = oval - centre[:, None]
-    half = np.stack([np.abs(c * d[..., 0] + s * d[..., 1]).max(axis=1),
-                     np.abs(-s * d[..., 0] + c * d[..., 1]).max(axis=1)], axis=1)
-    travel = np.linalg.norm(centre - old[:, list(topo.face_oval)].mean(axis=1), axis=1)
-    ellipse = np.c_[centre, half * HEAD_MARGIN + travel[:, None], angle]
+    warp, ellipse, old, new = head_turn(target, t_pose[target_rows], pose, expr)
 
     # Eyes: the target frame's measured landmarks, carried by the same warp.
     t_marks = column_array(target_table, "landmarks_2d").astype(np.float64)
     t_marks = t_marks.reshape(len(target_table), -1, 2)
     s_marks = column_array(source_table, "landmarks_2d").astype(np.float64)
     s_marks = s_marks.reshape(len(source_table), -1, 2)
-    # Gaze as angles (the reading's gain undone), the target's own smoothed over time.
-    t_angles = median_filter(eye_frames(t_marks).angles, size=(IRIS_SMOOTH_FRAMES, 1, 1),
-                             mode="nearest")
-    rest = np.median(t_angles[target_usable], axis=0)  # (2 eyes, 2) rad
-    s_angles = eye_frames(s_marks).angles
-    s_gaze = (s_angles - np.median(s_angles[source_usable], axis=0)).mean(axis=1)  # (n, 2) rad
-    s_gaze = np.where(source_usable[:, None], s_gaze, 0.0)[source_rows]
+    # Gaze relative to each person's resting gaze (eyes.py), the target's own smoothed.
+    source_eyes = eye_state(s_marks, source_usable)
+    target_eyes = eye_state(t_marks, target_usable)
+    s_gaze = np.radians(source_eyes.gaze_deg[source_rows])
+    t_gaze = np.radians(median_filter(target_eyes.gaze_deg, size=(IRIS_SMOOTH_FRAMES, 1),
+                                      mode="nearest")[target_rows])
     moved = apply_homography(warp, t_marks[target_rows])
     out_eyes = eye_frames(moved)
-    # The iris slides by the eyeball's projected radius x the change of the angle's sine.
-    want = np.sin(rest[None] + s_gaze[:, None])  # (n, 2 eyes, 2)
-    delta = (want - np.sin(t_angles[target_rows])) * out_eyes.radius[..., None]
+    # The iris slides by the eyeball's projected radius x the change of the angle's sine
+    # (both eyes alike; the resting gaze taken as straight ahead).
+    delta = (np.sin(s_gaze) - np.sin(t_gaze))[:, None] * out_eyes.radius[..., None]
     iris_shift = delta[..., :1] * out_eyes.axis + delta[..., 1:] * out_eyes.normal
     points = np.stack([moved[:, [33, 133, 159, 145]], moved[:, [263, 362, 386, 374]]], axis=1)
-    source_closure = eye_state(s_marks).closure
-    source_closure = np.where(source_usable, source_closure, 0.0)[source_rows]
-    target_closure = eye_state(t_marks).closure[target_rows]
+    source_closure = source_eyes.closure[source_rows]
+    target_closure = target_eyes.closure[target_rows]
     lid_close = np.clip(_lid_share(source_closure) - _lid_share(target_closure), 0.0, 1.0)
     eyes_flagged = (target_closure > BLINK_CLOSURE) & (source_closure <= BLINK_CLOSURE)
 

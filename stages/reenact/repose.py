@@ -29,6 +29,7 @@ HEAD_FEATHER = 0.8  # ...fading to the unmoved frame over this much more (x the 
 LID_BAND = 0.5  # skin pulled down over a closing eye: this much above the lid (x eye width)
 PARALLAX_RING = 1.3  # the relief's correction falls to 0 on the face outline x this
 IRIS_FALLOFF = 0.45  # an iris shift fades to nothing over this share of the opening's rim
+SLIDE_HEIGHT = 1.0  # the region the iris slides in: the opening's half-height x this
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
@@ -162,9 +163,10 @@ def _eye(image: np.ndarray, points: np.ndarray, shift: np.ndarray, close: float)
         src_v = np.where(opening, top_v + (v - new_top) * (bottom_v - top_v)
                          / np.maximum(bottom_v - new_top, 1e-6), src_v)
     if np.abs(shift).max() >= 0.05:
-        half_h = max((v_bottom - v_top) / 2, 0.25 * half_w)
-        mid = (v_top + v_bottom) / 2
-        r = np.hypot(src_u / half_w, (src_v - mid) / half_h)
+        # The region slid is centred on the eyeball (the corners' mid-point, where the
+        # iris is read from), not on the opening: the lid margins inside it move along.
+        half_h = max((v_bottom - v_top) / 2, 0.25 * half_w) * SLIDE_HEIGHT
+        r = np.hypot(src_u / half_w, src_v / half_h)
         fall = _smoothstep((1.0 - r) / IRIS_FALLOFF)
         along, across = float(shift @ axis), float(shift @ normal)
         src_u, src_v = src_u - along * fall, src_v - across * fall
