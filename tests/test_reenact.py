@@ -525,7 +525,12 @@ def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> N
     from stages.fit.model import Pose
     from stages.reenact import ReenactParams
     from stages.reenact.plan import run_reenact
-    from stages.reenact.portrait import PICTURE_TURN_GAIN, portrait_transfer
+    from stages.reenact.portrait import (
+        PICTURE_PITCH_PER_ABS_YAW,
+        PICTURE_TURN_GAIN,
+        drawn_angles,
+        portrait_transfer,
+    )
     from talkedit.artifacts import PLAN, REENACT_TRACK, ReenactPaths, column_array, read_parquet
 
     _job(pair_root, "pjob", {"target": "tgt", "source": "src", "mode": "portrait",
@@ -544,10 +549,15 @@ def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> N
     np.testing.assert_allclose(head, relative, atol=1e-4)
     edited = plan["edited"].to_numpy()
     shown = head_angles_deg(column_array(plan, "rotation")[edited].astype(np.float64))
-    asked = relative + np.median(own["tgt"][usable["tgt"]], axis=0)
-    np.testing.assert_allclose(shown, own["tgt"][25:75] + (asked - own["tgt"][25:75])
-                               * PICTURE_TURN_GAIN, atol=1e-3)
-    assert np.all(PICTURE_TURN_GAIN >= 1) and PICTURE_TURN_GAIN[0] > 1.2
+    neutral = np.median(own["tgt"][usable["tgt"]], axis=0)
+    np.testing.assert_allclose(shown, drawn_angles(own["tgt"][25:75], relative + neutral,
+                                                   neutral), atol=1e-3)
+    # Drawn: the turn from the frame's own pose x the gain, the pitch less its |yaw| share.
+    gy, gp, gr = PICTURE_TURN_GAIN
+    np.testing.assert_allclose(
+        drawn_angles(np.zeros((1, 3)), np.array([[10.0, 2.0, 1.0]]), np.zeros(3)),
+        [[10 * gy, 2 * gp + PICTURE_PITCH_PER_ABS_YAW * 10 * gy, gr]], atol=1e-9)
+    assert gy > 1.2 and PICTURE_PITCH_PER_ABS_YAW < 0
     assert not track["pose_flagged"].any()
     # The warp carries the target frame's model landmarks to the planned pose.
     k = 20

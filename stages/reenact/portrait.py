@@ -17,10 +17,13 @@ Transfer (``portrait_transfer``), per output frame, on the fits of both clips:
   eye pixels to show) and is flagged (``eyes_flagged``).
 
 Picture (``Repose``): the target frame behind each output frame is turned to the new head
-pose by the homography that best carries the target model's landmarks from the frame's
+pose (further than asked, ``drawn_angles``: a face fit reads a warped picture's turn ~0.7
+as far, and a turn aside as a tip down; measured on the target's training frames) by the
+homography that best carries the target model's landmarks from the frame's
 fitted pose to the new one, applied inside an ellipse around the head (face oval x
 ``HEAD_MARGIN``, so hair and ears go with it) and fading to the unmoved frame beyond it;
-then each iris slides within its eye opening and the lids close by pulling the skin above
+then each iris slides within the eye (the region slid centred on the eyeball, so the lid
+margins move with it) and the lids close by pulling the skin above
 them down. The renderer then draws the lower face at the new pose and expression on that
 picture (the conditioning images are built on the turned crops), and the compositor
 turns the full frame the same way before pasting the generated face.
@@ -56,6 +59,17 @@ IRIS_SMOOTH_FRAMES = 5  # the target's own iris positions, median-filtered over 
 # known angles and fitted (benchmarks/reenact.py --turn, reenact_turn.md), the picture is
 # turned by the inverse of that reading's gain (yaw, pitch, roll).
 PICTURE_TURN_GAIN = np.array([1.40, 1.32, 1.0])
+# ...and the same measurement's pitch read per degree of |yaw| (the fit reads a head turned
+# aside as tipped down), taken off the picture's pitch (degrees per degree of |yaw| drawn).
+PICTURE_PITCH_PER_ABS_YAW = -0.25
+
+
+def drawn_angles(own: np.ndarray, wanted: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """(n, 3) yaw, pitch, roll (deg) to turn target frames whose own pose is ``own`` to,
+    so that the fit reads ``wanted`` (``neutral``: the target's median pose)."""
+    drawn = own + (wanted - own) * PICTURE_TURN_GAIN
+    drawn[:, 1] += PICTURE_PITCH_PER_ABS_YAW * np.abs(drawn[:, 0] - neutral[0])
+    return drawn
 
 
 @dataclass(frozen=True)
@@ -117,10 +131,11 @@ def portrait_transfer(source: PersonModel, source_table: Any, source_usable: np.
     clamped = np.clip(relative, lo, hi)
     pose_flagged = np.any(np.abs(clamped - relative) > 1e-9, axis=1)
     size = t_scale0 / s_scale0
-    # The picture's turn from each target frame's own pose, x PICTURE_TURN_GAIN (a picture
-    # turned by a warp is read short of its turn); the renderer draws at the same pose.
-    own_rows = head_angles_deg(t_pose.rotation[target_rows])
-    drawn = own_rows + (clamped + t_angles0 - own_rows) * PICTURE_TURN_GAIN
+    # The picture's turn from each target frame's own pose, so the fit reads the turn
+    # wanted (a picture turned by a warp is read short of it); the renderer draws at the
+    # same pose.
+    drawn = drawn_angles(head_angles_deg(t_pose.rotation[target_rows]), clamped + t_angles0,
+                         t_angles0)
     pose = Pose(Rotation.from_euler("YXZ", drawn, degrees=True).as_rotvec(),
                 t_shift0 + (s_pose.translation[source_rows] - s_shift0) * size,
                 s_pose.scale[source_rows] * size)
