@@ -1071,9 +1071,11 @@ def write_portrait_markdown(p: dict) -> None:
         "tail). Truth head "
         f"motion p95 |yaw| {motion['yaw']}, |pitch| {motion['pitch']}, |roll| {motion['roll']} "
         "deg. Angles are relative to each clip's median (the neutral pose); the output video "
-        "is fitted like any clip. Blink threshold (eyes.BLINK_CLOSURE) and lid mapping were "
-        "chosen on clip `eyes` (seed 5), not on these clips. Goals (issue 18): head error "
-        "<= 2 deg, gaze direction error <= 5 deg, blink F1 >= 0.9.",
+        "is fitted like any clip. Blink threshold (eyes.BLINK_CLOSURE), lid mapping and the "
+        "gaze map (eyes.GAZE_WEIGHTS) were chosen on clip `eyes` (seed 5); the picture's turn "
+        "gains (portrait.PICTURE_TURN_GAIN, PICTURE_PITCH_PER_ABS_YAW) on the target's "
+        "training frames 150..229 (`--turn`, reenact_turn.md); none on these clips. Goals "
+        "(issue 18): head error <= 2 deg, gaze direction error <= 5 deg, blink F1 >= 0.9.",
         "",
         "| reading | head error mean yaw/pitch/roll (deg) | p90 | head r yaw/pitch/roll | "
         "gaze direction error mean / p90 (deg) | gaze r yaw/pitch | blink F1 (P/R) |",
