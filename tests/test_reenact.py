@@ -518,9 +518,11 @@ def test_lids_close_and_the_iris_slides() -> None:
 
 def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> None:
     """mode portrait: the head pose carried over is the source's, relative to its median,
-    around the target's (the track holds it); the plan's (drawn) pose turns each target
-    frame that far from its own pose x PICTURE_TURN_GAIN, with each frame's warp moving the
-    target model's landmarks to it; a tight max_pose_offset_deg clamps and flags frames."""
+    around the target's (the track holds it); the picture is turned from each target
+    frame's own pose that far x PICTURE_TURN_GAIN (drawn_angles), each frame's warp moving
+    the target model's landmarks there, while the plan keeps the frame's own pose (the
+    renderer draws there; the compositor turns the pasted frame); a tight
+    max_pose_offset_deg clamps and flags frames."""
     from stages.fit import head_angles_deg, load_fit, rebuild_landmarks
     from stages.fit.model import Pose
     from stages.reenact import ReenactParams
@@ -548,33 +550,36 @@ def test_a_portrait_job_carries_the_source_s_head_and_eyes(pair_root: Path) -> N
     head = np.stack(track["head_deg"].to_numpy())
     np.testing.assert_allclose(head, relative, atol=1e-4)
     edited = plan["edited"].to_numpy()
-    shown = head_angles_deg(column_array(plan, "rotation")[edited].astype(np.float64))
+    np.testing.assert_allclose(column_array(plan, "rotation")[edited],
+                               column_array(tgt, "rotation")[25:75], atol=1e-6)
+    assert not track["pose_flagged"].any()
+    got = portrait_transfer(src_model, src, usable["src"], tgt_model, tgt, usable["tgt"],
+                            np.arange(10, 60), np.arange(25, 75),
+                            ReenactParams().max_pose_offset_deg)
     neutral = np.median(own["tgt"][usable["tgt"]], axis=0)
-    np.testing.assert_allclose(shown, drawn_angles(own["tgt"][25:75], relative + neutral,
-                                                   neutral), atol=1e-3)
+    np.testing.assert_allclose(head_angles_deg(got.pose.rotation),
+                               drawn_angles(own["tgt"][25:75], relative + neutral, neutral),
+                               atol=1e-3)
     # Drawn: the turn from the frame's own pose x the gain, the pitch less its |yaw| share.
     gy, gp, gr = PICTURE_TURN_GAIN
     np.testing.assert_allclose(
         drawn_angles(np.zeros((1, 3)), np.array([[10.0, 2.0, 1.0]]), np.zeros(3)),
         [[10 * gy, 2 * gp + PICTURE_PITCH_PER_ABS_YAW * 10 * gy, gr]], atol=1e-9)
     assert gy > 1.2 and PICTURE_PITCH_PER_ABS_YAW < 0
-    assert not track["pose_flagged"].any()
-    # The warp carries the target frame's model landmarks to the planned pose.
+    # The warp carries the target frame's model landmarks to the drawn pose.
     k = 20
     pose_t = Pose(*(np.atleast_2d(v) for v in (column_array(tgt, "rotation")[25 + k],
                                                column_array(tgt, "translation")[25 + k])),
                   np.atleast_1d(tgt.column("scale").to_numpy()[25 + k]))
     expr = column_array(tgt, "expression")[25 + k][None]
     before = rebuild_landmarks(tgt_model, pose_t, expr)[0, :, :2]
-    plan_pose = Pose(column_array(plan, "rotation")[edited][k][None],
-                     column_array(plan, "translation")[edited][k][None],
-                     np.atleast_1d(plan["scale"].to_numpy()[edited][k]))
-    after = rebuild_landmarks(tgt_model, plan_pose, expr)[0, :, :2]
+    after = rebuild_landmarks(tgt_model, got.pose[k:k + 1], expr)[0, :, :2]
     warp = np.asarray(track["warp"].iloc[k], np.float64).reshape(3, 3)
     moved = np.c_[before, np.ones(len(before))] @ warp.T
     moved = moved[:, :2] / moved[:, 2:]
     eye_px = np.linalg.norm(after[33] - after[263])
     assert np.median(np.linalg.norm(moved - after, axis=1)) < 0.03 * eye_px
+    assert np.median(np.linalg.norm(before - after, axis=1)) > 0.05 * eye_px  # it does turn
 
     # A target seen only in its first 5 frames has a narrow range: most frames go past it
     # (by more than 0.5 degrees) and are clamped to it and flagged.

@@ -118,7 +118,8 @@ class FramePainter:
 
     def __init__(self, clip_name: str, paths: EditPaths, composite: CompositeParams,
                  watermark: WatermarkParams, payload_id: str | None, plan_stage: str = "plan",
-                 frame_filter: FrameFilter | None = None) -> None:
+                 frame_filter: FrameFilter | None = None,
+                 frame_after: FrameFilter | None = None) -> None:
         root = paths.data.parent
         plan = read_parquet(paths.plan, PLAN, stage_hint=f"{plan_stage}@{paths.edit}")
         self.edited = plan["edited"].to_numpy()
@@ -139,6 +140,7 @@ class FramePainter:
         self.frames = FrameCursor(self.store)
         self.between = FlowInterpolator()
         self.frame_filter = frame_filter  # (plan row, frame) -> the frame behind its face
+        self.frame_after = frame_after  # (plan row, frame) -> the frame with its face pasted
 
     def __len__(self) -> int:
         return len(self.source_frames)
@@ -158,6 +160,8 @@ class FramePainter:
             crop = self.renders.read(k)
             image = composite_crop(image, crop.crop, crop.transform, crop.alpha,
                                    self.blend.at_scale(crop.crop.shape[0] / self.renders.size))
+        if self.frame_after is not None:
+            image = self.frame_after(k, image)
         if self.label:
             image = draw_edited_label(image)
         if self.marker is None:
@@ -178,11 +182,13 @@ class PaintChunk:
     start: int
     stop: int
     frame_filter: FrameFilter | None = None
+    frame_after: FrameFilter | None = None
 
 
 def paint_chunk(chunk: PaintChunk) -> list[np.ndarray]:
     painter = FramePainter(chunk.clip, chunk.paths, chunk.composite, chunk.watermark,
-                           chunk.payload_id, chunk.plan_stage, chunk.frame_filter)
+                           chunk.payload_id, chunk.plan_stage, chunk.frame_filter,
+                           chunk.frame_after)
     return [painter.paint(k) for k in range(chunk.start, chunk.stop)]
 
 
@@ -193,6 +199,7 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
                    stages: tuple[str, str] = ("plan", "audio"),
                    scale: ScaleParams | None = None, map_chunks: ChunkMap = serial_map,
                    frame_filter: FrameFilter | None = None,
+                   frame_after: FrameFilter | None = None,
                    with_transcript: bool = True) -> dict[str, Any]:
     """Composite the plan, renders and soundtrack under ``paths`` (the PLAN contract: an
     edit's, or a lip-sync job's whose spec is ``spec_path``) into ``paths.output``.
@@ -203,14 +210,15 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
     ``scale.chunk_frames`` set, frame chunks are painted through ``map_chunks`` (in
     order, at most ``scale.in_flight`` chunks of frames held) and encoded here: the
     same frames, so the same video stream, as one pass. ``frame_filter`` (plan row, frame)
-    changes each frame before the face is pasted (a portrait reenactment turns the head)."""
+    changes each frame before the face is pasted, ``frame_after`` after it (a portrait
+    reenactment turns the head, face and all)."""
     edit, root = paths.edit, paths.data.parent
     plan_stage, audio_stage = stages
     clip = ClipPaths.of(clip_name, root)
     _check_output_is_not_an_input(paths.output, [clip.video, clip.transcript, spec_path,
                                                  *(p for _, p in ingredients)])
     painter = FramePainter(clip_name, paths, composite, watermark, None, plan_stage,
-                           frame_filter)
+                           frame_filter, frame_after)
     edited = painter.edited
     audio, audio_rate = _read_wav(paths.audio)
     meta = VideoMeta.read(clip)
@@ -234,7 +242,7 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
     chunk_rows = scale.chunk_frames if scale is not None else 0
     if chunk_rows:
         chunks = [PaintChunk(clip_name, paths, composite, watermark, payload_id, plan_stage,
-                             a, b, frame_filter) for a, b in scale.spans(len(painter))]
+                             a, b, frame_filter, frame_after) for a, b in scale.spans(len(painter))]
         painted: Iterable[np.ndarray] = itertools.chain.from_iterable(
             map_chunks(paint_chunk, chunks))
     else:

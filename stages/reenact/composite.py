@@ -33,5 +33,7 @@ def run_reenactcomposite(job: str, root: Path, composite: CompositeParams,
                     f"{what} and re-synthesized by {spec.target}'s own renderer; the span's "
                     f"sound is {spec.source}'s.",
         ingredients=(("source video", source_video),), stages=("reenact", "reenact"),
-        frame_filter=None if reposer is None else reposer.frame,
+        # portrait: the frame turned (and its eyes moved) with the face pasted at the
+        # target's own pose, so face and head turn as one picture (no seam between them)
+        frame_after=None if reposer is None else reposer.frame,
         with_transcript=False)  # the target's words are not used (it may have none)

@@ -134,11 +134,8 @@ def run_reenact(job: str, root: Path, reenact: ReenactParams) -> dict[str, Any]:
         portrait = portrait_transfer(source, source_table, source_usable, target, target_table,
                                      target_usable, source_rows, target_rows,
                                      opts.max_pose_offset_deg)
-        for name, value in (("rotation", portrait.pose.rotation),
-                            ("translation", portrait.pose.translation),
-                            ("scale", portrait.pose.scale)):
-            plan[name] = plan[name].astype(np.float64)
-            plan[name][edited] = value
+        # The plan keeps the target frames' own pose: the renderer draws the new
+        # expression where it was trained, and the compositor turns the pasted frame.
         head_deg, gaze_deg, repose = portrait.head_deg, portrait.gaze_deg, portrait.repose
         pose_flagged, eyes_flagged = portrait.pose_flagged, portrait.eyes_flagged
     else:  # the target frames' own head and eyes, the picture left as it is

@@ -16,17 +16,17 @@ Transfer (``portrait_transfer``), per output frame, on the fits of both clips:
   of the lid gap to close; a target frame whose own eyes are shut cannot be opened (no
   eye pixels to show) and is flagged (``eyes_flagged``).
 
-Picture (``Repose``): the target frame behind each output frame is turned to the new head
-pose (further than asked, ``drawn_angles``: a face fit reads a warped picture's turn ~0.7
-as far, and a turn aside as a tip down; measured on the target's training frames) by the
-homography that best carries the target model's landmarks from the frame's
-fitted pose to the new one, applied inside an ellipse around the head (face oval x
-``HEAD_MARGIN``, so hair and ears go with it) and fading to the unmoved frame beyond it;
-then each iris slides within the eye (the region slid centred on the eyeball, so the lid
-margins move with it) and the lids close by pulling the skin above
-them down. The renderer then draws the lower face at the new pose and expression on that
-picture (the conditioning images are built on the turned crops), and the compositor
-turns the full frame the same way before pasting the generated face.
+Picture (``Repose``): the renderer draws the new expression on the target frame at the
+frame's own pose (where it was trained) and the compositor pastes it; then the whole
+frame is turned to the new head pose (further than asked, ``drawn_angles``: a face fit
+reads a warped picture's turn ~0.7 as far, and a turn aside as a tip down; measured on the
+target's training frames) by the homography that best carries the target model's
+landmarks from the frame's fitted pose to the new one, with the model's relief parallax
+on top, inside an ellipse around the head (face oval x ``HEAD_MARGIN``, so hair and ears
+go with it) and fading to the unmoved frame beyond it; then each iris slides within the
+eye (the region slid centred on the eyeball, so the lid margins move with it) and the lids
+close by pulling the skin above them down. Face and head turn as one picture: no seam
+between the rendered lower face and the rest.
 
 What it cannot do: a flat warp turns the head as a picture, not a 3-D head (no new
 profile, no occlusion change of the far cheek); the background right around the head is
@@ -74,7 +74,7 @@ def drawn_angles(own: np.ndarray, wanted: np.ndarray, neutral: np.ndarray) -> np
 
 @dataclass(frozen=True)
 class PortraitTransfer:
-    pose: Pose  # (n,) the output frames' head pose
+    pose: Pose  # (n,) the pose each target frame's picture is turned to
     head_deg: np.ndarray  # (n, 3) yaw, pitch, roll relative to the target's neutral
     gaze_deg: np.ndarray  # (n, 2) yaw, pitch relative to the target's resting gaze
     pose_flagged: np.ndarray  # (n,) bool: beyond the target's range (clamped)
@@ -132,8 +132,7 @@ def portrait_transfer(source: PersonModel, source_table: Any, source_usable: np.
     pose_flagged = np.any(np.abs(clamped - relative) > 1e-9, axis=1)
     size = t_scale0 / s_scale0
     # The picture's turn from each target frame's own pose, so the fit reads the turn
-    # wanted (a picture turned by a warp is read short of it); the renderer draws at the
-    # same pose.
+    # wanted (a picture turned by a warp is read short of it).
     drawn = drawn_angles(head_angles_deg(t_pose.rotation[target_rows]), clamped + t_angles0,
                          t_angles0)
     pose = Pose(Rotation.from_euler("YXZ", drawn, degrees=True).as_rotvec(),

@@ -1,12 +1,12 @@
-"""reenactrender: a reenactment job's plan through the target's renderer (``render_plan``);
-in portrait mode the target frames behind it turned to the new head pose first."""
+"""reenactrender: a reenactment job's plan through the target's renderer (``render_plan``),
+at the target frames' own head pose in either mode (portrait mode turns the composited
+frame afterwards: reenactcomposite)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from stages.reenact.repose import portrait_reposer
 from stages.reenact.spec import load_reenact
 from stages.render.config import RenderParams
 from stages.render.interior import MouthParams
@@ -18,6 +18,5 @@ def run_reenactrender(job: str, root: Path, render: RenderParams, mouth: MouthPa
                       ) -> dict[str, Any]:
     """Render the job's plan with its target's generator: data/renders/<job>/."""
     spec = load_reenact(job, root)
-    paths = ReenactPaths.of(job, root)
-    return render_plan(spec.target, paths.outputs, render, plan_stage="reenact", mouth=mouth,
-                       reposer=portrait_reposer(spec, paths))
+    return render_plan(spec.target, ReenactPaths.of(job, root).outputs, render,
+                       plan_stage="reenact", mouth=mouth)
