@@ -87,11 +87,6 @@ class PlanAudio:
             return np.frombuffer(wav.readframes(max(0, stop - start)), dtype="<i2")
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    audio = PlanAudio.open(path)
-    return audio.read(0, audio.length), audio.rate
-
-
 def _even(image: np.ndarray) -> np.ndarray:
     """H.264 4:2:0 needs even sizes: repeat the last row/column of an odd-sized frame."""
     h, w = image.shape[:2]

@@ -381,6 +381,9 @@ _FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".wav": "audio/wav",
             ".txt": "text/plain", ".yaml": "application/x-yaml", ".json": "application/json"}
 
 
+C2PA_MEMORY_MB = 16  # see sign_content_credentials
+
+
 def _format(name: str) -> str:
     return _FORMATS.get(Path(name).suffix.lower(), "application/octet-stream")
 
@@ -436,7 +439,12 @@ def sign_content_credentials(video: str | Path, manifest: Mapping[str, Any],
     except c2pa.C2paError as exc:
         raise TalkeditError(credentials.chain, f"cannot sign with this certificate and key ({exc})",
                             "give an ES256 (P-256) certificate chain, leaf first, and its key") from exc
-    builder = c2pa.Builder(c2pa_definition(manifest))
+    # c2pa keeps the asset it signs in memory up to core.backing_store_memory_threshold_in_mb
+    # (default 512 MB: a 10-minute output took twice its size, 1.2 GB), in a temporary file
+    # above it; its hashing reads the file in buffers of at most 256 MB either way.
+    settings = c2pa.Settings.from_dict(
+        {"core": {"backing_store_memory_threshold_in_mb": C2PA_MEMORY_MB}})
+    builder = c2pa.Builder(c2pa_definition(manifest), context=c2pa.Context(settings=settings))
     with atomic_path(out, suffix=".mp4") as tmp, Path(video).open("rb") as src, tmp.open("w+b") as dst:
         try:
             builder.sign(signer, "video/mp4", src, dst)
