@@ -9,7 +9,7 @@ Rotation metadata is applied on read, so every stage sees upright frames.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -231,14 +231,30 @@ class VideoWriter:
 
     def write_audio(self, pcm: np.ndarray, block: int = 1024) -> None:
         """Append mono int16 samples."""
+        self.write_audio_blocks([pcm], block)
+
+    def write_audio_blocks(self, blocks: Iterable[np.ndarray], block: int = 1024) -> None:
+        """Append mono int16 samples given as consecutive arrays of any lengths (a long
+        soundtrack streamed): encoded in frames of ``block`` samples, the last one
+        possibly shorter, exactly as ``write_audio`` of them joined."""
         assert self.audio is not None, "VideoWriter was made without audio_rate"
         rate = self.audio.codec_context.sample_rate
-        for start in range(0, len(pcm), block):
-            chunk = np.ascontiguousarray(pcm[start:start + block], dtype=np.int16)
-            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = rate, self._samples
-            self._samples += len(chunk)
-            self.container.mux(self.audio.encode(frame))
+        pending = np.zeros(0, np.int16)
+        for pcm in blocks:
+            pending = np.concatenate([pending, np.asarray(pcm, dtype=np.int16)])
+            whole = len(pending) - len(pending) % block
+            for start in range(0, whole, block):
+                self._encode_audio(pending[start:start + block], rate)
+            pending = pending[whole:]
+        if len(pending):
+            self._encode_audio(pending, rate)
+
+    def _encode_audio(self, chunk: np.ndarray, rate: int) -> None:
+        chunk = np.ascontiguousarray(chunk, dtype=np.int16)
+        frame = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = rate, self._samples
+        self._samples += len(chunk)
+        self.container.mux(self.audio.encode(frame))
 
     def close(self) -> None:
         self.container.mux(self.video.encode(None))

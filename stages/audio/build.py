@@ -27,8 +27,9 @@ import pandas as pd
 from stages.align.normalize import SpokenWord
 from stages.audio.config import RECORDING, SPEAKER, SYNTHETIC, AudioParams
 from stages.audio.dsp import HOP_S, ClipAudio, f0_track, resample, to_int16
-from stages.audio.metrics import CONTEXT_S, discontinuity_db, loudness_lufs
+from stages.audio.metrics import CONTEXT_S, GUARD_MS, discontinuity_db, loudness_lufs
 from stages.audio.psola import Source, render
+from stages.audio.soundtrack import Soundtrack
 from stages.audio.speech import Speech, espeak_speech, place, sentence_window
 from stages.audio.units import (
     CLIP,
@@ -77,7 +78,7 @@ class SpanAudio:
 
 @dataclass
 class EditAudio:
-    samples: np.ndarray  # int16
+    samples: Soundtrack  # int16, read a region (or ``blocks``) at a time
     sample_rate: int
     spans: list[SpanAudio]
     splices: list[tuple[int, int]]  # where segments meet: the join (cross-fade) regions
@@ -91,26 +92,23 @@ def _sample(t: float, sr: int) -> int:
 
 
 def build_audio(inp: EditInputs, opts: AudioParams) -> EditAudio:
-    """The whole output timeline: kept audio copied, new spans said and spliced in."""
+    """The whole output timeline: kept audio copied, new spans said and spliced in.
+
+    The output is a ``Soundtrack``: the kept segments' mapping onto the clip plus what the
+    spans and joins wrote, so an edit of an hour-long clip holds a few seconds of audio."""
     clip, sr = inp.clip, inp.clip.sample_rate
     segs = inp.segments.sort_values("out_start_s").reset_index(drop=True)
-    out = np.zeros(inp.n_out, dtype=np.int16)
-    kept = np.zeros(inp.n_out, dtype=bool)
+    out = Soundtrack(clip, inp.n_out)
     bounds = [(_sample(s.out_start_s, sr), _sample(s.out_end_s, sr)) for s in segs.itertuples()]
     for (a, b), s in zip(bounds, segs.itertuples(), strict=True):
         if s.kind == "kept":
-            a, b = min(a, inp.n_out), min(b, inp.n_out)
-            src = _sample(s.source_start_s, sr)
-            out[a:b] = _clip_int16(clip, src, src + b - a)
-            kept[a:b] = True
+            out.keep(a, b, _sample(s.source_start_s, sr))
     # The plan's frames may outlast its timeline by up to half a frame: the clip goes on.
     end = bounds[-1][1] if bounds else 0
     if end < inp.n_out:
         last = segs.iloc[-1]
         if last["kind"] == "kept":
-            src = _sample(last["source_end_s"], sr)
-            out[end:] = _clip_int16(clip, src, src + inp.n_out - end)
-            kept[end:] = True
+            out.keep(end, inp.n_out, _sample(last["source_end_s"], sr))
 
     border = max(1, _sample(opts.border_ms / 1000, sr))
     splices, crossfaded = [], []
@@ -137,7 +135,7 @@ def build_audio(inp: EditInputs, opts: AudioParams) -> EditAudio:
             if k + 1 < len(segs) and segs.at[k + 1, "kind"] == "kept" else 0
         left = _sample(segs.at[k - 1, "source_end_s"], sr) if lead_in else None
         right = _sample(segs.at[k + 1, "source_start_s"], sr) if lead_out else None
-        around = _surroundings(out, kept, a, b, _sample(opts.surround_s, sr))
+        around = _surroundings(out, a, b, _sample(opts.surround_s, sr))
         span, y = _render_span(inp, opts, int(s.segment), a, b, left, right, around, border)
         core = y[border:border + (b - a)]
         y = y * _loudness_gain(core, around, sr, opts.loudness_block_s)
@@ -154,19 +152,17 @@ def build_audio(inp: EditInputs, opts: AudioParams) -> EditAudio:
         span.loudness_around = loudness_lufs(around, sr, opts.loudness_block_s)
         spans.append(span)
 
-    y = out / 32768.0
-    border_db = [discontinuity_db(y, lo, hi, sr) for lo, hi in splices]
-    unit_db = [discontinuity_db(y, lo, hi, sr) for sp in spans for lo, hi in sp.joins]
+    border_db = [_discontinuity(out, lo, hi, sr) for lo, hi in splices]
+    unit_db = [_discontinuity(out, lo, hi, sr) for sp in spans for lo, hi in sp.joins]
     return EditAudio(out, sr, spans, splices, crossfaded, border_db, unit_db)
 
 
-def _clip_int16(clip: ClipAudio, a: int, b: int) -> np.ndarray:
-    """Clip samples [a, b) as stored (zeros past its end): the bit-exact copy of kept audio."""
-    out = np.zeros(max(0, b - a), dtype=np.int16)
-    lo, hi = max(a, 0), min(b, len(clip))
-    if hi > lo:
-        out[lo - a:hi - a] = clip.samples[lo:hi]
-    return out
+def _discontinuity(out: Soundtrack, lo: int, hi: int, sr: int) -> float:
+    """``discontinuity_db`` of the join [lo, hi), read from the samples it looks at alone
+    (its guard and context each side): the same figure as on the whole track."""
+    reach = max(1, int(round(GUARD_MS * sr / 1000))) + int(round(CONTEXT_S * 1000 * sr / 1000)) + 1
+    w0, w1 = max(0, lo - reach), min(len(out), hi + reach)
+    return discontinuity_db(out[w0:w1] / 32768.0, lo - w0, hi - w0, sr)
 
 
 def _fade(n: int) -> np.ndarray:
@@ -241,10 +237,10 @@ def _join_border(out: np.ndarray, lead: np.ndarray, at: int, before: bool, sr: i
     return lo, hi, kept
 
 
-def _surroundings(out: np.ndarray, kept: np.ndarray, a: int, b: int, reach: int) -> np.ndarray:
+def _surroundings(out: Soundtrack, a: int, b: int, reach: int) -> np.ndarray:
     """Kept output audio within ``reach`` of a span, both sides (other new spans left out)."""
     lo, hi = max(0, a - reach), min(len(out), b + reach)
-    parts = [out[lo:a][kept[lo:a]], out[b:hi][kept[b:hi]]]
+    parts = [out[lo:a][out.kept(lo, a)], out[b:hi][out.kept(b, hi)]]
     return np.concatenate(parts).astype(np.float64) / 32768.0
 
 

@@ -13,6 +13,7 @@ low-passed wave) are what PSOLA cuts its grains around.
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -39,9 +40,22 @@ class ClipAudio:
     samples: np.ndarray  # int16 mono
     sample_rate: int
     path: Path
+    data_offset: int | None = None  # where the samples start in ``path`` (None: in memory)
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) as stored (int16; zeros outside the recording), read from
+        the file rather than the memory map: streaming a long clip through this leaves
+        none of its pages resident."""
+        out = np.zeros(max(0, stop - start), dtype=np.int16)
+        a, b = max(start, 0), min(stop, len(self.samples))
+        if b > a:
+            out[a - start:b - start] = (
+                self.samples[a:b] if self.data_offset is None else
+                np.fromfile(self.path, dtype="<i2", count=b - a, offset=self.data_offset + 2 * a))
+        return out
 
     def region(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) as float in [-1, 1]; zeros outside the recording."""
@@ -59,16 +73,17 @@ def read_clip_audio(path: Path) -> ClipAudio:
                             "re-run the extract stage, which writes 16-bit mono")
     samples = np.memmap(path, dtype="<i2", mode="r", offset=info.data_offset,
                         shape=(info.n_frames,))
-    return ClipAudio(samples, info.sample_rate, Path(path))
+    return ClipAudio(samples, info.sample_rate, Path(path), info.data_offset)
 
 
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """16-bit mono WAV, written atomically."""
+def write_wav(path: Path, samples: np.ndarray | Iterable[np.ndarray], sample_rate: int) -> None:
+    """16-bit mono WAV, written atomically; ``samples`` whole or as consecutive blocks."""
     with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(sample_rate)
-        wav.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+        for block in [samples] if isinstance(samples, np.ndarray) else samples:
+            wav.writeframes(np.asarray(block, dtype="<i2").tobytes())
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ LOUDNESS_MEASURE = ("ITU-R BS.1770 gated loudness over 400 ms momentary blocks (
 DISCONTINUITY_MEASURE = ("steepest sample step in a join's cross-fade (+-0.5 ms) over the "
                          "steepest in the 20 ms either side, dB; <= 0 dB: no click")
 CONTEXT_S = 0.02  # a join's steps are compared with the signal's this far either side
+GUARD_MS = 0.5  # ...outside the join region widened by this each side
 MIN_LOUDNESS_S = 0.05
 STEP_FLOOR = 10 ** (-50 / 20)  # steps below -50 dBFS count as inaudible, whatever the context
 MCD_ORDER = 24
@@ -51,7 +52,7 @@ def loudness_lufs(x: np.ndarray, sr: int, block_s: float = 0.4) -> float:
 
 
 def discontinuity_db(y: np.ndarray, lo: int, hi: int | None = None, sr: int = 16000,
-                     guard_ms: float = 0.5, context_ms: float = CONTEXT_S * 1000) -> float:
+                     guard_ms: float = GUARD_MS, context_ms: float = CONTEXT_S * 1000) -> float:
     """How far the steepest step in a join region [lo, hi) exceeds the local signal's, dB.
 
     The region is where two signals are mixed (a cross-fade), or just the join sample

@@ -38,6 +38,7 @@ from stages.audio.metrics import (
     DISCONTINUITY_MEASURE,
     LOUDNESS_MEASURE,
 )
+from stages.audio.soundtrack import BLOCK_SAMPLES
 from stages.audio.units import CLIP
 from stages.index import VisemeIndex, read_fps
 from stages.recording import Recording, RecordingTimer, recorded_text
@@ -116,20 +117,23 @@ def _unit_rows(result: EditAudio, inp: EditInputs) -> dict[str, list[Any]]:
 
 
 def _kept_exact(result: EditAudio, inp: EditInputs) -> bool:
-    """Self-check: every kept sample outside the joins' cross-fades is the clip's own."""
+    """Self-check: every kept sample outside the joins' cross-fades is the clip's own
+    (compared a block at a time: the track is never whole in memory)."""
     sr, out = result.sample_rate, result.samples
-    changed = np.zeros(len(out), dtype=bool)  # the joins' cross-fades
-    for lo, hi in result.crossfaded:
-        changed[lo:hi] = True
     for s in inp.segments.itertuples():
         if s.kind != "kept":
             continue
         a, b = int(round(s.out_start_s * sr)), min(int(round(s.out_end_s * sr)), len(out))
         src = int(round(s.source_start_s * sr))
         n = max(0, min(b - a, len(inp.clip) - src))
-        same = out[a:a + n] == inp.clip.samples[src:src + n]
-        if not (same | changed[a:a + n]).all():
-            return False
+        for lo in range(a, a + n, BLOCK_SAMPLES):
+            hi = min(lo + BLOCK_SAMPLES, a + n)
+            changed = np.zeros(hi - lo, dtype=bool)  # the joins' cross-fades
+            for c0, c1 in result.crossfaded:
+                changed[max(c0, lo) - lo:max(min(c1, hi) - lo, 0)] = True
+            same = out[lo:hi] == inp.clip.read(src + lo - a, src + hi - a)
+            if not (same | changed).all():
+                return False
     return True
 
 
@@ -181,7 +185,8 @@ def run_audio(edit: str, root: Path, audio: AudioParams) -> dict[str, Any]:
     result = build_audio(inp, audio)
     paths = EditPaths.of(edit, root)
     summary = summarize(edit, result, inp)
-    write_wav(paths.audio, result.samples, result.sample_rate)
+    write_wav(paths.audio, (block for _, block in result.samples.blocks()),
+              result.sample_rate)
     write_parquet(_unit_rows(result, inp), AUDIO_UNITS, audio_units_path(paths))
     write_json(audio_report_path(paths), summary)
     log.info("audio %s: %s", edit, summary)

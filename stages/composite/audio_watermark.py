@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
@@ -47,6 +49,7 @@ BAND_EDGES_HZ = np.geomspace(300.0, 3800.0, 41)  # 40 bands, about 6 % wide each
 ENVELOPE_BLOCKS = 3
 SPECTRAL_SMOOTH_BANDS = 3
 SILENCE_DB = -45.0  # frames this far under the loudest are ignored
+BLOCK_FRAMES = 512  # STFT hops marked at a time (8 s at 16 kHz: about 15 MB of work arrays)
 
 
 @lru_cache(maxsize=8)
@@ -64,11 +67,6 @@ def _band_of_bins(freqs: np.ndarray) -> np.ndarray:
     return band
 
 
-def _stft(pcm: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = 2 * round(FRAME_S * rate / 2)
-    return signal.stft(pcm, rate, window="hann", nperseg=n, noverlap=n // 2, boundary="even")
-
-
 def embed_audio(pcm: np.ndarray, rate: int, key: str | bytes,
                 depth: float = DEFAULT_AUDIO_DEPTH) -> np.ndarray:
     """A marked copy of mono int16 audio at any sample rate (same length, int16).
@@ -77,29 +75,94 @@ def embed_audio(pcm: np.ndarray, rate: int, key: str | bytes,
     under speech; params.yaml ``watermark.audio_depth`` sets it."""
     if pcm.ndim != 1:
         raise ValueError(f"expected mono audio (n,), got shape {pcm.shape}")
+    blocks = list(embed_audio_blocks(lambda a, b: pcm[a:b], len(pcm), rate, key, depth))
+    return np.concatenate(blocks) if blocks else pcm.astype(np.int16)
+
+
+def embed_audio_blocks(read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                       key: str | bytes, depth: float = DEFAULT_AUDIO_DEPTH,
+                       block_frames: int = BLOCK_FRAMES) -> Iterator[np.ndarray]:
+    """``embed_audio`` of the ``length`` samples ``read(start, stop)`` gives, yielded in
+    order as int16 blocks of about ``block_frames`` STFT hops: memory is flat in the
+    soundtrack's length.
+
+    Sample for sample the one-pass transform's result (scipy's ``stft`` with even boundary
+    extension and zero padding, the gains, ``istft``): each output sample is the
+    overlap-add of the two Hann frames that cover it, over their squared windows;
+    a block keeps only the samples both of whose frames it computed (consecutive blocks
+    share one frame), and computes every frame by the same operations as the one pass.
+    Audio of at most half a frame cannot carry the mark and is returned as it is."""
     if not 0.0 < depth <= MAX_AUDIO_DEPTH:
         raise TalkeditError(f"audio watermark depth {depth}", f"must be within (0, {MAX_AUDIO_DEPTH}]",
                             f"use the default {DEFAULT_AUDIO_DEPTH}")
     if rate < 2 * BAND_EDGES_HZ[-1]:
         raise TalkeditError(f"audio at {rate} Hz", "is too coarse to carry the audio watermark",
                             f"use at least {int(2 * BAND_EDGES_HZ[-1])} Hz")
-    if len(pcm) == 0:
-        return pcm.astype(np.int16)
+    if block_frames < 2:
+        raise ValueError(f"block_frames must be at least 2, got {block_frames}")
+    n = 2 * round(FRAME_S * rate / 2)  # STFT frame
+    hop = half = n // 2
+    if length <= half:
+        if length:
+            yield np.asarray(read(0, length), dtype=np.int16)
+        return
     key = key.encode("utf-8") if isinstance(key, str) else bytes(key)
-    x = pcm.astype(np.float64)
-    freqs, times, spec = _stft(x, rate)
-    band = _band_of_bins(freqs)
-    block = np.floor(times / BLOCK_S).astype(np.int64) % PERIOD_BLOCKS
-    chips = audio_chips(key)[block]  # (frames, bands)
-    gain = np.ones(spec.shape)
+    chips = audio_chips(key)
+    band = _band_of_bins(sp_fft.rfftfreq(n, 1 / rate))
     marked_bins = band >= 0
-    gain[marked_bins] = 1.0 + depth * chips[:, band[marked_bins]].T
-    _, y = signal.istft(spec * gain, rate, window="hann", nperseg=2 * round(FRAME_S * rate / 2),
-                        noverlap=round(FRAME_S * rate / 2))
-    y = y[: len(x)]
-    if len(y) < len(x):
-        y = np.pad(y, (0, len(x) - len(y)))
-    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+    window = signal.get_window("hann", n)
+    # As scipy's stft applies them: the window as complex, the 'spectrum' scale as the
+    # complex square root of 1 / sum(window)^2
+    window_c = window.astype(np.complex128)
+    scale = np.sqrt(1.0 / window_c.sum() ** 2)
+    # The padded signal: ``half`` samples mirrored at each end, then zeros up to whole hops.
+    padded_len = length + 2 * half
+    padded_len += (-(padded_len - n) % hop) % n
+    frames_total = (padded_len - n) // hop + 1
+    first = 0
+    while True:
+        stop = min(first + block_frames, frames_total)
+        x = _padded(read, length, half, first * hop, (stop - 1) * hop + n)
+        segments = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+        spec = sp_fft.rfft((window_c * segments).real, n=n)
+        spec *= scale
+        spec = np.moveaxis(spec, -1, 0)  # (bins, frames), as stft returns it
+        times = (half + np.arange(first, stop) * hop) / float(rate) - half / rate
+        block = np.floor(times / BLOCK_S).astype(np.int64) % PERIOD_BLOCKS
+        gain = np.ones(spec.shape)
+        gain[marked_bins] = 1.0 + depth * chips[block][:, band[marked_bins]].T
+        pieces = sp_fft.irfft(spec * gain, axis=-2, n=n)[:n, :]
+        pieces *= window.sum()  # istft's undoing of the scale
+        pieces *= window[:, None]
+        # Overlap-add: with a hop of half a frame, a sample is the second half of one frame
+        # plus the first half of the next, over the two windows' squares (istft's loop adds
+        # these same two terms to zero, so the sums are the same numbers). Kept: the padded
+        # samples both of whose frames are in this block, inside the output.
+        y = (pieces[half:, :-1] + pieces[:half, 1:]).ravel(order="F")
+        norm = window[half:] ** 2 + window[:half] ** 2
+        part = y / np.tile(np.where(norm > 1e-10, norm, 1.0), stop - first - 1)
+        lo = max((first + 1) * hop, half) - (first + 1) * hop
+        hi = min(stop * hop, length + half) - (first + 1) * hop
+        if hi > lo:
+            yield np.clip(np.round(part[lo:hi]), -32768, 32767).astype(np.int16)
+        if stop == frames_total:
+            return
+        first = stop - 1
+
+
+def _padded(read: Callable[[int, int], np.ndarray], length: int, half: int, start: int,
+            stop: int) -> np.ndarray:
+    """Samples [start, stop) of the signal extended as stft does: ``half`` samples
+    mirrored about each end sample (scipy's even extension), then zeros."""
+    at = np.arange(start, stop)
+    i = np.abs(at - half)  # signal index of each padded sample
+    i = np.where(i >= length, 2 * (length - 1) - i, i)
+    inside = at < length + 2 * half
+    out = np.zeros(stop - start)
+    if inside.any():
+        lo, hi = int(i[inside].min()), int(i[inside].max()) + 1
+        out[inside] = np.asarray(read(lo, hi), dtype=np.float64)[i[inside] - lo]
+    return out
 
 
 @dataclass

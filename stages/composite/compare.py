@@ -23,8 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stages.composite.audio_watermark import embed_audio
-from stages.composite.compose import PRESETS, _even, _read_wav
+from stages.composite.audio_watermark import embed_audio_blocks
+from stages.composite.compose import PRESETS, PlanAudio, _even
 from stages.composite.credentials import SigningSettings
 from stages.composite.provenance import build_manifest, publish
 from stages.composite.watermark import WatermarkEmbedder, WatermarkParams, detect_file
@@ -115,7 +115,7 @@ def run_compare(edit: str, root: Path, compare: CompareParams, watermark: Waterm
     plan = read_parquet(paths.plan, PLAN, stage_hint=f"plan@{edit}")
     segments = read_parquet(paths.segments, SEGMENTS, stage_hint=f"plan@{edit}")
     meta = VideoMeta.read(clip)
-    audio, audio_rate = _read_wav(paths.audio)
+    audio = PlanAudio.open(paths.audio)
     source = plan["source_frame"].to_numpy()
     edited = plan["edited"].to_numpy(bool)
     kind = segments.set_index("segment").loc[plan["segment"].to_numpy(), "kind"].to_numpy()
@@ -137,7 +137,7 @@ def run_compare(edit: str, root: Path, compare: CompareParams, watermark: Waterm
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{edit}.compare.") as scratch:
         encoded = Path(scratch) / "encoded.mp4"
         with VideoWriter(encoded, width, height, meta.fps_rational, crf=compare.crf,
-                         preset=compare.preset, audio_rate=audio_rate) as writer:
+                         preset=compare.preset, audio_rate=audio.rate) as writer:
             for k, image in progress(enumerate(_decoded(paths.output)), len(plan),
                                      f"compare {edit}"):
                 if k >= len(plan):
@@ -149,8 +149,9 @@ def run_compare(edit: str, root: Path, compare: CompareParams, watermark: Waterm
                                      compare.bar_px)
                 writer.write(marker.embed(_even(frame), k))
                 written += 1
-            writer.write_audio(embed_audio(audio, audio_rate, watermark.key_bytes,
-                                           watermark.audio_depth))
+            writer.write_audio_blocks(embed_audio_blocks(audio.read, audio.length, audio.rate,
+                                                         watermark.key_bytes,
+                                                         watermark.audio_depth))
         if written != len(plan):
             raise TalkeditError(paths.output, f"has {written} frames, the plan {len(plan)}",
                                 f"re-run composite@{edit}")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.composite.audio_watermark import embed_audio
+from stages.composite.audio_watermark import embed_audio_blocks
 from stages.composite.blend import BlendParams, composite_crop, draw_edited_label
 from stages.composite.credentials import SigningSettings
 from stages.composite.interpolate import FlowInterpolator, split_instant
@@ -61,13 +61,30 @@ class CompositeParams(Section):
                             f"use one of {', '.join(PRESETS)}")
 
 
-def _read_wav(path: Path) -> tuple[np.ndarray, int]:
-    if not path.is_file():
-        raise TalkeditError(path, "the edit's audio is missing", "run the audio stage (dvc repro)")
-    with wave.open(str(path), "rb") as wav:
-        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
-            raise TalkeditError(path, "is not 16-bit mono PCM", "re-run the audio stage")
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2"), wav.getframerate()
+@dataclass(frozen=True)
+class PlanAudio:
+    """The edit's audio.wav (16-bit mono), read a region at a time: a long soundtrack is
+    never whole in memory."""
+
+    path: Path
+    rate: int
+    length: int  # samples
+
+    @classmethod
+    def open(cls, path: Path) -> PlanAudio:
+        if not path.is_file():
+            raise TalkeditError(path, "the edit's audio is missing", "run the audio stage (dvc repro)")
+        with wave.open(str(path), "rb") as wav:
+            if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+                raise TalkeditError(path, "is not 16-bit mono PCM", "re-run the audio stage")
+            return cls(path, wav.getframerate(), wav.getnframes())
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) (clamped to the file), int16."""
+        start, stop = max(0, start), min(stop, self.length)
+        with wave.open(str(self.path), "rb") as wav:
+            wav.setpos(start)
+            return np.frombuffer(wav.readframes(max(0, stop - start)), dtype="<i2")
 
 
 def _even(image: np.ndarray) -> np.ndarray:
@@ -220,12 +237,13 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
     painter = FramePainter(clip_name, paths, composite, watermark, None, plan_stage,
                            frame_filter, frame_after)
     edited = painter.edited
-    audio, audio_rate = _read_wav(paths.audio)
+    audio = PlanAudio.open(paths.audio)
+    audio_rate = audio.rate
     meta = VideoMeta.read(clip)
     fps = meta.fps
     expected = len(painter) / fps
-    if abs(len(audio) / audio_rate - expected) > 2.0 / fps:
-        raise TalkeditError(paths.audio, f"lasts {len(audio) / audio_rate:.2f} s but the plan "
+    if abs(audio.length / audio_rate - expected) > 2.0 / fps:
+        raise TalkeditError(paths.audio, f"lasts {audio.length / audio_rate:.2f} s but the plan "
                             f"lasts {expected:.2f} s", f"re-run {audio_stage}@{edit}")
 
     model = ModelPaths.of(clip_name, root)
@@ -262,8 +280,10 @@ def composite_plan(clip_name: str, paths: EditPaths, spec_path: Path, composite:
                          audio_rate=audio_rate) as out:
             for image in progress(painted, len(painter), f"composite {edit}"):
                 out.write(image)
-            out.write_audio(embed_audio(audio, audio_rate, watermark.key_bytes,
-                                        watermark.audio_depth))
+            # marked and encoded block by block: the soundtrack is never whole in memory
+            out.write_audio_blocks(embed_audio_blocks(audio.read, audio.length, audio_rate,
+                                                      watermark.key_bytes,
+                                                      watermark.audio_depth))
         manifest = publish(encoded, manifest, paths.output, credentials)
     summary = {
         "edit": edit, "clip": clip_name, "output": str(paths.output), "frames": len(painter),

@@ -381,6 +381,10 @@ _FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".wav": "audio/wav",
             ".txt": "text/plain", ".yaml": "application/x-yaml", ".json": "application/json"}
 
 
+C2PA_MEMORY_MB = 16  # see sign_content_credentials
+C2PA_MERKLE_KB = 16 * 1024
+
+
 def _format(name: str) -> str:
     return _FORMATS.get(Path(name).suffix.lower(), "application/octet-stream")
 
@@ -436,7 +440,15 @@ def sign_content_credentials(video: str | Path, manifest: Mapping[str, Any],
     except c2pa.C2paError as exc:
         raise TalkeditError(credentials.chain, f"cannot sign with this certificate and key ({exc})",
                             "give an ES256 (P-256) certificate chain, leaf first, and its key") from exc
-    builder = c2pa.Builder(c2pa_definition(manifest))
+    # Bounded memory on long outputs: c2pa keeps the asset it signs in memory up to
+    # core.backing_store_memory_threshold_in_mb (default 512 MB: a 10-minute output took
+    # 2x its size, 1.2 GB), and hashes mdat in buffers of up to 256 MB (+490 MB at 31 min).
+    # Hashed as a Merkle tree of C2PA_MERKLE_KB leaves instead (the BMFF hash's own
+    # scheme), signing a 1.5 GB output takes +16 MB and adds 31 KB of leaf hashes.
+    settings = c2pa.Settings.from_dict(
+        {"core": {"backing_store_memory_threshold_in_mb": C2PA_MEMORY_MB,
+                  "merkle_tree_chunk_size_in_kb": C2PA_MERKLE_KB}})
+    builder = c2pa.Builder(c2pa_definition(manifest), context=c2pa.Context(settings=settings))
     with atomic_path(out, suffix=".mp4") as tmp, Path(video).open("rb") as src, tmp.open("w+b") as dst:
         try:
             builder.sign(signer, "video/mp4", src, dst)

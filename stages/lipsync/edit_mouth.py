@@ -54,7 +54,7 @@ def edit_samples(result: PlanResult, root: Path | None, audio: AudioParams) -> n
         spec.audio.source, result.index if spec.audio.source == SPEAKER else None,
         spec.exclude_s, recording)
     built = build_audio(inputs, audio)
-    return resample(built.samples / 32768.0, built.sample_rate, RATE)
+    return resample(built.samples.array() / 32768.0, built.sample_rate, RATE)
 
 
 def border_weights(t: np.ndarray, start_s: float, end_s: float, blend_s: float) -> np.ndarray:
