@@ -83,28 +83,46 @@ class JawWarp:
         source_points = np.concatenate([fitted, fixed])
         target_points = np.concatenate([target, fixed])
         triangles = Delaunay(target_points).simplices.astype(np.int64)
+        # Triangles with no lower-face corner do not move: only the others are drawn, inside
+        # their bounding box (the rest of the crop is the frame as it is).
+        follows = np.concatenate([self.lower, np.zeros(len(fixed), bool)])
+        triangles = triangles[follows[triangles].any(axis=1)]
+        corners = target_points[np.unique(triangles)]
+        x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, size)
+        x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, 0, size)
         frame = self.crops_of(np.array([background]))[0]
-        # Where each crop pixel comes from in the background's crop (the warp of a linear
-        # ramp is exact), then the frame sampled there once.
-        grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)
-        source, valid = warp_exemplar(grid, source_points, target_points, triangles)
-        source = np.where(valid[..., None], source, grid)
-        warped = cv2.remap(frame.astype(np.float32), source[..., 0], source[..., 1],
-                           cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-        moved = np.linalg.norm(source - grid, axis=2) > MOVED_PX
+        warped = frame.astype(np.float32)
+        moved = np.zeros((size, size), bool)
+        if x1 > x0 and y1 > y0:
+            # Where each pixel comes from in the frame's crop (the warp of a linear ramp is
+            # exact), then the frame sampled there once.
+            grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)
+            window = (x0, y0, x1 - x0, y1 - y0)
+            source, valid = warp_exemplar(grid, source_points, target_points, triangles, window)
+            here = grid[y0:y1, x0:x1]
+            source = np.where(valid[..., None], source, here)
+            warped[y0:y1, x0:x1] = cv2.remap(warped, source[..., 0], source[..., 1],
+                                             cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            moved[y0:y1, x0:x1] = np.linalg.norm(source - here, axis=2) > MOVED_PX
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
         # planned expression; the warped frame around them, where the chin's outline and
         # what lies under it are the background frame's, moved as the plan moves the jaw.
-        weight = (alpha / 255.0).astype(np.float32)[..., None]
-        crop = weight * generated.astype(np.float32) + (1.0 - weight) * warped
+        # Only the box the warp touched, grown by the composite's margin, changes.
+        r = int(round(COMPOSITE_MARGIN * size))
+        bx0, by0, bx1, by1 = max(x0 - r, 0), max(y0 - r, 0), min(x1 + r, size), min(y1 + r, size)
+        box = (slice(by0, by1), slice(bx0, bx1))
+        crop, out_alpha = generated.copy(), alpha.copy()
+        if bx1 <= bx0 or by1 <= by0:
+            return crop, out_alpha
+        weight = (alpha[box] / 255.0).astype(np.float32)[..., None]
+        crop[box] = np.clip(weight * generated[box] + (1.0 - weight) * warped[box] + 0.5,
+                            0, 255).astype(np.uint8)
         # Every pixel the warp moved comes from this crop: the composite then never
         # feathers a moved chin into the background's unmoved one.
-        r = int(round(COMPOSITE_MARGIN * size))
-        cover = cv2.dilate(moved.astype(np.uint8) * 255,
-                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
-        out_alpha = np.maximum(alpha, cover)
-        return np.clip(crop + 0.5, 0, 255).astype(np.uint8), out_alpha
+        near = cv2.distanceTransform((~moved[box]).astype(np.uint8), cv2.DIST_L2, 3) <= r
+        out_alpha[box] = np.maximum(alpha[box], near.astype(np.uint8) * 255)
+        return crop, out_alpha
 
     def build_rows(self, crops: np.ndarray, alpha: np.ndarray, backgrounds: np.ndarray,
                    planned: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
