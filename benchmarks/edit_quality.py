@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,8 +69,68 @@ def prepare_clip(case: Any, root: Path, steps: int) -> None:
         run_train(case.name, root, build(TrainParams, raw, "train"))
 
 
-def run_edit(case: Any, root: Path) -> dict[str, float]:
-    """The normal edit path on the case's edit; seconds per stage."""
+ARTICULATION = ("jaw_open", "lip_width", "lip_closure")
+
+
+def articulation_features(frames: Any) -> np.ndarray:
+    """(n, 10) quadratic features of the generator's articulation (jaw, width, closure)."""
+    j, w, c = (frames[name].to_numpy(np.float64) for name in ARTICULATION)
+    return np.stack([np.ones_like(j), j, w, c, j * j, j * w, j * c, w * w, c * c, w * c], 1)
+
+
+def oracle_expressions(case: Any, root: Path) -> float:
+    """Rewrite the edit's plan so its edited rows carry the truth's own expressions: the
+    articulation the truth clip shows at the frame each output frame is scored against
+    (the scorer's phone time map), turned into expression coefficients by a ridge
+    regression fitted on the SOURCE clip (its fitted expressions against its generator
+    truth). A diagnostic: what the renderer and composite make of a perfect plan. Returns
+    the regression's R^2 on the source."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.evaluate.edit_truth import output_phones, time_map
+    from stages.fit import frame_parameters, load_fit
+    from talkedit.artifacts import (
+        NEW_PHONES,
+        SEGMENTS,
+        ClipPaths,
+        EditPaths,
+        VideoMeta,
+        read_parquet,
+    )
+
+    paths, edit = ClipPaths.of(case.name, root), EditPaths.of(case.name, root)
+    _, expression = frame_parameters(load_fit(case.name, root)[1])
+    source = pd.read_parquet(paths.truth_frames)
+    truth = pd.read_parquet(root / "truth" / f"{case.name}.truth_frames.parquet")
+    n = min(len(expression), len(source))
+    x, y = articulation_features(source.iloc[:n]), expression[:n]
+    coef = np.linalg.solve(x.T @ x + 1e-3 * np.eye(x.shape[1]), x.T @ y)
+    r2 = 1.0 - float(((y - x @ coef) ** 2).sum() / ((y - y.mean(0)) ** 2).sum())
+    plan = pq.read_table(edit.plan)
+    phones = output_phones(read_parquet(edit.segments, SEGMENTS),
+                           read_parquet(edit.new_phones, NEW_PHONES),
+                           pd.read_parquet(paths.truth_phones))
+    k_out, k_truth = time_map(phones, pd.read_parquet(root / "truth"
+                                                      / f"{case.name}.truth_phones.parquet"))
+    fps = VideoMeta.read(paths).fps
+    t_truth = np.interp(np.arange(plan.num_rows) / fps, k_out, k_truth)
+    truth_rows = np.clip(np.rint(t_truth * fps).astype(np.int64), 0, len(truth) - 1)
+    edited = plan.column("edited").to_numpy(zero_copy_only=False).astype(bool)
+    planned = np.stack(plan.column("expression").to_pylist())
+    planned[edited] = articulation_features(truth.iloc[truth_rows[edited]]) @ coef
+    i = plan.schema.get_field_index("expression")
+    field = plan.schema.field(i)
+    column = pa.array(list(planned.astype(field.type.value_type.to_pandas_dtype())),
+                      type=field.type)
+    pq.write_table(plan.set_column(i, field, column), edit.plan)
+    return r2
+
+
+def run_edit(case: Any, root: Path, oracle: bool = False) -> dict[str, float]:
+    """The normal edit path on the case's edit; seconds per stage. ``oracle``: the plan's
+    edited expressions replaced by the truth's (``oracle_expressions``) before rendering."""
     import yaml
 
     from stages.align import AlignParams
@@ -105,6 +167,9 @@ def run_edit(case: Any, root: Path) -> dict[str, float]:
         t0 = time.perf_counter()
         call()
         took[name] = round(time.perf_counter() - t0, 2)
+        if name == "plan" and oracle:
+            print(f"{case.name}: oracle expressions (source regression R^2 "
+                  f"{oracle_expressions(case, root):.3f})", flush=True)
     return took
 
 
@@ -114,6 +179,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=600, help="renderer training steps per clip")
     ap.add_argument("--label", default="current", help="name of this run in the results")
     ap.add_argument("--cases", nargs="*", help="case names (default: all)")
+    ap.add_argument("--oracle-expressions", action="store_true",
+                    help="diagnostic: render the edited rows with the truth's own articulation "
+                    "instead of the plan's (oracle_expressions): splits the gap between the "
+                    "plan and the renderer; never a score of the project")
     ap.add_argument("--score-only", action="store_true",
                     help="re-score the edits already in --work (e.g. a copy kept from before "
                     "a change) with the current measures")
@@ -131,7 +200,7 @@ def main() -> int:
             continue
         if not args.score_only:
             prepare_clip(case, work, args.steps)
-            turnaround[case.name] = run_edit(case, work)
+            turnaround[case.name] = run_edit(case, work, args.oracle_expressions)
         rows += score_pair(case.name, work, work / "truth")
         print(json.dumps(rows[-2:], indent=1), flush=True)
     summary = summarize_pairs(rows)

@@ -86,3 +86,31 @@ def test_label_is_drawn_in_the_corner_only(size: tuple[int, int]) -> None:
     changed = np.any(out != frame, axis=2)
     ys, xs = np.nonzero(changed)
     assert changed.any() and ys.max() < size[0] * 0.25 and xs.max() < size[1] * 0.5
+
+
+def test_colour_match_ignores_an_edge_the_two_images_place_differently(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chin over a dark collar: the crop's collar edge sits 5 px lower than the frame's and
+    its skin is 10 levels darker (another moment's light). The colour offset must come from
+    the skin (light), not from the band pixels where skin meets collar (shape)."""
+    import stages.composite.blend as blend
+
+    size = 128
+    frame = np.full((size, size, 3), 150, np.uint8)
+    frame[96:] = 30  # collar
+    crop = np.full((size, size, 3), 140, np.uint8)
+    crop[101:] = 30
+    mask = np.zeros((size, size), np.uint8)
+    mask[24:112, 24:104] = 255  # its lower band crosses both collar edges
+    identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    skin = (slice(40, 80), slice(40, 88))  # well inside, far from the collar
+
+    def skin_error() -> float:
+        out = composite_crop(frame, crop, identity, mask, BlendParams(feather_px=2.0))
+        return float(np.abs(out[skin].astype(float) - 150).mean())
+
+    robust = skin_error()
+    monkeypatch.setattr(blend, "OUTLIER_MADS", np.inf)  # every band pixel counted, as before
+    plain = skin_error()
+    assert robust < 1.0, robust
+    assert plain > 1.5 and plain > 3 * robust, (plain, robust)  # what the outlier test removes

@@ -97,12 +97,34 @@ def _smooth(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+OUTLIER_MADS = 3.0  # robust deviations (1.4826 MAD, the normal's sigma) a band pixel may differ
+MIN_SPREAD = 2.0  # grey levels: the deviation is never taken as smaller (uniform bands)
+
+
+def _inliers(diff: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """(h, w) float 0/1: band pixels whose colour difference lies within OUTLIER_MADS robust
+    deviations of the band's median difference (1 off the band: the caller masks)."""
+    keep = np.ones(band.shape, np.float32)
+    values = diff[band]
+    if len(values) < 8:
+        return keep
+    distance = np.linalg.norm(diff - np.median(values, axis=0), axis=-1)
+    spread = max(1.4826 * float(np.median(distance[band])), MIN_SPREAD)
+    keep[band & (distance > OUTLIER_MADS * spread)] = 0.0
+    return keep
+
+
 def _match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.ndarray,
                   sigma: float) -> np.ndarray:
     """Add the local low-frequency colour offset (bg - fg) measured on ``band``.
 
-    Away from the band the offset falls back to the band's mean offset.
+    Away from the band the offset falls back to the band's mean offset. Band pixels whose
+    difference is an outlier (beyond ``OUTLIER_MADS`` robust deviations of the band's
+    median difference) are left out: where the band crosses an edge that the two images
+    place differently (a chin against a dark collar, issue 13), their difference is shape,
+    not light, and would shade the whole region around it.
     """
+    band = band * _inliers(bg - fg, band > 0)
     diff_on_band = (bg - fg) * band[..., None]
     weight = _smooth(band, sigma)
     offset = _smooth(diff_on_band, sigma) / np.maximum(weight, 1e-3)[..., None]

@@ -62,6 +62,7 @@ class MouthParams(Section):
     grow: float = 0.12
     feather: float = 0.1
     strength: float = 0.3
+    jaw_warp: bool = True  # the chin's outline: the frame behind the row warped (jaw.py)
 
     def check(self, where: str) -> None:
         if self.region < 0.5:

@@ -48,6 +48,7 @@ from stages.render.infer import (
     run_jobs,
 )
 from stages.render.interior import MouthExemplars, MouthParams, crop_points, paint_rows, runs_of
+from stages.render.jaw import JawWarp
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
 from talkedit.atomic import write_json
@@ -127,6 +128,17 @@ def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool
         crops_of = FrameCrops(clip, root, transforms, size).get
     return MouthExemplars(model, crops_of, pool.frames, pose[pool.frames],
                           pool.expression.astype(np.float64), transforms[pool.frames], mouth)
+
+
+def jaw_warp(clip: str, root: Path, model: PersonModel, mouth: MouthParams, size: int,
+             transforms: np.ndarray) -> JawWarp | None:
+    """The chin's outline from the frame behind each row, warped to the plan (``jaw.py``),
+    for crops of side ``size`` cut by ``transforms`` (None: switched off)."""
+    if not mouth.jaw_warp:
+        return None
+    pose, expression = frame_parameters(face_geometry(clip, root, size)[0])
+    return JawWarp(model, FrameCrops(clip, root, transforms, size).get, pose, expression,
+                   transforms)
 
 
 def upscale(crops: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,6 +261,9 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
         out_size = cfg.size
     out_transforms = (renderer.transforms if out_size == cfg.size
                       else face_geometry(clip, root, out_size)[2])
+    # Portrait mode turns the frames behind the rows first: their fitted points no longer hold.
+    jaw = jaw_warp(clip, root, renderer.model, mouth, out_size, out_transforms) if (
+        reposer is None) else None
     if painter is not None:
         # Exemplars per consecutive run of rendered rows, chosen before rendering (the
         # plan holds every row's expression); the planned mouth points in the rows' crops.
@@ -276,6 +291,11 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                 crops, alpha = upscale(out.crops, out.alpha, out_size)
                 if painter is not None:
                     crops = paint_rows(painter, crops, alpha, out.rows, choice, targets)
+                if jaw is not None:
+                    # The frame behind the row keeps its own pose: only the expression moves.
+                    planned = jaw.points(bg, jaw.fitted_pose[bg], frames.expression[out.rows])
+                    fitted = jaw.points(bg, jaw.fitted_pose[bg], jaw.fitted_expression[bg])
+                    crops, alpha = jaw.build_rows(crops, alpha, bg, planned, fitted)
                 writer.add(renderer.out_frames[out.rows], crops, alpha, bg, out_transforms[bg],
                            edited[out.rows])
                 shown.update(len(out.rows))
@@ -294,6 +314,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                           "config_hash": cfg.config_hash, "step": renderer.stamp.step},
             "plan_sha256": file_sha256(edit_paths.plan),
             "mouth_exemplars": painter is not None, "crop_size": out_size,
+            "jaw_warp": jaw is not None,
         }
         if chunk_rows:  # kept out of the summary otherwise: the demo's bytes stay as they were
             summary["task_chunk_rows"] = chunk_rows

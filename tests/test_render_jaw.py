@@ -1,0 +1,60 @@
+"""The lower face around the new mouth (stages/render/jaw.py): the frame behind an edited
+row warped from its own fitted face to the planned one, on a fitted clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from stages.fit import frame_parameters
+from stages.render.data import FrameCrops, face_geometry, load_model
+from stages.render.jaw import JawWarp
+from tests.test_render import CLIP, fitted  # noqa: F401  (fixture: the fitted clip)
+
+SIZE = 128
+
+
+def bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    x0, y0 = np.floor(xy).astype(int)
+    fx, fy = xy - [x0, y0]
+    patch = image[y0:y0 + 2, x0:x0 + 2].astype(np.float64)
+    return ((1 - fy) * ((1 - fx) * patch[0, 0] + fx * patch[0, 1])
+            + fy * ((1 - fx) * patch[1, 0] + fx * patch[1, 1]))
+
+
+def test_the_chin_moves_with_the_planned_jaw_and_the_upper_face_stays(fitted: Path) -> None:  # noqa: F811
+    model, _ = load_model(CLIP, fitted)
+    table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    pose, expression = frame_parameters(table)
+    crops = FrameCrops(CLIP, fitted, transforms, SIZE)
+    jaw = JawWarp(model, crops.get, pose, expression, transforms)
+    opening = np.ptp(jaw.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
+    closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
+    bg = np.array([closed])
+    planned = jaw.points(bg, pose[bg], expression[[opened]])[0]
+    fitted_points = jaw.points(bg, pose[bg], expression[bg])[0]
+    chin = 152  # the mediapipe chin
+    assert planned[chin, 1] - fitted_points[chin, 1] > 1.0  # the plan opens the jaw
+    nothing = np.zeros((SIZE, SIZE, 3), np.uint8)
+    crop, alpha = jaw.build(nothing, np.zeros((SIZE, SIZE), np.uint8), closed, planned,
+                            fitted_points)
+    frame = crops.get(bg)[0]
+    # The chin's pixel lands where the plan puts it (the warp's own resampling aside).
+    moved = bilinear(crop, planned[chin])
+    assert np.abs(moved - bilinear(frame, fitted_points[chin])).mean() < 4.0
+    assert np.abs(moved - bilinear(frame, planned[chin])).mean() > \
+        np.abs(moved - bilinear(frame, fitted_points[chin])).mean()
+    # Eyes and brows never move: above the eyes every pixel is the frame's as it is, or,
+    # outside what the warp touched, the generated crop left alone (alpha 0 there).
+    eye_y = int(fitted_points[model.topo.eye_outer, 1].max())
+    as_frame = (np.abs(crop[:eye_y].astype(int) - frame[:eye_y].astype(int)) <= 1).all(axis=2)
+    untouched = (crop[:eye_y] == nothing[:eye_y]).all(axis=2) & (alpha[:eye_y] == 0)
+    assert (as_frame | untouched).all()
+    assert as_frame.any() or untouched.all()
+    assert alpha[int(round(planned[chin, 1])), int(round(planned[chin, 0]))] == 255
+    # Where the generator drew (alpha 255), its pixels are kept as they are.
+    drawn = np.full((SIZE, SIZE, 3), 77, np.uint8)
+    crop, _ = jaw.build(drawn, np.full((SIZE, SIZE), 255, np.uint8), closed, planned,
+                        fitted_points)
+    assert (crop == 77).all()
