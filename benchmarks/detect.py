@@ -203,9 +203,34 @@ FRESH_TEXTS = (
     "Ben dropped a pebble in the deep blue pool.",
     "A pair of bumblebees hummed by the purple bloom.",
 )
+# The new evaluation set (session 6): written, and committed, before any of its clips was
+# generated; 20 texts never used before, seeds 6000+k; scored once, by the final version.
+NEW_TEXTS = (
+    "Pam stopped by the shop to buy a bamboo mat.",
+    "The tempo of the bumpy song made me smile.",
+    "Bruno bumped into a man with a big map.",
+    "My pal built a pebble wall by the brook.",
+    "The puppet show ended with a loud pop.",
+    "Please bring the broom back by Monday.",
+    "A brisk breeze blew the paper cup away.",
+    "Tim combed the pony's mane by the lamp.",
+    "The crowd clapped for the brave pilot.",
+    "Maybe a plumber can fix the bent pipe.",
+    "Rob ate a plum and a bowl of soup at lunch.",
+    "Beneath the bridge, a boat bobbed in the foam.",
+    "Mia packed her camera and a map of Rome.",
+    "The batter hit the ball past the pitcher.",
+    "A bumblebee landed on my bare palm.",
+    "Pete's van is parked by the pump station.",
+    "The mayor's speech was brief but warm.",
+    "Bring a spare blanket to the camp tonight.",
+    "Polly bought a bunch of purple tulips.",
+    "My brother mopped the muddy porch steps.",
+)
 EVALUATION_GROUPS = {  # group: (texts, seed base, clip-name prefix)
     "evaluation": (EVALUATION_TEXTS, 2000, "eva"),
     "fresh": (FRESH_TEXTS, 5000, "fre"),
+    "new": (NEW_TEXTS, 6000, "new"),
 }
 
 
