@@ -23,8 +23,10 @@ seeded per clip), with different texts and seeds:
   sets: ``--set evaluation`` (EVALUATION_TEXTS, seeds 2000+k; clips 0-79 were scored by
   earlier versions and their false alarms read, so they are no longer held out) and
   ``--set fresh`` (FRESH_TEXTS, seeds 5000+k, written in session 5 before any was
-  generated: generated and scored for the first time by the final version). Nothing in
-  either was used to choose a threshold or to shape a score.
+  generated: generated and scored for the first time by the final version) and ``--set
+  new`` (NEW_TEXTS, seeds 6000+k, written and committed in session 6 before any was
+  generated; scored once, by session 6's final version). Nothing in any of them was used
+  to choose a threshold or to shape a score.
 * talkedit's own edits (``--edits-project``, default .tmp/bench/detect/talkedit;
   ``--make-edits`` makes them): PAIR_EDITS, 5 single-phrase edits of each of 4 generated
   clips (the issue-13 pair benchmark's astronaut, carphone and LFW faces in three voices
@@ -650,9 +652,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="clean clips of the second training batch (TRAINING_TEXTS_B), "
                              "calibrated on together with the first")
     parser.add_argument("--set", choices=tuple(EVALUATION_GROUPS), default="fresh",
-                        help="evaluation set: fresh (FRESH_TEXTS, seeds 5000+k: never looked "
-                             "at before the run that scores it) or evaluation (EVALUATION_TEXTS, "
-                             "seeds 2000+k: clips 0-79 were looked at by earlier versions)")
+                        help="evaluation set: new (NEW_TEXTS, seeds 6000+k: session 6's "
+                             "held-out set), fresh (FRESH_TEXTS, seeds 5000+k: scored by session "
+                             "5) or evaluation (EVALUATION_TEXTS, seeds 2000+k: clips 0-79 were "
+                             "looked at by earlier versions)")
     parser.add_argument("--no-talkedit", action="store_true",
                         help="leave talkedit's own edits out")
     parser.add_argument("--first", type=int, default=0,
