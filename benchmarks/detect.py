@@ -23,8 +23,10 @@ seeded per clip), with different texts and seeds:
   sets: ``--set evaluation`` (EVALUATION_TEXTS, seeds 2000+k; clips 0-79 were scored by
   earlier versions and their false alarms read, so they are no longer held out) and
   ``--set fresh`` (FRESH_TEXTS, seeds 5000+k, written in session 5 before any was
-  generated: generated and scored for the first time by the final version). Nothing in
-  either was used to choose a threshold or to shape a score.
+  generated: generated and scored for the first time by the final version) and ``--set
+  new`` (NEW_TEXTS, seeds 6000+k, written and committed in session 6 before any was
+  generated; scored once, by session 6's final version). Nothing in any of them was used
+  to choose a threshold or to shape a score.
 * talkedit's own edits (``--edits-project``, default .tmp/bench/detect/talkedit;
   ``--make-edits`` makes them): PAIR_EDITS, 5 single-phrase edits of each of 4 generated
   clips (the issue-13 pair benchmark's astronaut, carphone and LFW faces in three voices
@@ -203,9 +205,34 @@ FRESH_TEXTS = (
     "Ben dropped a pebble in the deep blue pool.",
     "A pair of bumblebees hummed by the purple bloom.",
 )
+# The new evaluation set (session 6): written, and committed, before any of its clips was
+# generated; 20 texts never used before, seeds 6000+k; scored once, by the final version.
+NEW_TEXTS = (
+    "Pam stopped by the shop to buy a bamboo mat.",
+    "The tempo of the bumpy song made me smile.",
+    "Bruno bumped into a man with a big map.",
+    "My pal built a pebble wall by the brook.",
+    "The puppet show ended with a loud pop.",
+    "Please bring the broom back by Monday.",
+    "A brisk breeze blew the paper cup away.",
+    "Tim combed the pony's mane by the lamp.",
+    "The crowd clapped for the brave pilot.",
+    "Maybe a plumber can fix the bent pipe.",
+    "Rob ate a plum and a bowl of soup at lunch.",
+    "Beneath the bridge, a boat bobbed in the foam.",
+    "Mia packed her camera and a map of Rome.",
+    "The batter hit the ball past the pitcher.",
+    "A bumblebee landed on my bare palm.",
+    "Pete's van is parked by the pump station.",
+    "The mayor's speech was brief but warm.",
+    "Bring a spare blanket to the camp tonight.",
+    "Polly bought a bunch of purple tulips.",
+    "My brother mopped the muddy porch steps.",
+)
 EVALUATION_GROUPS = {  # group: (texts, seed base, clip-name prefix)
     "evaluation": (EVALUATION_TEXTS, 2000, "eva"),
     "fresh": (FRESH_TEXTS, 5000, "fre"),
+    "new": (NEW_TEXTS, 6000, "new"),
 }
 
 
@@ -625,9 +652,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="clean clips of the second training batch (TRAINING_TEXTS_B), "
                              "calibrated on together with the first")
     parser.add_argument("--set", choices=tuple(EVALUATION_GROUPS), default="fresh",
-                        help="evaluation set: fresh (FRESH_TEXTS, seeds 5000+k: never looked "
-                             "at before the run that scores it) or evaluation (EVALUATION_TEXTS, "
-                             "seeds 2000+k: clips 0-79 were looked at by earlier versions)")
+                        help="evaluation set: new (NEW_TEXTS, seeds 6000+k: session 6's "
+                             "held-out set), fresh (FRESH_TEXTS, seeds 5000+k: scored by session "
+                             "5) or evaluation (EVALUATION_TEXTS, seeds 2000+k: clips 0-79 were "
+                             "looked at by earlier versions)")
     parser.add_argument("--no-talkedit", action="store_true",
                         help="leave talkedit's own edits out")
     parser.add_argument("--first", type=int, default=0,

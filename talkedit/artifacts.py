@@ -896,7 +896,7 @@ DETECT_WINDOWS = pa.schema(
         ("window", pa.int32()),
         ("start_s", pa.float64()),
         ("end_s", pa.float64()),
-        ("closure", pa.float64()),  # worst M/B/P: mouth opening left, share of the speaker's range
+        ("closure", pa.float64()),  # worst M/B/P, corroborated: mouth opening left, share of range
         ("sync_lag_ms", pa.float64()),  # best lag of mouth opening vs the phones (+ = mouth late)
         ("sync_r", pa.float64()),  # the correlation at that lag
         ("sync_gain", pa.float64()),  # sync_r minus the correlation at the clip's typical lag

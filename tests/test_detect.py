@@ -116,7 +116,8 @@ def test_cli_verdict_json_and_exit_status_on_a_naive_cut(clip: dict, tmp_path: P
 
 def test_bilabial_closure_scores_the_mouth_left_open() -> None:
     """The closure score on hand-made signals: a mouth that shuts for the M scores ~0, one
-    that stays half open scores ~0.5 of the speaker's range."""
+    that stays half open scores ~0.5 of the speaker's range; a window's closure evidence
+    needs a second bilabial within 1 s left open too (the M has none: no evidence)."""
     from stages.detect.scores import score_windows
     from stages.detect.signals import FaceSignals, TextureSignals
     from stages.fit.topology import mediapipe_topology
@@ -124,10 +125,12 @@ def test_bilabial_closure_scores_the_mouth_left_open() -> None:
     n = 75
     times = np.arange(n) / FPS
     opening = 0.3 + 0.25 * np.sin(2 * np.pi * 2 * times)  # talking: 0.05..0.55
-    phones = pd.DataFrame({"word_index": [0, 0, 1, 1], "phone": ["M", "AA", "B", "IY"],
-                           "start_s": [0.70, 0.85, 2.20, 2.35], "end_s": [0.85, 1.0, 2.35, 2.5]})
+    phones = pd.DataFrame({"word_index": [0, 0, 1, 1, 2], "phone": ["M", "AA", "B", "IY", "P"],
+                           "start_s": [0.70, 0.85, 2.20, 2.35, 2.60],
+                           "end_s": [0.85, 1.0, 2.35, 2.5, 2.72]})
     opening[(times >= 0.66) & (times <= 0.89)] = 0.05  # closed for the M
-    opening[(times >= 2.16) & (times <= 2.39)] = 0.30  # half open through the B
+    opening[(times >= 2.16) & (times <= 2.39)] = 0.30  # half open through the B...
+    opening[(times >= 2.56) & (times <= 2.76)] = 0.40  # ...and more open through the P
     nan = np.full(n, np.nan)
     face = FaceSignals(times, np.ones(n, bool), np.zeros((n, 478, 2)), opening, nan,
                        mediapipe_topology())
@@ -136,7 +139,23 @@ def test_bilabial_closure_scores_the_mouth_left_open() -> None:
     scores = {b["phone"]: b["score"] for b in bilabials}
     assert scores["M"] == pytest.approx(0.0, abs=0.02)
     assert scores["B"] == pytest.approx(0.5, abs=0.05)
+    assert scores["P"] > scores["B"] + 0.1
+    # the B and the P corroborate each other, each as far as the lesser of the two
     assert windows.loc[windows["start_s"] == 2.0, "closure"].item() == pytest.approx(scores["B"])
+    assert np.isnan(windows.loc[windows["start_s"] == 0.5, "closure"].item())  # the M alone
+
+
+def test_lag_drift_counts_only_where_the_sound_drifts_too() -> None:
+    """A window's lag drift (frames) counts as far as the loudness envelope's own lag
+    drifts the same way: the lesser of the two; none where it drifts the other way."""
+    from stages.detect.scores import agreed_drift
+
+    lags = np.arange(21)
+    envelope_curve = np.exp(-0.5 * ((lags - 13.0) / 2.0) ** 2)  # the envelope's peak: lag 13
+    assert agreed_drift(5.0, envelope_curve, 10.0) == pytest.approx(3.0)  # 13 - 10 < 5
+    assert agreed_drift(2.0, envelope_curve, 10.0) == pytest.approx(2.0)
+    assert agreed_drift(-4.0, envelope_curve, 10.0) == 0.0  # the sound drifts the other way
+    assert agreed_drift(-4.0, envelope_curve, None) == -4.0  # no soundtrack envelope
 
 
 def test_a_closure_between_frames_is_no_evidence() -> None:

@@ -77,12 +77,12 @@ class DetectParams(Section):
     sync_min_gain: float = 0.1  # a window's own lag counts when it raises r by this much
     sync_persist: int = 3  # ...and as far as this many consecutive windows drift alike
     false_alarm_rate: float = 0.04  # the calibration's target per clean clip (the goal: <= 5 %)
-    closure: float = 0.252
-    sync_offset_ms: float = 80.6
-    pace: float = 0.0504
-    seam: float = 4.02
-    texture: float = 1.52
-    closure_typical: float = -0.0709
+    closure: float = 0.25
+    sync_offset_ms: float = 80.0
+    pace: float = 0.05
+    seam: float = 4.0
+    texture: float = 1.51
+    closure_typical: float = -0.268
     sync_offset_ms_typical: float = 0.0
     pace_typical: float = 0.00401
     seam_typical: float = 2.03

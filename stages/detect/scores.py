@@ -7,15 +7,19 @@ taken: there the phones say nothing about the mouth.
 * ``closure``: for each M, B or P spoken in the window, how open the mouth stays at its
   most closed moment around the phone, less the dip it makes there (a closure shorter
   than a frame interval falls between frames: ``closing_dip``), over the speaker's own
-  range (0 = as closed as the speaker ever gets, 1 = as open as wide-open vowels). Real lips close for bilabials;
-  lip-sync fakes often do not (Agarwal & Farid 2020).
+  range (0 = as closed as the speaker ever gets, 1 = as open as wide-open vowels), as
+  far as another bilabial within ``CORROBORATE_S`` is left open too (``corroborate``).
+  Real lips close for bilabials; lip-sync fakes often do not (Agarwal & Farid 2020).
 * ``sync_offset_ms``: the lag that best matches the mouth opening to the opening the
   aligned phones predict, against the clip's typical lag (the peak of the windows' summed
   correlation curves), counted where it improves the match by at least
   ``sync_min_gain`` in r (``sync_gain``, kept for the record; elsewhere the peak is
   noise): a dub or a retimed span drifts. A constant offset is no evidence (cameras and
   encoders shift sound by a few frames). It counts only as far as ``sync_persist``
-  consecutive windows drift the same way (drift persists, noise does not).
+  consecutive windows drift the same way (drift persists, noise does not), and as far as
+  the soundtrack's loudness envelope drifts the same way against the mouth
+  (``agreed_drift``: the aligner's lock onto a neighbouring syllable moves the phones, not
+  the sound).
 * ``pace`` (clip-wide, on the windows with speech): how much better the phones match the
   mouth over the whole speech when their timeline is stretched (``pace_ratio``) than at
   the clip's own pace, and the soundtrack's loudness envelope likewise (the smaller of
@@ -86,6 +90,28 @@ def closing_dip(opening: np.ndarray, ok: np.ndarray, at: int, span: int) -> floa
     if not len(before) or not len(after):
         return 0.0
     return max(0.0, min(float(before.max()), float(after.max())) - float(opening[at]))
+
+
+# One M, B or P read open is weak evidence at 25 fps: in training, every clean clip's most
+# open bilabial was a P whose lips, in the generator's own truth, reached only 30-57 % of a
+# closure at any frame (a closure shorter than the frame interval, the aligner giving it
+# 50-135 ms), and texts dense in such P's gave more such chances per clip. A dub or a mouth
+# rendered for other words leaves bilabials open one after another: a failure counts as
+# far as another bilabial within CORROBORATE_S of it fails too (training: clean clips'
+# highest such pair 0.05 of the range, dubs' median 0.09, upper tenth 0.53).
+CORROBORATE_S = 1.0
+
+
+def corroborate(bilabials: list[dict], within_s: float) -> None:
+    """Set each bilabial's ``corroborated`` score: the lesser of its own score and the
+    highest score of another bilabial starting within ``within_s`` of it (NaN: none
+    there, so it cannot be corroborated)."""
+    starts = np.array([b["start_s"] for b in bilabials])
+    scores = np.array([b["score"] for b in bilabials])
+    for i, b in enumerate(bilabials):
+        others = (np.abs(starts - starts[i]) <= within_s) & (np.arange(len(starts)) != i)
+        b["corroborated"] = (min(float(scores[i]), float(scores[others].max()))
+                             if others.any() else float("nan"))
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -288,12 +314,16 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
                                   "start_s": float(row.start_s), "end_s": float(row.end_s),
                                   "opening": least, "dip": dip,
                                   "score": (least - closed - dip) / spread})
+        corroborate(bilabials, CORROBORATE_S)
 
     starts = window_starts(duration, window_s, hop_s)
     max_lag = max(1, int(round(max_lag_ms * fps / 1000)))
     filled = (np.interp(np.arange(n), np.flatnonzero(ok), opening[ok]) if ok.any()
               else opening)
     curves: dict[int, np.ndarray] = {}
+    envelope_curves: dict[int, np.ndarray] = {}
+    envelope = (np.maximum(loudness, loudness.max() - ENVELOPE_RANGE_DB)
+                if loudness is not None and len(loudness) == n else None)
     rows = []
     for w, start in enumerate(starts):
         end = min(duration, start + window_s)
@@ -302,7 +332,9 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
                "closure": np.nan, "sync_lag_ms": np.nan, "sync_r": np.nan, "sync_gain": np.nan,
                "sync_offset_ms": np.nan, "pace": np.nan, "pace_ratio": np.nan, "seam": np.nan,
                "texture": np.nan}
-        mids = [b["score"] for b in bilabials if start <= (b["start_s"] + b["end_s"]) / 2 < end]
+        mids = [b["corroborated"] for b in bilabials
+                if start <= (b["start_s"] + b["end_s"]) / 2 < end
+                and np.isfinite(b["corroborated"])]
         if mids:
             row["closure"] = max(mids)
         if expected is not None and speech is not None and trusted is not None:
@@ -313,6 +345,8 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
                 curve = lag_curve(filled, expected, a, b, max_lag)
                 if np.isfinite(curve).any():
                     curves[w] = curve
+                    if envelope is not None:
+                        envelope_curves[w] = lag_curve(filled, envelope, a, b, max_lag)
         if in_win.sum() >= 2 and np.isfinite(seam[in_win]).any():
             row["seam"] = float(np.nanmax(seam[in_win]))
         win_detail = detail[in_win & np.isfinite(detail)]
@@ -324,12 +358,17 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
         # The clip's typical lag: the peak of all windows' curves together.
         typical = peak(np.nanmean(np.vstack(list(curves.values())), axis=0))
         t_index = int(round(typical))
+        envelope_typical = (peak(np.nanmean(np.vstack(list(envelope_curves.values())), axis=0))
+                            if envelope_curves and np.isfinite(
+                                np.vstack(list(envelope_curves.values()))).any() else None)
         for w, curve in curves.items():
             best = peak(curve)
             r_best = float(np.nanmax(curve))
             r_typical = float(curve[t_index]) if np.isfinite(curve[t_index]) else r_best
             gain = r_best - r_typical
             drift = best - typical if gain >= sync_min_gain else 0.0  # signed
+            if w in envelope_curves:
+                drift = agreed_drift(drift, envelope_curves[w], envelope_typical)
             windows.loc[w, ["sync_lag_ms", "sync_r", "sync_gain", "sync_offset_ms"]] = [
                 (best - max_lag) * 1000.0 / fps, r_best, gain,
                 drift * 1000.0 / fps]
@@ -364,6 +403,21 @@ def score_windows(face: FaceSignals, texture: TextureSignals, phones: pd.DataFra
         windows["sync_gain"] = np.fmin(gains, np.fmax(np.r_[np.nan, gains[:-1]],
                                                       np.r_[gains[1:], np.nan]))
     return windows, bilabials
+
+
+def agreed_drift(drift: float, envelope_curve: np.ndarray, envelope_typical: float | None
+                 ) -> float:
+    """A window's drift (frames, signed) as far as the soundtrack's own loudness envelope
+    drifts the same way against the mouth: the lesser of the two, 0 where they disagree.
+    The phones' drift alone is often the aligner's: it locks a phrase onto a neighbouring
+    syllable now and then (training: every clean window drifting 250-300 ms), while the
+    sound itself keeps its place; a dub's sound drifts with its phones."""
+    if drift == 0.0 or envelope_typical is None or not np.isfinite(envelope_curve).any():
+        return drift
+    envelope_drift = peak(envelope_curve) - envelope_typical
+    if envelope_drift * drift <= 0:
+        return 0.0
+    return float(np.sign(drift) * min(abs(drift), abs(envelope_drift)))
 
 
 def persistent(signed: np.ndarray, run: int) -> np.ndarray:
