@@ -64,8 +64,8 @@ def block_words(root: Path, first: int, stop: int, fps: float):
 def score_block(root: Path, model, held, fps: float, samples: np.ndarray) -> dict:
     """Own-audio and other-voice truth-jaw r of ``model`` on the block's words."""
     from stages.fit import load_fit
-    from stages.lipsync.job import synthesized
     from stages.lipsync.model import openings
+    from stages.lipsync.respeak import synthesized
 
     person, _ = load_fit(CLIP, root)
     first = int(round(held.start_s * fps))
@@ -73,7 +73,7 @@ def score_block(root: Path, model, held, fps: float, samples: np.ndarray) -> dic
     n = int(round(len(own) / 16000 * fps))
     predicted, _ = model.from_audio(own, n, fps)
     jaw = truth_jaw(root, (first + np.arange(n)) / fps)
-    voice = synthesized(held.text, OTHER_VOICE, OTHER_RATE)
+    voice, _ = synthesized(held.text, OTHER_VOICE, OTHER_RATE)
     n_voice = int(round(len(voice) / 16000 * fps))
     voiced, warp = model.from_audio(voice, n_voice, fps)
     t_new, t_clip = other_voice_time_map(root, held, held.text)
@@ -90,7 +90,13 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...]) -> dict
     from stages.fit import load_fit
     from stages.lipsync.features import frame_features, read_clip_wav
     from stages.lipsync.model import LipModel
-    from stages.lipsync.train import feature_config, fit_networks, net_config, split
+    from stages.lipsync.train import (
+        clip_speech,
+        feature_config,
+        fit_networks,
+        net_config,
+        split,
+    )
     from talkedit.artifacts import ClipPaths, VideoMeta, column_array
 
     paths = ClipPaths.of(CLIP, root)
@@ -109,7 +115,7 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...]) -> dict
                  if part.stop - part.start >= opts.window]
         block = slice(int(first), int(stop))
         nets = fit_networks(samples, fps, expression, person, train, (feats[block], block), opts,
-                            kinds)
+                            clip_speech(CLIP, root), kinds)
         row: dict = {"block": [int(first), int(stop)],
                      "train_seconds": sum(nets.seconds.values())}
         for kind, run in nets.runs.items():

@@ -7,6 +7,10 @@ event can stand for two ARPAbet phones (r-coloured vowels such as "ɑːɹ").
 
 from __future__ import annotations
 
+import difflib
+
+import numpy as np
+
 SILENCE = "sil"
 
 VOWELS = frozenset(
@@ -83,3 +87,22 @@ def split_stress(cmu_phone: str) -> tuple[str, int]:
     if cmu_phone and cmu_phone[-1].isdigit():
         return cmu_phone[:-1], int(cmu_phone[-1])
     return cmu_phone, -1
+
+
+def matched_phone_knots(said: list[tuple[str, float, float]], reference: list[tuple[str, float, float]]
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (said s, reference s), increasing, through the phones two readings of the same
+    words share, matched in order (pauses skipped): each matched phone's start and end.
+    Each item is (ARPAbet phone, start s, end s)."""
+    said = [p for p in said if p[0] != SILENCE]
+    reference = [p for p in reference if p[0] != SILENCE]
+    matcher = difflib.SequenceMatcher(None, [p[0] for p in said], [p[0] for p in reference],
+                                      autojunk=False)
+    k_said, k_ref = [], []
+    for i, j, size in matcher.get_matching_blocks():
+        for q in range(size):
+            k_said += [said[i + q][1], said[i + q][2]]
+            k_ref += [reference[j + q][1], reference[j + q][2]]
+    order = np.argsort(k_said, kind="stable")
+    return (np.asarray(k_said, np.float64)[order],
+            np.maximum.accumulate(np.asarray(k_ref, np.float64)[order]))

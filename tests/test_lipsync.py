@@ -353,3 +353,37 @@ def test_an_ensemble_predicts_its_members_mean_and_round_trips(tmp_path: Path) -
     loaded = LipModel.load(tmp_path / "model.safetensors", "lipmodel")
     assert loaded.net_cfg.members == 3
     assert np.array_equal(predict(loaded.net, x), predict(net, x))
+
+
+def test_respoken_copies_follow_their_reading_and_read_no_later_frame(lip_root: Path) -> None:
+    """The first half's words said by another voice at two rates: the slower reading is
+    longer, and the clip's expressions re-timed onto it open the mouth when that reading is
+    loud (best at lag 0 +- 1 frame); no frame after the half is read (they are NaN here)."""
+    from stages.fit import load_fit
+    from stages.lipsync.features import power_spectrogram, read_clip_wav, voice_spectrum
+    from stages.lipsync.model import openings
+    from stages.lipsync.respeak import respoken
+    from stages.lipsync.train import clip_speech
+    from talkedit.artifacts import ClipPaths, VideoMeta, column_array
+
+    person, table = load_fit("demo", lip_root)
+    expression = column_array(table, "expression").astype(np.float64)
+    paths = ClipPaths.of("demo", lip_root)
+    n, fps, cfg = len(expression), VideoMeta.read(paths).fps, FeatureConfig()
+    cut = n // 2
+    target = expression.copy()
+    target[cut:] = np.nan
+    reference = voice_spectrum(*power_spectrogram(read_clip_wav(paths.audio)), cfg)
+    xs, ys = respoken(slice(0, cut), clip_speech("demo", lip_root), target, fps, cfg,
+                      ("en-us+m3",), (120, 200), reference)
+    assert len(xs) == 2 and all(np.isfinite(y).all() for y in ys)
+    assert len(xs[0]) > 1.3 * len(xs[1]) and len(xs[0]) == len(ys[0])
+
+    def lagged_r(a: np.ndarray, b: np.ndarray, lag: int) -> float:
+        return float(np.corrcoef(a[max(0, lag):len(a) + min(0, lag)],
+                                 b[max(0, -lag):len(b) - max(0, lag)])[0, 1])
+
+    for x, y in zip(xs, ys, strict=True):
+        loudness, opening = x[:, cfg.context * cfg.per_step], openings(person, y)
+        r = {lag: lagged_r(opening, loudness, lag) for lag in range(-4, 5)}
+        assert abs(max(r, key=r.get)) <= 1 and r[0] > 0.25

@@ -28,7 +28,6 @@ new segment of the plan), next to the same scores on the kept footage:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,7 @@ from talkedit.artifacts import (
     column_array,
     read_parquet,
 )
-from talkedit.phonemes import SILENCE, VOWELS
+from talkedit.phonemes import SILENCE, VOWELS, matched_phone_knots
 from talkedit.video import open_container
 
 PEAK_WINDOW_S = 0.06  # a vowel's opening peak is looked for this far beyond its ends
@@ -194,16 +193,8 @@ def output_phones(segments: pd.DataFrame, new_phones: pd.DataFrame,
 
 def time_map(out: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Knots (output s, truth s) through the phones both say, matched in order."""
-    truth = truth[truth["phone"] != SILENCE].reset_index(drop=True)
-    matcher = difflib.SequenceMatcher(None, list(out["phone"]), list(truth["phone"]),
-                                      autojunk=False)
-    k_out, k_truth = [], []
-    for i, j, size in matcher.get_matching_blocks():
-        for q in range(size):
-            k_out += [out["start_s"].iloc[i + q], out["end_s"].iloc[i + q]]
-            k_truth += [truth["start_s"].iloc[j + q], truth["end_s"].iloc[j + q]]
-    order = np.argsort(k_out, kind="stable")
-    return np.asarray(k_out)[order], np.maximum.accumulate(np.asarray(k_truth)[order])
+    return matched_phone_knots(*(list(zip(t["phone"], t["start_s"], t["end_s"], strict=True))
+                                 for t in (out, truth)))
 
 
 def truth_jaw(truth_phones: pd.DataFrame, times_s: np.ndarray) -> np.ndarray:

@@ -42,6 +42,10 @@ class LipModelParams(Section):
     # slower, pitch and formants 15% lower; each copy warped back to the voice by VTLN as new
     # audio is), expressions re-timed to it, so the model hears other rates and voices.
     speed_factors: tuple[float, ...] = (0.85, 1.0, 1.15)
+    # Other voices: the training frames' words also said by these espeak-ng voices at these
+    # rates (respeak.py), the fitted expressions re-timed to each reading through the phones.
+    voices: tuple[str, ...] = ()
+    voice_rates_wpm: tuple[int, ...] = (150,)
     # The loss: the expression error weighted by the variance each component explains (the
     # shape error), plus this weight times the error along the direction in which the
     # mouth opens (model.py openings), in units of the training opening's spread.
@@ -68,6 +72,9 @@ class LipModelParams(Section):
         if not self.speed_factors or not all(0.5 <= f <= 2.0 for f in self.speed_factors):
             raise bad_param(where, "speed_factors", "must be a non-empty list of factors in "
                             "[0.5, 2] (1.0 = the clip as it is)")
+        if self.voices and not all(80 <= r <= 450 for r in self.voice_rates_wpm):
+            raise bad_param(where, "voice_rates_wpm", f"is {list(self.voice_rates_wpm)}, "
+                            "rates must be in 80..450 words a minute", "use [150]")
         if not 1 <= self.ensemble <= 10:
             raise bad_param(where, "ensemble", f"is {self.ensemble}, not in 1..10", "use 3")
         if self.opening_weight < 0:

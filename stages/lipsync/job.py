@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from stages.audio.dsp import resample, to_int16, write_wav
+from stages.audio.dsp import to_int16, write_wav
 from stages.fit import load_fit
 from stages.lipsync import LipsyncParams
 from stages.lipsync.features import (
@@ -44,6 +44,7 @@ from stages.lipsync.features import (
     read_clip_wav,
 )
 from stages.lipsync.model import LipModel, openings
+from stages.lipsync.respeak import synthesized
 from stages.lipsync.spec import JobSpec, _fail, load_job
 from talkedit.artifacts import (
     LIP_TRACK,
@@ -78,18 +79,10 @@ def job_audio(spec: JobSpec, root: Path | None) -> tuple[np.ndarray, list[str], 
         path = ClipPaths.of(spec.audio_clip, root).audio
         return read_clip_wav(path), [], path
     try:
-        x = synthesized(str(spec.text), spec.voice, spec.rate_wpm)
+        x, _ = synthesized(str(spec.text), spec.voice, spec.rate_wpm)
     except ValueError as exc:
         raise _fail(spec.path, str(exc), "name a voice espeak-ng has") from exc
     return x, [f"synthesized by espeak-ng ({spec.voice}, {spec.rate_wpm} wpm)"], None
-
-
-def synthesized(text: str, voice: str, rate_wpm: int) -> np.ndarray:
-    """espeak-ng saying ``text``, at 16 kHz (ValueError: no such voice)."""
-    from talkedit.espeak import synthesize
-
-    syn = synthesize(text, voice=voice, rate_wpm=rate_wpm)
-    return resample(syn.samples / 32768.0, syn.sample_rate, RATE)
 
 
 def activity(energy_db: np.ndarray) -> np.ndarray:

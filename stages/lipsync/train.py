@@ -54,9 +54,12 @@ from stages.lipsync.model import (
     predict,
     train_net,
 )
+from stages.lipsync.respeak import ClipSpeech, respoken
 from talkedit.artifacts import (
     LIP_LOSSES_COLUMNS,
+    PHONES,
     TRUTH_FRAMES,
+    WORDS,
     ClipPaths,
     LipModelPaths,
     VideoMeta,
@@ -204,11 +207,12 @@ class Networks:
 
 def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person: PersonModel,
                  train: list[slice], val: tuple[np.ndarray, slice], opts: LipModelParams,
-                 kinds: tuple[str, ...] = KINDS,
+                 speech: ClipSpeech | None = None, kinds: tuple[str, ...] = KINDS,
                  progress: Callable[[str], None] | None = None) -> Networks:
     """Train each of ``kinds`` on the ``train`` frame ranges of the clip (each one speed-
-    perturbed; no training window crosses from one range or copy to another), keeping the
-    step best on the ``val`` (features, frames) pair."""
+    perturbed and, given what the clip says, re-spoken by ``opts.voices``; no training
+    window crosses from one range or copy to another), keeping the step best on the
+    ``val`` (features, frames) pair."""
     feats_cfg, k = feature_config(opts), opts.components
     rows = np.concatenate([np.arange(part.start, part.stop) for part in train])
     mean, std = expression[rows, :k].mean(axis=0), expression[rows, :k].std(axis=0) + 1e-6
@@ -222,6 +226,11 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
                                          opts.speed_factors, voice)
         xs += part_x
         ys += part_y
+        if opts.voices and speech is not None:
+            part_x, part_y = respoken(part, speech, target, fps, feats_cfg,
+                                      opts.voices, opts.voice_rates_wpm, voice)
+            xs += [x for x in part_x if len(x) >= opts.window]
+            ys += [y for y in part_y if len(y) >= opts.window]
     train_x, train_y = np.concatenate(xs), np.concatenate(ys)
     loss = loss_weights(person, mean, std, train_y, opts.opening_weight)
     train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
@@ -247,6 +256,15 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
     return Networks(runs, seconds, mean, std, voice)
 
 
+def clip_speech(clip: str, root: Path | None) -> ClipSpeech:
+    """The clip's transcript tokens and its aligned words and phones (the align stage's)."""
+    paths = ClipPaths.of(clip, root)
+    hint = f"align@{clip}"
+    return ClipSpeech(paths.transcript.read_text(encoding="utf-8").split(),
+                      read_parquet(paths.words, WORDS, stage_hint=hint),
+                      read_parquet(paths.phones, PHONES, stage_hint=hint))
+
+
 def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, Any]:
     """Train and score the clip's audio-to-expression model; write data/models/<clip>/lipsync/."""
     t0 = time.perf_counter()
@@ -261,8 +279,9 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     train, val, held = split(n, opts, clip)
 
     k = opts.components
+    speech = clip_speech(clip, root) if opts.voices else None
     nets = fit_networks(samples, fps, expression, person, [train], (feats[val], val), opts,
-                        progress=lambda line: log.info("lipmodel %s: %s", clip, line))
+                        speech, progress=lambda line: log.info("lipmodel %s: %s", clip, line))
     runs, seconds, mean, std, voice = nets.runs, nets.seconds, nets.mean, nets.std, nets.voice
     weights = person.explained[:k] / person.explained[:k].sum()
     kept = min(KINDS, key=lambda kind: (runs[kind].best_val, kind))
