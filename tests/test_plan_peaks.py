@@ -100,7 +100,7 @@ def test_the_coarticulation_model_predicts_an_unseen_phone_sequence() -> None:
              "end_s": [b for _, _, b in phones]}
     index = SimpleNamespace(  # what the model reads of a VisemeIndex
         phones=np.array(table["phone"], object), start_s=np.array(table["start_s"]),
-        end_s=np.array(table["end_s"]))
+        end_s=np.array(table["end_s"]), usable=np.ones(len(phones), bool))
     model = ArticulationModel.fit(index, openness, np.ones(len(openness), bool), FPS)
     assert model is not None and model.validation_r > 0.95
     new = _sentence(np.random.default_rng(4), 0.0, 8)
@@ -124,3 +124,39 @@ def test_coarticulation_moves_only_the_opening_and_only_where_asked() -> None:
     assert np.allclose(np.delete(moved, 2, axis=1), np.delete(expression, 2, axis=1))
     assert np.allclose(moved[7:, 2], target[7:])  # weight 1: on the target
     assert np.allclose(moved[3:7, 2], (expression[3:7, 2] + target[3:7]) / 2)
+
+
+def test_a_new_bilabial_shuts_the_lips_where_the_smoothed_model_leaves_them_open() -> None:
+    """The co-articulation model smooths each phone into its neighbours, so a short B
+    between open vowels stays open in its prediction; the closure step brings the frames
+    the B covers (or the one nearest it, when it is shorter than a frame) to the clip's
+    own closed level and leaves every other frame as it was."""
+    from stages.plan.articulation import ArticulationModel, closure_weight, correct
+
+    rng = np.random.default_rng(3)
+    phones = _sentence(rng, 0.2, 40)
+    openness = _articulated(phones, FPS)
+    index = SimpleNamespace(
+        phones=np.array([p for p, _, _ in phones], object),
+        start_s=np.array([a for _, a, _ in phones]), end_s=np.array([b for _, _, b in phones]),
+        usable=np.ones(len(phones), bool))
+    model = ArticulationModel.fit(index, openness, np.ones(len(openness), bool), FPS)
+    assert model is not None and abs(model.closed) < 0.02  # the clip's p/b/m shut to ~0
+    # "AA B AA" with an 80 ms B (frames 0.32 and 0.36 inside), then "AA M AA" with a
+    # 20 ms M between frames 0.68 and 0.72 (0.72 is nearer its middle).
+    new = [("AA", 0.0, 0.28), ("B", 0.28, 0.36), ("AA", 0.36, 0.65), ("M", 0.695, 0.715),
+           ("AA", 0.715, 1.0)]
+    names, starts, ends = [p for p, _, _ in new], np.array([a for _, a, _ in new]), np.array(
+        [b for _, _, b in new])
+    t = np.arange(25) / FPS
+    predicted = model.predict(names, starts, ends, t)
+    weight = closure_weight(names, starts, ends, t)
+    assert np.flatnonzero(weight).tolist() == [7, 8, 18]  # 0.28, 0.32 (B); 0.72 (M)
+    # Smoothed, the lips stay apart: a little in the long B, wide in the short M.
+    assert (predicted[[7, 8, 18]] - model.closed > [0.05, 0.05, 0.3]).all()
+    direction = np.eye(3)[0]
+    expression = np.column_stack([predicted, rng.normal(size=(25, 2))])
+    shut = correct(expression, direction, np.full(25, model.closed), weight)
+    assert np.allclose(shut[weight > 0, 0], model.closed)
+    assert np.allclose(shut[weight == 0], expression[weight == 0])
+    assert np.allclose(shut[:, 1:], expression[:, 1:])

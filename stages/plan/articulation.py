@@ -12,6 +12,13 @@ used. ``correct`` then moves the new words' planned expression along the opennes
 direction towards the model's curve for the *new* phone sequence (their own neighbours
 and durations), keeping every other part of the retrieved expression (lip shape,
 rounding, teeth).
+
+A p/b/m is the exception to smoothing: the lips must meet whatever the neighbours are
+(a linear smoothed model never reaches the closure, and a cross-fade across a join at a
+p/b/m averages it away: "read the B-ook" stayed a third open). ``closure_weight`` marks
+the output frames a p/b/m covers (the one nearest its middle when it is shorter than a
+frame); there the opening goes all the way to the clip's own closed level
+(``ArticulationModel.closed``: the median of its p/b/m's most closed frames).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from stages.index import VisemeIndex
+from stages.plan.retime import BILABIALS, extreme_frames
 from stages.plan.search import PHONE_CODES
 
 RATE_HZ = 200.0  # the model's time grid
@@ -47,6 +55,7 @@ class ArticulationModel:
     weights: np.ndarray  # per phone code, then the constant
     sigma_s: float
     validation_r: float  # r with the clip's openness on its second half (fitted on the first)
+    closed: float  # the clip's openness with the lips shut (median of its p/b/m's least open)
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
@@ -69,11 +78,48 @@ class ArticulationModel:
         if best is None:
             return None
         x = phone_design(phones, index.start_s, index.end_s, t, best[1])
-        return cls(_solve(x[usable], openness[usable]), best[1], best[0])
+        return cls(_solve(x[usable], openness[usable]), best[1], best[0],
+                   closed_level(index, openness, usable, fps))
 
     def predict(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
         return phone_design(phones, starts, ends, times, self.sigma_s) @ self.weights
+
+
+def closed_level(index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
+                 ) -> float:
+    """The clip's openness with the lips shut: per usable p/b/m, its least open frame
+    (``retime.extreme_frames``, as the pieces pin it); their median. NaN without any."""
+    n = len(openness)
+    mids = (index.start_s + index.end_s) / 2
+    lows = []
+    for k in np.flatnonzero(index.usable & np.isin(index.phones, list(BILABIALS))):
+        before = mids[k - 1] if k > 0 else -np.inf
+        after = mids[k + 1] if k + 1 < len(mids) else np.inf
+        frames = extreme_frames(float(index.start_s[k]), float(index.end_s[k]), before, after,
+                                fps, n)
+        frames = frames[usable[frames]]
+        if len(frames):
+            lows.append(float(openness[frames].min()))
+    return float(np.median(lows)) if lows else float("nan")
+
+
+def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray
+                   ) -> np.ndarray:
+    """1 at the ``times`` (frame instants, increasing) where a p/b/m is said, and at the
+    one nearest a p/b/m's middle when none falls inside it; 0 elsewhere."""
+    out = np.zeros(len(times))
+    if not len(times):
+        return out
+    for phone, a, b in zip(phones, starts, ends, strict=True):
+        if phone not in BILABIALS:
+            continue
+        inside = (times >= a) & (times < b)
+        if inside.any():
+            out[inside] = 1.0
+        else:
+            out[int(np.argmin(np.abs(times - (a + b) / 2)))] = 1.0
+    return out
 
 
 def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
