@@ -127,11 +127,11 @@ def test_coarticulation_moves_only_the_opening_and_only_where_asked() -> None:
 
 
 def test_a_new_bilabial_shuts_the_lips_where_the_smoothed_model_leaves_them_open() -> None:
-    """The co-articulation model smooths each phone into its neighbours, so a short B
-    between open vowels stays open in its prediction; the closure step brings the frames
-    the B covers (or the one nearest it, when it is shorter than a frame) to the clip's
-    own closed level and leaves every other frame as it was."""
-    from stages.plan.articulation import ArticulationModel, closure_weight, correct
+    """The co-articulation model smooths each phone into its neighbours, so a short M
+    between open vowels stays open in its prediction; the closure step brings the middle
+    of each p/b/m (or the frame nearest it, when it is shorter than a frame) to the clip's
+    own closed level, and its neighbours down towards it no faster than the clip moves."""
+    from stages.plan.articulation import ArticulationModel, closure_weight, shut
 
     rng = np.random.default_rng(3)
     phones = _sentence(rng, 0.2, 40)
@@ -156,7 +156,14 @@ def test_a_new_bilabial_shuts_the_lips_where_the_smoothed_model_leaves_them_open
     assert predicted[18] - model.closed > 0.3  # smoothed, the short M leaves the lips apart
     direction = np.eye(3)[0]
     expression = np.column_stack([predicted, rng.normal(size=(25, 2))])
-    shut = correct(expression, direction, np.full(25, model.closed), weight)
-    assert np.allclose(shut[weight > 0, 0], model.closed)
-    assert np.allclose(shut[weight == 0], expression[weight == 0])
-    assert np.allclose(shut[:, 1:], expression[:, 1:])
+    shut_lips = shut(expression, direction, weight, model.closed, model.max_step, np.ones(25))
+    opening = shut_lips[:, 0]
+    assert np.allclose(opening[weight > 0], np.minimum(predicted, model.closed)[weight > 0])
+    # Around them the lips come down no faster than the clip's own: an envelope rising
+    # max_step per frame from each closure, never above what was planned.
+    away = np.abs(np.arange(25)[:, None] - np.flatnonzero(weight)[None, :]).min(axis=1)
+    assert np.allclose(opening, np.minimum(predicted, model.closed + model.max_step * away))
+    assert (opening[[6, 17, 19]] < predicted[[6, 17, 19]]).all()  # neighbours lowered
+    assert np.allclose(shut_lips[:, 1:], expression[:, 1:])  # only the opening moves
+    assert np.allclose(shut(expression, direction, weight, model.closed, model.max_step,
+                            np.zeros(25)), expression)  # weight 0: untouched

@@ -29,7 +29,7 @@ from stages.align import AlignParams, SpokenWord, normalize_text
 from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
-from stages.plan.articulation import ArticulationModel, closure_weight, correct
+from stages.plan.articulation import ArticulationModel, closure_weight, correct, shut
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
@@ -364,8 +364,8 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
         return expression
     # Only the new words' p/b/m: kept footage shows its own closures.
     said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]
-    shut = closure_weight(said, starts, ends, t) * inside
-    return correct(expression, direction, np.full(len(t), model.closed), shut)
+    return shut(expression, direction, closure_weight(said, starts, ends, t), model.closed,
+                model.max_step, inside)
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:

@@ -35,6 +35,12 @@ from stages.plan.search import PHONE_CODES
 RATE_HZ = 200.0  # the model's time grid
 SIGMAS_S = (0.02, 0.03, 0.04, 0.05, 0.06)  # smoothing widths tried on the clip's second half
 RIDGE = 1e-3
+# The lips close into a p/b/m no faster than the clip's own opening changes at this
+# quantile (per frame): its 99th percentile alone, plus the rest of the expression
+# changing at a join, stepped faster than the clip ever does (tests/test_plan.py's join
+# check on "laboratory"); 0.95 keeps a margin. Chosen on that test and on development
+# pairs and the demo's sentences 0-3 (r 0.948 / 0.842 here vs 0.951 / 0.851 at 0.99).
+STEP_QUANTILE = 0.95
 # A p/b/m's lips are shut through the middle half of it: onset and release are moving
 # lips, and the aligner's boundaries are a frame or so off (closing from the onset shut
 # the lips a frame early on the demo's sentences 0-3; chosen there and on development
@@ -61,6 +67,7 @@ class ArticulationModel:
     sigma_s: float
     validation_r: float  # r with the clip's openness on its second half (fitted on the first)
     closed: float  # the clip's openness with the lips shut (median of its p/b/m's least open)
+    max_step: float  # the clip's own fast opening change per frame (``STEP_QUANTILE``)
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
@@ -83,8 +90,10 @@ class ArticulationModel:
         if best is None:
             return None
         x = phone_design(phones, index.start_s, index.end_s, t, best[1])
+        both = usable[1:] & usable[:-1]
         return cls(_solve(x[usable], openness[usable]), best[1], best[0],
-                   closed_level(index, openness, usable, fps))
+                   closed_level(index, openness, usable, fps),
+                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)))
 
     def predict(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
@@ -134,6 +143,23 @@ def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     reg = RIDGE * len(x) * np.eye(x.shape[1])
     reg[-1, -1] = 0.0
     return np.linalg.solve(x.T @ x + reg, x.T @ y)
+
+
+def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
+         max_step: float, weight: np.ndarray) -> np.ndarray:
+    """``expression`` (n, d, one row per frame) with the lips shut at the frames where
+    ``closure`` (n,) > 0: their openness (projection on the unit ``direction``) lowered to
+    ``closed``, and their neighbours' lowered only as far as the speaker's own fastest
+    change allows (``max_step`` per frame: ``closed + max_step * frames away``), so that
+    the lips close and open again no faster than the clip ever shows. Openness already
+    below that envelope is kept; each frame moves ``weight`` (n,) of the way."""
+    at = np.flatnonzero(closure > 0)
+    if not len(at):
+        return expression
+    away = np.abs(np.arange(len(expression))[:, None] - at[None, :]).min(axis=1)
+    openness = expression @ direction
+    target = np.minimum(openness, closed + max_step * away)
+    return correct(expression, direction, target, weight)
 
 
 def correct(expression: np.ndarray, direction: np.ndarray, target: np.ndarray,
