@@ -100,7 +100,7 @@ def test_the_coarticulation_model_predicts_an_unseen_phone_sequence() -> None:
              "end_s": [b for _, _, b in phones]}
     index = SimpleNamespace(  # what the model reads of a VisemeIndex
         phones=np.array(table["phone"], object), start_s=np.array(table["start_s"]),
-        end_s=np.array(table["end_s"]))
+        end_s=np.array(table["end_s"]), usable=np.ones(len(phones), bool))
     model = ArticulationModel.fit(index, openness, np.ones(len(openness), bool), FPS)
     assert model is not None and model.validation_r > 0.95
     new = _sentence(np.random.default_rng(4), 0.0, 8)
@@ -124,3 +124,46 @@ def test_coarticulation_moves_only_the_opening_and_only_where_asked() -> None:
     assert np.allclose(np.delete(moved, 2, axis=1), np.delete(expression, 2, axis=1))
     assert np.allclose(moved[7:, 2], target[7:])  # weight 1: on the target
     assert np.allclose(moved[3:7, 2], (expression[3:7, 2] + target[3:7]) / 2)
+
+
+def test_a_new_bilabial_shuts_the_lips_where_the_smoothed_model_leaves_them_open() -> None:
+    """The co-articulation model smooths each phone into its neighbours, so a short M
+    between open vowels stays open in its prediction; the closure step brings the middle
+    of each p/b/m (or the frame nearest it, when it is shorter than a frame) to the clip's
+    own closed level, and its neighbours down towards it no faster than the clip moves."""
+    from stages.plan.articulation import ArticulationModel, closure_weight, shut
+
+    rng = np.random.default_rng(3)
+    phones = _sentence(rng, 0.2, 40)
+    openness = _articulated(phones, FPS)
+    index = SimpleNamespace(
+        phones=np.array([p for p, _, _ in phones], object),
+        start_s=np.array([a for _, a, _ in phones]), end_s=np.array([b for _, _, b in phones]),
+        usable=np.ones(len(phones), bool))
+    model = ArticulationModel.fit(index, openness, np.ones(len(openness), bool), FPS)
+    assert model is not None and abs(model.closed) < 0.02  # the clip's p/b/m shut to ~0
+    # "AA B AA" with a 160 ms B (its middle half [0.30, 0.38) holds frames 0.32 and 0.36;
+    # its onset frame 0.28 is left to move), then "AA M AA" with a 20 ms M between frames
+    # 0.68 and 0.72 (0.72 is nearer its middle).
+    new = [("AA", 0.0, 0.26), ("B", 0.26, 0.42), ("AA", 0.42, 0.65), ("M", 0.695, 0.715),
+           ("AA", 0.715, 1.0)]
+    names, starts, ends = [p for p, _, _ in new], np.array([a for _, a, _ in new]), np.array(
+        [b for _, _, b in new])
+    t = np.arange(25) / FPS
+    predicted = model.predict(names, starts, ends, t)
+    weight = closure_weight(names, starts, ends, t)
+    assert np.flatnonzero(weight).tolist() == [8, 9, 18]  # 0.32, 0.36 (B); 0.72 (M)
+    assert predicted[18] - model.closed > 0.3  # smoothed, the short M leaves the lips apart
+    direction = np.eye(3)[0]
+    expression = np.column_stack([predicted, rng.normal(size=(25, 2))])
+    shut_lips = shut(expression, direction, weight, model.closed, model.max_step, np.ones(25))
+    opening = shut_lips[:, 0]
+    assert np.allclose(opening[weight > 0], np.minimum(predicted, model.closed)[weight > 0])
+    # Around them the lips come down no faster than the clip's own: an envelope rising
+    # max_step per frame from each closure, never above what was planned.
+    away = np.abs(np.arange(25)[:, None] - np.flatnonzero(weight)[None, :]).min(axis=1)
+    assert np.allclose(opening, np.minimum(predicted, model.closed + model.max_step * away))
+    assert (opening[[6, 17, 19]] < predicted[[6, 17, 19]]).all()  # neighbours lowered
+    assert np.allclose(shut_lips[:, 1:], expression[:, 1:])  # only the opening moves
+    assert np.allclose(shut(expression, direction, weight, model.closed, model.max_step,
+                            np.zeros(25)), expression)  # weight 0: untouched

@@ -29,7 +29,7 @@ from stages.align import AlignParams, SpokenWord, normalize_text
 from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
-from stages.plan.articulation import ArticulationModel, correct
+from stages.plan.articulation import ArticulationModel, closure_weight, correct, shut
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
@@ -312,13 +312,14 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
 
 
 def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeIndex
-                  ) -> tuple[list[str], np.ndarray, np.ndarray]:
+                  ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """Every phone of the edited video on its own timeline: the clip's aligned phones in
-    kept segments, the new words' timed phones in new ones."""
+    kept segments, the new words' timed phones in new ones; and which are new."""
     spans = sorted(span_plans, key=lambda s: s.cut_start_s)
     phones: list[str] = []
     starts: list[float] = []
     ends: list[float] = []
+    new: list[bool] = []
     for seg in timeline.segments:
         if seg.kind == "kept":
             inside = np.flatnonzero((index.end_s > seg.source_start_s)
@@ -328,23 +329,25 @@ def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeI
                 phones.append(str(index.phones[k]))
                 starts.append(max(index.start_s[k], seg.source_start_s) + shift)
                 ends.append(min(index.end_s[k], seg.source_end_s) + shift)
+                new.append(False)
         else:
             for phone, (a, b) in zip(spans[seg.span].phones, timeline.placed[seg.span],
                                      strict=True):
                 phones.append(phone.phone)
                 starts.append(a)
                 ends.append(b)
-    return phones, np.asarray(starts), np.asarray(ends)
+                new.append(True)
+    return phones, np.asarray(starts), np.asarray(ends), np.asarray(new, bool)
 
 
 def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPlan],
                  index: VisemeIndex, model: ArticulationModel, direction: np.ndarray,
                  share: float, ramp_s: float) -> np.ndarray:
     """The plan's expression, its opening inside the new words moved ``share`` of the way
-    to the co-articulation model's curve for the new phone sequence (fading out over
-    ``ramp_s`` beyond each new segment, never beyond the rendered frames: kept footage is
-    untouched)."""
-    phones, starts, ends = output_phones(timeline, span_plans, index)
+    to the co-articulation model's curve for the new phone sequence, and all the way to
+    the clip's closed level where a p/b/m is said (both fading out over ``ramp_s`` beyond
+    each new segment, never beyond the rendered frames: kept footage is untouched)."""
+    phones, starts, ends, new = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
     for seg in timeline.segments:
@@ -356,7 +359,13 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     if not inside.any():
         return frames.expression
     target = model.predict(phones, starts, ends, t)
-    return correct(frames.expression.astype(np.float64), direction, target, share * inside)
+    expression = correct(frames.expression.astype(np.float64), direction, target, share * inside)
+    if not np.isfinite(model.closed):
+        return expression
+    # Only the new words' p/b/m: kept footage shows its own closures.
+    said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]
+    return shut(expression, direction, closure_weight(said, starts, ends, t), model.closed,
+                model.max_step, inside)
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:

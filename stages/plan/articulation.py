@@ -12,6 +12,13 @@ used. ``correct`` then moves the new words' planned expression along the opennes
 direction towards the model's curve for the *new* phone sequence (their own neighbours
 and durations), keeping every other part of the retrieved expression (lip shape,
 rounding, teeth).
+
+A p/b/m is the exception to smoothing: the lips must meet whatever the neighbours are
+(a linear smoothed model never reaches the closure, and a cross-fade across a join at a
+p/b/m averages it away: "read the B-ook" stayed a third open). ``closure_weight`` marks
+the output frames in the middle half of each new p/b/m (the one nearest its middle when
+none falls there); there the opening goes all the way to the clip's own closed level
+(``ArticulationModel.closed``: the median of its p/b/m's most closed frames).
 """
 
 from __future__ import annotations
@@ -22,11 +29,23 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from stages.index import VisemeIndex
+from stages.plan.retime import BILABIALS, extreme_frames
 from stages.plan.search import PHONE_CODES
 
 RATE_HZ = 200.0  # the model's time grid
 SIGMAS_S = (0.02, 0.03, 0.04, 0.05, 0.06)  # smoothing widths tried on the clip's second half
 RIDGE = 1e-3
+# The lips close into a p/b/m no faster than the clip's own opening changes at this
+# quantile (per frame): its 99th percentile alone, plus the rest of the expression
+# changing at a join, stepped faster than the clip ever does (tests/test_plan.py's join
+# check on "laboratory"); 0.95 keeps a margin. Chosen on that test and on development
+# pairs and the demo's sentences 0-3 (r 0.948 / 0.842 here vs 0.951 / 0.851 at 0.99).
+STEP_QUANTILE = 0.95
+# A p/b/m's lips are shut through the middle half of it: onset and release are moving
+# lips, and the aligner's boundaries are a frame or so off (closing from the onset shut
+# the lips a frame early on the demo's sentences 0-3; chosen there and on development
+# pairs, never on the scored edits).
+CLOSURE_MARGIN = 0.25
 
 
 def phone_design(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
@@ -47,6 +66,8 @@ class ArticulationModel:
     weights: np.ndarray  # per phone code, then the constant
     sigma_s: float
     validation_r: float  # r with the clip's openness on its second half (fitted on the first)
+    closed: float  # the clip's openness with the lips shut (median of its p/b/m's least open)
+    max_step: float  # the clip's own fast opening change per frame (``STEP_QUANTILE``)
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
@@ -69,11 +90,52 @@ class ArticulationModel:
         if best is None:
             return None
         x = phone_design(phones, index.start_s, index.end_s, t, best[1])
-        return cls(_solve(x[usable], openness[usable]), best[1], best[0])
+        both = usable[1:] & usable[:-1]
+        return cls(_solve(x[usable], openness[usable]), best[1], best[0],
+                   closed_level(index, openness, usable, fps),
+                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)))
 
     def predict(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
         return phone_design(phones, starts, ends, times, self.sigma_s) @ self.weights
+
+
+def closed_level(index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
+                 ) -> float:
+    """The clip's openness with the lips shut: per usable p/b/m, its least open frame
+    (``retime.extreme_frames``, as the pieces pin it); their median. NaN without any."""
+    n = len(openness)
+    mids = (index.start_s + index.end_s) / 2
+    lows = []
+    for k in np.flatnonzero(index.usable & np.isin(index.phones, list(BILABIALS))):
+        before = mids[k - 1] if k > 0 else -np.inf
+        after = mids[k + 1] if k + 1 < len(mids) else np.inf
+        frames = extreme_frames(float(index.start_s[k]), float(index.end_s[k]), before, after,
+                                fps, n)
+        frames = frames[usable[frames]]
+        if len(frames):
+            lows.append(float(openness[frames].min()))
+    return float(np.median(lows)) if lows else float("nan")
+
+
+def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray
+                   ) -> np.ndarray:
+    """1 at the ``times`` (frame instants, increasing) in the middle half of a p/b/m
+    (``CLOSURE_MARGIN``), or at the one nearest its middle when none falls there; 0
+    elsewhere."""
+    out = np.zeros(len(times))
+    if not len(times):
+        return out
+    for phone, a, b in zip(phones, starts, ends, strict=True):
+        if phone not in BILABIALS:
+            continue
+        cut = CLOSURE_MARGIN * (b - a)
+        inside = (times >= a + cut) & (times < b - cut)
+        if inside.any():
+            out[inside] = 1.0
+        else:
+            out[int(np.argmin(np.abs(times - (a + b) / 2)))] = 1.0
+    return out
 
 
 def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -81,6 +143,23 @@ def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     reg = RIDGE * len(x) * np.eye(x.shape[1])
     reg[-1, -1] = 0.0
     return np.linalg.solve(x.T @ x + reg, x.T @ y)
+
+
+def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
+         max_step: float, weight: np.ndarray) -> np.ndarray:
+    """``expression`` (n, d, one row per frame) with the lips shut at the frames where
+    ``closure`` (n,) > 0: their openness (projection on the unit ``direction``) lowered to
+    ``closed``, and their neighbours' lowered only as far as the speaker's own fastest
+    change allows (``max_step`` per frame: ``closed + max_step * frames away``), so that
+    the lips close and open again no faster than the clip ever shows. Openness already
+    below that envelope is kept; each frame moves ``weight`` (n,) of the way."""
+    at = np.flatnonzero(closure > 0)
+    if not len(at):
+        return expression
+    away = np.abs(np.arange(len(expression))[:, None] - at[None, :]).min(axis=1)
+    openness = expression @ direction
+    target = np.minimum(openness, closed + max_step * away)
+    return correct(expression, direction, target, weight)
 
 
 def correct(expression: np.ndarray, direction: np.ndarray, target: np.ndarray,
