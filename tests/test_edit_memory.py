@@ -16,7 +16,7 @@ from scipy.ndimage import gaussian_filter1d
 from stages.plan.articulation import RATE_HZ, phone_design
 from stages.plan.search import PHONE_CODES
 from stages.render.data import CropFile, load_clip
-from stages.render.evaluate import evaluate_holdout, scored_spans
+from stages.render.evaluate import evaluate_holdout, nearest_expression, scored_spans
 from stages.render.train import split_frames
 from talkedit.artifacts import FACE, read_parquet
 from talkedit.errors import TalkeditError
@@ -121,6 +121,25 @@ def test_scored_spans_cap_the_held_out_sample_evenly() -> None:
     gaps = np.diff([a for a, _ in spans])
     assert gaps.max() - gaps.min() <= 1  # evenly spread
     assert sum(b - a for a, b in scored_spans(0, 10_000, 1000)) <= 1000
+
+
+def test_nearest_training_frame_in_blocks_is_the_whole_matrix_one() -> None:
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(30_623, 64))  # the 31-minute clip's training frames
+    train[20_000:20_100] = train[:100]  # exact repeats (a looped clip): ties
+    query = rng.normal(size=(64, 64))
+    query[:5] = train[[0, 7, 20_003, 30_622, 4_095]]
+    whole = np.argmin((query ** 2).sum(1)[:, None] + (train ** 2).sum(1)[None]
+                      - 2 * query @ train.T, axis=1)
+    d2_mb = len(query) * len(train) * 8 / 1e6  # 15.7 MB a copy; the whole version made 3
+    tracemalloc.start()
+    try:
+        got = nearest_expression(train, query)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(got, whole) and list(got[:5]) == [0, 7, 3, 30_622, 4_095]
+    assert peak < 0.5 * d2_mb, peak  # a block's distances (2.1 MB a copy, 3 at once)
 
 
 def test_capped_scoring_scores_the_sample_and_says_out_of_how_many(

@@ -191,7 +191,8 @@ class CropStore:
         video = paths.crops / "crops.mp4"
         if not video.is_file():
             raise TalkeditError(video, "not found", f"run fit@{clip} first (dvc repro)")
-        table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
+        table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
+                             columns=["mask_polygon"])  # not the landmarks (most of it)
         self.masks = column_array(table, "mask_polygon").reshape(len(table), -1, 2)
         pts, keys = [], []
         with open_container(video) as container:

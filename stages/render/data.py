@@ -80,20 +80,26 @@ RENDER_COLUMNS = ["frame", "detected", "interpolated", "rotation", "translation"
                   "expression", "illumination", "crop_transform", "mask_polygon"]
 
 
-def face_geometry(clip: str, root: Path | None, size: int
+# The pose and the image -> crop transforms, all some readers need (the mouth painter).
+POSE_COLUMNS = ["rotation", "translation", "scale", "crop_transform"]
+
+
+def face_geometry(clip: str, root: Path | None, size: int,
+                  columns: list[str] = RENDER_COLUMNS
                   ) -> tuple[pa.Table, int, np.ndarray, np.ndarray]:
-    """face.parquet (RENDER_COLUMNS), the fit's crop size, transforms and outlines at the
+    """face.parquet (``columns`` of it), the fit's crop size, transforms and outlines at the
     render size."""
     paths = ClipPaths.of(clip, root)
     table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
-                         columns=RENDER_COLUMNS)
+                         columns=columns)
     meta_path = paths.crops / "crops.json"
     if not meta_path.is_file():
         raise TalkeditError(meta_path, "not found", f"run fit@{clip} first (dvc repro)")
     crop_size = int(json.loads(meta_path.read_text())["size"])
     transforms = render_transforms(column_array(table, "crop_transform"), crop_size, size)
-    outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
-                            crop_size, size)
+    outlines = (render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
+                              crop_size, size) if "mask_polygon" in table.column_names
+                else np.zeros((len(table), 0, 2)))  # not asked for
     return table, crop_size, transforms, outlines
 
 

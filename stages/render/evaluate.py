@@ -50,10 +50,22 @@ def region_ssim(real: np.ndarray, pred: np.ndarray, region: np.ndarray) -> float
     return float(smap[region].mean())
 
 
-def nearest_expression(train_expr: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Index into ``train_expr`` (m, d) of the nearest row for each query row (Euclidean)."""
-    d2 = (query ** 2).sum(1)[:, None] + (train_expr ** 2).sum(1)[None] - 2 * query @ train_expr.T
-    return np.argmin(d2, axis=1)
+def nearest_expression(train_expr: np.ndarray, query: np.ndarray, block: int = 4096
+                       ) -> np.ndarray:
+    """Index into ``train_expr`` (m, d) of the nearest row for each query row (Euclidean),
+    the first on a tie. ``block`` training rows at a time: a whole long clip's distances
+    (64 x 30,623 x 8 bytes for a chunk of the 31-minute clip) are never held at once."""
+    query_sq = (query ** 2).sum(1)[:, None]
+    best = np.full(len(query), np.inf)
+    nearest = np.zeros(len(query), np.int64)
+    for a in range(0, len(train_expr), block):
+        part = train_expr[a:a + block]
+        d2 = query_sq + (part ** 2).sum(1)[None] - 2 * query @ part.T
+        k = np.argmin(d2, axis=1)
+        value = d2[np.arange(len(query)), k]
+        better = value < best  # strictly: an earlier block keeps a tie
+        best[better], nearest[better] = value[better], k[better] + a
+    return nearest
 
 
 @dataclass
