@@ -149,7 +149,7 @@ def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = No
     shape = (n, size, size, 3)
     crops = (CropFile(scratch / "crops.u8", n, size) if scratch is not None
              else np.empty(shape, np.uint8))
-    store = CropStore(clip, root)
+    store = CropStore(clip, root, masks=False)
     for a in range(0, n, READ_CHUNK):
         images, _ = store.read(a, a + READ_CHUNK)
         crops[a:a + len(images)] = resize_crops(images, size)
@@ -251,7 +251,7 @@ class BackgroundCrops:
 
     def __init__(self, clip: str, root: Path | None, size: int, block: int = 64,
                  cached_blocks: int = 8) -> None:
-        self.store = CropStore(clip, root)
+        self.store = CropStore(clip, root, masks=False)
         self.size, self.block, self.cached_blocks = size, block, cached_blocks
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
