@@ -10,6 +10,8 @@ raising ``steps`` resumes a finished training instead of refusing it.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -206,8 +208,23 @@ def place(module: M, device: torch.device) -> M:
     return module.to(device)
 
 
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def return_large_buffers(threshold: int = 1 << 20) -> None:
+    """Have glibc's malloc hand blocks of ``threshold`` bytes and more straight back to the
+    system when freed. By default it raises that threshold to the largest block freed so
+    far (up to 32 MB); from then on the 1-30 MB buffers of every conditioning chunk come
+    from the heap, which fragments and grows over a long run: scoring 1,500 held-out
+    frames of the 31-minute clip kept ~200 MB more than a fixed 1 MB threshold (1-minute
+    clip, train: peak 1341 -> 1155 MB). No effect off glibc; results are the same bytes."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to set
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold)
+
+
 def set_threads(threads: int) -> None:
-    """Bound torch's CPU threads (the machine is shared); 0 keeps torch's default.
+    """Bound torch's CPU threads (the machine is shared); 0 keeps torch's default; and
+    keep the heap from growing with the run (``return_large_buffers``).
 
     Also asks torch for its deterministic kernels: the CPU ones already are for a given
     thread count, and on a GPU it avoids atomics-based ones (warning where an op has no
@@ -216,6 +233,7 @@ def set_threads(threads: int) -> None:
     """
     if threads > 0:
         torch.set_num_threads(threads)
+    return_large_buffers()
     # cuBLAS is deterministic only with a fixed workspace; read when CUDA starts.
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # torch.use_deterministic_algorithms sets this flag and also torch._inductor's, whose
