@@ -809,14 +809,19 @@ def write_parquet(data: pd.DataFrame | dict[str, Any] | pa.Table, schema: pa.Sch
 
 
 def read_parquet(path: str | Path, schema: pa.Schema | None = None, *, arrow: bool = False,
-                 stage_hint: str = "the stage that makes it") -> Any:
-    """Read an artifact, checking it has the schema's columns."""
+                 stage_hint: str = "the stage that makes it",
+                 columns: list[str] | None = None) -> Any:
+    """Read an artifact, checking it has the schema's columns; with ``columns``, only
+    those are read (a long clip's face.parquet is mostly landmarks few readers need)."""
     path = Path(path)
     if not path.is_file():
         raise TalkeditError(path, "not found", f"run {stage_hint} first (dvc repro)")
-    table = pq.read_table(path)
+    present = None if columns is None else set(pq.read_schema(path).names)
+    table = pq.read_table(path, columns=None if present is None else
+                          [c for c in columns if c in present])  # missing: refused below
     if schema is not None:
-        missing = [n for n in schema.names if n not in table.column_names]
+        wanted = schema.names if columns is None else [n for n in schema.names if n in columns]
+        missing = [n for n in wanted if n not in table.column_names]
         if missing:
             raise TalkeditError(path, f"lacks columns {missing}",
                                 f"re-run {stage_hint}; it was written by another version")

@@ -186,13 +186,17 @@ class CropWriter:
 class CropStore:
     """A clip's crops and lower-face masks, by frame range (for training)."""
 
-    def __init__(self, clip: str, root: Path | None = None) -> None:
+    def __init__(self, clip: str, root: Path | None = None, masks: bool = True) -> None:
+        """``masks`` false: ``read`` returns no masks (the renderer has its own outlines),
+        and face.parquet's mask column is not read (15 MB at 31 minutes)."""
         paths = ClipPaths.of(clip, root)
         video = paths.crops / "crops.mp4"
         if not video.is_file():
             raise TalkeditError(video, "not found", f"run fit@{clip} first (dvc repro)")
-        table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
-        self.masks = column_array(table, "mask_polygon").reshape(len(table), -1, 2)
+        table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
+                             columns=["mask_polygon" if masks else "frame"])
+        self.masks = (column_array(table, "mask_polygon").reshape(len(table), -1, 2) if masks
+                      else None)
         pts, keys = [], []
         with open_container(video) as container:
             for packet in container.demux(container.streams.video[0]):
@@ -210,10 +214,12 @@ class CropStore:
         return len(self._frames)
 
     def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Crops (n, S, S, 3) uint8 RGB and masks (n, S, S) uint8 (1 = lower face)."""
+        """Crops (n, S, S, 3) uint8 RGB and masks (n, S, S) uint8 (1 = lower face; none
+        without ``masks``)."""
         stop = min(stop, len(self))
         crops = [image for _, image in self._frames.iter_frames(start, stop)]
-        masks = [lower_face_mask(self.masks[k], self.size) for k in range(start, stop)]
+        masks = ([] if self.masks is None else
+                 [lower_face_mask(self.masks[k], self.size) for k in range(start, stop)])
         empty = (0, self.size, self.size)
         return (np.stack(crops) if crops else np.zeros((*empty, 3), np.uint8),
                 np.stack(masks) if masks else np.zeros(empty, np.uint8))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,7 @@ class ClipData:
     clip: str
     size: int  # render crop side
     crop_size: int  # the fit's crop side
-    crops: np.ndarray  # (n, size, size, 3) uint8
+    crops: np.ndarray | CropFile  # (n, size, size, 3) uint8
     pose: Pose
     expression: np.ndarray  # (n, 64)
     illumination: np.ndarray  # (n, 27)
@@ -72,33 +74,82 @@ def load_model(clip: str, root: Path | None) -> tuple[PersonModel, str]:
     return PersonModel.load(path), file_sha256(path)
 
 
-def face_geometry(clip: str, root: Path | None, size: int
+# What the renderer reads of face.parquet: not the landmarks, 85 % of a long clip's table
+# (0.28 of 0.33 GB uncompressed at 31 minutes).
+RENDER_COLUMNS = ["frame", "detected", "interpolated", "rotation", "translation", "scale",
+                  "expression", "illumination", "crop_transform", "mask_polygon"]
+
+
+# The pose and the image -> crop transforms, all some readers need (the mouth painter).
+POSE_COLUMNS = ["rotation", "translation", "scale", "crop_transform"]
+
+
+def face_geometry(clip: str, root: Path | None, size: int,
+                  columns: list[str] = RENDER_COLUMNS
                   ) -> tuple[pa.Table, int, np.ndarray, np.ndarray]:
-    """face.parquet, the fit's crop size, transforms and outlines at the render size."""
+    """face.parquet (``columns`` of it), the fit's crop size, transforms and outlines at the
+    render size."""
     paths = ClipPaths.of(clip, root)
-    table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}")
+    table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
+                         columns=columns)
     meta_path = paths.crops / "crops.json"
     if not meta_path.is_file():
         raise TalkeditError(meta_path, "not found", f"run fit@{clip} first (dvc repro)")
     crop_size = int(json.loads(meta_path.read_text())["size"])
     transforms = render_transforms(column_array(table, "crop_transform"), crop_size, size)
-    outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
-                            crop_size, size)
+    outlines = (render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
+                              crop_size, size) if "mask_polygon" in table.column_names
+                else np.zeros((len(table), 0, 2)))  # not asked for
     return table, crop_size, transforms, outlines
+
+
+class CropFile:
+    """Render crops of every clip frame in a scratch file, written and read with plain
+    reads and writes, not memory-mapped: a long clip's crops (2.3 GB at 31 minutes, 128 px)
+    stay on disk and in the kernel's page cache, which the system may drop, instead of in
+    the process's resident memory. Indexed like an (n, size, size, 3) uint8 array by a
+    frame or an integer array of frames."""
+
+    def __init__(self, path: Path, n: int, size: int) -> None:
+        self.shape = (n, size, size, 3)
+        self._frame_bytes = size * size * 3
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.close = weakref.finalize(self, os.close, self._fd)
+        os.ftruncate(self._fd, n * self._frame_bytes)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __setitem__(self, frames: slice, crops: np.ndarray) -> None:
+        start, stop, step = frames.indices(len(self))
+        if step != 1 or stop - start != len(crops):
+            raise ValueError("CropFile is written in runs of consecutive frames")
+        os.pwrite(self._fd, np.ascontiguousarray(crops, np.uint8).tobytes(),
+                  start * self._frame_bytes)
+
+    def __getitem__(self, frames: int | np.ndarray) -> np.ndarray:
+        wanted = np.asarray(frames, np.int64)
+        flat = wanted.reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"frames {flat.min()}..{flat.max()} outside 0..{len(self) - 1}")
+        out = np.empty((flat.size, *self.shape[1:]), np.uint8)
+        for row, frame in zip(out, flat.tolist(), strict=True):
+            os.preadv(self._fd, [row.reshape(-1)], frame * self._frame_bytes)
+        return out.reshape(*wanted.shape, *self.shape[1:])
 
 
 def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = None
               ) -> tuple[PersonModel, ClipData]:
-    """The fitted clip at render size. With ``scratch`` the crops go to a memory-mapped
-    file there (a long clip need not fit in RAM)."""
+    """The fitted clip at render size. With ``scratch`` the crops go to a file there
+    (``CropFile``: a long clip's crops need not fit in RAM)."""
     model, sha = load_model(clip, root)
     table, crop_size, transforms, outlines = face_geometry(clip, root, size)
     pose, expression = frame_parameters(table)
     n = len(table)
     shape = (n, size, size, 3)
-    crops = (np.lib.format.open_memmap(scratch / "crops.npy", "w+", np.uint8, shape)
-             if scratch is not None else np.empty(shape, np.uint8))
-    store = CropStore(clip, root)
+    crops = (CropFile(scratch / "crops.u8", n, size) if scratch is not None
+             else np.empty(shape, np.uint8))
+    store = CropStore(clip, root, masks=False)
     for a in range(0, n, READ_CHUNK):
         images, _ = store.read(a, a + READ_CHUNK)
         crops[a:a + len(images)] = resize_crops(images, size)
@@ -200,7 +251,7 @@ class BackgroundCrops:
 
     def __init__(self, clip: str, root: Path | None, size: int, block: int = 64,
                  cached_blocks: int = 8) -> None:
-        self.store = CropStore(clip, root)
+        self.store = CropStore(clip, root, masks=False)
         self.size, self.block, self.cached_blocks = size, block, cached_blocks
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
 

@@ -29,7 +29,7 @@ Deterministic (no randomness; the same plan and pool give the same bytes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -261,10 +261,12 @@ class MouthExemplars:
 
 
 def paint_rows(painter: MouthExemplars, crops: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
-               choice: dict[int, int], target_points: np.ndarray) -> np.ndarray:
+               choice: dict[int, int], target_points: Mapping[int, np.ndarray] | np.ndarray
+               ) -> np.ndarray:
     """Rendered crops (n, S, S, 3) of plan ``rows`` with exemplar mouths (a new array);
     ``alpha`` (n, S, S) their generated share. ``choice``: plan row -> pool index;
-    ``target_points`` (n_plan, anchors, 2)."""
+    ``target_points``: plan row -> its (anchors, 2) points (a dict, or an (n_plan, anchors,
+    2) array)."""
     out = crops.copy()
     for i, row in enumerate(rows.tolist()):
         out[i] = painter.paint(crops[i], alpha[i], choice[row], target_points[row])

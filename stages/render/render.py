@@ -25,11 +25,12 @@ import cv2
 import numpy as np
 import torch
 
-from stages.fit import PersonModel, Pose, frame_parameters, load_fit
+from stages.fit import PersonModel, Pose, load_fit
 from stages.render.checkpoint import load_generator
 from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
 from stages.render.data import (
+    POSE_COLUMNS,
     BackgroundCrops,
     FrameCrops,
     ReferencePool,
@@ -119,8 +120,10 @@ def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool
     ``size`` (None: switched off, or a generator trained without exemplars)."""
     if not mouth.exemplar or pool is None or not len(pool.frames):
         return None
-    table, _, transforms, _ = face_geometry(clip, root, size)
-    pose, _ = frame_parameters(table)
+    table, _, transforms, _ = face_geometry(clip, root, size, POSE_COLUMNS)
+    pose = Pose(*(v.astype(np.float64) for v in (
+        column_array(table, "rotation"), column_array(table, "translation"),
+        table.column("scale").to_numpy())))
     if size == pool.crops.shape[1]:
         def crops_of(frames: np.ndarray) -> np.ndarray:
             return pool.crops[np.searchsorted(pool.frames, frames)]
@@ -186,7 +189,8 @@ class Renderer:
         cfg = stamp.config
         pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
                 if cfg.reference else None)
-        table, crop_size, transforms, outlines = face_geometry(clip, root, cfg.size)
+        table, crop_size, transforms, outlines = face_geometry(
+            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"])
         streams = render.batch if device.type == "cuda" else 1
         backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
         crops_of: Callable[[np.ndarray], np.ndarray] = backgrounds.get
@@ -260,7 +264,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
     if painter is None:
         out_size = cfg.size
     out_transforms = (renderer.transforms if out_size == cfg.size
-                      else face_geometry(clip, root, out_size)[2])
+                      else face_geometry(clip, root, out_size, POSE_COLUMNS)[2])
     # Portrait mode turns the frames behind the rows first: their fitted points no longer hold.
     jaw = jaw_warp(clip, root, renderer.model, mouth, out_size, out_transforms) if (
         reposer is None) else None
@@ -271,8 +275,14 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
         for run in runs_of(np.flatnonzero(wanted_rows)):
             choice.update(zip(run.tolist(), painter.choose(frames.expression[run]).tolist(),
                               strict=True))
-        targets = crop_points(renderer.model, frames.pose, frames.expression,
-                              out_transforms[frames.background], painter.region.anchors)
+        # Only the rows painted: every row's 478 model points would be 0.5 GB at 31 minutes.
+        painted = np.flatnonzero(wanted_rows)
+        targets = dict(zip(painted.tolist(), crop_points(
+            renderer.model, Pose(*(v[painted] for v in (frames.pose.rotation,
+                                                        frames.pose.translation,
+                                                        frames.pose.scale))),
+            frames.expression[painted], out_transforms[frames.background[painted]],
+            painter.region.anchors), strict=True))
     if chunk_rows:
         chunks = [RenderChunk(clip, edit_paths, render, expected_config, plan_stage, group,
                               reposer)

@@ -374,7 +374,8 @@ def run_train(clip: str, root: Path, train: TrainParams) -> dict[str, Any]:
         (trainer.pool or ReferencePool.empty(cfg.size)).save(paths.references,
                                                               stamp.metadata())
         metrics, preview = evaluate_holdout(generator, box, trainer.source, data, split.train,
-                                            split.heldout, cfg.eval_warmup)
+                                            split.heldout, cfg.eval_warmup,
+                                            max_frames=cfg.eval_frames)
     steps_run = step - done_before
     # Quality only: run times would make metrics.json (DVC metrics, tracked) differ on
     # every run; they go in the summary, which the flow writes to the run report.

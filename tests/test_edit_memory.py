@@ -1,0 +1,199 @@
+"""The edit's stages on long inputs in bounded memory (issue 15, item 5): train's crops on
+disk, its held-out scoring capped and streamed, plan's co-articulation design in blocks,
+only the columns of face.parquet a stage needs."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from scipy.ndimage import gaussian_filter1d
+
+from stages.plan.articulation import RATE_HZ, phone_design
+from stages.plan.search import PHONE_CODES
+from stages.render.data import CropFile, load_clip
+from stages.render.evaluate import evaluate_holdout, nearest_expression, scored_spans
+from stages.render.train import split_frames
+from talkedit.artifacts import FACE, read_parquet
+from talkedit.errors import TalkeditError
+from tests.test_render import CLIP, fitted, tiny, trained  # noqa: F401 (fixtures)
+
+PHONES = sorted(PHONE_CODES)
+
+
+def whole_grid_design(phones: list[str], starts: np.ndarray, ends: np.ndarray,
+                      times: np.ndarray, sigma_s: float) -> np.ndarray:
+    """phone_design as it was: the whole clip's grid smoothed at once (the reference)."""
+    horizon = max(float(np.max(ends, initial=0.0)), float(np.max(times, initial=0.0))) + 0.5
+    grid = np.arange(0.0, horizon, 1.0 / RATE_HZ)
+    held = np.zeros((len(grid), len(PHONE_CODES)))
+    for phone, a, b in zip(phones, starts, ends, strict=True):
+        held[(grid >= a) & (grid < b), PHONE_CODES[phone]] = 1.0
+    smooth = gaussian_filter1d(held, sigma_s * RATE_HZ, axis=0, mode="nearest")
+    cols = [np.interp(times, grid, smooth[:, k]) for k in range(smooth.shape[1])]
+    return np.column_stack([*cols, np.ones(len(times))])
+
+
+def phone_track(n: int, seed: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    durations = rng.uniform(0.03, 0.2, n)
+    ends = np.cumsum(durations)
+    return [PHONES[k] for k in rng.integers(0, len(PHONES), n)], ends - durations, ends
+
+
+@pytest.mark.parametrize("sigma_s", [0.02, 0.06])
+def test_blockwise_phone_design_is_the_whole_grid_one_bit_for_bit(sigma_s: float) -> None:
+    phones, starts, ends = phone_track(1500, 0)  # 173 s: the grid spans 9 blocks
+    rng = np.random.default_rng(1)
+    for times in (np.arange(int(ends[-1] * 25)) / 25,  # every frame (the fit)
+                  np.sort(rng.uniform(0, ends[-1] + 0.4, 40)),  # a few (the prediction)
+                  np.array([ends[-1] + 0.3]), np.array([0.0])):  # beyond the end, the start
+        assert np.array_equal(phone_design(phones, starts, ends, times, sigma_s),
+                              whole_grid_design(phones, starts, ends, times, sigma_s))
+
+
+def test_phone_design_of_a_long_clip_holds_no_whole_clip_grid() -> None:
+    phones, starts, ends = phone_track(19_780, 2)  # 31 minutes of phones, as looplong3x11
+    grid_mb = ends[-1] * RATE_HZ * len(PHONE_CODES) * 8 / 1e6  # one whole-grid copy
+    few = np.linspace(900.0, 902.0, 50)  # the new words' frames
+    every = np.arange(int(ends[-1] * 25)) / 25
+    tracemalloc.start()
+    try:
+        phone_design(phones, starts, ends, few, 0.04)
+        few_peak = tracemalloc.get_traced_memory()[1] / 1e6
+        tracemalloc.reset_peak()
+        design = phone_design(phones, starts, ends, every, 0.04)
+        every_peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert grid_mb > 100  # 121 MB; the whole-grid version held 2-3 of them
+    assert few_peak < 12  # the grid's times (3 MB), a block (1.4 MB a copy), the phones
+    assert every_peak < design.nbytes / 1e6 + 12  # the design itself (19 MB), grid, a block
+
+
+def test_crop_file_reads_what_an_array_holds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    on_disk = CropFile(tmp_path / "crops.u8", 50, 8)
+    for a in range(0, 50, 16):
+        on_disk[a:a + 16] = crops[a:a + 16]
+    assert len(on_disk) == 50 and on_disk.shape == crops.shape
+    for frames in (7, np.array([3, 3, 49, 0]), np.array([[1, 2], [40, 41]]),
+                   np.zeros(0, np.int64)):
+        assert np.array_equal(on_disk[frames], crops[frames])
+    with pytest.raises(IndexError):
+        on_disk[np.array([50])]
+    with pytest.raises(ValueError):
+        on_disk[0:4] = crops[:3]
+
+
+def _rss_mb() -> float:
+    line = [ln for ln in Path("/proc/self/status").read_text().splitlines()
+            if ln.startswith("VmRSS")][0]
+    return int(line.split()[1]) / 1024
+
+
+def test_train_keeps_the_clips_crops_out_of_its_memory(fitted: Path, tmp_path: Path  # noqa: F811
+                                                       ) -> None:
+    size = 512  # 200 frames: 157 MB of crops, which a memory map kept resident
+    crops_mb = 200 * size * size * 3 / 2 ** 20
+    before = _rss_mb()
+    _, data = load_clip(CLIP, fitted, size, tmp_path)
+    grown = _rss_mb() - before
+    assert grown < 0.25 * crops_mb, (grown, crops_mb)
+    _, in_memory = load_clip(CLIP, fitted, 64)
+    _, small = load_clip(CLIP, fitted, 64, tmp_path)
+    rows = np.array([0, 5, 199, 5, 120])
+    assert np.array_equal(small.crops[rows], in_memory.crops[rows])
+    assert np.array_equal(data.usable, in_memory.usable) and len(data) == len(in_memory)
+
+
+def test_scored_spans_cap_the_held_out_sample_evenly() -> None:
+    assert scored_spans(100, 600, 1500) == [(100, 600)]  # under the cap: all of it
+    assert scored_spans(100, 600, None) == [(100, 600)]
+    spans = scored_spans(30_623, 47_113, 1500)  # 35 % of the 31-minute clip
+    assert len(spans) == 6 and all(b - a == 250 for a, b in spans)
+    assert spans[0][0] == 30_623 and spans[-1][1] == 47_113  # from its start to its end
+    gaps = np.diff([a for a, _ in spans])
+    assert gaps.max() - gaps.min() <= 1  # evenly spread
+    assert sum(b - a for a, b in scored_spans(0, 10_000, 1000)) <= 1000
+
+
+def test_nearest_training_frame_in_blocks_is_the_whole_matrix_one() -> None:
+    rng = np.random.default_rng(4)
+    train = rng.normal(size=(30_623, 64))  # the 31-minute clip's training frames
+    train[20_000:20_100] = train[:100]  # exact repeats (a looped clip): ties
+    query = rng.normal(size=(64, 64))
+    query[:5] = train[[0, 7, 20_003, 30_622, 4_095]]
+    whole = np.argmin((query ** 2).sum(1)[:, None] + (train ** 2).sum(1)[None]
+                      - 2 * query @ train.T, axis=1)
+    d2_mb = len(query) * len(train) * 8 / 1e6  # 15.7 MB a copy; the whole version made 3
+    tracemalloc.start()
+    try:
+        got = nearest_expression(train, query)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(got, whole) and list(got[:5]) == [0, 7, 3, 30_622, 4_095]
+    assert peak < 0.5 * d2_mb, peak  # a block's distances (2.1 MB a copy, 3 at once)
+
+
+def test_capped_scoring_scores_the_sample_and_says_out_of_how_many(
+        trained: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    import torch
+
+    from stages.render import evaluate
+    from stages.render.checkpoint import load_generator
+    from stages.render.conditioning import FaceRenderer
+    from stages.render.config import TrainParams
+    from stages.render.data import ReferencePool
+    from stages.render.infer import ConditioningSource
+    from talkedit.artifacts import ModelPaths
+
+    root, _ = trained
+    cfg = TrainParams.from_dict(tiny())
+    model, data = load_clip(CLIP, root, cfg.size)
+    split = split_frames(data, cfg)
+    paths = ModelPaths.of(CLIP, root)
+    cpu = torch.device("cpu")
+    generator, stamp = load_generator(paths.generator, CLIP, None, data.face_model_sha, cpu)
+    pool = ReferencePool.load(paths.references, CLIP, stamp.config.config_hash,
+                              data.face_model_sha)
+    source = ConditioningSource(FaceRenderer(model, cfg.size, cfg.mask_dilate,
+                                             cfg.mask_feather, cpu),
+                                lambda f: data.crops[f], data.transforms, data.outlines, pool)
+
+    def score(cap: int | None) -> tuple[dict, np.ndarray]:
+        return evaluate_holdout(generator, stamp.box, source, data, split.train, split.heldout,
+                                cfg.eval_warmup, max_frames=cap)
+
+    whole, _ = score(None)
+    assert score(len(split.heldout))[0] == whole and "heldout_usable_frames" not in whole
+    monkeypatch.setattr(evaluate, "EVAL_RUN", 4)  # runs of 4 frames on this short clip
+    capped, preview = score(12)
+    spans = scored_spans(int(split.heldout[0]), int(split.heldout[-1]) + 1, 12)
+    assert len(split.heldout) == 20 and [b - a for a, b in spans] == [4, 4, 4]
+    assert spans[0][0] == split.heldout[0] and spans[-1][1] == split.heldout[-1] + 1
+    assert capped["heldout_usable_frames"] == whole["heldout_frames"] > 12
+    usable = int(sum(data.usable[a:b].sum() for a, b in spans))
+    assert capped["heldout_frames"] == usable
+    assert np.isfinite(capped["psnr_db"]["network"]) and capped != whole
+    assert preview.shape[0] == 4 * stamp.box.height
+
+
+def test_only_the_asked_columns_of_face_parquet_are_read(tmp_path: Path) -> None:
+    n = 3
+    table = pa.table({f.name: pa.array([[0.0] * f.type.list_size] * n, f.type)
+                      if pa.types.is_fixed_size_list(f.type) else pa.array([0] * n).cast(f.type)
+                      for f in FACE})
+    pq.write_table(table, tmp_path / "face.parquet")
+    got = read_parquet(tmp_path / "face.parquet", FACE, arrow=True,
+                       columns=["frame", "expression"])
+    assert got.column_names == ["frame", "expression"] and len(got) == n
+    pq.write_table(table.drop(["expression"]), tmp_path / "face.parquet")
+    with pytest.raises(TalkeditError, match="expression"):
+        read_parquet(tmp_path / "face.parquet", FACE, arrow=True, columns=["expression"])
