@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from stages.fit import PersonModel, Pose, load_fit
+from stages.fit import PersonModel, Pose, frame_parameters, load_fit
 from stages.render.checkpoint import load_generator
 from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
