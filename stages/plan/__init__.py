@@ -359,7 +359,7 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     if not inside.any():
         return frames.expression
     target = model.predict(phones, starts, ends, t)
-    expression = correct(frames.expression.astype(np.float64), direction, target, share * inside)
+    expression = correct(frames.expression, direction, target, share * inside)  # a copy
     if not np.isfinite(model.closed):
         return expression
     # Only the new words' p/b/m: kept footage shows its own closures.
