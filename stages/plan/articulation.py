@@ -166,13 +166,14 @@ def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
-         max_step: float, weight: np.ndarray) -> np.ndarray:
+         max_step: float, weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``expression`` (n, d, one row per frame) with the lips shut at the frames where
     ``closure`` (n,) > 0: their openness (projection on the unit ``direction``) lowered to
     ``closed``, and their neighbours' lowered only as far as the speaker's own fastest
     change allows (``max_step`` per frame: ``closed + max_step * frames away``), so that
     the lips close and open again no faster than the clip ever shows. Openness already
-    below that envelope is kept; each frame moves ``weight`` (n,) of the way."""
+    below that envelope is kept; each frame moves ``weight`` (n,) of the way. Written into
+    ``out`` as ``correct`` does."""
     at = np.flatnonzero(closure > 0)
     if not len(at):
         return expression
@@ -181,18 +182,19 @@ def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, clo
     away = np.abs(rows[:, None] - at[None, :]).min(axis=1)
     target = np.zeros(len(expression))
     target[rows] = np.minimum((expression @ direction)[rows], closed + max_step * away)
-    return correct(expression, direction, target, weight)
+    return correct(expression, direction, target, weight, out)
 
 
 def correct(expression: np.ndarray, direction: np.ndarray, target: np.ndarray,
-            weight: np.ndarray) -> np.ndarray:
+            weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``expression`` (n, d) moved along the unit ``direction`` so that its openness
-    (projection on it) goes ``weight`` (n,) of the way to ``target`` (n,)."""
-    # Only the rows that move (the new words' frames), in a copy: a whole clip's
-    # (n, d) float64 temporaries are 24 MB each at 31 minutes.
+    (projection on it) goes ``weight`` (n,) of the way to ``target`` (n,); written into
+    ``out`` (float64, may be ``expression`` itself) or a copy."""
+    # Only the rows that move (the new words' frames): a whole clip's (n, d) float64
+    # temporaries are 24 MB each at 31 minutes.
     rows = np.flatnonzero(weight)
     openness = (expression @ direction)[rows]
-    moved = np.array(expression, np.float64)
+    moved = np.array(expression, np.float64) if out is None else out
     moved[rows] = expression[rows] + (weight[rows] * (target[rows] - openness))[:, None] \
         * direction[None, :]
     return moved
