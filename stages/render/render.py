@@ -139,7 +139,8 @@ def jaw_warp(clip: str, root: Path, model: PersonModel, mouth: MouthParams, size
     for crops of side ``size`` cut by ``transforms`` (None: switched off)."""
     if not mouth.jaw_warp:
         return None
-    pose, expression = frame_parameters(face_geometry(clip, root, size)[0])
+    pose, expression = frame_parameters(face_geometry(clip, root, size,
+                                                      [*POSE_COLUMNS, "expression"])[0])
     return JawWarp(model, FrameCrops(clip, root, transforms, size).get, pose, expression,
                    transforms)
 
@@ -189,8 +190,9 @@ class Renderer:
         cfg = stamp.config
         pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
                 if cfg.reference else None)
+        # Outlines computed for the frames rendered (portrait mode turns them all first).
         table, crop_size, transforms, outlines = face_geometry(
-            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"])
+            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"], lazy_outlines=reposer is None)
         streams = render.batch if device.type == "cuda" else 1
         backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
         crops_of: Callable[[np.ndarray], np.ndarray] = backgrounds.get
