@@ -101,17 +101,20 @@ class ArticulationModel:
         if first.sum() < 25 or second.sum() < 25:
             return None
         best: tuple[float, float] | None = None
+        # The design only at the frames used (its rows depend on their own times only):
+        # every frame's is 15 MB at 31 minutes, and its selections copies of it.
         for sigma in SIGMAS_S:
-            x = phone_design(phones, index.start_s, index.end_s, t, sigma)
-            w = _solve(x[first], openness[first])
-            r = float(np.corrcoef(x[second] @ w, openness[second])[0, 1])
+            w = _solve(phone_design(phones, index.start_s, index.end_s, t[first], sigma),
+                       openness[first])
+            x = phone_design(phones, index.start_s, index.end_s, t[second], sigma)
+            r = float(np.corrcoef(x @ w, openness[second])[0, 1])
             if np.isfinite(r) and (best is None or r > best[0]):
                 best = (r, sigma)
         if best is None:
             return None
-        x = phone_design(phones, index.start_s, index.end_s, t, best[1])
+        x = phone_design(phones, index.start_s, index.end_s, t[usable], best[1])
         both = usable[1:] & usable[:-1]
-        return cls(_solve(x[usable], openness[usable]), best[1], best[0],
+        return cls(_solve(x, openness[usable]), best[1], best[0],
                    closed_level(index, openness, usable, fps),
                    float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)))
 
