@@ -203,8 +203,8 @@ def crop_scores(root: Path, truth_video: Path, n: int) -> tuple[dict, np.ndarray
                                     np.r_[data.pose.translation[AT_FRAME - 4:AT_FRAME],
                                           frames.pose.translation],
                                     np.r_[data.pose.scale[AT_FRAME - 4:AT_FRAME], frames.pose.scale]),
-                  np.r_[data.expression[AT_FRAME - 4:AT_FRAME], frames.expression],
-                  np.r_[data.illumination[AT_FRAME - 4:AT_FRAME], frames.illumination])
+                  np.r_[data.expression[AT_FRAME - 4:AT_FRAME], frames.expression[:]],
+                  np.r_[data.illumination[AT_FRAME - 4:AT_FRAME], frames.illumination[:]])
     for out in run_jobs(generator, box, source, warm, [Job(0, 4, 4 + n)]):
         net[out.rows - 4] = out.crops
     render_fps = n / (time.perf_counter() - t)
@@ -223,7 +223,7 @@ def crop_scores(root: Path, truth_video: Path, n: int) -> tuple[dict, np.ndarray
                        flags=cv2.INTER_AREA) for j in range(n)]), cfg.size)
 
     train = np.flatnonzero(data.usable[:cfg.holdout_start(len(data))])
-    nearest = train[nearest_expression(data.expression[train], frames.expression)]
+    nearest = train[nearest_expression(data.expression[train], frames.expression[:])]
     methods = ("network", "nearest_frame", "conditioning")
     psnr: dict[str, list[float]] = {m: [] for m in methods}
     change: dict[str, list[float]] = {m: [] for m in (*methods, "truth")}

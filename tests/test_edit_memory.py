@@ -16,9 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from stages.plan.articulation import RATE_HZ, phone_design
+from stages.plan.articulation import RATE_HZ, correct, phone_design, shut
+from stages.plan.retime import _join_changes, join_steps
 from stages.plan.search import PHONE_CODES
-from stages.render.data import CropFile, load_clip
+from stages.render.data import CropFile, RowsAsFloat64, face_geometry, load_clip
 from stages.render.evaluate import evaluate_holdout, nearest_expression, scored_spans
 from stages.render.train import split_frames
 from talkedit.artifacts import FACE, read_parquet
@@ -216,3 +217,78 @@ def test_only_the_asked_columns_of_face_parquet_are_read(tmp_path: Path) -> None
     pq.write_table(table.drop(["expression"]), tmp_path / "face.parquet")
     with pytest.raises(TalkeditError, match="expression"):
         read_parquet(tmp_path / "face.parquet", FACE, arrow=True, columns=["expression"])
+
+
+# --- plan's co-articulation and join checks, render's per-row reads (session 6, 15d) ---------
+
+LONG_FRAMES = 47_113  # the 31-minute benchmark clip at 25 fps
+
+
+def long_expression(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A long plan's (n, 64) expression, a unit direction, targets, and weights that move
+    only the new words' 60 frames (the rest of the clip is kept footage)."""
+    rng = np.random.default_rng(seed)
+    expression = rng.normal(size=(LONG_FRAMES, 64))
+    direction = rng.normal(size=64)
+    direction /= np.linalg.norm(direction)
+    weight = np.zeros(LONG_FRAMES)
+    weight[40_000:40_060] = rng.uniform(0.1, 1.0, 60)
+    return expression, direction, rng.normal(size=LONG_FRAMES), weight
+
+
+def traced_peak_mb(call) -> tuple[float, object]:
+    tracemalloc.start()
+    try:
+        out = call()
+        return tracemalloc.get_traced_memory()[1] / 1e6, out
+    finally:
+        tracemalloc.stop()
+
+
+def test_correcting_a_long_plans_new_words_copies_its_expression_at_most_once() -> None:
+    expression, direction, target, weight = long_expression(4)
+    reference = expression + (weight * (target - expression @ direction))[:, None] \
+        * direction[None, :]  # the whole-array formula: 3 more (n, 64) arrays at its peak
+    size_mb = expression.nbytes / 1e6  # 24 MB
+    peak, moved = traced_peak_mb(lambda: correct(expression, direction, target, weight))
+    assert np.array_equal(moved, reference)
+    assert peak < size_mb + 3  # the copy it returns, and the 60 rows
+    in_place = expression.copy()
+    peak, out = traced_peak_mb(lambda: correct(in_place, direction, target, weight,
+                                               out=in_place))
+    assert out is in_place and np.array_equal(in_place, reference)
+    assert peak < 3
+    closure = np.zeros(LONG_FRAMES)
+    closure[[40_010, 40_030, 40_050]] = 1.0  # the new words' p/b/m
+    whole = shut(expression, direction, closure, -0.5, 0.05, weight)
+    peak, shut_in_place = traced_peak_mb(lambda: shut(
+        in_place := expression.copy(), direction, closure, -0.5, 0.05, weight, out=in_place))
+    assert np.array_equal(shut_in_place, whole)
+    assert not np.array_equal(whole[40_000:40_060], expression[40_000:40_060])
+    assert np.array_equal(whole[:40_000], expression[:40_000])
+    assert peak < size_mb + 3  # the copy made here; the old shut held frames x closures too
+
+
+def test_join_changes_of_a_long_plan_read_only_the_frames_at_its_joins() -> None:
+    expression = long_expression(5)[0]
+    joins, half, fps = np.array([1600.04, 1600.9, 1602.3]), np.array([0.03, 0.06, 0.15]), 25.0
+    step = np.linalg.norm(np.diff(expression, axis=0), axis=1)  # the whole output's steps
+    reference = [step[a:b].max(initial=0.0) for a, b in join_steps(joins, half, fps,
+                                                                    LONG_FRAMES)]
+    peak, changes = traced_peak_mb(lambda: _join_changes(expression, joins, half, fps))
+    assert np.array_equal(changes, reference)
+    assert peak < 1  # the whole-output steps were 24 MB of differences and 0.4 MB of norms
+
+
+def test_render_reads_outlines_and_plan_rows_as_the_whole_arrays_hold_them(
+        fitted: Path) -> None:  # noqa: F811
+    _, _, _, outlines = face_geometry(CLIP, fitted, 64)
+    _, _, _, lazy = face_geometry(CLIP, fitted, 64, lazy_outlines=True)
+    rows = np.array([0, 3, 3, len(outlines) - 1])
+    assert len(lazy) == len(outlines) and lazy.polygons.dtype == np.float32
+    assert np.array_equal(lazy[rows], outlines[rows]) and np.array_equal(lazy[5], outlines[5])
+    assert lazy.polygons.nbytes * 2 == outlines.nbytes  # half the bytes held
+    values = np.random.default_rng(6).normal(size=(50, 27)).astype(np.float32)
+    as64 = RowsAsFloat64(values)
+    assert as64[rows[:3]].dtype == np.float64
+    assert np.array_equal(as64[rows[:3]], values.astype(np.float64)[rows[:3]])

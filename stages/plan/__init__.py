@@ -346,7 +346,8 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     """The plan's expression, its opening inside the new words moved ``share`` of the way
     to the co-articulation model's curve for the new phone sequence, and all the way to
     the clip's closed level where a p/b/m is said (both fading out over ``ramp_s`` beyond
-    each new segment, never beyond the rendered frames: kept footage is untouched)."""
+    each new segment, never beyond the rendered frames: kept footage is untouched).
+    Changes ``frames.expression`` in place where it is float64."""
     phones, starts, ends, new = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
@@ -359,13 +360,15 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     if not inside.any():
         return frames.expression
     target = model.predict(phones, starts, ends, t)
-    expression = correct(frames.expression.astype(np.float64), direction, target, share * inside)
+    # In place (the plan's expression is replaced by the result): a long clip's is 24 MB.
+    expression = np.asarray(frames.expression, np.float64)
+    correct(expression, direction, target, share * inside, out=expression)
     if not np.isfinite(model.closed):
         return expression
     # Only the new words' p/b/m: kept footage shows its own closures.
     said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]
     return shut(expression, direction, closure_weight(said, starts, ends, t), model.closed,
-                model.max_step, inside)
+                model.max_step, inside, out=expression)
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:

@@ -101,17 +101,20 @@ class ArticulationModel:
         if first.sum() < 25 or second.sum() < 25:
             return None
         best: tuple[float, float] | None = None
+        # The design only at the frames used (its rows depend on their own times only):
+        # every frame's is 15 MB at 31 minutes, and its selections copies of it.
         for sigma in SIGMAS_S:
-            x = phone_design(phones, index.start_s, index.end_s, t, sigma)
-            w = _solve(x[first], openness[first])
-            r = float(np.corrcoef(x[second] @ w, openness[second])[0, 1])
+            w = _solve(phone_design(phones, index.start_s, index.end_s, t[first], sigma),
+                       openness[first])
+            x = phone_design(phones, index.start_s, index.end_s, t[second], sigma)
+            r = float(np.corrcoef(x @ w, openness[second])[0, 1])
             if np.isfinite(r) and (best is None or r > best[0]):
                 best = (r, sigma)
         if best is None:
             return None
-        x = phone_design(phones, index.start_s, index.end_s, t, best[1])
+        x = phone_design(phones, index.start_s, index.end_s, t[usable], best[1])
         both = usable[1:] & usable[:-1]
-        return cls(_solve(x[usable], openness[usable]), best[1], best[0],
+        return cls(_solve(x, openness[usable]), best[1], best[0],
                    closed_level(index, openness, usable, fps),
                    float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)))
 
@@ -166,25 +169,35 @@ def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
-         max_step: float, weight: np.ndarray) -> np.ndarray:
+         max_step: float, weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``expression`` (n, d, one row per frame) with the lips shut at the frames where
     ``closure`` (n,) > 0: their openness (projection on the unit ``direction``) lowered to
     ``closed``, and their neighbours' lowered only as far as the speaker's own fastest
     change allows (``max_step`` per frame: ``closed + max_step * frames away``), so that
     the lips close and open again no faster than the clip ever shows. Openness already
-    below that envelope is kept; each frame moves ``weight`` (n,) of the way."""
+    below that envelope is kept; each frame moves ``weight`` (n,) of the way. Written into
+    ``out`` as ``correct`` does."""
     at = np.flatnonzero(closure > 0)
     if not len(at):
         return expression
-    away = np.abs(np.arange(len(expression))[:, None] - at[None, :]).min(axis=1)
-    openness = expression @ direction
-    target = np.minimum(openness, closed + max_step * away)
-    return correct(expression, direction, target, weight)
+    # Only the frames that move: a whole clip's frames x closures is 11 MB at 31 minutes.
+    rows = np.flatnonzero(weight)
+    away = np.abs(rows[:, None] - at[None, :]).min(axis=1)
+    target = np.zeros(len(expression))
+    target[rows] = np.minimum((expression @ direction)[rows], closed + max_step * away)
+    return correct(expression, direction, target, weight, out)
 
 
 def correct(expression: np.ndarray, direction: np.ndarray, target: np.ndarray,
-            weight: np.ndarray) -> np.ndarray:
+            weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``expression`` (n, d) moved along the unit ``direction`` so that its openness
-    (projection on it) goes ``weight`` (n,) of the way to ``target`` (n,)."""
-    openness = expression @ direction
-    return expression + (weight * (target - openness))[:, None] * direction[None, :]
+    (projection on it) goes ``weight`` (n,) of the way to ``target`` (n,); written into
+    ``out`` (float64, may be ``expression`` itself) or a copy."""
+    # Only the rows that move (the new words' frames): a whole clip's (n, d) float64
+    # temporaries are 24 MB each at 31 minutes.
+    rows = np.flatnonzero(weight)
+    openness = (expression @ direction)[rows]
+    moved = np.array(expression, np.float64) if out is None else out
+    moved[rows] = expression[rows] + (weight[rows] * (target[rows] - openness))[:, None] \
+        * direction[None, :]
+    return moved

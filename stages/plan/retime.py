@@ -356,6 +356,9 @@ def _expression_at(face: FaceParams, track: Track, t: np.ndarray, fps: float
     return expr, nearest
 
 
+BLEND_BLOCK = 4096  # output frames blended at a time
+
+
 def _blend(face: FaceParams, tracks: list[Track], half: np.ndarray, t: np.ndarray, fps: float
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cross-faded expression at output times ``t``: trapezoid weights, normalized."""
@@ -381,13 +384,17 @@ def _blend(face: FaceParams, tracks: list[Track], half: np.ndarray, t: np.ndarra
         w = np.minimum(up, down)
         keep = w > 0
         k, tk, w = k[keep], tk[keep], w[keep]
-        e, frames = _expression_at(face, track, tk, fps)
-        total[k] += w
-        expr[k] += w[:, None] * e
-        better = w > top_w[k]
-        top_w[k[better]] = w[better]
-        top_piece[k[better]] = track.piece
-        top_frame[k[better]] = frames[better]
+        # In blocks of frames: a kept track spans most of a long clip, and its whole
+        # expression with its weighted copy are 24 MB each at 31 minutes.
+        for a in range(0, len(k), BLEND_BLOCK):
+            kb, wb = k[a:a + BLEND_BLOCK], w[a:a + BLEND_BLOCK]
+            e, frames = _expression_at(face, track, tk[a:a + BLEND_BLOCK], fps)
+            total[kb] += wb
+            expr[kb] += wb[:, None] * e
+            better = wb > top_w[kb]
+            top_w[kb[better]] = wb[better]
+            top_piece[kb[better]] = track.piece
+            top_frame[kb[better]] = frames[better]
     expr /= np.maximum(total, 1e-12)[:, None]
     return expr, top_piece, top_frame, 1.0 - top_w / np.maximum(total, 1e-12)
 
@@ -442,6 +449,7 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
     joins = np.array([tr.out_end for tr in tracks[:-1]])
     half = np.full(len(joins), blend_s / 2)
     for _ in range(12):
+        expr = None  # the last try's expression is not needed while the next is blended
         expr, piece, expr_frame, blend = _blend(face, tracks, half, t, fps)
         change = _join_changes(expr, joins, half, fps)
         wider = (change > natural_p99) & (half < blend_max_s / 2 - 1e-9)
@@ -482,10 +490,11 @@ def _join_changes(expr: np.ndarray, joins: np.ndarray, half: np.ndarray, fps: fl
     frame before its cross-fade to the first frame after it."""
     if not len(joins) or len(expr) < 2:
         return np.zeros(len(joins))
-    step = np.linalg.norm(np.diff(expr, axis=0), axis=1)  # step[k]: frame k -> k + 1
     out = np.zeros(len(joins))
     for j, (a, b) in enumerate(join_steps(joins, half, fps, len(expr))):
-        out[j] = step[a:b].max(initial=0.0)
+        # Steps a .. b-1 only (step k: frame k -> k + 1), not the whole output's.
+        step = np.linalg.norm(np.diff(expr[a:b + 1], axis=0), axis=1)
+        out[j] = step.max(initial=0.0)
     return out
 
 

@@ -21,6 +21,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -84,11 +85,45 @@ RENDER_COLUMNS = ["frame", "detected", "interpolated", "rotation", "translation"
 POSE_COLUMNS = ["rotation", "translation", "scale", "crop_transform"]
 
 
+class RowsAsFloat64:
+    """A float32 (n, ...) array whose rows read back as float64, as the array converted
+    whole would give them (the conversion is exact): a long plan's expression and lighting
+    are 34 MB as float64 at 31 minutes, and rendering reads the rows it renders."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+        self.shape, self.dtype = values.shape, np.dtype(np.float64)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, rows: int | slice | np.ndarray) -> np.ndarray:
+        return np.asarray(self.values[rows], np.float64)
+
+
+class FrameOutlines:
+    """The fit's lower-face outlines of a clip's frames in render px, indexed like the
+    (n_clip, K, 2) float64 array ``render_points`` makes of them, but computed for the
+    frames asked for: that array is 30 MB at 31 minutes, and rendering an edit reads the
+    few hundred frames behind its rows (kept here as the fit's float32, half the bytes)."""
+
+    def __init__(self, polygons: np.ndarray, crop_size: int, size: int) -> None:
+        self.polygons = polygons  # (n_clip, 2K) float32, fit-crop px
+        self.crop_size, self.size = crop_size, size
+
+    def __len__(self) -> int:
+        return len(self.polygons)
+
+    def __getitem__(self, frames: int | np.ndarray) -> np.ndarray:
+        rows = self.polygons[frames]
+        return render_points(rows.reshape(*rows.shape[:-1], -1, 2), self.crop_size, self.size)
+
+
 def face_geometry(clip: str, root: Path | None, size: int,
-                  columns: list[str] = RENDER_COLUMNS
-                  ) -> tuple[pa.Table, int, np.ndarray, np.ndarray]:
+                  columns: list[str] = RENDER_COLUMNS, lazy_outlines: bool = False
+                  ) -> tuple[pa.Table, int, np.ndarray, Any]:
     """face.parquet (``columns`` of it), the fit's crop size, transforms and outlines at the
-    render size."""
+    render size (an array; with ``lazy_outlines``, a ``FrameOutlines``)."""
     paths = ClipPaths.of(clip, root)
     table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
                          columns=columns)
@@ -97,9 +132,13 @@ def face_geometry(clip: str, root: Path | None, size: int,
         raise TalkeditError(meta_path, "not found", f"run fit@{clip} first (dvc repro)")
     crop_size = int(json.loads(meta_path.read_text())["size"])
     transforms = render_transforms(column_array(table, "crop_transform"), crop_size, size)
-    outlines = (render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
-                              crop_size, size) if "mask_polygon" in table.column_names
-                else np.zeros((len(table), 0, 2)))  # not asked for
+    if "mask_polygon" not in table.column_names:  # not asked for
+        outlines: Any = np.zeros((len(table), 0, 2))
+    elif lazy_outlines:
+        outlines = FrameOutlines(column_array(table, "mask_polygon"), crop_size, size)
+    else:
+        outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
+                                 crop_size, size)
     return table, crop_size, transforms, outlines
 
 

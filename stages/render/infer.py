@@ -62,8 +62,8 @@ class Frames:
 
     background: np.ndarray  # (n,) clip frame whose crop is the background
     pose: Pose
-    expression: np.ndarray  # (n, 64)
-    illumination: np.ndarray  # (n, 27)
+    expression: np.ndarray  # (n, 64); or data.RowsAsFloat64: indexed by rows only
+    illumination: np.ndarray  # (n, 27); as expression
 
     def __len__(self) -> int:
         return len(self.background)

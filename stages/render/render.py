@@ -34,6 +34,7 @@ from stages.render.data import (
     BackgroundCrops,
     FrameCrops,
     ReferencePool,
+    RowsAsFloat64,
     face_geometry,
     file_sha256,
     load_model,
@@ -63,6 +64,11 @@ STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
 DEFAULT_MOUTH = MouthParams()  # params.yaml's mouth: section as shipped (for direct callers)
 
 
+# What rendering reads of a plan (not its timing and blending columns).
+PLAN_COLUMNS = ["frame", "edited", "source_frame", "rotation", "translation", "scale",
+                "expression", "illumination"]
+
+
 def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
     """The plan's rows as ``Frames``; background frames must exist in the clip."""
     background = plan.column("source_frame").to_numpy().astype(np.int64)
@@ -73,8 +79,9 @@ def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
     pose = Pose(column_array(plan, "rotation").astype(np.float64),
                 column_array(plan, "translation").astype(np.float64),
                 plan.column("scale").to_numpy().astype(np.float64))
-    return Frames(background, pose, column_array(plan, "expression").astype(np.float64),
-                  column_array(plan, "illumination").astype(np.float64))
+    # Read as float64 row by row when rendered (``RowsAsFloat64``), not converted whole.
+    return Frames(background, pose, RowsAsFloat64(column_array(plan, "expression")),
+                  RowsAsFloat64(column_array(plan, "illumination")))
 
 
 def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
@@ -139,8 +146,10 @@ def jaw_warp(clip: str, root: Path, model: PersonModel, mouth: MouthParams, size
     for crops of side ``size`` cut by ``transforms`` (None: switched off)."""
     if not mouth.jaw_warp:
         return None
-    pose, expression = frame_parameters(face_geometry(clip, root, size)[0])
-    return JawWarp(model, FrameCrops(clip, root, transforms, size).get, pose, expression,
+    table = face_geometry(clip, root, size, [*POSE_COLUMNS, "expression"])[0]
+    # Every clip frame's expression kept as the fit's float32, read as float64 per row.
+    return JawWarp(model, FrameCrops(clip, root, transforms, size).get,
+                   frame_parameters(table)[0], RowsAsFloat64(column_array(table, "expression")),
                    transforms)
 
 
@@ -180,7 +189,7 @@ class Renderer:
         set_threads(render.threads)
         device = pick_device(render.device)
         root = edit_paths.data.parent
-        plan = read_parquet(edit_paths.plan, PLAN, arrow=True,
+        plan = read_parquet(edit_paths.plan, PLAN, arrow=True, columns=PLAN_COLUMNS,
                             stage_hint=f"{plan_stage}@{edit_paths.edit}")
         model, model_sha = load_model(clip, root)
         model_paths = ModelPaths.of(clip, root)
@@ -189,8 +198,9 @@ class Renderer:
         cfg = stamp.config
         pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
                 if cfg.reference else None)
+        # Outlines computed for the frames rendered (portrait mode turns them all first).
         table, crop_size, transforms, outlines = face_geometry(
-            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"])
+            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"], lazy_outlines=reposer is None)
         streams = render.batch if device.type == "cuda" else 1
         backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
         crops_of: Callable[[np.ndarray], np.ndarray] = backgrounds.get
