@@ -344,10 +344,10 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
                  index: VisemeIndex, model: ArticulationModel, direction: np.ndarray,
                  share: float, ramp_s: float) -> np.ndarray:
     """The plan's expression, its opening inside the new words moved ``share`` of the way
-    to the co-articulation model's curve for the new phone sequence, and all the way to
-    the clip's closed level where a p/b/m is said (both fading out over ``ramp_s`` beyond
-    each new segment, never beyond the rendered frames: kept footage is untouched).
-    Changes ``frames.expression`` in place where it is float64."""
+    to the co-articulation model's curve for the new phone sequence, and towards the
+    clip's closed level where a p/b/m is said (``articulation.shut``; both fading out over
+    ``ramp_s`` beyond each new segment, never beyond the rendered frames: kept footage is
+    untouched). Changes ``frames.expression`` in place where it is float64."""
     phones, starts, ends, new = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
