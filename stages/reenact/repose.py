@@ -196,11 +196,10 @@ def still_repose(n: int) -> Repose:
 
 @dataclass(frozen=True)
 class TrackReposer:
-    """A portrait job's turns, read back from its track: for the renderer (crops and
-    outlines of the target frames behind the rows) and the compositor (full frames)."""
+    """A portrait job's turns, read back from its track, for the compositor (it turns
+    each composited frame: the renderer draws at the target frame's own pose)."""
 
     repose: Repose
-    row_of_frame: dict[int, int]  # target frame -> track row
     row_of_output: dict[int, int]  # plan row (output frame) -> track row
 
     @classmethod
@@ -212,29 +211,8 @@ class TrackReposer:
                         vectors("mesh_from", (MESH_POINTS, 2)), vectors("mesh_to", (MESH_POINTS, 2)),
                         vectors("eye_points", (2, 4, 2)), vectors("iris_shift_px", (2, 2)),
                         track.column("lid_close").to_numpy().astype(np.float64))
-        frames = track.column("target_frame").to_numpy().tolist()
         outputs = track.column("frame").to_numpy().tolist()
-        return cls(repose, {int(f): k for k, f in enumerate(frames)},
-                   {int(f): k for k, f in enumerate(outputs)})
-
-    def crops(self, frames: np.ndarray, crops: np.ndarray, transforms: np.ndarray) -> np.ndarray:
-        """Render crops (n, S, S, 3) of target ``frames`` (image -> crop ``transforms``), turned."""
-        out = crops.copy()
-        for i, f in enumerate(np.asarray(frames).tolist()):
-            k = self.row_of_frame.get(int(f))
-            if k is not None:
-                out[i] = self.repose.apply(crops[i], k, transforms[i])
-        return out
-
-    def outlines(self, outlines: np.ndarray, transforms: np.ndarray) -> np.ndarray:
-        """(n_clip, K, 2) crop-px lower-face outlines, those of the turned frames moved."""
-        out = outlines.copy()
-        for f, k in self.row_of_frame.items():
-            a = np.eye(3)
-            a[:2] = transforms[f].reshape(2, 3)
-            warp = a @ self.repose.warp[k] @ np.linalg.inv(a)
-            out[f] = apply_homography(warp[None], outlines[f][None])[0]
-        return out
+        return cls(repose, {int(f): k for k, f in enumerate(outputs)})
 
     def frame(self, row: int, image: np.ndarray) -> np.ndarray:
         """Plan row ``row``'s full frame, turned."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -67,16 +66,6 @@ class Frames:
 
     def __len__(self) -> int:
         return len(self.background)
-
-
-class Reposer(Protocol):
-    """Turns the clip frames behind some rows before a face is drawn on them (a portrait
-    reenactment moves the target's head: stages/reenact/portrait.py)."""
-
-    def crops(self, frames: np.ndarray, crops: np.ndarray, transforms: np.ndarray
-              ) -> np.ndarray: ...
-
-    def outlines(self, outlines: np.ndarray, transforms: np.ndarray) -> np.ndarray: ...
 
 
 class ConditioningSource:

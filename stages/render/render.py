@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,6 @@ from stages.render.infer import (
     Frames,
     Job,
     Rendered,
-    Reposer,
     group_jobs,
     make_jobs,
     run_jobs,
@@ -184,8 +183,7 @@ class Renderer:
 
     @classmethod
     def load(cls, clip: str, edit_paths: EditPaths, render: RenderParams,
-             expected_config: str | None, plan_stage: str, reposer: Reposer | None = None
-             ) -> Renderer:
+             expected_config: str | None, plan_stage: str) -> Renderer:
         set_threads(render.threads)
         device = pick_device(render.device)
         root = edit_paths.data.parent
@@ -198,19 +196,14 @@ class Renderer:
         cfg = stamp.config
         pool = (ReferencePool.load(model_paths.references, clip, cfg.config_hash, model_sha)
                 if cfg.reference else None)
-        # Outlines computed for the frames rendered (portrait mode turns them all first).
+        # Outlines computed for the frames rendered only.
         table, crop_size, transforms, outlines = face_geometry(
-            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"], lazy_outlines=reposer is None)
+            clip, root, cfg.size, [*POSE_COLUMNS, "mask_polygon"], lazy_outlines=True)
         streams = render.batch if device.type == "cuda" else 1
         backgrounds = BackgroundCrops(clip, root, cfg.size, cached_blocks=4 + 2 * streams)
-        crops_of: Callable[[np.ndarray], np.ndarray] = backgrounds.get
-        if reposer is not None:  # the frames behind the rows turned first (their outlines too)
-            def crops_of(frames: np.ndarray) -> np.ndarray:
-                return reposer.crops(frames, backgrounds.get(frames), transforms[frames])
-            outlines = reposer.outlines(outlines, transforms)
         source = ConditioningSource(
             FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
-            crops_of, transforms, outlines, pool)
+            backgrounds.get, transforms, outlines, pool)
         return cls(clip, device, plan_frames(plan, len(table), edit_paths.plan),
                    plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
                    plan.column("frame").to_numpy().astype(np.int64), transforms, crop_size,
@@ -234,33 +227,30 @@ class RenderChunk:
     expected_config: str | None
     plan_stage: str
     jobs: list[Job]
-    reposer: Reposer | None = None
 
 
 def render_chunk(chunk: RenderChunk) -> list[Rendered]:
     renderer = Renderer.load(chunk.clip, chunk.edit_paths, chunk.render, chunk.expected_config,
-                             chunk.plan_stage, chunk.reposer)
+                             chunk.plan_stage)
     return list(renderer.run(chunk.jobs))
 
 
 def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                 expected_config: str | None = None, plan_stage: str = "plan",
                 mouth: MouthParams = DEFAULT_MOUTH, scale: ScaleParams | None = None,
-                map_chunks: ChunkMap = serial_map, reposer: Reposer | None = None
-                ) -> dict[str, Any]:
+                map_chunks: ChunkMap = serial_map) -> dict[str, Any]:
     """Render the plan at ``edit_paths.plan`` with ``clip``'s generator into
     ``edit_paths.render_dir``: any plan on the PLAN contract (an edit's, a lip-sync job's).
     ``mouth``: exemplar mouths over the generated ones (painted in this process).
 
     With ``scale.chunk_frames`` set, the rows are rendered in runs of at most that many
-    (each warmed up anew), grouped into chunks that ``map_chunks`` renders, in order.
-    ``reposer``: the clip frames behind the rows are turned by it first (portrait mode)."""
+    (each warmed up anew), grouped into chunks that ``map_chunks`` renders, in order."""
     t0 = time.perf_counter()
     opts = render
     chunk_rows = scale.chunk_frames if scale is not None else 0
     edit = edit_paths.edit
     out_paths = RenderPaths(edit, edit_paths.data)
-    renderer = Renderer.load(clip, edit_paths, render, expected_config, plan_stage, reposer)
+    renderer = Renderer.load(clip, edit_paths, render, expected_config, plan_stage)
     cfg, frames, edited = renderer.stamp.config, renderer.frames, renderer.edited
     streams = renderer.streams
     root = edit_paths.data.parent
@@ -275,9 +265,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
         out_size = cfg.size
     out_transforms = (renderer.transforms if out_size == cfg.size
                       else face_geometry(clip, root, out_size, POSE_COLUMNS)[2])
-    # Portrait mode turns the frames behind the rows first: their fitted points no longer hold.
-    jaw = jaw_warp(clip, root, renderer.model, mouth, out_size, out_transforms) if (
-        reposer is None) else None
+    jaw = jaw_warp(clip, root, renderer.model, mouth, out_size, out_transforms)
     if painter is not None:
         # Exemplars per consecutive run of rendered rows, chosen before rendering (the
         # plan holds every row's expression); the planned mouth points in the rows' crops.
@@ -294,8 +282,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
             frames.expression[painted], out_transforms[frames.background[painted]],
             painter.region.anchors), strict=True))
     if chunk_rows:
-        chunks = [RenderChunk(clip, edit_paths, render, expected_config, plan_stage, group,
-                              reposer)
+        chunks = [RenderChunk(clip, edit_paths, render, expected_config, plan_stage, group)
                   for group in group_jobs(jobs, chunk_rows)]
         rendered: Iterable[Rendered] = itertools.chain.from_iterable(
             map_chunks(render_chunk, chunks))
