@@ -113,17 +113,25 @@ print(rss_mb() - before)
 """
 
 
-def test_train_keeps_the_clips_crops_out_of_its_memory(fitted: Path, tmp_path: Path  # noqa: F811
-                                                       ) -> None:
-    size = 512  # 200 frames: 157 MB of crops, which a memory map kept resident
-    crops_mb = 200 * size * size * 3 / 2 ** 20
-    scratch = tmp_path / "fresh"
+def rss_growth_mb(root: Path, size: int, scratch: Path) -> float:
+    """The resident growth of one load_clip at this crop size, in a fresh interpreter."""
     scratch.mkdir()
-    run = subprocess.run([sys.executable, "-c", RSS_GROWTH, CLIP, str(fitted), str(size),
+    run = subprocess.run([sys.executable, "-c", RSS_GROWTH, CLIP, str(root), str(size),
                           str(scratch)], capture_output=True, text=True, check=True,
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    grown = float(run.stdout.split()[-1])
-    assert grown < 0.25 * crops_mb, (grown, crops_mb)
+    return float(run.stdout.split()[-1])
+
+
+def test_train_keeps_the_clips_crops_out_of_its_memory(fitted: Path, tmp_path: Path  # noqa: F811
+                                                       ) -> None:
+    size = 512  # 200 frames: 150 MiB of crops, which a memory map kept resident
+    crops_mb = 200 * size * size * 3 / 2 ** 20
+    # Against the same load at 64 px (1.2 MiB of crops): decoding, the model and the
+    # libraries' buffers cost the same at both sizes (about 38 MB, which varies by machine),
+    # so the difference is what the crops themselves keep resident.
+    grown = rss_growth_mb(fitted, size, tmp_path / "large") - rss_growth_mb(
+        fitted, 64, tmp_path / "small")
+    assert grown < 0.1 * crops_mb, (grown, crops_mb)
     _, data = load_clip(CLIP, fitted, size, tmp_path)
     _, in_memory = load_clip(CLIP, fitted, 64)
     _, small = load_clip(CLIP, fitted, 64, tmp_path)
