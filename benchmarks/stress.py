@@ -371,36 +371,38 @@ def check_transcript(samples_16k: np.ndarray, text: str) -> str:
     return transcript_verdict(samples_16k, text)[0]
 
 
-# Operating points of the acoustic-fit check (align.mismatch_z) shown next to the default.
-FIT_THRESHOLDS = (3.5, 4.5, 5.0, 6.0)
+# Operating points of the acoustic-fit check (align.span_z) shown next to the default.
+FIT_THRESHOLDS = (8.0, 9.0, 10.0, 11.0)
 
 
 def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, bool]:
-    """What the aligner said (as check_transcript), the lowest acoustic-fit z of a word
-    the fit check may judge (+inf if none), and whether another check flagged a word."""
-    from stages.align import AlignParams, align_audio
-    from stages.align.scoring import FIT, MIN_FIT_PHONES
+    """What the aligner said (as check_transcript), its acoustic-fit check's worst run of
+    phones (-inf if none), and whether another check flagged a word."""
+    from stages.align import AlignParams
+    from stages.align.audio import ArrayAudio
+    from stages.align.pipeline import align_recording, prepare_words
+    from stages.align.scoring import FIT
 
     params = AlignParams(on_mismatch="mark")
     try:
-        words, _ = align_audio(samples_16k, text, params)
+        spoken, specs = prepare_words(text, params, "text")
+        result = align_recording(ArrayAudio(samples_16k, "samples_16k"), spoken, specs, params,
+                                 "samples_16k")
     except TalkeditError as exc:
-        return f"refused: {exc}", -np.inf, True
+        return f"refused: {exc}", np.inf, True
+    words = result.words
     bad = words[words["low_confidence"]]
     verdict = "ok" if bad.empty else "flagged: " + ", ".join(
         f"{w} ({i})" for w, i in zip(bad["word"], bad["issue"], strict=True))
-    # score = 1 / (1 + exp(-(z + mismatch_z))): the word's z back from its score
-    score = words["score"].to_numpy(np.float64).clip(1e-9, 1 - 1e-9)
-    z = np.log(score / (1 - score)) - params.mismatch_z
-    judged = words["pron"].str.split().str.len().to_numpy() >= MIN_FIT_PHONES
     other = bool((words["low_confidence"] & (words["issue"] != FIT)).any())
-    return verdict, float(z[judged].min()) if judged.any() else np.inf, other
+    worst = result.worst_span
+    return verdict, -np.inf if np.isnan(worst) else worst, other
 
 
 def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> dict[str, Any]:
     """Catch rates on the 20 evaluation passages, or (``calibration``) on the 20 passages
     the thresholds are chosen on (never both in one figure), at the project's
-    align.mismatch_z and at the FIT_THRESHOLDS operating points."""
+    align.span_z and at the FIT_THRESHOLDS operating points."""
     from stages.demo.transcripts import (
         CALIBRATION_FILE,
         PASSAGES_FILE,
@@ -415,7 +417,7 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> di
              "3 words substituted": lambda t, r: substitute(t, 3, r),
              "2 words swapped": swap, "filler inserted": insert_filler}
     caught: dict[str, list[bool]] = {k: [] for k in kinds}
-    lowest: dict[str, list[float]] = {k: [] for k in kinds}
+    worst: dict[str, list[float]] = {k: [] for k in kinds}
     other: dict[str, list[bool]] = {k: [] for k in kinds}
     source = CALIBRATION_FILE if calibration else PASSAGES_FILE
     for i, text in enumerate(passages(source)[:n_passages]):
@@ -423,26 +425,27 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> di
         rng = np.random.default_rng(i)
         for kind, make in kinds.items():
             changed, _ = make(text, rng)
-            verdict, z, flagged_otherwise = transcript_verdict(samples, changed)
+            verdict, span, flagged_otherwise = transcript_verdict(samples, changed)
             caught[kind].append(verdict != "ok")
-            lowest[kind].append(z)
+            worst[kind].append(span)
             other[kind].append(flagged_otherwise)
     lines = [f"{n_passages} passages of 30-37 words (stages/demo/{source.name}), espeak-ng "
              "voice, aligned with the project's align section (`on_mismatch: mark`); a "
              "transcript counts as caught when any word is flagged or the aligner refuses. "
              "Columns: the project's setting, and the acoustic-fit check at other "
-             "thresholds (align.mismatch_z; the other checks unchanged). "
+             "thresholds (align.span_z: a run of align.span_phones phones whose badness "
+             "exceeds it; the other checks unchanged). "
              + ("These are the passages thresholds are calibrated on." if calibration else
                 "Thresholds are calibrated on other passages (stages/demo/"
                 f"{CALIBRATION_FILE.name}, `--transcripts --calibration`), never on these."),
              "", "| transcript | caught (project) | "
-             + " | ".join(f"mismatch_z {t:g}" for t in FIT_THRESHOLDS) + " |",
+             + " | ".join(f"span_z {t:g}" for t in FIT_THRESHOLDS) + " |",
              "|---|---|" + "---|" * len(FIT_THRESHOLDS)]
     for kind, hits in caught.items():
         label = "false alarms (correct)" if kind == "correct" else kind
         cells = [f"{sum(hits)}/{len(hits)} ({np.mean(hits):.0%})"]
         for t in FIT_THRESHOLDS:
-            at = [o or z < -t for z, o in zip(lowest[kind], other[kind], strict=True)]
+            at = [o or w > t for w, o in zip(worst[kind], other[kind], strict=True)]
             cells.append(f"{sum(at)}/{len(at)}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if not calibration:
@@ -451,7 +454,7 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> di
         for written, said in WRITTEN_FORMS:
             lines.append(f"| {written} | {check_transcript(_speech16(said), written)} |")
     return {"caught": {k: [int(v) for v in hits] for k, hits in caught.items()},
-            "lowest_fit_z": lowest, "other_checks": other, "markdown": "\n".join(lines)}
+            "worst_span": worst, "other_checks": other, "markdown": "\n".join(lines)}
 
 
 # --- long inputs ----------------------------------------------------------------------------

@@ -32,7 +32,20 @@ class AlignParams(Section):
     refine: bool = True  # move boundaries onto energy/spectral changes near them
     refine_window_ms: float = 25.0
     on_mismatch: str = "error"  # error | mark (flag low-confidence words and continue)
-    mismatch_z: float = 3.5  # a word this many robust SDs below typical fit is a mismatch
+    mismatch_z: float = 3.5  # word/phone scores are 0.5 this many robust SDs below typical fit
+    # The acoustic-fit check judges runs of span_phones consecutive phones: each phone's
+    # badness is its fit's robust z below typical, plus short_phone_weight when the aligner
+    # squeezed it under short_phone_s (wrong words force phones into the fewest frames);
+    # a run whose summed badness / sqrt(span_phones) exceeds span_z is a mismatch. A longer
+    # recording has more runs, so more chance of one bad one: past SPAN_REF_RUNS runs
+    # (stages/align/scoring.py) the threshold rises by span_tail per e-fold of runs (the
+    # tail of correct transcripts' run badness: e-fold rarer per 1.25).
+    # Calibrated on stages/demo/calibration_passages.txt (benchmarks/stress.py).
+    span_phones: int = 5
+    span_z: float = 9.0
+    span_tail: float = 1.25
+    short_phone_s: float = 0.0325
+    short_phone_weight: float = 3.0
     max_phone_s: float = 0.8  # a (non-silence) phone longer than this is implausible
     min_word_speech: float = 0.25  # a word with less speech-level energy than this is not heard
     untranscribed_s: float = 0.4  # this much speech inside a "silence" is untranscribed speech
@@ -72,6 +85,8 @@ class AlignParams(Section):
             raise bad_param(where, "chunk_s", "must be positive and at most max_chunk_s")
         if self.workers < 0:
             raise bad_param(where, "workers", "must be 0 (one per core) or a positive count")
+        if self.span_phones < 1:
+            raise bad_param(where, "span_phones", "must be a positive number of phones")
 
     @property
     def user_lexicon(self) -> dict[str, str]:

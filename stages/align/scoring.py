@@ -2,8 +2,15 @@
 
 A forced aligner always returns *some* alignment, even for the wrong words;
 what betrays a mismatch is how it had to bend:
-- a word fits the audio much worse than the recording's other words do
-  (per-frame acoustic score, as a robust z-score within the recording);
+- a run of a few phones fits the audio much worse than the recording's other
+  phones do (per-frame acoustic score, as a robust z-score within the recording:
+  the clip is its own calibration, so a voice or a room that suits the acoustic
+  model less moves every phone and flags none), and the aligner squeezed phones
+  into the fewest frames it may give them (``span_badness``). A substituted word
+  spoils every phone it is forced onto; a dictionary pronunciation the speaker
+  does not use spoils one or two, so runs tell the two apart better than single
+  phones or whole words do, and runs cross word boundaries (2-3 substituted words,
+  an inserted filler);
 - a word lies in near-silence (the transcript has words the audio lacks);
 - a "silence" holds speech-level energy (the audio has words the transcript lacks);
 - a phone lasts implausibly long (the aligner stretched it over missing words).
@@ -21,10 +28,11 @@ FIT, NOT_HEARD, UNTRANSCRIBED, DURATION, FAILED = (
     "poor acoustic fit", "no speech heard", "untranscribed speech", "implausible duration",
     "alignment failed")
 _MIN_SCALE = 5.0  # floor on the score spread (per-frame log-likelihood units) for short clips
-# Acoustic fit alone condemns only words of at least this many phones: the mean
-# score of "a" or "the" rests on a few frames and strays too far by chance.
-MIN_FIT_PHONES = 3
-# ... and only in recordings with enough words to know what a typical fit is.
+# span_z holds for recordings of up to this many phone runs (the calibration passages:
+# 30-37 words, at most 142 runs); longer ones raise it (AlignParams.span_tail).
+SPAN_REF_RUNS = 150
+# Acoustic fit condemns words only in recordings with enough words to know what a
+# typical fit is.
 MIN_FIT_WORDS = 30
 
 
@@ -34,6 +42,7 @@ class Assessment:
     word_issue: list[str]  # "" when the word looks fine
     phone_score: np.ndarray
     phone_issue: list[str]
+    worst_span: float = float("nan")  # the highest run badness (span_threshold: mismatch)
 
 
 def _robust_z(values: np.ndarray, mask: np.ndarray,
@@ -49,6 +58,28 @@ def _robust_z(values: np.ndarray, mask: np.ndarray,
 
 def _confidence(z: np.ndarray, threshold: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(z + threshold)))
+
+
+def span_badness(phone_z: np.ndarray, dur: np.ndarray, params: AlignParams) -> np.ndarray:
+    """Badness of every run of ``span_phones`` consecutive speech phones (in time order).
+
+    Each phone contributes its fit's z below typical (``-phone_z``) plus
+    ``short_phone_weight`` when it lasts under ``short_phone_s``; the run's sum is
+    divided by sqrt(span_phones), so a run of independent typical phones scores ~N(0, 1).
+    Empty when there are fewer phones than a run.
+    """
+    k = params.span_phones
+    bad = -phone_z + params.short_phone_weight * (dur < params.short_phone_s)
+    if len(bad) < k:
+        return np.zeros(0)
+    total = np.concatenate([[0.0], np.cumsum(bad)])
+    return (total[k:] - total[:-k]) / np.sqrt(k)
+
+
+def span_threshold(n_runs: int, params: AlignParams) -> float:
+    """span_z, raised for recordings with more runs than the calibration passages so a
+    correct long transcript is no likelier to hold one run over it than a short one."""
+    return params.span_z + params.span_tail * float(np.log(max(1.0, n_runs / SPAN_REF_RUNS)))
 
 
 def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np.ndarray,
@@ -72,7 +103,6 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
     safe = np.maximum(w_dur, 1e-9)
     w_raw = np.bincount(words, (score * dur)[~is_sil], minlength=n_words) / safe
     w_speech = np.bincount(words, (speech * dur)[~is_sil], minlength=n_words) / safe
-    w_phones = np.bincount(words, minlength=n_words)
     w_longest = np.zeros(n_words)
     np.maximum.at(w_longest, words, dur[~is_sil])
     w_failed = np.zeros(n_words, bool)
@@ -85,11 +115,19 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
     word_score = _confidence(word_z, params.mismatch_z)
     judge_fit = int((~w_failed & (w_dur > 0)).sum()) >= MIN_FIT_WORDS
 
+    # Runs of phones: every word under a run over span_z fits poorly.
+    speech_rows = np.flatnonzero(~is_sil & ~failed)
+    runs = span_badness(phone_z[speech_rows], dur[speech_rows], params)
+    poor_fit = np.zeros(n_words, bool)
+    for r in np.flatnonzero(runs > span_threshold(len(runs), params)) if judge_fit else ():
+        poor_fit[word_index[speech_rows[r:r + params.span_phones]]] = True
+    worst_span = float(runs.max()) if len(runs) else float("nan")
+
     word_issue = [""] * n_words
     for i in range(n_words):
         if w_failed[i]:
             word_issue[i] = FAILED
-        elif judge_fit and word_z[i] < -params.mismatch_z and w_phones[i] >= MIN_FIT_PHONES:
+        elif poor_fit[i]:
             word_issue[i] = FIT
         elif w_speech[i] < params.min_word_speech:
             word_issue[i] = NOT_HEARD
@@ -106,4 +144,4 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
         phone_issue[k] = word_issue[word_index[k]]
     word_score[w_failed] = 0.0
     phone_score[failed] = 0.0
-    return Assessment(word_score, word_issue, phone_score, phone_issue)
+    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span)
