@@ -212,7 +212,7 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
         raise TalkeditError(
             audio_name, f"does not match its transcript: {shown}"
                         + (f" and {more} more" if more > 0 else ""),
-            "correct the transcript there (missing, extra or reordered words), or set "
+            "correct the transcript there (wrong, missing, extra or reordered words), or set "
             "align.on_mismatch: mark to keep going with those words marked low-confidence")
     return result
 

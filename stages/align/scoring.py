@@ -60,19 +60,20 @@ def _confidence(z: np.ndarray, threshold: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(z + threshold)))
 
 
-def span_badness(phone_z: np.ndarray, dur: np.ndarray, params: AlignParams) -> np.ndarray:
-    """Badness of every run of ``span_phones`` consecutive speech phones (in time order).
+def phone_badness(phone_z: np.ndarray, dur: np.ndarray, params: AlignParams) -> np.ndarray:
+    """Each speech phone's fit z below typical (``-phone_z``), plus ``short_phone_weight``
+    when it lasts under ``short_phone_s``."""
+    return -phone_z + params.short_phone_weight * (dur < params.short_phone_s)
 
-    Each phone contributes its fit's z below typical (``-phone_z``) plus
-    ``short_phone_weight`` when it lasts under ``short_phone_s``; the run's sum is
-    divided by sqrt(span_phones), so a run of independent typical phones scores ~N(0, 1).
-    Empty when there are fewer phones than a run.
-    """
+
+def span_badness(badness: np.ndarray, params: AlignParams) -> np.ndarray:
+    """Badness of every run of ``span_phones`` consecutive speech phones (in time order):
+    the run's sum / sqrt(span_phones), so a run of independent typical phones scores
+    ~N(0, 1). Empty when there are fewer phones than a run."""
     k = params.span_phones
-    bad = -phone_z + params.short_phone_weight * (dur < params.short_phone_s)
-    if len(bad) < k:
+    if len(badness) < k:
         return np.zeros(0)
-    total = np.concatenate([[0.0], np.cumsum(bad)])
+    total = np.concatenate([[0.0], np.cumsum(badness)])
     return (total[k:] - total[:-k]) / np.sqrt(k)
 
 
@@ -115,12 +116,16 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
     word_score = _confidence(word_z, params.mismatch_z)
     judge_fit = int((~w_failed & (w_dur > 0)).sum()) >= MIN_FIT_WORDS
 
-    # Runs of phones: every word under a run over span_z fits poorly.
+    # Runs of phones: the words of a run over the threshold fit poorly.
     speech_rows = np.flatnonzero(~is_sil & ~failed)
-    runs = span_badness(phone_z[speech_rows], dur[speech_rows], params)
+    badness = phone_badness(phone_z[speech_rows], dur[speech_rows], params)
+    runs = span_badness(badness, params)
     poor_fit = np.zeros(n_words, bool)
     for r in np.flatnonzero(runs > span_threshold(len(runs), params)) if judge_fit else ():
-        poor_fit[word_index[speech_rows[r:r + params.span_phones]]] = True
+        # Name the run's words that add to its badness (a run reaches into good neighbours).
+        in_run = word_index[speech_rows[r:r + params.span_phones]]
+        per_word = np.bincount(in_run, badness[r:r + params.span_phones], minlength=n_words)
+        poor_fit[np.unique(in_run[per_word[in_run] > 0])] = True
     worst_span = float(runs.max()) if len(runs) else float("nan")
 
     word_issue = [""] * n_words
