@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stages.align import AlignParams, align_audio
+from stages.align.audio import ArrayAudio, high_band_db
 from stages.align.evaluate import phone_boundary_errors, synthetic_clip
 from stages.align.pipeline import align_recording, prepare_words
 from stages.align.scoring import SPAN_REF_RUNS, phone_badness, span_badness, span_threshold
@@ -28,8 +29,6 @@ def speech() -> tuple[np.ndarray, object, str]:
 
 
 def _align(samples: np.ndarray, text: str, **params: object):
-    from stages.align.audio import ArrayAudio
-
     p = AlignParams.from_dict(params)
     spoken, specs = prepare_words(text, p, "text")
     return align_recording(ArrayAudio(samples, "noisy"), spoken, specs, p, "noisy")
@@ -128,3 +127,19 @@ def test_runs_of_squeezed_poorly_fitting_phones_outscore_one_bad_phone() -> None
     assert span_threshold(SPAN_REF_RUNS, p) == p.span_z
     assert span_threshold(int(SPAN_REF_RUNS * np.e**2), p) == pytest.approx(
         p.span_z + 2 * p.span_tail, abs=0.01)
+
+
+def test_phone_audio_is_narrowband_and_its_poor_fit_marks_without_refusing() -> None:
+    """An AAC phone call (8 kHz) fits the full-band acoustic model worse: passage 1's correct
+    transcript has a run over span_z there. It is marked low-confidence, not refused."""
+    text = passages()[1]
+    clip = synthetic_clip(text, rate_wpm=150)
+    samples = np.concatenate([LEAD, clip.samples, LEAD])
+    phone, _ = degrade_audio(samples, 16000, (len(LEAD), len(samples) - len(LEAD)),
+                             StressParams(codec="aac32k8"), "en-us", np.random.default_rng(0))
+    p = AlignParams()
+    assert high_band_db(ArrayAudio(samples)) > p.narrowband_db + 10
+    assert high_band_db(ArrayAudio(phone)) < p.narrowband_db
+    result = _align(phone, text)  # the default on_mismatch: error; it must not refuse
+    assert result.worst_span > p.span_z
+    assert result.words["low_confidence"].sum() >= 1

@@ -292,6 +292,24 @@ def frame_energy_db(samples: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10((c[starts + WIN] - c[starts]) / WIN + 1.0)
 
 
+def high_band_db(audio: Audio16k, above_hz: float = 4200.0) -> float:
+    """Share of the recording's power above ``above_hz``, in dB, read block by block.
+
+    Telephone and other 8 kHz audio (upsampled) holds almost nothing over 4 kHz
+    (an AAC phone call: -43 dB) where full-band speech holds -20 to -30 dB.
+    """
+    from scipy import signal
+
+    high = total = 0.0
+    for _, x in audio.blocks(BLOCK):
+        if len(x) < 512:
+            continue
+        freqs, power = signal.welch(x.astype(np.float64), RATE, nperseg=512)
+        high += float(power[freqs > above_hz].sum()) * len(x)
+        total += float(power.sum()) * len(x)
+    return 10.0 * math.log10(high / total) if high > 0 and total > 0 else -math.inf
+
+
 def envelope(audio: Audio16k) -> np.ndarray:
     """Frame energies over the whole recording, read block by block (float32, 400 B/s)."""
     parts = [frame_energy_db(x)[: BLOCK // HOP] for _, x in audio.blocks(BLOCK, WIN - HOP)]

@@ -44,6 +44,9 @@ class AlignParams(Section):
     span_phones: int = 5
     span_z: float = 9.0
     span_tail: float = 1.25
+    # Recordings with less power than this over 4.2 kHz (dB of the total) are narrowband
+    # (telephone, 8 kHz): like noisy ones, their poor acoustic fit marks but never refuses.
+    narrowband_db: float = -35.0
     short_phone_s: float = 0.0325
     short_phone_weight: float = 3.0
     max_phone_s: float = 0.8  # a (non-silence) phone longer than this is implausible

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from stages.align.audio import Audio16k, envelope
+from stages.align.audio import Audio16k, envelope, high_band_db
 from stages.align.backends import AlignedPhone, WordSpec, get_backend
 from stages.align.chunks import ChunkJob, ChunkResult, align_job, plan_chunks, speech_level
 from stages.align.config import AlignParams
@@ -203,9 +203,16 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
                     "db %.0f): timings are less certain; %d words marked low-confidence",
                     audio_name, level - floor, params.noisy_snr_db,
                     int(words["low_confidence"].sum()))
-    # Noise masks quiet phones (nasals, closures): in a noisy recording a poor acoustic fit
-    # marks its words low-confidence but does not by itself refuse the transcript.
-    refusing = [m for m in result.mismatches if not (noisy and m["issue"] == FIT)]
+    # Noise masks quiet phones (nasals, closures) and a telephone band removes fricatives'
+    # sound: there a poor acoustic fit marks its words low-confidence but does not by itself
+    # refuse the transcript (the acoustic model and the fit check know full-band audio).
+    band_db = high_band_db(audio) if result.mismatches else 0.0
+    degraded = noisy or band_db < params.narrowband_db
+    if band_db < params.narrowband_db:
+        log.warning("%s: narrowband recording (%.0f dB of its power over 4.2 kHz, align."
+                    "narrowband_db %.0f): words that fit poorly are marked, not refused",
+                    audio_name, band_db, params.narrowband_db)
+    refusing = [m for m in result.mismatches if not (degraded and m["issue"] == FIT)]
     if refusing and params.on_mismatch == "error":
         shown = "; ".join(_describe(m) for m in refusing[:3])
         more = len(refusing) - 3

@@ -32,8 +32,8 @@ _MIN_SCALE = 5.0  # floor on the score spread (per-frame log-likelihood units) f
 # 30-37 words, at most 142 runs); longer ones raise it (AlignParams.span_tail).
 SPAN_REF_RUNS = 150
 # Acoustic fit condemns words only in recordings with enough words to know what a
-# typical fit is.
-MIN_FIT_WORDS = 30
+# typical fit is (25 words, ~80 phones; two 29-word calibration passages fell under 30).
+MIN_FIT_WORDS = 25
 
 
 @dataclass
