@@ -520,7 +520,7 @@ WORDS = pa.schema(
         ("normalized", pa.string()),  # spoken form, lower case; "u." is the letter U
         ("start_s", pa.float64()),
         ("end_s", pa.float64()),
-        ("score", pa.float32()),  # acoustic confidence 0..1 (0.5 at the mismatch threshold)
+        ("score", pa.float32()),  # acoustic confidence 0..1 (0.5 at align.mismatch_z SDs below typical)
         ("pron", pa.string()),  # the pronunciation aligned, ARPAbet with stress ("HH AH0 L OW1")
         ("pron_source", pa.string()),  # cmudict | espeak | user
         ("low_confidence", pa.bool_()),  # flagged as a transcript/audio mismatch

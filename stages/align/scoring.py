@@ -38,7 +38,7 @@ MIN_FIT_WORDS = 25
 
 @dataclass
 class Assessment:
-    word_score: np.ndarray  # [0, 1], 0.5 at the mismatch threshold; NaN without scores
+    word_score: np.ndarray  # [0, 1], 0.5 at mismatch_z robust SDs below typical; NaN without scores
     word_issue: list[str]  # "" when the word looks fine
     phone_score: np.ndarray
     phone_issue: list[str]
