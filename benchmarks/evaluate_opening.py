@@ -13,7 +13,10 @@ data/metrics/<clip>/evaluate.* as ``talkedit evaluate`` does):
 * truth ~ real: the yardstick's reference (the real frames' lip gap) against truth;
 * truth ~ plan: the plan's lip gap (its expression rebuilt into landmarks) against truth;
 * plan ~ output: how closely the renderer follows the plan (output lip gap);
-* real ~ output: the evaluate's score; the outer-lip gap (points 0 and 17) beside it.
+* real ~ output: the evaluate's score; the outer-lip gap (points 0 and 17) beside it;
+* the same links by the person model's opening (``stages.evaluate.measure.ExpressionOpening``,
+  fitted on the first half of the renderer's training footage as the evaluate does):
+  ``*_model`` columns.
 
 Also the clip-wide facts behind them: the fit's opening at the truth's widest frames
 (jaw_open > 0.8), and how far the aligner puts p/b/m onsets from the truth's. Writes
@@ -67,7 +70,7 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
 
     from stages.evaluate import _video_frames
     from stages.evaluate.holdout import clip_phones, clip_sentences, time_map
-    from stages.evaluate.measure import detect_sequence, pearson
+    from stages.evaluate.measure import detect_sequence, pearson, validate_opening
     from stages.fit import (
         FitParams,
         Pose,
@@ -76,15 +79,18 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
         mouth_opening,
         rebuild_landmarks,
     )
+    from stages.render.checkpoint import Stamp
     from talkedit.artifacts import (
         NEW_PHONES,
         TRUTH_FRAMES,
         ClipPaths,
         EditPaths,
+        ModelPaths,
         VideoMeta,
         column_array,
         read_parquet,
     )
+    from talkedit.video import FrameStore
 
     paths = ClipPaths.of(clip, REPO)
     fps = VideoMeta.read(paths).fps
@@ -93,6 +99,12 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
     real_points = column_array(table, "landmarks_2d").reshape(n, -1, 2).astype(np.float64)
     truth = read_parquet(paths.truth_frames, TRUTH_FRAMES)
     aligned = clip_phones(clip, REPO)
+    store = FrameStore.for_clip(clip, REPO)
+    training = Stamp.read(ModelPaths.of(clip, REPO).generator)[0].config.holdout_start(n)
+    all_jaw = np.interp(np.arange(n) / fps, truth["time_s"], truth["jaw_open"])
+    with make_landmarker(FitParams().landmarker_params()) as landmarker:
+        real_3d = detect_sequence(landmarker, (im for _, im in store.iter_frames(0, n)), dims=3)
+    measure, check = validate_opening(model, real_3d[:training], all_jaw[:training], fps)
     rows: list[dict[str, Any]] = []
     for held in clip_sentences(clip, REPO, 0.05):
         edit = EditPaths.of(held.edit_name(clip), scratch)
@@ -113,9 +125,12 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
                                                 part["scale"].to_numpy(np.float64)),
                                     vec("expression"))[..., :2]
         with make_landmarker(FitParams().landmarker_params()) as landmarker:
-            out_points = detect_sequence(landmarker, _video_frames(edit.output, out_rows))
+            out_3d = detect_sequence(landmarker, _video_frames(edit.output, out_rows), dims=3)
+        out_points = out_3d[..., :2]
         real = mouth_opening(real_points[real_rows])
         output = mouth_opening(out_points)
+        real_m, out_m = measure(real_3d[real_rows]), measure(out_3d)
+        plan_m = measure.from_coefficients(vec("expression"))
         rows.append({
             "sentence": held.sentence, "frames": len(out_rows),
             "truth~real": pearson(jaw, real), "truth~plan": pearson(jaw, mouth_opening(planned)),
@@ -123,9 +138,11 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
             "real~output": pearson(real, output),
             "real~output_outer": pearson(outer_gap(real_points[real_rows]), outer_gap(out_points)),
             "truth~real_outer": pearson(jaw, outer_gap(real_points[real_rows])),
+            "truth~real_model": pearson(jaw, real_m), "truth~plan_model": pearson(jaw, plan_m),
+            "plan~output_model": pearson(plan_m, out_m),
+            "real~output_model": pearson(real_m, out_m),
         })
     # Clip-wide: the fit's opening where the truth opens widest, and p/b/m onsets.
-    all_jaw = np.interp(np.arange(n) / fps, truth["time_s"], truth["jaw_open"])
     pose = Pose(column_array(table, "rotation").astype(np.float64),
                 column_array(table, "translation").astype(np.float64),
                 table.column("scale").to_numpy().astype(np.float64))
@@ -143,7 +160,7 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
                    if a["phone"][i + q] in ("P", "B", "M")]
     onsets_ms = np.asarray(onsets)
     return {
-        "sentences": rows,
+        "sentences": rows, "model_measure_validation": check,
         "wide_frames": int(wide.sum()),
         "fit_opening_at_wide_jaw": [round(float(v), 2) for v in slope * fitted[wide] + icept],
         "fit_r_without_wide": pearson(fitted[~wide], all_jaw[~wide]),
@@ -157,6 +174,8 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
 def markdown(runs: dict[str, Any]) -> str:
     keys = ["truth~real", "truth~plan", "plan~output", "real~output", "real~output_outer",
             "truth~real_outer"]
+    model_keys = ["truth~real_model", "truth~plan_model", "plan~output_model",
+                  "real~output_model"]
     lines = ["# What limits the demo evaluate's opening r (benchmarks/evaluate_opening.py)", "",
              "Per held-out sentence: Pearson r of the inner-lip gap (outer where said) "
              "between truth (the generator's jaw_open), the real frames (the evaluate's "
@@ -168,6 +187,16 @@ def markdown(runs: dict[str, Any]) -> str:
         for r in run["sentences"]:
             lines.append(f"| {r['sentence']} | {r['frames']} | "
                          + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        if "model_measure_validation" in run:  # runs from session 7 on
+            v = run["model_measure_validation"]
+            lines += ["", "By the person model's opening (map fitted on the training footage's "
+                      f"first {v['fit_frames']} frames; r with truth on its next "
+                      f"{v['validation_frames']}: {v['expression_r']:.3f}, lip gap "
+                      f"{v['lips_r']:.3f}):", "",
+                      "| sentence | " + " | ".join(model_keys) + " |",
+                      "|---|" + "---|" * len(model_keys)]
+            lines += [f"| {r['sentence']} | " + " | ".join(f"{r[k]:.3f}" for k in model_keys)
+                      + " |" for r in run["sentences"]]
         lines += ["", f"Fit's opening at the truth's {run['wide_frames']} widest frames "
                   f"(jaw_open > {WIDE_JAW}, in jaw units): {run['fit_opening_at_wide_jaw']}; "
                   f"fit r with truth {run['fit_r_all']:.3f} ({run['fit_r_without_wide']:.3f} "

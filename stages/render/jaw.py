@@ -101,8 +101,15 @@ class JawWarp:
             source, valid = warp_exemplar(grid, source_points, target_points, triangles, window)
             here = grid[y0:y1, x0:x1]
             source = np.where(valid[..., None], source, here)
-            warped[y0:y1, x0:x1] = cv2.remap(warped, source[..., 0], source[..., 1],
-                                             cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            # Sampled only where the generator's alpha lets the frame show: under a full
+            # alpha the crop is the generator's whatever lies behind (remap works pixel by
+            # pixel, so these pixels get the same values as a remap of the whole window).
+            ys, xs = np.nonzero(alpha[y0:y1, x0:x1] < 255)
+            if len(ys):
+                picked = source[ys, xs][None]  # (1, k, 2)
+                warped[y0 + ys, x0 + xs] = cv2.remap(
+                    warped, picked[..., 0], picked[..., 1], cv2.INTER_CUBIC,
+                    borderMode=cv2.BORDER_REPLICATE)[0]
             moved[y0:y1, x0:x1] = np.linalg.norm(source - here, axis=2) > MOVED_PX
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
