@@ -23,6 +23,7 @@ Deterministic (no randomness; the same plan and clip give the same bytes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import cv2
@@ -48,6 +49,14 @@ def border_points(size: int, per_side: int = 8) -> np.ndarray:
                            np.stack([np.full_like(t, far), t], 1),
                            np.stack([far - t, np.full_like(t, far)], 1),
                            np.stack([np.zeros_like(t), far - t], 1)])
+
+
+@functools.lru_cache(maxsize=4)
+def pixel_grid(size: int) -> np.ndarray:
+    """(size, size, 2) float32 x, y of every crop pixel (read-only: shared by every row)."""
+    grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 class JawWarp:
@@ -96,7 +105,7 @@ class JawWarp:
         if x1 > x0 and y1 > y0:
             # Where each pixel comes from in the frame's crop (the warp of a linear ramp is
             # exact), then the frame sampled there once.
-            grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)
+            grid = pixel_grid(size)
             window = (x0, y0, x1 - x0, y1 - y0)
             source, valid = warp_exemplar(grid, source_points, target_points, triangles, window)
             here = grid[y0:y1, x0:x1]
