@@ -13,7 +13,15 @@ data/metrics/<clip>/evaluate.* as ``talkedit evaluate`` does):
 * truth ~ real: the yardstick's reference (the real frames' lip gap) against truth;
 * truth ~ plan: the plan's lip gap (its expression rebuilt into landmarks) against truth;
 * plan ~ output: how closely the renderer follows the plan (output lip gap);
-* real ~ output: the evaluate's score; the outer-lip gap (points 0 and 17) beside it.
+* real ~ output: the evaluate's score; the outer-lip gap (points 0 and 17) beside it;
+* the same links by the person model's opening (``stages.evaluate.measure.ExpressionOpening``,
+  fitted on the first half of the renderer's training footage as the evaluate does):
+  ``*_model`` columns;
+* sync offsets (ms, + = mouth after sound; ``stages.evaluate.measure.sync_offset_ms``) of
+  the real frames by the lip gap, by the model's opening and by the truth's jaw_open
+  itself against the clip's audio, and of the output by both measures against its own
+  audio; and the lag of the output's model opening behind the truth at the same point of
+  the text (through the phone time map): the sync error with no measure's bias in it.
 
 Also the clip-wide facts behind them: the fit's opening at the truth's widest frames
 (jaw_open > 0.8), and how far the aligner puts p/b/m onsets from the truth's. Writes
@@ -65,9 +73,16 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
+    from stages.audio.dsp import read_clip_audio
     from stages.evaluate import _video_frames
     from stages.evaluate.holdout import clip_phones, clip_sentences, time_map
-    from stages.evaluate.measure import detect_sequence, pearson
+    from stages.evaluate.measure import (
+        audio_envelope,
+        detect_sequence,
+        pearson,
+        sync_offset_ms,
+        validate_opening,
+    )
     from stages.fit import (
         FitParams,
         Pose,
@@ -76,15 +91,18 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
         mouth_opening,
         rebuild_landmarks,
     )
+    from stages.render.checkpoint import Stamp
     from talkedit.artifacts import (
         NEW_PHONES,
         TRUTH_FRAMES,
         ClipPaths,
         EditPaths,
+        ModelPaths,
         VideoMeta,
         column_array,
         read_parquet,
     )
+    from talkedit.video import FrameStore
 
     paths = ClipPaths.of(clip, REPO)
     fps = VideoMeta.read(paths).fps
@@ -93,6 +111,17 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
     real_points = column_array(table, "landmarks_2d").reshape(n, -1, 2).astype(np.float64)
     truth = read_parquet(paths.truth_frames, TRUTH_FRAMES)
     aligned = clip_phones(clip, REPO)
+    store = FrameStore.for_clip(clip, REPO)
+    training = Stamp.read(ModelPaths.of(clip, REPO).generator)[0].config.holdout_start(n)
+    all_jaw = np.interp(np.arange(n) / fps, truth["time_s"], truth["jaw_open"])
+    with make_landmarker(FitParams().landmarker_params()) as landmarker:
+        real_3d = detect_sequence(landmarker, (im for _, im in store.iter_frames(0, n)), dims=3)
+    measure, check = validate_opening(model, real_3d[:training], all_jaw[:training], fps)
+    clip_audio = read_clip_audio(paths.audio)
+    clip_samples, rate = clip_audio.region(0, len(clip_audio)), clip_audio.sample_rate
+
+    def lag_ms(opening: np.ndarray, envelope: np.ndarray) -> float:
+        return sync_offset_ms(opening, envelope, fps, 200.0)
     rows: list[dict[str, Any]] = []
     for held in clip_sentences(clip, REPO, 0.05):
         edit = EditPaths.of(held.edit_name(clip), scratch)
@@ -113,9 +142,19 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
                                                 part["scale"].to_numpy(np.float64)),
                                     vec("expression"))[..., :2]
         with make_landmarker(FitParams().landmarker_params()) as landmarker:
-            out_points = detect_sequence(landmarker, _video_frames(edit.output, out_rows))
+            out_3d = detect_sequence(landmarker, _video_frames(edit.output, out_rows), dims=3)
+        out_points = out_3d[..., :2]
         real = mouth_opening(real_points[real_rows])
         output = mouth_opening(out_points)
+        real_m, out_m = measure(real_3d[real_rows]), measure(out_3d)
+        plan_m = measure.from_coefficients(vec("expression"))
+        own = np.arange(int(round(held.start_s * fps)), int(round(held.end_s * fps)) + 1)
+        own_env = audio_envelope(clip_samples, rate, own / fps, 0.04)
+        edit_audio = read_clip_audio(edit.audio)
+        out_env = audio_envelope(edit_audio.region(0, len(edit_audio)), rate, out_rows / fps,
+                                 0.04)
+        truth_here = np.interp(np.interp(out_rows / fps, t_out, t_real), truth["time_s"],
+                               truth["jaw_open"])
         rows.append({
             "sentence": held.sentence, "frames": len(out_rows),
             "truth~real": pearson(jaw, real), "truth~plan": pearson(jaw, mouth_opening(planned)),
@@ -123,9 +162,17 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
             "real~output": pearson(real, output),
             "real~output_outer": pearson(outer_gap(real_points[real_rows]), outer_gap(out_points)),
             "truth~real_outer": pearson(jaw, outer_gap(real_points[real_rows])),
+            "truth~real_model": pearson(jaw, real_m), "truth~plan_model": pearson(jaw, plan_m),
+            "plan~output_model": pearson(plan_m, out_m),
+            "real~output_model": pearson(real_m, out_m),
+            "sync_real_lips_ms": lag_ms(mouth_opening(real_points[own]), own_env),
+            "sync_real_model_ms": lag_ms(measure(real_3d[own]), own_env),
+            "sync_truth_ms": lag_ms(all_jaw[own], own_env),
+            "sync_output_lips_ms": lag_ms(output, out_env),
+            "sync_output_model_ms": lag_ms(out_m, out_env),
+            "output_behind_truth_ms": lag_ms(out_m, truth_here),
         })
     # Clip-wide: the fit's opening where the truth opens widest, and p/b/m onsets.
-    all_jaw = np.interp(np.arange(n) / fps, truth["time_s"], truth["jaw_open"])
     pose = Pose(column_array(table, "rotation").astype(np.float64),
                 column_array(table, "translation").astype(np.float64),
                 table.column("scale").to_numpy().astype(np.float64))
@@ -143,7 +190,7 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
                    if a["phone"][i + q] in ("P", "B", "M")]
     onsets_ms = np.asarray(onsets)
     return {
-        "sentences": rows,
+        "sentences": rows, "model_measure_validation": check,
         "wide_frames": int(wide.sum()),
         "fit_opening_at_wide_jaw": [round(float(v), 2) for v in slope * fitted[wide] + icept],
         "fit_r_without_wide": pearson(fitted[~wide], all_jaw[~wide]),
@@ -157,6 +204,10 @@ def decompose(clip: str, scratch: Path) -> dict[str, Any]:
 def markdown(runs: dict[str, Any]) -> str:
     keys = ["truth~real", "truth~plan", "plan~output", "real~output", "real~output_outer",
             "truth~real_outer"]
+    model_keys = ["truth~real_model", "truth~plan_model", "plan~output_model",
+                  "real~output_model"]
+    sync_keys = ["sync_real_lips_ms", "sync_real_model_ms", "sync_truth_ms",
+                 "sync_output_lips_ms", "sync_output_model_ms", "output_behind_truth_ms"]
     lines = ["# What limits the demo evaluate's opening r (benchmarks/evaluate_opening.py)", "",
              "Per held-out sentence: Pearson r of the inner-lip gap (outer where said) "
              "between truth (the generator's jaw_open), the real frames (the evaluate's "
@@ -168,6 +219,25 @@ def markdown(runs: dict[str, Any]) -> str:
         for r in run["sentences"]:
             lines.append(f"| {r['sentence']} | {r['frames']} | "
                          + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        if "model_measure_validation" in run:  # runs from session 7 on
+            v = run["model_measure_validation"]
+            lines += ["", "By the person model's opening (map fitted on the training footage's "
+                      f"first {v['fit_frames']} frames; r with truth on its next "
+                      f"{v['validation_frames']}: {v['expression_r']:.3f}, lip gap "
+                      f"{v['lips_r']:.3f}):", "",
+                      "| sentence | " + " | ".join(model_keys) + " |",
+                      "|---|" + "---|" * len(model_keys)]
+            lines += [f"| {r['sentence']} | " + " | ".join(f"{r[k]:.3f}" for k in model_keys)
+                      + " |" for r in run["sentences"]]
+        if "sync_truth_ms" in run["sentences"][0]:
+            lines += ["", "Sync offsets (ms, + = mouth after sound): the real frames by the lip "
+                      "gap / by the model's opening / the truth's jaw_open; the output by the lip "
+                      "gap / by the model's opening; the output's model opening behind the truth "
+                      "(phone time map):", "",
+                      "| sentence | " + " | ".join(sync_keys) + " |",
+                      "|---|" + "---|" * len(sync_keys)]
+            lines += [f"| {r['sentence']} | " + " | ".join(f"{r[k]:.1f}" for k in sync_keys)
+                      + " |" for r in run["sentences"]]
         lines += ["", f"Fit's opening at the truth's {run['wide_frames']} widest frames "
                   f"(jaw_open > {WIDE_JAW}, in jaw units): {run['fit_opening_at_wide_jaw']}; "
                   f"fit r with truth {run['fit_r_all']:.3f} ({run['fit_r_without_wide']:.3f} "

@@ -734,8 +734,9 @@ LOSSES_COLUMNS = ["step", "l1", "adversarial", "temporal_adversarial",
 # ClipPaths.metrics_dir. One row per held-out sentence; a score column per method and
 # measure, named "<method>_<score>" (DVC plots: x = sentence).
 EVALUATE_METHODS = ("talkedit", "naive_cut", "conditioning", "real")
-EVALUATE_SCORES = ("mouth_psnr_db", "mouth_ssim", "lmd", "opening_r", "mcd_db",
-                   "sync_offset_ms", "sync_error_ms", "jaw_error")
+EVALUATE_SCORES = ("mouth_psnr_db", "mouth_ssim", "lmd", "opening_r", "opening_r_model", "mcd_db",
+                   "sync_offset_ms", "sync_error_ms", "sync_offset_model_ms",
+                   "sync_error_model_ms", "jaw_error")
 EVALUATE_INFO_COLUMNS = ["sentence", "start_s", "end_s", "frames", "out_frames", "pieces"]
 
 

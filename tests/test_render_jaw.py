@@ -58,3 +58,27 @@ def test_the_chin_moves_with_the_planned_jaw_and_the_upper_face_stays(fitted: Pa
     crop, _ = jaw.build(drawn, np.full((SIZE, SIZE), 255, np.uint8), closed, planned,
                         fitted_points)
     assert (crop == 77).all()
+
+
+def test_the_frame_is_sampled_only_where_it_shows_and_alike(fitted: Path) -> None:  # noqa: F811
+    """Under a full alpha the crop is the generator's, so the frame behind is sampled only
+    where the alpha lets it show: those pixels are the same as when every pixel shows."""
+    model, _ = load_model(CLIP, fitted)
+    table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    pose, expression = frame_parameters(table)
+    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).get, pose, expression,
+                  transforms)
+    opening = np.ptp(jaw.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
+    closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
+    bg = np.array([closed])
+    planned = jaw.points(bg, pose[bg], expression[[opened]])[0]
+    fitted_points = jaw.points(bg, pose[bg], expression[bg])[0]
+    drawn = np.full((SIZE, SIZE, 3), 77, np.uint8)
+    every, _ = jaw.build(drawn, np.zeros((SIZE, SIZE), np.uint8), closed, planned,
+                         fitted_points)
+    half = np.zeros((SIZE, SIZE), np.uint8)
+    half[:, ::2] = 255  # every other column drawn: the rest sampled sparsely
+    some, _ = jaw.build(drawn, half, closed, planned, fitted_points)
+    assert (some[:, ::2] == 77).all()
+    assert np.array_equal(some[:, 1::2], every[:, 1::2])
+    assert (every != 77).any(axis=2).mean() > 0.5  # the frame shows where alpha is 0

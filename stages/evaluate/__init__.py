@@ -14,7 +14,11 @@
 3. compares the composited videos, a naive cut and the real footage over the
    sentence (``measure.py``): mouth PSNR / SSIM, mouth landmark distance, mouth-
    opening correlation, mel-cepstral distortion, audio-visual sync offset and, where
-   the clip has generator truth, the error against its ``jaw_open``;
+   the clip has generator truth, the error against its ``jaw_open``. With truth, the
+   opening is also read through the person model (``measure.ExpressionOpening``), its
+   map fitted on the first half of the renderer's training footage and validated
+   against truth on the second half (``opening_measure`` in the metrics) before it is
+   used; on the generated frames it is checked against the opening the plan asked for;
 4. writes data/metrics/<clip>/evaluate.json (means and ratios against the baselines,
    DVC metrics), evaluate.tsv (per sentence, DVC plots) and evaluate.md (summary).
 """
@@ -50,14 +54,18 @@ from stages.evaluate.holdout import (
     write_spec,
 )
 from stages.evaluate.measure import (
+    VALIDATION_WINDOW_S,
+    ExpressionOpening,
     Track,
     aligned_crop,
     audio_envelope,
     detect_sequence,
+    pearson,
     score_track,
     sync_offset_ms,
+    validate_opening,
 )
-from stages.fit import FitParams, make_landmarker, mouth_opening
+from stages.fit import FitParams, PersonModel, load_fit, make_landmarker, mouth_opening
 from stages.fit.topology import topology_for
 from stages.plan import PlanParams, run_plan
 from stages.render.checkpoint import Stamp
@@ -93,7 +101,8 @@ __all__ = ["EditPathParams", "EvaluateParams", "run_evaluate"]
 log = logging.getLogger(__name__)
 BASELINES = ("naive_cut", "conditioning")
 # Scores where lower is better (the rest: higher is better).
-LOWER_IS_BETTER = {"lmd", "mcd_db", "sync_error_ms", "jaw_error"}
+LOWER_IS_BETTER = {"lmd", "mcd_db", "sync_error_ms", "sync_error_model_ms", "jaw_error"}
+SIGNED = {"sync_offset_ms", "sync_offset_model_ms"}  # offsets: compared through their errors
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,8 @@ class ClipContext:
     sentences: list[HeldOut]
     truth: pd.DataFrame | None
     jaw_fit: tuple[float, float] | None  # jaw_open ~ a * mouth_opening + b
+    opening: ExpressionOpening | None = None  # the model's opening (calibrate_opening)
+    opening_check: dict[str, float] = field(default_factory=dict)  # its validation
 
 
 def _clip_context(clip: str, root: Path | None, fit: FitParams, margin_s: float
@@ -174,6 +185,22 @@ def _clip_context(clip: str, root: Path | None, fit: FitParams, margin_s: float
         fit.landmarker_params(), sentences, truth, jaw_fit)
 
 
+def calibrate_opening(ctx: ClipContext, training_frames: int, model: PersonModel) -> None:
+    """``ctx.opening``: the person-model opening measure, fitted and validated against the
+    generator's truth on the footage the renderer trained on (frames before
+    ``training_frames``; never the held-out sentences). Needs truth: without it the
+    model's opening is not scored."""
+    if ctx.truth is None:
+        return
+    store = FrameStore.for_clip(ctx.clip, ctx.root)
+    with make_landmarker(ctx.landmarker) as landmarker:
+        points = detect_sequence(landmarker, (im for _, im in
+                                              store.iter_frames(0, training_frames)), dims=3)
+    jaw = np.interp(np.arange(training_frames) / ctx.fps, ctx.truth["time_s"],
+                    ctx.truth["jaw_open"])
+    ctx.opening, ctx.opening_check = validate_opening(model, points, jaw, ctx.fps)
+
+
 def _video_frames(path: Path, rows: np.ndarray) -> Iterator[np.ndarray]:
     """Frames ``rows`` (increasing) of an output video, in order."""
     wanted = iter(rows.tolist())
@@ -196,8 +223,11 @@ def _track(ctx: ClipContext, images: list[np.ndarray], crop_frames: np.ndarray,
     crops = np.stack([aligned_crop(im, ctx.transforms[f], ctx.crop_size)
                       for im, f in zip(images, crop_frames, strict=True)])
     with make_landmarker(ctx.landmarker) as landmarker:
-        landmarks = detect_sequence(landmarker, images)
-    return Track(crops, landmarks, audio_envelope(samples, sr, times_s, envelope_s))
+        points = detect_sequence(landmarker, images, dims=3)
+    model_opening = (ctx.opening(points) if ctx.opening is not None
+                     else np.full(len(points), np.nan))
+    return Track(crops, points[..., :2], audio_envelope(samples, sr, times_s, envelope_s),
+                 model_opening)
 
 
 def _jaw_error(ctx: ClipContext, track: Track, real_times: np.ndarray) -> float:
@@ -276,20 +306,36 @@ def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: Edi
     own = real.take(np.arange(r0, r1) - lo)
     topo = topology_for(real.landmarks.shape[1])
     real_offset = sync_offset_ms(own.opening, own.envelope, fps, opts.max_sync_lag_ms)
+    real_offset_model = sync_offset_ms(own.model_opening, own.envelope, fps,
+                                       opts.max_sync_lag_ms)
     scores: dict[str, dict[str, float]] = {
         "real": {"sync_offset_ms": real_offset, "sync_error_ms": 0.0,
+                 "sync_offset_model_ms": real_offset_model, "sync_error_model_ms": 0.0,
                  "jaw_error": _jaw_error(ctx, own, np.arange(r0, r1) / fps)}}
+    if ctx.truth is not None:  # what both measures' offsets try to read: the truth's own
+        truth_jaw = np.interp(np.arange(r0, r1) / fps, ctx.truth["time_s"],
+                              ctx.truth["jaw_open"])
+        scores["real"]["sync_offset_truth_ms"] = sync_offset_ms(
+            truth_jaw, own.envelope, fps, opts.max_sync_lag_ms)
     for method, track in tracks.items():
         rows = paired[method]
         s = score_track(real.take(rows - lo), track, ctx.polygons[rows], topo, fps,
                         opts.max_sync_lag_ms)
         s["mcd_db"] = mcd_db(truth_audio, audio[method], sr)
         s["sync_error_ms"] = abs(s["sync_offset_ms"] - real_offset)
+        s["sync_error_model_ms"] = abs(s["sync_offset_model_ms"] - real_offset_model)
         s["jaw_error"] = _jaw_error(ctx, track, rows / fps)
         scores[method] = s
+    # The model's opening on the generated frames against the opening the plan asked
+    # for (no truth involved): does the measure read the renderer's lower face?
+    generated_r = float("nan")
+    if ctx.opening is not None:
+        asked = ctx.opening.from_coefficients(column_array(plan, "expression")[out_rows])
+        generated_r = pearson(tracks["talkedit"].model_opening, asked)
     return {"sentence": held.sentence, "text": held.text, "start_s": round(held.start_s, 3),
             "end_s": round(held.end_s, 3), "frames": r1 - r0, "out_frames": len(out_rows),
-            "pieces": info["pieces"], "naive_cut_start_s": round(d_start, 3), "scores": scores}
+            "pieces": info["pieces"], "naive_cut_start_s": round(d_start, 3), "scores": scores,
+            "model_opening_vs_plan_r": round(generated_r, 4)}
 
 
 # --- the stage ----------------------------------------------------------------------------
@@ -313,7 +359,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                  for s in (*EVALUATE_SCORES, "detected_share")} for m in EVALUATE_METHODS}
     means["real"] = {k: v for k, v in means["real"].items() if v is not None}
     ratios = {f"vs_{b}": {s: _ratio(means["talkedit"][s], means[b][s]) for s in EVALUATE_SCORES
-                          if s != "sync_offset_ms"}  # a signed offset: see sync_error_ms
+                          if s not in SIGNED}
               for b in BASELINES}
     beats = {f"vs_{b}": {s: (None if means["talkedit"][s] is None or means[b][s] is None else
                              bool(means["talkedit"][s] < means[b][s]) if s in LOWER_IS_BETTER
@@ -354,7 +400,7 @@ def markdown(clip: str, metrics: dict[str, Any], rows: list[dict[str, Any]]) -> 
         return "n/a" if v is None else f"{v:.3f}"
 
     for s in EVALUATE_SCORES:
-        better = ("ms, + = mouth after sound" if s == "sync_offset_ms" else
+        better = ("ms, + = mouth after sound" if s in SIGNED else
                   "lower is better" if s in LOWER_IS_BETTER else "higher is better")
         lines.append(f"| {s} ({better}) | {fmt(means['talkedit'][s])} | "
                      f"{fmt(means['naive_cut'][s])} | {fmt(means['conditioning'][s])} | "
@@ -371,6 +417,22 @@ def markdown(clip: str, metrics: dict[str, Any], rows: list[dict[str, Any]]) -> 
                                           f"\"{r['text']}\"" for r in rows),
               "", f"Renderer: step {metrics['generator']['step']}, share of held-out frames "
               f"it was trained on {metrics['renderer_trained_share']:.2f}."]
+    check = metrics.get("opening_measure")
+    if check:
+        lines += ["", "Opening measures against the generator's truth (jaw_open) on the "
+                  f"renderer's training footage, before use: map fitted on its first "
+                  f"{check['fit_frames']} frames, scored on the next "
+                  f"{check['validation_frames']}: opening_r_model (the person model's lower "
+                  f"face) r {check['expression_r']:.3f} (mean over "
+                  f"{VALIDATION_WINDOW_S:g} s windows {check['expression_r_windows']:.3f}); "
+                  f"opening_r (the landmarker's inner-lip gap) r {check['lips_r']:.3f} "
+                  f"({check['lips_r_windows']:.3f}). On the re-created sentences' generated "
+                  "frames the model's opening follows the plan's at r "
+                  f"{fmt(check.get('generated_vs_plan_r'))}. The real footage's sync offset: "
+                  f"{fmt(means['real'].get('sync_offset_ms'))} ms by the lip gap, "
+                  f"{fmt(means['real'].get('sync_offset_model_ms'))} ms by the model's "
+                  f"opening, {fmt(check.get('real_sync_offset_truth_ms'))} ms by the truth's "
+                  "jaw_open itself."]
     return "\n".join(lines) + "\n"
 
 
@@ -391,6 +453,7 @@ def run_evaluate(clip: str, root: Path, evaluate: EvaluateParams, fit: FitParams
     stamp, _ = Stamp.read(ModelPaths.of(clip, root).generator)
     first_heldout = stamp.config.holdout_start(ctx.n_frames)
     held = pick_sentences(ctx.sentences, opts.sentences, opts.seed, first_heldout / ctx.fps)
+    calibrate_opening(ctx, first_heldout, load_fit(clip, root)[0])
     keep = Path(opts.keep_scratch) if opts.keep_scratch else None
     rows = []
     with scratch_project(clip, root, held, ctx.fps, keep) as scratch:
@@ -407,6 +470,12 @@ def run_evaluate(clip: str, root: Path, evaluate: EvaluateParams, fit: FitParams
         # sentences lie in the tail train holds out); its exemplars never include them.
         "renderer_trained_share": round(float(np.mean(frames < first_heldout)), 4),
     }
+    if ctx.opening_check:
+        metrics["opening_measure"] = {
+            **ctx.opening_check,
+            "generated_vs_plan_r": _mean([r["model_opening_vs_plan_r"] for r in rows]),
+            "real_sync_offset_truth_ms": _mean([r["scores"]["real"]["sync_offset_truth_ms"]
+                                                for r in rows])}
     paths = ClipPaths.of(clip, root)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)
     write_json(evaluate_metrics_path(paths), metrics)

@@ -23,6 +23,7 @@ Deterministic (no randomness; the same plan and clip give the same bytes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import cv2
@@ -48,6 +49,14 @@ def border_points(size: int, per_side: int = 8) -> np.ndarray:
                            np.stack([np.full_like(t, far), t], 1),
                            np.stack([far - t, np.full_like(t, far)], 1),
                            np.stack([np.zeros_like(t), far - t], 1)])
+
+
+@functools.lru_cache(maxsize=4)
+def pixel_grid(size: int) -> np.ndarray:
+    """(size, size, 2) float32 x, y of every crop pixel (read-only: shared by every row)."""
+    grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)
+    grid.flags.writeable = False
+    return grid
 
 
 class JawWarp:
@@ -96,13 +105,20 @@ class JawWarp:
         if x1 > x0 and y1 > y0:
             # Where each pixel comes from in the frame's crop (the warp of a linear ramp is
             # exact), then the frame sampled there once.
-            grid = np.mgrid[0:size, 0:size][::-1].transpose(1, 2, 0).astype(np.float32)
+            grid = pixel_grid(size)
             window = (x0, y0, x1 - x0, y1 - y0)
             source, valid = warp_exemplar(grid, source_points, target_points, triangles, window)
             here = grid[y0:y1, x0:x1]
             source = np.where(valid[..., None], source, here)
-            warped[y0:y1, x0:x1] = cv2.remap(warped, source[..., 0], source[..., 1],
-                                             cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+            # Sampled only where the generator's alpha lets the frame show: under a full
+            # alpha the crop is the generator's whatever lies behind (remap works pixel by
+            # pixel, so these pixels get the same values as a remap of the whole window).
+            ys, xs = np.nonzero(alpha[y0:y1, x0:x1] < 255)
+            if len(ys):
+                picked = source[ys, xs][None]  # (1, k, 2)
+                warped[y0 + ys, x0 + xs] = cv2.remap(
+                    warped, picked[..., 0], picked[..., 1], cv2.INTER_CUBIC,
+                    borderMode=cv2.BORDER_REPLICATE)[0]
             moved[y0:y1, x0:x1] = np.linalg.norm(source - here, axis=2) > MOVED_PX
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
