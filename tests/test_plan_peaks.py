@@ -233,3 +233,36 @@ def test_the_lip_shape_model_rounds_and_spreads_a_new_sequence_and_keeps_its_ope
     # Half way: the mean of the retrieved shape and the one moved all the way.
     whole = reshape(planned, direction, model, names, starts, ends, tn, np.ones(len(tn)))
     assert np.allclose(moved[6:12], (planned[6:12] + whole[6:12]) / 2)
+
+
+def test_reshaping_a_long_plans_new_words_reads_only_their_rows() -> None:
+    """In place on a 31-minute plan's (n, 64) expression (24 MB), with 60 new frames: the
+    model's shape is predicted at those rows only, nothing of the plan's size is copied."""
+    import tracemalloc
+
+    from stages.plan.articulation import ArticulationModel, reshape
+    from stages.plan.search import PHONE_CODES
+
+    n, rng = 47_113, np.random.default_rng(7)
+    expression = rng.normal(size=(n, 64))
+    direction = np.eye(64)[0]
+    model = ArticulationModel(np.zeros(len(PHONE_CODES) + 1), 0.03, 0.9, 0.0, 0.1,
+                              rng.normal(size=(len(PHONE_CODES) + 1, 64)))
+    weight = np.zeros(n)
+    weight[40_000:40_060] = 0.5
+    times = np.arange(n) / FPS
+    phones, starts, ends = ["AA", "B", "UW"], np.array([1600.0, 1600.8, 1601.2]), \
+        np.array([1600.8, 1601.2, 1602.4])
+    before = expression.copy()
+    tracemalloc.start()
+    try:
+        out = reshape(expression, direction, model, phones, starts, ends, times, weight,
+                      out=expression)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert out is expression and peak < 6  # the plan is 24 MB; measured 3.3 (the grid)
+    assert np.array_equal(expression[:40_000], before[:40_000])
+    assert np.array_equal(expression[40_060:], before[40_060:])
+    assert not np.array_equal(expression[40_000:40_060], before[40_000:40_060])
+    assert np.allclose(expression[:, 0], before[:, 0])  # the opening is kept
