@@ -40,8 +40,9 @@ TARGETS = {"opening_r": 0.9, "peak_error_ms": 40.0, "psnr_gap_db": 3.0, "repeats
            "sharpness_ratio": 0.8}
 
 
-def prepare_clip(case: Any, root: Path, steps: int) -> None:
-    """The case's clip and truth, extracted, aligned, fitted, indexed, renderer trained."""
+def prepare_clip(case: Any, root: Path, steps: int, train: bool = True) -> None:
+    """The case's clip and truth, extracted, aligned, fitted, indexed, renderer trained
+    (unless not ``train``)."""
     from stages.align import AlignParams, run_align
     from stages.demo.pairs import make_pair
     from stages.extract import ExtractParams, extract_clip
@@ -62,7 +63,7 @@ def prepare_clip(case: Any, root: Path, steps: int) -> None:
                                                        on_mismatch="mark"))
         run_fit(case.name, root, load_section(FitParams, REPO), ScaleParams())
         run_index(case.name, root, load_section(IndexParams, REPO))
-    if not ModelPaths.of(case.name, root).generator.is_file():
+    if train and not ModelPaths.of(case.name, root).generator.is_file():
         raw = raw_section("train", REPO) | {"profile": "cpu", "holdout_share": 0.1,
                                             "min_train_frames": 100}
         raw["cpu"] = {**(raw.get("cpu") or {}), "steps": steps}
@@ -78,15 +79,26 @@ def articulation_features(frames: Any) -> np.ndarray:
     return np.stack([np.ones_like(j), j, w, c, j * j, j * w, j * c, w * w, c * c, w * c], 1)
 
 
-def oracle_expressions(case: Any, root: Path) -> float:
-    """Rewrite the edit's plan so its edited rows carry the truth's own expressions: the
+@dataclasses.dataclass
+class OraclePlan:
+    """The edit's plan next to the truth's own expressions (``oracle_plan``)."""
+
+    table: Any  # the plan (pyarrow Table)
+    planned: np.ndarray  # (n, d) the plan's expression
+    oracle: np.ndarray  # (n, d) the truth's articulation at each row, as expressions
+    edited: np.ndarray  # (n,) bool
+    phones: Any  # the output's phones (stages.evaluate.edit_truth.output_phones)
+    fps: float
+    r2: float  # the regression's R^2 on the source
+
+
+def oracle_plan(case: Any, root: Path) -> OraclePlan:
+    """The edit's plan, and for each of its rows the truth's own expression: the
     articulation the truth clip shows at the frame each output frame is scored against
     (the scorer's phone time map), turned into expression coefficients by a ridge
     regression fitted on the SOURCE clip (its fitted expressions against its generator
-    truth). A diagnostic: what the renderer and composite make of a perfect plan. Returns
-    the regression's R^2 on the source."""
+    truth)."""
     import pandas as pd
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from stages.evaluate.edit_truth import output_phones, time_map
@@ -117,22 +129,159 @@ def oracle_expressions(case: Any, root: Path) -> float:
     fps = VideoMeta.read(paths).fps
     t_truth = np.interp(np.arange(plan.num_rows) / fps, k_out, k_truth)
     truth_rows = np.clip(np.rint(t_truth * fps).astype(np.int64), 0, len(truth) - 1)
-    edited = plan.column("edited").to_numpy(zero_copy_only=False).astype(bool)
-    planned = np.stack(plan.column("expression").to_pylist())
-    planned[edited] = articulation_features(truth.iloc[truth_rows[edited]]) @ coef
+    return OraclePlan(plan, np.stack(plan.column("expression").to_pylist()).astype(np.float64),
+                      articulation_features(truth.iloc[truth_rows]) @ coef,
+                      plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
+                      phones, fps, r2)
+
+
+def oracle_expressions(case: Any, root: Path) -> float:
+    """Rewrite the edit's plan so its edited rows carry the truth's own expressions
+    (``oracle_plan``). A diagnostic: what the renderer and composite make of a perfect
+    plan. Returns the regression's R^2 on the source."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from talkedit.artifacts import EditPaths
+
+    found = oracle_plan(case, root)
+    planned = found.planned
+    planned[found.edited] = found.oracle[found.edited]
+    plan = found.table
     i = plan.schema.get_field_index("expression")
     field = plan.schema.field(i)
     column = pa.array(list(planned.astype(field.type.value_type.to_pandas_dtype())),
                       type=field.type)
-    pq.write_table(plan.set_column(i, field, column), edit.plan)
-    return r2
+    pq.write_table(plan.set_column(i, field, column), EditPaths.of(case.name, root).plan)
+    return found.r2
+
+
+# Phone classes of the plan-error table: what the lips do (stages/demo/mouth.py's targets).
+LIP_CLASSES = {
+    "rounded": ("OW", "UW", "UH", "AO", "OY", "AW", "ER", "W", "R", "SH", "ZH", "CH", "JH"),
+    "spread": ("IY", "IH", "EY", "EH", "AE", "AY", "Y", "S", "Z"),
+    "open": ("AA", "AH"),
+    "p/b/m": ("P", "B", "M"),
+    "f/v": ("F", "V"),
+}
+
+
+def plan_error(case: Any, root: Path) -> dict[str, Any]:
+    """Where the plan's expression inside the new words is off the truth's
+    (``oracle_plan``): squared error summed over coefficients, split into the opening
+    (along ``retime.openness_direction``) and the rest (the lip shape), per lip class
+    of the phone said, and per coefficient. Sums and counts, so cases add up."""
+    from stages.fit import frame_parameters, load_fit
+    from stages.index import VisemeIndex
+    from stages.plan.retime import openness_direction
+
+    found = oracle_plan(case, root)
+    _, expression = frame_parameters(load_fit(case.name, root)[1])
+    direction = openness_direction(VisemeIndex.load(case.name, root), expression, found.fps)
+    t = np.arange(len(found.planned)) / found.fps
+    new = found.phones[found.phones["new"]]
+    rows = np.zeros(len(t), bool)
+    said = np.full(len(t), "other", object)
+    for ph in new.itertuples():
+        inside = (t >= ph.start_s - 1e-9) & (t < ph.end_s)
+        rows |= inside
+        said[inside] = next((k for k, v in LIP_CLASSES.items() if ph.phone in v), "other")
+    error = (found.planned - found.oracle)[rows]
+    along = (error @ direction) ** 2
+    total = (error ** 2).sum(1)
+    out: dict[str, Any] = {"frames": int(rows.sum()), "total": float(total.sum()),
+                           "opening": float(along.sum()),
+                           "per_coefficient": (error ** 2).sum(0).tolist(), "classes": {}}
+    for name in [*LIP_CLASSES, "other"]:
+        k = said[rows] == name
+        out["classes"][name] = {"frames": int(k.sum()), "total": float(total[k].sum()),
+                                "opening": float(along[k].sum())}
+    return out
+
+
+def plan_error_markdown(parts: list[dict[str, Any]], label: str) -> str:
+    """The cases' ``plan_error`` summed: mean squared error per frame, opening and shape."""
+    def row(name: str, items: list[dict[str, Any]]) -> str:
+        frames = sum(i["frames"] for i in items)
+        total, opening = (sum(i[k] for i in items) / max(frames, 1) for k in ("total", "opening"))
+        return f"| {name} | {frames} | {total:.4f} | {opening:.4f} | {total - opening:.4f} |"
+
+    per = np.sum([p["per_coefficient"] for p in parts], 0) / max(sum(p["frames"] for p in parts), 1)
+    top = np.argsort(-per)[:8]
+    return "\n".join([
+        f"## {label}: the plan's expression against the truth's, inside the new words", "",
+        "| phones | frames | error per frame | opening | lip shape (rest) |", "|---|---|---|---|---|",
+        row("all", parts),
+        *(row(name, [p["classes"][name] for p in parts]) for name in [*LIP_CLASSES, "other"]),
+        "", "Largest coefficients (index: error per frame): "
+        + ", ".join(f"{i}: {per[i]:.4f}" for i in top), ""])
+
+
+def same_watermark_per_case(salt: str = "") -> None:
+    """Every run marks a case's output with the same watermark payload (a hash of ``salt``
+    and the case's source video name) instead of one derived from its inputs' hashes. The mark is a keyed pattern over
+    the whole frame (RMS 1.5 levels); derived from the plan's hash, any change of the plan
+    changed it in the kept footage too, and moved the kept footage's PSNR by up to 0.4 dB
+    between runs (the gap by up to 0.5 dB: the scorer's landmarks, and so its aligned
+    crops, move with it): noise, not the edit. Another ``salt`` samples that noise. The
+    edit path is otherwise the normal one; the payload still decodes to a valid id."""
+    import hashlib
+
+    from stages.composite import provenance
+
+    def payload_of_case(manifest: dict[str, Any]) -> int:
+        name = manifest["ingredients"][0]["title"]  # the source video: one per case
+        return int.from_bytes(hashlib.sha256((salt + name).encode()).digest()[:4], "big")
+
+    provenance.derive_payload_id = payload_of_case
+
+
+def write_spec(case: Any, root: Path) -> None:
+    """The case's edit spec, data/edits/<case>/edit.yaml."""
+    import yaml
+
+    from talkedit.artifacts import EditPaths
+
+    spec = EditPaths.of(case.name, root).spec
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(yaml.safe_dump(case.edit_spec(), sort_keys=False))
+
+
+def plan_errors(cases: Any, work: Path, label: str) -> None:
+    """``--plan-error``: plan each case's edit (no renderer needed) and write where its
+    expression is off the truth's (``plan_error``) under ``label`` into
+    benchmarks/results/plan_error.{json,md}."""
+    from stages.align import AlignParams
+    from stages.audio.config import AudioParams
+    from stages.plan import PlanParams, run_plan
+    from talkedit.params import load_section
+
+    parts = {}
+    for case in cases:
+        prepare_clip(case, work, 0, train=False)
+        write_spec(case, work)
+        run_plan(case.name, work, load_section(PlanParams, REPO), load_section(AlignParams, REPO),
+                 load_section(AudioParams, REPO))
+        parts[case.name] = plan_error(case, work)
+    store = RESULTS / "plan_error.json"
+    runs = json.loads(store.read_text()) if store.is_file() else {}
+    runs[label] = parts
+    store.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+    text = "\n".join(["# The plan's expressions for new words against the truth's "
+                      "(benchmarks/edit_quality.py --plan-error)", "",
+                      "Squared error per frame, summed over the 64 coefficients; the truth's "
+                      "expression is its articulation mapped by a regression fitted on the "
+                      "source clip (oracle_plan). Opening: along the clip's openness "
+                      "direction; lip shape: the rest.", ""]
+                     + [plan_error_markdown(list(runs[k].values()), f"{k} ({', '.join(runs[k])})")
+                        for k in sorted(runs)])
+    (RESULTS / "plan_error.md").write_text(text)
+    print(plan_error_markdown(list(parts.values()), label))
 
 
 def run_edit(case: Any, root: Path, oracle: bool = False) -> dict[str, float]:
     """The normal edit path on the case's edit; seconds per stage. ``oracle``: the plan's
     edited expressions replaced by the truth's (``oracle_expressions``) before rendering."""
-    import yaml
-
     from stages.align import AlignParams
     from stages.audio.config import AudioParams
     from stages.audio.stage import run_audio
@@ -143,13 +292,10 @@ def run_edit(case: Any, root: Path, oracle: bool = False) -> dict[str, float]:
     from stages.render.config import RenderParams
     from stages.render.interior import MouthParams
     from stages.render.render import run_render
-    from talkedit.artifacts import EditPaths
     from talkedit.params import load_section
     from talkedit.scale import ScaleParams
 
-    spec = EditPaths.of(case.name, root).spec
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(yaml.safe_dump(case.edit_spec(), sort_keys=False))
+    write_spec(case, root)
     composite = CompositeParams.from_dict({**dataclasses.asdict(load_section(CompositeParams, REPO)),
                                            **EvaluateParams().composite})
     took = {}
@@ -186,18 +332,32 @@ def main() -> int:
     ap.add_argument("--score-only", action="store_true",
                     help="re-score the edits already in --work (e.g. a copy kept from before "
                     "a change) with the current measures")
+    ap.add_argument("--watermark-salt", default="",
+                    help="another fixed watermark payload per case (same_watermark_per_case): "
+                    "runs with several salts show how much of a difference is noise")
+    ap.add_argument("--plan-error", action="store_true",
+                    help="diagnostic: only plan each edit and write where its expression is "
+                    "off the truth's (plan_error; benchmarks/results/plan_error.md)")
+    ap.add_argument("--dev", action="store_true",
+                    help="the development pairs (stages.demo.pairs.DEV_CASES) instead of the "
+                    "scored ones: for choosing methods and settings")
     args = ap.parse_args()
 
-    from stages.demo.pairs import CASES
+    from stages.demo.pairs import CASES, DEV_CASES
     from stages.evaluate.edit_truth import score_pair, summarize_pairs
 
+    cases = [c for c in (DEV_CASES if args.dev else CASES)
+             if not args.cases or c.name in args.cases]
+    if args.plan_error:
+        plan_errors(cases, args.work, args.label)
+        return 0
+
+    same_watermark_per_case(args.watermark_salt)
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "params.yaml", work / "params.yaml")
     rows, turnaround = [], {}
-    for case in CASES:
-        if args.cases and case.name not in args.cases:
-            continue
+    for case in cases:
         if not args.score_only:
             prepare_clip(case, work, args.steps)
             turnaround[case.name] = run_edit(case, work, args.oracle_expressions)

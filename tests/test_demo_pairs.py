@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stages.demo.face_rig import MAX_REST_OPENING, FaceRig, detect_landmarks, rest_opening
-from stages.demo.pairs import CASES, PairCase, face_photo, make_pair
+from stages.demo.pairs import CASES, DEV_CASES, PairCase, face_photo, make_pair
 from talkedit.errors import TalkeditError
 
 
@@ -43,3 +43,17 @@ def test_a_pair_is_the_clip_and_the_same_face_and_voice_saying_the_edit(tmp_path
     assert (tmp_path / "truth" / "pair-test.mp4").stat().st_size > 0
     with pytest.raises(TalkeditError, match="exactly once"):
         _ = PairCase("x", "astronaut", "en-us", 150, 0, "a a", (("a", "b"),)).edited_text
+
+
+def test_the_development_pairs_are_not_the_scored_ones() -> None:
+    """Settings are chosen on DEV_CASES and scored on CASES: no name, text, edited word or
+    (face, voice, seed) in common, and every dev edit applies to its text exactly once."""
+    scored = {(c.face, c.voice, c.seed) for c in CASES}
+    new_words = {w for c in CASES for _, new in c.operations for w in new.lower().split()}
+    for case in DEV_CASES:
+        assert case.name not in {c.name for c in CASES}
+        assert (case.face, case.voice, case.seed) not in scored
+        assert case.text not in {c.text for c in CASES}
+        assert case.edited_text != case.text  # raises when an edit is not found once
+        dev_new = {w for _, new in case.operations for w in new.lower().split()}
+        assert not dev_new & new_words - {"a", "the", "and", "my"}

@@ -187,3 +187,82 @@ def test_a_new_bilabial_shuts_the_lips_where_the_smoothed_model_leaves_them_open
     assert np.allclose(shut_lips[:, 1:], expression[:, 1:])  # only the opening moves
     assert np.allclose(shut(expression, direction, weight, model.closed, model.max_step,
                             np.zeros(25)), expression)  # weight 0: untouched
+
+
+def test_the_lip_shape_model_rounds_and_spreads_a_new_sequence_and_keeps_its_opening() -> None:
+    """A clip whose expression holds the opening, the lip width (rounded UW .. spread IY)
+    and the closure along three directions, all co-articulated (stages/demo/mouth.py):
+    fitted with the expression, the model's shape predicts the width of a *different*
+    sequence; ``reshape`` moves a retrieved expression whose width is wrong ``weight`` of
+    the way to it, and never along the opening direction."""
+    from stages.demo.mouth import articulation_track
+    from stages.plan.articulation import ArticulationModel, reshape
+    from stages.plan.search import PHONE_CODES
+
+    rng = np.random.default_rng(5)
+    phones = _sentence(rng, 0.2, 40)
+    t = np.arange(int(phones[-1][2] * FPS)) / FPS
+    basis = np.linalg.qr(rng.normal(size=(8, 3)))[0].T  # opening, width, closure: orthonormal
+    expression = articulation_track(phones, t).astype(np.float64) @ basis \
+        + 0.01 * rng.normal(size=(len(t), 8))
+    direction = basis[0]
+    index = SimpleNamespace(
+        phones=np.array([p for p, _, _ in phones], object),
+        start_s=np.array([a for _, a, _ in phones]), end_s=np.array([b for _, _, b in phones]),
+        usable=np.ones(len(phones), bool))
+    model = ArticulationModel.fit(index, expression @ direction, np.ones(len(t), bool), FPS,
+                                  expression)
+    assert model is not None and model.shape is not None
+    assert model.shape.shape == (len(PHONE_CODES) + 1, 8)
+    new = _sentence(np.random.default_rng(6), 0.0, 8)
+    names, starts, ends = ([p for p, _, _ in new], np.array([a for _, a, _ in new]),
+                           np.array([b for _, _, b in new]))
+    tn = np.arange(int(new[-1][2] * FPS)) / FPS
+    truth = articulation_track(new, tn).astype(np.float64)
+    # Retrieved: the right opening, the width and closure of other phones (shuffled).
+    wrong = truth[rng.permutation(len(tn))]
+    planned = np.column_stack([truth[:, 0], wrong[:, 1:]]) @ basis
+    weight = np.ones(len(tn))
+    weight[:6], weight[6:12] = 0.0, 0.5
+    moved = reshape(planned, direction, model, names, starts, ends, tn, weight)
+    assert np.allclose(moved @ direction, planned @ direction)  # the opening is kept
+    assert np.array_equal(moved[:6], planned[:6])  # weight 0: untouched
+    width, full = moved @ basis[1], weight == 1
+    assert np.corrcoef(width[full], truth[full, 1])[0, 1] > 0.95
+    assert abs(np.corrcoef(planned[full] @ basis[1], truth[full, 1])[0, 1]) < 0.5
+    # Half way: the mean of the retrieved shape and the one moved all the way.
+    whole = reshape(planned, direction, model, names, starts, ends, tn, np.ones(len(tn)))
+    assert np.allclose(moved[6:12], (planned[6:12] + whole[6:12]) / 2)
+
+
+def test_reshaping_a_long_plans_new_words_reads_only_their_rows() -> None:
+    """In place on a 31-minute plan's (n, 64) expression (24 MB), with 60 new frames: the
+    model's shape is predicted at those rows only, nothing of the plan's size is copied."""
+    import tracemalloc
+
+    from stages.plan.articulation import ArticulationModel, reshape
+    from stages.plan.search import PHONE_CODES
+
+    n, rng = 47_113, np.random.default_rng(7)
+    expression = rng.normal(size=(n, 64))
+    direction = np.eye(64)[0]
+    model = ArticulationModel(np.zeros(len(PHONE_CODES) + 1), 0.03, 0.9, 0.0, 0.1,
+                              rng.normal(size=(len(PHONE_CODES) + 1, 64)))
+    weight = np.zeros(n)
+    weight[40_000:40_060] = 0.5
+    times = np.arange(n) / FPS
+    phones, starts, ends = ["AA", "B", "UW"], np.array([1600.0, 1600.8, 1601.2]), \
+        np.array([1600.8, 1601.2, 1602.4])
+    before = expression.copy()
+    tracemalloc.start()
+    try:
+        out = reshape(expression, direction, model, phones, starts, ends, times, weight,
+                      out=expression)
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert out is expression and peak < 6  # the plan is 24 MB; measured 3.3 (the grid)
+    assert np.array_equal(expression[:40_000], before[:40_000])
+    assert np.array_equal(expression[40_060:], before[40_060:])
+    assert not np.array_equal(expression[40_000:40_060], before[40_000:40_060])
+    assert np.allclose(expression[:, 0], before[:, 0])  # the opening is kept

