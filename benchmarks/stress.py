@@ -88,6 +88,13 @@ CONDITIONS: dict[str, tuple[bool, dict[str, Any], dict[str, Any]]] = {
 # --- running stages -------------------------------------------------------------------------
 
 
+def set_work(work: Path, steps: int) -> None:
+    """Condition projects under ``work``, renderers trained ``steps`` steps."""
+    global WORK
+    WORK = work
+    TRAIN_BUDGET["cpu"] = {**TRAIN_BUDGET["cpu"], "steps": steps}
+
+
 def call(entry: str, item: str, root: Path, **overrides: dict[str, Any]) -> dict[str, Any]:
     """Run a stage entry ``module:function`` on ``item`` with root's params (+ overrides)."""
     from talkedit.params import build, load_section, raw_section, section_types
@@ -187,6 +194,57 @@ def fit_errors(root: Path) -> dict[str, Any]:
     return out
 
 
+def edit_truth_scores(root: Path, scratch: Path) -> dict[str, float]:
+    """The evaluated re-creation (kept in ``scratch``) scored against the generator's truth.
+
+    evaluate's ``opening_r`` pairs the output with the real frames through the clip's
+    *aligned* phones and measures both by the landmarker; under noise the alignment
+    is worse and under compression the real frames are, so that figure mixes the
+    edit's error with its yardstick's. Here: ``truth_r_real`` = the landmarker's opening
+    of the real frames vs truth jaw_open (is the yardstick sound on this picture?);
+    ``truth_r_edit`` = the output's opening vs truth jaw_open, paired through the
+    generator's exact phone times; ``truth_r_edit_aligned`` = the same paired through
+    the aligned phones (the difference is the pairing's share of the loss)."""
+    from stages.evaluate import _clip_context, _video_frames
+    from stages.evaluate.holdout import clip_phones, time_map
+    from stages.evaluate.measure import detect_sequence, pearson
+    from stages.fit import FitParams, make_landmarker, mouth_opening
+    from talkedit.artifacts import NEW_PHONES, EditPaths, read_parquet
+    from talkedit.params import load_section
+    from talkedit.video import FrameStore
+
+    fit = load_section(FitParams, root)
+    ctx = _clip_context(CLIP, root, fit, 0.05)
+    metrics = json.loads((root / "data" / "metrics" / CLIP / "evaluate.json").read_text())
+    truth_phones = pd.read_parquet(root / "data" / "raw" / f"{CLIP}.truth_phones.parquet")
+    truth_t, jaw = ctx.truth["time_s"].to_numpy(), ctx.truth["jaw_open"].to_numpy()
+    aligned = clip_phones(CLIP, root)
+    fps = ctx.fps
+    out: dict[str, list[float]] = {"truth_r_real": [], "truth_r_edit": [],
+                                   "truth_r_edit_aligned": []}
+    for k in metrics["sentences"]:
+        held = ctx.sentences[k]
+        paths = EditPaths.of(held.edit_name(CLIP), scratch)
+        new_phones = read_parquet(paths.new_phones, NEW_PHONES)
+        t_out, t_true = time_map(held, new_phones, truth_phones)
+        t_out_a, t_aligned = time_map(held, new_phones, aligned)
+        rows = np.arange(int(np.ceil(t_out[0] * fps)), int(np.floor(t_out[-1] * fps)) + 1)
+        with make_landmarker(ctx.landmarker) as landmarker:
+            opening = mouth_opening(detect_sequence(landmarker,
+                                                    _video_frames(paths.output, rows)))
+            # the real frames over the sentence's true span
+            real_rows = np.arange(int(np.ceil(t_true[0] * fps)), int(t_true[-1] * fps) + 1)
+            store = FrameStore.for_clip(CLIP, root)
+            real = mouth_opening(detect_sequence(landmarker, (
+                im for _, im in store.iter_frames(int(real_rows[0]), int(real_rows[-1]) + 1))))
+        out["truth_r_real"].append(pearson(real, np.interp(real_rows / fps, truth_t, jaw)))
+        at_true = np.interp(rows / fps, t_out, t_true)
+        out["truth_r_edit"].append(pearson(opening, np.interp(at_true, truth_t, jaw)))
+        at_aligned = np.interp(rows / fps, t_out_a, t_aligned)
+        out["truth_r_edit_aligned"].append(pearson(opening, np.interp(at_aligned, truth_t, jaw)))
+    return {key: round(float(np.mean(v)), 3) for key, v in out.items()}
+
+
 def run_condition(name: str) -> dict[str, Any]:
     from stages.audio.dsp import read_clip_audio, write_wav
     from stages.composite.verify import verify_video
@@ -256,11 +314,15 @@ def run_condition(name: str) -> dict[str, Any]:
         if not audio_only:
             stage("train", lambda: call("stages.render.train:run_train", CLIP, root,
                                         train=TRAIN_BUDGET))
+        scratch = root / "evaluate-scratch"  # kept: the truth scores read its edit
+        shutil.rmtree(scratch, ignore_errors=True)
         ev = stage("evaluate", lambda: call("stages.evaluate:run_evaluate", CLIP, root,
-                                            evaluate=EVALUATE))
+                                            evaluate={**EVALUATE,
+                                                      "keep_scratch": str(scratch)}))
         talk = ev["means"]["talkedit"]
         row["edit_opening_r"] = round(float(talk["opening_r"]), 3)
         row["edit_mouth_psnr_db"] = round(float(talk["mouth_psnr_db"]), 2)
+        row.update(edit_truth_scores(root, scratch))
         write_edit(root, "e1", EDIT)
         for label, entry in (("plan", "stages.plan:run_plan"),
                              ("audio", "stages.audio.stage:run_audio"),
@@ -526,7 +588,12 @@ def main() -> None:
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
                         "the cached rows")
+    parser.add_argument("--work", type=Path, default=WORK, help="the folder the condition "
+                        f"projects and cached rows live in (default {WORK})")
+    parser.add_argument("--steps", type=int, default=TRAIN_BUDGET["cpu"]["steps"],
+                        help="renderer training steps per picture condition")
     args = parser.parse_args()
+    set_work(args.work, args.steps)
     WORK.mkdir(parents=True, exist_ok=True)
     cache = WORK / "rows.json"
     rows = json.loads(cache.read_text()) if cache.is_file() else {}
