@@ -245,6 +245,23 @@ def edit_truth_scores(root: Path, scratch: Path) -> dict[str, float]:
     return {key: round(float(np.mean(v)), 3) for key, v in out.items()}
 
 
+def _code() -> str:
+    """The commit the row was measured with (+ "dirty" with uncommitted changes)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+    return git("rev-parse", "--short", "HEAD").strip() + ("+dirty" if git(
+        "status", "--porcelain", "--untracked-files=no").strip() else "")
+
+
+def plan_verdict(summary: dict[str, Any]) -> dict[str, Any]:
+    """The 3-word edit's quality estimate and whether its summary warns (issue 15: a poor
+    edit says so instead of looking finished)."""
+    return {"edit_quality": summary["quality_estimate"],
+            "edit_warned": any("Review the result" in w for w in summary["warnings"])}
+
+
 def run_condition(name: str) -> dict[str, Any]:
     from stages.audio.dsp import read_clip_audio, write_wav
     from stages.composite.verify import verify_video
@@ -256,7 +273,7 @@ def run_condition(name: str) -> dict[str, Any]:
     from tests.conftest import write_edit
 
     audio_only, stress, demo_extra = CONDITIONS[name]
-    row: dict[str, Any] = {"condition": name, "refused": "", "timings_s": {}}
+    row: dict[str, Any] = {"condition": name, "refused": "", "timings_s": {}, "code": _code()}
     settings = "" if audio_only else json.dumps([TEXT, stress, demo_extra, GENERATOR])
     root = _new_root(name, settings)
     clean = WORK / "clean"
@@ -330,7 +347,9 @@ def run_condition(name: str) -> dict[str, Any]:
                              ("composite", "stages.composite.compose:run_composite")):
             # ultrafast x264 for the edit's output: it is checked for its watermark only
             fast = {"composite": {"preset": "ultrafast"}} if label == "composite" else {}
-            stage(label, lambda entry=entry, fast=fast: call(entry, "e1", root, **fast))
+            out = stage(label, lambda entry=entry, fast=fast: call(entry, "e1", root, **fast))
+            if label == "plan":
+                row.update(plan_verdict(out))
         report = verify_video(EditPaths.of("e1", root).output,
                               load_section(WatermarkParams, root))
         row["watermark"] = bool(report.watermark.found)
@@ -352,17 +371,26 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("eye_err_iod", "eye-corner error / IOD"), ("occl", "occluded frames flagged"),
            ("two_faces_frames", "frames with 2 faces"),
            ("opening_r", "fit opening r"), ("edit_opening_r", "edit opening r"),
-           ("edit_mouth_psnr_db", "edit mouth PSNR dB"), ("watermark", "watermark"),
-           ("refused", "refused / crashed"))
+           ("truth_r_real", "real frames' opening r vs truth"),
+           ("truth_r_edit", "edit opening r vs truth"),
+           ("truth_r_edit_aligned", "... paired by aligned phones"),
+           ("edit_mouth_psnr_db", "edit mouth PSNR dB"),
+           ("quality", "edit quality estimate (warns?)"), ("watermark", "watermark"),
+           ("refused", "refused / crashed"), ("code", "measured at"))
 
 
 def _cell(row: dict[str, Any], key: str) -> str:
     if key == "occl":
         return (f"{row['occluded_flagged']}/{row['occluded_frames']}"
                 if row.get("occluded_frames") else "-")
+    if key == "quality":
+        return (f"{row['edit_quality']} ({'warns' if row['edit_warned'] else 'no'})"
+                if "edit_quality" in row else "-")
     if key == "refused":
         text = " ".join(filter(None, (row.get("refused"), row.get("crashed"))))
         return text.replace("|", "/").replace("\n", " ")[:300] or "no"
+    if key == "code":
+        return row.get("code", "before s7")
     value = row.get(key)
     return "-" if value is None else str(value)
 
@@ -382,7 +410,14 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "shown and the row then goes on with `on_mismatch: mark`. Occluded frames: "
              "truth covers more than 20 % of the mouth box (an object or a second person) / "
              "of those, flagged by fit; fit detected: share of the frames where truth covers "
-             "none of it.", "",
+             "none of it. \"edit opening r\" is evaluate's: the output's lip gap against the "
+             "real frames', paired through the clip's aligned phones; the three \"vs truth\" "
+             "columns score the same re-creation against the generator's jaw_open "
+             "(edit_truth_scores): the real frames themselves (the yardstick's ceiling on this "
+             "sentence), the output paired through the exact phone times, and paired through "
+             "the aligned ones. Edit quality estimate: the 3-word edit's plan estimate "
+             "(stages/plan/quality.py) and whether its summary warns. Measured at: the commit "
+             "(\"before s7\": an earlier session's code, not re-run since).", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for name in CONDITIONS:

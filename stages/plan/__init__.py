@@ -312,10 +312,10 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
     # A noisy clip always says so: its cost was measured (stages/plan/quality.py).
     noisy = snr_db is not None and snr_db < align_opts.noisy_snr_db
     if quality < opts.min_quality or noisy:
-        verdict = "is below" if quality < opts.min_quality else "passes"
-        msg = (f"quality estimate {quality:.2f} {verdict} plan.min_quality "
-               f"{opts.min_quality:.2f}: {'; '.join(reasons)}. Review the result before "
-               "using it")
+        below = (f" is below plan.min_quality {opts.min_quality:.2f}"
+                 if quality < opts.min_quality else "")
+        msg = (f"quality estimate {quality:.2f}{below}: {'; '.join(reasons)}. Review the "
+               "result before using it")
         log.warning("%s: %s", spec.path, msg)
         warnings.append(msg)
     result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
