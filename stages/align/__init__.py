@@ -132,13 +132,14 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
         "other_voice_words": sum(v.words for v in voices),
         "other_voice_ranges": ", ".join(f"{v.start_s:.2f}-{v.end_s:.2f} s" for v in voices),
     }
-    write_json(align_metrics_path(paths), align_metrics(words, result.phones))
+    write_json(align_metrics_path(paths), align_metrics(words, result.phones, result.snr_db))
     log.info("aligned %s: %d words, %d chunks", clip, len(words), result.n_chunks)
     return summary
 
 
-def align_metrics(words: Any, phones: Any) -> dict[str, Any]:
-    """The alignment's numbers for `dvc metrics` (no time, no path: the same bytes each run)."""
+def align_metrics(words: Any, phones: Any, snr_db: float) -> dict[str, Any]:
+    """The alignment's numbers for `dvc metrics` (no time, no path: the same bytes each run);
+    the plan reads ``snr_db`` (speech over the noise floor) for its quality estimate."""
     scores = words["score"].to_numpy(dtype=float)
     spoken = phones[phones["word_index"] >= 0]
     return {
@@ -149,4 +150,5 @@ def align_metrics(words: Any, phones: Any) -> dict[str, Any]:
         "low_confidence_words": int(words["low_confidence"].sum()),
         "low_confidence_share": round(float(words["low_confidence"].mean()), 4)
         if len(words) else 0.0,
+        "snr_db": round(min(snr_db, 99.0), 1),
     }

@@ -27,6 +27,7 @@ class AlignParams(Section):
     pause_db: float = 30.0  # a frame this far below the speech level is a pause...
     noise_margin_db: float = 3.0  # ...or less than this above the noise floor (noisy rooms)
     noisy_snr_db: float = 20.0  # a recording with less speech-to-noise than this is "noisy"
+    denoise: float = 0.9  # a noisy recording is aligned with this share of its noise removed
     workers: int = 0  # processes aligning chunks; 0 = one per CPU core
     parallel_min_s: float = 150.0  # shorter recordings are aligned in one process
     refine: bool = True  # move boundaries onto energy/spectral changes near them
@@ -86,6 +87,8 @@ class AlignParams(Section):
             raise bad_param(where, "beams", "must be a non-empty list of numbers between 0 and 1")
         if not 0 < self.chunk_s <= self.max_chunk_s:
             raise bad_param(where, "chunk_s", "must be positive and at most max_chunk_s")
+        if not 0.0 <= self.denoise <= 1.0:
+            raise bad_param(where, "denoise", "must be between 0 (off) and 1")
         if self.workers < 0:
             raise bad_param(where, "workers", "must be 0 (one per core) or a positive count")
         if self.span_phones < 1:

@@ -175,11 +175,13 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
     # In a noisy room the noise alone can lie within pause_db of the speech: then frames
     # near the noise floor are the pauses, or the noise would count as untranscribed speech.
     threshold = max(level - params.pause_db, floor + params.noise_margin_db)
+    noisy = level - floor < params.noisy_snr_db
 
     def jobs() -> Iterator[ChunkJob]:
         for chunk in plan_chunks(audio, env, specs, params, level):
             words = list(specs[chunk.first_word:chunk.first_word + chunk.n_words])
-            yield ChunkJob(chunk, audio.read(chunk.start, chunk.stop), words, params, threshold)
+            yield ChunkJob(chunk, audio.read(chunk.start, chunk.stop), words, params, threshold,
+                           denoise=noisy and params.denoise > 0)
 
     # Short recordings stay in one process: spawned workers re-import the main program
     # (a Prefect flow: a second or two each) before they do any work.

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ from talkedit.artifacts import (
     ClipPaths,
     EditPaths,
     VideoMeta,
+    align_metrics_path,
     column_array,
     read_parquet,
 )
@@ -185,6 +187,14 @@ def _has_pause(index: VisemeIndex, time_s: float, min_pause_s: float, before: bo
 # --- the stage -------------------------------------------------------------------------------
 
 
+def _clip_snr_db(paths: ClipPaths) -> float | None:
+    """The clip's speech over its noise floor as align measured it (None: an align.json
+    written before it was recorded)."""
+    path = align_metrics_path(paths)
+    value = json.loads(path.read_text()).get("snr_db") if path.is_file() else None
+    return None if value is None else float(value)
+
+
 def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
               audio: AudioParams) -> PlanResult:
     """Everything ``run_plan`` writes, in memory.
@@ -299,12 +309,18 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
             frames.expression = coarticulate(frames, timeline, span_plans, index, model,
                                              direction, opts.articulation, opts.blend_ms / 1000,
                                              opts.lip_shape)
+    snr_db = _clip_snr_db(paths)
     quality, reasons = quality_estimate(
         [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
-        frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0)
-    if quality < opts.min_quality:
-        msg = (f"quality estimate {quality:.2f} is below plan.min_quality {opts.min_quality:.2f}: "
-               f"{'; '.join(reasons)}. Review the result before using it")
+        frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0,
+        snr_db, align_opts.noisy_snr_db)
+    # A noisy clip always says so: its cost was measured (stages/plan/quality.py).
+    noisy = snr_db is not None and snr_db < align_opts.noisy_snr_db
+    if quality < opts.min_quality or noisy:
+        below = (f" is below plan.min_quality {opts.min_quality:.2f}"
+                 if quality < opts.min_quality else "")
+        msg = (f"quality estimate {quality:.2f}{below}: {'; '.join(reasons)}. Review the "
+               "result before using it")
         log.warning("%s: %s", spec.path, msg)
         warnings.append(msg)
     result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
