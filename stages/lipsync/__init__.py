@@ -51,6 +51,9 @@ class LipModelParams(Section):
     # mouth opens (model.py openings), in units of the training opening's spread.
     opening_weight: float = 10.0
     ensemble: int = 3  # networks of each kind trained (seeds seed, seed + 1, ...), outputs averaged
+    # Once validation has picked the kind and each member's step count, train the kept kind
+    # again from the same start for that many steps on the training and validation frames.
+    refit: bool = True
     steps: int = 1500  # optimiser steps per network
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames
