@@ -127,7 +127,7 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
         nets = fit_networks(samples, fps, expression, person, train, (feats[val], val), opts,
                             clip_speech(CLIP, root), kinds)
         row: dict = {"block": [int(first), int(stop)], "number": number,
-                     "validation": [val.start, val.stop],
+                     "validation": [int(val.start), int(val.stop)],
                      "train_seconds": sum(nets.seconds.values())}
         scored = dict(nets.runs)
         if opts.refit:
