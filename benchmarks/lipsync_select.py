@@ -1,7 +1,8 @@
 """Choosing the lip model's settings without the held-out tail: blocked cross-validation.
 
     .venv/bin/python benchmarks/lipsync_select.py [--set NAME=VALUE ...] [--folds 4]
-                                                  [--kinds tcn] [--work DIR]
+                                                  [--kinds tcn] [--blocks 1,2]
+                                                  [--inner-validation] [--work DIR]
 
 The lipmodel stage never trains on the clip's last ``holdout_share`` (the held-out
 sentences benchmarks/lipsync.py scores). Settings are chosen here, inside the rest (the
