@@ -1,7 +1,8 @@
 """Choosing the lip model's settings without the held-out tail: blocked cross-validation.
 
     .venv/bin/python benchmarks/lipsync_select.py [--set NAME=VALUE ...] [--folds 4]
-                                                  [--kinds tcn] [--work DIR]
+                                                  [--kinds tcn] [--blocks 1,2]
+                                                  [--inner-validation] [--work DIR]
 
 The lipmodel stage never trains on the clip's last ``holdout_share`` (the held-out
 sentences benchmarks/lipsync.py scores). Settings are chosen here, inside the rest (the
@@ -86,7 +87,9 @@ def score_block(root: Path, model, held, fps: float, samples: np.ndarray) -> dic
             "voice_warp": warp}
 
 
-def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...]) -> dict:
+def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
+                   blocks: tuple[int, ...] | None = None, inner_validation: bool = False
+                   ) -> dict:
     from stages.fit import load_fit
     from stages.lipsync.features import frame_features, read_clip_wav
     from stages.lipsync.model import LipModel
@@ -110,16 +113,29 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...]) -> dict
     feats = frame_features(samples, n, fps, feats_cfg)
     edges = np.linspace(0, share, folds + 1).round().astype(int)
     rows = []
-    for first, stop in zip(edges[:-1], edges[1:], strict=True):
+    for number, (first, stop) in enumerate(zip(edges[:-1], edges[1:], strict=True), 1):
+        if blocks and number not in blocks:
+            continue
         train = [part for part in (slice(0, first), slice(stop, share))
                  if part.stop - part.start >= opts.window]
         block = slice(int(first), int(stop))
-        nets = fit_networks(samples, fps, expression, person, train, (feats[block], block), opts,
+        val = block
+        if inner_validation:  # as the stage: the training frames' last share picks the steps
+            last = train[-1]
+            cut = last.stop - int(round(sum(p.stop - p.start for p in train)
+                                        * opts.validation_share))
+            train, val = [*train[:-1], slice(last.start, cut)], slice(cut, last.stop)
+        nets = fit_networks(samples, fps, expression, person, train, (feats[val], val), opts,
                             clip_speech(CLIP, root), kinds)
-        row: dict = {"block": [int(first), int(stop)],
+        row: dict = {"block": [int(first), int(stop)], "number": number,
+                     "validation": [int(val.start), int(val.stop)],
                      "train_seconds": sum(nets.seconds.values())}
-        for kind, run in nets.runs.items():
-            model = LipModel(run.net, net_config(kind, opts, feats_cfg.dim, opts.ensemble),
+        scored = dict(nets.runs)
+        if opts.refit:
+            scored.update({f"{kind}_before_refit": run for kind, run in nets.picked.items()})
+        for kind, run in scored.items():
+            model = LipModel(run.net, net_config(kind.split("_")[0], opts, feats_cfg.dim,
+                                                 opts.ensemble),
                              feats_cfg,
                              nets.mean, nets.std, expression.shape[1], {}, nets.voice)
             row[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 4),
@@ -128,7 +144,8 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...]) -> dict
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     mean = {kind: {m: round(float(np.mean([r[kind][m] for r in rows])), 4)
-                   for m in ("own_audio_r", "other_voice_r")} for kind in kinds}
+                   for m in ("own_audio_r", "other_voice_r")} for kind in rows[0]
+            if isinstance(rows[0][kind], dict)}
     return {"training_share_frames": share, "blocks": rows, "mean": mean}
 
 
@@ -139,6 +156,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--kinds", default="tcn", help="comma-separated: tcn,lstm")
+    parser.add_argument("--blocks", default="", help="comma-separated block numbers (1..folds) "
+                        "to score, for a quick first comparison (default: all)")
+    parser.add_argument("--inner-validation", action="store_true",
+                        help="pick each network's step on the last validation_share of the "
+                        "training blocks, as the stage does (default: on the scored block, as "
+                        "sessions 5-6 did; lipmodel.refit needs this)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     overrides = {}
@@ -149,9 +172,13 @@ def main() -> None:
             overrides[name] = tuple(overrides[name])
     opts = dataclasses.replace(LipModelParams(), **overrides)
     opts.check("lipsync_select --set")
+    if opts.refit and not args.inner_validation:
+        parser.error("refit trains on the validation frames: give --inner-validation")
     root = scratch_project(args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipselect-")))
     result = {"settings": overrides,
-              **cross_validate(root, opts, args.folds, tuple(args.kinds.split(",")))}
+              **cross_validate(root, opts, args.folds, tuple(args.kinds.split(",")),
+                              tuple(int(b) for b in args.blocks.split(",") if b),
+                              args.inner_validation)}
     print(json.dumps(result, indent=2))
 
 

@@ -387,3 +387,36 @@ def test_respoken_copies_follow_their_reading_and_read_no_later_frame(lip_root: 
         loudness, opening = x[:, cfg.context * cfg.per_step], openings(person, y)
         r = {lag: lagged_r(opening, loudness, lag) for lag in range(-4, 5)}
         assert abs(max(r, key=r.get)) <= 1 and r[0] > 0.25
+
+
+def test_refit_trains_the_picked_steps_again_on_the_validation_frames_too(
+        lip_root: Path) -> None:
+    """lipmodel.refit: the network validation picked is trained again from the same start
+    for the same steps on the training and validation frames together; it then fits the
+    validation frames (now seen) better than the picked one, and keeps its validation loss."""
+    from stages.fit import load_fit
+    from stages.lipsync.features import read_clip_wav
+    from stages.lipsync.model import predict, weighted_square
+    from stages.lipsync.train import feature_config, fit_networks, loss_weights, split
+    from talkedit.artifacts import ClipPaths, VideoMeta, column_array
+
+    opts = dataclasses.replace(LipModelParams(), refit=True, ensemble=1, **FAST)
+    person, table = load_fit("demo", lip_root)
+    expression = column_array(table, "expression").astype(np.float64)
+    paths = ClipPaths.of("demo", lip_root)
+    fps, samples = VideoMeta.read(paths).fps, read_clip_wav(paths.audio)
+    feats = frame_features(samples, len(expression), fps, feature_config(opts))
+    train, val, _ = split(len(expression), opts, "demo")
+    nets = fit_networks(samples, fps, expression, person, [train], (feats[val], val), opts,
+                        kinds=("tcn",))
+    picked, refit = nets.picked["tcn"], nets.runs["tcn"]
+    assert refit.net is not picked.net
+    assert refit.best_step == picked.best_step and refit.best_val == picked.best_val
+    k = opts.components
+    target = (expression[val, :k] - nets.mean) / nets.std
+    weights = loss_weights(person, nets.mean, nets.std, target, opts.opening_weight)
+
+    def val_loss(run: object) -> float:
+        return float(weighted_square(predict(run.net, feats[val]) - target, weights).mean())
+
+    assert val_loss(refit) < val_loss(picked)

@@ -51,6 +51,11 @@ class LipModelParams(Section):
     # mouth opens (model.py openings), in units of the training opening's spread.
     opening_weight: float = 10.0
     ensemble: int = 3  # networks of each kind trained (seeds seed, seed + 1, ...), outputs averaged
+    # Once validation has picked the kind and each member's step count, train the kept kind
+    # again from the same start for that many steps on the training and validation frames
+    # (off: cross-validation +0.023 own / +0.016 other voice, all of it from one block; the
+    # held-out sentences then 0.007-0.026 lower; benchmarks/results/lipsync.md, session 7).
+    refit: bool = False
     steps: int = 1500  # optimiser steps per network
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames

@@ -203,6 +203,7 @@ class Networks:
     mean: np.ndarray  # (components,) expression mean of the training frames
     std: np.ndarray  # (components,) and spread
     voice: np.ndarray  # voice_spectrum of the training audio
+    picked: dict[str, Trained]  # before refit (lipmodel.refit): trained on ``train`` only
 
 
 def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person: PersonModel,
@@ -212,30 +213,41 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
     """Train each of ``kinds`` on the ``train`` frame ranges of the clip (each one speed-
     perturbed and, given what the clip says, re-spoken by ``opts.voices``; no training
     window crosses from one range or copy to another), keeping the step best on the
-    ``val`` (features, frames) pair."""
+    ``val`` (features, frames) pair; with ``opts.refit``, the kind better on ``val`` is
+    then trained again, each member for its best number of steps, on the ``val`` frames
+    too (its validation loss stays the one that picked it)."""
     feats_cfg, k = feature_config(opts), opts.components
     rows = np.concatenate([np.arange(part.start, part.stop) for part in train])
     mean, std = expression[rows, :k].mean(axis=0), expression[rows, :k].std(axis=0) + 1e-6
     target = (expression[:, :k] - mean) / std
-    audio = [samples[int(round(part.start / fps * RATE)):int(round(part.stop / fps * RATE))]
-             for part in train]
-    voice = voice_spectrum(*power_spectrogram(np.concatenate(audio)), feats_cfg)
-    xs, ys = [], []
-    for part, part_audio in zip(train, audio, strict=True):
-        part_x, part_y = speed_perturbed(part_audio, target[part], fps, feats_cfg,
-                                         opts.speed_factors, voice)
-        xs += part_x
-        ys += part_y
-        if opts.voices and speech is not None:
-            part_x, part_y = respoken(part, speech, target, fps, feats_cfg,
-                                      opts.voices, opts.voice_rates_wpm, voice)
-            xs += [x for x in part_x if len(x) >= opts.window]
-            ys += [y for y in part_y if len(y) >= opts.window]
-    train_x, train_y = np.concatenate(xs), np.concatenate(ys)
+
+    def part_audio(part: slice) -> np.ndarray:
+        return samples[int(round(part.start / fps * RATE)):int(round(part.stop / fps * RATE))]
+
+    voice = voice_spectrum(*power_spectrogram(np.concatenate([part_audio(p) for p in train])),
+                           feats_cfg)
+
+    def copies(parts: list[slice]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """The parts' training sequences (features), all end to end, and their targets."""
+        xs, ys = [], []
+        for part in parts:
+            part_x, part_y = speed_perturbed(part_audio(part), target[part], fps, feats_cfg,
+                                             opts.speed_factors, voice)
+            xs += part_x
+            ys += part_y
+            if opts.voices and speech is not None:
+                part_x, part_y = respoken(part, speech, target, fps, feats_cfg,
+                                          opts.voices, opts.voice_rates_wpm, voice)
+                xs += [x for x in part_x if len(x) >= opts.window]
+                ys += [y for y in part_y if len(y) >= opts.window]
+        return xs, np.concatenate(xs), np.concatenate(ys)
+
+    xs, train_x, train_y = copies(train)
     loss = loss_weights(person, mean, std, train_y, opts.opening_weight)
     train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
                             opts.eval_every, opts.seed)
     val_x, val_rows = val
+    val_y = target[val_rows]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, anywhere
     torch.use_deterministic_algorithms(True)
@@ -246,14 +258,30 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
             t = time.perf_counter()
             members = [train_net(net_config(kind, opts, feats_cfg.dim),
                                  dataclasses.replace(train_cfg, seed=opts.seed + member),
-                                 train_x, train_y, loss, (val_x, target[val_rows]),
+                                 train_x, train_y, loss, (val_x, val_y),
                                  progress=progress, lengths=[len(x) for x in xs])
                        for member in range(opts.ensemble)]
-            runs[kind] = averaged(members, loss, (val_x, target[val_rows]))
+            runs[kind] = averaged(members, loss, (val_x, val_y))
             seconds[kind] = round(time.perf_counter() - t, 2)
+        picked = dict(runs)
+        if opts.refit:  # the kind best on validation again from its start, now also on those
+            all_xs, all_x, all_y = copies([*train, val_rows])
+            kind = min(kinds, key=lambda kind: (runs[kind].best_val, kind))
+            t = time.perf_counter()
+            steps = runs[kind].best_step
+            members = [train_net(net_config(kind, opts, feats_cfg.dim),
+                                 dataclasses.replace(train_cfg, seed=opts.seed + member,
+                                                     steps=step, eval_every=step),
+                                 all_x, all_y, loss, (val_x, val_y),
+                                 lengths=[len(x) for x in all_xs])
+                       for member, step in enumerate(steps if isinstance(steps, list)
+                                                     else [steps])]
+            runs[kind] = averaged(members, loss, (val_x, val_y))
+            runs[kind].best_val = picked[kind].best_val  # the refit net's own is in-sample
+            seconds[kind] = round(seconds[kind] + time.perf_counter() - t, 2)
     finally:
         torch.set_num_threads(threads)
-    return Networks(runs, seconds, mean, std, voice)
+    return Networks(runs, seconds, mean, std, voice, picked)
 
 
 def clip_speech(clip: str, root: Path | None) -> ClipSpeech:
