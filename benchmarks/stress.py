@@ -333,9 +333,10 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
     if transcripts:
         lines += ["", "## Wrong transcripts", "", transcripts["markdown"]]
-        if transcripts.get("heldout"):
-            lines += ["", "Held-out passages (written after the evaluation passages were "
-                      "scored; `--transcripts --heldout`):", "", transcripts["heldout"]["markdown"]]
+        for batch in (1, 2):
+            if transcripts.get(f"heldout{batch}"):
+                lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
+                          "", transcripts[f"heldout{batch}"]["markdown"]]
         if transcripts.get("calibration"):
             lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
                       transcripts["calibration"]["markdown"]]
@@ -403,11 +404,11 @@ def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, 
 
 
 def transcript_conditions(n_passages: int = 20, calibration: bool = False,
-                          heldout: bool = False) -> dict[str, Any]:
+                          heldout: int = 0) -> dict[str, Any]:
     """Catch rates on the 20 evaluation passages, or (``calibration``) on the 20 passages
-    the thresholds are chosen on, or (``heldout``) on 20 passages written after the
-    evaluation passages had been scored (never two sets in one figure), at the project's
-    align.span_z and at the FIT_THRESHOLDS operating points."""
+    the thresholds are chosen on, or on held-out batch ``heldout`` (1, 2: 20 passages each,
+    written after the evaluation passages had been scored), never two sets in one figure,
+    at the project's align.span_z and at the FIT_THRESHOLDS operating points."""
     from stages.demo.transcripts import (
         CALIBRATION_FILE,
         HELDOUT_FILE,
@@ -426,9 +427,10 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
     worst: dict[str, list[float]] = {k: [] for k in kinds}
     other: dict[str, list[bool]] = {k: [] for k in kinds}
     source = CALIBRATION_FILE if calibration else HELDOUT_FILE if heldout else PASSAGES_FILE
-    # the held-out set also draws its changes from seeds the other sets never used
-    seed0 = 1000 if heldout else 0
-    for i, text in enumerate(passages(source)[:n_passages]):
+    # held-out passages also draw their changes from seeds the other sets never used
+    first = 20 * (heldout - 1) if heldout else 0
+    seed0 = 1000 + first if heldout else 0
+    for i, text in enumerate(passages(source)[first:first + n_passages]):
         samples = _speech16(text)
         rng = np.random.default_rng(seed0 + i)
         for kind, make in kinds.items():
@@ -446,8 +448,9 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
              + ("These are the passages thresholds are calibrated on." if calibration else
                 "Thresholds are calibrated on other passages (stages/demo/"
                 f"{CALIBRATION_FILE.name}, `--transcripts --calibration`), never on these."
-                + (" Written after the evaluation passages had been scored: a fresh "
-                   "held-out set (changes drawn from seeds 1000+)." if heldout else "")),
+                + (f" Held-out batch {heldout} (passages {first + 1}-{first + n_passages}),"
+                   " written after the evaluation passages had been scored (changes drawn "
+                   f"from seeds {seed0}+)." if heldout else "")),
              "", "| transcript | caught (project) | "
              + " | ".join(f"span_z {t:g}" for t in FIT_THRESHOLDS) + " |",
              "|---|---|" + "---|" * len(FIT_THRESHOLDS)]
@@ -536,7 +539,7 @@ def main() -> None:
     parser.add_argument("--calibration", action="store_true", help="with --transcripts: "
                         "also the calibration passages (reported apart)")
     parser.add_argument("--heldout", action="store_true", help="with --transcripts: also "
-                        "the held-out passages (stages/demo/heldout_passages.txt, apart)")
+                        "the two held-out batches (stages/demo/heldout_passages.txt, apart)")
     parser.add_argument("--long", help="comma-separated clip lengths in minutes (e.g. 1,30): "
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
@@ -551,8 +554,8 @@ def main() -> None:
         transcripts = transcript_conditions(args.passages)
         if args.calibration:
             transcripts["calibration"] = transcript_conditions(args.passages, calibration=True)
-        if args.heldout:
-            transcripts["heldout"] = transcript_conditions(args.passages, heldout=True)
+        for batch in (1, 2) if args.heldout else ():
+            transcripts[f"heldout{batch}"] = transcript_conditions(args.passages, heldout=batch)
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)
         print(transcripts["markdown"], flush=True)

@@ -42,7 +42,8 @@ class Assessment:
     word_issue: list[str]  # "" when the word looks fine
     phone_score: np.ndarray
     phone_issue: list[str]
-    worst_span: float = float("nan")  # the highest run badness (span_threshold: mismatch)
+    worst_span: float = float("nan")  # the highest run badness
+    span_bar: float = float("nan")  # runs over this are a mismatch (span_threshold)
 
 
 def _robust_z(values: np.ndarray, mask: np.ndarray,
@@ -133,7 +134,8 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
     badness = phone_badness(phone_z[speech_rows], dur[speech_rows], params)
     runs = span_badness(badness, params)
     poor_fit = np.zeros(n_words, bool)
-    for r in np.flatnonzero(runs > span_threshold(runs, params)) if judge_fit else ():
+    span_bar = span_threshold(runs, params)
+    for r in np.flatnonzero(runs > span_bar) if judge_fit else ():
         # Name the run's words that add to its badness (a run reaches into good neighbours).
         in_run = word_index[speech_rows[r:r + params.span_phones]]
         per_word = np.bincount(in_run, badness[r:r + params.span_phones], minlength=n_words)
@@ -161,4 +163,4 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
         phone_issue[k] = word_issue[word_index[k]]
     word_score[w_failed] = 0.0
     phone_score[failed] = 0.0
-    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span)
+    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span, span_bar)
