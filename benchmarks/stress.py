@@ -439,6 +439,10 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
     if transcripts:
         lines += ["", "## Wrong transcripts", "", transcripts["markdown"]]
+        for batch in (1, 2):
+            if transcripts.get(f"heldout{batch}"):
+                lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
+                          "", transcripts[f"heldout{batch}"]["markdown"]]
         if transcripts.get("calibration"):
             lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
                       transcripts["calibration"]["markdown"]]
@@ -505,12 +509,15 @@ def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, 
     return verdict, -np.inf if np.isnan(worst) else worst, other
 
 
-def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> dict[str, Any]:
+def transcript_conditions(n_passages: int = 20, calibration: bool = False,
+                          heldout: int = 0) -> dict[str, Any]:
     """Catch rates on the 20 evaluation passages, or (``calibration``) on the 20 passages
-    the thresholds are chosen on (never both in one figure), at the project's
-    align.span_z and at the FIT_THRESHOLDS operating points."""
+    the thresholds are chosen on, or on held-out batch ``heldout`` (1, 2: 20 passages each,
+    written after the evaluation passages had been scored), never two sets in one figure,
+    at the project's align.span_z and at the FIT_THRESHOLDS operating points."""
     from stages.demo.transcripts import (
         CALIBRATION_FILE,
+        HELDOUT_FILE,
         PASSAGES_FILE,
         insert_filler,
         passages,
@@ -525,10 +532,13 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> di
     caught: dict[str, list[bool]] = {k: [] for k in kinds}
     worst: dict[str, list[float]] = {k: [] for k in kinds}
     other: dict[str, list[bool]] = {k: [] for k in kinds}
-    source = CALIBRATION_FILE if calibration else PASSAGES_FILE
-    for i, text in enumerate(passages(source)[:n_passages]):
+    source = CALIBRATION_FILE if calibration else HELDOUT_FILE if heldout else PASSAGES_FILE
+    # held-out passages also draw their changes from seeds the other sets never used
+    first = 20 * (heldout - 1) if heldout else 0
+    seed0 = 1000 + first if heldout else 0
+    for i, text in enumerate(passages(source)[first:first + n_passages]):
         samples = _speech16(text)
-        rng = np.random.default_rng(i)
+        rng = np.random.default_rng(seed0 + i)
         for kind, make in kinds.items():
             changed, _ = make(text, rng)
             verdict, span, flagged_otherwise = transcript_verdict(samples, changed)
@@ -543,7 +553,10 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> di
              "exceeds it; the other checks unchanged). "
              + ("These are the passages thresholds are calibrated on." if calibration else
                 "Thresholds are calibrated on other passages (stages/demo/"
-                f"{CALIBRATION_FILE.name}, `--transcripts --calibration`), never on these."),
+                f"{CALIBRATION_FILE.name}, `--transcripts --calibration`), never on these."
+                + (f" Held-out batch {heldout} (passages {first + 1}-{first + n_passages}),"
+                   " written after the evaluation passages had been scored (changes drawn "
+                   f"from seeds {seed0}+)." if heldout else "")),
              "", "| transcript | caught (project) | "
              + " | ".join(f"span_z {t:g}" for t in FIT_THRESHOLDS) + " |",
              "|---|---|" + "---|" * len(FIT_THRESHOLDS)]
@@ -554,7 +567,7 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False) -> di
             at = [o or w > t for w, o in zip(worst[kind], other[kind], strict=True)]
             cells.append(f"{sum(at)}/{len(at)}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if not calibration:
+    if not (calibration or heldout):
         lines += ["", "Written-form transcripts (audio says the spoken form):", "",
                   "| transcript | aligner |", "|---|---|"]
         for written, said in WRITTEN_FORMS:
@@ -631,6 +644,8 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=20)
     parser.add_argument("--calibration", action="store_true", help="with --transcripts: "
                         "also the calibration passages (reported apart)")
+    parser.add_argument("--heldout", action="store_true", help="with --transcripts: also "
+                        "the two held-out batches (stages/demo/heldout_passages.txt, apart)")
     parser.add_argument("--long", help="comma-separated clip lengths in minutes (e.g. 1,30): "
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
@@ -650,6 +665,8 @@ def main() -> None:
         transcripts = transcript_conditions(args.passages)
         if args.calibration:
             transcripts["calibration"] = transcript_conditions(args.passages, calibration=True)
+        for batch in (1, 2) if args.heldout else ():
+            transcripts[f"heldout{batch}"] = transcript_conditions(args.passages, heldout=batch)
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)
         print(transcripts["markdown"], flush=True)

@@ -64,6 +64,8 @@ def test_run_align_writes_the_three_artifacts(project: Path) -> None:
     rates = read_parquet(paths.speaker_rate, SPEAKER_RATE)
     assert summary["words"] == len(words) == 22 and summary["chunks"] == 1
     assert summary["backend"] == "pocketsphinx" and summary["mismatches"] == []
+    # the fit check's worst run and its bar (a short recording: span_z itself)
+    assert summary["worst_span"] < summary["span_bar"] == AlignParams().span_z
     assert summary["duration_s"] == pytest.approx(clip.duration_s, abs=0.01)
     tokens = written.split()
     dollars = words[words["written_index"] == tokens.index("$150")]

@@ -123,10 +123,13 @@ def test_runs_of_squeezed_poorly_fitting_phones_outscore_one_bad_phone() -> None
     worst = span_badness(phone_badness(wrong, squeezed, p), p).max()
     assert worst == pytest.approx((5 * 4 + 3 * p.short_phone_weight) / np.sqrt(5))
     assert span_badness(phone_badness(one_bad, dur, p), p).max() < p.span_z < worst
-    # Longer recordings raise the bar by span_tail per e-fold of runs past SPAN_REF_RUNS.
-    assert span_threshold(SPAN_REF_RUNS, p) == p.span_z
-    assert span_threshold(int(SPAN_REF_RUNS * np.e**2), p) == pytest.approx(
-        p.span_z + 2 * p.span_tail, abs=0.01)
+    # Longer recordings raise the bar by their own runs' tail scale per e-fold of runs
+    # past SPAN_REF_RUNS: exponential tails of scale 0.5 and 1.5, e^3 times as many runs.
+    rng = np.random.default_rng(0)
+    assert span_threshold(rng.exponential(1.5, SPAN_REF_RUNS), p) == p.span_z
+    for scale in (0.5, 1.5):
+        runs = rng.exponential(scale, int(SPAN_REF_RUNS * np.e**3))
+        assert span_threshold(runs, p) == pytest.approx(p.span_z + 3 * scale, abs=0.45 * scale)
 
 
 def test_phone_audio_is_narrowband_and_its_poor_fit_marks_without_refusing() -> None:

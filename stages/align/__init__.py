@@ -123,6 +123,9 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
         "snr_db": round(min(result.snr_db, 99.0), 1),
         "noisy": bool(result.snr_db < p.noisy_snr_db),
         "mismatches": result.mismatches[:10],
+        # the acoustic-fit check's worst run of phones and the bar it must stay under
+        "worst_span": _rounded(result.worst_span),
+        "span_bar": _rounded(result.span_bar),
         "pron_sources": {k: int(v) for k, v in words["pron_source"].value_counts().items()},
         "chunks": result.n_chunks,
         "retried_chunks": result.retried_chunks,
@@ -135,6 +138,11 @@ def run_align(clip: str, root: Path, align: AlignParams) -> dict[str, Any]:
     write_json(align_metrics_path(paths), align_metrics(words, result.phones, result.snr_db))
     log.info("aligned %s: %d words, %d chunks", clip, len(words), result.n_chunks)
     return summary
+
+
+def _rounded(value: float) -> float | None:
+    """2 decimals; None (JSON null) for NaN (a recording too short to have a run)."""
+    return round(float(value), 2) if np.isfinite(value) else None
 
 
 def align_metrics(words: Any, phones: Any, snr_db: float) -> dict[str, Any]:

@@ -39,12 +39,13 @@ class AlignParams(Section):
     # squeezed it under short_phone_s (wrong words force phones into the fewest frames);
     # a run whose summed badness / sqrt(span_phones) exceeds span_z is a mismatch. A longer
     # recording has more runs, so more chance of one bad one: past SPAN_REF_RUNS runs
-    # (stages/align/scoring.py) the threshold rises by span_tail per e-fold of runs (the
-    # tail of correct transcripts' run badness: e-fold rarer per 1.25).
+    # (stages/align/scoring.py span_threshold) the threshold rises with the expected
+    # maximum of its runs under the recording's own tail: the mean excess of its runs over
+    # their span_tail_quantile, per e-fold of runs.
     # Calibrated on stages/demo/calibration_passages.txt (benchmarks/stress.py).
     span_phones: int = 5
     span_z: float = 9.0
-    span_tail: float = 1.25
+    span_tail_quantile: float = 0.95
     # Recordings with less power than this over 4.2 kHz (dB of the total) are narrowband
     # (telephone, 8 kHz): like noisy ones, their poor acoustic fit marks but never refuses.
     narrowband_db: float = -35.0
@@ -93,6 +94,8 @@ class AlignParams(Section):
             raise bad_param(where, "workers", "must be 0 (one per core) or a positive count")
         if self.span_phones < 1:
             raise bad_param(where, "span_phones", "must be a positive number of phones")
+        if not 0.0 < self.span_tail_quantile < 1.0:
+            raise bad_param(where, "span_tail_quantile", "must be a number between 0 and 1")
 
     @property
     def user_lexicon(self) -> dict[str, str]:

@@ -38,6 +38,7 @@ class Alignment:
     retried_chunks: int = 0
     failed_chunks: int = 0
     worst_span: float = float("nan")  # the acoustic-fit check's highest run (span_z: mismatch)
+    span_bar: float = float("nan")  # the run badness over which it is a mismatch (span_threshold)
 
 
 def prepare_words(text: str, params: AlignParams,
@@ -198,7 +199,8 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
                      arr["speech"].astype(float), arr["failed"].astype(bool), len(specs), params)
     words, phones = _tables(spoken, specs, stitcher.variants, arr, verdict)
     result = Alignment(words, phones, _mismatches(words, phones), level - floor,
-                       stitcher.n_chunks, stitcher.retried, stitcher.failed, verdict.worst_span)
+                       stitcher.n_chunks, stitcher.retried, stitcher.failed, verdict.worst_span,
+                       verdict.span_bar)
     noisy = level - floor < params.noisy_snr_db
     if noisy:
         log.warning("%s: noisy recording, speech %.0f dB over the noise floor (align.noisy_snr_"

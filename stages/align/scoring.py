@@ -29,7 +29,7 @@ FIT, NOT_HEARD, UNTRANSCRIBED, DURATION, FAILED = (
     "alignment failed")
 _MIN_SCALE = 5.0  # floor on the score spread (per-frame log-likelihood units) for short clips
 # span_z holds for recordings of up to this many phone runs (the calibration passages:
-# 30-37 words, at most 142 runs); longer ones raise it (AlignParams.span_tail).
+# 30-37 words, at most 142 runs); longer ones raise it (span_threshold).
 SPAN_REF_RUNS = 150
 # Acoustic fit condemns words only in recordings with enough words to know what a
 # typical fit is (25 words, ~80 phones; two 29-word calibration passages fell under 30).
@@ -42,7 +42,8 @@ class Assessment:
     word_issue: list[str]  # "" when the word looks fine
     phone_score: np.ndarray
     phone_issue: list[str]
-    worst_span: float = float("nan")  # the highest run badness (span_threshold: mismatch)
+    worst_span: float = float("nan")  # the highest run badness
+    span_bar: float = float("nan")  # runs over this are a mismatch (span_threshold)
 
 
 def _robust_z(values: np.ndarray, mask: np.ndarray,
@@ -77,10 +78,22 @@ def span_badness(badness: np.ndarray, params: AlignParams) -> np.ndarray:
     return (total[k:] - total[:-k]) / np.sqrt(k)
 
 
-def span_threshold(n_runs: int, params: AlignParams) -> float:
+def span_threshold(runs: np.ndarray, params: AlignParams) -> float:
     """span_z, raised for recordings with more runs than the calibration passages so a
-    correct long transcript is no likelier to hold one run over it than a short one."""
-    return params.span_z + params.span_tail * float(np.log(max(1.0, n_runs / SPAN_REF_RUNS)))
+    correct long transcript is no likelier to hold one run over it than a short one.
+
+    The maximum of n draws from a tail that falls e-fold per ``scale`` grows by
+    ``scale * ln(n / m)`` from m draws to n; ``scale`` is measured on the recording itself
+    (the mean excess of its runs over their span_tail_quantile: a voice or room whose runs
+    spread wider gets a higher bar), since the calibration passages are too short to show
+    a long recording's tail. A handful of wrong words moves the top 5 % of thousands of
+    runs little."""
+    if len(runs) <= SPAN_REF_RUNS:
+        return params.span_z
+    top = float(np.quantile(runs, params.span_tail_quantile))
+    excess = runs[runs > top] - top
+    scale = float(excess.mean()) if len(excess) else 0.0
+    return params.span_z + scale * float(np.log(len(runs) / SPAN_REF_RUNS))
 
 
 def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np.ndarray,
@@ -121,7 +134,8 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
     badness = phone_badness(phone_z[speech_rows], dur[speech_rows], params)
     runs = span_badness(badness, params)
     poor_fit = np.zeros(n_words, bool)
-    for r in np.flatnonzero(runs > span_threshold(len(runs), params)) if judge_fit else ():
+    span_bar = span_threshold(runs, params)
+    for r in np.flatnonzero(runs > span_bar) if judge_fit else ():
         # Name the run's words that add to its badness (a run reaches into good neighbours).
         in_run = word_index[speech_rows[r:r + params.span_phones]]
         per_word = np.bincount(in_run, badness[r:r + params.span_phones], minlength=n_words)
@@ -149,4 +163,4 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
         phone_issue[k] = word_issue[word_index[k]]
     word_score[w_failed] = 0.0
     phone_score[failed] = 0.0
-    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span)
+    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span, span_bar)
