@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -806,6 +808,104 @@ def write_parquet(data: pd.DataFrame | dict[str, Any] | pa.Table, schema: pa.Sch
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return Path(path)
+
+
+def write_parquet_blocks(blocks: Iterable[dict[str, Any]], schema: pa.Schema,
+                         path: str | Path) -> Path:
+    """``write_parquet`` of the rows of consecutive blocks, one row group each, written as
+    they come (a long plan is never whole in memory); one block gives write_parquet's bytes."""
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for data in blocks:
+                table = to_table(data, schema).select(schema.names).cast(schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+            if writer is None:
+                pq.write_table(schema.empty_table(), tmp, compression="zstd")
+        finally:
+            if writer is not None:
+                writer.close()
+    return Path(path)
+
+
+class RowGroupRows:
+    """Some columns of a parquet file, read a row group at a time as rows are asked for
+    (``column(name)[rows]``), the last ``keep`` groups kept: a long clip's face parameters
+    are read where a stage looks, never whole."""
+
+    def __init__(self, path: str | Path, columns: list[str], keep: int = 32) -> None:
+        self._file = pq.ParquetFile(path)
+        meta = self._file.metadata
+        self.starts = np.cumsum([0] + [meta.row_group(g).num_rows
+                                       for g in range(meta.num_row_groups)])
+        self.columns, self.keep = columns, keep
+        self._groups: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        schema = self._file.schema_arrow
+        self._width = {c: (schema.field(c).type.list_size
+                           if pa.types.is_fixed_size_list(schema.field(c).type) else 0)
+                       for c in columns}
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _group(self, g: int) -> dict[str, np.ndarray]:
+        group = self._groups.pop(g, None)
+        if group is None:
+            table = self._file.read_row_group(g, columns=self.columns)
+            group = {c: column_array(table, c) if self._width[c] else
+                     table.column(c).to_numpy() for c in self.columns}
+        self._groups[g] = group
+        while len(self._groups) > self.keep:
+            self._groups.popitem(last=False)
+        return group
+
+    def take(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Rows of one column, as numpy's indexing of the whole column gives them."""
+        rows = np.asarray(rows, np.int64)
+        n = len(self)
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            raise IndexError(f"rows out of range for {n}")
+        rows = np.where(rows < 0, rows + n, rows)
+        groups = np.searchsorted(self.starts, rows, "right") - 1
+        out = None
+        for g in np.unique(groups):
+            values = self._group(int(g))[name]
+            if out is None:
+                out = np.empty(rows.shape + values.shape[1:], values.dtype)
+            at = groups == g
+            out[at] = values[rows[at] - self.starts[g]]
+        if out is None:  # no rows asked: the column's dtype and width from its first group
+            first = self._group(0)[name] if len(self.starts) > 1 else np.zeros((0,))
+            out = np.empty(rows.shape + first.shape[1:], first.dtype)
+        return out
+
+    def column(self, name: str) -> RowGroupColumn:
+        return RowGroupColumn(self, name)
+
+
+@dataclass(frozen=True)
+class RowGroupColumn:
+    """One column of ``RowGroupRows``, indexed like the (n, width) array it stands for."""
+
+    rows: RowGroupRows
+    name: str
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        width = self.rows._width[self.name]
+        return (len(self),) + ((width,) if width else ())
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, slice):
+            return self.rows.take(self.name, np.arange(*key.indices(len(self))))
+        if np.ndim(key) == 0:
+            return self.rows.take(self.name, np.array([int(key)]))[0]
+        return self.rows.take(self.name, key)
 
 
 def read_parquet(path: str | Path, schema: pa.Schema | None = None, *, arrow: bool = False,

@@ -52,6 +52,7 @@ CLOSURE_SHARE = 0.5
 # pairs, never on the scored edits).
 CLOSURE_MARGIN = 0.25
 BLOCK = 4096  # grid points smoothed at once (20 s)
+FIT_ROWS = 8192  # frames whose design rows are built at a time in the fit
 
 
 def phone_design(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
@@ -106,20 +107,21 @@ class ArticulationModel:
         if first.sum() < 25 or second.sum() < 25:
             return None
         best: tuple[float, float] | None = None
-        # The design only at the frames used (its rows depend on their own times only):
-        # every frame's is 15 MB at 31 minutes, and its selections copies of it.
+        # The design only at the frames used (its rows depend on their own times only),
+        # FIT_ROWS of them at a time: every frame's is 15 MB at 31 minutes.
         for sigma in SIGMAS_S:
-            w = _solve(phone_design(phones, index.start_s, index.end_s, t[first], sigma),
-                       openness[first])
-            x = phone_design(phones, index.start_s, index.end_s, t[second], sigma)
-            r = float(np.corrcoef(x @ w, openness[second])[0, 1])
+            w = _fit(phones, index.start_s, index.end_s, t[first], sigma, openness[first])
+            fitted = np.concatenate([
+                phone_design(phones, index.start_s, index.end_s, t[second][a:a + FIT_ROWS],
+                             sigma) @ w for a in range(0, int(second.sum()), FIT_ROWS)])
+            r = float(np.corrcoef(fitted, openness[second])[0, 1])
             if np.isfinite(r) and (best is None or r > best[0]):
                 best = (r, sigma)
         if best is None:
             return None
-        x = phone_design(phones, index.start_s, index.end_s, t[usable], best[1])
         both = usable[1:] & usable[:-1]
-        return cls(_solve(x, openness[usable]), best[1], best[0],
+        return cls(_fit(phones, index.start_s, index.end_s, t[usable], best[1],
+                        openness[usable]), best[1], best[0],
                    closed_level(index, openness, usable, fps),
                    float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)))
 
@@ -168,9 +170,26 @@ def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, time
 
 def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Ridge least squares (phones the clip never says keep a zero target)."""
-    reg = RIDGE * len(x) * np.eye(x.shape[1])
+    return _ridge(x.T @ x, x.T @ y, len(x))
+
+
+def _ridge(xtx: np.ndarray, xty: np.ndarray, n: int) -> np.ndarray:
+    reg = RIDGE * n * np.eye(len(xtx))
     reg[-1, -1] = 0.0
-    return np.linalg.solve(x.T @ x + reg, x.T @ y)
+    return np.linalg.solve(xtx + reg, xty)
+
+
+def _fit(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
+         sigma_s: float, y: np.ndarray) -> np.ndarray:
+    """``_solve`` of the design at ``times``, its normal equations summed FIT_ROWS rows at a
+    time (one block: ``_solve`` itself)."""
+    if len(times) <= FIT_ROWS:
+        return _solve(phone_design(phones, starts, ends, times, sigma_s), y)
+    xtx, xty = 0.0, 0.0
+    for a in range(0, len(times), FIT_ROWS):
+        x = phone_design(phones, starts, ends, times[a:a + FIT_ROWS], sigma_s)
+        xtx, xty = xtx + x.T @ x, xty + x.T @ y[a:a + FIT_ROWS]
+    return _ridge(xtx, xty, len(times))
 
 
 def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
@@ -191,17 +210,25 @@ def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, clo
     with the truth) fell from 0.858 without closures to 0.842. (b) alone gives 0.858 there
     but leaves a short p/b/m between open vowels apart. Shared: 0.856, development pairs
     0.950 (0.948 with (a), 0.948 with (b))."""
+    target = shut_target(expression @ direction, closure, closed, max_step)
+    return expression if target is None else correct(expression, direction, target, weight,
+                                                     out)
+
+
+def shut_target(openness: np.ndarray, closure: np.ndarray, closed: float, max_step: float
+                ) -> np.ndarray | None:
+    """``shut``'s target openness (n,) from every frame's ``openness`` (n,); None where
+    ``closure`` marks no frame."""
     at = closure > 0
     if not at.any():
-        return expression
+        return None
     # A handful of (n,) arrays, each reused in place (a 31-minute plan's are 0.4 MB each).
-    openness = expression @ direction
     neighbours_give = distance_transform_edt(~at)  # frames to the nearest closure
     neighbours_give *= max_step
     neighbours_give += closed
     np.minimum(openness, neighbours_give, out=neighbours_give)
     # max over the other frames j of openness[j] - max_step * |i - j|, from both sides
-    step = max_step * np.arange(len(expression))
+    step = max_step * np.arange(len(openness))
     kept = np.where(at, -np.inf, openness)
     lowest = kept + step
     np.maximum.accumulate(lowest, out=lowest)
@@ -216,8 +243,8 @@ def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, clo
     closure_gives[~at] = openness[~at]
     closure_gives *= CLOSURE_SHARE
     neighbours_give *= 1 - CLOSURE_SHARE
-    closure_gives += neighbours_give  # the target
-    return correct(expression, direction, closure_gives, weight, out)
+    closure_gives += neighbours_give
+    return closure_gives
 
 
 def correct(expression: np.ndarray, direction: np.ndarray, target: np.ndarray,
