@@ -309,7 +309,7 @@ def _reach(allowed: np.ndarray, start_s: float, end_s: float, fps: float,
 # --- per-frame parameters --------------------------------------------------------------------
 
 
-PLAN_ROWS = 2048  # output frames computed (and written: plan.parquet's row groups) at a time
+PLAN_ROWS = 1024  # output frames computed (and written: plan.parquet's row groups) at a time
 
 
 @dataclass
