@@ -844,8 +844,16 @@ class RowGroupRows:
     (``column(name)[rows]``), the last ``keep`` groups kept: a long clip's face parameters
     are read where a stage looks, never whole."""
 
-    def __init__(self, path: str | Path, columns: list[str], keep: int = 16) -> None:
+    def __init__(self, path: str | Path, columns: list[str], keep: int = 16,
+                 stage_hint: str = "the stage that makes it") -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise TalkeditError(path, "not found", f"run {stage_hint} first (dvc repro)")
         self._file = pq.ParquetFile(path)
+        missing = [c for c in columns if c not in self._file.schema_arrow.names]
+        if missing:
+            raise TalkeditError(path, f"lacks columns {missing}",
+                                f"re-run {stage_hint}; it was written by another version")
         meta = self._file.metadata
         self.starts = np.cumsum([0] + [meta.row_group(g).num_rows
                                        for g in range(meta.num_row_groups)])

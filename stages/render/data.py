@@ -31,7 +31,15 @@ from safetensors.numpy import load_file, save
 from stages.fit import CropStore, PersonModel, Pose, frame_parameters
 from stages.render.checkpoint import Stamp
 from stages.render.conditioning import render_points, render_transforms, resize_crops
-from talkedit.artifacts import FACE, N_EXPRESSION, ClipPaths, column_array, read_parquet
+from talkedit.artifacts import (
+    FACE,
+    N_EXPRESSION,
+    ClipPaths,
+    RowGroupColumn,
+    RowGroupRows,
+    column_array,
+    read_parquet,
+)
 from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 from talkedit.video import FrameCursor, FrameStore
@@ -88,9 +96,10 @@ POSE_COLUMNS = ["rotation", "translation", "scale", "crop_transform"]
 class RowsAsFloat64:
     """A float32 (n, ...) array whose rows read back as float64, as the array converted
     whole would give them (the conversion is exact): a long plan's expression and lighting
-    are 34 MB as float64 at 31 minutes, and rendering reads the rows it renders."""
+    are 34 MB as float64 at 31 minutes, and rendering reads the rows it renders. ``values``
+    may be a file's column read by row group (``RowGroupColumn``)."""
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray | RowGroupColumn) -> None:
         self.values = values
         self.shape, self.dtype = values.shape, np.dtype(np.float64)
 
@@ -105,9 +114,11 @@ class FrameOutlines:
     """The fit's lower-face outlines of a clip's frames in render px, indexed like the
     (n_clip, K, 2) float64 array ``render_points`` makes of them, but computed for the
     frames asked for: that array is 30 MB at 31 minutes, and rendering an edit reads the
-    few hundred frames behind its rows (kept here as the fit's float32, half the bytes)."""
+    few hundred frames behind its rows (``face_geometry`` reads their polygons from the
+    file, a row group at a time: the fit's float32 column is 15 MB at 31 minutes)."""
 
-    def __init__(self, polygons: np.ndarray, crop_size: int, size: int) -> None:
+    def __init__(self, polygons: np.ndarray | RowGroupColumn, crop_size: int, size: int
+                 ) -> None:
         self.polygons = polygons  # (n_clip, 2K) float32, fit-crop px
         self.crop_size, self.size = crop_size, size
 
@@ -125,17 +136,21 @@ def face_geometry(clip: str, root: Path | None, size: int,
     """face.parquet (``columns`` of it), the fit's crop size, transforms and outlines at the
     render size (an array; with ``lazy_outlines``, a ``FrameOutlines``)."""
     paths = ClipPaths.of(clip, root)
+    lazy_outlines = lazy_outlines and "mask_polygon" in columns
     table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
-                         columns=columns)
+                         columns=[c for c in columns if not (lazy_outlines
+                                                             and c == "mask_polygon")])
     meta_path = paths.crops / "crops.json"
     if not meta_path.is_file():
         raise TalkeditError(meta_path, "not found", f"run fit@{clip} first (dvc repro)")
     crop_size = int(json.loads(meta_path.read_text())["size"])
     transforms = render_transforms(column_array(table, "crop_transform"), crop_size, size)
-    if "mask_polygon" not in table.column_names:  # not asked for
-        outlines: Any = np.zeros((len(table), 0, 2))
-    elif lazy_outlines:
-        outlines = FrameOutlines(column_array(table, "mask_polygon"), crop_size, size)
+    if lazy_outlines:  # read a row group at a time for the frames asked
+        outlines: Any = FrameOutlines(RowGroupRows(paths.face, ["mask_polygon"],
+                                                   stage_hint=f"fit@{clip}"
+                                                   ).column("mask_polygon"), crop_size, size)
+    elif "mask_polygon" not in table.column_names:  # not asked for
+        outlines = np.zeros((len(table), 0, 2))
     else:
         outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
                                  crop_size, size)
