@@ -39,6 +39,7 @@ from talkedit.artifacts import (
     RowGroupRows,
     column_array,
     read_parquet,
+    release_arrow_pages,
 )
 from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
@@ -154,6 +155,7 @@ def face_geometry(clip: str, root: Path | None, size: int,
     else:
         outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
                                  crop_size, size)
+    release_arrow_pages()  # the read's decoding buffers (render reads face.parquet thrice)
     return table, crop_size, transforms, outlines
 
 

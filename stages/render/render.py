@@ -60,6 +60,7 @@ from talkedit.artifacts import (
     RowGroupRows,
     column_array,
     read_parquet,
+    release_arrow_pages,
 )
 from talkedit.atomic import write_json
 from talkedit.edits import load_spec
@@ -204,6 +205,7 @@ class Renderer:
         plan = read_parquet(edit_paths.plan, PLAN, arrow=True, columns=PLAN_COLUMNS,
                             stage_hint=hint)
         plan_rows = RowGroupRows(edit_paths.plan, PLAN_ROWS, stage_hint=hint)
+        release_arrow_pages()
         model, model_sha = load_model(clip, root)
         model_paths = ModelPaths.of(clip, root)
         generator, stamp = load_generator(model_paths.generator, clip, expected_config,
