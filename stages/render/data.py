@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 from safetensors.numpy import load_file, save
 
-from stages.fit import CropStore, PersonModel, Pose, frame_parameters
+from stages.fit import CropStore, PersonModel, Pose, frame_pose
 from stages.render.checkpoint import Stamp
 from stages.render.conditioning import render_points, render_transforms, resize_crops
 from talkedit.artifacts import (
@@ -63,10 +63,10 @@ class ClipData:
     crop_size: int  # the fit's crop side
     crops: np.ndarray | CropFile  # (n, size, size, 3) uint8
     pose: Pose
-    expression: np.ndarray  # (n, 64)
-    illumination: np.ndarray  # (n, 27)
+    expression: np.ndarray | RowsAsFloat64  # (n, 64)
+    illumination: np.ndarray | RowsAsFloat64  # (n, 27)
     transforms: np.ndarray  # (n, 6) image -> render crop
-    outlines: np.ndarray  # (n, K, 2) the fit's lower-face polygon, render px
+    outlines: np.ndarray | FrameOutlines  # (n, K, 2) the fit's lower-face polygon, render px
     usable: np.ndarray  # (n,) the face was measured (detected, not interpolated or occluded)
     face_model_sha: str
 
@@ -199,8 +199,13 @@ def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = No
     """The fitted clip at render size. With ``scratch`` the crops go to a file there
     (``CropFile``: a long clip's crops need not fit in RAM)."""
     model, sha = load_model(clip, root)
-    table, crop_size, transforms, outlines = face_geometry(clip, root, size)
-    pose, expression = frame_parameters(table)
+    # Outlines computed for the frames asked, their polygons read from face.parquet by row
+    # group (FrameOutlines); expression and lighting kept as the fit's float32, read as
+    # float64 per row (RowsAsFloat64): whole float64 copies are 64 MB at 31 minutes.
+    table, crop_size, transforms, outlines = face_geometry(clip, root, size, lazy_outlines=True)
+    pose = frame_pose(table)
+    expression, illumination = (RowsAsFloat64(column_array(table, c))
+                                for c in ("expression", "illumination"))
     n = len(table)
     shape = (n, size, size, 3)
     crops = (CropFile(scratch / "crops.u8", n, size) if scratch is not None
@@ -212,9 +217,8 @@ def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = No
     # Interpolated frames (detection gaps, a covered mouth) show no measured face: training
     # on them would teach the renderer parameters that do not match the picture.
     usable = table.column("detected").to_numpy()
-    return model, ClipData(clip, size, crop_size, crops, pose, expression,
-                           column_array(table, "illumination").astype(np.float64), transforms,
-                           outlines, usable, sha)
+    return model, ClipData(clip, size, crop_size, crops, pose, expression, illumination,
+                           transforms, outlines, usable, sha)
 
 
 @dataclass
