@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
+from stages.fit import frame_parameters
 from stages.plan.articulation import RATE_HZ, correct, phone_design, shut
 from stages.plan.retime import (
     PLAN_ROWS,
@@ -28,7 +29,13 @@ from stages.plan.retime import (
     join_steps,
 )
 from stages.plan.search import PHONE_CODES
-from stages.render.data import CropFile, RowsAsFloat64, face_geometry, load_clip
+from stages.render.data import (
+    CropFile,
+    FrameOutlines,
+    RowsAsFloat64,
+    face_geometry,
+    load_clip,
+)
 from stages.render.evaluate import evaluate_holdout, nearest_expression, scored_spans
 from stages.render.train import split_frames
 from talkedit.artifacts import (
@@ -36,6 +43,7 @@ from talkedit.artifacts import (
     PLAN,
     RowGroupColumn,
     RowGroupRows,
+    column_array,
     read_parquet,
     write_parquet,
     write_parquet_blocks,
@@ -431,3 +439,19 @@ def test_espeak_timings_without_audio_are_the_timings_with_it() -> None:
         (p.phone, p.start_s, p.end_s) for p in full.phones]
     assert [(w.text, w.start_s, w.end_s) for w in timed.words] == [
         (w.text, w.start_s, w.end_s) for w in full.words]
+
+
+def test_train_reads_expression_lighting_and_outlines_as_the_whole_arrays_hold_them(
+        fitted: Path) -> None:  # noqa: F811
+    _, data = load_clip(CLIP, fitted, 64)
+    table, _, _, outlines = face_geometry(CLIP, fitted, 64)  # the whole arrays, as before
+    _, expression = frame_parameters(table)
+    illumination = column_array(table, "illumination").astype(np.float64)
+    rows = np.array([0, 5, 5, len(outlines) - 1])
+    assert isinstance(data.outlines, FrameOutlines) and isinstance(data.expression,
+                                                                   RowsAsFloat64)
+    assert np.array_equal(data.outlines[rows], outlines[rows])
+    for lazy, whole in ((data.expression, expression), (data.illumination, illumination)):
+        assert np.array_equal(lazy[rows], whole[rows]) and np.array_equal(lazy[3], whole[3])
+        assert np.array_equal(lazy[::-1], whole[::-1]) and lazy[rows].dtype == np.float64
+        assert lazy.values.nbytes * 2 == whole.nbytes  # the fit's float32: half the bytes
