@@ -128,7 +128,8 @@ def demo_sentences(lip_work: Path) -> list[dict[str, Any]]:
             t = result.frames.time_s
             inside = (t >= t_new[0]) & (t <= t_new[-1])
             jaw = np.interp(np.interp(t[inside], t_new, t_clip), truth["time_s"], truth["jaw_open"])
-            opening = openings(person, result.frames.expression[inside].astype(np.float64))
+            planned = result.frames.rows(0, len(result.frames)).expression  # a short clip's
+            opening = openings(person, planned[inside].astype(np.float64))
             row[mode] = {"plan_opening_vs_truth_jaw_r": round(float(np.corrcoef(opening, jaw)[0, 1]),
                                                               4),
                          "frames": int(inside.sum()), "plan_seconds": round(seconds, 1)}

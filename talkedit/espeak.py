@@ -76,10 +76,12 @@ class Synthesis:
     sample_rate: int
     words: list[SpokenWord] = field(default_factory=list)
     phones: list[SpokenPhone] = field(default_factory=list)
+    n_samples: int | None = None  # set when ``samples`` were not kept (timings only)
 
     @property
     def duration_s(self) -> float:
-        return len(self.samples) / self.sample_rate
+        n = len(self.samples) if self.n_samples is None else self.n_samples
+        return n / self.sample_rate
 
 
 class _Engine:
@@ -97,13 +99,16 @@ class _Engine:
         if self.sample_rate <= 0:
             raise RuntimeError("espeak-ng failed to initialise from the espeakng-loader wheel")
         self._chunks: list[bytes] = []
+        self._keep_audio, self._n_samples = True, 0
         self._events: list[tuple[int, int, int, int, bytes]] = []
         self._cb = _Callback(self._on_audio)  # keep a reference: ctypes would free it
         self.lib.espeak_SetSynthCallback(self._cb)
 
     def _on_audio(self, wav, n, events) -> int:  # noqa: ANN001 - ctypes signature
         if n > 0:
-            self._chunks.append(ctypes.string_at(wav, n * 2))
+            self._n_samples += n
+            if self._keep_audio:
+                self._chunks.append(ctypes.string_at(wav, n * 2))
         i = 0
         while events[i].type != _EV_END_LIST:
             ev = events[i]
@@ -119,8 +124,11 @@ class _Engine:
         self.lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self.lib.espeak_SetParameter(_PARAM_RANGE, int(pitch_range), 0)
 
-    def synth(self, text: str) -> tuple[bytes, list[tuple[int, int, int, int, bytes]]]:
+    def synth(self, text: str, keep_audio: bool = True
+              ) -> tuple[bytes, int, list[tuple[int, int, int, int, bytes]]]:
+        """The audio (empty unless ``keep_audio``), its length in samples, the events."""
         self._chunks, self._events = [], []
+        self._keep_audio, self._n_samples = keep_audio, 0
         # Voice variants (en-us+f3...) add noise from espeak-ng's own generator, seeded from
         # the clock: a fixed seed gives the same samples on every run (plain voices use none).
         if hasattr(self.lib, "espeak_ng_SetRandSeed"):
@@ -128,7 +136,7 @@ class _Engine:
         data = text.encode("utf-8")
         self.lib.espeak_Synth(data, len(data) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
         self.lib.espeak_Synchronize()
-        return b"".join(self._chunks), self._events
+        return b"".join(self._chunks), self._n_samples, self._events
 
     def unload(self) -> None:
         self.lib.espeak_Terminate()
@@ -159,8 +167,10 @@ def _fresh_engine() -> _Engine:
 
 
 def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int = 50,
-               pitch_range: int = 50) -> Synthesis:
-    """Speak ``text``; return int16 audio and its word and ARPAbet phone timings.
+               pitch_range: int = 50, timings_only: bool = False) -> Synthesis:
+    """Speak ``text``; return int16 audio and its word and ARPAbet phone timings
+    (``timings_only``: no audio kept, ``samples`` empty and ``n_samples`` its length; the
+    plan's rate model times 600 words, 4 minutes of audio copied three times).
 
     Phones tile the audio: each ends where the next begins; the stretches
     espeak marks as pauses (and the lead-in before the first phone) are "sil".
@@ -168,10 +178,10 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
     with _engine_lock:
         eng = _fresh_engine()
         eng.set_voice(voice, rate_wpm, pitch, pitch_range)
-        pcm, events = eng.synth(text)
+        pcm, n_samples, events = eng.synth(text, keep_audio=not timings_only)
         sr = eng.sample_rate
     samples = np.frombuffer(pcm, dtype=np.int16).copy()
-    total = len(samples) / sr
+    total = n_samples / sr
     # Words are the text's own tokens: espeak emits no word event for some function
     # words ("the" in "from the lab"), but each phoneme event carries the character
     # position of the word it belongs to.
@@ -207,7 +217,7 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
             if w.end_s == 0.0:
                 w.start_s = p.start_s
             w.end_s = p.end_s
-    return Synthesis(samples, sr, words, phones)
+    return Synthesis(samples, sr, words, phones, n_samples if timings_only else None)
 
 
 def _split_merged_words(phones: list[SpokenPhone], words: list[SpokenWord], voice: str) -> None:

@@ -16,14 +16,40 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
+from stages.fit import frame_parameters
 from stages.plan.articulation import RATE_HZ, correct, phone_design, shut
-from stages.plan.retime import _join_changes, join_steps
+from stages.plan.retime import (
+    PLAN_ROWS,
+    FaceParams,
+    SpanPlan,
+    _frame_rows,
+    _join_changes,
+    build_timeline,
+    frame_plan,
+    join_steps,
+)
 from stages.plan.search import PHONE_CODES
-from stages.render.data import CropFile, RowsAsFloat64, face_geometry, load_clip
+from stages.render.data import (
+    CropFile,
+    FrameOutlines,
+    RowsAsFloat64,
+    face_geometry,
+    load_clip,
+)
 from stages.render.evaluate import evaluate_holdout, nearest_expression, scored_spans
 from stages.render.train import split_frames
-from talkedit.artifacts import FACE, read_parquet
+from talkedit.artifacts import (
+    FACE,
+    PLAN,
+    RowGroupColumn,
+    RowGroupRows,
+    column_array,
+    read_parquet,
+    write_parquet,
+    write_parquet_blocks,
+)
 from talkedit.errors import TalkeditError
+from talkedit.espeak import synthesize
 from tests.test_render import CLIP, REPO, fitted, tiny, trained  # noqa: F401 (fixtures)
 
 PHONES = sorted(PHONE_CODES)
@@ -293,10 +319,139 @@ def test_render_reads_outlines_and_plan_rows_as_the_whole_arrays_hold_them(
     _, _, _, outlines = face_geometry(CLIP, fitted, 64)
     _, _, _, lazy = face_geometry(CLIP, fitted, 64, lazy_outlines=True)
     rows = np.array([0, 3, 3, len(outlines) - 1])
-    assert len(lazy) == len(outlines) and lazy.polygons.dtype == np.float32
+    assert len(lazy) == len(outlines) and lazy.polygons[rows].dtype == np.float32
     assert np.array_equal(lazy[rows], outlines[rows]) and np.array_equal(lazy[5], outlines[5])
-    assert lazy.polygons.nbytes * 2 == outlines.nbytes  # half the bytes held
+    # read from face.parquet a row group at a time: no whole polygon column held (session 7)
+    assert isinstance(lazy.polygons, RowGroupColumn)
     values = np.random.default_rng(6).normal(size=(50, 27)).astype(np.float32)
     as64 = RowsAsFloat64(values)
     assert as64[rows[:3]].dtype == np.float64
     assert np.array_equal(as64[rows[:3]], values.astype(np.float64)[rows[:3]])
+
+
+# --- plan in windows, files read by row group (session 7, 15m) -------------------------------
+
+
+def long_face(n: int, seed: int) -> FaceParams:
+    rng = np.random.default_rng(seed)
+    return FaceParams(rng.normal(size=(n, 3)).astype(np.float32),
+                      rng.normal(size=(n, 3)).astype(np.float32),
+                      rng.uniform(0.9, 1.1, n).astype(np.float32),
+                      rng.normal(size=(n, 64)).astype(np.float32),
+                      rng.normal(size=(n, 27)).astype(np.float32), np.ones(n, bool))
+
+
+def test_a_long_plan_is_computed_in_windows_that_are_its_whole_rows() -> None:
+    fps, n = 25.0, LONG_FRAMES
+    face = long_face(n, 7)
+    # A deletion in the middle of the 31-minute clip: a retimed region and a cross-fade.
+    timeline = build_timeline([SpanPlan(1000.0, 1001.3, [], [])], n / fps, 0.5, None,
+                              np.ones(n, bool), fps, 0.3)
+    tracemalloc.start()
+    try:
+        plan = frame_plan(timeline, face, fps, 0.067, 0.3, 0.5)
+        sums, expression = [], np.zeros((0, 64))
+        for a, rows in plan.windows():
+            sums.append(rows.expression.sum() + rows.illumination.sum() + rows.rotation.sum())
+            if a <= 25_000 < a + len(rows):  # the window holding the cut
+                expression = rows.expression
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    whole = _frame_rows(timeline, face, fps, plan.blend_half, plan.time_s)  # the old way
+    assert len(plan) == 47_080 and len(sums) == -(-len(plan) // PLAN_ROWS)  # 1.3 s cut
+    at = 25_000 // PLAN_ROWS * PLAN_ROWS
+    assert np.array_equal(expression, whole.expression[at:at + PLAN_ROWS])
+    assert np.array_equal(plan.edited, whole.edited) and whole.edited.sum() >= 25
+    assert np.array_equal(plan.rows(24_990, 25_010).illumination,
+                          whole.illumination[24_990:25_010])
+    assert whole.expression.nbytes / 1e6 > 24  # the whole plan's expression alone
+    assert peak < 6  # a window's rows (1024 frames) and the plan's per-frame flags
+
+
+def test_expression_set_on_a_windowed_plan_is_read_back_by_every_window() -> None:
+    face = long_face(3000, 8)
+    timeline = build_timeline([SpanPlan(60.0, 61.0, [], [])], 120.0, 0.5, None,
+                              np.ones(3000, bool), 25.0, 0.3)
+    plan = frame_plan(timeline, face, 25.0, 0.067, 0.3, 0.5)
+    before = plan.rows(0, len(plan)).expression
+    rows = np.array([3, 1023, 1024, 2900])
+    plan.set_expression(rows, np.full((4, 64), 7.0))
+    plan.set_expression(rows[:1], np.full((1, 64), 9.0))  # set again: the last one holds
+    after = np.concatenate([r.expression for _, r in plan.windows()])
+    expected = before.copy()
+    expected[rows], expected[3] = 7.0, 9.0
+    assert np.array_equal(after, expected)
+
+
+def plan_block(a: int, n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"frame": np.arange(a, a + n), "time_s": np.arange(a, a + n) / 25,
+            "segment": np.zeros(n), "edited": rng.random(n) < 0.1,
+            "source_frame": np.arange(a, a + n), "piece": np.full(n, -1),
+            "expression_source_frame": np.arange(a, a + n), "blend_weight": np.zeros(n),
+            "rotation": rng.normal(size=(n, 3)), "translation": rng.normal(size=(n, 3)),
+            "scale": np.ones(n), "expression": rng.normal(size=(n, 64)),
+            "illumination": rng.normal(size=(n, 27)), "source_time_s": np.arange(a, a + n) / 25}
+
+
+def test_blocks_write_one_row_group_each_and_one_block_the_same_bytes(tmp_path: Path) -> None:
+    one = plan_block(0, 700, 9)
+    write_parquet(one, PLAN, tmp_path / "whole.parquet")
+    write_parquet_blocks(iter([one]), PLAN, tmp_path / "one.parquet")
+    assert (tmp_path / "whole.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
+    blocks = [plan_block(a, min(300, 700 - a), 10 + a) for a in range(0, 700, 300)]
+    write_parquet_blocks(iter(blocks), PLAN, tmp_path / "blocks.parquet")
+    merged = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    write_parquet(merged, PLAN, tmp_path / "merged.parquet")
+    assert pq.ParquetFile(tmp_path / "blocks.parquet").metadata.num_row_groups == 3
+    assert pq.read_table(tmp_path / "blocks.parquet").equals(
+        pq.read_table(tmp_path / "merged.parquet"))
+
+
+def test_row_group_rows_index_like_the_whole_column_and_read_only_groups_asked(
+        tmp_path: Path) -> None:
+    n, group = 20_000, 500
+    blocks = [plan_block(a, group, a) for a in range(0, n, group)]
+    write_parquet_blocks(iter(blocks), PLAN, tmp_path / "plan.parquet")
+    whole = np.concatenate([b["expression"] for b in blocks]).astype(np.float32)
+    before = pa.total_allocated_bytes()
+    rows = RowGroupRows(tmp_path / "plan.parquet", ["expression", "illumination"], keep=4)
+    expression = rows.column("expression")
+    assert len(expression) == n and expression.shape == (n, 64)
+    for key in (7, -1, slice(490, 510), slice(None, None, 997), np.array([3, 3, 19_999, 0]),
+                np.array([[1, 2], [12_000, 501]]), np.zeros(0, np.int64)):
+        assert np.array_equal(expression[key], whole[key])
+    held_mb = (pa.total_allocated_bytes() - before) / 1e6
+    assert held_mb < 4 * group * (64 + 27) * 4 / 1e6 + 1  # 4 groups kept, not 7 MB of column
+    with pytest.raises(IndexError):
+        expression[np.array([n])]
+    with pytest.raises(TalkeditError, match="lacks columns"):
+        RowGroupRows(tmp_path / "plan.parquet", ["landmarks_2d"])
+
+
+def test_espeak_timings_without_audio_are_the_timings_with_it() -> None:
+    text = "a family of ducks walked across the old stone bridge at noon"
+    full, timed = synthesize(text), synthesize(text, timings_only=True)
+    assert len(timed.samples) == 0 and len(full.samples) > 20_000
+    assert timed.duration_s == full.duration_s
+    assert [(p.phone, p.start_s, p.end_s) for p in timed.phones] == [
+        (p.phone, p.start_s, p.end_s) for p in full.phones]
+    assert [(w.text, w.start_s, w.end_s) for w in timed.words] == [
+        (w.text, w.start_s, w.end_s) for w in full.words]
+
+
+def test_train_reads_expression_lighting_and_outlines_as_the_whole_arrays_hold_them(
+        fitted: Path) -> None:  # noqa: F811
+    _, data = load_clip(CLIP, fitted, 64)
+    table, _, _, outlines = face_geometry(CLIP, fitted, 64)  # the whole arrays, as before
+    _, expression = frame_parameters(table)
+    illumination = column_array(table, "illumination").astype(np.float64)
+    rows = np.array([0, 5, 5, len(outlines) - 1])
+    assert isinstance(data.outlines, FrameOutlines) and isinstance(data.expression,
+                                                                   RowsAsFloat64)
+    assert np.array_equal(data.outlines[rows], outlines[rows])
+    for lazy, whole in ((data.expression, expression), (data.illumination, illumination)):
+        assert np.array_equal(lazy[rows], whole[rows]) and np.array_equal(lazy[3], whole[3])
+        assert np.array_equal(lazy[::-1], whole[::-1]) and lazy[rows].dtype == np.float64
+        assert lazy.values.nbytes * 2 == whole.nbytes  # the fit's float32: half the bytes

@@ -93,7 +93,7 @@ from talkedit.progress import progress
 from talkedit.scale import ChunkMap, ScaleParams, serial_map
 from talkedit.video import FrameStore
 
-__all__ = ["FitParams", "run_fit", "load_fit", "frame_parameters", "PersonModel", "Pose",
+__all__ = ["FitParams", "run_fit", "load_fit", "frame_parameters", "frame_pose", "PersonModel", "Pose",
            "rebuild_landmarks", "mouth_opening", "head_angles_deg", "read_crops", "CropStore",
            "lower_face_mask", "Landmarker", "Face", "LANDMARKERS", "register", "make_landmarker"]
 
@@ -607,7 +607,11 @@ def load_fit(clip: str, root: Path | None = None) -> tuple[PersonModel, pa.Table
 
 def frame_parameters(table: pa.Table) -> tuple[Pose, np.ndarray]:
     """Pose and (n, 64) expression of every row of a face table."""
-    pose = Pose(column_array(table, "rotation").astype(np.float64),
+    return frame_pose(table), column_array(table, "expression").astype(np.float64)
+
+
+def frame_pose(table: pa.Table) -> Pose:
+    """The pose of every row of a face table (its rotation, translation and scale only)."""
+    return Pose(column_array(table, "rotation").astype(np.float64),
                 column_array(table, "translation").astype(np.float64),
                 table.column("scale").to_numpy().astype(np.float64))
-    return pose, column_array(table, "expression").astype(np.float64)

@@ -12,7 +12,6 @@ the mouth moves changes.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +66,8 @@ def border_weights(t: np.ndarray, start_s: float, end_s: float, blend_s: float) 
 
 def audio_mouth(result: PlanResult, root: Path | None, audio: AudioParams, blend_s: float
                 ) -> tuple[FramePlan, dict[str, Any]]:
-    """The plan's frames with each new segment's expression predicted from its sound, and
-    a summary (segments, frames changed, the voice warp per segment)."""
+    """The plan's frames (changed in place) with each new segment's expression predicted
+    from its sound, and a summary (segments, frames changed, the voice warp per segment)."""
     spec, frames, fps = result.spec, result.frames, result.fps
     model_path = LipModelPaths.of(spec.clip, root).model
     model = LipModel.load(model_path, f"lipmodel@{spec.clip}")
@@ -76,7 +75,6 @@ def audio_mouth(result: PlanResult, root: Path | None, audio: AudioParams, blend
         raise TalkeditError(model_path, "was trained at another frame rate than the clip's",
                             f"re-run lipmodel@{spec.clip}")
     samples = edit_samples(result, root, audio)
-    expression = frames.expression.astype(np.float64).copy()
     n = len(frames)
     per = RATE / fps
     warps, changed = [], np.zeros(n, bool)
@@ -93,11 +91,12 @@ def audio_mouth(result: PlanResult, root: Path | None, audio: AudioParams, blend
         predicted = model.expression(frame_features(window, hi - lo, fps, model.features, warp))
         w = border_weights(np.arange(lo, hi) / fps, seg.out_start_s, seg.out_end_s,
                            blend_s)[:, None]
-        expression[lo:hi] = w * predicted + (1 - w) * expression[lo:hi]
+        # The plan's rows of this window only (a long plan is never whole in memory).
+        frames.set_expression(np.arange(lo, hi),
+                              w * predicted + (1 - w) * frames.rows(lo, hi).expression)
         changed[lo:hi] |= w[:, 0] > 0
         warps.append(warp)
-    new_frames = dataclasses.replace(frames, expression=expression.astype(frames.expression.dtype),
-                                     edited=frames.edited | changed)
-    return new_frames, {"mouth_motion": "audio", "model": model.net_cfg.kind,
+    frames.edited |= changed
+    return frames, {"mouth_motion": "audio", "model": model.net_cfg.kind,
                         "segments": len(warps), "frames": int(changed.sum()),
                         "voice_warps": warps}

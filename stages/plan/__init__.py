@@ -30,11 +30,18 @@ from stages.align import AlignParams, SpokenWord, normalize_text
 from stages.align.pipeline import prepare_words
 from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
-from stages.plan.articulation import ArticulationModel, closure_weight, correct, reshape, shut
+from stages.plan.articulation import (
+    ArticulationModel,
+    closure_weight,
+    correct,
+    reshape,
+    shut_target,
+)
 from stages.plan.diff import EditedSpan, edited_spans
 from stages.plan.quality import quality_estimate
 from stages.plan.report import write_outputs
 from stages.plan.retime import (
+    PLAN_ROWS,
     FaceParams,
     FramePlan,
     SpanPlan,
@@ -51,10 +58,13 @@ from talkedit.artifacts import (
     WORDS,
     ClipPaths,
     EditPaths,
+    RowGroupColumn,
+    RowGroupRows,
     VideoMeta,
     align_metrics_path,
     column_array,
     read_parquet,
+    release_arrow_pages,
 )
 from talkedit.edits import MOUTH_AUDIO, EditSpec, load_spec
 from talkedit.errors import TalkeditError
@@ -133,20 +143,34 @@ class PlanResult:
 # --- inputs ----------------------------------------------------------------------------------
 
 FACE_COLUMNS = ["detected", "interpolated", "rotation", "translation", "scale", "expression",
-                "illumination"]
+                "illumination"]  # the first five read whole (a few bytes a frame)
 
 
 def load_face_params(paths: ClipPaths) -> FaceParams:
-    """The per-frame parameters the plan needs (not the landmarks: they are most of the file)."""
+    """The per-frame parameters the plan needs (not the landmarks: they are most of the file);
+    expression and illumination read a row group at a time where the plan looks."""
     if not paths.face.is_file():
         raise TalkeditError(paths.face, "not found", f"run fit@{paths.clip} first (dvc repro)")
-    table = pq.read_table(paths.face, columns=FACE_COLUMNS)
-    return FaceParams(
+    table = pq.read_table(paths.face, columns=FACE_COLUMNS[:5], use_threads=False)
+    rows = RowGroupRows(paths.face, ["expression", "illumination"])
+    face = FaceParams(
         column_array(table, "rotation"), column_array(table, "translation"),
-        table.column("scale").to_numpy().astype(np.float32), column_array(table, "expression"),
-        column_array(table, "illumination"),
+        table.column("scale").to_numpy().astype(np.float32), rows.column("expression"),
+        rows.column("illumination"),
         table.column("detected").to_numpy() | table.column("interpolated").to_numpy(),
         table.column("detected").to_numpy())
+    del table
+    release_arrow_pages()  # the decoding buffers of 185 row groups at 31 minutes: 10 MB
+    return face
+
+
+def clip_openness(expression: np.ndarray | RowGroupColumn, direction: np.ndarray,
+                  block: int = PLAN_ROWS) -> np.ndarray:
+    """Each clip frame's openness (``retime.openness_proxy``), ``block`` frames at a time."""
+    out = np.empty(len(expression))
+    for a in range(0, len(out), block):
+        out[a:a + block] = expression[a:a + block].astype(np.float64) @ direction
+    return out
 
 
 def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
@@ -254,7 +278,7 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
     index = VisemeIndex.load(spec.clip, root)
     blocked, allowed = _blocked(index, face, spec.exclude_s, fps)
     direction = openness_direction(index, face.expression, fps)
-    openness = None if direction is None else face.expression.astype(np.float64) @ direction
+    openness = None if direction is None else clip_openness(face.expression, direction)
 
     new_spans = [(s.new_first, s.new_end) for s in spans if s.n_new]
     said = recorded_text(spec.audio, edited, new_spans)
@@ -306,9 +330,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         model = ArticulationModel.fit(index, openness, allowed, fps,
                                       face.expression if opts.lip_shape > 0 else None)
         if model is not None:
-            frames.expression = coarticulate(frames, timeline, span_plans, index, model,
-                                             direction, opts.articulation, opts.blend_ms / 1000,
-                                             opts.lip_shape)
+            coarticulate(frames, timeline, span_plans, index, model, direction,
+                         opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
     snr_db = _clip_snr_db(paths)
     quality, reasons = quality_estimate(
         [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
@@ -363,13 +386,16 @@ def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeI
 
 def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPlan],
                  index: VisemeIndex, model: ArticulationModel, direction: np.ndarray,
-                 share: float, ramp_s: float, shape_share: float = 0.0) -> np.ndarray:
+                 share: float, ramp_s: float, shape_share: float = 0.0) -> None:
     """The plan's expression, its opening inside the new words moved ``share`` of the way
     to the co-articulation model's curve for the new phone sequence, its lip shape (the
     rest of the expression) ``shape_share`` of the way to the model's shape for it
     (``articulation.reshape``), and its opening towards the clip's closed level where a
     p/b/m is said (``articulation.shut``; all fading out over ``ramp_s`` beyond each new
-    segment, never beyond the rendered frames: kept footage is untouched). Changes ``frames.expression`` in place where it is float64."""
+    segment, never beyond the rendered frames: kept footage is untouched). Set on
+    ``frames`` (``set_expression``), a window of PLAN_ROWS frames at a time: only the
+    windows holding new words are corrected, the rest read for their openness when a
+    p/b/m is said."""
     phones, starts, ends, new = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
@@ -380,20 +406,37 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
             inside = np.maximum(inside, np.minimum(before, after))
     inside *= frames.edited
     if not inside.any():
-        return frames.expression
-    target = model.predict(phones, starts, ends, t)
-    # In place (the plan's expression is replaced by the result): a long clip's is 24 MB.
-    expression = np.asarray(frames.expression, np.float64)
-    correct(expression, direction, target, share * inside, out=expression)
-    if shape_share > 0:
-        reshape(expression, direction, model, phones, starts, ends, t, shape_share * inside,
-                out=expression)
-    if not np.isfinite(model.closed):
-        return expression
-    # Only the new words' p/b/m: kept footage shows its own closures.
-    said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]
-    return shut(expression, direction, closure_weight(said, starts, ends, t), model.closed,
-                model.max_step, inside, out=expression)
+        return
+    corrected: dict[int, np.ndarray] = {}  # window start -> its expression, corrected
+    for a in range(0, len(t), PLAN_ROWS):
+        b = min(a + PLAN_ROWS, len(t))
+        if inside[a:b].any():
+            # The model's curve where asked (a design row depends on its own time only).
+            target = model.predict(phones, starts, ends, t[a:b])
+            expression = frames.rows(a, b).expression
+            corrected[a] = correct(expression, direction, target, share * inside[a:b],
+                                   out=expression)
+            if shape_share > 0:  # the rest of the expression: the opening stays as set
+                reshape(expression, direction, model, phones, starts, ends, t[a:b],
+                        shape_share * inside[a:b], out=expression)
+    if np.isfinite(model.closed):
+        # Only the new words' p/b/m: kept footage shows its own closures.
+        said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]
+        closure = closure_weight(said, starts, ends, t)
+        if (closure > 0).any():  # the lips' envelope reads every frame's openness
+            openness = np.empty(len(t))
+            for a in range(0, len(t), PLAN_ROWS):
+                expression = corrected.get(a)
+                if expression is None:
+                    expression = frames.rows(a, a + PLAN_ROWS).expression
+                openness[a:a + PLAN_ROWS] = expression @ direction
+            target = shut_target(openness, closure, model.closed, model.max_step)
+            for a, expression in corrected.items():
+                correct(expression, direction, target[a:a + len(expression)],
+                        inside[a:a + len(expression)], out=expression)
+    for a, expression in corrected.items():
+        rows = np.flatnonzero(inside[a:a + len(expression)])
+        frames.set_expression(rows + a, expression[rows])
 
 
 def _written(text: str, words: list[SpokenWord]) -> str:

@@ -60,6 +60,7 @@ CLOSURE_SHARE = 0.5
 # pairs, never on the scored edits).
 CLOSURE_MARGIN = 0.25
 BLOCK = 4096  # grid points smoothed at once (20 s)
+FIT_ROWS = 8192  # frames whose design rows are built at a time in the fit
 
 
 def phone_design(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
@@ -119,21 +120,22 @@ class ArticulationModel:
         if first.sum() < 25 or second.sum() < 25:
             return None
         best: tuple[float, float] | None = None
-        # The design only at the frames used (its rows depend on their own times only):
-        # every frame's is 15 MB at 31 minutes, and its selections copies of it.
+        # The design only at the frames used (its rows depend on their own times only),
+        # FIT_ROWS of them at a time: every frame's is 15 MB at 31 minutes.
         for sigma in SIGMAS_S:
-            w = _solve(phone_design(phones, index.start_s, index.end_s, t[first], sigma),
-                       openness[first])
-            x = phone_design(phones, index.start_s, index.end_s, t[second], sigma)
-            r = float(np.corrcoef(x @ w, openness[second])[0, 1])
+            w, _ = _fit(phones, index.start_s, index.end_s, t[first], sigma, openness[first])
+            fitted = np.concatenate([
+                phone_design(phones, index.start_s, index.end_s, t[second][a:a + FIT_ROWS],
+                             sigma) @ w for a in range(0, int(second.sum()), FIT_ROWS)])
+            r = float(np.corrcoef(fitted, openness[second])[0, 1])
             if np.isfinite(r) and (best is None or r > best[0]):
                 best = (r, sigma)
         if best is None:
             return None
-        x = phone_design(phones, index.start_s, index.end_s, t[usable], best[1])
         both = usable[1:] & usable[:-1]
-        shape = None if expression is None else _solve_rows(x, expression, np.flatnonzero(usable))
-        return cls(_solve(x, openness[usable]), best[1], best[0],
+        opening, shape = _fit(phones, index.start_s, index.end_s, t[usable], best[1],
+                              openness[usable], expression, np.flatnonzero(usable))
+        return cls(opening, best[1], best[0],
                    closed_level(index, openness, usable, fps),
                    float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape)
 
@@ -182,23 +184,30 @@ def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, time
 
 def _solve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Ridge least squares (phones the clip never says keep a zero target)."""
-    return _ridge(x, x.T @ y)
+    return _ridge(x.T @ x, x.T @ y, len(x))
 
 
-def _ridge(x: np.ndarray, xty: np.ndarray) -> np.ndarray:
-    """``_solve`` from ``x.T @ y``."""
-    reg = RIDGE * len(x) * np.eye(x.shape[1])
+def _ridge(xtx: np.ndarray, xty: np.ndarray, n: int) -> np.ndarray:
+    reg = RIDGE * n * np.eye(len(xtx))
     reg[-1, -1] = 0.0
-    return np.linalg.solve(x.T @ x + reg, xty)
+    return np.linalg.solve(xtx + reg, xty)
 
 
-def _solve_rows(x: np.ndarray, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``_solve(x, values[rows])`` for (n, d) ``values``, reading ``BLOCK`` rows at a
-    time: a 31-minute clip's selected expression would be another 24 MB (float64)."""
-    xty = np.zeros((x.shape[1], values.shape[1]))
-    for a in range(0, len(rows), BLOCK):
-        xty += x[a:a + BLOCK].T @ values[rows[a:a + BLOCK]].astype(np.float64)
-    return _ridge(x, xty)
+def _fit(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
+         sigma_s: float, y: np.ndarray, values: np.ndarray | None = None,
+         rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``_solve`` of the design at ``times`` for ``y`` (n,) and, given the (N, d)
+    ``values`` and the (n,) ``rows`` of them at ``times``, for ``values[rows]`` too; the
+    normal equations summed FIT_ROWS rows at a time (the design of every frame is 15 MB
+    at 31 minutes, the selected float64 expression another 24 MB)."""
+    xtx, xty, xtv = 0.0, 0.0, 0.0
+    for a in range(0, len(times), FIT_ROWS):
+        x = phone_design(phones, starts, ends, times[a:a + FIT_ROWS], sigma_s)
+        xtx, xty = xtx + x.T @ x, xty + x.T @ y[a:a + FIT_ROWS]
+        if values is not None and rows is not None:
+            xtv = xtv + x.T @ values[rows[a:a + FIT_ROWS]].astype(np.float64)
+    shape = None if values is None else _ridge(xtx, xtv, len(times))
+    return _ridge(xtx, xty, len(times)), shape
 
 
 def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
@@ -219,17 +228,25 @@ def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, clo
     with the truth) fell from 0.858 without closures to 0.842. (b) alone gives 0.858 there
     but leaves a short p/b/m between open vowels apart. Shared: 0.856, development pairs
     0.950 (0.948 with (a), 0.948 with (b))."""
+    target = shut_target(expression @ direction, closure, closed, max_step)
+    return expression if target is None else correct(expression, direction, target, weight,
+                                                     out)
+
+
+def shut_target(openness: np.ndarray, closure: np.ndarray, closed: float, max_step: float
+                ) -> np.ndarray | None:
+    """``shut``'s target openness (n,) from every frame's ``openness`` (n,); None where
+    ``closure`` marks no frame."""
     at = closure > 0
     if not at.any():
-        return expression
+        return None
     # A handful of (n,) arrays, each reused in place (a 31-minute plan's are 0.4 MB each).
-    openness = expression @ direction
     neighbours_give = distance_transform_edt(~at)  # frames to the nearest closure
     neighbours_give *= max_step
     neighbours_give += closed
     np.minimum(openness, neighbours_give, out=neighbours_give)
     # max over the other frames j of openness[j] - max_step * |i - j|, from both sides
-    step = max_step * np.arange(len(expression))
+    step = max_step * np.arange(len(openness))
     kept = np.where(at, -np.inf, openness)
     lowest = kept + step
     np.maximum.accumulate(lowest, out=lowest)
@@ -244,8 +261,8 @@ def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, clo
     closure_gives[~at] = openness[~at]
     closure_gives *= CLOSURE_SHARE
     neighbours_give *= 1 - CLOSURE_SHARE
-    closure_gives += neighbours_give  # the target
-    return correct(expression, direction, closure_gives, weight, out)
+    closure_gives += neighbours_give
+    return closure_gives
 
 
 def reshape(expression: np.ndarray, direction: np.ndarray, model: ArticulationModel,

@@ -13,17 +13,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stages.visemes import VISEME_NAMES, viseme_of
-from talkedit.artifacts import NEW_PHONES, PLAN, SEGMENTS, EditPaths, write_parquet
+from talkedit.artifacts import (
+    NEW_PHONES,
+    PLAN,
+    SEGMENTS,
+    EditPaths,
+    write_parquet,
+    write_parquet_blocks,
+)
 from talkedit.atomic import write_json, write_text
 
 if TYPE_CHECKING:
     from stages.plan import PlanResult
+    from stages.plan.retime import FrameRows
 
 
-def plan_columns(result: PlanResult) -> dict[str, Any]:
-    f = result.frames
+def plan_columns(frames: FrameRows, first: int) -> dict[str, Any]:
+    """plan.parquet's columns for output frames ``first`` on (``FramePlan.windows``)."""
+    f = frames
     return {
-        "frame": np.arange(len(f), dtype=np.int32), "time_s": f.time_s,
+        "frame": np.arange(first, first + len(f), dtype=np.int32), "time_s": f.time_s,
         "segment": f.segment.astype(np.int32), "edited": f.edited,
         "source_frame": f.source_frame.astype(np.int32), "piece": f.piece.astype(np.int32),
         "expression_source_frame": f.expression_source_frame.astype(np.int32),
@@ -164,9 +173,11 @@ def summary_markdown(result: PlanResult, rows: list[dict[str, Any]]) -> str:
 def write_outputs(result: PlanResult, paths: EditPaths) -> dict[str, Any]:
     """Write the artifacts (each atomically, all built before the first is written)."""
     rows = new_phone_rows(result)
-    plan, segments, new = plan_columns(result), segment_columns(result), _columns(rows)
+    segments, new = segment_columns(result), _columns(rows)
     markdown = summary_markdown(result, rows)
-    write_parquet(plan, PLAN, paths.plan)
+    # The plan's rows a window at a time, each written as it is computed (a row group).
+    write_parquet_blocks((plan_columns(f, a) for a, f in result.frames.windows()), PLAN,
+                         paths.plan)
     write_parquet(segments, SEGMENTS, paths.segments)
     write_parquet(new, NEW_PHONES, paths.new_phones)
     write_text(paths.summary, markdown)

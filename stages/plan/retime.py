@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from stages.index import VisemeIndex
 from stages.plan.search import Piece
 from stages.plan.timing import QueryPhone
+from talkedit.artifacts import RowGroupColumn
 from talkedit.phonemes import VOWELS
 
 BILABIALS = frozenset({"P", "B", "M"})
@@ -35,13 +37,15 @@ OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH"})
 
 @dataclass
 class FaceParams:
-    """The clip's per-frame face parameters (face.parquet)."""
+    """The clip's per-frame face parameters (face.parquet). ``expression`` and
+    ``illumination`` are read by rows only (``face[rows]``, ``face[a:b]``): the plan stage
+    reads them from the file a row group at a time (``load_face_params``)."""
 
     rotation: np.ndarray  # (n, 3)
     translation: np.ndarray  # (n, 3)
     scale: np.ndarray  # (n,)
-    expression: np.ndarray  # (n, 64)
-    illumination: np.ndarray  # (n, 27)
+    expression: np.ndarray | RowGroupColumn  # (n, 64)
+    illumination: np.ndarray | RowGroupColumn  # (n, 27)
     usable: np.ndarray  # (n,) a face was detected or interpolated there
     # (n,) the landmarker measured the face there (not interpolated over a gap or an
     # occlusion): the viseme search reads mouth motion only from these; None = usable
@@ -305,8 +309,13 @@ def _reach(allowed: np.ndarray, start_s: float, end_s: float, fps: float,
 # --- per-frame parameters --------------------------------------------------------------------
 
 
+PLAN_ROWS = 1024  # output frames computed (and written: plan.parquet's row groups) at a time
+
+
 @dataclass
-class FramePlan:
+class FrameRows:
+    """The plan of consecutive output frames (``FramePlan.rows``): one row per frame."""
+
     time_s: np.ndarray
     segment: np.ndarray
     edited: np.ndarray
@@ -320,13 +329,63 @@ class FramePlan:
     expression: np.ndarray
     illumination: np.ndarray
     source_time_s: np.ndarray  # background instant (s): between frames inside regions
+
+    def __len__(self) -> int:
+        return len(self.time_s)
+
+
+@dataclass
+class FramePlan:
+    """Every output frame's background frame, pose, expression and illumination, computed
+    ``PLAN_ROWS`` frames at a time (``rows``, ``windows``): a long clip's whole plan (98
+    float64 a frame) is never held. Kept whole: ``edited`` (a bool a frame) and the rows
+    whose expression a later step replaced (``set_expression``: co-articulation, the
+    audio mouth)."""
+
+    timeline: Timeline
+    face: FaceParams
+    fps: float
+    blend_half: np.ndarray  # each join's cross-fade half width the expression is blended with
     join_times: np.ndarray
     join_half_widths: np.ndarray
     max_join_change: float
     natural_p99: float
+    edited: np.ndarray
+    patch_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    patch_expression: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.time_s)
+        return len(self.edited)
+
+    @property
+    def time_s(self) -> np.ndarray:
+        return np.arange(len(self)) / self.fps
+
+    def rows(self, a: int, b: int) -> FrameRows:
+        """Output frames [a, b)."""
+        rows = _frame_rows(self.timeline, self.face, self.fps, self.blend_half,
+                           np.arange(a, min(b, len(self))) / self.fps)
+        rows.edited = self.edited[a:b].copy()
+        lo, hi = np.searchsorted(self.patch_rows, [a, b])
+        if hi > lo:
+            rows.expression[self.patch_rows[lo:hi] - a] = self.patch_expression[lo:hi]
+        return rows
+
+    def windows(self, size: int = PLAN_ROWS) -> Iterator[tuple[int, FrameRows]]:
+        for a in range(0, len(self), size):
+            yield a, self.rows(a, a + size)
+
+    def set_expression(self, rows: np.ndarray, expression: np.ndarray) -> None:
+        """Replace the expression of output frames ``rows`` from now on."""
+        rows = np.asarray(rows, np.int64)
+        if self.patch_expression is None:
+            self.patch_expression = np.zeros((0, expression.shape[1]))
+        keep = ~np.isin(self.patch_rows, rows)
+        all_rows = np.r_[self.patch_rows[keep], rows]
+        values = np.concatenate([self.patch_expression[keep],
+                                 np.asarray(expression, np.float64)])
+        order = np.argsort(all_rows, kind="stable")
+        self.patch_rows, self.patch_expression = all_rows[order], values[order]
 
 
 def _kept_source(timeline: Timeline, t: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -361,7 +420,8 @@ BLEND_BLOCK = 4096  # output frames blended at a time
 
 def _blend(face: FaceParams, tracks: list[Track], half: np.ndarray, t: np.ndarray, fps: float
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Cross-faded expression at output times ``t``: trapezoid weights, normalized."""
+    """Cross-faded expression at output times ``t``: trapezoid weights, normalized. Each
+    frame's value depends on its own time only (any subset of frames gives its rows)."""
     n_out = len(t)
     total = np.zeros(n_out)
     expr = np.zeros((n_out, face.expression.shape[1]))
@@ -399,6 +459,25 @@ def _blend(face: FaceParams, tracks: list[Track], half: np.ndarray, t: np.ndarra
     return expr, top_piece, top_frame, 1.0 - top_w / np.maximum(total, 1e-12)
 
 
+@dataclass(frozen=True)
+class BlendedRows:
+    """The blended expression of output frames, sliced like the (n_out, d) array it stands
+    for (``_join_changes`` reads only the frames around each join)."""
+
+    face: FaceParams
+    tracks: list[Track]
+    half: np.ndarray
+    fps: float
+    n_out: int
+
+    def __len__(self) -> int:
+        return self.n_out
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        t = np.arange(*rows.indices(self.n_out)) / self.fps
+        return _blend(self.face, self.tracks, self.half, t, self.fps)[0]
+
+
 def _ramp(x: np.ndarray, width: float, step: np.ndarray) -> np.ndarray:
     """0 -> 1 linearly over ``width``; a hard step where there is no width."""
     if width <= 0:
@@ -408,10 +487,33 @@ def _ramp(x: np.ndarray, width: float, step: np.ndarray) -> np.ndarray:
 
 def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
                blend_max_s: float, natural_p99: float) -> FramePlan:
-    """Every output frame's background frame, pose, expression and illumination."""
-    n_src = len(face)
+    """The output frames' plan: the cross-fades' widths chosen on the frames around the
+    joins, then each frame's row computed where asked (``FramePlan.rows``)."""
     n_out = max(1, int(round(timeline.duration_s * fps)))
-    t = np.arange(n_out) / fps
+    # Expression: tracks cross-faded at their joins, widened where a join is too abrupt.
+    tracks = timeline.tracks
+    joins = np.array([tr.out_end for tr in tracks[:-1]])
+    half = np.full(len(joins), blend_s / 2)
+    for _ in range(12):
+        used = half.copy()  # the last try's widths are the blended expression's
+        change = _join_changes(BlendedRows(face, tracks, used, fps, n_out), joins, used, fps)
+        wider = (change > natural_p99) & (half < blend_max_s / 2 - 1e-9)
+        if not wider.any():
+            break
+        half[wider] = np.minimum(blend_max_s / 2, np.maximum(half[wider] * 1.5,
+                                                             half[wider] + 0.5 / fps))
+    plan = FramePlan(timeline, face, fps, used, joins, half, float(change.max(initial=0.0)),
+                     natural_p99, np.zeros(n_out, bool))
+    for a in range(0, n_out, PLAN_ROWS):
+        plan.edited[a:a + PLAN_ROWS] = _frame_rows(
+            timeline, face, fps, used, np.arange(a, min(a + PLAN_ROWS, n_out)) / fps).edited
+    return plan
+
+
+def _frame_rows(timeline: Timeline, face: FaceParams, fps: float, half: np.ndarray,
+                t: np.ndarray) -> FrameRows:
+    """The plan's rows at output times ``t``; each row depends on its own time only."""
+    n_src = len(face)
     seg_starts = np.array([s.out_start_s for s in timeline.segments])
     segment = np.clip(np.searchsorted(seg_starts, t + 1e-9, "right") - 1, 0,
                       len(seg_starts) - 1)
@@ -420,17 +522,19 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
     # back to real time, so the head's motion has no kink at the region's ends).
     src_t = _kept_source(timeline, t, segment)
     src_t = np.rint(src_t * fps) / fps  # kept footage shows whole frames
-    edited = np.zeros(n_out, dtype=bool)
+    edited = np.zeros(len(t), dtype=bool)
     light_parts = []
     for r in timeline.regions:
         inside = (t >= r.out_lo - 1e-9) & (t <= r.out_hi + 1e-9)
+        if not inside.any():
+            continue
         u = (t[inside] - r.out_lo) / max(r.out_hi - r.out_lo, 1e-9)
         src_t[inside] = r.src_lo + eased_warp(t[inside] - r.out_lo, r.out_hi - r.out_lo,
                                               r.src_hi - r.src_lo)
         edited |= inside
-        a = min(int(round(r.src_lo * fps)), n_src - 1)
-        b = min(int(round(r.src_hi * fps)), n_src - 1)
-        light_parts.append((inside, u, a, b))
+        first = min(int(round(r.src_lo * fps)), n_src - 1)
+        last = min(int(round(r.src_hi * fps)), n_src - 1)
+        light_parts.append((inside, u, first, last))
     position = np.clip(src_t * fps, 0, n_src - 1)
     # Within a tenth of a frame of a whole frame: that frame (no interpolation needed).
     whole = np.abs(position - np.rint(position)) < 0.1
@@ -440,33 +544,19 @@ def frame_plan(timeline: Timeline, face: FaceParams, fps: float, blend_s: float,
     f1 = np.minimum(f0 + 1, n_src - 1)
     w = (position - f0)[:, None]
     light = face.illumination[source_frame].astype(np.float64)
-    for inside, u, a, b in light_parts:
-        light[inside] = ((1 - u)[:, None] * face.illumination[a]
-                         + u[:, None] * face.illumination[b])
-
-    # Expression: tracks cross-faded at their joins, widened where a join is too abrupt.
-    tracks = timeline.tracks
-    joins = np.array([tr.out_end for tr in tracks[:-1]])
-    half = np.full(len(joins), blend_s / 2)
-    for _ in range(12):
-        expr = None  # the last try's expression is not needed while the next is blended
-        expr, piece, expr_frame, blend = _blend(face, tracks, half, t, fps)
-        change = _join_changes(expr, joins, half, fps)
-        wider = (change > natural_p99) & (half < blend_max_s / 2 - 1e-9)
-        if not wider.any():
-            break
-        half[wider] = np.minimum(blend_max_s / 2, np.maximum(half[wider] * 1.5,
-                                                             half[wider] + 0.5 / fps))
+    for inside, u, first, last in light_parts:
+        light[inside] = ((1 - u)[:, None] * face.illumination[first]
+                         + u[:, None] * face.illumination[last])
+    expr, piece, expr_frame, blend = _blend(face, timeline.tracks, half, t, fps)
     edited |= (piece >= 0) | (blend > 1e-6)
-    def pose(values: np.ndarray) -> np.ndarray:  # the background's pose between frames
-        v = values.astype(np.float64)
-        return (1 - w) * v[f0] + w * v[f1] if v.ndim == 2 else ((1 - w[:, 0]) * v[f0]
-                                                                 + w[:, 0] * v[f1])
 
-    return FramePlan(
-        t, segment, edited, source_frame, piece, expr_frame, blend,
-        pose(face.rotation), pose(face.translation), pose(face.scale),
-        expr, light, position / fps, joins, half, float(change.max(initial=0.0)), natural_p99)
+    def pose(values: np.ndarray) -> np.ndarray:  # the background's pose between frames
+        v0, v1 = values[f0].astype(np.float64), values[f1].astype(np.float64)
+        return (1 - w) * v0 + w * v1 if v0.ndim == 2 else (1 - w[:, 0]) * v0 + w[:, 0] * v1
+
+    return FrameRows(t, segment, edited, source_frame, piece, expr_frame, blend,
+                     pose(face.rotation), pose(face.translation), pose(face.scale), expr, light,
+                     position / fps)
 
 
 def eased_warp(x: np.ndarray, out_span: float, src_span: float) -> np.ndarray:
@@ -484,8 +574,8 @@ def eased_warp(x: np.ndarray, out_span: float, src_span: float) -> np.ndarray:
     return out_span * end_speed * (h10 + h11) + src_span * h01
 
 
-def _join_changes(expr: np.ndarray, joins: np.ndarray, half: np.ndarray, fps: float
-                  ) -> np.ndarray:
+def _join_changes(expr: np.ndarray | BlendedRows, joins: np.ndarray, half: np.ndarray,
+                  fps: float) -> np.ndarray:
     """Largest frame-to-frame expression change across each join: the steps from the last
     frame before its cross-fade to the first frame after it."""
     if not len(joins) or len(expr) < 2:

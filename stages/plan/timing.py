@@ -74,7 +74,8 @@ class RateModel:
     @classmethod
     def measure(cls, speaker_rate: pd.DataFrame, transcript: Sequence[SpokenWord], voice: str,
                 rate_wpm: int, prior: float, max_words: int) -> RateModel:
-        synth = synthesize(speakable(transcript[:max_words]), voice=voice, rate_wpm=rate_wpm)
+        synth = synthesize(speakable(transcript[:max_words]), voice=voice, rate_wpm=rate_wpm,
+                           timings_only=True)  # the phones' durations only
         return cls(speaker_rate, _median_durations(synth), prior)
 
 

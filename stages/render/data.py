@@ -28,10 +28,19 @@ import numpy as np
 import pyarrow as pa
 from safetensors.numpy import load_file, save
 
-from stages.fit import CropStore, PersonModel, Pose, frame_parameters
+from stages.fit import CropStore, PersonModel, Pose, frame_pose
 from stages.render.checkpoint import Stamp
 from stages.render.conditioning import render_points, render_transforms, resize_crops
-from talkedit.artifacts import FACE, N_EXPRESSION, ClipPaths, column_array, read_parquet
+from talkedit.artifacts import (
+    FACE,
+    N_EXPRESSION,
+    ClipPaths,
+    RowGroupColumn,
+    RowGroupRows,
+    column_array,
+    read_parquet,
+    release_arrow_pages,
+)
 from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 from talkedit.video import FrameCursor, FrameStore
@@ -54,10 +63,10 @@ class ClipData:
     crop_size: int  # the fit's crop side
     crops: np.ndarray | CropFile  # (n, size, size, 3) uint8
     pose: Pose
-    expression: np.ndarray  # (n, 64)
-    illumination: np.ndarray  # (n, 27)
+    expression: np.ndarray | RowsAsFloat64  # (n, 64)
+    illumination: np.ndarray | RowsAsFloat64  # (n, 27)
     transforms: np.ndarray  # (n, 6) image -> render crop
-    outlines: np.ndarray  # (n, K, 2) the fit's lower-face polygon, render px
+    outlines: np.ndarray | FrameOutlines  # (n, K, 2) the fit's lower-face polygon, render px
     usable: np.ndarray  # (n,) the face was measured (detected, not interpolated or occluded)
     face_model_sha: str
 
@@ -88,9 +97,10 @@ POSE_COLUMNS = ["rotation", "translation", "scale", "crop_transform"]
 class RowsAsFloat64:
     """A float32 (n, ...) array whose rows read back as float64, as the array converted
     whole would give them (the conversion is exact): a long plan's expression and lighting
-    are 34 MB as float64 at 31 minutes, and rendering reads the rows it renders."""
+    are 34 MB as float64 at 31 minutes, and rendering reads the rows it renders. ``values``
+    may be a file's column read by row group (``RowGroupColumn``)."""
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray | RowGroupColumn) -> None:
         self.values = values
         self.shape, self.dtype = values.shape, np.dtype(np.float64)
 
@@ -105,9 +115,11 @@ class FrameOutlines:
     """The fit's lower-face outlines of a clip's frames in render px, indexed like the
     (n_clip, K, 2) float64 array ``render_points`` makes of them, but computed for the
     frames asked for: that array is 30 MB at 31 minutes, and rendering an edit reads the
-    few hundred frames behind its rows (kept here as the fit's float32, half the bytes)."""
+    few hundred frames behind its rows (``face_geometry`` reads their polygons from the
+    file, a row group at a time: the fit's float32 column is 15 MB at 31 minutes)."""
 
-    def __init__(self, polygons: np.ndarray, crop_size: int, size: int) -> None:
+    def __init__(self, polygons: np.ndarray | RowGroupColumn, crop_size: int, size: int
+                 ) -> None:
         self.polygons = polygons  # (n_clip, 2K) float32, fit-crop px
         self.crop_size, self.size = crop_size, size
 
@@ -125,20 +137,25 @@ def face_geometry(clip: str, root: Path | None, size: int,
     """face.parquet (``columns`` of it), the fit's crop size, transforms and outlines at the
     render size (an array; with ``lazy_outlines``, a ``FrameOutlines``)."""
     paths = ClipPaths.of(clip, root)
+    lazy_outlines = lazy_outlines and "mask_polygon" in columns
     table = read_parquet(paths.face, FACE, arrow=True, stage_hint=f"fit@{clip}",
-                         columns=columns)
+                         columns=[c for c in columns if not (lazy_outlines
+                                                             and c == "mask_polygon")])
     meta_path = paths.crops / "crops.json"
     if not meta_path.is_file():
         raise TalkeditError(meta_path, "not found", f"run fit@{clip} first (dvc repro)")
     crop_size = int(json.loads(meta_path.read_text())["size"])
     transforms = render_transforms(column_array(table, "crop_transform"), crop_size, size)
-    if "mask_polygon" not in table.column_names:  # not asked for
-        outlines: Any = np.zeros((len(table), 0, 2))
-    elif lazy_outlines:
-        outlines = FrameOutlines(column_array(table, "mask_polygon"), crop_size, size)
+    if lazy_outlines:  # read a row group at a time for the frames asked
+        outlines: Any = FrameOutlines(RowGroupRows(paths.face, ["mask_polygon"],
+                                                   stage_hint=f"fit@{clip}"
+                                                   ).column("mask_polygon"), crop_size, size)
+    elif "mask_polygon" not in table.column_names:  # not asked for
+        outlines = np.zeros((len(table), 0, 2))
     else:
         outlines = render_points(column_array(table, "mask_polygon").reshape(len(table), -1, 2),
                                  crop_size, size)
+    release_arrow_pages()  # the read's decoding buffers (render reads face.parquet thrice)
     return table, crop_size, transforms, outlines
 
 
@@ -182,8 +199,13 @@ def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = No
     """The fitted clip at render size. With ``scratch`` the crops go to a file there
     (``CropFile``: a long clip's crops need not fit in RAM)."""
     model, sha = load_model(clip, root)
-    table, crop_size, transforms, outlines = face_geometry(clip, root, size)
-    pose, expression = frame_parameters(table)
+    # Outlines computed for the frames asked, their polygons read from face.parquet by row
+    # group (FrameOutlines); expression and lighting kept as the fit's float32, read as
+    # float64 per row (RowsAsFloat64): whole float64 copies are 64 MB at 31 minutes.
+    table, crop_size, transforms, outlines = face_geometry(clip, root, size, lazy_outlines=True)
+    pose = frame_pose(table)
+    expression, illumination = (RowsAsFloat64(column_array(table, c))
+                                for c in ("expression", "illumination"))
     n = len(table)
     shape = (n, size, size, 3)
     crops = (CropFile(scratch / "crops.u8", n, size) if scratch is not None
@@ -195,9 +217,8 @@ def load_clip(clip: str, root: Path | None, size: int, scratch: Path | None = No
     # Interpolated frames (detection gaps, a covered mouth) show no measured face: training
     # on them would teach the renderer parameters that do not match the picture.
     usable = table.column("detected").to_numpy()
-    return model, ClipData(clip, size, crop_size, crops, pose, expression,
-                           column_array(table, "illumination").astype(np.float64), transforms,
-                           outlines, usable, sha)
+    return model, ClipData(clip, size, crop_size, crops, pose, expression, illumination,
+                           transforms, outlines, usable, sha)
 
 
 @dataclass

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from stages.fit import PersonModel, Pose, frame_parameters, load_fit
+from stages.fit import PersonModel, Pose, frame_pose, load_fit
 from stages.render.checkpoint import load_generator
 from stages.render.conditioning import FaceRenderer
 from stages.render.config import RenderParams, pick_device, set_threads
@@ -51,7 +51,17 @@ from stages.render.infer import (
 from stages.render.interior import MouthExemplars, MouthParams, crop_points, paint_rows, runs_of
 from stages.render.jaw import JawWarp
 from stages.render.store import RenderWriter, staged_dir
-from talkedit.artifacts import PLAN, EditPaths, ModelPaths, RenderPaths, column_array, read_parquet
+from talkedit.artifacts import (
+    PLAN,
+    ClipPaths,
+    EditPaths,
+    ModelPaths,
+    RenderPaths,
+    RowGroupRows,
+    column_array,
+    read_parquet,
+    release_arrow_pages,
+)
 from talkedit.atomic import write_json
 from talkedit.edits import load_spec
 from talkedit.errors import TalkeditError
@@ -63,13 +73,16 @@ STEP_CHUNK = 32  # frames per stream whose conditioning is built at once
 DEFAULT_MOUTH = MouthParams()  # params.yaml's mouth: section as shipped (for direct callers)
 
 
-# What rendering reads of a plan (not its timing and blending columns).
-PLAN_COLUMNS = ["frame", "edited", "source_frame", "rotation", "translation", "scale",
-                "expression", "illumination"]
+# What rendering reads of a plan (not its timing and blending columns): these whole, and
+PLAN_COLUMNS = ["frame", "edited", "source_frame", "rotation", "translation", "scale"]
+PLAN_ROWS = ["expression", "illumination"]  # these a row group at a time, as rows render
 
 
-def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
-    """The plan's rows as ``Frames``; background frames must exist in the clip."""
+def plan_frames(plan: Any, n_clip: int, path: Path, rows: RowGroupRows | None = None
+                ) -> Frames:
+    """The plan's rows as ``Frames``; background frames must exist in the clip. With
+    ``rows``, expression and illumination are read from the file by row group as rendered
+    (``plan`` then need not hold them)."""
     background = plan.column("source_frame").to_numpy().astype(np.int64)
     if len(background) and (background.min() < 0 or background.max() >= n_clip):
         raise TalkeditError(path, f"uses background frames {background.min()}.."
@@ -79,8 +92,9 @@ def plan_frames(plan: Any, n_clip: int, path: Path) -> Frames:
                 column_array(plan, "translation").astype(np.float64),
                 plan.column("scale").to_numpy().astype(np.float64))
     # Read as float64 row by row when rendered (``RowsAsFloat64``), not converted whole.
-    return Frames(background, pose, RowsAsFloat64(column_array(plan, "expression")),
-                  RowsAsFloat64(column_array(plan, "illumination")))
+    expression, illumination = ((rows.column(c) for c in PLAN_ROWS) if rows is not None
+                                else (column_array(plan, c) for c in PLAN_ROWS))
+    return Frames(background, pose, RowsAsFloat64(expression), RowsAsFloat64(illumination))
 
 
 def reenactment_plan(clip: str, root: Path | None, background: np.ndarray,
@@ -127,9 +141,7 @@ def mouth_painter(clip: str, root: Path, model: PersonModel, pool: ReferencePool
     if not mouth.exemplar or pool is None or not len(pool.frames):
         return None
     table, _, transforms, _ = face_geometry(clip, root, size, POSE_COLUMNS)
-    pose = Pose(*(v.astype(np.float64) for v in (
-        column_array(table, "rotation"), column_array(table, "translation"),
-        table.column("scale").to_numpy())))
+    pose = frame_pose(table)
     if size == pool.crops.shape[1]:
         def crops_of(frames: np.ndarray) -> np.ndarray:
             return pool.crops[np.searchsorted(pool.frames, frames)]
@@ -145,11 +157,13 @@ def jaw_warp(clip: str, root: Path, model: PersonModel, mouth: MouthParams, size
     for crops of side ``size`` cut by ``transforms`` (None: switched off)."""
     if not mouth.jaw_warp:
         return None
-    table = face_geometry(clip, root, size, [*POSE_COLUMNS, "expression"])[0]
-    # Every clip frame's expression kept as the fit's float32, read as float64 per row.
-    return JawWarp(model, FrameCrops(clip, root, transforms, size).get,
-                   frame_parameters(table)[0], RowsAsFloat64(column_array(table, "expression")),
-                   transforms)
+    table = face_geometry(clip, root, size, POSE_COLUMNS)[0]
+    # Every clip frame's expression read from face.parquet by row group as rows need it
+    # (the fit's float32, as float64 per row): the whole column is 12 MB at 31 minutes.
+    expression = RowGroupRows(ClipPaths.of(clip, root).face, ["expression"],
+                              stage_hint=f"fit@{clip}").column("expression")
+    return JawWarp(model, FrameCrops(clip, root, transforms, size).get, frame_pose(table),
+                   RowsAsFloat64(expression), transforms)
 
 
 def upscale(crops: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +201,11 @@ class Renderer:
         set_threads(render.threads)
         device = pick_device(render.device)
         root = edit_paths.data.parent
+        hint = f"{plan_stage}@{edit_paths.edit}"
         plan = read_parquet(edit_paths.plan, PLAN, arrow=True, columns=PLAN_COLUMNS,
-                            stage_hint=f"{plan_stage}@{edit_paths.edit}")
+                            stage_hint=hint)
+        plan_rows = RowGroupRows(edit_paths.plan, PLAN_ROWS, stage_hint=hint)
+        release_arrow_pages()
         model, model_sha = load_model(clip, root)
         model_paths = ModelPaths.of(clip, root)
         generator, stamp = load_generator(model_paths.generator, clip, expected_config,
@@ -204,7 +221,7 @@ class Renderer:
         source = ConditioningSource(
             FaceRenderer(model, cfg.size, cfg.mask_dilate, cfg.mask_feather, device),
             backgrounds.get, transforms, outlines, pool)
-        return cls(clip, device, plan_frames(plan, len(table), edit_paths.plan),
+        return cls(clip, device, plan_frames(plan, len(table), edit_paths.plan, plan_rows),
                    plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
                    plan.column("frame").to_numpy().astype(np.int64), transforms, crop_size,
                    model, pool, generator, stamp, source, streams)
