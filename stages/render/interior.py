@@ -167,14 +167,13 @@ def mouth_mask(points: np.ndarray, shape: tuple[int, int], grow_px: float, feath
     return weight
 
 
-def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_points: np.ndarray,
-                  triangles: np.ndarray, window: tuple[int, int, int, int] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The exemplar crop warped so its points land on ``target_points`` (one affine map per
-    triangle of ``triangles`` (T, 3) point indices); and where the warp is defined (inside
-    the target's triangles), as a bool image. ``window`` (x0, y0, w, h): compute only that
-    part of the output (default: all of it, the exemplar's size)."""
-    x0, y0, w, h = window or (0, 0, exemplar.shape[1], exemplar.shape[0])
+def source_map(exemplar_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
+               window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each output pixel of ``window`` (x0, y0, w, h) comes from in the exemplar, by
+    one affine map per triangle of ``triangles`` (T, 3) point indices taking
+    ``target_points`` to ``exemplar_points``: map_x, map_y (h, w) float32 (-1 outside the
+    triangles) and where the map is defined (inside the target's triangles), as a bool image."""
+    x0, y0, w, h = window
     # Which triangle covers each output pixel (0: none), rasterized at 1/16 px precision.
     ids = np.zeros((h, w), np.int32)
     corners = np.round((target_points[triangles] - [x0, y0]) * 16).astype(np.int32)  # (T, 3, 2)
@@ -192,6 +191,19 @@ def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_poin
     map_y = np.full((h, w), -1.0, np.float32)
     map_x[ys, xs] = px * a[:, 0, 0] + py * a[:, 1, 0] + a[:, 2, 0]
     map_y[ys, xs] = px * a[:, 0, 1] + py * a[:, 1, 1] + a[:, 2, 1]
+    return map_x, map_y, valid
+
+
+def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_points: np.ndarray,
+                  triangles: np.ndarray, window: tuple[int, int, int, int] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The exemplar crop warped so its points land on ``target_points`` (one affine map per
+    triangle of ``triangles`` (T, 3) point indices); and where the warp is defined (inside
+    the target's triangles), as a bool image. ``window`` (x0, y0, w, h): compute only that
+    part of the output (default: all of it, the exemplar's size)."""
+    map_x, map_y, valid = source_map(
+        exemplar_points, target_points, triangles,
+        window or (0, 0, exemplar.shape[1], exemplar.shape[0]))
     warped = cv2.remap(exemplar.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC,
                        borderMode=cv2.BORDER_REPLICATE)
     return warped, valid
