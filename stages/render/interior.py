@@ -179,18 +179,24 @@ def source_map(exemplar_points: np.ndarray, target_points: np.ndarray, triangles
     corners = np.round((target_points[triangles] - [x0, y0]) * 16).astype(np.int32)  # (T, 3, 2)
     for k, tri in enumerate(corners, start=1):
         cv2.fillConvexPoly(ids, tri, k, cv2.LINE_8, 4)
-    # Per triangle, the affine map target px -> exemplar px: [x y 1] @ A = [u v].
-    homogeneous = np.concatenate([target_points[triangles], np.ones((len(triangles), 3, 1))],
-                                 axis=2)
-    maps = np.linalg.pinv(homogeneous) @ exemplar_points[triangles]  # (T, 3, 2)
+    # Per triangle, the affine map target px -> exemplar px: [x y 1] @ A = [u v], by the
+    # inverse of [x y 1] (its adjugate over its determinant, for every triangle at once).
+    (ax, ay), (bx, by), (cx, cy) = (target_points[triangles[:, k]].T for k in range(3))
+    det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
+    inverse = np.stack([np.stack([by - cy, cy - ay, ay - by], 1),
+                        np.stack([cx - bx, ax - cx, bx - ax], 1),
+                        np.stack([bx * cy - cx * by, cx * ay - ax * cy, ax * by - bx * ay], 1)],
+                       1) / det[:, None, None]
+    maps = inverse @ exemplar_points[triangles]  # (T, 3, 2)
+    # Evaluated per pixel from per-triangle coefficient tables (row 0: no triangle).
+    table = np.concatenate([np.zeros((1, 3, 2)), maps])[ids]  # (h, w, 3, 2)
+    px = np.arange(x0, x0 + w, dtype=np.float64)[None, :]
+    py = np.arange(y0, y0 + h, dtype=np.float64)[:, None]
     valid = ids > 0
-    ys, xs = np.nonzero(valid)
-    a = maps[ids[ys, xs] - 1]
-    px, py = xs + x0, ys + y0
-    map_x = np.full((h, w), -1.0, np.float32)
-    map_y = np.full((h, w), -1.0, np.float32)
-    map_x[ys, xs] = px * a[:, 0, 0] + py * a[:, 1, 0] + a[:, 2, 0]
-    map_y[ys, xs] = px * a[:, 0, 1] + py * a[:, 1, 1] + a[:, 2, 1]
+    map_x = np.where(valid, px * table[..., 0, 0] + py * table[..., 1, 0] + table[..., 2, 0],
+                     -1.0).astype(np.float32)
+    map_y = np.where(valid, px * table[..., 0, 1] + py * table[..., 1, 1] + table[..., 2, 1],
+                     -1.0).astype(np.float32)
     return map_x, map_y, valid
 
 
