@@ -40,6 +40,7 @@ MOVED_PX = 0.25  # a pixel the warp moves by more than this must come from the c
 COMPOSITE_MARGIN = 0.12
 # A reused triangle must keep at least this (doubled) area in px^2: else re-triangulated.
 MIN_AREA_PX = 1e-3
+SAMPLED_PX = 1 / 128  # a pixel moved less (both axes) is the frame's own (see build)
 
 
 def border_points(size: int, per_side: int = 8) -> np.ndarray:
@@ -147,15 +148,18 @@ class JawWarp:
             here = pixel_grid(size)[y0:y1, x0:x1]
             map_x = np.where(valid, map_x, here[..., 0])
             map_y = np.where(valid, map_y, here[..., 1])
-            # Sampled only where the generator's alpha lets the frame show: under a full
-            # alpha the crop is the generator's whatever lies behind.
-            ys, xs = np.nonzero(alpha[y0:y1, x0:x1] < 255)
+            # Sampled only where the generator's alpha lets the frame show (under a full
+            # alpha the crop is the generator's whatever lies behind) and the map moves the
+            # pixel: remap reads its map at 1/32 px, so a pixel moved by less than half of
+            # that would be sampled at itself, i.e. be the frame's pixel as it is.
+            dx, dy = map_x - here[..., 0], map_y - here[..., 1]
+            shifted = np.maximum(np.abs(dx), np.abs(dy)) > SAMPLED_PX
+            ys, xs = np.nonzero((alpha[y0:y1, x0:x1] < 255) & shifted)
             if len(ys):
                 behind[y0 - by0 + ys, x0 - bx0 + xs] = cv2.remap(
                     frame, map_x[ys, xs][None], map_y[ys, xs][None], cv2.INTER_CUBIC,
                     borderMode=cv2.BORDER_REPLICATE)[0]
-            moved[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = \
-                np.hypot(map_x - here[..., 0], map_y - here[..., 1]) > MOVED_PX
+            moved[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = np.hypot(dx, dy) > MOVED_PX
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
         # planned expression; the warped frame around them, where the chin's outline and
