@@ -18,7 +18,12 @@ never blends a moved chin into the unmoved one. Tried and dropped: the warped fr
 the whole lower face outside the mouth (the person model moves cheeks and the skin under
 the lips less well than the generator draws them: -0.6 dB on the same pairs).
 
-Deterministic (no randomness; the same plan and clip give the same bytes).
+Cost (issue 13, the edit's turnaround): one triangulation is shared by the rows (``mesh``),
+the piecewise-affine map is used as the source map directly, and the frame is sampled only
+where it shows and moves.
+
+Deterministic (no randomness; rows come in the plan's order, so the same plan and clip
+give the same bytes).
 """
 
 from __future__ import annotations
