@@ -9,6 +9,10 @@ in git ref ``--before`` (its jaw.py loaded from git), and as in this checkout. R
 the render's CPU seconds (process time: the machine is shared) per way, the jaw warp's
 own share, and whether the before and now renders are byte-identical (every file of the
 renders folder). Writes benchmarks/results/jaw_turnaround.{json,md} under ``--label``.
+
+Any two versions of the warp compare this way: ``--before s7-issue13e`` measured 13e's
+warp (a Delaunay triangulation per row, grid resampling) against the shared-mesh one
+(label s7-13e2-*); there the bytes differ by design (``identical`` False).
 """
 
 from __future__ import annotations

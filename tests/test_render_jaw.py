@@ -82,3 +82,40 @@ def test_the_frame_is_sampled_only_where_it_shows_and_alike(fitted: Path) -> Non
     assert (some[:, ::2] == 77).all()
     assert np.array_equal(some[:, 1::2], every[:, 1::2])
     assert (every != 77).any(axis=2).mean() > 0.5  # the frame shows where alpha is 0
+
+
+def test_one_triangulation_serves_the_rows_until_a_triangle_would_flip(fitted: Path) -> None:  # noqa: F811
+    """The mesh of the first row is reused while every triangle keeps its orientation (so
+    it still tiles the crop); a row that would fold it gets a fresh triangulation."""
+    from stages.render.jaw import border_points, signed_areas
+
+    model, _ = load_model(CLIP, fitted)
+    table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    pose, expression = frame_parameters(table)
+    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).get, pose, expression,
+                  transforms)
+    frames = np.arange(len(table))
+    points = jaw.points(frames, pose, expression)
+    fixed = border_points(SIZE)
+    targets = [np.concatenate([p, fixed]) for p in points]
+    follows = np.concatenate([jaw.lower, np.zeros(len(fixed), bool)])
+    jaw.mesh(targets[0])
+    reused = 0
+    for target in targets[1:]:
+        before = jaw._mesh
+        triangles = jaw.mesh(target)
+        reused += jaw._mesh is before
+        assert jaw._mesh is not None
+        assert (signed_areas(target, jaw._mesh[0]) > 0).all()  # no fold in the mesh used
+        assert follows[triangles].any(axis=1).all()  # only triangles that move are drawn
+    assert reused > 0
+    # A lower-face point dragged across its neighbours flips triangles: triangulated afresh.
+    assert jaw._mesh is not None
+    kept = jaw._mesh[0].copy()
+    folded = targets[0].copy()
+    chin = 152
+    folded[chin] = folded[chin] + [0.0, -0.6 * np.ptp(points[0][:, 1])]
+    jaw.mesh(folded)
+    assert jaw._mesh is not None
+    assert not np.array_equal(jaw._mesh[0], kept)
+    assert (signed_areas(folded, jaw._mesh[0]) > 0).all()

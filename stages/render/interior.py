@@ -167,6 +167,39 @@ def mouth_mask(points: np.ndarray, shape: tuple[int, int], grow_px: float, feath
     return weight
 
 
+def source_map(exemplar_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
+               window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each output pixel of ``window`` (x0, y0, w, h) comes from in the exemplar, by
+    one affine map per triangle of ``triangles`` (T, 3) point indices taking
+    ``target_points`` to ``exemplar_points``: map_x, map_y (h, w) float32 (-1 outside the
+    triangles) and where the map is defined (inside the target's triangles), as a bool image."""
+    x0, y0, w, h = window
+    # Which triangle covers each output pixel (0: none), rasterized at 1/16 px precision.
+    ids = np.zeros((h, w), np.int32)
+    corners = np.round((target_points[triangles] - [x0, y0]) * 16).astype(np.int32)  # (T, 3, 2)
+    for k, tri in enumerate(corners, start=1):
+        cv2.fillConvexPoly(ids, tri, k, cv2.LINE_8, 4)
+    # Per triangle, the affine map target px -> exemplar px: [x y 1] @ A = [u v], by the
+    # inverse of [x y 1] (its adjugate over its determinant, for every triangle at once).
+    (ax, ay), (bx, by), (cx, cy) = (target_points[triangles[:, k]].T for k in range(3))
+    det = (bx - ax) * (cy - ay) - (cx - ax) * (by - ay)
+    inverse = np.stack([np.stack([by - cy, cy - ay, ay - by], 1),
+                        np.stack([cx - bx, ax - cx, bx - ax], 1),
+                        np.stack([bx * cy - cx * by, cx * ay - ax * cy, ax * by - bx * ay], 1)],
+                       1) / det[:, None, None]
+    maps = inverse @ exemplar_points[triangles]  # (T, 3, 2)
+    # Evaluated per pixel from per-triangle coefficient tables (row 0: no triangle).
+    table = np.concatenate([np.zeros((1, 3, 2)), maps])[ids]  # (h, w, 3, 2)
+    px = np.arange(x0, x0 + w, dtype=np.float64)[None, :]
+    py = np.arange(y0, y0 + h, dtype=np.float64)[:, None]
+    valid = ids > 0
+    map_x = np.where(valid, px * table[..., 0, 0] + py * table[..., 1, 0] + table[..., 2, 0],
+                     -1.0).astype(np.float32)
+    map_y = np.where(valid, px * table[..., 0, 1] + py * table[..., 1, 1] + table[..., 2, 1],
+                     -1.0).astype(np.float32)
+    return map_x, map_y, valid
+
+
 def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_points: np.ndarray,
                   triangles: np.ndarray, window: tuple[int, int, int, int] | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -174,24 +207,9 @@ def warp_exemplar(exemplar: np.ndarray, exemplar_points: np.ndarray, target_poin
     triangle of ``triangles`` (T, 3) point indices); and where the warp is defined (inside
     the target's triangles), as a bool image. ``window`` (x0, y0, w, h): compute only that
     part of the output (default: all of it, the exemplar's size)."""
-    x0, y0, w, h = window or (0, 0, exemplar.shape[1], exemplar.shape[0])
-    # Which triangle covers each output pixel (0: none), rasterized at 1/16 px precision.
-    ids = np.zeros((h, w), np.int32)
-    corners = np.round((target_points[triangles] - [x0, y0]) * 16).astype(np.int32)  # (T, 3, 2)
-    for k, tri in enumerate(corners, start=1):
-        cv2.fillConvexPoly(ids, tri, k, cv2.LINE_8, 4)
-    # Per triangle, the affine map target px -> exemplar px: [x y 1] @ A = [u v].
-    homogeneous = np.concatenate([target_points[triangles], np.ones((len(triangles), 3, 1))],
-                                 axis=2)
-    maps = np.linalg.pinv(homogeneous) @ exemplar_points[triangles]  # (T, 3, 2)
-    valid = ids > 0
-    ys, xs = np.nonzero(valid)
-    a = maps[ids[ys, xs] - 1]
-    px, py = xs + x0, ys + y0
-    map_x = np.full((h, w), -1.0, np.float32)
-    map_y = np.full((h, w), -1.0, np.float32)
-    map_x[ys, xs] = px * a[:, 0, 0] + py * a[:, 1, 0] + a[:, 2, 0]
-    map_y[ys, xs] = px * a[:, 0, 1] + py * a[:, 1, 1] + a[:, 2, 1]
+    map_x, map_y, valid = source_map(
+        exemplar_points, target_points, triangles,
+        window or (0, 0, exemplar.shape[1], exemplar.shape[0]))
     warped = cv2.remap(exemplar.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC,
                        borderMode=cv2.BORDER_REPLICATE)
     return warped, valid

@@ -18,7 +18,12 @@ never blends a moved chin into the unmoved one. Tried and dropped: the warped fr
 the whole lower face outside the mouth (the person model moves cheeks and the skin under
 the lips less well than the generator draws them: -0.6 dB on the same pairs).
 
-Deterministic (no randomness; the same plan and clip give the same bytes).
+Cost (issue 13, the edit's turnaround): one triangulation is shared by the rows (``mesh``),
+the piecewise-affine map is used as the source map directly, and the frame is sampled only
+where it shows and moves.
+
+Deterministic (no randomness; rows come in the plan's order, so the same plan and clip
+give the same bytes).
 """
 
 from __future__ import annotations
@@ -31,13 +36,16 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from stages.fit import PersonModel, Pose
-from stages.render.interior import crop_points, warp_exemplar
+from stages.render.interior import crop_points, source_map
 
 MOVED_PX = 0.25  # a pixel the warp moves by more than this must come from the crop...
 # ...and so must a margin around them, in shares of the crop side: the composite erodes
 # its mask by 3 and feathers it over ~2 x 6 generator px (composite.blend at 128 px:
 # 15 / 128), and inside this margin the warped frame equals the background anyway.
 COMPOSITE_MARGIN = 0.12
+# A reused triangle must keep at least this (doubled) area in px^2: else re-triangulated.
+MIN_AREA_PX = 1e-3
+SAMPLED_PX = 1 / 128  # a pixel moved less (both axes) is the frame's own (see build)
 
 
 def border_points(size: int, per_side: int = 8) -> np.ndarray:
@@ -49,6 +57,12 @@ def border_points(size: int, per_side: int = 8) -> np.ndarray:
                            np.stack([np.full_like(t, far), t], 1),
                            np.stack([far - t, np.full_like(t, far)], 1),
                            np.stack([np.zeros_like(t), far - t], 1)])
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(T,) twice the signed area of each triangle of ``points``."""
+    a, b, c = (points[triangles[:, k]] for k in range(3))
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
 
 
 @functools.lru_cache(maxsize=4)
@@ -75,11 +89,35 @@ class JawWarp:
         # background frame has them (eyes and brows are the background's, as composited).
         nose_tip_y = float(model.mean[model.topo.nose_bottom, 1].min())
         self.lower = model.mean[:, 1] > nose_tip_y
+        # The triangulation rows share (``mesh``): all triangles, the moving ones, n points.
+        self._mesh: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def points(self, frames: np.ndarray, pose: Pose, expression: np.ndarray) -> np.ndarray:
         """(n, n_points, 2) model points in the crops of clip frames ``frames``."""
         index = np.arange(self.model.mean.shape[0])
         return crop_points(self.model, pose, expression, self.transforms[frames], index)
+
+    def mesh(self, target_points: np.ndarray) -> np.ndarray:
+        """(T, 3) point indices of the triangles that move (a lower-face corner) for this
+        row's ``target_points`` (model points, then the crop's border points).
+
+        One triangulation serves every row: the Delaunay triangulation of the first row
+        this warp builds, reused while all its triangles keep their orientation, so that it
+        still tiles the crop without folds (the points move little from row to row; rows
+        come in the plan's order, so the same plan gives the same triangles). Where one
+        would flip or collapse, the row is triangulated afresh and that mesh kept."""
+        mesh = self._mesh
+        if mesh is None or mesh[2] != len(target_points) \
+                or not (signed_areas(target_points, mesh[0]) > MIN_AREA_PX).all():
+            simplices = Delaunay(target_points).simplices.astype(np.int64)
+            # Every triangle positively oriented, as the reuse test above asks.
+            flip = signed_areas(target_points, simplices) < 0
+            simplices[flip] = simplices[flip][:, ::-1]
+            follows = np.concatenate([self.lower, np.zeros(len(target_points)
+                                                           - len(self.lower), bool)])
+            self._mesh = (simplices, simplices[follows[simplices].any(axis=1)],
+                          len(target_points))
+        return self._mesh[1]
 
     def build(self, generated: np.ndarray, alpha: np.ndarray, background: int,
               planned: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,52 +129,52 @@ class JawWarp:
         fixed = border_points(size)
         source_points = np.concatenate([fitted, fixed])
         target_points = np.concatenate([target, fixed])
-        triangles = Delaunay(target_points).simplices.astype(np.int64)
         # Triangles with no lower-face corner do not move: only the others are drawn, inside
         # their bounding box (the rest of the crop is the frame as it is).
-        follows = np.concatenate([self.lower, np.zeros(len(fixed), bool)])
-        triangles = triangles[follows[triangles].any(axis=1)]
+        triangles = self.mesh(target_points)
         corners = target_points[np.unique(triangles)]
         x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, size)
         x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, 0, size)
+        # Only the box the warp touched, grown by the composite's margin, changes.
+        r = int(round(COMPOSITE_MARGIN * size))
+        bx0, by0, bx1, by1 = max(x0 - r, 0), max(y0 - r, 0), min(x1 + r, size), min(y1 + r, size)
+        crop, out_alpha = generated.copy(), alpha.copy()
+        if bx1 <= bx0 or by1 <= by0:
+            return crop, out_alpha
+        box = (slice(by0, by1), slice(bx0, bx1))
         frame = self.crops_of(np.array([background]))[0]
-        warped = frame.astype(np.float32)
-        moved = np.zeros((size, size), bool)
+        behind = frame[box].astype(np.float32)
+        moved = np.zeros((by1 - by0, bx1 - bx0), bool)
         if x1 > x0 and y1 > y0:
-            # Where each pixel comes from in the frame's crop (the warp of a linear ramp is
-            # exact), then the frame sampled there once.
-            grid = pixel_grid(size)
-            window = (x0, y0, x1 - x0, y1 - y0)
-            source, valid = warp_exemplar(grid, source_points, target_points, triangles, window)
-            here = grid[y0:y1, x0:x1]
-            source = np.where(valid[..., None], source, here)
-            # Sampled only where the generator's alpha lets the frame show: under a full
-            # alpha the crop is the generator's whatever lies behind (remap works pixel by
-            # pixel, so these pixels get the same values as a remap of the whole window).
-            ys, xs = np.nonzero(alpha[y0:y1, x0:x1] < 255)
+            # Where each pixel comes from in the frame's crop (the piecewise-affine map
+            # itself; outside the triangles, from where it is), then the frame sampled there.
+            map_x, map_y, valid = source_map(source_points, target_points, triangles,
+                                             (x0, y0, x1 - x0, y1 - y0))
+            here = pixel_grid(size)[y0:y1, x0:x1]
+            map_x = np.where(valid, map_x, here[..., 0])
+            map_y = np.where(valid, map_y, here[..., 1])
+            # Sampled only where the generator's alpha lets the frame show (under a full
+            # alpha the crop is the generator's whatever lies behind) and the map moves the
+            # pixel: remap reads its map at 1/32 px, so a pixel moved by less than half of
+            # that would be sampled at itself, i.e. be the frame's pixel as it is.
+            dx, dy = map_x - here[..., 0], map_y - here[..., 1]
+            shifted = np.maximum(np.abs(dx), np.abs(dy)) > SAMPLED_PX
+            ys, xs = np.nonzero((alpha[y0:y1, x0:x1] < 255) & shifted)
             if len(ys):
-                picked = source[ys, xs][None]  # (1, k, 2)
-                warped[y0 + ys, x0 + xs] = cv2.remap(
-                    warped, picked[..., 0], picked[..., 1], cv2.INTER_CUBIC,
+                behind[y0 - by0 + ys, x0 - bx0 + xs] = cv2.remap(
+                    frame, map_x[ys, xs][None], map_y[ys, xs][None], cv2.INTER_CUBIC,
                     borderMode=cv2.BORDER_REPLICATE)[0]
-            moved[y0:y1, x0:x1] = np.linalg.norm(source - here, axis=2) > MOVED_PX
+            moved[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = np.hypot(dx, dy) > MOVED_PX
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
         # planned expression; the warped frame around them, where the chin's outline and
         # what lies under it are the background frame's, moved as the plan moves the jaw.
-        # Only the box the warp touched, grown by the composite's margin, changes.
-        r = int(round(COMPOSITE_MARGIN * size))
-        bx0, by0, bx1, by1 = max(x0 - r, 0), max(y0 - r, 0), min(x1 + r, size), min(y1 + r, size)
-        box = (slice(by0, by1), slice(bx0, bx1))
-        crop, out_alpha = generated.copy(), alpha.copy()
-        if bx1 <= bx0 or by1 <= by0:
-            return crop, out_alpha
         weight = (alpha[box] / 255.0).astype(np.float32)[..., None]
-        crop[box] = np.clip(weight * generated[box] + (1.0 - weight) * warped[box] + 0.5,
+        crop[box] = np.clip(weight * generated[box] + (1.0 - weight) * behind + 0.5,
                             0, 255).astype(np.uint8)
         # Every pixel the warp moved comes from this crop: the composite then never
         # feathers a moved chin into the background's unmoved one.
-        near = cv2.distanceTransform((~moved[box]).astype(np.uint8), cv2.DIST_L2, 3) <= r
+        near = cv2.distanceTransform((~moved).astype(np.uint8), cv2.DIST_L2, 3) <= r
         out_alpha[box] = np.maximum(alpha[box], near.astype(np.uint8) * 255)
         return crop, out_alpha
 
