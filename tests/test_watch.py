@@ -4,10 +4,10 @@ One scratch project (a git + DVC repository holding the pipeline's code, dvc.yam
 params.yaml with no clips) with its own Prefect server. ``talkedit watch`` is the
 scheduled flow's pass, run as the deployment runs it. The passes go on in order:
 a clip and an edit dropped in are taken in and processed (through ``index`` and
-``plan``, to stay short); a second pass over the unchanged folder runs no stage; a
-broken clip dropped in fails alone, its error line on the flow run; then the clip's fit
-outputs are pushed to a local DVC remote and pulled into a fresh clone, where
-``dvc status`` is clean.
+``plan``, on conftest's short demo clip with a small lip model, to stay short); a second
+pass over the unchanged folder runs no stage; a broken clip dropped in fails alone, its
+error line on the flow run; then the clip's fit outputs are pushed to a local DVC remote
+and pulled into a fresh clone, where ``dvc status`` is clean.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _stage_runs(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scratch(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("watched_project")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in ("flows", "stages", "talkedit"):
@@ -53,6 +53,8 @@ def scratch(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     params.update(clips=[], edits={})
     params["watch"].update(clip_target="index", edit_target="plan")
     params["align"]["on_mismatch"] = "mark"  # the demo voice reads one "a" unusually
+    # The plan reads the clip's lip model (dvc.yaml): a small one, so the pass stays short.
+    params["lipmodel"].update(ensemble=1, steps=20, eval_every=10, speed_factors=[1.0])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("/inbox/\n/.prefect/\n/data/runs/\n")
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"), "OMP_WAIT_POLICY": "PASSIVE",
@@ -84,13 +86,13 @@ def _last_watch_run_message(root: Path) -> str:
     return runs[0]["state"]["message"] or ""
 
 
-def test_a_dropped_clip_and_edit_are_processed_by_one_pass(scratch: dict, demo_root: Path
-                                                            ) -> None:
+def test_a_dropped_clip_and_edit_are_processed_by_one_pass(scratch: dict,
+                                                            short_demo_root: Path) -> None:
     root = scratch["root"]
     inbox = root / "inbox"
     inbox.mkdir()
     for suffix in (".mp4", ".txt"):
-        shutil.copy(demo_root / "data" / "raw" / f"demo{suffix}", inbox / f"talk{suffix}")
+        shutil.copy(short_demo_root / "data" / "raw" / f"demo{suffix}", inbox / f"talk{suffix}")
     spec = write_edit(root, "placeholder", {"clip": "talk", "operations": [
         {"replace": "promising", "with": "remarkable"}]})
     (inbox / "edits").mkdir()
