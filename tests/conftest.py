@@ -81,6 +81,28 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# A short demo clip for tests that run many stages as `talkedit` does (test_reproducible,
+# test_watch): 4 sentences (14.4 s, 360 frames) at 256 px, with both phrases the bundled
+# demo edit replaces ("small research team", "promising"), the last sentence held out.
+SHORT_SCRIPT = ("Good morning from our small research team. We built a tool that edits a video "
+                "by editing its words. The results look promising, but there is more to do. "
+                "Thank you for watching, and see you next week.\n")
+SHORT_DEMO_SIZE = 256
+
+
+@pytest.fixture(scope="session")
+def short_demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The short demo clip (SHORT_SCRIPT at SHORT_DEMO_SIZE px), generated once per session
+    in this process, into its own project root."""
+    from stages.demo import DemoParams, generate_demo
+
+    root = tmp_path_factory.mktemp("short_demo_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "script.txt").write_text(SHORT_SCRIPT)
+    generate_demo(root, DemoParams(text=str(root / "script.txt"), size=SHORT_DEMO_SIZE))
+    return root
+
+
 @pytest.fixture(scope="session")
 def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo clip extracted, aligned, fitted and indexed in a root of its own.

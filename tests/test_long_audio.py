@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from scipy import signal
+from scipy.ndimage import uniform_filter1d
 
 from stages.align import AlignParams
 from stages.audio.build import EditAudio, EditInputs, build_audio
@@ -103,6 +104,81 @@ def test_composite_marks_and_muxes_a_long_soundtrack_in_bounded_memory(tmp_path:
     assert abs(len(heard) - audio.length) < 2048  # AAC priming and padding
     found = aw.detect_audio(heard[:60 * heard_rate], heard_rate, KEY)  # a minute is plenty
     assert found.detected and found.z > found.z_needed + 2.0
+
+
+def one_pass_z(x: np.ndarray, key: bytes) -> float:
+    """The detection statistic of 16 kHz audio as computed before streaming: the whole
+    signal's band energies, envelope, spreads and weights at once, each (phase, shift) tried."""
+    n = 2 * round(aw.FRAME_S * aw.ANALYSIS_RATE / 2)
+    hop = n // 2
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x.astype(float), (hop, n)), n)[::hop]
+    band = aw._band_of_bins(np.fft.rfftfreq(n, 1 / aw.ANALYSIS_RATE))
+    power = np.abs(np.fft.rfft(frames * signal.get_window("hann", n), axis=1)) ** 2
+    energy = np.stack([power[:, band == b].sum(1) for b in range(band.max() + 1)], axis=1)
+    total = energy.sum(1)
+    loud = total > total.max() * 10 ** (aw.SILENCE_DB / 10)
+    logs = np.log(energy + 1e-9 * total.max())
+    logs -= uniform_filter1d(logs, aw.SPECTRAL_SMOOTH_BANDS, axis=1, mode="nearest")
+    hops_per_block = round(aw.BLOCK_S / (aw.FRAME_S / 2))
+    logs -= uniform_filter1d(logs, aw.ENVELOPE_BLOCKS * hops_per_block, axis=0, mode="nearest")
+    weights = np.where(loud[:, None], logs / logs[loud].std(0), 0.0)
+    chips = aw.audio_chips(key)
+    best = -np.inf
+    for phase in range(hops_per_block):
+        folded = np.zeros_like(chips)
+        block = ((np.arange(len(weights)) + phase) // hops_per_block) % aw.PERIOD_BLOCKS
+        np.add.at(folded, block, weights)
+        for shift in range(aw.PERIOD_BLOCKS):
+            best = max(best, float((np.roll(chips, -shift, axis=0) * folded).sum()
+                                   / np.linalg.norm(folded)))
+    return best
+
+
+def _bursts(seconds: float, seed: int) -> np.ndarray:
+    """Noise in bursts (0.4-0.9 s on, as long off): loud and silent frames, at 16 kHz."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * aw.ANALYSIS_RATE)
+    edges = np.cumsum(rng.uniform(0.4, 0.9, int(seconds) + 2) * aw.ANALYSIS_RATE).astype(int)
+    on = np.searchsorted(edges, np.arange(n)) % 2 == 0
+    return (rng.standard_normal(n) * np.where(on, 3000.0, 1.0)).astype(np.int16)  # 1: a floor
+
+
+def test_streamed_detection_is_the_whole_signal_statistic() -> None:
+    """Detection folds the weights chunk by chunk; the spreads are pooled and the time
+    envelope crosses the chunk joins: the same z as the one-pass statistic, at any chunk."""
+    pcm = _bursts(21.0, 7)
+    cases = {"marked": aw.embed_audio(pcm, aw.ANALYSIS_RATE, KEY), "unmarked": pcm,
+             "marked, other key": aw.embed_audio(pcm, aw.ANALYSIS_RATE, b"other")}
+    for name, x in cases.items():
+        reference = one_pass_z(x, KEY)
+        for chunk_frames in (1, 2, 5, 13, 100, aw.ANALYSIS_CHUNK_FRAMES):
+            found = aw._detect(aw.array_source(x), KEY, 1e-6, chunk_frames=chunk_frames)
+            assert found.z == pytest.approx(reference, abs=1e-9), (name, chunk_frames)
+        assert found.detected == (name == "marked"), (name, found.z)
+        assert aw.detect_audio(x, aw.ANALYSIS_RATE, KEY).z == pytest.approx(reference, abs=1e-9)
+
+
+def test_verify_reads_a_long_soundtrack_in_bounded_memory(tmp_path: Path) -> None:
+    """verify's audio check decodes the file as it analyses it (twice: the loudest frame
+    sets the silence threshold). It held the whole track at 16 kHz as float64 three
+    times over (one 31-minute soundtrack: 241 MB each)."""
+    seconds = 600.0
+    pcm = _bursts(seconds, 11)
+    length = len(pcm)
+    marked = aw.embed_audio(pcm, aw.ANALYSIS_RATE, KEY)
+    write_wav(tmp_path / "long.wav", marked, aw.ANALYSIS_RATE)
+    reference = aw.detect_audio(marked, aw.ANALYSIS_RATE, KEY)  # the array in memory
+    del pcm, marked
+    track_mb = length * 8 / 1e6  # 77 MB as float64
+    tracemalloc.start()
+    try:
+        found = aw.detect_audio_file(tmp_path / "long.wav", KEY)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert found is not None and found.detected and found.seconds == seconds
+    assert found.z == pytest.approx(reference.z, abs=1e-9)
+    assert peak_mb < 0.1 * track_mb, peak_mb  # 4.4 MB of 77
 
 
 def test_write_audio_blocks_encodes_as_one_array(tmp_path: Path) -> None:

@@ -1,16 +1,17 @@
 """Reproducible to the bit (issue 21): the same inputs and params give the same bytes.
 
-The end-to-end test carries the demo clip through every per-clip stage (extract,
-align, fit, index, train with a few steps, evaluate) and the demo edit through
-the edit stages (plan, audio, render, composite) twice, in two fresh project
-folders, with the `talkedit` command under different thread counts
-(OMP_NUM_THREADS and OpenCV's, 1 against 2), and asserts that every file under
-data/ is byte-identical, naming the first one (in the order run 1 wrote them)
-that is not. The demo clip is made once, by the command in the first folder (1
-thread), copied to the second, and compared with the session's demo, made
-in-process with the default threads.
-The run reports (data/runs/) are the one place times may go; they are checked
-to be there, and left out of the comparison.
+Two fresh project folders run every per-clip stage (demo, extract, align, fit, index,
+train with a few steps, evaluate, detect) and the demo edit through the edit stages
+(plan, audio, render, composite), each folder in one long-lived `talkedit` process
+(``app([stage, "demo"])``, exactly as `talkedit <stage> demo`) under its own thread
+count: OMP_NUM_THREADS and OpenCV's, 1 against 2. After each group of stages every file
+under data/ must be byte-identical between the folders; the first one (in the order the
+1-thread folder wrote them) that is not is named. The demo clip is also compared with
+the same clip made in this process, with the default threads (conftest's short demo).
+The clip is that short demo (4 sentences, 14 s at 256 px) and the renderer small (64 px,
+10 steps), so that each group stays well under a minute; every stage still runs its
+whole code path. The run reports (data/runs/) are the one place times may go; they are
+checked to be there, and left out of the comparison.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,43 +36,123 @@ from talkedit.atomic import canonical_safetensors
 from talkedit.errors import TalkeditError
 from talkedit.espeak import phonemize, synthesize
 from talkedit.runreport import RUNS_DIR
-from tests.conftest import REPO
+from tests.conftest import REPO, SHORT_DEMO_SIZE, SHORT_SCRIPT
 
-CLIP_STAGES = ["extract", "align", "fit", "index", "train", "evaluate", "detect"]
-EDIT_STAGES = ["plan", "audio", "render", "composite"]  # on the edit `demo` of the clip
-# All stages in one process per folder (Prefect's temporary server starts once, not once
-# a stage), each through the command's own entry point, exactly as `talkedit <stage> demo`.
+# One process per folder runs the stages named on its stdin, one a line, and answers each
+# on the pipe it is given ("<stage> <exit status>"): Prefect's temporary server and the
+# imports start once, not once a stage.
 DRIVER = """
-import sys
+import os, sys
 from talkedit.cli import app
-for stage in sys.argv[1:]:
-    code = app([stage] if stage == "demo" else [stage, "demo"], standalone_mode=False)
-    if code:
-        sys.exit(f"talkedit {stage} demo exited with {code}")
+answers = os.fdopen(int(sys.argv[1]), "w", buffering=1)
+for line in sys.stdin:
+    stage = line.strip()
+    try:
+        code = app([stage] if stage == "demo" else [stage, "demo"], standalone_mode=False)
+    except BaseException as exc:  # reported to the test, which fails with the log
+        code = repr(exc)
+    answers.write(f"{stage} {code or 0}\\n")
 """
 
 
 def _project(root: Path) -> Path:
-    """A project folder whose params make training, evaluation and encoding short."""
+    """A project folder whose params make the clip, training, evaluation and encoding short."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["train"]["cpu"].update(steps=10, max_minutes=None)
-    params["train"]["log_every"] = 5
+    params["demo"].update(text="script.txt", size=SHORT_DEMO_SIZE)
+    params["train"]["cpu"].update(steps=10, size=64, max_minutes=None)
+    params["train"].update(log_every=5, eval_frames=50)
     params["evaluate"]["sentences"] = 1
     params["composite"]["preset"] = "ultrafast"
     (root / "data" / "raw").mkdir(parents=True)
     shutil.copytree(REPO / "data" / "edits", root / "data" / "edits")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / "script.txt").write_text(SHORT_SCRIPT)
     return root
 
 
-def _talkedit(root: Path, threads: int, *stages: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENCV_FOR_THREADS_NUM": str(threads),
-           "PYTHONPATH": str(REPO), "PREFECT_HOME": str(root / ".prefect")}
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SOURCE_DATE_EPOCH"):
-        env.pop(name, None)  # talkedit pins the BLAS threads itself; no manifest time
-    done = subprocess.run([sys.executable, "-c", DRIVER, *stages], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, f"{stages} in {root} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+class Talkedit:
+    """One project folder and the `talkedit` process that runs its stages."""
+
+    def __init__(self, root: Path, threads: int) -> None:
+        self.root = _project(root)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+               "OPENCV_FOR_THREADS_NUM": str(threads), "PYTHONPATH": str(REPO),
+               "PREFECT_HOME": str(root / ".prefect")}
+        for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SOURCE_DATE_EPOCH"):
+            env.pop(name, None)  # talkedit pins the BLAS threads itself; no manifest time
+        self.log = root / "talkedit.log"
+        read, write = os.pipe()
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(write)], cwd=root,
+                                         env=env, stdin=subprocess.PIPE, stdout=log,
+                                         stderr=subprocess.STDOUT, text=True, pass_fds=(write,))
+        os.close(write)
+        self.answers = os.fdopen(read)
+
+    def start(self, stages: list[str]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("".join(f"{stage}\n" for stage in stages))
+        self.proc.stdin.flush()
+
+    def wait(self, stages: list[str]) -> None:
+        for stage in stages:
+            answer = self.answers.readline().split()
+            if answer != [stage, "0"]:
+                tail = self.log.read_text()[-4000:]
+                pytest.fail(f"talkedit {stage} demo in {self.root}: {answer or 'no answer'}\n{tail}")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.answers.close()
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Talkedit, Talkedit]]:
+    """The 1-thread and the 2-thread project, their processes started."""
+    base = tmp_path_factory.mktemp("reproducible")
+    one, two = Talkedit(base / "one", 1), Talkedit(base / "two", 2)
+    yield one, two
+    one.close()
+    two.close()
+
+
+def _run(folders: tuple[Talkedit, Talkedit], *stages: str) -> tuple[Path, Path]:
+    """``stages`` in both folders at once; the two roots."""
+    for folder in folders:
+        folder.start(list(stages))
+    for folder in folders:
+        folder.wait(list(stages))
+    return folders[0].root, folders[1].root
+
+
+@pytest.fixture(scope="module")
+def made(folders: tuple[Talkedit, Talkedit]) -> tuple[Path, Path]:
+    return _run(folders, "demo")
+
+
+@pytest.fixture(scope="module")
+def fitted(made: tuple[Path, Path], folders: tuple[Talkedit, Talkedit]) -> tuple[Path, Path]:
+    return _run(folders, *CLIP_STAGES)
+
+
+@pytest.fixture(scope="module")
+def trained(fitted: tuple[Path, Path], folders: tuple[Talkedit, Talkedit]) -> tuple[Path, Path]:
+    return _run(folders, *MODEL_STAGES)
+
+
+@pytest.fixture(scope="module")
+def edited(trained: tuple[Path, Path], folders: tuple[Talkedit, Talkedit]) -> tuple[Path, Path]:
+    return _run(folders, *EDIT_STAGES)
+
+
+CLIP_STAGES = ["extract", "align", "fit", "index", "detect"]
+MODEL_STAGES = ["train", "evaluate"]
+EDIT_STAGES = ["plan", "audio", "render", "composite"]  # on the edit `demo` of the clip
 
 
 def _artifacts(root: Path) -> list[Path]:
@@ -101,37 +183,60 @@ def first_difference(a: Path, b: Path) -> str | None:
     return f"{sorted(extra)[0]} (only in the second run)" if extra else None
 
 
-def test_every_clip_stage_gives_the_same_bytes_at_1_and_2_threads(
-        demo_root: Path, tmp_path: Path) -> None:
-    one, two = _project(tmp_path / "one"), _project(tmp_path / "two")
-    _talkedit(one, 1, "demo", *CLIP_STAGES, *EDIT_STAGES)
-    for name in sorted(p.name for p in (demo_root / "data" / "raw").iterdir()):
-        assert (one / "data" / "raw" / name).read_bytes() == \
-            (demo_root / "data" / "raw" / name).read_bytes(), f"demo: {name} differs"
-    shutil.copytree(one / "data" / "raw", two / "data" / "raw", dirs_exist_ok=True)  # shared
-    _talkedit(two, 2, *CLIP_STAGES, *EDIT_STAGES)
+def _same_bytes(roots: tuple[Path, Path], stages: list[str], expected: list[str]) -> None:
+    """Both folders hold the same artifacts, ``expected`` among them; each stage left a run
+    report with its time."""
+    one, two = roots
     written = {name.as_posix() for name in _artifacts(one)}
-    for expected in ("data/interim/demo/face_model.safetensors", "data/interim/demo/crops/crops.mp4",
-                     "data/models/demo/generator.safetensors", "data/models/demo/losses.tsv",
-                     "data/metrics/demo/evaluate.json", "data/plans/demo/audio.json",
-                     "data/renders/demo/render.json", "data/outputs/demo.mp4",
-                     "data/outputs/demo.provenance.json"):
-        assert expected in written
+    assert set(expected) <= written, sorted(set(expected) - written)
     assert first_difference(one, two) is None, \
         f"1 vs 2 threads: first artifact that differs: {first_difference(one, two)}"
-
-    # The times are in the run reports, and in no tracked output.
-    for stage in ["demo", *CLIP_STAGES, *EDIT_STAGES]:
+    for stage in stages:
         report = json.loads((one / RUNS_DIR / f"{stage}-demo.json").read_text())
         assert report["wall_seconds"] > 0 and report["machine"]["cpu_count"] >= 1
+
+
+def test_the_demo_clip_is_the_same_bytes_at_1_and_2_threads_and_in_process(
+        made: tuple[Path, Path], short_demo_root: Path) -> None:
+    _same_bytes(made, ["demo"], ["data/raw/demo.mp4", "data/raw/demo.txt",
+                                 "data/raw/demo.truth_frames.parquet"])
+    for name in sorted(p.name for p in (short_demo_root / "data" / "raw").iterdir()):
+        assert (made[0] / "data" / "raw" / name).read_bytes() == \
+            (short_demo_root / "data" / "raw" / name).read_bytes(), f"demo: {name} differs"
+
+
+def test_extract_align_fit_index_detect_give_the_same_bytes_at_1_and_2_threads(
+        fitted: tuple[Path, Path]) -> None:
+    _same_bytes(fitted, CLIP_STAGES, ["data/interim/demo/face_model.safetensors",
+                                      "data/interim/demo/face.parquet",
+                                      "data/interim/demo/phones.parquet",
+                                      "data/interim/demo/visemes.parquet"])
+
+
+def test_train_and_evaluate_give_the_same_bytes_at_1_and_2_threads(
+        trained: tuple[Path, Path]) -> None:
+    _same_bytes(trained, MODEL_STAGES, ["data/interim/demo/crops/crops.mp4",
+                                        "data/models/demo/generator.safetensors",
+                                        "data/models/demo/losses.tsv",
+                                        "data/metrics/demo/evaluate.json"])
+    one = trained[0]
     train = json.loads((one / RUNS_DIR / "train-demo.json").read_text())["summary"]
     assert train["train_seconds"] > 0 and train["steps"] == 10
     metrics = json.loads((one / "data" / "models" / "demo" / "metrics.json").read_text())
     assert not {"train_seconds", "train_cpu_seconds", "steps_per_s", "seconds"} & set(metrics)
     losses = (one / "data" / "models" / "demo" / "losses.tsv").read_text().splitlines()
     assert "seconds" not in losses[0].split("\t") and len(losses) == 3  # header + steps 5, 10
-    for report in ("metrics/demo/evaluate.json", "plans/demo/audio.json",
-                   "renders/demo/render.json"):
+    assert not {"seconds", "frames_per_s"} & set(json.loads(
+        (one / "data" / "metrics" / "demo" / "evaluate.json").read_text()))
+
+
+def test_the_edit_stages_give_the_same_bytes_at_1_and_2_threads(
+        edited: tuple[Path, Path]) -> None:
+    _same_bytes(edited, EDIT_STAGES, ["data/plans/demo/plan.parquet", "data/plans/demo/audio.json",
+                                      "data/renders/demo/render.json", "data/outputs/demo.mp4",
+                                      "data/outputs/demo.provenance.json"])
+    one = edited[0]
+    for report in ("plans/demo/audio.json", "renders/demo/render.json"):
         assert not {"seconds", "frames_per_s"} & set(json.loads((one / "data" / report)
                                                               .read_text())), report
     manifest = json.loads((one / "data" / "outputs" / "demo.provenance.json").read_text())

@@ -3,11 +3,11 @@
 One scratch project (a git + DVC repository holding the pipeline's code, dvc.yaml and a
 params.yaml with no clips) with its own Prefect server. ``talkedit watch`` is the
 scheduled flow's pass, run as the deployment runs it. The passes go on in order:
-a clip and an edit dropped in are taken in and processed (through ``index`` and
-``plan``, to stay short); a second pass over the unchanged folder runs no stage; a
-broken clip dropped in fails alone, its error line on the flow run; then the clip's fit
-outputs are pushed to a local DVC remote and pulled into a fresh clone, where
-``dvc status`` is clean.
+a clip dropped in is taken in and processed (through ``index``), then an edit of it
+(through ``plan``) — on conftest's short demo clip with a small lip model, to stay
+short; a pass over the unchanged folder runs no stage; a broken clip dropped in fails alone, its
+error line on the flow run; then the clip's fit outputs are pushed to a local DVC remote
+and pulled into a fresh clone, where ``dvc status`` is clean.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _stage_runs(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scratch(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("watched_project")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in ("flows", "stages", "talkedit"):
@@ -53,6 +53,8 @@ def scratch(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     params.update(clips=[], edits={})
     params["watch"].update(clip_target="index", edit_target="plan")
     params["align"]["on_mismatch"] = "mark"  # the demo voice reads one "a" unusually
+    # The plan reads the clip's lip model (dvc.yaml): a small one, so the pass stays short.
+    params["lipmodel"].update(ensemble=1, steps=20, eval_every=10, speed_factors=[1.0])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / ".gitignore").write_text("/inbox/\n/.prefect/\n/data/runs/\n")
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"), "OMP_WAIT_POLICY": "PASSIVE",
@@ -84,30 +86,43 @@ def _last_watch_run_message(root: Path) -> str:
     return runs[0]["state"]["message"] or ""
 
 
-def test_a_dropped_clip_and_edit_are_processed_by_one_pass(scratch: dict, demo_root: Path
-                                                            ) -> None:
+def test_a_dropped_clip_is_processed_by_one_pass(scratch: dict, short_demo_root: Path) -> None:
     root = scratch["root"]
     inbox = root / "inbox"
     inbox.mkdir()
     for suffix in (".mp4", ".txt"):
-        shutil.copy(demo_root / "data" / "raw" / f"demo{suffix}", inbox / f"talk{suffix}")
+        shutil.copy(short_demo_root / "data" / "raw" / f"demo{suffix}", inbox / f"talk{suffix}")
+
+    done = _pass(scratch)
+    assert done.returncode == 0, done.stdout + done.stderr
+    listed = yaml.safe_load((root / "params.yaml").read_text())
+    assert listed["clips"] == ["talk"] and not listed["edits"]
+    assert (root / "data" / "raw" / "talk.mp4").read_bytes() == \
+        (inbox / "talk.mp4").read_bytes()
+    assert "new clip talk: taken in" in done.stdout and "index@talk: reproduced" in done.stdout
+    assert _stage_runs(root) == ["align-talk.json", "extract-talk.json", "index-talk.json"]
+    assert (inbox / "talk.mp4").is_file()  # the inbox is read, never changed
+
+
+def test_a_dropped_edit_is_processed_by_the_next_pass_alone(scratch: dict) -> None:
+    root = scratch["root"]
+    clip_runs = {p: p.stat().st_mtime_ns for p in (root / "data" / "runs").glob("*-talk.json")}
     spec = write_edit(root, "placeholder", {"clip": "talk", "operations": [
         {"replace": "promising", "with": "remarkable"}]})
-    (inbox / "edits").mkdir()
-    shutil.move(spec.parent, inbox / "edits" / "better")
+    (root / "inbox" / "edits").mkdir()
+    shutil.move(spec.parent, root / "inbox" / "edits" / "better")
     shutil.rmtree(root / "data" / "edits")
 
     done = _pass(scratch)
     assert done.returncode == 0, done.stdout + done.stderr
     listed = yaml.safe_load((root / "params.yaml").read_text())
     assert listed["clips"] == ["talk"] and listed["edits"] == {"better": {"clip": "talk"}}
-    assert (root / "data" / "raw" / "talk.mp4").read_bytes() == \
-        (inbox / "talk.mp4").read_bytes()
-    assert "index@talk: reproduced" in done.stdout and "plan@better: reproduced" in done.stdout
-    for stage in ("extract-talk", "align-talk", "fit-talk", "index-talk", "plan-better"):
-        assert f"{stage}.json" in _stage_runs(root)
+    assert "new edit better: taken in" in done.stdout and "new clip" not in done.stdout
+    assert "index@talk: up to date" in done.stdout and "plan@better: reproduced" in done.stdout
+    # The plan's upstream runs too (the face fit and the lip model); what ran before does not.
+    assert {"fit-talk.json", "lipmodel-talk.json", "plan-better.json"} <= set(_stage_runs(root))
+    assert {p: p.stat().st_mtime_ns for p in clip_runs} == clip_runs
     assert (root / "data" / "plans" / "better" / "plan.parquet").is_file()
-    assert (inbox / "talk.mp4").is_file()  # the inbox is read, never changed
 
 
 def test_an_unchanged_folder_runs_no_stage(scratch: dict) -> None:
@@ -158,6 +173,22 @@ def test_fit_outputs_pushed_to_a_local_remote_pull_into_a_clean_clone(
             (root / "data" / "interim" / "talk" / name).read_bytes()
     status = _run([*dvc, "status", "fit@talk"], clone, env)
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout
+
+
+def test_take_in_takes_an_edit_with_the_clip_it_arrives_with(project: Path) -> None:
+    inbox = project / "inbox"
+    (inbox / "edits" / "e1").mkdir(parents=True)
+    (inbox / "clip1.mp4").write_bytes(b"a video")
+    (inbox / "clip1.txt").write_text("words\n")
+    (inbox / "edits" / "e1" / "edit.yaml").write_text("clip: clip1\noperations: []\n")
+    (inbox / "edits" / "e2").mkdir()
+    (inbox / "edits" / "e2" / "edit.yaml").write_text("clip: elsewhere\noperations: []\n")
+    found = take_in(project, WatchParams())
+    assert (found.clips, found.edits) == (["clip1"], ["e1"])
+    assert "edits clip 'elsewhere', which is not in the project" in found.refused["edit e2"]
+    listed = yaml.safe_load((project / "params.yaml").read_text())
+    assert "clip1" in listed["clips"] and listed["edits"]["e1"] == {"clip": "clip1"}
+    assert (project / "data" / "edits" / "e1" / "edit.yaml").is_file()
 
 
 def test_take_in_refuses_what_would_overwrite_an_input(project: Path) -> None:

@@ -22,8 +22,9 @@ any audio; the union bound over the 256 hypotheses gives the reported p.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -183,71 +184,197 @@ def resample(pcm: np.ndarray, rate: int, target: int = ANALYSIS_RATE) -> np.ndar
     return signal.resample_poly(pcm.astype(np.float64), ratio.numerator, ratio.denominator)
 
 
-def band_energies(x: np.ndarray, chunk_frames: int = 4096) -> np.ndarray:
-    """(frames, bands) energy of 16 kHz audio in Hann frames of FRAME_S at half-frame hops,
-    computed a chunk of frames at a time (a long soundtrack never holds its whole STFT)."""
+Source = Callable[[], Iterable[np.ndarray]]
+"""The signal to analyse (16 kHz, int16 scale) as blocks of samples in order; each call
+starts it over. Detection reads it twice: the loudest frame sets the silence threshold."""
+
+ANALYSIS_CHUNK_FRAMES = 256  # analysis frames at a time (4 s at 16 kHz: ~4 MB of work arrays)
+ARRAY_BLOCK = 1 << 16  # samples an in-memory signal is handed over in
+
+
+def _analysis_frame() -> tuple[int, int]:
+    """Analysis frame length and hop, in samples at ANALYSIS_RATE."""
     n = 2 * round(FRAME_S * ANALYSIS_RATE / 2)
-    hop = n // 2
-    padded = np.pad(np.asarray(x, np.float64), (hop, n))
-    count = max(0, (len(padded) - n) // hop + 1)
+    return n, n // 2
+
+
+def array_source(x: np.ndarray) -> Source:
+    """An in-memory 16 kHz signal as a Source (slices: nothing is copied)."""
+    return lambda: (x[i:i + ARRAY_BLOCK] for i in range(0, len(x), ARRAY_BLOCK))
+
+
+def _frame_chunks(blocks: Iterable[np.ndarray], chunk_frames: int) -> Iterator[np.ndarray]:
+    """The (frames, n) analysis windows, at hops of half a frame, of the signal in ``blocks``
+    with a hop of zeros before it and a frame of zeros after (every sample is in two
+    frames), ``chunk_frames`` frames at a time: only about one chunk of samples is held."""
+    n, hop = _analysis_frame()
+    need = (chunk_frames - 1) * hop + n  # samples that make a whole chunk of frames
+    pending, held = [np.zeros(hop)], hop
+    for block in itertools.chain(blocks, [np.zeros(n)]):
+        pending.append(np.asarray(block, np.float64).reshape(-1))
+        held += len(pending[-1])
+        if held < need:
+            continue
+        x = np.concatenate(pending)
+        frames = np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+        whole = len(frames) // chunk_frames * chunk_frames
+        yield from (frames[s:s + chunk_frames] for s in range(0, whole, chunk_frames))
+        pending, held = [x[whole * hop:]], len(x) - whole * hop
+    x = np.concatenate(pending)
+    if len(x) >= n:
+        yield np.lib.stride_tricks.sliding_window_view(x, n)[::hop]
+
+
+def _energy_chunks(source: Source, chunk_frames: int) -> Iterator[np.ndarray]:
+    """(frames, bands) energy of the analysis frames (Hann), a chunk of frames at a time."""
+    n, _ = _analysis_frame()
     window = signal.get_window("hann", n)
     band = _band_of_bins(np.fft.rfftfreq(n, 1 / ANALYSIS_RATE))
-    n_bands = len(BAND_EDGES_HZ) - 1
-    members = np.stack([band == b for b in range(n_bands)], axis=1).astype(np.float64)
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n)[::hop][:count]
-    out = np.empty((count, n_bands))
-    for start in range(0, count, chunk_frames):
-        power = np.abs(np.fft.rfft(frames[start:start + chunk_frames] * window, axis=1)) ** 2
-        out[start:start + chunk_frames] = power @ members
-    return out
+    members = np.stack([band == b for b in range(len(BAND_EDGES_HZ) - 1)], axis=1)
+    members = members.astype(np.float64)
+    for frames in _frame_chunks(source(), chunk_frames):
+        yield (np.abs(np.fft.rfft(frames * window, axis=1)) ** 2) @ members
+
+
+def _envelope_free(source: Source, peak: float, chunk_frames: int
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per chunk of frames: the log band energies less their envelope (a moving average
+    over SPECTRAL_SMOOTH_BANDS bands, then over ENVELOPE_BLOCKS blocks of time), and which
+    frames are loud (within SILENCE_DB of ``peak``, the loudest frame's energy). The moving
+    average in time needs frames either side of a chunk: each chunk is held back until
+    the next one brings them, so the values are the whole-signal filter's."""
+    size = ENVELOPE_BLOCKS * round(BLOCK_S / (FRAME_S / 2))
+    ahead = size - 1 - size // 2  # frames after a frame in its window (scipy's, origin 0)
+    behind = size // 2
+    floor = 1e-9 * max(peak, 1e-12)
+    threshold = peak * 10 ** (SILENCE_DB / 10)
+    held = np.zeros((0, len(BAND_EDGES_HZ) - 1))  # logs of frames [first, first + len)
+    loud_held = np.zeros(0, bool)
+    first = done = 0  # held's first frame; frames before ``done`` are out
+    chunks = _energy_chunks(source, chunk_frames)
+    for energy in itertools.chain(chunks, [None]):
+        last = energy is None
+        if not last:
+            logs = np.log(energy + floor)
+            logs -= uniform_filter1d(logs, SPECTRAL_SMOOTH_BANDS, axis=1, mode="nearest")
+            held = np.concatenate([held, logs])
+            loud_held = np.concatenate([loud_held, energy.sum(1) > threshold])
+        stop = first + len(held) if last else first + len(held) - ahead
+        if stop > done:
+            # Frames near held's edges see the "nearest" padding only at the signal's ends.
+            smooth = uniform_filter1d(held, size, axis=0, mode="nearest")
+            yield (held - smooth)[done - first:stop - first], loud_held[done - first:stop - first]
+            done = stop
+        keep = max(done - behind, first)
+        held, loud_held, first = held[keep - first:], loud_held[keep - first:], keep
+
+
+@dataclass
+class _Scan:
+    """What the first read of a signal tells: its length and its loudest frame's energy."""
+
+    samples: int
+    peak: float
+
+    @classmethod
+    def of(cls, source: Source, chunk_frames: int) -> _Scan:
+        samples = 0
+
+        def counted() -> Iterator[np.ndarray]:
+            nonlocal samples
+            for block in source():
+                samples += len(block)
+                yield block
+
+        peaks = [float(e.sum(1).max()) for e in _energy_chunks(counted, chunk_frames) if len(e)]
+        return cls(samples, max(peaks, default=0.0))
 
 
 def band_weights(pcm: np.ndarray, rate: int) -> np.ndarray:
-    """(frames, bands) detection weights at 16 kHz: envelope-free, normalised, 0 in silence."""
-    energy = band_energies(resample(pcm, rate))
-    n_bands = energy.shape[1]
-    total = energy.sum(1)
-    loud = total > total.max() * 10 ** (SILENCE_DB / 10) if total.size and total.max() > 0 else \
-        np.zeros(total.shape, bool)
-    logs = np.log(energy + 1e-9 * max(float(total.max(initial=0.0)), 1e-12))
-    logs -= uniform_filter1d(logs, SPECTRAL_SMOOTH_BANDS, axis=1, mode="nearest")
-    hops_per_block = round(BLOCK_S / (FRAME_S / 2))
-    logs -= uniform_filter1d(logs, ENVELOPE_BLOCKS * hops_per_block, axis=0, mode="nearest")
-    spread = logs[loud].std(0) if loud.any() else np.ones(n_bands)
+    """(frames, bands) detection weights at 16 kHz: envelope-free, normalised, 0 in silence.
+    (Detection folds them as they stream; this holds them all, for looking at.)"""
+    source = array_source(resample(pcm, rate))
+    scan = _Scan.of(source, ANALYSIS_CHUNK_FRAMES)
+    parts = list(_envelope_free(source, scan.peak, ANALYSIS_CHUNK_FRAMES))
+    if not parts:
+        return np.zeros((0, len(BAND_EDGES_HZ) - 1))
+    logs = np.concatenate([p[0] for p in parts])
+    loud = np.concatenate([p[1] for p in parts]) if scan.peak > 0 else np.zeros(len(logs), bool)
+    spread = logs[loud].std(0) if loud.any() else np.ones(logs.shape[1])
     return np.where(loud[:, None], logs / np.maximum(spread, 1e-6), 0.0)
 
 
 def detect_audio(pcm: np.ndarray, rate: int, key: str | bytes, alpha: float = 1e-6) -> AudioDetection:
     """Look for the mark in mono audio at any rate (int16 or float scaled like int16)."""
+    seconds = len(pcm) / rate if rate else 0.0
+    if len(pcm) <= FRAME_S * rate * 4:
+        return _detect(array_source(np.zeros(0)), key, alpha, seconds)
+    return _detect(array_source(resample(pcm, rate)), key, alpha, seconds)
+
+
+def detect_audio_file(path: str | Path, key: str | bytes, alpha: float = 1e-6
+                      ) -> AudioDetection | None:
+    """``detect_audio`` of a file's first audio stream, decoded as it is analysed (twice):
+    memory is flat in the soundtrack's length. None when the file has no audio."""
+    source = audio_source(path)
+    return None if source is None else _detect(source, key, alpha)
+
+
+def _detect(source: Source, key: str | bytes, alpha: float, seconds: float | None = None,
+            chunk_frames: int = ANALYSIS_CHUNK_FRAMES) -> AudioDetection:
+    """The detection statistic of a streamed 16 kHz signal (``seconds``: its length as the
+    caller counts it; default its 16 kHz samples). Weights are folded onto the chip period
+    as they come; each band's spread over the loud frames (which normalises the weights) is
+    pooled chunk by chunk (Chan et al.'s update) and divides the folded sums at the end."""
     key = key.encode("utf-8") if isinstance(key, str) else bytes(key)
     hops_per_block = round(BLOCK_S / (FRAME_S / 2))
     hypotheses = hops_per_block * PERIOD_BLOCKS
     z_needed = math.sqrt(2 * math.log(hypotheses / alpha))
-    seconds = len(pcm) / rate if rate else 0.0
-    weights = band_weights(pcm, rate) if len(pcm) > FRAME_S * rate * 4 else np.zeros((0, 1))
-    if not np.any(weights):
-        return AudioDetection(False, 0.0, z_needed, 0.0, seconds, hypotheses, alpha)
+    scan = _Scan.of(source, chunk_frames)
+    if seconds is None:
+        seconds = scan.samples / ANALYSIS_RATE
+    nothing = AudioDetection(False, 0.0, z_needed, 0.0, seconds, hypotheses, alpha)
+    if scan.samples <= FRAME_S * ANALYSIS_RATE * 4 or scan.peak <= 0:
+        return nothing
     chips = audio_chips(key)
-    frames = np.arange(len(weights))
+    folded = np.zeros((hops_per_block, *chips.shape))  # per phase, before dividing by spread
+    count, mean, m2 = 0, np.zeros(chips.shape[1]), np.zeros(chips.shape[1])
+    marked = False  # any nonzero weight
+    start = 0
+    for logs, loud in _envelope_free(source, scan.peak, chunk_frames):
+        frames = start + np.flatnonzero(loud)
+        start += len(loud)
+        part = logs[loud]
+        if not len(part):
+            continue
+        marked = marked or bool(np.any(part))
+        for phase in range(hops_per_block):
+            np.add.at(folded[phase], ((frames + phase) // hops_per_block) % PERIOD_BLOCKS, part)
+        part_mean = part.mean(0)
+        delta, total = part_mean - mean, count + len(part)
+        m2 += ((part - part_mean) ** 2).sum(0) + delta ** 2 * count * len(part) / total
+        mean += delta * len(part) / total
+        count = total
+    if not marked:
+        return nothing
+    folded /= np.maximum(np.sqrt(m2 / count), 1e-6)
     best = -math.inf
-    for phase in range(hops_per_block):
-        block = ((frames + phase) // hops_per_block) % PERIOD_BLOCKS
-        folded = np.zeros_like(chips)
-        np.add.at(folded, block, weights)
-        norm = float(np.linalg.norm(folded))
+    for per_phase in folded:
+        norm = float(np.linalg.norm(per_phase))
         if norm == 0.0:
             continue
         # Every cyclic shift s at once: sum_k chips[(k + s) % P] . folded[k].
-        per_shift = np.fft.irfft(np.conj(np.fft.rfft(folded, axis=0)) * np.fft.rfft(chips, axis=0),
-                                 PERIOD_BLOCKS, axis=0).sum(1)
+        per_shift = np.fft.irfft(np.conj(np.fft.rfft(per_phase, axis=0))
+                                 * np.fft.rfft(chips, axis=0), PERIOD_BLOCKS, axis=0).sum(1)
         best = max(best, float(per_shift.max()) / norm)
     log10_p = min(0.0, math.log10(hypotheses) - best * best / 2 / math.log(10)) if best > 0 else 0.0
     return AudioDetection(log10_p <= math.log10(alpha), best, z_needed, log10_p, seconds,
                           hypotheses, alpha)
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
-    """A file's first audio stream as mono float samples (int16 scale) at 16 kHz; None if none."""
+def audio_source(path: str | Path) -> Source | None:
+    """A file's first audio stream as a Source: mono int16 blocks at 16 kHz, decoded afresh
+    on each call. None if the file has no audio."""
     import av
 
     from talkedit.video import open_container
@@ -255,10 +382,22 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
     with open_container(path) as container:
         if not container.streams.audio:
             return None
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=ANALYSIS_RATE)
-        chunks = []
-        for frame in container.decode(container.streams.audio[0]):
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+
+    def blocks() -> Iterator[np.ndarray]:
+        with open_container(path) as container:
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=ANALYSIS_RATE)
+            for frame in container.decode(container.streams.audio[0]):
+                yield from (f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+            yield from (f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+
+    return blocks
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int] | None:
+    """A file's first audio stream as mono float samples (int16 scale) at 16 kHz; None if none."""
+    source = audio_source(path)
+    if source is None:
+        return None
+    chunks = list(source())
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     return pcm.astype(np.float64), ANALYSIS_RATE

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.composite import provenance
-from stages.composite.audio_watermark import AudioDetection, detect_audio, read_audio
+from stages.composite.audio_watermark import AudioDetection, detect_audio_file
 from stages.composite.watermark import DetectionResult, WatermarkParams, detect_file
 
 EXIT_CODES = {"edited": 0, "no_evidence": 1, "inconsistent": 3}
@@ -208,9 +208,7 @@ def verify_video(path: str | Path, watermark: WatermarkParams | None = None,
     path = Path(path)
     settings = watermark or WatermarkParams()
     mark = WatermarkFinding.of(detect_file(path, settings.key_bytes, settings.alpha))
-    sound = read_audio(path)
-    audio = AudioFinding.of(None if sound is None else
-                            detect_audio(sound[0], sound[1], settings.key_bytes, settings.alpha))
+    audio = AudioFinding.of(detect_audio_file(path, settings.key_bytes, settings.alpha))
     credentials = provenance.read_content_credentials(path, trust_anchors)
     metadata = _record(provenance.read_manifest, path)
     sidecar = _record(provenance.read_sidecar, path)
