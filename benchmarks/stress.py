@@ -443,9 +443,33 @@ def _cell(row: dict[str, Any], key: str) -> str:
         check = row.get("opening_check")
         return f"{check['expression_r']:.3f} ({check['lips_r']:.3f})" if check else "-"
     if key == "code":
-        return row.get("code", "before s7")
+        rescored = f" (re-scored {row['rescored_at']})" if row.get("rescored_at") else ""
+        return row.get("code", "before s7") + rescored
     value = row.get(key)
     return "-" if value is None else str(value)
+
+
+EDIT_R_TARGET = 0.8  # issue 15: the edit's opening r under compression and noise
+
+
+def _model_verdict(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Which rows scored by the model opening reach EDIT_R_TARGET (vs the real frames, and
+    vs truth through the exact phones), and which of them the edit's summary warns on."""
+    scored = [name for name in CONDITIONS if "edit_opening_r_model" in rows.get(name, {})]
+    if not scored:
+        return []
+
+    def verdict(name: str) -> str:
+        row = rows[name]
+        reach = [label for key, label in (("edit_opening_r_model", "vs real frames"),
+                                          ("truth_r_edit_model", "vs truth"))
+                 if row[key] >= EDIT_R_TARGET]
+        said = ("refused at " + row["refused"].split(":")[0] if row.get("refused") else
+                "warns" if row.get("edit_warned") else "no warning")
+        return (f"{name} {'reaches it ' + ' and '.join(reach) if reach else 'falls short'}"
+                f" ({said})")
+    return ["", f"Edit model opening r >= {EDIT_R_TARGET}: "
+            + "; ".join(verdict(name) for name in scored) + "."]
 
 
 def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | None) -> None:
@@ -475,9 +499,9 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "condition's renderer trained on, against its own truth; never the scored "
              "sentence): its validation r vs truth on the second half of those frames (the "
              "lip gap's in brackets), then evaluate's pairing (edit vs real frames) and the "
-             "three vs-truth columns by it. Rows whose \"measured at\" is a commit were "
-             "re-scored from their kept outputs (`--rescore`) by the model columns; \"-\" "
-             "there: not re-scored (no kept outputs). Edit quality estimate: the 3-word edit's plan estimate "
+             "three vs-truth columns by it (\"-\": a row measured before those columns "
+             "and not re-scored from kept outputs; \"re-scored\": the model columns added by "
+             "`--rescore` at that commit, the rest as measured). Edit quality estimate: the 3-word edit's plan estimate "
              "(stages/plan/quality.py) and whether its summary warns. Measured at: the commit "
              "(\"before s7\": an earlier session's code, not re-run since).", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",
@@ -487,6 +511,7 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
             lines.append("| " + " | ".join(_cell(rows[name], k) for k, _ in COLUMNS) + " |")
         else:
             lines.append(f"| {name} | " + " | ".join(["not run"] * (len(COLUMNS) - 1)) + " |")
+    lines += _model_verdict(rows)
     lines += ["", "Stage times (s, 2 shared cores):", ""]
     for name, row in rows.items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
