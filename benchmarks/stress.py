@@ -423,7 +423,7 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("edit_opening_r_model", "edit model opening r"),
            ("truth_r_real_model", "real frames' model opening r vs truth"),
            ("truth_r_edit_model", "edit model opening r vs truth"),
-           ("truth_r_edit_aligned_model", "... paired by aligned phones "),
+           ("truth_r_edit_aligned_model", "... model, paired by aligned phones"),
            ("edit_mouth_psnr_db", "edit mouth PSNR dB"),
            ("quality", "edit quality estimate (warns?)"), ("watermark", "watermark"),
            ("refused", "refused / crashed"), ("code", "measured at"))
