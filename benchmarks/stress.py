@@ -223,7 +223,8 @@ def edit_truth_scores(root: Path, scratch: Path) -> dict[str, Any]:
     The same again (``*_model``) by the person-model opening (``measure.ExpressionOpening``)
     calibrated as evaluate does (``calibrate_opening``: map fitted on the first half of the
     frames this condition's renderer trained on, against its own truth; never the scored
-    sentence), plus ``edit_opening_r_model``: evaluate's pairing (output vs real frames
+    sentence), ``truth_r_plan_model``: the opening the plan asked for vs truth (exact phone
+    pairing), plus ``edit_opening_r_model``: evaluate's pairing (output vs real frames
     through the aligned phones) by that measure, and ``edit_opening_r_check``: the same
     pairing by the lip gap, which must reproduce evaluate's ``opening_r``.
     ``opening_check``: the measure's validation on the second half of the training frames
@@ -233,7 +234,14 @@ def edit_truth_scores(root: Path, scratch: Path) -> dict[str, Any]:
     from stages.evaluate.measure import detect_sequence, pearson
     from stages.fit import FitParams, load_fit, make_landmarker, mouth_opening
     from stages.render.checkpoint import Stamp
-    from talkedit.artifacts import NEW_PHONES, EditPaths, ModelPaths, read_parquet
+    from talkedit.artifacts import (
+        NEW_PHONES,
+        PLAN,
+        EditPaths,
+        ModelPaths,
+        column_array,
+        read_parquet,
+    )
     from talkedit.params import load_section
     from talkedit.video import FrameStore
 
@@ -285,6 +293,12 @@ def edit_truth_scores(root: Path, scratch: Path) -> dict[str, Any]:
                 name = (key + suffix if suffix or key != "edit_opening_r"
                         else "edit_opening_r_check")
                 out.setdefault(name, []).append(value)
+        # the opening the plan asked for (its expression rows read by the same map) vs
+        # truth: the renderer follows the plan (evaluate's generated_vs_plan_r), so this
+        # tells the plan's share of the edit's shortfall from the renderer's
+        planned = column_array(read_parquet(paths.plan, PLAN, arrow=True), "expression")
+        out.setdefault("truth_r_plan_model", []).append(pearson(
+            measure.from_coefficients(planned[rows]), np.interp(at_true, truth_t, jaw)))
     result: dict[str, Any] = {key: round(float(np.mean(v)), 3) for key, v in out.items()}
     result["opening_check"] = ctx.opening_check
     return result
@@ -424,6 +438,7 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("truth_r_real_model", "real frames' model opening r vs truth"),
            ("truth_r_edit_model", "edit model opening r vs truth"),
            ("truth_r_edit_aligned_model", "... model, paired by aligned phones"),
+           ("truth_r_plan_model", "planned model opening r vs truth"),
            ("edit_mouth_psnr_db", "edit mouth PSNR dB"),
            ("quality", "edit quality estimate (warns?)"), ("watermark", "watermark"),
            ("refused", "refused / crashed"), ("code", "measured at"))
@@ -499,7 +514,8 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "condition's renderer trained on, against its own truth; never the scored "
              "sentence): its validation r vs truth on the second half of those frames (the "
              "lip gap's in brackets), then evaluate's pairing (edit vs real frames) and the "
-             "three vs-truth columns by it (\"-\": a row measured before those columns "
+             "three vs-truth columns by it, and the opening the plan asked for (its expression "
+             "coefficients through the same map) vs truth (\"-\": a row measured before those columns "
              "and not re-scored from kept outputs; \"re-scored\": the model columns added by "
              "`--rescore` at that commit, the rest as measured). Edit quality estimate: the 3-word edit's plan estimate "
              "(stages/plan/quality.py) and whether its summary warns. Measured at: the commit "
