@@ -26,6 +26,10 @@ The edit's opening r is also scored against the generator's truth (``edit_truth_
 the yardstick itself (the real frames' lip gap vs truth jaw_open: ~0.80-0.87 on the
 held-out sentence), and the output paired through the exact and the aligned phone
 times, so a condition that degrades only the alignment shows as the gap between them.
+Each is also read by evaluate's validated person-model opening (``ExpressionOpening``, its
+map fitted on the condition's own training frames against its truth; the table shows its
+validation r beside the lip gap's), whose yardstick tracks truth at ~0.97 where the lip
+gap's caps near 0.8. ``--rescore`` scores kept outputs again without re-running stages.
 
 ``--transcripts`` scores the aligner's mismatch checks on wrong transcripts of 20
 passages (stages/demo/transcripts.py) and on written-form transcripts.
@@ -203,8 +207,9 @@ def fit_errors(root: Path) -> dict[str, Any]:
     return out
 
 
-def edit_truth_scores(root: Path, scratch: Path) -> dict[str, float]:
-    """The evaluated re-creation (kept in ``scratch``) scored against the generator's truth.
+def edit_truth_scores(root: Path, scratch: Path) -> dict[str, Any]:
+    """The evaluated re-creation (kept in ``scratch``) scored against the generator's truth,
+    by both of evaluate's opening measures.
 
     evaluate's ``opening_r`` pairs the output with the real frames through the clip's
     *aligned* phones and measures both by the landmarker; under noise the alignment
@@ -213,24 +218,48 @@ def edit_truth_scores(root: Path, scratch: Path) -> dict[str, float]:
     of the real frames vs truth jaw_open (is the yardstick sound on this picture?);
     ``truth_r_edit`` = the output's opening vs truth jaw_open, paired through the
     generator's exact phone times; ``truth_r_edit_aligned`` = the same paired through
-    the aligned phones (the difference is the pairing's share of the loss)."""
-    from stages.evaluate import _clip_context, _video_frames
+    the aligned phones (the difference is the pairing's share of the loss).
+
+    The same again (``*_model``) by the person-model opening (``measure.ExpressionOpening``)
+    calibrated as evaluate does (``calibrate_opening``: map fitted on the first half of the
+    frames this condition's renderer trained on, against its own truth; never the scored
+    sentence), ``truth_r_plan_model``: the opening the plan asked for vs truth (exact phone
+    pairing), plus ``edit_opening_r_model``: evaluate's pairing (output vs real frames
+    through the aligned phones) by that measure, and ``edit_opening_r_check``: the same
+    pairing by the lip gap, which must reproduce evaluate's ``opening_r``.
+    ``opening_check``: the measure's validation on the second half of the training frames
+    (``expression_r`` vs the lip gap's ``lips_r``)."""
+    from stages.evaluate import _clip_context, _video_frames, calibrate_opening
     from stages.evaluate.holdout import clip_phones, time_map
     from stages.evaluate.measure import detect_sequence, pearson
-    from stages.fit import FitParams, make_landmarker, mouth_opening
-    from talkedit.artifacts import NEW_PHONES, EditPaths, read_parquet
+    from stages.fit import FitParams, load_fit, make_landmarker, mouth_opening
+    from stages.render.checkpoint import Stamp
+    from talkedit.artifacts import (
+        NEW_PHONES,
+        PLAN,
+        EditPaths,
+        ModelPaths,
+        column_array,
+        read_parquet,
+    )
     from talkedit.params import load_section
     from talkedit.video import FrameStore
 
     fit = load_section(FitParams, root)
     ctx = _clip_context(CLIP, root, fit, 0.05)
+    stamp, _ = Stamp.read(ModelPaths.of(CLIP, root).generator)
+    calibrate_opening(ctx, stamp.config.holdout_start(ctx.n_frames), load_fit(CLIP, root)[0])
+    measure = ctx.opening
     metrics = json.loads((root / "data" / "metrics" / CLIP / "evaluate.json").read_text())
     truth_phones = pd.read_parquet(root / "data" / "raw" / f"{CLIP}.truth_phones.parquet")
     truth_t, jaw = ctx.truth["time_s"].to_numpy(), ctx.truth["jaw_open"].to_numpy()
     aligned = clip_phones(CLIP, root)
     fps = ctx.fps
-    out: dict[str, list[float]] = {"truth_r_real": [], "truth_r_edit": [],
-                                   "truth_r_edit_aligned": []}
+
+    def openings(points: np.ndarray) -> dict[str, np.ndarray]:
+        return {"": mouth_opening(points[..., :2]), "_model": measure(points)}
+
+    out: dict[str, list[float]] = {}
     for k in metrics["sentences"]:
         held = ctx.sentences[k]
         paths = EditPaths.of(held.edit_name(CLIP), scratch)
@@ -238,20 +267,41 @@ def edit_truth_scores(root: Path, scratch: Path) -> dict[str, float]:
         t_out, t_true = time_map(held, new_phones, truth_phones)
         t_out_a, t_aligned = time_map(held, new_phones, aligned)
         rows = np.arange(int(np.ceil(t_out[0] * fps)), int(np.floor(t_out[-1] * fps)) + 1)
-        with make_landmarker(ctx.landmarker) as landmarker:
-            opening = mouth_opening(detect_sequence(landmarker,
-                                                    _video_frames(paths.output, rows)))
-            # the real frames over the sentence's true span
-            real_rows = np.arange(int(np.ceil(t_true[0] * fps)), int(t_true[-1] * fps) + 1)
-            store = FrameStore.for_clip(CLIP, root)
-            real = mouth_opening(detect_sequence(landmarker, (
-                im for _, im in store.iter_frames(int(real_rows[0]), int(real_rows[-1]) + 1))))
-        out["truth_r_real"].append(pearson(real, np.interp(real_rows / fps, truth_t, jaw)))
         at_true = np.interp(rows / fps, t_out, t_true)
-        out["truth_r_edit"].append(pearson(opening, np.interp(at_true, truth_t, jaw)))
         at_aligned = np.interp(rows / fps, t_out_a, t_aligned)
-        out["truth_r_edit_aligned"].append(pearson(opening, np.interp(at_aligned, truth_t, jaw)))
-    return {key: round(float(np.mean(v)), 3) for key, v in out.items()}
+        # the real frames over the sentence's true span and those evaluate pairs the output
+        # with (through the aligned phones, rounded to frames as evaluate does)
+        real_rows = np.arange(int(np.ceil(t_true[0] * fps)), int(t_true[-1] * fps) + 1)
+        paired = np.clip(np.round(at_aligned * fps).astype(np.int64), 0, ctx.n_frames - 1)
+        lo = int(min(real_rows[0], paired.min()))
+        hi = int(max(real_rows[-1], paired.max())) + 1
+        with make_landmarker(ctx.landmarker) as landmarker:
+            output = openings(detect_sequence(landmarker, _video_frames(paths.output, rows),
+                                              dims=3))
+            store = FrameStore.for_clip(CLIP, root)
+            real = openings(detect_sequence(landmarker, (im for _, im in
+                                                         store.iter_frames(lo, hi)), dims=3))
+        for suffix in ("", "_model"):
+            scores = {
+                "truth_r_real": pearson(real[suffix][real_rows - lo],
+                                        np.interp(real_rows / fps, truth_t, jaw)),
+                "truth_r_edit": pearson(output[suffix], np.interp(at_true, truth_t, jaw)),
+                "truth_r_edit_aligned": pearson(output[suffix],
+                                                np.interp(at_aligned, truth_t, jaw)),
+                "edit_opening_r": pearson(real[suffix][paired - lo], output[suffix])}
+            for key, value in scores.items():
+                name = (key + suffix if suffix or key != "edit_opening_r"
+                        else "edit_opening_r_check")
+                out.setdefault(name, []).append(value)
+        # the opening the plan asked for (its expression rows read by the same map) vs
+        # truth: the renderer follows the plan (evaluate's generated_vs_plan_r), so this
+        # tells the plan's share of the edit's shortfall from the renderer's
+        planned = column_array(read_parquet(paths.plan, PLAN, arrow=True), "expression")
+        out.setdefault("truth_r_plan_model", []).append(pearson(
+            measure.from_coefficients(planned[rows]), np.interp(at_true, truth_t, jaw)))
+    result: dict[str, Any] = {key: round(float(np.mean(v)), 3) for key, v in out.items()}
+    result["opening_check"] = ctx.opening_check
+    return result
 
 
 def _code() -> str:
@@ -383,6 +433,12 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("truth_r_real", "real frames' opening r vs truth"),
            ("truth_r_edit", "edit opening r vs truth"),
            ("truth_r_edit_aligned", "... paired by aligned phones"),
+           ("check", "model opening: validation r (lip gap's)"),
+           ("edit_opening_r_model", "edit model opening r"),
+           ("truth_r_real_model", "real frames' model opening r vs truth"),
+           ("truth_r_edit_model", "edit model opening r vs truth"),
+           ("truth_r_edit_aligned_model", "... model, paired by aligned phones"),
+           ("truth_r_plan_model", "planned model opening r vs truth"),
            ("edit_mouth_psnr_db", "edit mouth PSNR dB"),
            ("quality", "edit quality estimate (warns?)"), ("watermark", "watermark"),
            ("refused", "refused / crashed"), ("code", "measured at"))
@@ -398,10 +454,37 @@ def _cell(row: dict[str, Any], key: str) -> str:
     if key == "refused":
         text = " ".join(filter(None, (row.get("refused"), row.get("crashed"))))
         return text.replace("|", "/").replace("\n", " ")[:300] or "no"
+    if key == "check":
+        check = row.get("opening_check")
+        return f"{check['expression_r']:.3f} ({check['lips_r']:.3f})" if check else "-"
     if key == "code":
-        return row.get("code", "before s7")
+        rescored = f" (re-scored {row['rescored_at']})" if row.get("rescored_at") else ""
+        return row.get("code", "before s7") + rescored
     value = row.get(key)
     return "-" if value is None else str(value)
+
+
+EDIT_R_TARGET = 0.8  # issue 15: the edit's opening r under compression and noise
+
+
+def _model_verdict(rows: dict[str, dict[str, Any]]) -> list[str]:
+    """Which rows scored by the model opening reach EDIT_R_TARGET (vs the real frames, and
+    vs truth through the exact phones), and which of them the edit's summary warns on."""
+    scored = [name for name in CONDITIONS if "edit_opening_r_model" in rows.get(name, {})]
+    if not scored:
+        return []
+
+    def verdict(name: str) -> str:
+        row = rows[name]
+        reach = [label for key, label in (("edit_opening_r_model", "vs real frames"),
+                                          ("truth_r_edit_model", "vs truth"))
+                 if row[key] >= EDIT_R_TARGET]
+        said = ("refused at " + row["refused"].split(":")[0] if row.get("refused") else
+                "warns" if row.get("edit_warned") else "no warning")
+        return (f"{name} {'reaches it ' + ' and '.join(reach) if reach else 'falls short'}"
+                f" ({said})")
+    return ["", f"Edit model opening r >= {EDIT_R_TARGET}: "
+            + "; ".join(verdict(name) for name in scored) + "."]
 
 
 def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | None) -> None:
@@ -424,7 +507,17 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "columns score the same re-creation against the generator's jaw_open "
              "(edit_truth_scores): the real frames themselves (the yardstick's ceiling on this "
              "sentence), the output paired through the exact phone times, and paired through "
-             "the aligned ones. Edit quality estimate: the 3-word edit's plan estimate "
+             "the aligned ones. The \"model opening\" columns read the same frames by "
+             "evaluate's person-model opening (stages/evaluate/measure.py ExpressionOpening: "
+             "lower-face landmarks projected on the person model's expression basis, mapped "
+             "to jaw_open by a ridge map fitted on the first half of the frames this "
+             "condition's renderer trained on, against its own truth; never the scored "
+             "sentence): its validation r vs truth on the second half of those frames (the "
+             "lip gap's in brackets), then evaluate's pairing (edit vs real frames) and the "
+             "three vs-truth columns by it, and the opening the plan asked for (its expression "
+             "coefficients through the same map) vs truth (\"-\": a row measured before those columns "
+             "and not re-scored from kept outputs; \"re-scored\": the model columns added by "
+             "`--rescore` at that commit, the rest as measured). Edit quality estimate: the 3-word edit's plan estimate "
              "(stages/plan/quality.py) and whether its summary warns. Measured at: the commit "
              "(\"before s7\": an earlier session's code, not re-run since).", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",
@@ -434,6 +527,7 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
             lines.append("| " + " | ".join(_cell(rows[name], k) for k, _ in COLUMNS) + " |")
         else:
             lines.append(f"| {name} | " + " | ".join(["not run"] * (len(COLUMNS) - 1)) + " |")
+    lines += _model_verdict(rows)
     lines += ["", "Stage times (s, 2 shared cores):", ""]
     for name, row in rows.items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
@@ -650,6 +744,9 @@ def main() -> None:
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
                         "the cached rows")
+    parser.add_argument("--rescore", help="comma-separated conditions whose kept outputs "
+                        "(evaluate-scratch) are scored again by edit_truth_scores (both "
+                        "opening measures), no stage re-run; rows.json and the table updated")
     parser.add_argument("--work", type=Path, default=WORK, help="the folder the condition "
                         f"projects and cached rows live in (default {WORK})")
     parser.add_argument("--steps", type=int, default=TRAIN_BUDGET["cpu"]["steps"],
@@ -670,7 +767,14 @@ def main() -> None:
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)
         print(transcripts["markdown"], flush=True)
-    if args.table:
+    if args.rescore:
+        for name in args.rescore.split(","):
+            root = WORK / name
+            rows[name].update(edit_truth_scores(root, root / "evaluate-scratch"))
+            rows[name]["rescored_at"] = _code()
+            cache.write_text(json.dumps(rows, indent=1, default=str))
+            print(f"{name}: {json.dumps(rows[name], default=str)}", flush=True)
+    if args.table or args.rescore:
         write_table(rows, transcripts)
         return
     if args.long:

@@ -1,0 +1,34 @@
+"""The robustness table's verdict on the edit's model opening r (benchmarks/stress.py)."""
+
+from benchmarks.stress import EDIT_R_TARGET, _cell, _model_verdict
+
+
+def test_model_verdict_names_reached_short_warned_and_refused_rows() -> None:
+    rows = {
+        "clean": {"edit_opening_r_model": 0.76, "truth_r_edit_model": 0.79,
+                  "edit_warned": False, "refused": ""},
+        "noise_white_10db": {"edit_opening_r_model": 0.70, "truth_r_edit_model": 0.77,
+                             "edit_warned": True, "refused": ""},
+        "music_10db": {"edit_opening_r_model": 0.62, "truth_r_edit_model": 0.74,
+                       "edit_warned": False, "refused": "align: x.wav: does not match"},
+        "phone_aac32k_8khz": {"edit_opening_r_model": 0.74,
+                              "truth_r_edit_model": EDIT_R_TARGET, "edit_warned": False},
+        "camera_noise_blur_crf32": {"edit_opening_r_model": 0.84, "truth_r_edit_model": 0.81},
+        "blinks": {"edit_opening_r": 0.7},  # measured before the model columns: left out
+    }
+    line = _model_verdict(rows)[1]
+    assert "clean falls short (no warning)" in line
+    assert "noise_white_10db falls short (warns)" in line
+    assert "music_10db falls short (refused at align)" in line
+    assert "phone_aac32k_8khz reaches it vs truth (no warning)" in line
+    assert "camera_noise_blur_crf32 reaches it vs real frames and vs truth" in line
+    assert "blinks" not in line
+    assert _model_verdict({"blinks": rows["blinks"]}) == []
+
+
+def test_validation_cell_shows_model_r_and_lip_gap_r() -> None:
+    row = {"opening_check": {"expression_r": 0.99587, "lips_r": 0.98521}}
+    assert _cell(row, "check") == "0.996 (0.985)"
+    assert _cell({}, "check") == "-"
+    assert _cell({"code": "abc1234", "rescored_at": "def5678"}, "code") == \
+        "abc1234 (re-scored def5678)"
