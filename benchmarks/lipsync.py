@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/lipsync.py [--work DIR] [--no-render] [--reuse-model]
                                            [--no-jaw-warp] [--sentences N,N]
+                                           [--background-shift FRAMES]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -22,7 +23,10 @@ under data/ changes:
     jaw_open mapped onto that audio's timing through its phones (goal r >= 0.75).
 --no-jaw-warp renders without the chin warp (``mouth.jaw_warp``); --sentences scores the
 clip's sentences given instead of the held-out ones (a sentence inside the training share
-is marked ``"heldout": false``: its scores are in-sample).
+is marked ``"heldout": false``: its scores are in-sample). --background-shift N puts the
+clip frame N later behind each new frame (its pose and light with it): footage of other
+speech, as in a real dub; by default the footage behind is the sentence's own, whose chin
+is already the truth's.
 Prints one JSON object.
 """
 
@@ -180,7 +184,39 @@ def all_pairs(root: Path, track: pd.DataFrame) -> np.ndarray:
     return mouth_opening(person.shape(expression), person.topo)
 
 
-def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True) -> dict:
+def shift_backgrounds(root: Path, job: str, shift: int) -> None:
+    """The job's plan with each new row's background (and its pose and light) taken from the
+    clip frame ``shift`` later; the planned expression is kept."""
+    from talkedit.artifacts import (
+        FACE,
+        PLAN,
+        ClipPaths,
+        LipsyncPaths,
+        VideoMeta,
+        column_array,
+        read_parquet,
+        write_parquet,
+    )
+
+    paths = ClipPaths.of(CLIP, root)
+    face, fps = read_parquet(paths.face, FACE), VideoMeta.read(paths).fps
+    plan_path = LipsyncPaths.of(job, root).outputs.plan
+    plan = read_parquet(plan_path, PLAN)
+    edited = plan["edited"].to_numpy()
+    source = plan["source_frame"].to_numpy().copy()
+    source[edited] = np.minimum(source[edited] + shift, len(face) - 1)
+    plan["source_frame"] = plan["expression_source_frame"] = source
+    plan["source_time_s"] = source / fps
+    plan["scale"] = np.where(edited, face["scale"].to_numpy()[source], plan["scale"].to_numpy())
+    for column in ("rotation", "translation", "illumination"):
+        values = column_array(face, column)
+        plan[column] = [values[i] if e else v
+                        for e, v, i in zip(edited, plan[column], source, strict=True)]
+    write_parquet(plan, PLAN, plan_path)
+
+
+def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
+                  background_shift: int = 0) -> dict:
     from stages.lipsync import LipsyncParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
@@ -198,6 +234,8 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True) -> dict
     own = write_job(root, f"bench-own-{held.sentence}", {"clip": CLIP, "span": span},
                     clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
     report = run_lipplan(own, root, opts)
+    if background_shift:
+        shift_backgrounds(root, own, background_shift)
     track = read_parquet(LipsyncPaths.of(own, root).expression, LIP_TRACK)
     jaw = truth_jaw(root, track["time_s"].to_numpy())
     out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
@@ -301,6 +339,7 @@ def main() -> None:
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--reuse-model", action="store_true")
     parser.add_argument("--no-jaw-warp", action="store_true")
+    parser.add_argument("--background-shift", type=int, default=0)
     parser.add_argument("--sentences", type=lambda v: [int(x) for x in v.split(",")],
                         default=None)
     args = parser.parse_args()
@@ -308,8 +347,9 @@ def main() -> None:
     root = scratch_project(work)
     result: dict = {"work": str(work), "training": train(root, args.reuse_model),
                     "inference": inference_speed(root)}
-    result["jaw_warp"] = not args.no_jaw_warp
-    result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp)
+    result["jaw_warp"], result["background_shift"] = not args.no_jaw_warp, args.background_shift
+    result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
+                                         args.background_shift)
                            for held in heldout_sentences(root, args.sentences)]
     viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"
     if viseme.is_file():
