@@ -1,6 +1,8 @@
 """Audio-driven lip sync on the demo: training time, inference speed, held-out sentences.
 
     .venv/bin/python benchmarks/lipsync.py [--work DIR] [--no-render] [--reuse-model]
+                                           [--no-jaw-warp] [--sentences N,N]
+                                           [--background-shift FRAMES]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -19,6 +21,12 @@ under data/ changes:
     sentences (data/metrics/demo/evaluate.json), and the A/V sync offset;
   - by another voice (espeak-ng en-us+f3, 130 wpm): predicted opening vs the true
     jaw_open mapped onto that audio's timing through its phones (goal r >= 0.75).
+--no-jaw-warp renders without the chin warp (``mouth.jaw_warp``); --sentences scores the
+clip's sentences given instead of the held-out ones (a sentence inside the training share
+is marked ``"heldout": false``: its scores are in-sample). --background-shift N puts the
+clip frame N later behind each new frame (its pose and light with it): footage of other
+speech, as in a real dub; by default the footage behind is the sentence's own, whose chin
+is already the truth's.
 Prints one JSON object.
 """
 
@@ -107,14 +115,23 @@ def inference_speed(root: Path) -> dict:
             "times_real_time": round(audio_s / best, 1)}
 
 
-def heldout_sentences(root: Path) -> list:
-    from stages.evaluate.holdout import clip_sentences
+def heldout_from_s(root: Path) -> float:
+    """Where the tail no model trained on starts, s."""
     from stages.lipsync import LipModelParams
     from talkedit.artifacts import ClipPaths, VideoMeta
 
     meta = VideoMeta.read(ClipPaths.of(CLIP, root))
-    heldout_from = meta.n_frames * (1 - LipModelParams().holdout_share) / meta.fps
-    return [h for h in clip_sentences(CLIP, root, 0.05) if h.exclude[0] >= heldout_from]
+    return meta.n_frames * (1 - LipModelParams().holdout_share) / meta.fps
+
+
+def heldout_sentences(root: Path, chosen: list[int] | None = None) -> list:
+    """The sentences wholly inside the held-out tail, or the clip's sentences ``chosen``."""
+    from stages.evaluate.holdout import clip_sentences
+
+    sentences = clip_sentences(CLIP, root, 0.05)
+    if chosen is not None:
+        return [h for h in sentences if h.sentence in chosen]
+    return [h for h in sentences if h.exclude[0] >= heldout_from_s(root)]
 
 
 def write_job(root: Path, name: str, spec: dict, wav: np.ndarray | None = None) -> str:
@@ -167,7 +184,39 @@ def all_pairs(root: Path, track: pd.DataFrame) -> np.ndarray:
     return mouth_opening(person.shape(expression), person.topo)
 
 
-def sentence_jobs(root: Path, held, render: bool) -> dict:
+def shift_backgrounds(root: Path, job: str, shift: int) -> None:
+    """The job's plan with each new row's background (and its pose and light) taken from the
+    clip frame ``shift`` later; the planned expression is kept."""
+    from talkedit.artifacts import (
+        FACE,
+        PLAN,
+        ClipPaths,
+        LipsyncPaths,
+        VideoMeta,
+        column_array,
+        read_parquet,
+        write_parquet,
+    )
+
+    paths = ClipPaths.of(CLIP, root)
+    face, fps = read_parquet(paths.face, FACE), VideoMeta.read(paths).fps
+    plan_path = LipsyncPaths.of(job, root).outputs.plan
+    plan = read_parquet(plan_path, PLAN)
+    edited = plan["edited"].to_numpy()
+    source = plan["source_frame"].to_numpy().copy()
+    source[edited] = np.minimum(source[edited] + shift, len(face) - 1)
+    plan["source_frame"] = plan["expression_source_frame"] = source
+    plan["source_time_s"] = source / fps
+    plan["scale"] = np.where(edited, face["scale"].to_numpy()[source], plan["scale"].to_numpy())
+    for column in ("rotation", "translation", "illumination"):
+        values = column_array(face, column)
+        plan[column] = [values[i] if e else v
+                        for e, v, i in zip(edited, plan[column], source, strict=True)]
+    write_parquet(plan, PLAN, plan_path)
+
+
+def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
+                  background_shift: int = 0) -> dict:
     from stages.lipsync import LipsyncParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
@@ -179,11 +228,14 @@ def sentence_jobs(root: Path, held, render: bool) -> dict:
     span = [round(held.start_s, 3), round(held.end_s, 3)]
     first = int(round(held.start_s * fps))
     opts = LipsyncParams()
-    out: dict = {"sentence": held.sentence, "text": held.text, "span_s": span}
+    out: dict = {"sentence": held.sentence, "text": held.text, "span_s": span,
+                 "heldout": held.exclude[0] >= heldout_from_s(root)}
 
     own = write_job(root, f"bench-own-{held.sentence}", {"clip": CLIP, "span": span},
                     clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
     report = run_lipplan(own, root, opts)
+    if background_shift:
+        shift_backgrounds(root, own, background_shift)
     track = read_parquet(LipsyncPaths.of(own, root).expression, LIP_TRACK)
     jaw = truth_jaw(root, track["time_s"].to_numpy())
     out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
@@ -206,7 +258,7 @@ def sentence_jobs(root: Path, held, render: bool) -> dict:
                           "all_inner_lip_pairs_vs_truth_jaw_r":
                           pearson(all_pairs(root, vtrack)[inside], jaw_v)}
     if render:
-        out["rendered"] = render_and_score(root, own, held, first, len(track))
+        out["rendered"] = render_and_score(root, own, held, first, len(track), jaw_warp)
     return out
 
 
@@ -234,7 +286,8 @@ def closed_average_job(root: Path, job: str) -> str:
     return base
 
 
-def render_and_score(root: Path, job: str, held, first: int, n_new: int) -> dict:
+def render_and_score(root: Path, job: str, held, first: int, n_new: int,
+                     jaw_warp: bool = True) -> dict:
     from stages.composite.compose import CompositeParams
     from stages.composite.watermark import WatermarkParams
     from stages.evaluate import EvaluateParams, _clip_context, _jaw_error, _track, _video_frames
@@ -264,7 +317,7 @@ def render_and_score(root: Path, job: str, held, first: int, n_new: int) -> dict
                                                         ev.max_sync_lag_ms)}}
     for method, name in (("lipsync", job), ("closed_average", closed_average_job(root, job))):
         t0 = time.perf_counter()
-        run_liprender(name, root, RenderParams(), MouthParams())
+        run_liprender(name, root, RenderParams(), MouthParams(jaw_warp=jaw_warp))
         run_lipcomposite(name, root, composite, WatermarkParams())
         out = LipsyncPaths.of(name, root).outputs
         background = read_parquet(out.plan, PLAN)["source_frame"].to_numpy()
@@ -285,13 +338,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--reuse-model", action="store_true")
+    parser.add_argument("--no-jaw-warp", action="store_true")
+    parser.add_argument("--background-shift", type=int, default=0)
+    parser.add_argument("--sentences", type=lambda v: [int(x) for x in v.split(",")],
+                        default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     root = scratch_project(work)
     result: dict = {"work": str(work), "training": train(root, args.reuse_model),
                     "inference": inference_speed(root)}
-    result["sentences"] = [sentence_jobs(root, held, not args.no_render)
-                           for held in heldout_sentences(root)]
+    result["jaw_warp"], result["background_shift"] = not args.no_jaw_warp, args.background_shift
+    result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
+                                         args.background_shift)
+                           for held in heldout_sentences(root, args.sentences)]
     viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"
     if viseme.is_file():
         result["viseme_path_same_sentences"] = json.loads(viseme.read_text())
