@@ -46,10 +46,7 @@ SIGMAS_S = (0.02, 0.03, 0.04, 0.05, 0.06)  # smoothing widths tried on the clip'
 # How far the lips lag the aligned phones (+ = after them), tried with each width on the
 # clip's second half: a Gaussian is symmetric in time, so a steady offset between the
 # aligner's boundaries and the lips (the aligner's p/b/m onsets run early on some voices)
-# is otherwise left in the curve. On the demo the fit picks 10 ms (plan r with the truth on
-# its development sentences 0-3: 0.860 -> 0.871, each of the four up); on the four
-# development pairs 0 (plans unchanged). A fixed 20 ms instead raised the demo's
-# sentences (0.870) but worsened the pairs' opening error (0.0212 -> 0.0273): per clip.
+# is otherwise left in the curve.
 LAGS_S = (-0.02, -0.01, 0.0, 0.01, 0.02, 0.03)
 RIDGE = 1e-3
 # The lips close into a p/b/m no faster than the clip's own opening changes at this
