@@ -266,30 +266,3 @@ def test_reshaping_a_long_plans_new_words_reads_only_their_rows() -> None:
     assert np.array_equal(expression[40_060:], before[40_060:])
     assert not np.array_equal(expression[40_000:40_060], before[40_000:40_060])
     assert np.allclose(expression[:, 0], before[:, 0])  # the opening is kept
-
-
-def test_the_model_learns_how_far_the_lips_lag_the_aligned_phones() -> None:
-    """The aligner's boundaries sit 20 ms before the lips' movement (the clip's opening
-    follows its phones shifted later): the fit finds that lag on the clip's second half,
-    and its curve for the same phones then follows the lips better than a lag-free
-    model's; with no offset it keeps none."""
-    from stages.plan.articulation import LAGS_S, ArticulationModel
-
-    rng = np.random.default_rng(5)
-    phones = _sentence(rng, 0.2, 40)
-    late = [(p, a + 0.02, b + 0.02) for p, a, b in phones]  # where the lips say them
-    index = SimpleNamespace(
-        phones=np.array([p for p, _, _ in phones], object),
-        start_s=np.array([a for _, a, _ in phones]), end_s=np.array([b for _, _, b in phones]),
-        usable=np.ones(len(phones), bool))
-    on_time_openness = _articulated(phones, FPS)
-    openness = _articulated(late, FPS)[:len(on_time_openness)]
-    usable = np.ones(len(openness), bool)
-    model = ArticulationModel.fit(index, openness, usable, FPS)
-    assert model is not None and model.lag_s == 0.02
-    t = np.arange(len(openness)) / FPS
-    lagged = model.predict(list(index.phones), index.start_s, index.end_s, t)
-    unlagged = model.predict(list(index.phones), index.start_s - 0.02, index.end_s - 0.02, t)
-    assert np.corrcoef(lagged, openness)[0, 1] > np.corrcoef(unlagged, openness)[0, 1] + 0.01
-    on_time = ArticulationModel.fit(index, on_time_openness, usable, FPS)
-    assert on_time is not None and on_time.lag_s == 0.0 and 0.0 in LAGS_S

@@ -422,8 +422,7 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     if np.isfinite(model.closed):
         # Only the new words' p/b/m: kept footage shows its own closures.
         said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]
-        # Shut where the lips are (the model's lag), not where the aligner put the phone.
-        closure = closure_weight(said, starts, ends, t - model.lag_s)
+        closure = closure_weight(said, starts, ends, t)
         if (closure > 0).any():  # the lips' envelope reads every frame's openness
             openness = np.empty(len(t))
             for a in range(0, len(t), PLAN_ROWS):

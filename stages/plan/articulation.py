@@ -43,11 +43,6 @@ from stages.plan.search import PHONE_CODES
 
 RATE_HZ = 200.0  # the model's time grid
 SIGMAS_S = (0.02, 0.03, 0.04, 0.05, 0.06)  # smoothing widths tried on the clip's second half
-# How far the lips lag the aligned phones (+ = after them), tried with each width on the
-# clip's second half: a Gaussian is symmetric in time, so a steady offset between the
-# aligner's boundaries and the lips (the aligner's p/b/m onsets run early on some voices)
-# is otherwise left in the curve.
-LAGS_S = (-0.02, -0.01, 0.0, 0.01, 0.02, 0.03)
 RIDGE = 1e-3
 # The lips close into a p/b/m no faster than the clip's own opening changes at this
 # quantile (per frame): its 99th percentile alone, plus the rest of the expression
@@ -110,7 +105,6 @@ class ArticulationModel:
     # (phones + 1, d): each phone's target for the whole expression, then the constant;
     # None when fitted without the expression
     shape: np.ndarray | None = None
-    lag_s: float = 0.0  # the lips' lag behind the aligned phones (``LAGS_S``)
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float,
@@ -125,35 +119,29 @@ class ArticulationModel:
         second = usable & ~first
         if first.sum() < 25 or second.sum() < 25:
             return None
-        def validated(sigma: float, lag: float) -> float:
-            """r on the second half, fitted on the first; the lips at t follow the phones
-            at t - lag. The design only at the frames used (its rows depend on their own
-            times only), FIT_ROWS of them at a time: every frame's is 15 MB at 31 minutes."""
-            w, _ = _fit(phones, index.start_s, index.end_s, t[first] - lag, sigma,
-                        openness[first])
+        best: tuple[float, float] | None = None
+        # The design only at the frames used (its rows depend on their own times only),
+        # FIT_ROWS of them at a time: every frame's is 15 MB at 31 minutes.
+        for sigma in SIGMAS_S:
+            w, _ = _fit(phones, index.start_s, index.end_s, t[first], sigma, openness[first])
             fitted = np.concatenate([
-                phone_design(phones, index.start_s, index.end_s,
-                             t[second][a:a + FIT_ROWS] - lag, sigma) @ w
-                for a in range(0, int(second.sum()), FIT_ROWS)])
+                phone_design(phones, index.start_s, index.end_s, t[second][a:a + FIT_ROWS],
+                             sigma) @ w for a in range(0, int(second.sum()), FIT_ROWS)])
             r = float(np.corrcoef(fitted, openness[second])[0, 1])
-            return r if np.isfinite(r) else -np.inf
-
-        # The width at no lag, then the lag at that width: 11 fits, not 30.
-        r, sigma = max((validated(sigma, 0.0), sigma) for sigma in SIGMAS_S)
-        r, lag = max((validated(sigma, lag), lag) for lag in LAGS_S)
-        if not np.isfinite(r):
+            if np.isfinite(r) and (best is None or r > best[0]):
+                best = (r, sigma)
+        if best is None:
             return None
         both = usable[1:] & usable[:-1]
-        opening, shape = _fit(phones, index.start_s, index.end_s, t[usable] - lag, sigma,
+        opening, shape = _fit(phones, index.start_s, index.end_s, t[usable], best[1],
                               openness[usable], expression, np.flatnonzero(usable))
-        return cls(opening, sigma, r, closed_level(index, openness, usable, fps),
-                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape,
-                   lag)
+        return cls(opening, best[1], best[0],
+                   closed_level(index, openness, usable, fps),
+                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape)
 
     def predict(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
-        return phone_design(phones, starts, ends, times - self.lag_s, self.sigma_s) \
-            @ self.weights
+        return phone_design(phones, starts, ends, times, self.sigma_s) @ self.weights
 
 
 def closed_level(index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
@@ -289,8 +277,7 @@ def reshape(expression: np.ndarray, direction: np.ndarray, model: ArticulationMo
     rows = np.flatnonzero(weight)
     if model.shape is None or not len(rows):
         return moved
-    target = phone_design(phones, starts, ends, times[rows] - model.lag_s, model.sigma_s) \
-        @ model.shape
+    target = phone_design(phones, starts, ends, times[rows], model.sigma_s) @ model.shape
     change = target - expression[rows]
     change -= np.outer(change @ direction, direction)  # the opening stays where it is
     moved[rows] = expression[rows] + weight[rows, None] * change
