@@ -487,7 +487,21 @@ def _model_verdict(rows: dict[str, dict[str, Any]]) -> list[str]:
             + "; ".join(verdict(name) for name in scored) + "."]
 
 
+TRANSCRIPTS_HEADING = "## Wrong transcripts"
+
+
+def committed_transcripts_section() -> list[str]:
+    """The committed table's wrong-transcript section (empty when it has none): a rewrite
+    that scored no transcripts keeps it, rather than a work folder's cached results, which
+    may come from an older check."""
+    text = RESULTS.read_text() if RESULTS.is_file() else ""
+    return [""] + text[text.index(TRANSCRIPTS_HEADING):].rstrip("\n").split("\n") \
+        if TRANSCRIPTS_HEADING in text else []
+
+
 def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | None) -> None:
+    """The markdown table of ``rows``; the wrong-transcript section from ``transcripts``
+    when this run scored them, else the committed one."""
     lines = ["# Hard clips: every stage under stress", "",
              "Made by `nice -n 10 python -m benchmarks.stress` (see its docstring). Clip: the "
              f"4-sentence demo text ({len(TEXT.split())} words, about 18 s, 512 px unless "
@@ -531,8 +545,10 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
     lines += ["", "Stage times (s, 2 shared cores):", ""]
     for name, row in rows.items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
-    if transcripts:
-        lines += ["", "## Wrong transcripts", "", transcripts["markdown"]]
+    if not transcripts:
+        lines += committed_transcripts_section()
+    else:
+        lines += ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
         for batch in (1, 2):
             if transcripts.get(f"heldout{batch}"):
                 lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
@@ -757,7 +773,7 @@ def main() -> None:
     cache = WORK / "rows.json"
     rows = json.loads(cache.read_text()) if cache.is_file() else {}
     tx_cache = WORK / "transcripts.json"
-    transcripts = json.loads(tx_cache.read_text()) if tx_cache.is_file() else None
+    transcripts = None  # only what this run scores replaces the committed section
     if args.transcripts:
         transcripts = transcript_conditions(args.passages)
         if args.calibration:
@@ -792,7 +808,6 @@ def main() -> None:
         rows = json.loads(cache.read_text()) if cache.is_file() else {}  # others' rows too
         rows[name] = row
         cache.write_text(json.dumps(rows, indent=1, default=str))
-        transcripts = json.loads(tx_cache.read_text()) if tx_cache.is_file() else None
         write_table(rows, transcripts)
         print(f"{name}: {time.perf_counter() - t:.0f} s {json.dumps(rows[name], default=str)}",
               flush=True)
