@@ -77,3 +77,66 @@ def test_an_edit_of_a_noisy_clip_says_so_in_its_summary_and_report(
     (message,), in_report, quality = warned["noisy"]
     assert in_report and "Review the result" in message
     assert quality < warned["clean"][2] * 0.9  # ~16/20 of the clean clip's estimate
+
+
+def test_rare_new_phones_are_counted_in_the_usable_footage_only() -> None:
+    from stages.plan.quality import rare_phone_share
+
+    clip = ["sil", "k", "ae", "t", "k", "ae", "b", "k", "sil"]
+    usable = np.array([1, 1, 1, 1, 1, 1, 1, 0, 1], bool)  # the third "k" is unusable
+    # k: 2 usable examples, ae: 2, t: 1, b: 1 -> with 2 needed only t and b are rare
+    assert rare_phone_share(["k", "ae", "t", "sil", "b"], clip, usable, 2) == 0.5
+    assert rare_phone_share(["k", "ae", "k"], clip, usable, 2) == 0.0
+    assert rare_phone_share(["k", "ae", "k"], clip, usable, 3) == 1.0
+    assert rare_phone_share(["sil"], clip, usable, 3) == 0.0
+
+
+def test_rare_phones_scale_the_estimate_and_are_named_only_at_the_threshold() -> None:
+    quality, reasons = quality_estimate([0.0], 0.5, 0.6, 0.0, rare_share=0.4,
+                                        max_rare_share=0.25, min_examples=3)
+    assert quality == pytest.approx(0.6)
+    assert len(reasons) == 1 and "40% of the new phones occur fewer than 3 times" in reasons[0]
+    assert quality_estimate([0.0], 0.5, 0.6, 0.0, rare_share=0.2,
+                            max_rare_share=0.25) == (1.0, [])
+
+
+def test_an_edit_drawn_from_too_little_footage_says_so(indexed_demo_root: Path,
+                                                       tmp_path: Path) -> None:
+    """A sentence of the demo said anew from the rest of the clip (~25 s of footage) does
+    not warn; the same sentence with every other sentence but the first excluded (~7 s)
+    has most of its new phones rare, and its summary and report say so (issue 15: an
+    edit whose quality estimate is low says so instead of looking finished)."""
+    import yaml
+
+    from stages.align import AlignParams
+    from stages.audio.config import AudioParams
+    from stages.evaluate.holdout import clip_sentences
+    from stages.plan import run_plan
+    from talkedit.artifacts import EditPaths
+    from tests.conftest import REPO, repo_section
+
+    root = tmp_path / "p"
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for part in ("raw", "interim"):
+        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    sentences = clip_sentences("demo", root, 0.1)
+    held = sentences[2]  # "You type a new sentence, and the person on screen says it, ..."
+    found = {}
+    for label, excluded in (("rest", [held]), ("little", sentences[1:])):
+        spec = {"clip": "demo", "text": (root / "data/raw/demo.txt").read_text(),
+                "resynthesize": [[held.first_written, held.last_written]],
+                "exclude_s": [[round(h.exclude[0], 3), round(h.exclude[1], 3)]
+                              for h in excluded]}
+        paths = EditPaths.of(label, root)
+        paths.spec.parent.mkdir(parents=True, exist_ok=True)
+        paths.spec.write_text(yaml.safe_dump(spec))
+        summary = run_plan(label, root, repo_section(PlanParams), repo_section(AlignParams),
+                           repo_section(AudioParams))
+        found[label] = (summary["rare_phone_share"],
+                        [w for w in summary["warnings"] if "new phones occur fewer" in w],
+                        "new phones occur fewer" in paths.summary.read_text())
+    limit = PlanParams().max_rare_share
+    assert found["rest"][0] < limit and found["rest"][1] == [] and not found["rest"][2]
+    share, (message,), in_report = found["little"]
+    assert share >= limit + 0.2 and in_report and "Review the result" in message

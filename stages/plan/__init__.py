@@ -38,7 +38,7 @@ from stages.plan.articulation import (
     shut_target,
 )
 from stages.plan.diff import EditedSpan, edited_spans
-from stages.plan.quality import quality_estimate
+from stages.plan.quality import quality_estimate, rare_phone_share
 from stages.plan.report import write_outputs
 from stages.plan.retime import (
     PLAN_ROWS,
@@ -102,6 +102,10 @@ class PlanParams(Section):
     on_large_edit: str = "error"
     on_no_change: str = "warn"
     min_quality: float = 0.5  # a plan whose quality estimate is lower warns (summary + log)
+    # A new phone the usable footage says fewer than min_phone_examples times is "rare";
+    # an edit with at least max_rare_share of them says so (stages/plan/quality.py).
+    min_phone_examples: int = 3
+    max_rare_share: float = 0.25
 
     def check(self, where: str) -> None:
         if self.on_large_edit not in ON_LARGE_EDIT:
@@ -121,6 +125,9 @@ class PlanParams(Section):
         if not self.max_edge_speed >= 1:
             raise bad_param(where, "max_edge_speed",
                             "must be >= 1 (1 = edge phones at the clip's speed)")
+        if self.min_phone_examples < 1 or not 0 < self.max_rare_share <= 1:
+            raise bad_param(where, "max_rare_share", "needs min_phone_examples >= 1 and "
+                            "max_rare_share in (0, 1]")
         if self.background_margin_s < 0 or self.rate_wpm <= 0:
             raise bad_param(where, "background_margin_s", "margin must be >= 0 and rate_wpm > 0")
 
@@ -138,6 +145,7 @@ class PlanResult:
     recording: Recording | None = None  # the user's recording, aligned (source: recording)
     quality: float = 1.0  # stages/plan/quality.py: a screen, 1 = nothing the plan sees is wrong
     mouth: dict[str, Any] | None = None  # spec mouth_motion: audio: stages/lipsync/edit_mouth.py
+    rare_phone_share: float = 0.0  # new phones the usable footage has few examples of
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -333,13 +341,16 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
             coarticulate(frames, timeline, span_plans, index, model, direction,
                          opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
     snr_db = _clip_snr_db(paths)
+    rare = rare_phone_share([p.phone for s in span_plans for p in s.phones],
+                            [str(p) for p in index.phones], ~blocked, opts.min_phone_examples)
     quality, reasons = quality_estimate(
         [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
         frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0,
-        snr_db, align_opts.noisy_snr_db)
-    # A noisy clip always says so: its cost was measured (stages/plan/quality.py).
+        snr_db, align_opts.noisy_snr_db, rare, opts.max_rare_share, opts.min_phone_examples)
+    # A noisy clip, or new phones the footage hardly shows, always say so: their cost was
+    # measured (stages/plan/quality.py).
     noisy = snr_db is not None and snr_db < align_opts.noisy_snr_db
-    if quality < opts.min_quality or noisy:
+    if quality < opts.min_quality or noisy or rare >= opts.max_rare_share:
         below = (f" is below plan.min_quality {opts.min_quality:.2f}"
                  if quality < opts.min_quality else "")
         msg = (f"quality estimate {quality:.2f}{below}: {'; '.join(reasons)}. Review the "
@@ -347,7 +358,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         log.warning("%s: %s", spec.path, msg)
         warnings.append(msg)
     result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
-                        recorded.recording if recorded else None, round(quality, 3))
+                        recorded.recording if recorded else None, round(quality, 3),
+                        rare_phone_share=round(rare, 3))
     if spec.mouth_motion == MOUTH_AUDIO:  # the new words' mouth from the clip's audio model
         from stages.lipsync.edit_mouth import audio_mouth  # deferred: torch only when asked
 

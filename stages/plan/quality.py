@@ -13,7 +13,19 @@ Three things the plan already knows predict a visibly worse result:
   degraded) the edit's mouth-opening r fell from 0.78 to 0.72 with white noise at a
   measured 16 dB, and re-planning with the clean sound's alignment brought it back to
   0.79: the loss is the alignment's. A noisy clip is named in the reasons and scales
-  the estimate by its ratio to the threshold.
+  the estimate by its ratio to the threshold;
+- how much of the new phone sequence the usable footage rarely shows: the share of the
+  new phones the clip says fewer than ``plan.min_phone_examples`` times outside the
+  excluded and unusable frames (``rare_phone_share``). The viseme search and the
+  co-articulation model both learn a phone from its examples, so an edit asking for
+  phones the footage hardly has is drawn from guesses. Measured on the demo clip by
+  re-creating each of its 6 sentences from 6-26 s of footage (sentences excluded in
+  turn; plan opening vs the generator's truth): this share tracked the plan's r at
+  -0.70 (footage seconds +0.71; the other factors here +0.10), every plan under r 0.8
+  had a share >= 0.29, and 4 of 21 above 0.8 did. ``plan.max_rare_share`` 0.25 was
+  chosen there; on the stress clip's 12 re-creations (not used to choose) it flagged 6
+  of the 7 under 0.8 and 2 of the 5 above. A share at or over it scales the estimate
+  by (1 - share) and always says so.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
 not a measurement of the output (evaluate measures that).
 """
@@ -24,13 +36,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from talkedit.phonemes import SILENCE
+
 
 def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                      natural_p99: float, low_confidence_share: float,
-                     snr_db: float | None = None, noisy_snr_db: float = 20.0
-                     ) -> tuple[float, list[str]]:
+                     snr_db: float | None = None, noisy_snr_db: float = 20.0,
+                     rare_share: float = 0.0, max_rare_share: float = 1.0,
+                     min_examples: int = 0) -> tuple[float, list[str]]:
     """(estimate in 0..1, the reasons it is below 1). ``snr_db``: the clip's speech over
-    its noise floor as align measured it (None: not measured)."""
+    its noise floor as align measured it (None: not measured); ``rare_share``: the share
+    of the new phones the usable footage has fewer than ``min_examples`` examples of
+    (``rare_phone_share``), counted when at least ``max_rare_share``."""
     reasons = []
     exact = float(np.mean([c == 0 for c in viseme_costs])) if len(viseme_costs) else 1.0
     if exact < 1:
@@ -48,4 +65,24 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
         reasons.append(f"the clip's sound is noisy (speech {snr_db:.0f} dB over the noise "
                        f"floor, under align.noisy_snr_db {noisy_snr_db:.0f}): every phone "
                        "boundary the new mouth is timed by is less certain")
-    return exact * joins * aligned * heard, reasons
+    covered = 1.0
+    if rare_share >= max_rare_share:
+        covered = 1.0 - float(np.clip(rare_share, 0.0, 1.0))
+        reasons.append(f"{rare_share:.0%} of the new phones occur fewer than {min_examples} "
+                       "times in the clip's usable footage (plan.max_rare_share "
+                       f"{max_rare_share:.2f}): the new mouth is drawn from too few examples; "
+                       "a longer clip of the speaker helps")
+    return exact * joins * aligned * heard * covered, reasons
+
+
+def rare_phone_share(new_phones: Sequence[str], clip_phones: Sequence[str],
+                     usable: np.ndarray, min_examples: int) -> float:
+    """The share of ``new_phones`` (silences left out) that the clip's phones marked
+    ``usable`` say fewer than ``min_examples`` times (0 when no phone is new)."""
+    said = [p for p in new_phones if p != SILENCE]
+    if not said:
+        return 0.0
+    names, counts = np.unique(np.asarray(clip_phones)[np.asarray(usable, bool)],
+                              return_counts=True)
+    examples = dict(zip(names.tolist(), counts.tolist(), strict=True))
+    return float(np.mean([examples.get(p, 0) < min_examples for p in said]))

@@ -125,6 +125,7 @@ def summary_dict(result: PlanResult) -> dict[str, Any]:
         "max_join_change": round(f.max_join_change, 4),
         "natural_change_p99": round(f.natural_p99, 4),
         "quality_estimate": result.quality,
+        "rare_phone_share": result.rare_phone_share,
         "mouth_motion": result.mouth or {"mouth_motion": result.spec.mouth_motion},
         "warnings": result.warnings,
     }
