@@ -1,6 +1,6 @@
 """A rough quality estimate of a planned edit, so a poor one says so instead of looking done.
 
-Three things the plan already knows predict a visibly worse result:
+Things the plan already knows that predict a visibly worse result:
 - the share of the new phones' pieces whose visemes match exactly (an approximate
   viseme is a wrong mouth shape);
 - how the largest expression jump at a join compares with the clip's own 99th
@@ -18,14 +18,15 @@ Three things the plan already knows predict a visibly worse result:
   new phones the clip says fewer than ``plan.min_phone_examples`` times outside the
   excluded and unusable frames (``rare_phone_share``). The viseme search and the
   co-articulation model both learn a phone from its examples, so an edit asking for
-  phones the footage hardly has is drawn from guesses. Measured on the demo clip by
-  re-creating each of its 6 sentences from 6-26 s of footage (sentences excluded in
-  turn; plan opening vs the generator's truth): this share tracked the plan's r at
-  -0.70 (footage seconds +0.71; the other factors here +0.10), every plan under r 0.8
-  had a share >= 0.29, and 4 of 21 above 0.8 did. ``plan.max_rare_share`` 0.25 was
-  chosen there; on the stress clip's 12 re-creations (not used to choose) it flagged 6
-  of the 7 under 0.8 and 2 of the 5 above. A share at or over it scales the estimate
-  by (1 - share) and always says so.
+  phones the footage hardly has is drawn from guesses. Measured by re-creating each
+  sentence of the demo clip from 6-26 s of its footage (the other sentences excluded in
+  turn; plan opening vs the generator's truth; benchmarks/footage.py,
+  benchmarks/results/footage.md): this share tracked the plan's r at -0.75 (footage
+  seconds +0.74; the estimate's other factors, over this and the check clip, +0.10);
+  every plan under r 0.8 had a share >= 0.29, and 4 of 21 above 0.8 did.
+  ``plan.max_rare_share`` 0.25 was chosen there; on the stress clip's 12 re-creations
+  (not used to choose) it flags 6 of the 7 under 0.8 and 2 of the 5 above. A share at
+  or over it scales the estimate by (1 - share) and always says so.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
 not a measurement of the output (evaluate measures that).
 """
