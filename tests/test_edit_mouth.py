@@ -120,3 +120,34 @@ def test_audio_mouth_follows_the_new_words_sound_and_changes_only_the_mouth(
     written = read_clip_wav(EditPaths.of(name, mouth_root).audio)
     assert len(written) == len(heard) and np.abs(written - heard).max() < 1e-9
 
+
+
+def test_audio_share_moves_the_searched_mouth_that_share_of_the_way(mouth_root: Path) -> None:
+    """plan.audio_share s: each frame's expression is the searched one moved s of the way to
+    mouth_motion: audio's (the model's own cross-fade at the borders included), nothing else
+    changes; an out-of-range share is refused."""
+    from stages.evaluate.holdout import clip_sentences, write_spec
+    from stages.plan import plan_edit
+    from talkedit.artifacts import EditPaths
+
+    held = clip_sentences("demo", mouth_root, 0.05)[-1]
+    name = write_spec(held, "demo", mouth_root)
+    spec_path = EditPaths.of(name, mouth_root).spec
+    spec = yaml.safe_load(spec_path.read_text())
+    searched = _plan(mouth_root, name)
+    shared = plan_edit(name, mouth_root, dataclasses.replace(repo_section(PlanParams),
+                                                             audio_share=0.3),
+                       repo_section(AlignParams), repo_section(AudioParams))
+    spec_path.write_text(yaml.safe_dump(spec | {"mouth_motion": "audio"}))
+    spoken = _plan(mouth_root, name)
+    spec_path.write_text(yaml.safe_dump(spec))
+
+    fs, fh, fa = (r.frames.rows(0, len(r.frames)) for r in (searched, shared, spoken))
+    assert np.array_equal(fs.source_frame, fh.source_frame)
+    expected = fs.expression + 0.3 * (fa.expression.astype(np.float64) - fs.expression)
+    assert np.abs(fh.expression - expected).max() < 1e-4  # float32 rows
+    moved = np.abs(fh.expression - fs.expression).max(axis=1) > 1e-6
+    assert moved.sum() == shared.mouth["frames"] > 80
+    assert shared.mouth["mouth_motion"] == "search + audio x 0.3"
+    with pytest.raises(TalkeditError, match="audio_share"):
+        PlanParams.from_dict({"audio_share": 1.5})

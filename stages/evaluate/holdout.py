@@ -35,6 +35,7 @@ from talkedit.artifacts import (
     WORDS,
     ClipPaths,
     EditPaths,
+    LipModelPaths,
     ModelPaths,
     read_parquet,
 )
@@ -164,6 +165,11 @@ def scratch_project(clip: str, root: Path | None, held: list[HeldOut], fps: floa
         models, mine = ModelPaths.of(clip, root), ModelPaths.of(clip, folder)
         mine.dir.mkdir(parents=True, exist_ok=True)
         _link(models.generator, mine.generator)
+        # The clip's audio model (plan.audio_share > 0 reads it): trained on the clip's head
+        # only (lipmodel.holdout_share = train.holdout_share), never on a held-out sentence.
+        lip = LipModelPaths.of(clip, root)
+        if lip.model.is_file():
+            _link(lip.dir, LipModelPaths.of(clip, folder).dir)
         if models.references.is_file():
             stamp, meta = Stamp.read(models.references)
             pool = ReferencePool.load(models.references, clip, stamp.config.config_hash,

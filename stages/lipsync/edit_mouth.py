@@ -64,10 +64,11 @@ def border_weights(t: np.ndarray, start_s: float, end_s: float, blend_s: float) 
     return np.clip(0.5 + inside / blend_s, 0.0, 1.0)
 
 
-def audio_mouth(result: PlanResult, root: Path | None, audio: AudioParams, blend_s: float
-                ) -> tuple[FramePlan, dict[str, Any]]:
+def audio_mouth(result: PlanResult, root: Path | None, audio: AudioParams, blend_s: float,
+                share: float = 1.0) -> tuple[FramePlan, dict[str, Any]]:
     """The plan's frames (changed in place) with each new segment's expression predicted
-    from its sound, and a summary (segments, frames changed, the voice warp per segment)."""
+    from its sound (moved ``share`` of the way there from the plan's: 1 = replaced), and a
+    summary (segments, frames changed, the voice warp per segment)."""
     spec, frames, fps = result.spec, result.frames, result.fps
     model_path = LipModelPaths.of(spec.clip, root).model
     model = LipModel.load(model_path, f"lipmodel@{spec.clip}")
@@ -89,14 +90,14 @@ def audio_mouth(result: PlanResult, root: Path | None, audio: AudioParams, blend
         warp = (choose_warp(said, model.features, model.voice)
                 if len(said) >= MIN_AUDIO_S * RATE else 1.0)
         predicted = model.expression(frame_features(window, hi - lo, fps, model.features, warp))
-        w = border_weights(np.arange(lo, hi) / fps, seg.out_start_s, seg.out_end_s,
-                           blend_s)[:, None]
+        w = share * border_weights(np.arange(lo, hi) / fps, seg.out_start_s, seg.out_end_s,
+                                   blend_s)[:, None]
         # The plan's rows of this window only (a long plan is never whole in memory).
         frames.set_expression(np.arange(lo, hi),
                               w * predicted + (1 - w) * frames.rows(lo, hi).expression)
         changed[lo:hi] |= w[:, 0] > 0
         warps.append(warp)
     frames.edited |= changed
-    return frames, {"mouth_motion": "audio", "model": model.net_cfg.kind,
-                        "segments": len(warps), "frames": int(changed.sum()),
-                        "voice_warps": warps}
+    return frames, {"mouth_motion": "audio" if share >= 1 else f"search + audio x {share:g}",
+                    "model": model.net_cfg.kind, "segments": len(warps),
+                    "frames": int(changed.sum()), "voice_warps": warps}
