@@ -28,7 +28,7 @@ def test_the_chin_moves_with_the_planned_jaw_and_the_upper_face_stays(fitted: Pa
     table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
     pose, expression = frame_parameters(table)
     crops = FrameCrops(CLIP, fitted, transforms, SIZE)
-    jaw = JawWarp(model, crops.get, pose, expression, transforms)
+    jaw = JawWarp(model, crops.rows, pose, expression, transforms)
     opening = np.ptp(jaw.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
     closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
     bg = np.array([closed])
@@ -66,7 +66,7 @@ def test_the_frame_is_sampled_only_where_it_shows_and_alike(fitted: Path) -> Non
     model, _ = load_model(CLIP, fitted)
     table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
     pose, expression = frame_parameters(table)
-    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).get, pose, expression,
+    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).rows, pose, expression,
                   transforms)
     opening = np.ptp(jaw.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
     closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
@@ -92,7 +92,7 @@ def test_one_triangulation_serves_the_rows_until_a_triangle_would_flip(fitted: P
     model, _ = load_model(CLIP, fitted)
     table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
     pose, expression = frame_parameters(table)
-    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).get, pose, expression,
+    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).rows, pose, expression,
                   transforms)
     frames = np.arange(len(table))
     points = jaw.points(frames, pose, expression)

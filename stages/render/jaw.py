@@ -77,12 +77,13 @@ class JawWarp:
     """Builds an edited row's crop from the generated lower face over its background frame
     warped to the planned face (see the module doc)."""
 
-    def __init__(self, model: PersonModel, crops_of: Callable[[np.ndarray], np.ndarray],
+    def __init__(self, model: PersonModel, crop_rows: Callable[[int, int, int], np.ndarray],
                  fitted_pose: Pose, fitted_expression: np.ndarray, transforms: np.ndarray
                  ) -> None:
-        """``crops_of``: clip frames -> crops (n, S, S, 3) uint8 in the px ``transforms``
+        """``crop_rows``: (clip frame, top, bottom) -> rows [top, bottom) of that frame's
+        crop ((bottom - top, S, 3) uint8, e.g. ``FrameCrops.rows``) in the px ``transforms``
         (image -> crop, per clip frame) map to; ``fitted_*``: the fit of every clip frame."""
-        self.model, self.crops_of = model, crops_of
+        self.model, self.crop_rows = model, crop_rows
         self.fitted_pose, self.fitted_expression = fitted_pose, fitted_expression
         self.transforms = transforms
         # Points below the nose tip follow the expression; the rest are held where the
@@ -142,10 +143,12 @@ class JawWarp:
         if bx1 <= bx0 or by1 <= by0:
             return crop, out_alpha
         box = (slice(by0, by1), slice(bx0, bx1))
-        frame = self.crops_of(np.array([background]))[0]
-        behind = frame[box].astype(np.float32)
         moved = np.zeros((by1 - by0, bx1 - bx0), bool)
-        if x1 > x0 and y1 > y0:
+        top, bottom = by0, by1  # the frame's crop rows this row reads
+        ys = xs = np.empty(0, np.intp)
+        # A row whose plan is the frame's own expression (the edit's kept rows) moves no
+        # pixel: the map would be the identity, so it is not built.
+        if x1 > x0 and y1 > y0 and not np.array_equal(target, fitted):
             # Where each pixel comes from in the frame's crop (the piecewise-affine map
             # itself; outside the triangles, from where it is), then the frame sampled there.
             map_x, map_y, valid = source_map(source_points, target_points, triangles,
@@ -160,22 +163,38 @@ class JawWarp:
             dx, dy = map_x - here[..., 0], map_y - here[..., 1]
             shifted = np.maximum(np.abs(dx), np.abs(dy)) > SAMPLED_PX
             ys, xs = np.nonzero((alpha[y0:y1, x0:x1] < 255) & shifted)
+            src_x, src_y = map_x[ys, xs], map_y[ys, xs]
             if len(ys):
-                behind[y0 - by0 + ys, x0 - bx0 + xs] = cv2.remap(
-                    frame, map_x[ys, xs][None], map_y[ys, xs][None], cv2.INTER_CUBIC,
-                    borderMode=cv2.BORDER_REPLICATE)[0]
+                # Bicubic reads rows floor(y) - 1 .. floor(y) + 2: those rows are cut too.
+                top = min(top, max(int(np.floor(src_y.min())) - 2, 0))
+                bottom = max(bottom, min(int(np.floor(src_y.max())) + 4, size))
             moved[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = np.hypot(dx, dy) > MOVED_PX
+        # Only the rows of the frame's crop this row reads are cut (the rest never shows).
+        rows = self.crop_rows(background, top, bottom)
+        behind = rows[by0 - top:by1 - top, bx0:bx1].copy()
+        if len(ys):
+            # (src_y - top is exact in float32: the same 1/32 px the whole crop would give.)
+            behind[y0 - by0 + ys, x0 - bx0 + xs] = cv2.remap(
+                rows, src_x[None], (src_y - np.float32(top))[None], cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_REPLICATE)[0]
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
         # planned expression; the warped frame around them, where the chin's outline and
         # what lies under it are the background frame's, moved as the plan moves the jaw.
-        weight = (alpha[box] / 255.0).astype(np.float32)[..., None]
-        crop[box] = np.clip(weight * generated[box] + (1.0 - weight) * behind + 0.5,
-                            0, 255).astype(np.uint8)
-        # Every pixel the warp moved comes from this crop: the composite then never
-        # feathers a moved chin into the background's unmoved one.
-        near = cv2.distanceTransform((~moved).astype(np.uint8), cv2.DIST_L2, 3) <= r
-        out_alpha[box] = np.maximum(alpha[box], near.astype(np.uint8) * 255)
+        # Blended in float only in the feather (0 < alpha < 255); elsewhere one or the other.
+        box_alpha = alpha[box]
+        drawn = generated[box]
+        crop[box] = np.where((box_alpha == 255)[..., None], drawn, behind)
+        fy, fx = np.nonzero((box_alpha > 0) & (box_alpha < 255))
+        weight = (box_alpha[fy, fx] / 255.0).astype(np.float32)[:, None]
+        crop[by0 + fy, bx0 + fx] = np.clip(weight * drawn[fy, fx] + (1.0 - weight)
+                                           * behind[fy, fx].astype(np.float32) + 0.5,
+                                           0, 255).astype(np.uint8)
+        if moved.any():
+            # Every pixel the warp moved comes from this crop: the composite then never
+            # feathers a moved chin into the background's unmoved one.
+            near = cv2.distanceTransform((~moved).astype(np.uint8), cv2.DIST_L2, 3) <= r
+            out_alpha[box] = np.maximum(box_alpha, near.astype(np.uint8) * 255)
         return crop, out_alpha
 
     def build_rows(self, crops: np.ndarray, alpha: np.ndarray, backgrounds: np.ndarray,
