@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -63,6 +64,19 @@ def jaw_module_at(ref: str) -> Any:
     return module
 
 
+def with_crop_rows(cls: Any) -> Any:
+    """``cls`` taking the render's ``FrameCrops.rows`` as the current JawWarp does; a JawWarp
+    from before s8-issue13t took whole crops (``crops_of``, ``FrameCrops.get``)."""
+    if "crops_of" not in inspect.signature(cls.__init__).parameters:
+        return cls
+
+    class WholeCrops(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, model: Any, crop_rows: Any, *rest: Any) -> None:
+            super().__init__(model, crop_rows.__self__.get, *rest)
+
+    return WholeCrops
+
+
 def renders_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -90,7 +104,7 @@ def main() -> int:
     clip = load_spec(args.edit, REPO).clip
     render = load_section(RenderParams, REPO)
     mouth = load_section(MouthParams, REPO)
-    before = jaw_module_at(args.before).JawWarp
+    before = with_crop_rows(jaw_module_at(args.before).JawWarp)
     root = scratch_root(args.edit)
     paths = EditPaths.of(args.edit, root)
     ways = {"off": (False, JawWarp), "before": (True, before), "now": (True, JawWarp)}

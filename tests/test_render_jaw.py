@@ -28,7 +28,7 @@ def test_the_chin_moves_with_the_planned_jaw_and_the_upper_face_stays(fitted: Pa
     table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
     pose, expression = frame_parameters(table)
     crops = FrameCrops(CLIP, fitted, transforms, SIZE)
-    jaw = JawWarp(model, crops.get, pose, expression, transforms)
+    jaw = JawWarp(model, crops.rows, pose, expression, transforms)
     opening = np.ptp(jaw.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
     closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
     bg = np.array([closed])
@@ -66,7 +66,7 @@ def test_the_frame_is_sampled_only_where_it_shows_and_alike(fitted: Path) -> Non
     model, _ = load_model(CLIP, fitted)
     table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
     pose, expression = frame_parameters(table)
-    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).get, pose, expression,
+    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).rows, pose, expression,
                   transforms)
     opening = np.ptp(jaw.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
     closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
@@ -92,7 +92,7 @@ def test_one_triangulation_serves_the_rows_until_a_triangle_would_flip(fitted: P
     model, _ = load_model(CLIP, fitted)
     table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
     pose, expression = frame_parameters(table)
-    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).get, pose, expression,
+    jaw = JawWarp(model, FrameCrops(CLIP, fitted, transforms, SIZE).rows, pose, expression,
                   transforms)
     frames = np.arange(len(table))
     points = jaw.points(frames, pose, expression)
@@ -119,3 +119,46 @@ def test_one_triangulation_serves_the_rows_until_a_triangle_would_flip(fitted: P
     assert jaw._mesh is not None
     assert not np.array_equal(jaw._mesh[0], kept)
     assert (signed_areas(folded, jaw._mesh[0]) > 0).all()
+
+
+def test_the_rows_of_a_crop_are_cut_alone_with_the_same_pixels(fitted: Path) -> None:  # noqa: F811
+    """The warp cuts only the crop rows it reads (``FrameCrops.rows``): the same pixels as
+    those rows of the whole crop, cut or cached."""
+    table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    frame = len(table) // 2
+    whole = FrameCrops(CLIP, fitted, transforms, SIZE).get(np.array([frame]))[0]
+    alone = FrameCrops(CLIP, fitted, transforms, SIZE)
+    for top, bottom in ((0, SIZE), (SIZE // 3, SIZE // 2 + 7), (SIZE - 3, SIZE)):
+        assert np.array_equal(alone.rows(frame, top, bottom), whole[top:bottom])
+    alone.get(np.array([frame]))  # now cached: served from the whole crop
+    assert np.array_equal(alone.rows(frame, 5, 9), whole[5:9])
+
+
+def test_a_row_planned_as_its_frame_moves_nothing(fitted: Path) -> None:  # noqa: F811
+    """A row whose plan is the background frame's own expression builds no map: its alpha
+    is the generator's and behind it lies the frame's crop as it is."""
+    model, _ = load_model(CLIP, fitted)
+    table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    pose, expression = frame_parameters(table)
+    crops = FrameCrops(CLIP, fitted, transforms, SIZE)
+    jaw = JawWarp(model, crops.rows, pose, expression, transforms)
+    frame = len(table) // 2
+    bg = np.array([frame])
+    own = jaw.points(bg, pose[bg], expression[bg])[0]
+    alpha = np.zeros((SIZE, SIZE), np.uint8)
+    alpha[SIZE // 2:, SIZE // 4:3 * SIZE // 4] = 255
+    alpha[SIZE // 2 - 4:SIZE // 2] = 128  # a feather above the drawn part
+    drawn = np.full((SIZE, SIZE, 3), 77, np.uint8)
+    crop, out_alpha = jaw.build(drawn, alpha, frame, own, own)
+    assert np.array_equal(out_alpha, alpha)
+    whole = crops.get(bg)[0]
+    assert (crop[alpha == 255] == 77).all()
+    # Where nothing is drawn: the frame as it is (or, outside what the warp would touch,
+    # the generated crop left alone); below the middle (the jaw) always the frame.
+    nothing_drawn = alpha == 0
+    assert ((crop == whole).all(axis=2) | (crop == 77).all(axis=2))[nothing_drawn].all()
+    nothing_drawn[:SIZE // 2] = False
+    assert nothing_drawn.sum() > SIZE * SIZE // 8
+    assert np.array_equal(crop[nothing_drawn], whole[nothing_drawn])
+    half = np.floor(0.5 * 77 + 0.5 * whole[SIZE // 2 - 4:SIZE // 2].astype(np.float64) + 0.5)
+    assert np.abs(crop[SIZE // 2 - 4:SIZE // 2].astype(np.float64) - half).max() <= 1.0

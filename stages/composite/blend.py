@@ -108,9 +108,10 @@ def _inliers(diff: np.ndarray, band: np.ndarray) -> np.ndarray:
     values = diff[band]
     if len(values) < 8:
         return keep
-    distance = np.linalg.norm(diff - np.median(values, axis=0), axis=-1)
-    spread = max(1.4826 * float(np.median(distance[band])), MIN_SPREAD)
-    keep[band & (distance > OUTLIER_MADS * spread)] = 0.0
+    # Distances on the band only (the rest is masked by the caller anyway).
+    distance = np.linalg.norm(values - np.median(values, axis=0), axis=-1)
+    spread = max(1.4826 * float(np.median(distance)), MIN_SPREAD)
+    keep[band] = np.where(distance > OUTLIER_MADS * spread, np.float32(0.0), np.float32(1.0))
     return keep
 
 
@@ -124,8 +125,9 @@ def _match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.n
     place differently (a chin against a dark collar, issue 13), their difference is shape,
     not light, and would shade the whole region around it.
     """
-    band = band * _inliers(bg - fg, band > 0)
-    diff_on_band = (bg - fg) * band[..., None]
+    diff = bg - fg
+    band = band * _inliers(diff, band > 0)
+    diff_on_band = diff * band[..., None]
     weight = _smooth(band, sigma)
     offset = _smooth(diff_on_band, sigma) / np.maximum(weight, 1e-3)[..., None]
     mean = diff_on_band.reshape(-1, 3).sum(0) / max(float(band.sum()), 1.0)

@@ -305,6 +305,17 @@ class FrameCrops:
             return np.empty((0, self.size, self.size, 3), np.uint8)
         return np.stack([self._crop(int(f)) for f in frames])
 
+    def rows(self, frame: int, top: int, bottom: int) -> np.ndarray:
+        """(bottom - top, size, 3) uint8: rows [top, bottom) of clip frame ``frame``'s crop,
+        cut alone (resampling only those rows: the chin warp reads the lower face), not
+        kept; the same pixels as ``get``'s."""
+        if frame in self._cache:
+            return self._cache[frame][top:bottom]
+        shifted = self.transforms[frame].reshape(2, 3).astype(np.float64)
+        shifted[1, 2] -= top  # crop row top is row 0
+        return cv2.warpAffine(self.cursor[frame], shifted, (self.size, bottom - top),
+                              flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+
 
 class BackgroundCrops:
     """Render crops of any clip frames, decoded in aligned blocks kept in a small LRU."""

@@ -19,8 +19,12 @@ the whole lower face outside the mouth (the person model moves cheeks and the sk
 the lips less well than the generator draws them: -0.6 dB on the same pairs).
 
 Cost (issue 13, the edit's turnaround): one triangulation is shared by the rows (``mesh``),
-the piecewise-affine map is used as the source map directly, and the frame is sampled only
-where it shows and moves.
+the piecewise-affine map is used as the source map directly, the frame is sampled only
+where it shows and moves, only the crop rows the row reads are cut from the decoded frame
+(``FrameCrops.rows``), a row the plan leaves at the frame's own expression builds no map,
+and the crop is blended in float only in the alpha's feather. What is left is mostly the
+background frame's decoding; the composite then blends the larger region the crop covers
+(benchmarks/jaw_edit_turnaround.py measures the whole edit, warp off against on).
 
 Deterministic (no randomness; rows come in the plan's order, so the same plan and clip
 give the same bytes).
@@ -48,15 +52,18 @@ MIN_AREA_PX = 1e-3
 SAMPLED_PX = 1 / 128  # a pixel moved less (both axes) is the frame's own (see build)
 
 
+@functools.lru_cache(maxsize=4)
 def border_points(size: int, per_side: int = 8) -> np.ndarray:
     """(4 * per_side, 2) points along the crop's border (they stay put: the warp fades out
-    towards it)."""
+    towards it); read-only, shared by every row."""
     t = np.linspace(0.0, size - 1.0, per_side, endpoint=False)
     far = float(size - 1)
-    return np.concatenate([np.stack([t, np.zeros_like(t)], 1),
-                           np.stack([np.full_like(t, far), t], 1),
-                           np.stack([far - t, np.full_like(t, far)], 1),
-                           np.stack([np.zeros_like(t), far - t], 1)])
+    points = np.concatenate([np.stack([t, np.zeros_like(t)], 1),
+                             np.stack([np.full_like(t, far), t], 1),
+                             np.stack([far - t, np.full_like(t, far)], 1),
+                             np.stack([np.zeros_like(t), far - t], 1)])
+    points.flags.writeable = False
+    return points
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -77,12 +84,13 @@ class JawWarp:
     """Builds an edited row's crop from the generated lower face over its background frame
     warped to the planned face (see the module doc)."""
 
-    def __init__(self, model: PersonModel, crops_of: Callable[[np.ndarray], np.ndarray],
+    def __init__(self, model: PersonModel, crop_rows: Callable[[int, int, int], np.ndarray],
                  fitted_pose: Pose, fitted_expression: np.ndarray, transforms: np.ndarray
                  ) -> None:
-        """``crops_of``: clip frames -> crops (n, S, S, 3) uint8 in the px ``transforms``
+        """``crop_rows``: (clip frame, top, bottom) -> rows [top, bottom) of that frame's
+        crop ((bottom - top, S, 3) uint8, e.g. ``FrameCrops.rows``) in the px ``transforms``
         (image -> crop, per clip frame) map to; ``fitted_*``: the fit of every clip frame."""
-        self.model, self.crops_of = model, crops_of
+        self.model, self.crop_rows = model, crop_rows
         self.fitted_pose, self.fitted_expression = fitted_pose, fitted_expression
         self.transforms = transforms
         # Points below the nose tip follow the expression; the rest are held where the
@@ -142,10 +150,12 @@ class JawWarp:
         if bx1 <= bx0 or by1 <= by0:
             return crop, out_alpha
         box = (slice(by0, by1), slice(bx0, bx1))
-        frame = self.crops_of(np.array([background]))[0]
-        behind = frame[box].astype(np.float32)
         moved = np.zeros((by1 - by0, bx1 - bx0), bool)
-        if x1 > x0 and y1 > y0:
+        top, bottom = by0, by1  # the frame's crop rows this row reads
+        ys = xs = np.empty(0, np.intp)
+        # A row whose plan is the frame's own expression (the edit's kept rows) moves no
+        # pixel: the map would be the identity, so it is not built.
+        if x1 > x0 and y1 > y0 and not np.array_equal(target, fitted):
             # Where each pixel comes from in the frame's crop (the piecewise-affine map
             # itself; outside the triangles, from where it is), then the frame sampled there.
             map_x, map_y, valid = source_map(source_points, target_points, triangles,
@@ -160,22 +170,38 @@ class JawWarp:
             dx, dy = map_x - here[..., 0], map_y - here[..., 1]
             shifted = np.maximum(np.abs(dx), np.abs(dy)) > SAMPLED_PX
             ys, xs = np.nonzero((alpha[y0:y1, x0:x1] < 255) & shifted)
+            src_x, src_y = map_x[ys, xs], map_y[ys, xs]
             if len(ys):
-                behind[y0 - by0 + ys, x0 - bx0 + xs] = cv2.remap(
-                    frame, map_x[ys, xs][None], map_y[ys, xs][None], cv2.INTER_CUBIC,
-                    borderMode=cv2.BORDER_REPLICATE)[0]
+                # Bicubic reads rows floor(y) - 1 .. floor(y) + 2: those rows are cut too.
+                top = min(top, max(int(np.floor(src_y.min())) - 2, 0))
+                bottom = max(bottom, min(int(np.floor(src_y.max())) + 4, size))
             moved[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = np.hypot(dx, dy) > MOVED_PX
+        # Only the rows of the frame's crop this row reads are cut (the rest never shows).
+        rows = self.crop_rows(background, top, bottom)
+        behind = rows[by0 - top:by1 - top, bx0:bx1].copy()
+        if len(ys):
+            # (src_y - top is exact in float32: the same 1/32 px the whole crop would give.)
+            behind[y0 - by0 + ys, x0 - bx0 + xs] = cv2.remap(
+                rows, src_x[None], (src_y - np.float32(top))[None], cv2.INTER_CUBIC,
+                borderMode=cv2.BORDER_REPLICATE)[0]
 
         # The generator's pixels where it drew (its alpha, feathered): the lower face of the
         # planned expression; the warped frame around them, where the chin's outline and
         # what lies under it are the background frame's, moved as the plan moves the jaw.
-        weight = (alpha[box] / 255.0).astype(np.float32)[..., None]
-        crop[box] = np.clip(weight * generated[box] + (1.0 - weight) * behind + 0.5,
-                            0, 255).astype(np.uint8)
-        # Every pixel the warp moved comes from this crop: the composite then never
-        # feathers a moved chin into the background's unmoved one.
-        near = cv2.distanceTransform((~moved).astype(np.uint8), cv2.DIST_L2, 3) <= r
-        out_alpha[box] = np.maximum(alpha[box], near.astype(np.uint8) * 255)
+        # Blended in float only in the feather (0 < alpha < 255); elsewhere one or the other.
+        box_alpha = alpha[box]
+        drawn = generated[box]
+        crop[box] = np.where((box_alpha == 255)[..., None], drawn, behind)
+        fy, fx = np.nonzero((box_alpha > 0) & (box_alpha < 255))
+        weight = (box_alpha[fy, fx] / 255.0).astype(np.float32)[:, None]
+        crop[by0 + fy, bx0 + fx] = np.clip(weight * drawn[fy, fx] + (1.0 - weight)
+                                           * behind[fy, fx].astype(np.float32) + 0.5,
+                                           0, 255).astype(np.uint8)
+        if moved.any():
+            # Every pixel the warp moved comes from this crop: the composite then never
+            # feathers a moved chin into the background's unmoved one.
+            near = cv2.distanceTransform((~moved).astype(np.uint8), cv2.DIST_L2, 3) <= r
+            out_alpha[box] = np.maximum(box_alpha, near.astype(np.uint8) * 255)
         return crop, out_alpha
 
     def build_rows(self, crops: np.ndarray, alpha: np.ndarray, backgrounds: np.ndarray,

@@ -162,7 +162,7 @@ def jaw_warp(clip: str, root: Path, model: PersonModel, mouth: MouthParams, size
     # (the fit's float32, as float64 per row): the whole column is 12 MB at 31 minutes.
     expression = RowGroupRows(ClipPaths.of(clip, root).face, ["expression"],
                               stage_hint=f"fit@{clip}").column("expression")
-    return JawWarp(model, FrameCrops(clip, root, transforms, size).get, frame_pose(table),
+    return JawWarp(model, FrameCrops(clip, root, transforms, size).rows, frame_pose(table),
                    RowsAsFloat64(expression), transforms)
 
 
