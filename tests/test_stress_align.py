@@ -131,6 +131,17 @@ def test_runs_of_squeezed_poorly_fitting_phones_outscore_one_bad_phone() -> None
     voice = np.where(phones == "S", -4.0, 0.0)
     assert span_badness(phone_badness(voice, dur, phones, p), p).max() == pytest.approx(
         4 * 2 * (1 / 21) / np.sqrt(k))
+    # "nineteen ninety": the aligner splits one long N into a typical one and a squeezed,
+    # poorly fitting one; joined, the pair is one N of 0.1 s (its fit averaged by length).
+    gem_phones, gem_dur, gem_z = phones.copy(), dur.copy(), z.copy()
+    gem_phones[51], gem_dur[51], gem_z[51] = gem_phones[50], 0.02, -5.0
+    split = phone_badness(gem_z, gem_dur, gem_phones, p)
+    joined = np.zeros(n, bool)
+    joined[51] = True
+    one = phone_badness(gem_z, gem_dur, gem_phones, p, joined)
+    assert split[51] > p.short_phone_weight + 5.0 and one[51] == 0.0
+    assert one[50] == pytest.approx(5.0 * 0.02 / 0.1 + p.duration_weight * np.log(0.1 / 0.08),
+                                    abs=0.05)
     # Longer recordings raise the bar by their own runs' tail scale per e-fold of runs
     # past SPAN_REF_RUNS: exponential tails of scale 0.5 and 1.5, e^3 times as many runs.
     rng = np.random.default_rng(0)
