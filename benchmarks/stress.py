@@ -618,13 +618,16 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
         lines += committed_transcripts_section()
     else:
         lines += ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
-        for batch in (1, 2):
+        for batch in (1, 2, 3):
             if transcripts.get(f"heldout{batch}"):
                 lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
                           "", transcripts[f"heldout{batch}"]["markdown"]]
         if transcripts.get("calibration"):
             lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
                       transcripts["calibration"]["markdown"]]
+        if transcripts.get("development"):
+            lines += ["", "Development passages (calibrated on too; not a held-out figure):", "",
+                      transcripts["development"]["markdown"]]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
 
@@ -661,7 +664,7 @@ def check_transcript(samples_16k: np.ndarray, text: str) -> str:
 
 
 # Operating points of the acoustic-fit check (align.span_z) shown next to the default.
-FIT_THRESHOLDS = (8.0, 9.0, 10.0, 11.0)
+FIT_THRESHOLDS = (9.5, 10.5, 11.5, 12.5)
 
 
 def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, bool]:
@@ -689,13 +692,15 @@ def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, 
 
 
 def transcript_conditions(n_passages: int = 20, calibration: bool = False,
-                          heldout: int = 0) -> dict[str, Any]:
-    """Catch rates on the 20 evaluation passages, or (``calibration``) on the 20 passages
-    the thresholds are chosen on, or on held-out batch ``heldout`` (1, 2: 20 passages each,
-    written after the evaluation passages had been scored), never two sets in one figure,
+                          heldout: int = 0, development: bool = False) -> dict[str, Any]:
+    """Catch rates on the 20 evaluation passages, or (``calibration``, ``development``) on
+    the 40 passages the thresholds are chosen on, or on held-out batch ``heldout`` (1-3: 20
+    passages each, written after the evaluation passages had been scored), never two sets
+    in one figure,
     at the project's align.span_z and at the FIT_THRESHOLDS operating points."""
     from stages.demo.transcripts import (
         CALIBRATION_FILE,
+        DEVELOPMENT_FILE,
         HELDOUT_FILE,
         PASSAGES_FILE,
         insert_filler,
@@ -711,10 +716,11 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
     caught: dict[str, list[bool]] = {k: [] for k in kinds}
     worst: dict[str, list[float]] = {k: [] for k in kinds}
     other: dict[str, list[bool]] = {k: [] for k in kinds}
-    source = CALIBRATION_FILE if calibration else HELDOUT_FILE if heldout else PASSAGES_FILE
-    # held-out passages also draw their changes from seeds the other sets never used
+    source = (CALIBRATION_FILE if calibration else DEVELOPMENT_FILE if development
+              else HELDOUT_FILE if heldout else PASSAGES_FILE)
+    # held-out and development passages also draw their changes from seeds no other set used
     first = 20 * (heldout - 1) if heldout else 0
-    seed0 = 1000 + first if heldout else 0
+    seed0 = 1000 + first if heldout else 2000 if development else 0
     for i, text in enumerate(passages(source)[first:first + n_passages]):
         samples = _speech16(text)
         rng = np.random.default_rng(seed0 + i)
@@ -730,9 +736,10 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
              "Columns: the project's setting, and the acoustic-fit check at other "
              "thresholds (align.span_z: a run of align.span_phones phones whose badness "
              "exceeds it; the other checks unchanged). "
-             + ("These are the passages thresholds are calibrated on." if calibration else
-                "Thresholds are calibrated on other passages (stages/demo/"
-                f"{CALIBRATION_FILE.name}, `--transcripts --calibration`), never on these."
+             + ("These are passages thresholds are calibrated on." if calibration or development
+                else "Thresholds are calibrated on other passages (stages/demo/"
+                f"{CALIBRATION_FILE.name} and {DEVELOPMENT_FILE.name}, `--transcripts "
+                "--calibration`), never on these."
                 + (f" Held-out batch {heldout} (passages {first + 1}-{first + n_passages}),"
                    " written after the evaluation passages had been scored (changes drawn "
                    f"from seeds {seed0}+)." if heldout else "")),
@@ -746,7 +753,7 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
             at = [o or w > t for w, o in zip(worst[kind], other[kind], strict=True)]
             cells.append(f"{sum(at)}/{len(at)}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if not (calibration or heldout):
+    if not (calibration or development or heldout):
         lines += ["", "Written-form transcripts (audio says the spoken form):", "",
                   "| transcript | aligner |", "|---|---|"]
         for written, said in WRITTEN_FORMS:
@@ -822,9 +829,9 @@ def main() -> None:
     parser.add_argument("--transcripts", action="store_true", help="also the wrong transcripts")
     parser.add_argument("--passages", type=int, default=20)
     parser.add_argument("--calibration", action="store_true", help="with --transcripts: "
-                        "also the calibration passages (reported apart)")
+                        "also the calibration and development passages (reported apart)")
     parser.add_argument("--heldout", action="store_true", help="with --transcripts: also "
-                        "the two held-out batches (stages/demo/heldout_passages.txt, apart)")
+                        "the three held-out batches (stages/demo/heldout_passages.txt, apart)")
     parser.add_argument("--long", help="comma-separated clip lengths in minutes (e.g. 1,30): "
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
@@ -852,7 +859,8 @@ def main() -> None:
         transcripts = transcript_conditions(args.passages)
         if args.calibration:
             transcripts["calibration"] = transcript_conditions(args.passages, calibration=True)
-        for batch in (1, 2) if args.heldout else ():
+            transcripts["development"] = transcript_conditions(args.passages, development=True)
+        for batch in (1, 2, 3) if args.heldout else ():
             transcripts[f"heldout{batch}"] = transcript_conditions(args.passages, heldout=batch)
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)

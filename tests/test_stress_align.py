@@ -111,18 +111,37 @@ def test_a_substitution_is_refused_naming_the_wrong_word() -> None:
 
 def test_runs_of_squeezed_poorly_fitting_phones_outscore_one_bad_phone() -> None:
     p = AlignParams()
-    n = 100
+    n, k = 100, p.span_phones
     z, dur = np.zeros(n), np.full(n, 0.08)
+    phones = np.array(["AA", "B", "K", "S", "T"] * (n // 5))  # each phone heard 20 times
     one_bad = z.copy()
     one_bad[50] = -12.0  # a dictionary pronunciation the speaker does not use: one phone
     wrong = z.copy()
-    wrong[50:55], squeezed = -4.0, dur.copy()  # a wrong word: every phone fits badly...
+    wrong[50:57], squeezed = -4.0, dur.copy()  # a wrong word: every phone fits badly...
     squeezed[50:53] = 0.02  # ...and the aligner gave some the fewest frames it can
-    assert span_badness(phone_badness(z, dur, p), p).max() == 0.0
-    assert span_badness(phone_badness(one_bad, dur, p), p).max() == pytest.approx(12 / np.sqrt(5))
-    worst = span_badness(phone_badness(wrong, squeezed, p), p).max()
-    assert worst == pytest.approx((5 * 4 + 3 * p.short_phone_weight) / np.sqrt(5))
-    assert span_badness(phone_badness(one_bad, dur, p), p).max() < p.span_z < worst
+    assert span_badness(phone_badness(z, dur, phones, p), p).max() == 0.0
+    assert span_badness(phone_badness(one_bad, dur, phones, p), p).max() == pytest.approx(
+        12 / np.sqrt(k))
+    worst = span_badness(phone_badness(wrong, squeezed, phones, p), p).max()
+    # each phone's typical fit and length are its median over the recording (20 of each)
+    assert worst == pytest.approx((k * 4 + 3 * p.short_phone_weight
+                                   + 3 * p.duration_weight * np.log(0.08 / 0.02)) / np.sqrt(k))
+    assert span_badness(phone_badness(one_bad, dur, phones, p), p).max() < p.span_z < worst
+    # A phone that fits badly everywhere in the recording is the voice, not a wrong word.
+    voice = np.where(phones == "S", -4.0, 0.0)
+    assert span_badness(phone_badness(voice, dur, phones, p), p).max() == pytest.approx(
+        4 * 2 * (1 / 21) / np.sqrt(k))
+    # "nineteen ninety": the aligner splits one long N into a typical one and a squeezed,
+    # poorly fitting one; joined, the pair is one N of 0.1 s (its fit averaged by length).
+    gem_phones, gem_dur, gem_z = phones.copy(), dur.copy(), z.copy()
+    gem_phones[51], gem_dur[51], gem_z[51] = gem_phones[50], 0.02, -5.0
+    split = phone_badness(gem_z, gem_dur, gem_phones, p)
+    joined = np.zeros(n, bool)
+    joined[51] = True
+    one = phone_badness(gem_z, gem_dur, gem_phones, p, joined)
+    assert split[51] > p.short_phone_weight + 5.0 and one[51] == 0.0
+    assert one[50] == pytest.approx(5.0 * 0.02 / 0.1 + p.duration_weight * np.log(0.1 / 0.08),
+                                    abs=0.05)
     # Longer recordings raise the bar by their own runs' tail scale per e-fold of runs
     # past SPAN_REF_RUNS: exponential tails of scale 0.5 and 1.5, e^3 times as many runs.
     rng = np.random.default_rng(0)

@@ -194,8 +194,8 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
             shown.update(res.chunk.n_words)
 
     arr = stitcher.arrays()
-    verdict = assess(arr["word"].astype(int), arr["start"].astype(float),
-                     arr["end"].astype(float), arr["score"].astype(float),
+    verdict = assess(arr["word"].astype(int), arr["phone"].astype(str),
+                     arr["start"].astype(float), arr["end"].astype(float), arr["score"].astype(float),
                      arr["speech"].astype(float), arr["failed"].astype(bool), len(specs), params)
     words, phones = _tables(spoken, specs, stitcher.variants, arr, verdict)
     result = Alignment(words, phones, _mismatches(words, phones), level - floor,

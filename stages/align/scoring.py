@@ -6,7 +6,11 @@ what betrays a mismatch is how it had to bend:
   phones do (per-frame acoustic score, as a robust z-score within the recording:
   the clip is its own calibration, so a voice or a room that suits the acoustic
   model less moves every phone and flags none), and the aligner squeezed phones
-  into the fewest frames it may give them (``span_badness``). A substituted word
+  into the fewest frames it may give them, or stretched or squeezed them far from
+  how long this speaker makes the same phone elsewhere (``span_badness``). Both fit
+  and length are measured against the recording's own other instances of the same
+  phone (``by_phone``): espeak's R or a reduced "of" fits worse everywhere in a
+  recording, which is the voice, not a wrong word. A substituted word
   spoils every phone it is forced onto; a dictionary pronunciation the speaker
   does not use spoils one or two, so runs tell the two apart better than single
   phones or whole words do, and runs cross word boundaries (2-3 substituted words,
@@ -61,10 +65,43 @@ def _confidence(z: np.ndarray, threshold: float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-(z + threshold)))
 
 
-def phone_badness(phone_z: np.ndarray, dur: np.ndarray, params: AlignParams) -> np.ndarray:
-    """Each speech phone's fit z below typical (``-phone_z``), plus ``short_phone_weight``
-    when it lasts under ``short_phone_s``."""
-    return -phone_z + params.short_phone_weight * (dur < params.short_phone_s)
+def by_phone(values: np.ndarray, phones: np.ndarray, prior: float, centre: float) -> np.ndarray:
+    """``values`` less their phone's typical value in this recording: the median over the
+    phone's n instances, shrunk toward ``centre`` as if ``prior`` more instances sat there
+    (a phone heard once is judged against the recording's overall centre, mostly)."""
+    out = np.empty(len(values))
+    kinds, which = np.unique(phones, return_inverse=True)
+    for k in range(len(kinds)):
+        mask = which == k
+        n = int(mask.sum())
+        out[mask] = values[mask] - (float(np.median(values[mask])) * n + centre * prior) / (n + prior)
+    return out
+
+
+def phone_badness(phone_z: np.ndarray, dur: np.ndarray, phones: np.ndarray,
+                  params: AlignParams, joined: np.ndarray | None = None) -> np.ndarray:
+    """Each speech phone's fit z below its phone's typical fit in the recording, plus
+    ``short_phone_weight`` when it lasts under ``short_phone_s``, plus
+    ``duration_weight`` per unit of |ln(duration / its phone's typical duration)|.
+
+    ``joined`` marks a phone that repeats the one before it with no pause between
+    ("nineteen ninety": N N): the speaker says one long phone and the aligner splits it
+    anywhere, so the two are judged as one (their lengths summed, fits averaged by
+    length) at the first, and the second adds nothing."""
+    joined = np.zeros(len(dur), bool) if joined is None else joined
+    group = np.cumsum(~joined) - 1
+    first = np.flatnonzero(~joined)
+    g_dur = np.bincount(group, dur)
+    g_z = np.bincount(group, phone_z * dur) / g_dur
+    g_phones = phones[first]
+    fit = by_phone(g_z, g_phones, params.phone_type_prior, 0.0)
+    log_dur = np.log(g_dur)
+    centre = float(np.median(log_dur)) if len(log_dur) else 0.0
+    length = np.abs(by_phone(log_dur, g_phones, params.phone_type_prior, centre))
+    badness = np.zeros(len(dur))
+    badness[first] = (-fit + params.short_phone_weight * (g_dur < params.short_phone_s)
+                      + params.duration_weight * length)
+    return badness
 
 
 def span_badness(badness: np.ndarray, params: AlignParams) -> np.ndarray:
@@ -96,12 +133,12 @@ def span_threshold(runs: np.ndarray, params: AlignParams) -> float:
     return params.span_z + scale * float(np.log(len(runs) / SPAN_REF_RUNS))
 
 
-def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np.ndarray,
-           speech: np.ndarray, failed: np.ndarray, n_words: int,
+def assess(word_index: np.ndarray, phone: np.ndarray, start: np.ndarray, end: np.ndarray,
+           score: np.ndarray, speech: np.ndarray, failed: np.ndarray, n_words: int,
            params: AlignParams) -> Assessment:
     """Score every phone and word and name what looks wrong.
 
-    Per phone: ``word_index`` (-1 for silence), times, per-frame acoustic
+    Per phone: ``word_index`` (-1 for silence), its ``phone`` label, times, per-frame acoustic
     ``score``, ``speech`` (fraction of speech-level frames) and ``failed``
     (its chunk could not be aligned and was spread evenly).
     """
@@ -131,7 +168,16 @@ def assess(word_index: np.ndarray, start: np.ndarray, end: np.ndarray, score: np
 
     # Runs of phones: the words of a run over the threshold fit poorly.
     speech_rows = np.flatnonzero(~is_sil & ~failed)
-    badness = phone_badness(phone_z[speech_rows], dur[speech_rows], params)
+    # A phone repeating the one just before it continues it, also across a "pause" the
+    # aligner put in the middle that holds speech (its length then counts to the phone).
+    rows_dur = dur[speech_rows]
+    same = phone[speech_rows][1:] == phone[speech_rows][:-1]
+    gap = np.diff(speech_rows)
+    between = np.minimum(speech_rows[:-1] + 1, len(dur) - 1)
+    bridged = (gap == 2) & is_sil[between] & (speech[between] >= 0.5)
+    joined = np.concatenate([[False], same & ((gap == 1) | bridged)])
+    rows_dur[1:] += np.where(joined[1:] & bridged, dur[between], 0.0)
+    badness = phone_badness(phone_z[speech_rows], rows_dur, phone[speech_rows], params, joined)
     runs = span_badness(badness, params)
     poor_fit = np.zeros(n_words, bool)
     span_bar = span_threshold(runs, params)
