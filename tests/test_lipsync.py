@@ -387,6 +387,11 @@ def test_an_ensemble_predicts_its_members_mean_and_round_trips(tmp_path: Path) -
     loaded = LipModel.load(tmp_path / "model.safetensors", "lipmodel")
     assert loaded.net_cfg.members == 3
     assert np.array_equal(predict(loaded.net, x), predict(net, x))
+    # lifter_ms (added later) is written only when on: off, the bytes omit it; on, it loads.
+    assert b"lifter_ms" not in (tmp_path / "model.safetensors").read_bytes()
+    smooth = dataclasses.replace(model, features=FeatureConfig(lifter_ms=2.5))
+    smooth.save(tmp_path / "smooth.safetensors")
+    assert LipModel.load(tmp_path / "smooth.safetensors", "lipmodel").features.lifter_ms == 2.5
 
 
 def test_respoken_copies_follow_their_reading_and_read_no_later_frame(lip_root: Path) -> None:
