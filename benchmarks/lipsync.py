@@ -26,7 +26,8 @@ clip's sentences given instead of the held-out ones (a sentence inside the train
 is marked ``"heldout": false``: its scores are in-sample). --background-shift N puts the
 clip frame N later behind each new frame (its pose and light with it): footage of other
 speech, as in a real dub; by default the footage behind is the sentence's own, whose chin
-is already the truth's.
+is already the truth's. --viseme-path also re-runs the viseme path (the evaluate stage)
+here with the same shift behind its new frames (``viseme_path_here``).
 Prints one JSON object.
 """
 
@@ -184,14 +185,14 @@ def all_pairs(root: Path, track: pd.DataFrame) -> np.ndarray:
     return mouth_opening(person.shape(expression), person.topo)
 
 
-def shift_backgrounds(root: Path, job: str, shift: int) -> None:
-    """The job's plan with each new row's background (and its pose and light) taken from the
-    clip frame ``shift`` later; the planned expression is kept."""
+def shift_backgrounds(root: Path, plan_path: Path, shift: int) -> None:
+    """The plan at ``plan_path`` (a lip-sync job's or an edit's) with each new row's
+    background (and its pose and light) taken from the clip frame ``shift`` later; the
+    planned expression is kept."""
     from talkedit.artifacts import (
         FACE,
         PLAN,
         ClipPaths,
-        LipsyncPaths,
         VideoMeta,
         column_array,
         read_parquet,
@@ -200,7 +201,6 @@ def shift_backgrounds(root: Path, job: str, shift: int) -> None:
 
     paths = ClipPaths.of(CLIP, root)
     face, fps = read_parquet(paths.face, FACE), VideoMeta.read(paths).fps
-    plan_path = LipsyncPaths.of(job, root).outputs.plan
     plan = read_parquet(plan_path, PLAN)
     edited = plan["edited"].to_numpy()
     source = plan["source_frame"].to_numpy().copy()
@@ -235,7 +235,7 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                     clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
     report = run_lipplan(own, root, opts)
     if background_shift:
-        shift_backgrounds(root, own, background_shift)
+        shift_backgrounds(root, LipsyncPaths.of(own, root).outputs.plan, background_shift)
     track = read_parquet(LipsyncPaths.of(own, root).expression, LIP_TRACK)
     jaw = truth_jaw(root, track["time_s"].to_numpy())
     out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
@@ -260,6 +260,43 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
     if render:
         out["rendered"] = render_and_score(root, own, held, first, len(track), jaw_warp)
     return out
+
+
+def viseme_path(root: Path, background_shift: int) -> dict:
+    """The viseme-search path re-run here: the evaluate stage (project sections) on its
+    held-out sentences, each edit's new frames with the clip frame ``background_shift``
+    later behind them, as ``shift_backgrounds`` does to the lip path, so both paths render
+    over footage of other speech. Returns the stage's metrics."""
+    import stages.evaluate as evaluate
+    from stages.align.config import AlignParams
+    from stages.audio.config import AudioParams
+    from stages.composite.compose import CompositeParams
+    from stages.composite.watermark import WatermarkParams
+    from stages.fit import FitParams
+    from stages.plan import PlanParams
+    from stages.render.config import RenderParams
+    from stages.render.interior import MouthParams
+    from talkedit.artifacts import EditPaths
+
+    plan_edit = evaluate.run_plan
+
+    def plan_then_shift(edit: str, scratch: Path, *sections: object) -> dict:
+        report = plan_edit(edit, scratch, *sections)
+        if background_shift:
+            shift_backgrounds(root, EditPaths.of(edit, scratch).plan, background_shift)
+        return report
+
+    evaluate.run_plan = plan_then_shift  # the stage's own steps, the plan's footage moved
+    try:
+        metrics = evaluate.run_evaluate(
+            CLIP, root, evaluate.EvaluateParams(), FitParams(), AlignParams(), PlanParams(),
+            AudioParams(), RenderParams(), CompositeParams(), WatermarkParams(), MouthParams())
+    finally:
+        evaluate.run_plan = plan_edit
+    return {"background_shift": background_shift, "sentences": metrics["sentences"],
+            "means": metrics["means"],
+            "per_sentence": [{"sentence": r["sentence"], "talkedit": r["scores"]["talkedit"]}
+                             for r in metrics["per_sentence"]]}
 
 
 def closed_average_job(root: Path, job: str) -> str:
@@ -340,6 +377,9 @@ def main() -> None:
     parser.add_argument("--reuse-model", action="store_true")
     parser.add_argument("--no-jaw-warp", action="store_true")
     parser.add_argument("--background-shift", type=int, default=0)
+    parser.add_argument("--viseme-path", action="store_true",
+                        help="also re-run the viseme path (evaluate stage) here, with the "
+                             "same --background-shift")
     parser.add_argument("--sentences", type=lambda v: [int(x) for x in v.split(",")],
                         default=None)
     args = parser.parse_args()
@@ -351,6 +391,8 @@ def main() -> None:
     result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
                                          args.background_shift)
                            for held in heldout_sentences(root, args.sentences)]
+    if args.viseme_path:
+        result["viseme_path_here"] = viseme_path(root, args.background_shift)
     viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"
     if viseme.is_file():
         result["viseme_path_same_sentences"] = json.loads(viseme.read_text())

@@ -301,6 +301,40 @@ def test_speed_perturbed_copies_stretch_audio_and_retime_targets() -> None:
     from stages.lipsync.features import choose_warp
 
     assert choose_warp(resample(x, RATE, 18400), cfg, reference) < 0.95  # lower voice: warp < 1
+    # VTLN augmentation: the own audio again through warped mel banks, targets unchanged.
+    xs_w, ys_w = speed_perturbed(x, target, fps, cfg, (1.0,), reference, (0.92, 1.08))
+    assert len(xs_w) == 3 and np.array_equal(xs_w[0], xs[0])
+    for copy, y in zip(xs_w[1:], ys_w[1:], strict=True):
+        assert copy.shape == xs[0].shape and np.allclose(y, target)
+        assert np.abs(copy - xs[0]).mean() > 0.05  # other features...
+        assert np.corrcoef(copy[:, 1], xs[0][:, 1])[0, 1] > 0.5  # ...of the same speech
+
+
+def test_the_spectral_envelope_hides_the_pitch_but_keeps_the_formants() -> None:
+    """lifter_ms: two voices with the same vocal tract (formant filter) and pitches an octave
+    apart have closer mean spectra through the envelope than as they are; another vowel
+    through the envelope stays far."""
+    from scipy.signal import lfilter
+
+    from stages.lipsync.features import power_spectrogram, voice_spectrum
+
+    def vowel(f0_hz: float, formants_hz: tuple[float, ...]) -> np.ndarray:
+        pulses = np.zeros(RATE)
+        pulses[::int(RATE / f0_hz)] = 1.0
+        poles = [r * np.exp(sign * 2j * np.pi * f / RATE) for f in formants_hz
+                 for r in (0.97,) for sign in (1, -1)]
+        return lfilter([1.0], np.real(np.poly(poles)), pulses)
+
+    raw, smooth = FeatureConfig(), FeatureConfig(lifter_ms=2.5)
+
+    def distance(a: np.ndarray, b: np.ndarray, cfg: FeatureConfig) -> float:
+        return float(np.linalg.norm(voice_spectrum(*power_spectrogram(a), cfg)
+                                    - voice_spectrum(*power_spectrogram(b), cfg)))
+
+    low, high = vowel(110, (700, 1200, 2600)), vowel(220, (700, 1200, 2600))
+    other_vowel = vowel(110, (300, 2300, 3000))
+    assert distance(low, high, smooth) < 0.7 * distance(low, high, raw)
+    assert distance(low, other_vowel, smooth) > 2 * distance(low, high, smooth)
 
 
 def test_the_loss_weighs_errors_along_the_mouth_opening(lip_root: Path) -> None:
@@ -353,6 +387,11 @@ def test_an_ensemble_predicts_its_members_mean_and_round_trips(tmp_path: Path) -
     loaded = LipModel.load(tmp_path / "model.safetensors", "lipmodel")
     assert loaded.net_cfg.members == 3
     assert np.array_equal(predict(loaded.net, x), predict(net, x))
+    # lifter_ms (added later) is written only when on: off, the bytes omit it; on, it loads.
+    assert b"lifter_ms" not in (tmp_path / "model.safetensors").read_bytes()
+    smooth = dataclasses.replace(model, features=FeatureConfig(lifter_ms=2.5))
+    smooth.save(tmp_path / "smooth.safetensors")
+    assert LipModel.load(tmp_path / "smooth.safetensors", "lipmodel").features.lifter_ms == 2.5
 
 
 def test_respoken_copies_follow_their_reading_and_read_no_later_frame(lip_root: Path) -> None:

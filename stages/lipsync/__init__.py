@@ -33,6 +33,9 @@ class LipModelParams(Section):
     n_mfcc: int = 13  # MFCCs per 10 ms (c0 = level re. the speech level), with their deltas
     fmax_hz: float = 4000.0  # mel bank top: 8 kHz telephone audio keeps every band
     context: int = 5  # 10 ms steps either side of a frame stacked into its features
+    # > 0: the MFCCs of the spectrum's envelope, its log cepstrum kept below this quefrency
+    # (features.envelope: pitch harmonics removed, a higher voice reads as a lower one). 0: off.
+    lifter_ms: float = 0.0
     hidden: int = 64  # width of both networks
     dropout: float = 0.2  # on the input features
     lstm_delay: int = 5  # frames of future audio the LSTM hears (200 ms at 25 fps, as in the paper)
@@ -45,6 +48,10 @@ class LipModelParams(Section):
     # Other voices: the training frames' words also said by these espeak-ng voices at these
     # rates (respeak.py), the fitted expressions re-timed to each reading through the phones.
     voices: tuple[str, ...] = ()
+    # VTLN augmentation: the clip's own training audio also analysed with its mel filter
+    # bank's frequencies scaled by each of these (a vocal tract that much shorter or longer,
+    # as a residual of the warp new audio gets), the expressions unchanged. Empty: none.
+    train_warps: tuple[float, ...] = ()
     voice_rates_wpm: tuple[int, ...] = (150,)
     # The loss: the expression error weighted by the variance each component explains (the
     # shape error), plus this weight times the error along the direction in which the
@@ -77,6 +84,12 @@ class LipModelParams(Section):
         if not self.speed_factors or not all(0.5 <= f <= 2.0 for f in self.speed_factors):
             raise bad_param(where, "speed_factors", "must be a non-empty list of factors in "
                             "[0.5, 2] (1.0 = the clip as it is)")
+        if not 0 <= self.lifter_ms <= 16:
+            raise bad_param(where, "lifter_ms", f"is {self.lifter_ms}, not in 0..16 ms",
+                            "use 0 (off) or 2.5")
+        if not all(0.7 <= w <= 1.4 for w in self.train_warps):
+            raise bad_param(where, "train_warps", f"is {list(self.train_warps)}, warps must be "
+                            "in [0.7, 1.4]", "use [] (none) or e.g. [0.92, 1.08]")
         if self.voices and not all(80 <= r <= 450 for r in self.voice_rates_wpm):
             raise bad_param(where, "voice_rates_wpm", f"is {list(self.voice_rates_wpm)}, "
                             "rates must be in 80..450 words a minute", "use [150]")

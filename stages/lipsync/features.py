@@ -41,6 +41,7 @@ class FeatureConfig:
     n_mfcc: int = 13  # c0 (log energy) .. c12
     fmax_hz: float = 4000.0
     context: int = 3  # analysis frames either side of a video frame's time
+    lifter_ms: float = 0.0  # > 0: the spectrum's envelope only (envelope()); 0: as it is
 
     @property
     def per_step(self) -> int:
@@ -76,6 +77,18 @@ def power_spectrogram(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return power, 10 * np.log10(power.sum(axis=1) + FLOOR)
 
 
+def envelope(power: np.ndarray, lifter_ms: float) -> np.ndarray:
+    """``power``'s spectral envelope: its log spectrum smoothed by keeping the quefrencies
+    below ``lifter_ms`` (a voice's pitch harmonics sit at its pitch period, 4-10 ms, and
+    above: gone), so a higher voice's harmonics do not read as other formants. 0: as it is."""
+    if lifter_ms <= 0:
+        return power
+    cepstrum = np.fft.irfft(np.log(power + FLOOR), n=N_FFT, axis=1)
+    keep = int(round(lifter_ms / 1000 * RATE))
+    cepstrum[:, keep + 1:N_FFT - keep] = 0.0
+    return np.exp(np.fft.rfft(cepstrum, axis=1).real)
+
+
 def _speech_frames(energy_db: np.ndarray) -> np.ndarray:
     speech = energy_db > speech_level_db(energy_db) - SPEECH_SPAN_DB
     return speech if speech.sum() >= 2 else np.ones(len(energy_db), bool)
@@ -85,8 +98,8 @@ def voice_spectrum(power: np.ndarray, energy_db: np.ndarray, cfg: FeatureConfig,
                    warp: float = 1.0) -> np.ndarray:
     """The voice's mean log-mel spectrum over its speech frames, less its mean level: the
     spectral envelope shape that tells one vocal tract from another."""
-    log_mel = np.log(power[_speech_frames(energy_db)] @ mel_bank(cfg.fmax_hz, warp=warp).T
-                     + FLOOR).mean(axis=0)
+    log_mel = np.log(envelope(power[_speech_frames(energy_db)], cfg.lifter_ms)
+                     @ mel_bank(cfg.fmax_hz, warp=warp).T + FLOOR).mean(axis=0)
     return log_mel - log_mel.mean()
 
 
@@ -106,7 +119,7 @@ def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig, warp: float = 1.0
     Step k is centred on sample k * HOP.
     """
     power, energy_db = power_spectrogram(samples)
-    log_mel = np.log(power @ mel_bank(cfg.fmax_hz, warp=warp).T + FLOOR)
+    log_mel = np.log(envelope(power, cfg.lifter_ms) @ mel_bank(cfg.fmax_hz, warp=warp).T + FLOOR)
     ceps = dct(log_mel, type=2, norm="ortho", axis=1)[:, :cfg.n_mfcc]
     level = speech_level_db(energy_db)
     ceps[:, 0] = (energy_db - level) / 10.0  # loudness relative to the recording's own speech

@@ -245,13 +245,21 @@ class LipModel:
         warp = choose_warp(samples, self.features, self.voice) if normalize_voice else 1.0
         return self.expression(frame_features(samples, n_frames, fps, self.features, warp)), warp
 
+    def _features_meta(self) -> dict[str, Any]:
+        # Feature options added later are written only when on: a model trained without
+        # them keeps the bytes it had before they existed (and loads with their default).
+        meta = asdict(self.features)
+        if meta["lifter_ms"] == 0:
+            del meta["lifter_ms"]
+        return meta
+
     def save(self, path: Path) -> None:
         tensors = {f"net.{k}": v.contiguous() for k, v in self.net.state_dict().items()}
         tensors["target.mean"] = torch.from_numpy(self.mean.astype(np.float32))
         tensors["target.std"] = torch.from_numpy(self.std.astype(np.float32))
         tensors["voice.spectrum"] = torch.from_numpy(self.voice.astype(np.float32))
         meta = {**self.meta, "format": FORMAT, "net": json.dumps(asdict(self.net_cfg)),
-                "features": json.dumps(asdict(self.features)),
+                "features": json.dumps(self._features_meta()),
                 "n_expression": str(self.n_expression)}
         write_safetensors(path, save(tensors, metadata=meta))
 

@@ -85,7 +85,7 @@ def file_sha256(path: Path) -> str:
 
 
 def feature_config(opts: LipModelParams) -> FeatureConfig:
-    return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context)
+    return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context, opts.lifter_ms)
 
 
 def net_config(kind: str, opts: LipModelParams, in_dim: int, members: int = 1) -> NetConfig:
@@ -108,13 +108,16 @@ def split(n: int, opts: LipModelParams, clip: str) -> tuple[slice, slice, slice]
 
 
 def speed_perturbed(samples: np.ndarray, target: np.ndarray, fps: float, cfg: FeatureConfig,
-                    factors: tuple[float, ...], reference: np.ndarray
+                    factors: tuple[float, ...], reference: np.ndarray,
+                    warps: tuple[float, ...] = ()
                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per factor, the training audio's features and targets with its duration stretched by
     that factor (resampled: tempo, pitch and formants move together, as between speakers
     and rates) and warped back toward the person's voice as new audio is (VTLN, job.py);
     the targets are the expressions re-timed by linear interpolation. Factor 1 is the
-    audio as it is, unwarped: the person's own voice."""
+    audio as it is, unwarped: the person's own voice. Then, per warp in ``warps``, the
+    audio as it is through a mel bank warped by it (VTLN augmentation: the warp new audio
+    gets is never exact), the targets as they are."""
     xs, ys = [], []
     frames = np.arange(len(target))
     for factor in factors:
@@ -128,6 +131,9 @@ def speed_perturbed(samples: np.ndarray, target: np.ndarray, fps: float, cfg: Fe
         xs.append(frame_features(audio, n, fps, cfg, warp))
         at = np.arange(n) / stretch  # the original frame each stretched frame shows
         ys.append(np.stack([np.interp(at, frames, column) for column in target.T], axis=1))
+    for warp in warps:
+        xs.append(frame_features(samples, len(target), fps, cfg, warp))
+        ys.append(target)
     return xs, ys
 
 
@@ -232,7 +238,7 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
         xs, ys = [], []
         for part in parts:
             part_x, part_y = speed_perturbed(part_audio(part), target[part], fps, feats_cfg,
-                                             opts.speed_factors, voice)
+                                             opts.speed_factors, voice, opts.train_warps)
             xs += part_x
             ys += part_y
             if opts.voices and speech is not None:
