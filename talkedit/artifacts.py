@@ -738,7 +738,8 @@ LOSSES_COLUMNS = ["step", "l1", "adversarial", "temporal_adversarial",
 EVALUATE_METHODS = ("talkedit", "naive_cut", "conditioning", "real")
 EVALUATE_SCORES = ("mouth_psnr_db", "mouth_ssim", "lmd", "opening_r", "opening_r_model", "mcd_db",
                    "sync_offset_ms", "sync_error_ms", "sync_offset_model_ms",
-                   "sync_error_model_ms", "jaw_error")
+                   "sync_error_model_ms", "jaw_error", "opening_r_model_at_time",
+                   "opening_r_truth")
 EVALUATE_INFO_COLUMNS = ["sentence", "start_s", "end_s", "frames", "out_frames", "pieces"]
 
 

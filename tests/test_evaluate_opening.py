@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.evaluate.measure import ExpressionOpening, validate_opening
+from stages.evaluate.measure import ExpressionOpening, at_positions, validate_opening
 from stages.fit import Pose, rebuild_landmarks
 from stages.render.data import load_model
 from tests.test_render import CLIP, fitted  # noqa: F401  (fixture: the fitted clip)
@@ -60,3 +60,23 @@ def test_the_model_opening_ignores_the_upper_face(fitted: Path) -> None:  # noqa
     lowered = points.copy()
     lowered[:, measure.lower, 1] += np.linspace(0, 4, int(measure.lower.sum()))
     assert np.abs(measure(lowered) - measure(points)).max() > 1e-3
+
+
+def test_the_reference_is_read_between_frames_at_the_paired_times() -> None:
+    """An edit's output frames map to times between real frames: reading the real track
+    linearly there follows a smooth opening far closer than the nearest frame does."""
+    assert np.allclose(at_positions(np.array([0.0, 1.0, 4.0]), np.array([0.5, 1.25, 2.0, 9.0])),
+                       [0.5, 1.75, 4.0, 4.0])
+    with_gap = at_positions(np.array([1.0, np.nan, 3.0]), np.array([0.0, 0.5, 2.0]))
+    assert with_gap[0] == 1.0 and np.isnan(with_gap[1]) and with_gap[2] == 3.0
+    fps = 25.0
+    frames = np.arange(200)
+    opening = lambda t: 0.35 + 0.3 * np.sin(2 * np.pi * 4.0 * t)  # noqa: E731 (~syllable rate)
+    # Output frames at a speaking rate 7 % off the real one: times fall between frames.
+    times = np.arange(120) / fps * 0.93 + 0.4
+    real = opening(frames / fps)
+    truth = opening(times)
+    nearest = real[np.round(times * fps).astype(int)]
+    between = at_positions(real, times * fps)
+    assert np.corrcoef(truth, between)[0, 1] > 0.99
+    assert np.corrcoef(truth, nearest)[0, 1] < 0.97

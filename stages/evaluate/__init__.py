@@ -58,6 +58,7 @@ from stages.evaluate.measure import (
     ExpressionOpening,
     Track,
     aligned_crop,
+    at_positions,
     audio_envelope,
     detect_sequence,
     pearson,
@@ -298,6 +299,9 @@ def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: Edi
     # Frames paired with the real footage: through the phone time map for the edit's
     # output, one for one for the naive cut (the same length of other footage).
     paired = {"talkedit": real_rows, "conditioning": real_rows, "naive_cut": np.arange(r0, r1)}
+    # The same pairing before rounding to real frames (seconds): where the opening scores
+    # read the real track between frames (_opening_at_time).
+    paired_times = {"talkedit": real_t, "conditioning": real_t, "naive_cut": np.arange(r0, r1) / fps}
     a, b = int(round(held.start_s * sr)), int(round(held.end_s * sr))
     truth_audio = clip_samples[a:b]
     edit_audio_span = edit_samples[int(round(t_out[0] * sr)):int(round(t_out[-1] * sr))]
@@ -317,6 +321,7 @@ def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: Edi
                               ctx.truth["jaw_open"])
         scores["real"]["sync_offset_truth_ms"] = sync_offset_ms(
             truth_jaw, own.envelope, fps, opts.max_sync_lag_ms)
+        scores["real"]["opening_r_truth"] = pearson(truth_jaw, own.model_opening)
     for method, track in tracks.items():
         rows = paired[method]
         s = score_track(real.take(rows - lo), track, ctx.polygons[rows], topo, fps,
@@ -325,6 +330,7 @@ def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: Edi
         s["sync_error_ms"] = abs(s["sync_offset_ms"] - real_offset)
         s["sync_error_model_ms"] = abs(s["sync_offset_model_ms"] - real_offset_model)
         s["jaw_error"] = _jaw_error(ctx, track, rows / fps)
+        s.update(_opening_at_time(ctx, real, track, paired_times[method], lo))
         scores[method] = s
     # The model's opening on the generated frames against the opening the plan asked
     # for (no truth involved): does the measure read the renderer's lower face?
@@ -332,10 +338,33 @@ def evaluate_sentence(ctx: ClipContext, held: HeldOut, scratch: Path, stage: Edi
     if ctx.opening is not None:
         asked = ctx.opening.from_coefficients(column_array(plan, "expression")[out_rows])
         generated_r = pearson(tracks["talkedit"].model_opening, asked)
+    # The reference the edit is scored against, against the truth at the mapped times:
+    # the real frames nearest to them, and the real track read at them.
+    reference_truth: dict[str, float] = {}
+    if ctx.truth is not None:
+        truth_at = np.interp(real_t, ctx.truth["time_s"], ctx.truth["jaw_open"])
+        reference_truth = {
+            "nearest": round(pearson(truth_at, real.model_opening[real_rows - lo]), 4),
+            "at_time": round(pearson(truth_at, at_positions(real.model_opening,
+                                                            real_t * fps - lo)), 4)}
     return {"sentence": held.sentence, "text": held.text, "start_s": round(held.start_s, 3),
             "end_s": round(held.end_s, 3), "frames": r1 - r0, "out_frames": len(out_rows),
             "pieces": info["pieces"], "naive_cut_start_s": round(d_start, 3), "scores": scores,
-            "model_opening_vs_plan_r": round(generated_r, 4)}
+            "model_opening_vs_plan_r": round(generated_r, 4),
+            "reference_vs_truth_r": reference_truth}
+
+
+def _opening_at_time(ctx: ClipContext, real: Track, track: Track, real_times: np.ndarray,
+                     first: int) -> dict[str, float]:
+    """The model opening's r with the real track read at the paired times (linear between
+    real frames, ``first`` = the real track's first clip frame) and, where the generator's
+    truth is known, with the truth's jaw_open at those times (no measure on the reference)."""
+    reference = at_positions(real.model_opening, real_times * ctx.fps - first)
+    out = {"opening_r_model_at_time": pearson(reference, track.model_opening)}
+    if ctx.truth is not None:
+        truth = np.interp(real_times, ctx.truth["time_s"], ctx.truth["jaw_open"])
+        out["opening_r_truth"] = pearson(truth, track.model_opening)
+    return out
 
 
 # --- the stage ----------------------------------------------------------------------------
@@ -433,6 +462,14 @@ def markdown(clip: str, metrics: dict[str, Any], rows: list[dict[str, Any]]) -> 
                   f"{fmt(means['real'].get('sync_offset_model_ms'))} ms by the model's "
                   f"opening, {fmt(check.get('real_sync_offset_truth_ms'))} ms by the truth's "
                   "jaw_open itself."]
+        paired = check.get("reference_vs_truth_r") or {}
+        lines += ["", "The edit's output frames map to times between real frames: the real "
+                  "frames nearest to those times follow the truth there at r "
+                  f"{fmt(paired.get('nearest'))}, the real track read at them (linear between "
+                  f"frames) at r {fmt(paired.get('at_time'))}. opening_r_model pairs with the "
+                  "nearest frames, opening_r_model_at_time with the track read at the times; "
+                  "opening_r_truth scores the output's model opening against the truth's "
+                  "jaw_open at those times (no measure on the reference's side)."]
     return "\n".join(lines) + "\n"
 
 
@@ -475,7 +512,9 @@ def run_evaluate(clip: str, root: Path, evaluate: EvaluateParams, fit: FitParams
             **ctx.opening_check,
             "generated_vs_plan_r": _mean([r["model_opening_vs_plan_r"] for r in rows]),
             "real_sync_offset_truth_ms": _mean([r["scores"]["real"]["sync_offset_truth_ms"]
-                                                for r in rows])}
+                                                for r in rows]),
+            "reference_vs_truth_r": {k: _mean([r["reference_vs_truth_r"][k] for r in rows])
+                                     for k in ("nearest", "at_time")}}
     paths = ClipPaths.of(clip, root)
     paths.metrics_dir.mkdir(parents=True, exist_ok=True)
     write_json(evaluate_metrics_path(paths), metrics)
