@@ -604,7 +604,9 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "(stages/plan/quality.py) and whether its summary warns; the re-created sentence's: "
              "the same for the edit the opening columns score, with the share of its new "
              "phones the usable footage says fewer than plan.min_phone_examples times (it "
-             "warns at plan.max_rare_share). Measured at: the commit (\"before s7\": an "
+             "warns at plan.max_rare_share) and its self-check r (stages/plan/selfcheck.py: "
+             "stretches of the clip hidden and re-created from the rest, vs the clip's fitted "
+             "opening; it warns under plan.self_check.min_r). Measured at: the commit (\"before s7\": an "
              "earlier session's code, not re-run since; \"quality screens\": both estimates "
              "planned again by `--verdicts` at that commit).", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",

@@ -27,13 +27,16 @@ Things the plan already knows that predict a visibly worse result:
   ``plan.max_rare_share`` 0.25 was chosen there; on the stress clip's 12 re-creations
   (not used to choose) it flags 6 of the 7 under 0.8 and 2 of the 5 above. A share at
   or over it scales the estimate by (1 - share) and always says so.
-- the self-check (stages/plan/selfcheck.py): stretches of the clip's own speech hidden
-  and re-created by the same planner from the rest, scored against the clip's fitted
-  opening. On the demo's re-creations (benchmarks/footage.py) its r tracked the plan's r
-  vs truth at +0.73 (no room to hide a stretch counted as 0); under
-  ``plan.self_check.min_r`` 0.8 (chosen there) or without room it warned on 8 of the 9
-  plans under r 0.8 and 3 of the 21 above. A self-check under it scales the estimate by
-  r / min_r and always says so; no room halves it.
+- the self-check (stages/plan/selfcheck.py): ``plan.self_check.spans`` stretches of the
+  clip's own speech hidden and re-created by the same planner from the rest, scored
+  against the clip's fitted opening (one r over their frames). On the demo's 30
+  re-creations (benchmarks/footage.py) its r tracked the plan's r vs truth at +0.72 (no
+  room to hide a stretch counted as r 0; +0.66 where there was room), about as well as
+  the rare share. Every ``min_r`` in (0.814, 0.837] there warns on 8 of the 9 plans under
+  r 0.8 and 3 of the 21 above (the best it does); ``plan.self_check.min_r`` 0.825 is its
+  midpoint. No room to hide a stretch (footage under ~8 s) always warned there on a
+  plan under 0.8. A self-check under ``min_r`` scales the estimate by r / min_r and
+  always says so; no room halves it.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
 not a measurement of the output (evaluate measures that).
 """

@@ -34,10 +34,10 @@ class SelfCheckParams(Section):
 
     SECTION = "plan.self_check"
 
-    spans: int = 2  # hidden spans re-created (0 = no self-check)
+    spans: int = 3  # hidden spans re-created (0 = no self-check)
     min_phones: int = 12  # a hidden span says at least this many phones (the edit's, if more)
     away_s: float = 1.0  # a hidden span keeps this far from every edited span
-    min_r: float = 0.8  # a self-check r under this warns
+    min_r: float = 0.825  # a self-check r under this warns (chosen: stages/plan/quality.py)
 
     def check(self, where: str) -> None:
         if self.spans < 0 or self.min_phones < 1 or self.away_s < 0:
@@ -48,7 +48,7 @@ class SelfCheckParams(Section):
 
 @dataclass(frozen=True)
 class SelfCheck:
-    r: float | None  # mean over the hidden spans; None: no span could be hidden
+    r: float | None  # over all hidden spans' frames together; None: none could be hidden
     spans: tuple[tuple[float, float, float], ...]  # (start s, end s, r) of each
 
     def as_dict(self) -> dict[str, object]:
@@ -105,6 +105,7 @@ def self_check(index: VisemeIndex, openness: np.ndarray, direction: np.ndarray,
     """Each hidden span (``hidden_spans``) planned anew by ``plan_frames`` from the footage
     without it; its planned opening against ``openness`` (the clip's fitted opening)."""
     results = []
+    planned_all, fitted_all = [], []
     for i, j in hidden_spans(index, blocked, allowed, fps, max(n_phones, opts.min_phones),
                              avoid, opts.away_s, opts.spans):
         a, b = float(index.start_s[i]), float(index.end_s[j - 1])
@@ -115,21 +116,27 @@ def self_check(index: VisemeIndex, openness: np.ndarray, direction: np.ndarray,
         query = Query(tuple(str(p) for p in index.phones[i:j]), durations,
                       str(index.phones[i - 1]) if i > 0 else SILENCE,
                       str(index.phones[j]) if j < len(index) else SILENCE)
+        rows = np.arange(int(np.ceil(a * fps)), min(int(b * fps) + 1, len(openness)))
         try:
             pieces = search(index, query, weights, blocked | hidden)
         except TalkeditError:  # the rest cannot say it: as poor as a re-creation gets
-            results.append((a, b, 0.0))
-            continue
-        phones = [QueryPhone(p, 0, float(d), float(d), -1, "")
-                  for p, d in zip(query.phones, durations, strict=True)]
-        frames = plan_frames(SpanPlan(a, b, phones, pieces), rest)
-        # The new phones last as long as the clip's: output time is clip time here.
-        rows = np.arange(int(np.ceil(a * fps)), min(int(b * fps) + 1, len(frames),
-                                                    len(openness)))
-        if len(rows) < 3:
-            continue
-        planned = frames.rows(int(rows[0]), int(rows[-1]) + 1).expression @ direction
-        r = float(np.corrcoef(planned, openness[rows])[0, 1])
-        results.append((a, b, r if np.isfinite(r) else 0.0))
-    mean = float(np.mean([r for _, _, r in results])) if results else None
-    return SelfCheck(mean, tuple(results))
+            planned = np.full(len(rows), float(np.mean(openness[rest])))
+        else:
+            phones = [QueryPhone(p, 0, float(d), float(d), -1, "")
+                      for p, d in zip(query.phones, durations, strict=True)]
+            frames = plan_frames(SpanPlan(a, b, phones, pieces), rest)
+            # The new phones last as long as the clip's: output time is clip time here.
+            planned = frames.rows(int(rows[0]), int(rows[-1]) + 1).expression @ direction
+        planned_all.append(planned)
+        fitted_all.append(openness[rows])
+        results.append((a, b, _r(planned, openness[rows])))
+    # One r over every hidden frame: steadier than a mean of short spans' r.
+    pooled = _r(np.concatenate(planned_all), np.concatenate(fitted_all)) if results else None
+    return SelfCheck(pooled, tuple(results))
+
+
+def _r(planned: np.ndarray, fitted: np.ndarray) -> float:
+    """Pearson r; 0 where either is flat (a constant plan follows nothing)."""
+    if len(planned) < 3 or np.ptp(planned) == 0 or np.ptp(fitted) == 0:
+        return 0.0
+    return float(np.corrcoef(planned, fitted)[0, 1])
