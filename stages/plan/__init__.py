@@ -346,18 +346,24 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                          opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
     checked = None
     if opts.self_check.spans > 0 and direction is not None and openness is not None:
-        def plan_frames(span: SpanPlan, rest: np.ndarray) -> FramePlan:
-            """The same planner's frames for one span, from the frames ``rest``."""
+        models: dict[bytes, ArticulationModel | None] = {}  # one fit per footage
+
+        def plan_frames(span: SpanPlan, rest: np.ndarray, without: np.ndarray) -> FramePlan:
+            """The same planner's frames for one span: pieces from the frames ``rest``,
+            the co-articulation model fitted on ``without``."""
             hidden_timeline = build_timeline(
                 [span], n_frames / fps, opts.background_margin_s, index, rest, fps,
                 opts.blend_max_ms / 1000, opts.max_edge_speed, openness)
             hidden_frames = frame_plan(hidden_timeline, face, fps, opts.blend_ms / 1000,
                                        opts.blend_max_ms / 1000, frames.natural_p99)
-            hidden_model = (ArticulationModel.fit(index, openness, rest, fps, face.expression
-                                                  if opts.lip_shape > 0 else None)
-                            if opts.articulation > 0 else None)
-            if hidden_model is not None:
-                coarticulate(hidden_frames, hidden_timeline, [span], index, hidden_model,
+            key = np.packbits(without).tobytes()
+            if key not in models:
+                models[key] = (ArticulationModel.fit(index, openness, without, fps,
+                                                     face.expression if opts.lip_shape > 0
+                                                     else None)
+                               if opts.articulation > 0 else None)
+            if models[key] is not None:
+                coarticulate(hidden_frames, hidden_timeline, [span], index, models[key],
                              direction, opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
             return hidden_frames
 

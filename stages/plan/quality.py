@@ -30,8 +30,8 @@ Things the plan already knows that predict a visibly worse result:
 - the self-check (stages/plan/selfcheck.py): ``plan.self_check.spans`` stretches of the
   clip's own speech hidden and re-created by the same planner from the rest, scored
   against the clip's fitted opening (one r over their frames). On the demo's 30
-  re-creations (benchmarks/footage.py) its r tracked the plan's r vs truth at +0.72 (no
-  room to hide a stretch counted as r 0; +0.66 where there was room), about as well as
+  re-creations (benchmarks/footage.py) its r tracked the plan's r vs truth at +0.71 (no
+  room to hide a stretch counted as r 0; +0.65 where there was room), about as well as
   the rare share. Every ``min_r`` in (0.814, 0.837] there warns on 8 of the 9 plans under
   r 0.8 and 3 of the 21 above (the best it does); ``plan.self_check.min_r`` 0.825 is its
   midpoint. No room to hide a stretch (footage under ~8 s) always warned there on a

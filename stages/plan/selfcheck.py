@@ -95,7 +95,8 @@ def hidden_spans(index: VisemeIndex, blocked: np.ndarray, allowed: np.ndarray, f
     return sorted(chosen)
 
 
-PlanFrames = Callable[[SpanPlan, np.ndarray], FramePlan]  # (span, allowed frames) -> frames
+# (span, frames its pieces may read, frames the co-articulation model may learn from)
+PlanFrames = Callable[[SpanPlan, np.ndarray, np.ndarray], FramePlan]
 
 
 def self_check(index: VisemeIndex, openness: np.ndarray, direction: np.ndarray,
@@ -103,15 +104,25 @@ def self_check(index: VisemeIndex, openness: np.ndarray, direction: np.ndarray,
                opts: SelfCheckParams, n_phones: int, avoid: Sequence[tuple[float, float]],
                plan_frames: PlanFrames) -> SelfCheck:
     """Each hidden span (``hidden_spans``) planned anew by ``plan_frames`` from the footage
-    without it; its planned opening against ``openness`` (the clip's fitted opening)."""
+    without it (the co-articulation model from the footage without any hidden span: one
+    fit, most of the self-check's cost); its planned opening against ``openness`` (the
+    clip's fitted opening)."""
     results = []
     planned_all, fitted_all = [], []
-    for i, j in hidden_spans(index, blocked, allowed, fps, max(n_phones, opts.min_phones),
-                             avoid, opts.away_s, opts.spans):
+    spans = hidden_spans(index, blocked, allowed, fps, max(n_phones, opts.min_phones), avoid,
+                         opts.away_s, opts.spans)
+    frames_t = np.arange(len(allowed)) / fps
+
+    def frames_of(a: float, b: float) -> np.ndarray:
+        return (frames_t >= a - 0.5 / fps) & (frames_t < b + 0.5 / fps)
+
+    without = allowed.copy()
+    for i, j in spans:
+        without &= ~frames_of(float(index.start_s[i]), float(index.end_s[j - 1]))
+    for i, j in spans:
         a, b = float(index.start_s[i]), float(index.end_s[j - 1])
         hidden = (index.end_s > a) & (index.start_s < b)
-        frames_t = np.arange(len(allowed)) / fps
-        rest = allowed & ~((frames_t >= a - 0.5 / fps) & (frames_t < b + 0.5 / fps))
+        rest = allowed & ~frames_of(a, b)
         durations = index.durations[i:j]
         query = Query(tuple(str(p) for p in index.phones[i:j]), durations,
                       str(index.phones[i - 1]) if i > 0 else SILENCE,
@@ -124,7 +135,7 @@ def self_check(index: VisemeIndex, openness: np.ndarray, direction: np.ndarray,
         else:
             phones = [QueryPhone(p, 0, float(d), float(d), -1, "")
                       for p, d in zip(query.phones, durations, strict=True)]
-            frames = plan_frames(SpanPlan(a, b, phones, pieces), rest)
+            frames = plan_frames(SpanPlan(a, b, phones, pieces), rest, without)
             # The new phones last as long as the clip's: output time is clip time here.
             planned = frames.rows(int(rows[0]), int(rows[-1]) + 1).expression @ direction
         planned_all.append(planned)
