@@ -9,14 +9,15 @@ from less of it (the other sentences excluded one by one, the last first). Plan 
 renderer: the planned opening (the plan's expression rows on the clip's openness
 direction) against the truth's jaw_open, paired through the exact phone times. Beside it
 what the plan reports without truth: its quality estimate, the share of the new phones
-the usable footage has fewer than ``plan.min_phone_examples`` examples of, and whether its
-summary warns. The first clip is the development clip (``plan.max_rare_share`` was chosen
-on it); the others are checks. Writes benchmarks/results/footage.md.
+the usable footage has fewer than ``plan.min_phone_examples`` examples of, its self-check
+r (stages/plan/selfcheck.py) and whether its summary warns. The first clip is the development clip (``plan.max_rare_share`` was chosen
+on it, and ``plan.self_check.min_r``); the others are checks. Writes benchmarks/results/footage.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import tempfile
@@ -86,6 +87,8 @@ def recreate(root: Path, clip: str, held: int, extra: list[int]) -> dict[str, fl
                 "plan_r": float(np.corrcoef(planned[rows].astype(np.float64) @ direction,
                                             jaw)[0, 1]),
                 "quality": result.quality, "rare": result.rare_phone_share,
+                "self_r": (np.nan if result.self_check is None or result.self_check.r is None
+                           else result.self_check.r),
                 "warned": any("Review the result" in w for w in result.warnings)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -105,11 +108,11 @@ def sweep(root: Path, clip: str) -> list[dict[str, float]]:
         for drop in range(len(others)):  # keep at least one other sentence
             row = recreate(root, clip, held, others[len(others) - drop:] if drop else [])
             out.append({"clip": label(root, clip), "held": held, **row})
-            print(out[-1], flush=True)
+            print(json.dumps(out[-1]), flush=True)
     return out
 
 
-def table(rows: list[dict[str, float]], first: str) -> list[str]:
+def table(rows: list[dict[str, float]], first: str, min_r: float) -> list[str]:
     lines = ["| clip | footage s | sentences re-created | plan opening r vs truth (mean, min) |"
              " warned |", "|---|---|---|---|---|"]
     frame = pd.DataFrame(rows)
@@ -118,20 +121,28 @@ def table(rows: list[dict[str, float]], first: str) -> list[str]:
     for (clip, band), group in frame.groupby(["clip", "band"], observed=True, sort=False):
         lines.append(f"| {clip} | {band} | {len(group)} | {group['plan_r'].mean():.3f}, "
                      f"{group['plan_r'].min():.3f} | {int(group['warned'].sum())} |")
-    lines += ["", "| clip | role | under r 0.8 warned | r >= 0.8 warned | r with rare share |"
-              " r with footage s | r with quality estimate |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| clip | role | under r 0.8 warned | r >= 0.8 warned | self-check alone: "
+              "under / over warned | r with rare share | r with footage s | r with quality "
+              "estimate | r with self-check r |", "|---|---|---|---|---|---|---|---|---|"]
+    # No room for a self-check (self_r NaN) warns, and counts as r 0 in the correlation.
+    frame["self_r0"] = frame["self_r"].fillna(0.0)
     for clip, group in frame.groupby("clip", sort=False):
         low = group["plan_r"] < R_TARGET
+        failed = group["self_r0"] < min_r
         corr = [float(np.corrcoef(group[k], group["plan_r"])[0, 1])
-                for k in ("rare", "footage_s", "quality")]
+                for k in ("rare", "footage_s", "quality", "self_r0")]
         lines.append(f"| {clip} | {'development' if clip == first else 'check'} | "
                      f"{int(group['warned'][low].sum())}/{int(low.sum())} | "
                      f"{int(group['warned'][~low].sum())}/{int((~low).sum())} | "
+                     f"{int(failed[low].sum())}/{int(low.sum())}, "
+                     f"{int(failed[~low].sum())}/{int((~low).sum())} | "
                      + " | ".join(f"{c:+.2f}" for c in corr) + " |")
     return lines
 
 
 def main() -> None:
+    from stages.plan import PlanParams
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("clips", nargs="+", help="ROOT:CLIP, the development clip first")
     args = parser.parse_args()
@@ -148,7 +159,7 @@ def main() -> None:
         "docstring): each sentence of each generated clip said anew by the plan from the rest "
         "of the clip and from less of it; planned opening vs the generator's truth; "
         "\"warned\": the plan's summary says \"Review the result\" (stages/plan/quality.py).",
-        "", *table(rows, labels[0]), ""]))
+        "", *table(rows, labels[0], PlanParams().self_check.min_r), ""]))
     print(RESULTS.read_text())
 
 

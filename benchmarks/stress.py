@@ -472,7 +472,8 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("truth_r_plan_model", "planned model opening r vs truth"),
            ("edit_mouth_psnr_db", "edit mouth PSNR dB"),
            ("quality", "edit quality estimate (warns?)"),
-           ("recreated", "re-created sentence: quality estimate / rare new phones (warns?)"),
+           ("recreated", "re-created sentence: quality estimate / rare new phones / self-check r "
+                          "(warns?)"),
            ("watermark", "watermark"),
            ("refused", "refused / crashed"), ("code", "measured at"))
 
@@ -490,12 +491,14 @@ def plan_verdicts(root: Path, scratch: Path) -> dict[str, Any]:
     sections = [load_section(cls, root) for cls in (PlanParams, AlignParams, AudioParams)]
     first = plan_edit("e1", root, *sections)
     out = plan_verdict({"quality_estimate": first.quality, "warnings": first.warnings})
+    out["edit_self_check_r"] = first.self_check.r if first.self_check else None
     metrics = json.loads((root / "data" / "metrics" / CLIP / "evaluate.json").read_text())
     for k in metrics["sentences"]:
         made = plan_edit(f"evaluate-{CLIP}-{k}", scratch, *sections)
         out.update({"recreated_quality": made.quality,
                     "recreated_rare_share": made.rare_phone_share,
-                    "recreated_warned": any("Review the result" in w for w in made.warnings)})
+                    "recreated_warned": any("Review the result" in w for w in made.warnings),
+                    "recreated_self_check_r": made.self_check.r if made.self_check else None})
     return out
 
 
@@ -507,7 +510,9 @@ def _cell(row: dict[str, Any], key: str) -> str:
         return (f"{row['edit_quality']} ({'warns' if row['edit_warned'] else 'no'})"
                 if "edit_quality" in row else "-")
     if key == "recreated":
-        return (f"{row['recreated_quality']} / {row['recreated_rare_share']} "
+        checked = row.get("recreated_self_check_r")
+        return (f"{row['recreated_quality']} / {row['recreated_rare_share']} / "
+                f"{'-' if checked is None else f'{checked:.2f}'} "
                 f"({'warns' if row['recreated_warned'] else 'no'})"
                 if "recreated_quality" in row else "-")
     if key == "refused":
@@ -599,7 +604,9 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "(stages/plan/quality.py) and whether its summary warns; the re-created sentence's: "
              "the same for the edit the opening columns score, with the share of its new "
              "phones the usable footage says fewer than plan.min_phone_examples times (it "
-             "warns at plan.max_rare_share). Measured at: the commit (\"before s7\": an "
+             "warns at plan.max_rare_share) and its self-check r (stages/plan/selfcheck.py: "
+             "stretches of the clip hidden and re-created from the rest, vs the clip's fitted "
+             "opening; it warns under plan.self_check.min_r). Measured at: the commit (\"before s7\": an "
              "earlier session's code, not re-run since; \"quality screens\": both estimates "
              "planned again by `--verdicts` at that commit).", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",

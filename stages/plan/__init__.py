@@ -51,6 +51,7 @@ from stages.plan.retime import (
     openness_direction,
 )
 from stages.plan.search import Piece, Query, SearchWeights, search
+from stages.plan.selfcheck import SelfCheck, SelfCheckParams, self_check
 from stages.plan.timing import RateModel, recorded_phones, time_words
 from stages.recording import Recording, RecordingTimer, load_recording, recorded_text
 from talkedit.artifacts import (
@@ -107,6 +108,8 @@ class PlanParams(Section):
     # an edit with at least max_rare_share of them says so (stages/plan/quality.py).
     min_phone_examples: int = 3
     max_rare_share: float = 0.25
+    # Hidden stretches of the clip re-created and scored (stages/plan/selfcheck.py).
+    self_check: SelfCheckParams = field(default_factory=SelfCheckParams)
 
     def check(self, where: str) -> None:
         if self.on_large_edit not in ON_LARGE_EDIT:
@@ -149,6 +152,7 @@ class PlanResult:
     quality: float = 1.0  # stages/plan/quality.py: a screen, 1 = nothing the plan sees is wrong
     mouth: dict[str, Any] | None = None  # spec mouth_motion: audio: stages/lipsync/edit_mouth.py
     rare_phone_share: float = 0.0  # new phones the usable footage has few examples of
+    self_check: SelfCheck | None = None  # stages/plan/selfcheck.py (None: plan.self_check off)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -343,17 +347,47 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         if model is not None:
             coarticulate(frames, timeline, span_plans, index, model, direction,
                          opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
+    checked = None
+    if opts.self_check.spans > 0 and direction is not None and openness is not None:
+        models: dict[bytes, ArticulationModel | None] = {}  # one fit per footage
+
+        def plan_frames(span: SpanPlan, rest: np.ndarray, without: np.ndarray) -> FramePlan:
+            """The same planner's frames for one span: pieces from the frames ``rest``,
+            the co-articulation model fitted on ``without``."""
+            hidden_timeline = build_timeline(
+                [span], n_frames / fps, opts.background_margin_s, index, rest, fps,
+                opts.blend_max_ms / 1000, opts.max_edge_speed, openness)
+            hidden_frames = frame_plan(hidden_timeline, face, fps, opts.blend_ms / 1000,
+                                       opts.blend_max_ms / 1000, frames.natural_p99)
+            key = np.packbits(without).tobytes()
+            if key not in models:
+                models[key] = (ArticulationModel.fit(index, openness, without, fps,
+                                                     face.expression if opts.lip_shape > 0
+                                                     else None)
+                               if opts.articulation > 0 else None)
+            if models[key] is not None:
+                coarticulate(hidden_frames, hidden_timeline, [span], index, models[key],
+                             direction, opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
+            return hidden_frames
+
+        checked = self_check(
+            index, openness, direction, blocked, allowed, fps, opts.search, opts.self_check,
+            sum(p.phone != SILENCE for s in span_plans for p in s.phones),
+            [(s.cut_start_s, s.cut_end_s) for s in span_plans], plan_frames)
     snr_db = _clip_snr_db(paths)
     rare = rare_phone_share([p.phone for s in span_plans for p in s.phones],
                             [str(p) for p in index.phones], ~blocked, opts.min_phone_examples)
     quality, reasons = quality_estimate(
         [p.viseme_cost for s in span_plans for p in s.pieces], frames.max_join_change,
         frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0,
-        snr_db, align_opts.noisy_snr_db, rare, opts.max_rare_share, opts.min_phone_examples)
+        snr_db, align_opts.noisy_snr_db, rare, opts.max_rare_share, opts.min_phone_examples,
+        None if checked is None else checked.r, opts.self_check.min_r,
+        checked is None or checked.r is not None)
     # A noisy clip, or new phones the footage hardly shows, always say so: their cost was
     # measured (stages/plan/quality.py).
     noisy = snr_db is not None and snr_db < align_opts.noisy_snr_db
-    if quality < opts.min_quality or noisy or rare >= opts.max_rare_share:
+    failed = checked is not None and (checked.r is None or checked.r < opts.self_check.min_r)
+    if quality < opts.min_quality or noisy or rare >= opts.max_rare_share or failed:
         below = (f" is below plan.min_quality {opts.min_quality:.2f}"
                  if quality < opts.min_quality else "")
         msg = (f"quality estimate {quality:.2f}{below}: {'; '.join(reasons)}. Review the "
@@ -362,7 +396,7 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         warnings.append(msg)
     result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
                         recorded.recording if recorded else None, round(quality, 3),
-                        rare_phone_share=round(rare, 3))
+                        rare_phone_share=round(rare, 3), self_check=checked)
     # The new words' mouth from the clip's audio model: all of it (spec mouth_motion: audio)
     # or a share of the way from the searched one (plan.audio_share; off by default: 0.3
     # raised the demo's development sentences' plan opening r 0.877 -> 0.891 but lowered

@@ -27,6 +27,16 @@ Things the plan already knows that predict a visibly worse result:
   ``plan.max_rare_share`` 0.25 was chosen there; on the stress clip's 12 re-creations
   (not used to choose) it flags 6 of the 7 under 0.8 and 2 of the 5 above. A share at
   or over it scales the estimate by (1 - share) and always says so.
+- the self-check (stages/plan/selfcheck.py): ``plan.self_check.spans`` stretches of the
+  clip's own speech hidden and re-created by the same planner from the rest, scored
+  against the clip's fitted opening (one r over their frames). On the demo's 30
+  re-creations (benchmarks/footage.py) its r tracked the plan's r vs truth at +0.71 (no
+  room to hide a stretch counted as r 0; +0.65 where there was room), about as well as
+  the rare share. Every ``min_r`` in (0.814, 0.837] there warns on 8 of the 9 plans under
+  r 0.8 and 3 of the 21 above (the best it does); ``plan.self_check.min_r`` 0.825 is its
+  midpoint. No room to hide a stretch (footage under ~8 s) always warned there on a
+  plan under 0.8. A self-check under ``min_r`` scales the estimate by r / min_r and
+  always says so; no room halves it.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
 not a measurement of the output (evaluate measures that).
 """
@@ -44,11 +54,15 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                      natural_p99: float, low_confidence_share: float,
                      snr_db: float | None = None, noisy_snr_db: float = 20.0,
                      rare_share: float = 0.0, max_rare_share: float = 1.0,
-                     min_examples: int = 0) -> tuple[float, list[str]]:
+                     min_examples: int = 0, self_check_r: float | None = None,
+                     min_self_check_r: float = -1.0, self_check_room: bool = True
+                     ) -> tuple[float, list[str]]:
     """(estimate in 0..1, the reasons it is below 1). ``snr_db``: the clip's speech over
     its noise floor as align measured it (None: not measured); ``rare_share``: the share
     of the new phones the usable footage has fewer than ``min_examples`` examples of
-    (``rare_phone_share``), counted when at least ``max_rare_share``."""
+    (``rare_phone_share``), counted when at least ``max_rare_share``; ``self_check_r``: the
+    self-check's r (stages/plan/selfcheck.py; None: not run), counted under
+    ``min_self_check_r``; ``self_check_room``: False when it found nothing to hide."""
     reasons = []
     exact = float(np.mean([c == 0 for c in viseme_costs])) if len(viseme_costs) else 1.0
     if exact < 1:
@@ -73,7 +87,19 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                        "times in the clip's usable footage (plan.max_rare_share "
                        f"{max_rare_share:.2f}): the new mouth is drawn from too few examples; "
                        "a longer clip of the speaker helps")
-    return exact * joins * aligned * heard * covered, reasons
+    rehearsed = 1.0
+    if not self_check_room:
+        rehearsed = 0.5
+        reasons.append("the usable footage away from the edit has no stretch as long as the "
+                       "new words to re-create as a self-check (plan.self_check): too little "
+                       "footage; a longer clip of the speaker helps")
+    elif self_check_r is not None and self_check_r < min_self_check_r:
+        rehearsed = float(np.clip(self_check_r / min_self_check_r, 0.0, 1.0))
+        reasons.append(f"re-creating stretches of the clip's own speech from the rest of its "
+                       f"footage gives an opening r of {self_check_r:.3f} with the clip's "
+                       f"(plan.self_check.min_r {min_self_check_r:.2f}): the new words are "
+                       "likely as far off")
+    return exact * joins * aligned * heard * covered * rehearsed, reasons
 
 
 def rare_phone_share(new_phones: Sequence[str], clip_phones: Sequence[str],

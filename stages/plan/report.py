@@ -126,6 +126,7 @@ def summary_dict(result: PlanResult) -> dict[str, Any]:
         "natural_change_p99": round(f.natural_p99, 4),
         "quality_estimate": result.quality,
         "rare_phone_share": result.rare_phone_share,
+        "self_check": None if result.self_check is None else result.self_check.as_dict(),
         "mouth_motion": result.mouth or {"mouth_motion": result.spec.mouth_motion},
         "warnings": result.warnings,
     }
