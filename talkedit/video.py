@@ -149,15 +149,15 @@ class FrameStore:
         stop = len(self) if stop is None else min(stop, len(self))
         if start >= stop:
             return
-        wanted = self.source_pts[start:stop]
+        first = int(self.source_pts[start])
         k = start
         with open_container(self.video) as container:
             vs = container.streams.video[0]
             vs.thread_type = "AUTO"
             if start > 0:
-                self._seek(container, vs, int(wanted[0]))
-            for frame in container.decode(vs):
-                if frame.pts is None or frame.pts < wanted[0]:
+                self._seek(container, vs, first)
+            for frame in _decode_from(container, vs, first):
+                if frame.pts is None or frame.pts < first:
                     continue  # decoded from the keyframe up to the first wanted frame
                 image = None
                 # One source frame fills every output frame that shows it; "<=" keeps
@@ -183,6 +183,24 @@ class FrameStore:
         for _, image in self.iter_frames(index, index + 1):
             return image
         raise TalkeditError(self.video, f"frame {index} could not be decoded", "re-run extract")
+
+
+def _decode_from(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+                 first_pts: int) -> Iterator[av.VideoFrame]:
+    """Decode ``vs`` from where the container stands, skipping the work on frames that
+    are never shown nor needed: before ``first_pts`` the decoder drops non-reference
+    frames (most B-frames), which no other frame predicts from, so every frame from
+    ``first_pts`` on decodes to the same pixels as a plain decode. A seek lands on a
+    keyframe up to a GOP (250 frames for x264's default) before the wanted frame."""
+    context = vs.codec_context
+    skipping = False
+    for packet in container.demux(vs):
+        # A packet's pts is its frame's display time; None (the final flush) decodes all.
+        skip = packet.pts is not None and packet.pts < first_pts
+        if skip != skipping:
+            context.skip_frame = "NONREF" if skip else "DEFAULT"
+            skipping = skip
+        yield from packet.decode()
 
 
 # libx264's output bytes change with its thread count (measured: 1, 2, 3 and 4 threads give
