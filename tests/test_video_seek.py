@@ -85,3 +85,25 @@ def test_a_seek_skips_the_non_reference_frames_before_the_wanted_one(tmp_path: P
     # pyramid's middle B-frames): measured 30 of the 55 a plain decode gives.
     assert plain == 55 and 0 < len(before) <= 0.6 * plain, len(before)
     assert decoded[-1] == first
+
+
+def test_a_cursor_skipping_forward_converts_only_the_frames_it_is_asked_for(
+        tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "bframes.mp4"
+    _b_frame_heavy_video(path)
+    store, _ = _store(path)
+    sequential = [_digest(image) for _, image in store.iter_frames()]
+    converted: list[int] = []
+    plain_upright = video.upright
+
+    def counting(image: np.ndarray, rotation: int) -> np.ndarray:
+        converted.append(1)
+        return plain_upright(image, rotation)
+
+    monkeypatch.setattr(video, "upright", counting)
+    cursor = video.FrameCursor(store)
+    # Forward skips (decoded through), repeats (cached), a backward jump (a seek).
+    wanted = [3, 3, 10, 30, 31, 31, 29, 77, 140, 20]
+    got = [_digest(cursor[k]) for k in wanted]
+    assert got == [sequential[k] for k in wanted]
+    assert len(converted) == len(set(wanted))  # each frame converted once, no other
