@@ -12,6 +12,11 @@ hits both alike. Reports each stage's CPU seconds (process time and children's, 
 way and the ratio on / off of the whole turnaround: the issue-13 goal is no measurable
 regression (within ~1.03x). Only render reads ``jaw_warp``; composite's cost follows the
 render's alpha. Writes benchmarks/results/jaw_edit_turnaround.{json,md} under ``--label``.
+
+``--old-decode-baseline`` also runs both ways with the frame reading of main before
+session 8's helper 13t2 (talkedit/video.py: a seek decodes every frame up to the wanted
+one, and every decoded frame is converted to RGB), in the same rounds, and reports the
+turnaround against it.
 """
 
 from __future__ import annotations
@@ -62,35 +67,53 @@ def main() -> int:
     ap.add_argument("--label", default="current")
     ap.add_argument("--stages", default=",".join(STAGES),
                     help="comma-separated edit stages, in order (compare: after composite)")
+    ap.add_argument("--old-decode-baseline", action="store_true",
+                    help="also time both ways with the old frame reading (see above)")
     args = ap.parse_args()
     stages = tuple(args.stages.split(","))
 
     from flows.registry import STAGES as SPECS
     from stages.render.interior import MouthParams
+    from talkedit import video
     from talkedit.params import load_section
 
     specs = {s.name: s for s in SPECS if s.name in stages}
     mouth = load_section(MouthParams, REPO)
     ways = {"off": dataclasses.replace(mouth, jaw_warp=False),
             "on": dataclasses.replace(mouth, jaw_warp=True)}
+    if args.old_decode_baseline:
+        ways |= {f"{way}/old-decode": m for way, m in list(ways.items())}
+    new_decode = video._decode_from, video.DecodedFrame
+
+    class EagerDecodedFrame(video.DecodedFrame):
+        def __init__(self, frame: object, rotation: int) -> None:
+            super().__init__(frame, rotation)
+            self.image()  # converted as decoded, whether read or not
     seconds: dict[str, dict[str, list[float]]] = {w: {s: [] for s in stages} for w in ways}
     frames = 0
     root = scratch_project(args.edit)
     try:
-        for _ in range(args.rounds):
-            for way, mouth_way in ways.items():
+        for round_index in range(args.rounds):
+            # Every other round in reverse, so that a drift in the machine's load within a
+            # round hits every way alike.
+            order = list(ways.items())
+            for way, mouth_way in order[::-1] if round_index % 2 else order:
                 for name in stages:
                     spec = specs[name]
                     sections = {key: load_section(cls, REPO)
                                 for key, cls in spec.sections().items()}
                     if "mouth" in sections:
                         sections["mouth"] = mouth_way
+                    video._decode_from, video.DecodedFrame = (
+                        new_decode if "/" not in way else
+                        (lambda container, vs, _: container.decode(vs), EagerDecodedFrame))
                     c0 = cpu_seconds()
                     summary = spec.entry_function()(args.edit, root, **sections)
                     seconds[way][name].append(cpu_seconds() - c0)
                     if name == "render":
                         frames = int(summary["frames"])
     finally:
+        video._decode_from, video.DecodedFrame = new_decode
         shutil.rmtree(root, ignore_errors=True)
     median = {w: {s: statistics.median(v) for s, v in per.items()} for w, per in seconds.items()}
     total = {w: sum(per.values()) for w, per in median.items()}
@@ -111,6 +134,13 @@ def main() -> int:
                                   / max(frames, 1), 2),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+    if args.old_decode_baseline:
+        result["old_decode"] = {
+            "ratio_on_off": round(total["on/old-decode"] / total["off/old-decode"], 4),
+            # this code's turnaround / the old frame reading's, per way (< 1: faster)
+            "vs_old_decode": {w: round(total[w] / total[f"{w}/old-decode"], 4)
+                              for w in ("off", "on")},
+            "on_vs_old_decode_off": round(total["on"] / total["off/old-decode"], 4)}
     store = RESULTS / "jaw_edit_turnaround.json"
     runs = json.loads(store.read_text()) if store.is_file() else {}
     runs[args.label] = result
@@ -135,6 +165,17 @@ def main() -> int:
                      f"{cells[0]} | "
                      f"{cells[1]} | {r['ratio_on_off']:.3f} | {rounds} | "
                      f"{r['jaw_ms_per_frame']:.1f} | {r['load_average'][0]:.1f} |")
+    lines += ["", "Against the old frame reading (`--old-decode-baseline`, same rounds: main "
+              "before 13t2's non-reference skip in seeks and lazy RGB in the cursor): the old "
+              "on / off, this code's turnaround / the old one per way, and warp on now / warp "
+              "off before.", "",
+              "| label | old on / off | off now / old | on now / old | on now / off old |",
+              "|---|---|---|---|---|"]
+    for label, r in runs.items():
+        if "old_decode" in r:
+            b = r["old_decode"]
+            lines.append(f"| {label} | {b['ratio_on_off']:.3f} | {b['vs_old_decode']['off']:.3f} | "
+                         f"{b['vs_old_decode']['on']:.3f} | {b['on_vs_old_decode_off']:.3f} |")
     (RESULTS / "jaw_edit_turnaround.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

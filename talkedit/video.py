@@ -115,6 +115,25 @@ def nearest_source_frames(source_times: np.ndarray, fps: float, n_out: int) -> n
     return np.clip(idx, 0, len(source_times) - 1)
 
 
+class DecodedFrame:
+    """A decoded video frame whose upright RGB array is made on first use: a reader that
+    skips forward past frames (FrameCursor) pays the decode of each, not its conversion."""
+
+    __slots__ = ("_frame", "_image", "_rotation")
+
+    def __init__(self, frame: av.VideoFrame, rotation: int) -> None:
+        self._frame: av.VideoFrame | None = frame
+        self._image: np.ndarray | None = None
+        self._rotation = rotation
+
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            assert self._frame is not None
+            self._image = upright(self._frame.to_ndarray(format="rgb24"), self._rotation)
+            self._frame = None  # the decoder's buffer is let go once converted
+        return self._image
+
+
 class FrameStore:
     """Read a clip's frames on its constant-rate timeline, streaming, by index.
 
@@ -146,26 +165,31 @@ class FrameStore:
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (output frame index, RGB uint8 HxWx3) for frames [start, stop)."""
+        for k, decoded in self.iter_decoded(start, stop):
+            yield k, decoded.image()
+
+    def iter_decoded(self, start: int = 0,
+                     stop: int | None = None) -> Iterator[tuple[int, DecodedFrame]]:
+        """Yield (output frame index, its decoded frame) for frames [start, stop); the RGB
+        array is made when asked for (one object for the output frames one source frame fills)."""
         stop = len(self) if stop is None else min(stop, len(self))
         if start >= stop:
             return
-        wanted = self.source_pts[start:stop]
+        first = int(self.source_pts[start])
         k = start
         with open_container(self.video) as container:
             vs = container.streams.video[0]
             vs.thread_type = "AUTO"
             if start > 0:
-                self._seek(container, vs, int(wanted[0]))
-            for frame in container.decode(vs):
-                if frame.pts is None or frame.pts < wanted[0]:
+                self._seek(container, vs, first)
+            for frame in _decode_from(container, vs, first):
+                if frame.pts is None or frame.pts < first:
                     continue  # decoded from the keyframe up to the first wanted frame
-                image = None
+                decoded = DecodedFrame(frame, self.rotation)
                 # One source frame fills every output frame that shows it; "<=" keeps
                 # the timeline whole if a pts listed in frames.parquet is missing.
                 while k < stop and self.source_pts[k] <= frame.pts:
-                    if image is None:
-                        image = upright(frame.to_ndarray(format="rgb24"), self.rotation)
-                    yield k, image
+                    yield k, decoded
                     k += 1
                 if k >= stop:
                     return
@@ -183,6 +207,24 @@ class FrameStore:
         for _, image in self.iter_frames(index, index + 1):
             return image
         raise TalkeditError(self.video, f"frame {index} could not be decoded", "re-run extract")
+
+
+def _decode_from(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+                 first_pts: int) -> Iterator[av.VideoFrame]:
+    """Decode ``vs`` from where the container stands, skipping the work on frames that
+    are never shown nor needed: before ``first_pts`` the decoder drops non-reference
+    frames (most B-frames), which no other frame predicts from, so every frame from
+    ``first_pts`` on decodes to the same pixels as a plain decode. A seek lands on a
+    keyframe up to a GOP (250 frames for x264's default) before the wanted frame."""
+    context = vs.codec_context
+    skipping = False
+    for packet in container.demux(vs):
+        # A packet's pts is its frame's display time; None (the final flush) decodes all.
+        skip = packet.pts is not None and packet.pts < first_pts
+        if skip != skipping:
+            context.skip_frame = "NONREF" if skip else "DEFAULT"
+            skipping = skip
+        yield from packet.decode()
 
 
 # libx264's output bytes change with its thread count (measured: 1, 2, 3 and 4 threads give
@@ -283,29 +325,29 @@ class FrameCursor:
 
     def __init__(self, store: FrameStore, cache: int = 16, max_skip: int = 50) -> None:
         self.store = store
-        self.cache: dict[int, np.ndarray] = {}
+        self.cache: dict[int, DecodedFrame] = {}
         self.cache_size = cache
         self.max_skip = max_skip
-        self._iter: Iterator[tuple[int, np.ndarray]] | None = None
+        self._iter: Iterator[tuple[int, DecodedFrame]] | None = None
         self._next = 0  # the frame index the running decoder yields next
 
     def _restart(self, index: int) -> None:
-        self._iter = self.store.iter_frames(index)
+        self._iter = self.store.iter_decoded(index)
         self._next = index
 
     def __getitem__(self, index: int) -> np.ndarray:
         if index in self.cache:
-            return self.cache[index]
+            return self.cache[index].image()
         if not 0 <= index < len(self.store):
             raise IndexError(f"frame {index} outside 0..{len(self.store) - 1}")
         if self._iter is None or index < self._next or index > self._next + self.max_skip:
             self._restart(index)
         assert self._iter is not None
-        for k, image in self._iter:
+        for k, decoded in self._iter:
             self._next = k + 1
-            self.cache[k] = image
+            self.cache[k] = decoded  # converted to RGB only if asked for
             if len(self.cache) > self.cache_size:
                 del self.cache[min(self.cache)]
             if k == index:
-                return image
+                return decoded.image()
         raise TalkeditError(self.store.video, f"frame {index} could not be decoded", "re-run extract")
