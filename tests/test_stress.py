@@ -19,6 +19,7 @@ from stages.demo.stress import (
 )
 from stages.demo.transcripts import (
     CALIBRATION_FILE,
+    DEVELOPMENT_FILE,
     HELDOUT_FILE,
     PASSAGES_FILE,
     insert_filler,
@@ -126,10 +127,11 @@ def test_wrong_transcripts_change_what_they_say_they_change() -> None:
     filled, at = insert_filler(text, rng, "you know")
     assert filled.split()[at[0]:at[-1] + 1] == ["you", "know"]
     assert len(passages()) == 20 and all(len(p.split()) >= 30 for p in passages())
-    # three disjoint sets: evaluated, calibrated on, held out for later changes
-    sets = [set(passages(f)) for f in (PASSAGES_FILE, CALIBRATION_FILE, HELDOUT_FILE)]
-    assert [len(s) for s in sets] == [20, 20, 40] and len(set.union(*sets)) == 80
-    assert all(30 <= len(p.split()) <= 37 for p in sets[2])
+    # four disjoint sets: evaluated, calibrated on, developed on, held out for later changes
+    sets = [set(passages(f))
+            for f in (PASSAGES_FILE, CALIBRATION_FILE, DEVELOPMENT_FILE, HELDOUT_FILE)]
+    assert [len(s) for s in sets] == [20, 20, 20, 60] and len(set.union(*sets)) == 120
+    assert all(30 <= len(p.split()) <= 37 for p in sets[3])
 
 
 def test_written_forms_keep_letters_and_read_urls() -> None:
