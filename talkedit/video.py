@@ -9,6 +9,8 @@ Rotation metadata is applied on read, so every stage sees upright frames.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -233,9 +235,34 @@ def _decode_from(container: av.container.InputContainer, vs: av.video.stream.Vid
 X264_THREADS = 4
 
 
+# libx264's AVX-512 code (core 165, bundled with PyAV 18.1) makes an encode depend on
+# memory it did not write: the same frames, encoded twice in one process, come out
+# different (measured: 2-3 distinct files in 4-5 encodes of a 70-frame 320x240 close-up,
+# decoded pixels off by up to 51 levels from the first differing frame on; threads=1
+# too), and across processes they follow the heap's history. With x264's assembly
+# capped at AVX2 the same encodes are byte-identical every time.
+X264_ASM_WITHOUT_AVX512 = "AVX2"  # x264's name for AVX2 and everything below it
+
+
+@functools.cache
+def _cpu_has_avx512() -> bool:
+    """Whether this CPU offers AVX-512 (x264 would then use it). Read from Linux's
+    /proc/cpuinfo; elsewhere False, which leaves x264's own choice."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^flags\s*:.*\bavx512f\b", cpuinfo, re.MULTILINE) is not None
+
+
 def x264_options(**options: object) -> dict[str, str]:
-    """libx264 options with the thread count fixed (see X264_THREADS)."""
-    return {**{k: str(v) for k, v in options.items()}, "threads": str(X264_THREADS)}
+    """libx264 options with the thread count fixed (see X264_THREADS) and, on a CPU
+    with AVX-512, x264's assembly capped at AVX2 (see X264_ASM_WITHOUT_AVX512)."""
+    result = {**{k: str(v) for k, v in options.items()}, "threads": str(X264_THREADS)}
+    if _cpu_has_avx512():
+        params = [p for p in result.get("x264-params", "").split(":") if p]
+        result["x264-params"] = ":".join([*params, f"asm={X264_ASM_WITHOUT_AVX512}"])
+    return result
 
 
 class VideoWriter:
