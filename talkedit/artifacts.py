@@ -208,6 +208,8 @@ class EditPaths:
 
     @property
     def summary(self) -> Path:
+        """The plan in words; its lines starting PLAN_WARNING / PLAN_QUALITY are the
+        plan's warnings and quality screen (the edit report shows them)."""
         return self.plan_dir / "summary.md"
 
     @property
@@ -444,6 +446,12 @@ class ReenactPaths:
     def report(self) -> Path:
         """What the job did: spans, neutrals, scales, clipping (JSON)."""
         return self.outputs.plan_dir / "reenact.json"
+
+
+# --- the plan summary's marked lines (EditPaths.summary) -----------------------------------
+
+PLAN_WARNING = "> warning: "  # one line per warning the plan raised
+PLAN_QUALITY = "Quality screen: "  # the plan's quality estimate and what it rests on
 
 
 # --- schemas ------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ against the clip and the output it puts side by side, and against `verify`.
 from __future__ import annotations
 
 import base64
+import html
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -131,6 +133,29 @@ def test_edit_report_pictures_every_join_and_lists_every_new_phone(edited: Path)
     # fewer pictures than joins when capped
     capped = run_edit_report("word", edited, ReportParams(max_joins=1))
     assert Path(capped["report"]).read_text().count('<figure class="join">') == 1
+
+
+def test_edit_report_shows_the_plans_warnings_and_quality_screen(edited: Path) -> None:
+    """A plan that doubts its edit says so at the top of the edit report, not only in its
+    summary; a plan that does not shows its screen without a warning."""
+    page = Path(run_edit_report("word", edited, ReportParams())["report"]).read_text()
+    plan_summary = EditPaths.of("word", edited).summary.read_text()
+    screen = [ln for ln in plan_summary.splitlines() if ln.startswith("Quality screen: ")]
+    assert len(screen) == 1 and "self-check r 0." in screen[0]
+    assert html.escape(screen[0]) in page and 'class="warning"' not in page
+    # The same edit planned with a self-check bar its clip cannot reach: the plan warns.
+    write_edit(edited, "doubted", {"clip": "demo", "operations": [
+        {"replace": "promising", "with": "remarkable"}]})
+    opts = repo_section(PlanParams)
+    strict = replace(opts, self_check=replace(opts.self_check, min_r=0.999))
+    planned = run_plan("doubted", edited, strict, repo_section(AlignParams),
+                       repo_section(AudioParams))
+    assert planned["quality_estimate"] < 1 and len(planned["warnings"]) == 1
+    run_audio("doubted", edited, repo_section(AudioParams))
+    page = Path(run_edit_report("doubted", edited, ReportParams())["report"]).read_text()
+    assert page.count('class="warning"') == 1
+    assert html.escape(planned["warnings"][0]) in page
+    assert f"estimate {planned['quality_estimate']:.2f}" in page
 
 
 def test_edit_report_names_the_missing_stage(edited: Path) -> None:

@@ -16,6 +16,8 @@ from stages.visemes import VISEME_NAMES, viseme_of
 from talkedit.artifacts import (
     NEW_PHONES,
     PLAN,
+    PLAN_QUALITY,
+    PLAN_WARNING,
     SEGMENTS,
     EditPaths,
     write_parquet,
@@ -139,7 +141,13 @@ def summary_markdown(result: PlanResult, rows: list[dict[str, Any]]) -> str:
              f"Clip `{spec.clip}`, spec `{spec.path.name}`: {len(result.spans)} edited span(s), "
              f"{result.timeline.duration_s:.2f} s out, {len(result.frames)} frames.", ""]
     lines += [f"- {op}" for op in spec.operations] + [""]
-    lines += [f"> warning: {w}" for w in result.warnings]
+    lines += [f"{PLAN_WARNING}{w}" for w in result.warnings] + ([""] if result.warnings else [])
+    checked = result.self_check
+    self_check = ("off" if checked is None else "no stretch to hide" if checked.r is None
+                  else f"r {checked.r:.3f} over {len(checked.spans)} re-created stretch(es)")
+    lines += [f"{PLAN_QUALITY}estimate {result.quality:.2f} (1 = nothing the plan sees is "
+              f"wrong); new phones the usable footage rarely shows {result.rare_phone_share:.0%}"
+              f"; self-check {self_check}.", ""]
     lines += ["## Timeline", "", "| segment | kind | output (s) | clip (s) | words |",
               "|---|---|---|---|---|"]
     for k, s in enumerate(result.timeline.segments):

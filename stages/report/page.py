@@ -30,6 +30,7 @@ section { background: #fff; border-radius: 6px; padding: 14px 20px; margin: 16px
           box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 h2 { margin: 0 0 8px; font-size: 18px; }
 p.note { color: #555; margin: 4px 0 10px; }
+p.warning { background: #fff1e6; border-left: 4px solid #e07b00; padding: 6px 10px; }
 img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
 table { border-collapse: collapse; font-size: 12.5px; margin: 6px 0; }
 th, td { border-bottom: 1px solid #e3e6eb; padding: 3px 8px; text-align: left;
@@ -124,6 +125,10 @@ class Page:
     @staticmethod
     def note(text: str) -> str:
         return f'<p class="note">{esc(text)}</p>'
+
+    @staticmethod
+    def warning(text: str) -> str:
+        return f'<p class="warning">{esc(text)}</p>'
 
     @staticmethod
     def image(png: bytes, alt: str, css_class: str = "plot") -> str:
