@@ -196,8 +196,7 @@ def test_the_lip_shape_model_rounds_and_spreads_a_new_sequence_and_keeps_its_ope
     sequence; ``reshape`` moves a retrieved expression whose width is wrong ``weight`` of
     the way to it, and never along the opening direction."""
     from stages.demo.mouth import articulation_track
-    from stages.plan.articulation import ArticulationModel, reshape
-    from stages.plan.search import PHONE_CODES
+    from stages.plan.articulation import MODEL_COLUMNS, ArticulationModel, reshape
 
     rng = np.random.default_rng(5)
     phones = _sentence(rng, 0.2, 40)
@@ -213,7 +212,7 @@ def test_the_lip_shape_model_rounds_and_spreads_a_new_sequence_and_keeps_its_ope
     model = ArticulationModel.fit(index, expression @ direction, np.ones(len(t), bool), FPS,
                                   expression)
     assert model is not None and model.shape is not None
-    assert model.shape.shape == (len(PHONE_CODES) + 1, 8)
+    assert model.shape.shape == (MODEL_COLUMNS, 8)
     new = _sentence(np.random.default_rng(6), 0.0, 8)
     names, starts, ends = ([p for p, _, _ in new], np.array([a for _, a, _ in new]),
                            np.array([b for _, _, b in new]))
@@ -240,14 +239,13 @@ def test_reshaping_a_long_plans_new_words_reads_only_their_rows() -> None:
     model's shape is predicted at those rows only, nothing of the plan's size is copied."""
     import tracemalloc
 
-    from stages.plan.articulation import ArticulationModel, reshape
-    from stages.plan.search import PHONE_CODES
+    from stages.plan.articulation import MODEL_COLUMNS, ArticulationModel, reshape
 
     n, rng = 47_113, np.random.default_rng(7)
     expression = rng.normal(size=(n, 64))
     direction = np.eye(64)[0]
-    model = ArticulationModel(np.zeros(len(PHONE_CODES) + 1), 0.03, 0.9, 0.0, 0.1,
-                              rng.normal(size=(len(PHONE_CODES) + 1, 64)))
+    model = ArticulationModel(np.zeros(MODEL_COLUMNS), 0.03, 0.9, 0.0, 0.1,
+                              rng.normal(size=(MODEL_COLUMNS, 64)))
     weight = np.zeros(n)
     weight[40_000:40_060] = 0.5
     times = np.arange(n) / FPS

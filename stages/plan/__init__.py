@@ -97,7 +97,7 @@ class PlanParams(Section):
     max_edge_speed: float = 1.25
     blend_ms: float = 67.0
     blend_max_ms: float = 300.0
-    articulation: float = 0.5
+    articulation: float = 0.6
     lip_shape: float = 0.5
     audio_share: float = 0.0  # share of the way the new words' expression moves to lipmodel@<clip>'s
     max_changed_share: float = 0.5
