@@ -111,6 +111,53 @@ def test_the_coarticulation_model_predicts_an_unseen_phone_sequence() -> None:
     assert np.corrcoef(predicted, truth)[0, 1] > 0.95
 
 
+def _fitted_without(absent: set[str], seed: int) -> tuple[object, object]:
+    """A co-articulation model fitted on a generated clip (stages/demo/mouth.py) that never
+    says the phones ``absent``; its inputs' namespace too."""
+    from stages.plan.articulation import ArticulationModel
+
+    inventory = ["AA", "AY", "IY", "IH", "UW", "EH", "AE", "B", "M", "T", "S", "N", "K",
+                 "L", "R", "W"]
+    rng = np.random.default_rng(seed)
+    phones, t = [("sil", 0.0, 0.2)], 0.2
+    for _ in range(150):
+        d = float(rng.uniform(0.06, 0.16))
+        phones.append((str(rng.choice([p for p in inventory if p not in absent])), t, t + d))
+        t += d
+    phones.append(("sil", t, t + 0.3))
+    openness = _articulated(phones, FPS)
+    index = SimpleNamespace(
+        phones=np.array([p for p, _, _ in phones], object),
+        start_s=np.array([a for _, a, _ in phones]), end_s=np.array([b for _, _, b in phones]),
+        usable=np.ones(len(phones), bool))
+    return ArticulationModel.fit(index, openness, np.ones(len(openness), bool), FPS), index
+
+
+def _held_target(model: object, phone: str) -> float:
+    """The model's opening in the middle of ``phone`` held 0.4 s between T's."""
+    phones = ["T", phone, "T"]
+    starts, ends = np.array([0.0, 0.2, 0.6]), np.array([0.2, 0.6, 0.8])
+    return float(model.predict(phones, starts, ends, np.array([0.4]))[0])
+
+
+def test_a_phone_the_clip_never_says_borrows_its_viseme_class_target(monkeypatch) -> None:
+    """A clip without AW (the demo re-created without sentence 3 has none): AW's viseme
+    class (AA, AW, AY) opens wide, so the pooled model plans a held AW near the truth's
+    opening (0.8), where the model without classes left it at the clip's average; a phone
+    the clip says often keeps its own target, not its class's (IY 0.25 vs IH 0.40)."""
+    import stages.plan.articulation as articulation
+    from stages.demo.mouth import PHONE_TARGETS
+
+    model, _ = _fitted_without({"AW"}, 11)
+    aw = _held_target(model, "AW")
+    assert abs(aw - PHONE_TARGETS["AW"][0]) < 0.1, aw  # measured 0.87 (0.34 unpooled)
+    for phone in ("IY", "IH", "AA", "UW"):
+        assert abs(_held_target(model, phone) - PHONE_TARGETS[phone][0]) < 0.04, phone
+    monkeypatch.setattr(articulation, "CLASS_RIDGE_SHARE", 1e9)  # no pooling: as before
+    unpooled, _ = _fitted_without({"AW"}, 11)
+    assert _held_target(unpooled, "AW") < PHONE_TARGETS["AW"][0] - 0.3  # the average
+
+
 def test_coarticulation_moves_only_the_opening_and_only_where_asked() -> None:
     from stages.plan.articulation import correct
 

@@ -1,0 +1,193 @@
+"""The plan's opening of new words against the truth, on development data only.
+
+    .venv/bin/python benchmarks/plan_opening.py [--work DIR] [--label NAME]
+        [--set articulation=0.6 ...] [--class-ridge SHARE]
+
+Scores the plan's own expression (before rendering) inside the new words against the
+generator's true jaw, as benchmarks/audio_prior.py does with its search plan, without a
+lip model:
+
+* the development pairs (stages.demo.pairs.DEV_CASES, never the scored ones), prepared in
+  ``--work`` (no renderer); opening r per new segment by the yardstick's expression map;
+* the demo's development sentences 0-3, each re-created as the evaluate stage does (its
+  own frames excluded from the search and from the co-articulation model), scored by the
+  expression map fitted on the frames before the held-out tail. Sentences 4-5 (the
+  evaluate's held-out ones) are never planned or read.
+
+Besides the mean r per set: the plan's bias at the truth's widest fifth of frames and
+its RMSE (jaw units). ``--set`` overrides plan params (params.yaml ``plan:``); ``--class-ridge``
+the co-articulation model's CLASS_RIDGE_SHARE (1e9: no pooling by viseme class, as before
+session 9). Appends the run under ``--label`` to benchmarks/results/plan_opening.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from benchmarks.audio_prior import DEV_SENTENCES, Demo, linked_root, pearson  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+@dataclasses.dataclass
+class Item:
+    name: str
+    plan: np.ndarray  # the plan's opening by the expression map (jaw units)
+    truth: np.ndarray  # the generator's jaw_open at the same point of the text
+
+
+def planned(edit: str, root: Path, opts: Any) -> tuple[Any, np.ndarray]:
+    from stages.align import AlignParams
+    from stages.audio.config import AudioParams
+    from stages.plan import plan_edit
+    from talkedit.params import load_section
+
+    result = plan_edit(edit, root, opts, load_section(AlignParams, REPO),
+                       load_section(AudioParams, REPO))
+    n = len(result.frames)
+    return result, result.frames.rows(0, n).expression.astype(np.float64)
+
+
+def dev_pairs(work: Path, opts: Any) -> list[Item]:
+    import pandas as pd
+
+    from benchmarks.edit_quality import prepare_clip, write_spec
+    from stages.demo.pairs import DEV_CASES
+    from stages.evaluate.edit_truth import OpeningMeasure, output_phones, time_map, truth_jaw
+    from stages.fit import load_fit
+    from stages.plan.report import new_phone_rows, segment_columns
+    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, column_array, read_parquet
+
+    out = []
+    for case in DEV_CASES:
+        prepare_clip(case, work, 0, train=False)
+        write_spec(case, work)
+        result, expression = planned(case.name, work, opts)
+        model, table = load_fit(case.name, work)
+        paths = ClipPaths.of(case.name, work)
+        src = read_parquet(paths.truth_frames, TRUTH_FRAMES)
+        m, fps = len(table), result.fps
+        jaw = np.interp(np.arange(m) / fps, src["time_s"], src["jaw_open"])
+        measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
+                                           column_array(table, "landmarks_2d").reshape(m, -1, 2),
+                                           jaw)
+        segments = pd.DataFrame(segment_columns(result))
+        phones = output_phones(segments, pd.DataFrame(new_phone_rows(result)),
+                               pd.read_parquet(paths.truth_phones))
+        truth_phones = pd.read_parquet(work / "truth" / f"{case.name}.truth_phones.parquet")
+        k_out, k_truth = time_map(phones, truth_phones)
+        t_out = np.arange(len(expression)) / fps
+        truth = truth_jaw(truth_phones, np.interp(t_out, k_out, k_truth))
+        for seg in segments[segments["kind"] == "new"].itertuples():
+            rows = (t_out >= seg.out_start_s - 1e-9) & (t_out <= seg.out_end_s)
+            out.append(Item(f"{case.name}: {seg.words}", measure(expression[rows]), truth[rows]))
+    return out
+
+
+def demo_sentences(work: Path, demo: Demo, opts: Any) -> list[Item]:
+    import pandas as pd
+
+    from stages.evaluate.holdout import clip_phones, clip_sentences, time_map, write_spec
+    from stages.plan.report import new_phone_rows
+    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, read_parquet
+
+    sentences = {h.sentence: h for h in clip_sentences("demo", REPO, 0.05)}
+    truth = read_parquet(ClipPaths.of("demo", REPO).truth_frames, TRUTH_FRAMES)
+    phones = clip_phones("demo", REPO)
+    out = []
+    for k in DEV_SENTENCES:
+        held = sentences[k]
+        # (as audio_prior: sentence 3 ends a little inside the lip model's tail, before 4)
+        assert held.exclude[0] * demo.fps < demo.share, "a development sentence in the tail"
+        root = linked_root(work / f"sentence{k}")
+        result, expression = planned(write_spec(held, "demo", root), root, opts)
+        t_new, t_real = time_map(held, pd.DataFrame(new_phone_rows(result)), phones)
+        t = np.arange(len(expression)) / demo.fps
+        inside = (t >= t_new[0]) & (t <= t_new[-1])
+        jaw = np.interp(np.interp(t[inside], t_new, t_real), truth["time_s"], truth["jaw_open"])
+        out.append(Item(f"demo sentence {k}", demo.measure(expression[inside]), jaw))
+    return out
+
+
+def summary(items: list[Item]) -> dict[str, Any]:
+    plan = np.concatenate([x.plan for x in items])
+    truth = np.concatenate([x.truth for x in items])
+    widest = truth >= np.quantile(truth, 0.8)
+    return {"r": {x.name: round(pearson(x.plan, x.truth), 4) for x in items},
+            "mean_r": round(float(np.mean([pearson(x.plan, x.truth) for x in items])), 4),
+            "widest_fifth_bias": round(float(np.mean(plan[widest] - truth[widest])), 4),
+            "rmse": round(float(np.sqrt(np.mean((plan - truth) ** 2))), 4)}
+
+
+def markdown(runs: dict[str, Any]) -> str:
+    labels = list(runs)
+    lines = ["# The plan's opening of new words vs truth, development data "
+             "(benchmarks/plan_opening.py)", "",
+             "Plan opening r (before rendering) inside the new words against the generator's "
+             "jaw; development pairs and demo sentences 0-3 only (see the script's docstring).",
+             "", "| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines.append("| settings | " + " | ".join(
+        ", ".join(f"{k}={v}" for k, v in runs[x]["settings"].items()) or "defaults"
+        for x in labels) + " |")
+    for group in ("pairs", "demo"):
+        for key, title in (("mean_r", "mean r"), ("widest_fifth_bias", "bias at the truth's "
+                           "widest fifth"), ("rmse", "RMSE")):
+            lines.append(f"| {group}: **{title}** | " + " | ".join(
+                f"{runs[x][group][key]:+.4f}" if key == "widest_fifth_bias"
+                else f"{runs[x][group][key]:.4f}" for x in labels) + " |")
+        for name in runs[labels[-1]][group]["r"]:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{runs[x][group]['r'].get(name, float('nan')):.3f}" for x in labels) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/talkedit-bench-plan-opening"))
+    ap.add_argument("--label", default="current")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="plan params overridden (numbers)")
+    ap.add_argument("--class-ridge", type=float, default=None,
+                    help="articulation.CLASS_RIDGE_SHARE (1e9 = no pooling by viseme class)")
+    args = ap.parse_args()
+
+    import stages.plan.articulation as articulation
+    from stages.plan import PlanParams
+    from talkedit.params import load_section
+
+    settings: dict[str, Any] = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
+    opts = dataclasses.replace(load_section(PlanParams, REPO), **settings)
+    if args.class_ridge is not None:
+        articulation.CLASS_RIDGE_SHARE = args.class_ridge
+        settings["class_ridge"] = args.class_ridge
+    args.work.mkdir(parents=True, exist_ok=True)
+    record = {"settings": settings,
+              "pairs": summary(dev_pairs(args.work / "pairs", opts)),
+              "demo": summary(demo_sentences(args.work / "demo", Demo.load(), opts))}
+    store = RESULTS / "plan_opening.json"
+    runs = json.loads(store.read_text()) if store.is_file() else {}
+    runs[args.label] = record
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(runs, indent=1) + "\n")
+    (RESULTS / "plan_opening.md").write_text(markdown(runs))
+    print(args.label, json.dumps({g: {k: record[g][k] for k in ("mean_r", "widest_fifth_bias",
+                                                                  "rmse")}
+                                   for g in ("pairs", "demo")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
