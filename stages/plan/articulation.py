@@ -18,8 +18,8 @@ phones that look like it (``model_design``): each phone's target is its viseme c
 (stages/visemes.py: AW with AA and AY, EY with EH and AE, ...) plus the phone's own
 departure from it, the departure shrunk more than the class. The ridge alone shrank an
 unseen phone to the clip's average opening: demo sentence 3 says the demo's only two AWs
-("sound", "mouth"), so re-created without them its AWs were planned at a third of the
-truth's opening.
+("sound", "mouth"), so re-created without its own frames the model put them at 0.3 (in
+the truth's jaw units) where the truth opens to 0.78, and the plan at 0.4-0.5.
 
 The lip shape is modelled the same way (``ArticulationModel.shape``): each phone's target
 for the whole expression, held and smoothed with the opening's width, fitted on the same
