@@ -37,6 +37,19 @@ Things the plan already knows that predict a visibly worse result:
   midpoint. No room to hide a stretch (footage under ~8 s) always warned there on a
   plan under 0.8. A self-check under ``min_r`` scales the estimate by r / min_r and
   always says so; no room halves it.
+- how much usable footage the pieces are drawn from (``footage_s``: the frames the plan
+  may read, after ``exclude_s`` and unusable frames). On the demo's 30 re-creations
+  (benchmarks/footage.py, the development set) the plans from 15-17 s of footage ranged
+  r 0.82-0.93 vs truth and nothing else the plan sees (rare share, self-check r) told
+  which; the edit's rendered opening scores ~0.02 under its plan against the real frames
+  (benchmarks/results/render_opening.md, the demo's held-out sentences: 0.027, 0.011), so
+  a plan needs r ~0.82 for an edit at 0.8. Every ``min_footage_s`` in (16.28, 16.44] warns
+  on all 11 development plans under r 0.82 with the other screens and on 5 of the 19 above
+  (16.28 s planned 0.818, 16.44 s 0.83-0.91); ``plan.min_footage_s`` 16.4 is in it. Not used
+  to choose, the stress clip (18 s: its scored sentence has ~15 s) had every robustness
+  row under 0.8 with no warning from noise at 20 dB (benchmarks/results/stress.md).
+  Under it the estimate is scaled by footage / min_footage_s and always says so. It was
+  chosen on whole-sentence re-creations (45-55 new phones): a few words need less.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
 not a measurement of the output (evaluate measures that).
 """
@@ -55,14 +68,17 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                      snr_db: float | None = None, noisy_snr_db: float = 20.0,
                      rare_share: float = 0.0, max_rare_share: float = 1.0,
                      min_examples: int = 0, self_check_r: float | None = None,
-                     min_self_check_r: float = -1.0, self_check_room: bool = True
+                     min_self_check_r: float = -1.0, self_check_room: bool = True,
+                     footage_s: float | None = None, min_footage_s: float = 0.0
                      ) -> tuple[float, list[str]]:
     """(estimate in 0..1, the reasons it is below 1). ``snr_db``: the clip's speech over
     its noise floor as align measured it (None: not measured); ``rare_share``: the share
     of the new phones the usable footage has fewer than ``min_examples`` examples of
     (``rare_phone_share``), counted when at least ``max_rare_share``; ``self_check_r``: the
     self-check's r (stages/plan/selfcheck.py; None: not run), counted under
-    ``min_self_check_r``; ``self_check_room``: False when it found nothing to hide."""
+    ``min_self_check_r``; ``self_check_room``: False when it found nothing to hide;
+    ``footage_s``: the seconds of usable footage the plan draws from (None: not counted),
+    counted under ``min_footage_s``."""
     reasons = []
     exact = float(np.mean([c == 0 for c in viseme_costs])) if len(viseme_costs) else 1.0
     if exact < 1:
@@ -99,7 +115,14 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                        f"footage gives an opening r of {self_check_r:.3f} with the clip's "
                        f"(plan.self_check.min_r {min_self_check_r:.2f}): the new words are "
                        "likely as far off")
-    return exact * joins * aligned * heard * covered * rehearsed, reasons
+    stocked = 1.0
+    if footage_s is not None and footage_s < min_footage_s:
+        stocked = float(np.clip(footage_s / min_footage_s, 0.0, 1.0))
+        reasons.append(f"the edit is drawn from {footage_s:.1f} s of usable footage (under "
+                       f"plan.min_footage_s {min_footage_s:.1f}): re-creations from this little "
+                       "footage range from good to visibly off and nothing the plan sees tells "
+                       "which; a longer clip of the speaker helps")
+    return exact * joins * aligned * heard * covered * rehearsed * stocked, reasons
 
 
 def rare_phone_share(new_phones: Sequence[str], clip_phones: Sequence[str],
