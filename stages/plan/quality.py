@@ -46,8 +46,9 @@ Things the plan already knows that predict a visibly worse result:
   a plan needs r ~0.82 for an edit at 0.8. Every ``min_footage_s`` in (16.28, 16.44] warns
   on all 11 development plans under r 0.82 with the other screens and on 5 of the 19 above
   (16.28 s planned 0.818, 16.44 s 0.83-0.91); ``plan.min_footage_s`` 16.4 is in it. Not used
-  to choose, the stress clip (18 s: its scored sentence has ~15 s) had every robustness
-  row under 0.8 with no warning from noise at 20 dB (benchmarks/results/stress.md).
+  to choose: the 18 s stress clip's scored sentence has ~15 s, and every robustness row
+  there now warns (benchmarks/results/stress.md: the 7 under r 0.8, noise at 20 dB that
+  had no warning among them, and the 2 at 0.83-0.84); the 30 s clip's (~26 s) it leaves be.
   Under it the estimate is scaled by footage / min_footage_s and always says so. It was
   chosen on whole-sentence re-creations (45-55 new phones): a few words need less.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
