@@ -33,10 +33,19 @@ Things the plan already knows that predict a visibly worse result:
   re-creations (benchmarks/footage.py) its r tracked the plan's r vs truth at +0.71 (no
   room to hide a stretch counted as r 0; +0.65 where there was room), about as well as
   the rare share. Every ``min_r`` in (0.814, 0.837] there warns on 8 of the 9 plans under
-  r 0.8 and 3 of the 21 above (the best it does); ``plan.self_check.min_r`` 0.825 is its
-  midpoint. No room to hide a stretch (footage under ~8 s) always warned there on a
-  plan under 0.8. A self-check under ``min_r`` scales the estimate by r / min_r and
-  always says so; no room halves it.
+  r 0.8 and 3 of the 21 above (the best it does alone; session 8 chose 0.825). With the
+  footage screen below, though, it tells nothing more there: every development plan it
+  flags at any ``min_r`` up to 0.838 is flagged already, and a least-squares fit of the
+  plan's r on log footage, rare share and self-check r weighs the self-check at 0.05 (0.1
+  of self-check r moves the predicted r 0.005). Its r is noise around 0.883 (sd 0.019,
+  lowest 0.838) on the development plans with >= 16.4 s, whose r vs truth all reached
+  0.82. So it stays as a floor for a clip whose planner clearly fails:
+  ``plan.self_check.min_r`` 0.80, 4 sd under that mean (the same development verdicts as
+  0.825). The 30 s stress clip's reverb 0.8 s row (self-check 0.820, edit r 0.889) was
+  known to warn falsely before this was revisited: not a clean check of it. No room to
+  hide a stretch (footage under ~8 s) always warned there on a plan under 0.8. A
+  self-check under ``min_r`` scales the estimate by r / min_r and always says so; no
+  room halves it.
 - how much usable footage the pieces are drawn from (``footage_s``: the frames the plan
   may read, after ``exclude_s`` and unusable frames). On the demo's 30 re-creations
   (benchmarks/footage.py, the development set) the plans from 15-17 s of footage ranged
