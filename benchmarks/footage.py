@@ -10,8 +10,10 @@ renderer: the planned opening (the plan's expression rows on the clip's openness
 direction) against the truth's jaw_open, paired through the exact phone times. Beside it
 what the plan reports without truth: its quality estimate, the share of the new phones
 the usable footage has fewer than ``plan.min_phone_examples`` examples of, its self-check
-r (stages/plan/selfcheck.py) and whether its summary warns. The first clip is the development clip (``plan.max_rare_share`` was chosen
-on it, and ``plan.self_check.min_r``); the others are checks. Writes benchmarks/results/footage.md.
+r (stages/plan/selfcheck.py) and whether its summary warns (any screen: too little
+footage, rare phones, the self-check). The first clip is the development clip
+(``plan.max_rare_share``, ``plan.self_check.min_r`` and ``plan.min_footage_s`` were chosen
+on it); the others are checks. Writes benchmarks/results/footage.md.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from benchmarks.common import REPO
 
 RESULTS = REPO / "benchmarks" / "results" / "footage.md"
 R_TARGET = 0.8
+# The plan r the screens were chosen to protect: an edit renders ~0.02 under its plan
+# against the real frames (results/render_opening.md), so a plan at 0.82 makes ~0.8.
+R_CHOSEN = 0.82
 
 
 def recreate(root: Path, clip: str, held: int, extra: list[int]) -> dict[str, float]:
@@ -83,7 +88,7 @@ def recreate(root: Path, clip: str, held: int, extra: list[int]) -> dict[str, fl
         planned = column_array(read_parquet(edit.plan, PLAN, arrow=True), "expression")
         jaw = np.interp(np.interp(rows / meta.fps, t_out, t_true), truth["time_s"].to_numpy(),
                         truth["jaw_open"].to_numpy())
-        return {"footage_s": meta.n_frames / meta.fps - sum(b - a for a, b in excluded),
+        return {"footage_s": result.footage_s,  # the plan's own count (plan.min_footage_s)
                 "plan_r": float(np.corrcoef(planned[rows].astype(np.float64) @ direction,
                                             jaw)[0, 1]),
                 "quality": result.quality, "rare": result.rare_phone_share,
@@ -121,19 +126,23 @@ def table(rows: list[dict[str, float]], first: str, min_r: float) -> list[str]:
     for (clip, band), group in frame.groupby(["clip", "band"], observed=True, sort=False):
         lines.append(f"| {clip} | {band} | {len(group)} | {group['plan_r'].mean():.3f}, "
                      f"{group['plan_r'].min():.3f} | {int(group['warned'].sum())} |")
-    lines += ["", "| clip | role | under r 0.8 warned | r >= 0.8 warned | self-check alone: "
+    lines += ["", "| clip | role | under r 0.8 warned | r >= 0.8 warned | under r "
+              f"{R_CHOSEN} warned | r >= {R_CHOSEN} warned | self-check alone: "
               "under / over warned | r with rare share | r with footage s | r with quality "
-              "estimate | r with self-check r |", "|---|---|---|---|---|---|---|---|---|"]
+              "estimate | r with self-check r |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     # No room for a self-check (self_r NaN) warns, and counts as r 0 in the correlation.
     frame["self_r0"] = frame["self_r"].fillna(0.0)
     for clip, group in frame.groupby("clip", sort=False):
         low = group["plan_r"] < R_TARGET
+        poor = group["plan_r"] < R_CHOSEN
         failed = group["self_r0"] < min_r
         corr = [float(np.corrcoef(group[k], group["plan_r"])[0, 1])
                 for k in ("rare", "footage_s", "quality", "self_r0")]
         lines.append(f"| {clip} | {'development' if clip == first else 'check'} | "
                      f"{int(group['warned'][low].sum())}/{int(low.sum())} | "
                      f"{int(group['warned'][~low].sum())}/{int((~low).sum())} | "
+                     f"{int(group['warned'][poor].sum())}/{int(poor.sum())} | "
+                     f"{int(group['warned'][~poor].sum())}/{int((~poor).sum())} | "
                      f"{int(failed[low].sum())}/{int(low.sum())}, "
                      f"{int(failed[~low].sum())}/{int((~low).sum())} | "
                      + " | ".join(f"{c:+.2f}" for c in corr) + " |")

@@ -473,7 +473,7 @@ COLUMNS = (("condition", "condition"), ("phone_mae_ms", "align phone MAE ms"),
            ("edit_mouth_psnr_db", "edit mouth PSNR dB"),
            ("quality", "edit quality estimate (warns?)"),
            ("recreated", "re-created sentence: quality estimate / rare new phones / self-check r "
-                          "(warns?)"),
+                          "/ usable footage s (warns?)"),
            ("watermark", "watermark"),
            ("refused", "refused / crashed"), ("code", "measured at"))
 
@@ -498,7 +498,8 @@ def plan_verdicts(root: Path, scratch: Path) -> dict[str, Any]:
         out.update({"recreated_quality": made.quality,
                     "recreated_rare_share": made.rare_phone_share,
                     "recreated_warned": any("Review the result" in w for w in made.warnings),
-                    "recreated_self_check_r": made.self_check.r if made.self_check else None})
+                    "recreated_self_check_r": made.self_check.r if made.self_check else None,
+                    "recreated_footage_s": made.footage_s})
     return out
 
 
@@ -511,8 +512,10 @@ def _cell(row: dict[str, Any], key: str) -> str:
                 if "edit_quality" in row else "-")
     if key == "recreated":
         checked = row.get("recreated_self_check_r")
+        footage = row.get("recreated_footage_s")
         return (f"{row['recreated_quality']} / {row['recreated_rare_share']} / "
-                f"{'-' if checked is None else f'{checked:.2f}'} "
+                f"{'-' if checked is None else f'{checked:.2f}'} / "
+                f"{'-' if footage is None else f'{footage:.1f}'} "
                 f"({'warns' if row['recreated_warned'] else 'no'})"
                 if "recreated_quality" in row else "-")
     if key == "refused":
@@ -550,8 +553,20 @@ def _model_verdict(rows: dict[str, dict[str, Any]]) -> list[str]:
                 "warns" if warned else "no warning")
         return (f"{name} {'reaches it ' + ' and '.join(reach) if reach else 'falls short'}"
                 f" ({said})")
+
+    def said(names: list[str]) -> str:
+        warned = sum(bool(rows[n].get("recreated_warned", rows[n].get("edit_warned")))
+                     for n in names)
+        return f"{warned}/{len(names)}"
+    # A refusal at align is the row's verdict: counted apart from the plan's warnings.
+    planned = [name for name in scored if not rows[name].get("refused")]
+    short = [n for n in planned if rows[n]["edit_opening_r_model"] < EDIT_R_TARGET]
+    reach = [n for n in planned if n not in short]
     return ["", f"Edit model opening r >= {EDIT_R_TARGET}: "
-            + "; ".join(verdict(name) for name in scored) + "."]
+            + "; ".join(verdict(name) for name in scored) + ".",
+            "", f"The re-created sentence's plan warns on {said(short)} rows under "
+            f"{EDIT_R_TARGET} vs the real frames and {said(reach)} at or over it "
+            f"({len(scored) - len(planned)} refused at a stage, counted apart)."]
 
 
 TRANSCRIPTS_HEADING = "## Wrong transcripts"
@@ -606,7 +621,8 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "phones the usable footage says fewer than plan.min_phone_examples times (it "
              "warns at plan.max_rare_share) and its self-check r (stages/plan/selfcheck.py: "
              "stretches of the clip hidden and re-created from the rest, vs the clip's fitted "
-             "opening; it warns under plan.self_check.min_r). Measured at: the commit (\"before s7\": an "
+             "opening; it warns under plan.self_check.min_r) and the usable footage it is drawn "
+             "from (it warns under plan.min_footage_s). Measured at: the commit (\"before s7\": an "
              "earlier session's code, not re-run since; \"quality screens\": both estimates "
              "planned again by `--verdicts` at that commit).", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",

@@ -108,6 +108,8 @@ class PlanParams(Section):
     # an edit with at least max_rare_share of them says so (stages/plan/quality.py).
     min_phone_examples: int = 3
     max_rare_share: float = 0.25
+    # Usable footage under this many seconds always says so (stages/plan/quality.py).
+    min_footage_s: float = 16.4
     # Hidden stretches of the clip re-created and scored (stages/plan/selfcheck.py).
     self_check: SelfCheckParams = field(default_factory=SelfCheckParams)
 
@@ -131,6 +133,8 @@ class PlanParams(Section):
         if not self.max_edge_speed >= 1:
             raise bad_param(where, "max_edge_speed",
                             "must be >= 1 (1 = edge phones at the clip's speed)")
+        if self.min_footage_s < 0:
+            raise bad_param(where, "min_footage_s", "must be >= 0 seconds (0 = off)")
         if self.min_phone_examples < 1 or not 0 < self.max_rare_share <= 1:
             raise bad_param(where, "max_rare_share", "needs min_phone_examples >= 1 and "
                             "max_rare_share in (0, 1]")
@@ -153,6 +157,7 @@ class PlanResult:
     mouth: dict[str, Any] | None = None  # spec mouth_motion: audio: stages/lipsync/edit_mouth.py
     rare_phone_share: float = 0.0  # new phones the usable footage has few examples of
     self_check: SelfCheck | None = None  # stages/plan/selfcheck.py (None: plan.self_check off)
+    footage_s: float = 0.0  # seconds of usable footage the pieces are drawn from
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -375,6 +380,7 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
             sum(p.phone != SILENCE for s in span_plans for p in s.phones),
             [(s.cut_start_s, s.cut_end_s) for s in span_plans], plan_frames)
     snr_db = _clip_snr_db(paths)
+    footage_s = float(allowed.sum()) / fps  # the frames pieces may read
     rare = rare_phone_share([p.phone for s in span_plans for p in s.phones],
                             [str(p) for p in index.phones], ~blocked, opts.min_phone_examples)
     quality, reasons = quality_estimate(
@@ -382,12 +388,13 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         frames.natural_p99, float(words["low_confidence"].mean()) if len(words) else 0.0,
         snr_db, align_opts.noisy_snr_db, rare, opts.max_rare_share, opts.min_phone_examples,
         None if checked is None else checked.r, opts.self_check.min_r,
-        checked is None or checked.r is not None)
-    # A noisy clip, or new phones the footage hardly shows, always say so: their cost was
-    # measured (stages/plan/quality.py).
+        checked is None or checked.r is not None, footage_s, opts.min_footage_s)
+    # A noisy clip, too little footage, or new phones the footage hardly shows, always say
+    # so: their cost was measured (stages/plan/quality.py).
     noisy = snr_db is not None and snr_db < align_opts.noisy_snr_db
     failed = checked is not None and (checked.r is None or checked.r < opts.self_check.min_r)
-    if quality < opts.min_quality or noisy or rare >= opts.max_rare_share or failed:
+    short = footage_s < opts.min_footage_s
+    if quality < opts.min_quality or noisy or short or rare >= opts.max_rare_share or failed:
         below = (f" is below plan.min_quality {opts.min_quality:.2f}"
                  if quality < opts.min_quality else "")
         msg = (f"quality estimate {quality:.2f}{below}: {'; '.join(reasons)}. Review the "
@@ -396,7 +403,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         warnings.append(msg)
     result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
                         recorded.recording if recorded else None, round(quality, 3),
-                        rare_phone_share=round(rare, 3), self_check=checked)
+                        rare_phone_share=round(rare, 3), self_check=checked,
+                        footage_s=round(footage_s, 3))
     # The new words' mouth from the clip's audio model: all of it (spec mouth_motion: audio)
     # or a share of the way from the searched one (plan.audio_share; off by default: 0.3
     # raised the demo's development sentences' plan opening r 0.877 -> 0.891 but lowered

@@ -33,10 +33,33 @@ Things the plan already knows that predict a visibly worse result:
   re-creations (benchmarks/footage.py) its r tracked the plan's r vs truth at +0.71 (no
   room to hide a stretch counted as r 0; +0.65 where there was room), about as well as
   the rare share. Every ``min_r`` in (0.814, 0.837] there warns on 8 of the 9 plans under
-  r 0.8 and 3 of the 21 above (the best it does); ``plan.self_check.min_r`` 0.825 is its
-  midpoint. No room to hide a stretch (footage under ~8 s) always warned there on a
-  plan under 0.8. A self-check under ``min_r`` scales the estimate by r / min_r and
-  always says so; no room halves it.
+  r 0.8 and 3 of the 21 above (the best it does alone; session 8 chose 0.825). With the
+  footage screen below, though, it tells nothing more there: every development plan it
+  flags at any ``min_r`` up to 0.838 is flagged already, and a least-squares fit of the
+  plan's r on log footage, rare share and self-check r weighs the self-check at 0.05 (0.1
+  of self-check r moves the predicted r 0.005). Its r is noise around 0.883 (sd 0.019,
+  lowest 0.838) on the development plans with >= 16.4 s, whose r vs truth all reached
+  0.82. So it stays as a floor for a clip whose planner clearly fails:
+  ``plan.self_check.min_r`` 0.80, 4 sd under that mean (the same development verdicts as
+  0.825). The 30 s stress clip's reverb 0.8 s row (self-check 0.820, edit r 0.889) was
+  known to warn falsely before this was revisited: not a clean check of it. No room to
+  hide a stretch (footage under ~8 s) always warned there on a plan under 0.8. A
+  self-check under ``min_r`` scales the estimate by r / min_r and always says so; no
+  room halves it.
+- how much usable footage the pieces are drawn from (``footage_s``: the frames the plan
+  may read, after ``exclude_s`` and unusable frames). On the demo's 30 re-creations
+  (benchmarks/footage.py, the development set) the plans from 15-17 s of footage ranged
+  r 0.82-0.93 vs truth and nothing else the plan sees (rare share, self-check r) told
+  which; the edit's rendered opening scores ~0.02 under its plan against the real frames
+  (benchmarks/results/render_opening.md, the demo's held-out sentences: 0.027, 0.011), so
+  a plan needs r ~0.82 for an edit at 0.8. Every ``min_footage_s`` in (16.28, 16.44] warns
+  on all 11 development plans under r 0.82 with the other screens and on 5 of the 19 above
+  (16.28 s planned 0.818, 16.44 s 0.83-0.91); ``plan.min_footage_s`` 16.4 is in it. Not used
+  to choose: the 18 s stress clip's scored sentence has ~15 s, and every robustness row
+  there now warns (benchmarks/results/stress.md: the 7 under r 0.8, noise at 20 dB that
+  had no warning among them, and the 2 at 0.83-0.84); the 30 s clip's (~26 s) it leaves be.
+  Under it the estimate is scaled by footage / min_footage_s and always says so. It was
+  chosen on whole-sentence re-creations (45-55 new phones): a few words need less.
 The estimate is their product, 1 = as good as the plan can tell. It is a screen,
 not a measurement of the output (evaluate measures that).
 """
@@ -55,14 +78,17 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                      snr_db: float | None = None, noisy_snr_db: float = 20.0,
                      rare_share: float = 0.0, max_rare_share: float = 1.0,
                      min_examples: int = 0, self_check_r: float | None = None,
-                     min_self_check_r: float = -1.0, self_check_room: bool = True
+                     min_self_check_r: float = -1.0, self_check_room: bool = True,
+                     footage_s: float | None = None, min_footage_s: float = 0.0
                      ) -> tuple[float, list[str]]:
     """(estimate in 0..1, the reasons it is below 1). ``snr_db``: the clip's speech over
     its noise floor as align measured it (None: not measured); ``rare_share``: the share
     of the new phones the usable footage has fewer than ``min_examples`` examples of
     (``rare_phone_share``), counted when at least ``max_rare_share``; ``self_check_r``: the
     self-check's r (stages/plan/selfcheck.py; None: not run), counted under
-    ``min_self_check_r``; ``self_check_room``: False when it found nothing to hide."""
+    ``min_self_check_r``; ``self_check_room``: False when it found nothing to hide;
+    ``footage_s``: the seconds of usable footage the plan draws from (None: not counted),
+    counted under ``min_footage_s``."""
     reasons = []
     exact = float(np.mean([c == 0 for c in viseme_costs])) if len(viseme_costs) else 1.0
     if exact < 1:
@@ -99,7 +125,14 @@ def quality_estimate(viseme_costs: Sequence[float], max_join_change: float,
                        f"footage gives an opening r of {self_check_r:.3f} with the clip's "
                        f"(plan.self_check.min_r {min_self_check_r:.2f}): the new words are "
                        "likely as far off")
-    return exact * joins * aligned * heard * covered * rehearsed, reasons
+    stocked = 1.0
+    if footage_s is not None and footage_s < min_footage_s:
+        stocked = float(np.clip(footage_s / min_footage_s, 0.0, 1.0))
+        reasons.append(f"the edit is drawn from {footage_s:.1f} s of usable footage (under "
+                       f"plan.min_footage_s {min_footage_s:.1f}): re-creations from this little "
+                       "footage range from good to visibly off and nothing the plan sees tells "
+                       "which; a longer clip of the speaker helps")
+    return exact * joins * aligned * heard * covered * rehearsed * stocked, reasons
 
 
 def rare_phone_share(new_phones: Sequence[str], clip_phones: Sequence[str],

@@ -128,6 +128,7 @@ def summary_dict(result: PlanResult) -> dict[str, Any]:
         "natural_change_p99": round(f.natural_p99, 4),
         "quality_estimate": result.quality,
         "rare_phone_share": result.rare_phone_share,
+        "footage_s": result.footage_s,
         "self_check": None if result.self_check is None else result.self_check.as_dict(),
         "mouth_motion": result.mouth or {"mouth_motion": result.spec.mouth_motion},
         "warnings": result.warnings,
@@ -147,7 +148,7 @@ def summary_markdown(result: PlanResult, rows: list[dict[str, Any]]) -> str:
                   else f"r {checked.r:.3f} over {len(checked.spans)} re-created stretch(es)")
     lines += [f"{PLAN_QUALITY}estimate {result.quality:.2f} (1 = nothing the plan sees is "
               f"wrong); new phones the usable footage rarely shows {result.rare_phone_share:.0%}"
-              f"; self-check {self_check}.", ""]
+              f"; usable footage {result.footage_s:.1f} s; self-check {self_check}.", ""]
     lines += ["## Timeline", "", "| segment | kind | output (s) | clip (s) | words |",
               "|---|---|---|---|---|"]
     for k, s in enumerate(result.timeline.segments):

@@ -37,7 +37,7 @@ class SelfCheckParams(Section):
     spans: int = 3  # hidden spans re-created (0 = no self-check)
     min_phones: int = 12  # a hidden span says at least this many phones (the edit's, if more)
     away_s: float = 1.0  # a hidden span keeps this far from every edited span
-    min_r: float = 0.825  # a self-check r under this warns (chosen: stages/plan/quality.py)
+    min_r: float = 0.80  # a self-check r under this warns (chosen: stages/plan/quality.py)
 
     def check(self, where: str) -> None:
         if self.spans < 0 or self.min_phones < 1 or self.away_s < 0:
