@@ -63,6 +63,17 @@ def weighted_square(err: Any, weights: Any) -> Any:
     return ((err @ weights) * err).sum(-1)
 
 
+def sequence_loss(err: torch.Tensor, weights: torch.Tensor, velocity_weight: float = 0.0
+                  ) -> torch.Tensor:
+    """Mean loss of (batch, frames, k) errors: ``weighted_square`` per frame, plus
+    ``velocity_weight`` times the same on the error's change from one frame to the next (an
+    opening early or late errs in its velocity too; a constant offset does not)."""
+    loss = weighted_square(err, weights).mean()
+    if velocity_weight > 0:
+        loss = loss + velocity_weight * weighted_square(err[:, 1:] - err[:, :-1], weights).mean()
+    return loss
+
+
 @dataclass(frozen=True)
 class NetConfig:
     kind: str  # lstm | tcn
@@ -137,6 +148,7 @@ class TrainConfig:
     weight_decay: float
     eval_every: int
     seed: int
+    velocity_weight: float = 0.0  # + this x the loss on the error's frame-to-frame change
 
 
 @dataclass
@@ -184,7 +196,7 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
         net.train()
         starts = starts_ok[rng.integers(0, len(starts_ok), size=train.batch)]
         idx = torch.from_numpy(starts[:, None] + np.arange(window))
-        loss = weighted_square(net(xt[idx]) - yt[idx], w).mean()
+        loss = sequence_loss(net(xt[idx]) - yt[idx], w, train.velocity_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -249,8 +261,9 @@ class LipModel:
         # Feature options added later are written only when on: a model trained without
         # them keeps the bytes it had before they existed (and loads with their default).
         meta = asdict(self.features)
-        if meta["lifter_ms"] == 0:
-            del meta["lifter_ms"]
+        for later in ("lifter_ms", "cmvn_window_s"):
+            if meta[later] == 0:
+                del meta[later]
         return meta
 
     def save(self, path: Path) -> None:

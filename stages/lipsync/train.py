@@ -85,7 +85,8 @@ def file_sha256(path: Path) -> str:
 
 
 def feature_config(opts: LipModelParams) -> FeatureConfig:
-    return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context, opts.lifter_ms)
+    return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context, opts.lifter_ms,
+                         opts.cmvn_window_s)
 
 
 def net_config(kind: str, opts: LipModelParams, in_dim: int, members: int = 1) -> NetConfig:
@@ -251,7 +252,7 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
     xs, train_x, train_y = copies(train)
     loss = loss_weights(person, mean, std, train_y, opts.opening_weight)
     train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
-                            opts.eval_every, opts.seed)
+                            opts.eval_every, opts.seed, opts.velocity_weight)
     val_x, val_rows = val
     val_y = target[val_rows]
     threads = torch.get_num_threads()
