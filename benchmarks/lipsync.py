@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/lipsync.py [--work DIR] [--no-render] [--reuse-model]
                                            [--no-jaw-warp] [--sentences N,N]
                                            [--background-shift FRAMES]
+                                           [--set NAME=VALUE ...]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -84,8 +85,22 @@ def scratch_project(work: Path) -> Path:
     return work
 
 
-def train(root: Path, reuse: bool) -> dict:
+def lipmodel_params(settings: list[str], where: str):
+    """params.yaml's lipmodel defaults with ``NAME=VALUE`` overrides (YAML values)."""
     from stages.lipsync import LipModelParams
+
+    overrides = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        overrides[name] = yaml.safe_load(value)
+        if isinstance(overrides[name], list):
+            overrides[name] = tuple(overrides[name])
+    opts = dataclasses.replace(LipModelParams(), **overrides)
+    opts.check(where)
+    return opts, overrides
+
+
+def train(root: Path, reuse: bool, settings: list[str] | None = None) -> dict:
     from stages.lipsync.train import run_lipmodel
     from talkedit.artifacts import LipModelPaths
 
@@ -94,13 +109,15 @@ def train(root: Path, reuse: bool) -> dict:
         return {"reused": True, **json.loads(paths.metrics.read_text())}
     load_before = os.getloadavg()[0]
     t0, cpu0 = time.perf_counter(), time.process_time()
-    summary = run_lipmodel(CLIP, root, LipModelParams())
+    opts, overrides = lipmodel_params(settings or [], "lipsync --set")
+    summary = run_lipmodel(CLIP, root, opts)
     # The networks train on one thread: its CPU seconds are the wall time an idle core
     # would take, whatever else the machine runs (wall seconds grow with the load).
     return {"seconds": round(time.perf_counter() - t0, 1),
             "cpu_seconds": round(time.process_time() - cpu0, 1), "cpu_count": os.cpu_count(),
             "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
-            "summary": summary, "metrics": json.loads(paths.metrics.read_text())}
+            "settings": overrides, "summary": summary,
+            "metrics": json.loads(paths.metrics.read_text())}
 
 
 def inference_speed(root: Path) -> dict:
@@ -381,6 +398,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--reuse-model", action="store_true")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="train with this lipmodel: setting instead of params.yaml's "
+                             "(repeatable, YAML values)")
     parser.add_argument("--no-jaw-warp", action="store_true")
     parser.add_argument("--background-shift", type=int, default=0)
     parser.add_argument("--viseme-path", action="store_true",
@@ -391,7 +411,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     root = scratch_project(work)
-    result: dict = {"work": str(work), "training": train(root, args.reuse_model),
+    result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),
                     "inference": inference_speed(root)}
     result["jaw_warp"], result["background_shift"] = not args.no_jaw_warp, args.background_shift
     result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
