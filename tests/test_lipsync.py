@@ -512,3 +512,27 @@ def test_the_velocity_loss_charges_late_motion_not_a_constant_offset() -> None:
     assert float(sequence_loss(late, weights, 2.0) - sequence_loss(late, weights, 0.0)) \
         == pytest.approx(2.0 * float(weighted_square(change, weights).mean()), rel=1e-5)
     assert float(weighted_square(change, weights).mean()) > 0.1
+
+
+def test_members_trained_side_by_side_are_the_same_bytes() -> None:
+    """lipmodel.workers: members trained in worker processes, two at once, have exactly the
+    weights, best steps and curves of the same members trained one after another here."""
+    import torch
+
+    from stages.lipsync.model import NetConfig, TrainConfig, train_members
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = np.stack([np.convolve(x[:, 0], np.ones(5) / 5, "same"), x[:, 1] * x[:, 2]], axis=1)
+    val = (x[240:], y[240:])
+    jobs = [(NetConfig(kind, 6, 2, 8, 0.1), TrainConfig(40, 4, 32, 5e-3, 1e-3, 10, seed))
+            for kind in ("lstm", "tcn") for seed in (0, 1)]
+    here = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=1)
+    apart = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=2)
+    for one, other in zip(here, apart, strict=True):
+        assert (one.best_step, one.best_val, one.curve) == (other.best_step, other.best_val,
+                                                            other.curve)
+        for (name, a), b in zip(one.net.state_dict().items(), other.net.state_dict().values(),
+                                strict=True):
+            assert torch.equal(a, b), name
+    assert not torch.equal(here[0].net.inp.weight, here[1].net.inp.weight)  # seeds differ

@@ -71,6 +71,9 @@ class LipModelParams(Section):
     # held-out sentences then 0.007-0.026 lower; benchmarks/results/lipsync.md, session 7).
     refit: bool = False
     steps: int = 1500  # optimiser steps per network
+    # Processes training networks at once (each on one thread: the same bytes for any
+    # number; 2 uses both cores of a 2-core machine).
+    workers: int = 1
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames
     lr: float = 2.0e-3
@@ -106,6 +109,8 @@ class LipModelParams(Section):
         if self.voices and not all(80 <= r <= 450 for r in self.voice_rates_wpm):
             raise bad_param(where, "voice_rates_wpm", f"is {list(self.voice_rates_wpm)}, "
                             "rates must be in 80..450 words a minute", "use [150]")
+        if not 1 <= self.workers <= 16:
+            raise bad_param(where, "workers", f"is {self.workers}, not in 1..16", "use 2")
         if not 1 <= self.ensemble <= 10:
             raise bad_param(where, "ensemble", f"is {self.ensemble}, not in 1..10", "use 3")
         if self.opening_weight < 0:

@@ -215,6 +215,49 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
     return Trained(net, best[1], best[0], curve)
 
 
+def _train_member(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
+                  weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int]
+                  ) -> tuple[dict[str, np.ndarray], int, float, list[tuple[int, float, float]]]:
+    """train_net in a worker process, on one thread as in the parent: the weights as arrays
+    (what crosses back), the best step and loss, the curve."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    run = train_net(cfg, train, x, y, weights, val, lengths=lengths)
+    return ({k: v.numpy() for k, v in run.net.state_dict().items()}, int(run.best_step),
+            run.best_val, run.curve)
+
+
+def train_members(jobs: list[tuple[NetConfig, TrainConfig]], x: np.ndarray, y: np.ndarray,
+                  weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int],
+                  workers: int, progress: Callable[[str], None] | None = None
+                  ) -> list[Trained]:
+    """train_net for each (net, training) config on the same data, ``workers`` at a time in
+    processes of their own (each member is seeded and trains on one thread, so its weights
+    are the same bytes whichever process trains it, and however many run at once)."""
+    if workers <= 1 or len(jobs) == 1:
+        return [train_net(cfg, train, x, y, weights, val, progress=progress, lengths=lengths)
+                for cfg, train in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter (forking a process whose torch runtime has started is unsafe)
+    with ProcessPoolExecutor(min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_member, cfg, train, x, y, weights, val, lengths)
+                   for cfg, train in jobs]
+        out = []
+        for (cfg, train), future in zip(jobs, futures, strict=True):
+            state, best_step, best_val, curve = future.result()
+            net = make_net(cfg)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+            net.eval()
+            out.append(Trained(net, best_step, best_val, curve))
+            if progress:
+                progress(f"{cfg.kind} seed {train.seed}: best step {best_step}, validation "
+                         f"{best_val:.4f}")
+    return out
+
+
 def averaged(members: list[Trained], weights: np.ndarray, val: tuple[np.ndarray, np.ndarray]
              ) -> Trained:
     """The members' mean as one Trained net: validation loss of the mean prediction, the
