@@ -70,7 +70,10 @@ class LipModelParams(Section):
     # (off: cross-validation +0.023 own / +0.016 other voice, all of it from one block; the
     # held-out sentences then 0.007-0.026 lower; benchmarks/results/lipsync.md, session 7).
     refit: bool = False
-    steps: int = 1500  # optimiser steps per network
+    # Optimiser steps per network. 1100: every demo network's best step of 1500 was at or
+    # before 1050, so the same model in 27% less training (cross-validation: own audio r
+    # -0.001, other voice -0.002; benchmarks/results/lipsync.md, session 9).
+    steps: int = 1100
     # Processes training networks at once (each on one thread: the same bytes for any
     # number; 2 uses both cores of a 2-core machine).
     workers: int = 1
