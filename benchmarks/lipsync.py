@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/lipsync.py [--work DIR] [--no-render] [--reuse-model]
                                            [--no-jaw-warp] [--sentences N,N]
                                            [--background-shift FRAMES]
+                                           [--set NAME=VALUE ...] [--workers-ratio]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
 under data/ changes:
 
 * training: the lipmodel stage (both networks) on the demo, seconds on this machine's
-  CPU (goal: at most 5 min on 2 cores); the held-out scores it writes;
+  CPU (goal: at most 5 min on 2 cores), with its CPU seconds (the networks train on one
+  thread: the wall time on an idle core) and the load average; the held-out scores it writes;
 * inference: audio features + the kept network over the clip's whole soundtrack,
   times real time (goal: at least 100x, before rendering);
 * held-out sentences (those wholly inside the tail no model trained on, as the
@@ -28,6 +30,8 @@ clip frame N later behind each new frame (its pose and light with it): footage o
 speech, as in a real dub; by default the footage behind is the sentence's own, whose chin
 is already the truth's. --viseme-path also re-runs the viseme path (the evaluate stage)
 here with the same shift behind its new frames (``viseme_path_here``).
+--workers-ratio only trains the model twice, its networks one after another and two at a
+time (``lipmodel.workers`` 1 and 2): seconds, speed-up, and the two files' md5 (equal).
 Prints one JSON object.
 """
 
@@ -83,18 +87,66 @@ def scratch_project(work: Path) -> Path:
     return work
 
 
-def train(root: Path, reuse: bool) -> dict:
+def lipmodel_params(settings: list[str], where: str):
+    """params.yaml's lipmodel defaults with ``NAME=VALUE`` overrides (YAML values)."""
     from stages.lipsync import LipModelParams
+
+    overrides = {}
+    for item in settings:
+        name, _, value = item.partition("=")
+        overrides[name] = yaml.safe_load(value)
+        if isinstance(overrides[name], list):
+            overrides[name] = tuple(overrides[name])
+    opts = dataclasses.replace(LipModelParams(), **overrides)
+    opts.check(where)
+    return opts, overrides
+
+
+def train(root: Path, reuse: bool, settings: list[str] | None = None) -> dict:
     from stages.lipsync.train import run_lipmodel
     from talkedit.artifacts import LipModelPaths
 
     paths = LipModelPaths.of(CLIP, root)
     if reuse and paths.model.is_file():
         return {"reused": True, **json.loads(paths.metrics.read_text())}
-    t0 = time.perf_counter()
-    summary = run_lipmodel(CLIP, root, LipModelParams())
-    return {"seconds": round(time.perf_counter() - t0, 1), "cpu_count": os.cpu_count(),
-            "summary": summary, "metrics": json.loads(paths.metrics.read_text())}
+    load_before = os.getloadavg()[0]
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    opts, overrides = lipmodel_params(settings or [], "lipsync --set")
+    summary = run_lipmodel(CLIP, root, opts)
+    # The networks train on one thread: its CPU seconds are the wall time an idle core
+    # would take, whatever else the machine runs (wall seconds grow with the load).
+    return {"seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(time.process_time() - cpu0, 1), "cpu_count": os.cpu_count(),
+            "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+            "settings": overrides, "summary": summary,
+            "metrics": json.loads(paths.metrics.read_text())}
+
+
+def training_workers(work: Path, settings: list[str]) -> dict:
+    """The lipmodel stage trained twice in this process, its networks one after another
+    (workers 1) and two at a time in worker processes (workers 2): wall seconds, CPU
+    seconds (workers' included), the speed-up, and whether the model files are the same
+    bytes (they must be)."""
+    import hashlib
+
+    from stages.lipsync.train import run_lipmodel
+    from talkedit.artifacts import LipModelPaths
+
+    out: dict = {}
+    for workers in (1, 2):
+        root = scratch_project(work / f"workers{workers}")
+        opts, _ = lipmodel_params([*settings, f"workers={workers}"], "lipsync --set")
+        cpu0, t0, load0 = os.times(), time.perf_counter(), os.getloadavg()[0]
+        run_lipmodel(CLIP, root, opts)
+        cpu1 = os.times()
+        out[f"workers_{workers}"] = {
+            "seconds": round(time.perf_counter() - t0, 1),
+            "cpu_seconds": round(sum(cpu1[:4]) - sum(cpu0[:4]), 1),
+            "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
+            "model_md5": hashlib.md5(LipModelPaths.of(CLIP, root).model.read_bytes()).hexdigest()}
+    out["speed_up"] = round(out["workers_1"]["seconds"] / out["workers_2"]["seconds"], 2)
+    out["same_bytes"] = out["workers_1"]["model_md5"] == out["workers_2"]["model_md5"]
+    return out
 
 
 def inference_speed(root: Path) -> dict:
@@ -375,6 +427,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--reuse-model", action="store_true")
+    parser.add_argument("--workers-ratio", action="store_true",
+                        help="only time the training with lipmodel.workers 1 and 2 here "
+                             "(same bytes?) and print that")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="train with this lipmodel: setting instead of params.yaml's "
+                             "(repeatable, YAML values)")
     parser.add_argument("--no-jaw-warp", action="store_true")
     parser.add_argument("--background-shift", type=int, default=0)
     parser.add_argument("--viseme-path", action="store_true",
@@ -384,8 +442,11 @@ def main() -> None:
                         default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
+    if args.workers_ratio:
+        print(json.dumps(training_workers(work, args.set), indent=2))
+        return
     root = scratch_project(work)
-    result: dict = {"work": str(work), "training": train(root, args.reuse_model),
+    result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),
                     "inference": inference_speed(root)}
     result["jaw_warp"], result["background_shift"] = not args.no_jaw_warp, args.background_shift
     result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,

@@ -21,7 +21,6 @@ values). Prints one JSON object: per block and the mean over blocks.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -34,12 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-import yaml  # noqa: E402
 
 from benchmarks.lipsync import (  # noqa: E402
     CLIP,
     OTHER_RATE,
     OTHER_VOICE,
+    lipmodel_params,
     other_voice_time_map,
     pearson,
     scratch_project,
@@ -150,7 +149,6 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
 
 
 def main() -> None:
-    from stages.lipsync import LipModelParams
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
@@ -164,14 +162,7 @@ def main() -> None:
                         "sessions 5-6 did; lipmodel.refit needs this)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
-    overrides = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        overrides[name] = yaml.safe_load(value)
-        if isinstance(overrides[name], list):
-            overrides[name] = tuple(overrides[name])
-    opts = dataclasses.replace(LipModelParams(), **overrides)
-    opts.check("lipsync_select --set")
+    opts, overrides = lipmodel_params(args.set, "lipsync_select --set")
     if opts.refit and not args.inner_validation:
         parser.error("refit trains on the validation frames: give --inner-validation")
     root = scratch_project(args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipselect-")))

@@ -392,6 +392,10 @@ def test_an_ensemble_predicts_its_members_mean_and_round_trips(tmp_path: Path) -
     smooth = dataclasses.replace(model, features=FeatureConfig(lifter_ms=2.5))
     smooth.save(tmp_path / "smooth.safetensors")
     assert LipModel.load(tmp_path / "smooth.safetensors", "lipmodel").features.lifter_ms == 2.5
+    assert b"cmvn_window_s" not in (tmp_path / "model.safetensors").read_bytes()
+    sliding = dataclasses.replace(model, features=FeatureConfig(cmvn_window_s=3.0))
+    sliding.save(tmp_path / "sliding.safetensors")
+    assert LipModel.load(tmp_path / "sliding.safetensors", "lipmodel").features.cmvn_window_s == 3
 
 
 def test_respoken_copies_follow_their_reading_and_read_no_later_frame(lip_root: Path) -> None:
@@ -459,3 +463,76 @@ def test_refit_trains_the_picked_steps_again_on_the_validation_frames_too(
         return float(weighted_square(predict(run.net, feats[val]) - target, weights).mean())
 
     assert val_loss(refit) < val_loss(picked)
+
+
+def test_sliding_cmvn_takes_a_change_of_microphone_out_of_the_features() -> None:
+    """cmvn_window_s: a sentence and then the same sentence through a louder, brighter
+    microphone, in one recording. Normalised over the whole recording the two halves'
+    MFCCs differ by the channel; normalised over the 2 s around each step, they differ
+    far less. With the window off, the features are the recording-wide ones."""
+    from scipy.signal import lfilter
+
+    from stages.lipsync.features import HOP, mfcc_steps, normalisers
+
+    x = _speech("The quick brown fox jumps over the lazy dog near the river bank.")
+    x = np.concatenate([x, np.zeros(HOP - len(x) % HOP)])  # halves on the 10 ms grid
+    both = np.concatenate([x, 3.0 * lfilter([1.0, -0.9], [1.0], x)])
+    half = len(x) // HOP
+
+    def halves_apart(cfg: FeatureConfig) -> float:
+        steps, _ = mfcc_steps(both, cfg)
+        first, second = steps[20:half - 20, 1:13], steps[half + 20:2 * half - 20, 1:13]
+        return float(np.abs(first - second).mean())
+
+    whole, sliding = halves_apart(FeatureConfig()), halves_apart(FeatureConfig(cmvn_window_s=2))
+    assert whole > 0.1 and sliding < 0.7 * whole
+    ceps = np.random.default_rng(0).normal(3.0, 2.0, size=(400, 4))
+    speech = np.ones(400, bool)
+    mean, spread = normalisers(ceps, speech, 0)
+    assert mean.shape == (4,) and np.allclose(mean, ceps.mean(axis=0))
+    local_mean, local_spread = normalisers(ceps, speech, 100)
+    assert local_mean.shape == ceps.shape and np.isfinite(local_spread).all()
+    assert np.abs(local_mean - 3.0).max() < 0.8 and np.abs(local_spread - 2.0).max() < 0.6
+
+
+def test_the_velocity_loss_charges_late_motion_not_a_constant_offset() -> None:
+    """velocity_weight: an error that is constant over time costs what it did; a prediction
+    one frame late costs, on top, the weight times its error's frame-to-frame change."""
+    import torch
+
+    from stages.lipsync.model import sequence_loss, weighted_square
+
+    weights = torch.eye(2)
+    truth = torch.sin(torch.linspace(0, 30, 30))[None, :, None].repeat(1, 1, 2)
+    offset = torch.full_like(truth, 0.3)
+    assert float(sequence_loss(offset, weights, 2.0)) == pytest.approx(
+        float(sequence_loss(offset, weights, 0.0)))
+    late = torch.roll(truth, 1, dims=1)[:, 1:] - truth[:, 1:]
+    change = late[:, 1:] - late[:, :-1]
+    assert float(sequence_loss(late, weights, 2.0) - sequence_loss(late, weights, 0.0)) \
+        == pytest.approx(2.0 * float(weighted_square(change, weights).mean()), rel=1e-5)
+    assert float(weighted_square(change, weights).mean()) > 0.1
+
+
+def test_members_trained_side_by_side_are_the_same_bytes() -> None:
+    """lipmodel.workers: members trained in worker processes, two at once, have exactly the
+    weights, best steps and curves of the same members trained one after another here."""
+    import torch
+
+    from stages.lipsync.model import NetConfig, TrainConfig, train_members
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 6)).astype(np.float32)
+    y = np.stack([np.convolve(x[:, 0], np.ones(5) / 5, "same"), x[:, 1] * x[:, 2]], axis=1)
+    val = (x[240:], y[240:])
+    jobs = [(NetConfig(kind, 6, 2, 8, 0.1), TrainConfig(40, 4, 32, 5e-3, 1e-3, 10, seed))
+            for kind in ("lstm", "tcn") for seed in (0, 1)]
+    here = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=1)
+    apart = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=2)
+    for one, other in zip(here, apart, strict=True):
+        assert (one.best_step, one.best_val, one.curve) == (other.best_step, other.best_val,
+                                                            other.curve)
+        for (name, a), b in zip(one.net.state_dict().items(), other.net.state_dict().values(),
+                                strict=True):
+            assert torch.equal(a, b), name
+    assert not torch.equal(here[0].net.inp.weight, here[1].net.inp.weight)  # seeds differ

@@ -36,6 +36,10 @@ class LipModelParams(Section):
     # > 0: the MFCCs of the spectrum's envelope, its log cepstrum kept below this quefrency
     # (features.envelope: pitch harmonics removed, a higher voice reads as a lower one). 0: off.
     lifter_ms: float = 0.0
+    # > 0: each MFCC normalised by the mean and spread of the speech within this many seconds
+    # around it (sliding CMVN: training audio and a short new recording alike); 0: over the
+    # whole recording.
+    cmvn_window_s: float = 0.0
     hidden: int = 64  # width of both networks
     dropout: float = 0.2  # on the input features
     lstm_delay: int = 5  # frames of future audio the LSTM hears (200 ms at 25 fps, as in the paper)
@@ -57,13 +61,22 @@ class LipModelParams(Section):
     # shape error), plus this weight times the error along the direction in which the
     # mouth opens (model.py openings), in units of the training opening's spread.
     opening_weight: float = 10.0
+    # + this weight times the same loss on the error's change from frame to frame (the
+    # motion's timing: a late or early opening errs in velocity). 0: off.
+    velocity_weight: float = 0.0
     ensemble: int = 3  # networks of each kind trained (seeds seed, seed + 1, ...), outputs averaged
     # Once validation has picked the kind and each member's step count, train the kept kind
     # again from the same start for that many steps on the training and validation frames
     # (off: cross-validation +0.023 own / +0.016 other voice, all of it from one block; the
     # held-out sentences then 0.007-0.026 lower; benchmarks/results/lipsync.md, session 7).
     refit: bool = False
-    steps: int = 1500  # optimiser steps per network
+    # Optimiser steps per network. 1100: every demo network's best step of 1500 was at or
+    # before 1050, so the same model in 27% less training (cross-validation: own audio r
+    # -0.001, other voice -0.002; benchmarks/results/lipsync.md, session 9).
+    steps: int = 1100
+    # Processes training networks at once (each on one thread: the same bytes for any
+    # number; 2 uses both cores of a 2-core machine).
+    workers: int = 1
     batch: int = 16  # windows per step...
     window: int = 64  # ...of this many frames
     lr: float = 2.0e-3
@@ -87,12 +100,20 @@ class LipModelParams(Section):
         if not 0 <= self.lifter_ms <= 16:
             raise bad_param(where, "lifter_ms", f"is {self.lifter_ms}, not in 0..16 ms",
                             "use 0 (off) or 2.5")
+        if not (self.cmvn_window_s == 0 or 0.5 <= self.cmvn_window_s <= 60):
+            raise bad_param(where, "cmvn_window_s", f"is {self.cmvn_window_s}, neither 0 (the "
+                            "whole recording) nor in 0.5..60 s", "use 0 or 3")
+        if self.velocity_weight < 0:
+            raise bad_param(where, "velocity_weight", f"is {self.velocity_weight}, below 0",
+                            "use 0 (off)")
         if not all(0.7 <= w <= 1.4 for w in self.train_warps):
             raise bad_param(where, "train_warps", f"is {list(self.train_warps)}, warps must be "
                             "in [0.7, 1.4]", "use [] (none) or e.g. [0.92, 1.08]")
         if self.voices and not all(80 <= r <= 450 for r in self.voice_rates_wpm):
             raise bad_param(where, "voice_rates_wpm", f"is {list(self.voice_rates_wpm)}, "
                             "rates must be in 80..450 words a minute", "use [150]")
+        if not 1 <= self.workers <= 16:
+            raise bad_param(where, "workers", f"is {self.workers}, not in 1..16", "use 2")
         if not 1 <= self.ensemble <= 10:
             raise bad_param(where, "ensemble", f"is {self.ensemble}, not in 1..10", "use 3")
         if self.opening_weight < 0:

@@ -42,6 +42,7 @@ class FeatureConfig:
     fmax_hz: float = 4000.0
     context: int = 3  # analysis frames either side of a video frame's time
     lifter_ms: float = 0.0  # > 0: the spectrum's envelope only (envelope()); 0: as it is
+    cmvn_window_s: float = 0.0  # > 0: normalised over the speech this long around each step
 
     @property
     def per_step(self) -> int:
@@ -112,6 +113,32 @@ def choose_warp(samples: np.ndarray, cfg: FeatureConfig, reference: np.ndarray) 
     return float(WARPS[int(np.argmin(distances))])
 
 
+CMVN_PRIOR_STEPS = 50.0  # a window's statistics lean on the recording's, as if 0.5 s of it
+
+
+def normalisers(ceps: np.ndarray, speech: np.ndarray, window: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and spread each step's coefficients are normalised by: over the recording's
+    speech steps (window 0: (per_step,) arrays), or over those within ``window`` steps
+    centred on each step ((n, per_step): sliding CMVN, so a training clip and a few
+    seconds of new audio are both normalised over a few seconds of speech; a window with
+    little speech in it leans on the whole recording's statistics)."""
+    mean, spread = ceps[speech].mean(axis=0), ceps[speech].std(axis=0) + 1e-3
+    if window <= 0:
+        return mean, spread
+    weight = speech.astype(np.float64)[:, None]
+    sums = [np.concatenate([np.zeros((1, ceps.shape[1])), np.cumsum(weight * ceps ** p, axis=0)])
+            for p in (0, 1, 2)]
+    index = np.arange(len(ceps))
+    lo, hi = np.clip(index - window // 2, 0, len(ceps)), np.clip(index + window // 2 + 1, 0,
+                                                                len(ceps))
+    count, total, squares = (s[hi] - s[lo] for s in sums)
+    local_mean = (total + CMVN_PRIOR_STEPS * mean) / (count + CMVN_PRIOR_STEPS)
+    local_square = ((squares + CMVN_PRIOR_STEPS * (spread ** 2 + mean ** 2))
+                    / (count + CMVN_PRIOR_STEPS))
+    return local_mean, np.sqrt(np.maximum(local_square - local_mean ** 2, 0.0)) + 1e-3
+
+
 def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig, warp: float = 1.0
                ) -> tuple[np.ndarray, np.ndarray]:
     """(n_steps, per_step) normalised MFCCs + deltas every 10 ms, and each step's energy in dB.
@@ -124,8 +151,8 @@ def mfcc_steps(samples: np.ndarray, cfg: FeatureConfig, warp: float = 1.0
     level = speech_level_db(energy_db)
     ceps[:, 0] = (energy_db - level) / 10.0  # loudness relative to the recording's own speech
     speech = _speech_frames(energy_db)
-    mean, spread = ceps[speech].mean(axis=0), ceps[speech].std(axis=0) + 1e-3
-    mean[0], spread[0] = 0.0, 1.0  # c0 is already relative to the speech level
+    mean, spread = normalisers(ceps, speech, int(round(cfg.cmvn_window_s * RATE / HOP)))
+    mean[..., 0], spread[..., 0] = 0.0, 1.0  # c0 is already relative to the speech level
     ceps = (ceps - mean) / spread
     window = min(5, len(ceps) - (1 - len(ceps) % 2))  # odd, at most the length
     deltas = (savgol_filter(ceps, window, 2, deriv=1, axis=0) if window >= 3

@@ -63,6 +63,17 @@ def weighted_square(err: Any, weights: Any) -> Any:
     return ((err @ weights) * err).sum(-1)
 
 
+def sequence_loss(err: torch.Tensor, weights: torch.Tensor, velocity_weight: float = 0.0
+                  ) -> torch.Tensor:
+    """Mean loss of (batch, frames, k) errors: ``weighted_square`` per frame, plus
+    ``velocity_weight`` times the same on the error's change from one frame to the next (an
+    opening early or late errs in its velocity too; a constant offset does not)."""
+    loss = weighted_square(err, weights).mean()
+    if velocity_weight > 0:
+        loss = loss + velocity_weight * weighted_square(err[:, 1:] - err[:, :-1], weights).mean()
+    return loss
+
+
 @dataclass(frozen=True)
 class NetConfig:
     kind: str  # lstm | tcn
@@ -137,6 +148,7 @@ class TrainConfig:
     weight_decay: float
     eval_every: int
     seed: int
+    velocity_weight: float = 0.0  # + this x the loss on the error's frame-to-frame change
 
 
 @dataclass
@@ -184,7 +196,7 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
         net.train()
         starts = starts_ok[rng.integers(0, len(starts_ok), size=train.batch)]
         idx = torch.from_numpy(starts[:, None] + np.arange(window))
-        loss = weighted_square(net(xt[idx]) - yt[idx], w).mean()
+        loss = sequence_loss(net(xt[idx]) - yt[idx], w, train.velocity_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -201,6 +213,49 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
     net.load_state_dict(best[2])
     net.eval()
     return Trained(net, best[1], best[0], curve)
+
+
+def _train_member(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
+                  weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int]
+                  ) -> tuple[dict[str, np.ndarray], int, float, list[tuple[int, float, float]]]:
+    """train_net in a worker process, on one thread as in the parent: the weights as arrays
+    (what crosses back), the best step and loss, the curve."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    run = train_net(cfg, train, x, y, weights, val, lengths=lengths)
+    return ({k: v.numpy() for k, v in run.net.state_dict().items()}, int(run.best_step),
+            run.best_val, run.curve)
+
+
+def train_members(jobs: list[tuple[NetConfig, TrainConfig]], x: np.ndarray, y: np.ndarray,
+                  weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int],
+                  workers: int, progress: Callable[[str], None] | None = None
+                  ) -> list[Trained]:
+    """train_net for each (net, training) config on the same data, ``workers`` at a time in
+    processes of their own (each member is seeded and trains on one thread, so its weights
+    are the same bytes whichever process trains it, and however many run at once)."""
+    if workers <= 1 or len(jobs) == 1:
+        return [train_net(cfg, train, x, y, weights, val, progress=progress, lengths=lengths)
+                for cfg, train in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter (forking a process whose torch runtime has started is unsafe)
+    with ProcessPoolExecutor(min(workers, len(jobs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_train_member, cfg, train, x, y, weights, val, lengths)
+                   for cfg, train in jobs]
+        out = []
+        for (cfg, train), future in zip(jobs, futures, strict=True):
+            state, best_step, best_val, curve = future.result()
+            net = make_net(cfg)
+            net.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+            net.eval()
+            out.append(Trained(net, best_step, best_val, curve))
+            if progress:
+                progress(f"{cfg.kind} seed {train.seed}: best step {best_step}, validation "
+                         f"{best_val:.4f}")
+    return out
 
 
 def averaged(members: list[Trained], weights: np.ndarray, val: tuple[np.ndarray, np.ndarray]
@@ -249,8 +304,9 @@ class LipModel:
         # Feature options added later are written only when on: a model trained without
         # them keeps the bytes it had before they existed (and loads with their default).
         meta = asdict(self.features)
-        if meta["lifter_ms"] == 0:
-            del meta["lifter_ms"]
+        for later in ("lifter_ms", "cmvn_window_s"):
+            if meta[later] == 0:
+                del meta[later]
         return meta
 
     def save(self, path: Path) -> None:
