@@ -31,6 +31,7 @@ is already the truth's. --viseme-path also re-runs the viseme path (the evaluate
 here with the same shift behind its new frames (``viseme_path_here``).
 --retrieval (repeatable) also renders the own-audio job with ``lipsync.retrieval`` on and the
 given lipsync settings (``lipsync_retrieval_<i>``; "lipsync" stays the prediction itself).
+--fitted-ceiling also renders the real frames' own fitted expressions (``fitted_expression``).
 --dev scores instead a span of footage the lip model did not train on and that is not held
 out: its validation frames (which only picked its steps); retrieval then searches the
 frames it trained on (the span is never searched). No other-voice reading there.
@@ -254,7 +255,7 @@ def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, set
 
 def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                   background_shift: int = 0, retrieval: list[dict] | None = None,
-                  other_voice: bool = True) -> dict:
+                  other_voice: bool = True, fitted_ceiling: bool = False) -> dict:
     from stages.lipsync import LipModelParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
@@ -304,7 +305,7 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                               pearson(all_pairs(root, vtrack)[inside], jaw_v)}
     if render:
         out["rendered"] = render_and_score(root, own, held, first, len(track), jaw_warp,
-                                           variants)
+                                           variants, fitted_ceiling)
     return out
 
 
@@ -361,14 +362,13 @@ def viseme_path(root: Path, background_shift: int) -> dict:
                              for r in metrics["per_sentence"]]}
 
 
-def closed_average_job(root: Path, job: str) -> str:
-    """A copy of ``job`` whose new frames keep the training frames' mean expression."""
+def expression_job(root: Path, job: str, suffix: str, expression: np.ndarray) -> str:
+    """A copy of ``job`` whose new frames (in order) show ``expression`` (n_new, 64)."""
     import shutil
 
-    from stages.lipsync.model import LipModel
-    from talkedit.artifacts import PLAN, LipModelPaths, LipsyncPaths, read_parquet, write_parquet
+    from talkedit.artifacts import PLAN, LipsyncPaths, read_parquet, write_parquet
 
-    base = f"{job}-closed"
+    base = f"{job}-{suffix}"
     src, dst = LipsyncPaths.of(job, root), LipsyncPaths.of(base, root)
     if dst.inputs.exists():
         shutil.rmtree(dst.inputs)
@@ -376,17 +376,38 @@ def closed_average_job(root: Path, job: str) -> str:
     dst.outputs.plan_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(src.outputs.audio, dst.outputs.audio)
     plan = read_parquet(src.outputs.plan, PLAN)
-    model = LipModel.load(LipModelPaths.of(CLIP, root).model, "lipmodel")
-    mean = np.zeros(model.n_expression)
-    mean[:len(model.mean)] = model.mean
-    plan["expression"] = [mean.astype(np.float32) if e else x
+    rows = iter(np.asarray(expression, np.float32))
+    plan["expression"] = [next(rows) if e else x
                           for e, x in zip(plan["edited"], plan["expression"], strict=True)]
     write_parquet(plan, PLAN, dst.outputs.plan)
     return base
 
 
+def closed_average_job(root: Path, job: str, n_new: int) -> str:
+    """A copy of ``job`` whose new frames keep the training frames' mean expression."""
+    from stages.lipsync.model import LipModel
+    from talkedit.artifacts import LipModelPaths
+
+    model = LipModel.load(LipModelPaths.of(CLIP, root).model, "lipmodel")
+    mean = np.zeros(model.n_expression)
+    mean[:len(model.mean)] = model.mean
+    return expression_job(root, job, "closed", np.tile(mean, (n_new, 1)))
+
+
+def fitted_expression_job(root: Path, job: str, first: int, n_new: int) -> str:
+    """A copy of ``job`` whose new frames show the real frames' own fitted expressions: the
+    ceiling of any expression planner on this footage (a diagnostic, no planner)."""
+    from stages.fit import load_fit
+    from talkedit.artifacts import column_array
+
+    _, table = load_fit(CLIP, root)
+    return expression_job(root, job, "fitted",
+                          column_array(table, "expression")[first:first + n_new])
+
+
 def render_and_score(root: Path, job: str, held, first: int, n_new: int,
-                     jaw_warp: bool = True, variants: dict[str, str] | None = None) -> dict:
+                     jaw_warp: bool = True, variants: dict[str, str] | None = None,
+                     fitted_ceiling: bool = False) -> dict:
     from stages.composite.compose import CompositeParams
     from stages.composite.watermark import WatermarkParams
     from stages.evaluate import EvaluateParams, _clip_context, _jaw_error, _track, _video_frames
@@ -415,7 +436,9 @@ def render_and_score(root: Path, job: str, held, first: int, n_new: int,
     scores = {"real": {"sync_offset_ms": sync_offset_ms(real.opening, real.envelope, fps,
                                                         ev.max_sync_lag_ms)}}
     methods = {"lipsync": job, **(variants or {}),
-               "closed_average": closed_average_job(root, job)}
+               "closed_average": closed_average_job(root, job, n_new)}
+    if fitted_ceiling:
+        methods["fitted_expression"] = fitted_expression_job(root, job, first, n_new)
     for method, name in methods.items():
         t0 = time.perf_counter()
         run_liprender(name, root, RenderParams(), MouthParams(jaw_warp=jaw_warp))
@@ -450,6 +473,9 @@ def main() -> None:
                         const={}, default=None,
                         help="also the own-audio job with lipsync.retrieval on and these "
                              "lipsync settings (KEY=VALUE,...); repeatable")
+    parser.add_argument("--fitted-ceiling", action="store_true",
+                        help="also render the real frames' own fitted expressions (the "
+                             "ceiling of any expression planner)")
     parser.add_argument("--dev", action="store_true",
                         help="score the lip model's validation frames instead of held-out "
                              "sentences")
@@ -462,7 +488,8 @@ def main() -> None:
     spans = [dev_span(root)] if args.dev else heldout_sentences(root, args.sentences)
     result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
                                          args.background_shift, args.retrieval,
-                                         other_voice=not args.dev)
+                                         other_voice=not args.dev,
+                                         fitted_ceiling=args.fitted_ceiling)
                            for held in spans]
     if args.viseme_path:
         result["viseme_path_here"] = viseme_path(root, args.background_shift)

@@ -127,6 +127,9 @@ class LipsyncParams(Section):
     # near the prediction's leading components along a Viterbi path over this many nearest
     # frames, where a jump other than to the next footage frame costs ``switch_cost`` (in
     # typical match distances); ``share`` of the real expression, the rest the prediction's.
+    # Off: on the held-out sentences mouth PSNR +0.31 / -0.12 dB, landmark distance worse on
+    # both (benchmarks/results/lipsync.md, session 9); the settings below were chosen on the
+    # lip model's validation frames (+0.4 dB there).
     retrieval: bool = False
     retrieval_candidates: int = 12
     retrieval_switch_cost: float = 0.5
