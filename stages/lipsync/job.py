@@ -202,9 +202,10 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
     if opts.retrieval:
         footage = footage_frames(n_clip, lipmodel, spec.clip, first, stop)
         if len(footage) < opts.retrieval_candidates:
-            raise TalkeditError(spec.path, f"leaves {len(footage)} footage frames to retrieve "
-                                "mouths from", "give a shorter span, or set lipsync.retrieval "
-                                "to false")
+            raise TalkeditError(spec.path, f"its span leaves {len(footage)} footage frames "
+                                "to retrieve mouths from (lipsync.retrieval is on; it searches "
+                                "the frames the lip model trained on, less the span)",
+                                "give a shorter span, or set lipsync.retrieval to false")
         shown, chosen = retrieved(predicted, fitted, footage, opts, len(model.mean))
 
     # The output timeline: kept frames before the span, the new speech, kept frames after.
