@@ -134,9 +134,6 @@ class LipsyncParams(Section):
     retrieval_candidates: int = 12
     retrieval_switch_cost: float = 0.5
     retrieval_share: float = 0.75
-    # Frames either side compared with each match (0: each frame alone): the footage's
-    # neighbours against the prediction's, so a match is a stretch that moves alike.
-    retrieval_window: int = 0
 
     def check(self, where: str) -> None:
         if self.retrieval_candidates < 1:
@@ -144,9 +141,6 @@ class LipsyncParams(Section):
                             "fewer than 1", "use 12")
         if self.retrieval_switch_cost < 0:
             raise bad_param(where, "retrieval_switch_cost", "must be >= 0", "use 0.5")
-        if not 0 <= self.retrieval_window <= 25:
-            raise bad_param(where, "retrieval_window", f"is {self.retrieval_window}, not in "
-                            "0..25 frames", "use 0")
         if not 0 <= self.retrieval_share <= 1:
             raise bad_param(where, "retrieval_share", f"is {self.retrieval_share}, not a share "
                             "in [0, 1]", "use 1")

@@ -148,24 +148,13 @@ def footage_frames(n_clip: int, lipmodel: LipModelParams, clip: str, first: int,
     return seen[(seen < first) | (seen >= stop)]
 
 
-def stacked(rows: np.ndarray, window: int) -> np.ndarray:
-    """Each row with its ``window`` neighbours either side (edge rows repeated) side by side:
-    distances between stacked rows compare whole stretches, so the search prefers footage
-    that moves as the prediction does over frames that only match one at a time."""
-    if window == 0:
-        return rows
-    at = np.clip(np.arange(len(rows))[:, None] + np.arange(-window, window + 1), 0, len(rows) - 1)
-    return rows[at].reshape(len(rows), -1)
-
-
 def retrieved(predicted: np.ndarray, fitted: np.ndarray, footage: np.ndarray,
               opts: LipsyncParams, components: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, n_expression) expressions of real ``footage`` frames chosen along ``predicted``
     (compared in its leading ``components``), moved ``1 - retrieval_share`` of the way back
     to the prediction, and the clip frame chosen for each row."""
     lead = slice(0, components)
-    pick = choose_exemplars(stacked(predicted[:, lead], opts.retrieval_window),
-                            stacked(fitted[footage, lead], opts.retrieval_window), footage,
+    pick = choose_exemplars(predicted[:, lead], fitted[footage, lead], footage,
                             opts.retrieval_candidates, opts.retrieval_switch_cost)
     chosen = footage[pick]
     share = opts.retrieval_share
