@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/lipsync.py [--work DIR] [--no-render] [--reuse-model]
                                            [--no-jaw-warp] [--sentences N,N]
-                                           [--background-shift FRAMES]
+                                           [--background-shift FRAMES] [--viseme-path]
                                            [--set NAME=VALUE ...] [--workers-ratio]
+                                           [--retrieval [KEY=VALUE,...]] [--dev]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -32,6 +33,12 @@ is already the truth's. --viseme-path also re-runs the viseme path (the evaluate
 here with the same shift behind its new frames (``viseme_path_here``).
 --workers-ratio only trains the model twice, its networks one after another and two at a
 time (``lipmodel.workers`` 1 and 2): seconds, speed-up, and the two files' md5 (equal).
+--retrieval (repeatable) also renders the own-audio job with ``lipsync.retrieval`` on and the
+given lipsync settings (``lipsync_retrieval_<i>``; "lipsync" stays the prediction itself).
+--fitted-ceiling also renders the real frames' own fitted expressions (``fitted_expression``).
+--dev scores instead a span of footage the lip model did not train on and that is not held
+out: its validation frames (which only picked its steps); retrieval then searches the
+frames it trained on (the span is never searched). No other-voice reading there.
 Prints one JSON object.
 """
 
@@ -267,9 +274,41 @@ def shift_backgrounds(root: Path, plan_path: Path, shift: int) -> None:
     write_parquet(plan, PLAN, plan_path)
 
 
-def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
-                  background_shift: int = 0) -> dict:
+def lipsync_params(settings: dict) -> object:
+    """The project's lipsync section with ``settings`` over it."""
     from stages.lipsync import LipsyncParams
+
+    return LipsyncParams.from_dict({**dataclasses.asdict(LipsyncParams()), **settings})
+
+
+def parse_settings(text: str) -> dict:
+    """'a=1,b=0.5' -> {'a': 1, 'b': 0.5} (values read as YAML)."""
+    return {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in text.split(",")
+                                               if item)}
+
+
+def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, settings: dict,
+            background_shift: int) -> tuple[str, dict, pd.DataFrame]:
+    """A lip-sync job over ``held``'s span driven by its own audio, with these lipsync
+    settings: (job, its report, its LIP_TRACK)."""
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.job import run_lipplan
+    from talkedit.artifacts import LIP_TRACK, LipsyncPaths, read_parquet
+
+    span = [round(held.start_s, 3), round(held.end_s, 3)]
+    first = int(round(held.start_s * fps))
+    job = write_job(root, name, {"clip": CLIP, "span": span},
+                    clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
+    report = run_lipplan(job, root, lipsync_params(settings), LipModelParams())
+    if background_shift:
+        shift_backgrounds(root, LipsyncPaths.of(job, root).outputs.plan, background_shift)
+    return job, report, read_parquet(LipsyncPaths.of(job, root).expression, LIP_TRACK)
+
+
+def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
+                  background_shift: int = 0, retrieval: list[dict] | None = None,
+                  other_voice: bool = True, fitted_ceiling: bool = False) -> dict:
+    from stages.lipsync import LipModelParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
     from talkedit.artifacts import LIP_TRACK, ClipPaths, LipsyncPaths, VideoMeta, read_parquet
@@ -279,39 +318,63 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
     clip_audio = read_clip_wav(paths.audio)
     span = [round(held.start_s, 3), round(held.end_s, 3)]
     first = int(round(held.start_s * fps))
-    opts = LipsyncParams()
     out: dict = {"sentence": held.sentence, "text": held.text, "span_s": span,
                  "heldout": held.exclude[0] >= heldout_from_s(root)}
 
-    own = write_job(root, f"bench-own-{held.sentence}", {"clip": CLIP, "span": span},
-                    clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
-    report = run_lipplan(own, root, opts)
-    if background_shift:
-        shift_backgrounds(root, LipsyncPaths.of(own, root).outputs.plan, background_shift)
-    track = read_parquet(LipsyncPaths.of(own, root).expression, LIP_TRACK)
+    own, report, track = own_job(root, held, clip_audio, fps, f"bench-own-{held.sentence}",
+                                 {"retrieval": False}, background_shift)
     jaw = truth_jaw(root, track["time_s"].to_numpy())
     out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
                         pearson(track["opening"].to_numpy(), jaw),
                         "all_inner_lip_pairs_vs_truth_jaw_r": pearson(all_pairs(root, track), jaw),
                         "repeated": report["repeated_frames"], "skipped": report["skipped_frames"]}
+    variants = {}
+    for i, settings in enumerate(retrieval or []):
+        settings = {**settings, "retrieval": True}
+        name, rep, rtrack = own_job(root, held, clip_audio, fps,
+                                    f"bench-own-{held.sentence}-ret{i}", settings,
+                                    background_shift)
+        variants[f"lipsync_retrieval_{i}"] = name
+        out[f"own_audio_retrieval_{i}"] = {
+            "settings": settings, "retrieval": rep["retrieval"],
+            "opening_vs_truth_jaw_r": pearson(rtrack["opening"].to_numpy(), jaw),
+            "all_inner_lip_pairs_vs_truth_jaw_r": pearson(all_pairs(root, rtrack), jaw)}
 
-    voice = write_job(root, f"bench-voice-{held.sentence}", {
-        "clip": CLIP, "span": span,
-        "audio": {"text": held.text, "voice": OTHER_VOICE, "rate_wpm": OTHER_RATE}})
-    run_lipplan(voice, root, opts)
-    vtrack = read_parquet(LipsyncPaths.of(voice, root).expression, LIP_TRACK)
-    t_new, t_clip = other_voice_time_map(root, held, held.text)
-    local = (vtrack["frame"].to_numpy() - first) / fps
-    inside = (local >= t_new[0]) & (local <= t_new[-1])
-    jaw_v = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
-    out["other_voice"] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
-                          "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
-                          pearson(vtrack["opening"].to_numpy()[inside], jaw_v),
-                          "all_inner_lip_pairs_vs_truth_jaw_r":
-                          pearson(all_pairs(root, vtrack)[inside], jaw_v)}
+    if other_voice:
+        voice = write_job(root, f"bench-voice-{held.sentence}", {
+            "clip": CLIP, "span": span,
+            "audio": {"text": held.text, "voice": OTHER_VOICE, "rate_wpm": OTHER_RATE}})
+        run_lipplan(voice, root, lipsync_params({"retrieval": False}), LipModelParams())
+        vtrack = read_parquet(LipsyncPaths.of(voice, root).expression, LIP_TRACK)
+        t_new, t_clip = other_voice_time_map(root, held, held.text)
+        local = (vtrack["frame"].to_numpy() - first) / fps
+        inside = (local >= t_new[0]) & (local <= t_new[-1])
+        jaw_v = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
+        out["other_voice"] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
+                              "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
+                              pearson(vtrack["opening"].to_numpy()[inside], jaw_v),
+                              "all_inner_lip_pairs_vs_truth_jaw_r":
+                              pearson(all_pairs(root, vtrack)[inside], jaw_v)}
     if render:
-        out["rendered"] = render_and_score(root, own, held, first, len(track), jaw_warp)
+        out["rendered"] = render_and_score(root, own, held, first, len(track), jaw_warp,
+                                           variants, fitted_ceiling)
     return out
+
+
+def dev_span(root: Path):
+    """The lip model's validation frames as a sentence-like span (not trained on, not held
+    out): ``HeldOut``'s fields the benchmark reads."""
+    from types import SimpleNamespace
+
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.train import split
+    from talkedit.artifacts import ClipPaths, VideoMeta
+
+    meta = VideoMeta.read(ClipPaths.of(CLIP, root))
+    val = split(meta.n_frames, LipModelParams(), CLIP)[1]
+    start_s, end_s = val.start / meta.fps, val.stop / meta.fps
+    return SimpleNamespace(sentence="dev", text="", start_s=start_s, end_s=end_s,
+                           exclude=(start_s, end_s))
 
 
 def viseme_path(root: Path, background_shift: int) -> dict:
@@ -351,14 +414,13 @@ def viseme_path(root: Path, background_shift: int) -> dict:
                              for r in metrics["per_sentence"]]}
 
 
-def closed_average_job(root: Path, job: str) -> str:
-    """A copy of ``job`` whose new frames keep the training frames' mean expression."""
+def expression_job(root: Path, job: str, suffix: str, expression: np.ndarray) -> str:
+    """A copy of ``job`` whose new frames (in order) show ``expression`` (n_new, 64)."""
     import shutil
 
-    from stages.lipsync.model import LipModel
-    from talkedit.artifacts import PLAN, LipModelPaths, LipsyncPaths, read_parquet, write_parquet
+    from talkedit.artifacts import PLAN, LipsyncPaths, read_parquet, write_parquet
 
-    base = f"{job}-closed"
+    base = f"{job}-{suffix}"
     src, dst = LipsyncPaths.of(job, root), LipsyncPaths.of(base, root)
     if dst.inputs.exists():
         shutil.rmtree(dst.inputs)
@@ -366,17 +428,38 @@ def closed_average_job(root: Path, job: str) -> str:
     dst.outputs.plan_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy(src.outputs.audio, dst.outputs.audio)
     plan = read_parquet(src.outputs.plan, PLAN)
-    model = LipModel.load(LipModelPaths.of(CLIP, root).model, "lipmodel")
-    mean = np.zeros(model.n_expression)
-    mean[:len(model.mean)] = model.mean
-    plan["expression"] = [mean.astype(np.float32) if e else x
+    rows = iter(np.asarray(expression, np.float32))
+    plan["expression"] = [next(rows) if e else x
                           for e, x in zip(plan["edited"], plan["expression"], strict=True)]
     write_parquet(plan, PLAN, dst.outputs.plan)
     return base
 
 
+def closed_average_job(root: Path, job: str, n_new: int) -> str:
+    """A copy of ``job`` whose new frames keep the training frames' mean expression."""
+    from stages.lipsync.model import LipModel
+    from talkedit.artifacts import LipModelPaths
+
+    model = LipModel.load(LipModelPaths.of(CLIP, root).model, "lipmodel")
+    mean = np.zeros(model.n_expression)
+    mean[:len(model.mean)] = model.mean
+    return expression_job(root, job, "closed", np.tile(mean, (n_new, 1)))
+
+
+def fitted_expression_job(root: Path, job: str, first: int, n_new: int) -> str:
+    """A copy of ``job`` whose new frames show the real frames' own fitted expressions: the
+    ceiling of any expression planner on this footage (a diagnostic, no planner)."""
+    from stages.fit import load_fit
+    from talkedit.artifacts import column_array
+
+    _, table = load_fit(CLIP, root)
+    return expression_job(root, job, "fitted",
+                          column_array(table, "expression")[first:first + n_new])
+
+
 def render_and_score(root: Path, job: str, held, first: int, n_new: int,
-                     jaw_warp: bool = True) -> dict:
+                     jaw_warp: bool = True, variants: dict[str, str] | None = None,
+                     fitted_ceiling: bool = False) -> dict:
     from stages.composite.compose import CompositeParams
     from stages.composite.watermark import WatermarkParams
     from stages.evaluate import EvaluateParams, _clip_context, _jaw_error, _track, _video_frames
@@ -404,7 +487,11 @@ def render_and_score(root: Path, job: str, held, first: int, n_new: int,
     topo = topology_for(real.landmarks.shape[1])
     scores = {"real": {"sync_offset_ms": sync_offset_ms(real.opening, real.envelope, fps,
                                                         ev.max_sync_lag_ms)}}
-    for method, name in (("lipsync", job), ("closed_average", closed_average_job(root, job))):
+    methods = {"lipsync": job, **(variants or {}),
+               "closed_average": closed_average_job(root, job, n_new)}
+    if fitted_ceiling:
+        methods["fitted_expression"] = fitted_expression_job(root, job, first, n_new)
+    for method, name in methods.items():
         t0 = time.perf_counter()
         run_liprender(name, root, RenderParams(), MouthParams(jaw_warp=jaw_warp))
         run_lipcomposite(name, root, composite, WatermarkParams())
@@ -440,6 +527,16 @@ def main() -> None:
                              "same --background-shift")
     parser.add_argument("--sentences", type=lambda v: [int(x) for x in v.split(",")],
                         default=None)
+    parser.add_argument("--retrieval", type=parse_settings, action="append", nargs="?",
+                        const={}, default=None,
+                        help="also the own-audio job with lipsync.retrieval on and these "
+                             "lipsync settings (KEY=VALUE,...); repeatable")
+    parser.add_argument("--fitted-ceiling", action="store_true",
+                        help="also render the real frames' own fitted expressions (the "
+                             "ceiling of any expression planner)")
+    parser.add_argument("--dev", action="store_true",
+                        help="score the lip model's validation frames instead of held-out "
+                             "sentences")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     if args.workers_ratio:
@@ -449,9 +546,12 @@ def main() -> None:
     result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),
                     "inference": inference_speed(root)}
     result["jaw_warp"], result["background_shift"] = not args.no_jaw_warp, args.background_shift
+    spans = [dev_span(root)] if args.dev else heldout_sentences(root, args.sentences)
     result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
-                                         args.background_shift)
-                           for held in heldout_sentences(root, args.sentences)]
+                                         args.background_shift, args.retrieval,
+                                         other_voice=not args.dev,
+                                         fitted_ceiling=args.fitted_ceiling)
+                           for held in spans]
     if args.viseme_path:
         result["viseme_path_here"] = viseme_path(root, args.background_shift)
     viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"

@@ -700,9 +700,11 @@ LIP_TRACK = pa.schema(
         ("frame", pa.int32()),
         ("time_s", pa.float64()),
         ("source_frame", pa.int32()),  # re-timed background frame
-        ("opening", pa.float32()),  # predicted mouth opening (inner-lip gap / eye distance)
+        ("opening", pa.float32()),  # planned mouth opening (inner-lip gap / eye distance)
         ("energy_db", pa.float32()),  # the new audio's level re. its speech level
-        ("expression", vec(N_EXPRESSION)),  # predicted expression
+        ("expression", vec(N_EXPRESSION)),  # planned expression (the plan's)
+        ("predicted_opening", pa.float32()),  # the model's own (= opening without retrieval)
+        ("retrieved_frame", pa.int32()),  # clip frame whose expression was retrieved (-1: none)
     ]
 )
 # reenact (stages/reenact): one row per reenacted output frame, before it is written into

@@ -192,7 +192,7 @@ def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
     if not LipModelPaths.of("demo", lip_root).model.is_file():
         run_lipmodel("demo", lip_root, dataclasses.replace(LipModelParams(), **FAST))
     _write_job(lip_root, "own", {"clip": "demo", "audio": {"clip": "demo"}, "span": [20.0, 29.0]})
-    report = run_lipplan("own", lip_root, LipsyncParams())
+    report = run_lipplan("own", lip_root, LipsyncParams(), LipModelParams())
     paths = LipsyncPaths.of("own", lip_root)
     plan = read_parquet(paths.outputs.plan, PLAN)
     n_clip = len(read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES))
@@ -214,7 +214,7 @@ def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
 
     _write_job(lip_root, "long", {"clip": "demo", "audio": {"clip": "demo"}, "span": [22.0, 23.0]})
     with pytest.raises(TalkeditError, match="max_loops"):
-        run_lipplan("long", lip_root, LipsyncParams())
+        run_lipplan("long", lip_root, LipsyncParams(), LipModelParams())
     assert not LipsyncPaths.of("long", lip_root).outputs.plan_dir.exists()
 
 

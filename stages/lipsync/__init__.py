@@ -144,8 +144,27 @@ class LipsyncParams(Section):
     repeat_cost: float = 1.0  # ...per repeated background frame (a frozen head shows)...
     skip_cost: float = 0.3  # ...and per skipped one
     band_frames: int = 50  # the re-timing searches this many frames either side of the diagonal
+    # Retrieval (job.py): each new frame shows a real footage frame's whole expression, found
+    # near the prediction's leading components along a Viterbi path over this many nearest
+    # frames, where a jump other than to the next footage frame costs ``switch_cost`` (in
+    # typical match distances); ``share`` of the real expression, the rest the prediction's.
+    # Off: on the held-out sentences mouth PSNR +0.31 / -0.12 dB, landmark distance worse on
+    # both (benchmarks/results/lipsync.md, session 9); the settings below were chosen on the
+    # lip model's validation frames (+0.4 dB there).
+    retrieval: bool = False
+    retrieval_candidates: int = 12
+    retrieval_switch_cost: float = 0.5
+    retrieval_share: float = 0.75
 
     def check(self, where: str) -> None:
+        if self.retrieval_candidates < 1:
+            raise bad_param(where, "retrieval_candidates", f"is {self.retrieval_candidates}, "
+                            "fewer than 1", "use 12")
+        if self.retrieval_switch_cost < 0:
+            raise bad_param(where, "retrieval_switch_cost", "must be >= 0", "use 0.5")
+        if not 0 <= self.retrieval_share <= 1:
+            raise bad_param(where, "retrieval_share", f"is {self.retrieval_share}, not a share "
+                            "in [0, 1]", "use 1")
         if not 0 <= self.min_pause_share < 1:
             raise bad_param(where, "min_pause_share", f"is {self.min_pause_share}, not in [0, 1)")
         if self.max_loops < 1:

@@ -36,7 +36,7 @@ import numpy as np
 
 from stages.audio.dsp import to_int16, write_wav
 from stages.fit import load_fit
-from stages.lipsync import LipsyncParams
+from stages.lipsync import LipModelParams, LipsyncParams
 from stages.lipsync.features import (
     RATE,
     check_speech,
@@ -46,6 +46,8 @@ from stages.lipsync.features import (
 from stages.lipsync.model import LipModel, openings
 from stages.lipsync.respeak import synthesized
 from stages.lipsync.spec import JobSpec, _fail, load_job
+from stages.lipsync.train import split
+from stages.render.interior import choose_exemplars
 from talkedit.artifacts import (
     LIP_TRACK,
     PLAN,
@@ -138,7 +140,29 @@ def retime(src_active: np.ndarray, new_active: np.ndarray, opts: LipsyncParams) 
     return ext[path]
 
 
-def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
+def footage_frames(n_clip: int, lipmodel: LipModelParams, clip: str, first: int, stop: int
+                   ) -> np.ndarray:
+    """The clip frames retrieval may show: those before the lip model's held-out tail (it
+    trained on them), less the span [first, stop) the new speech replaces."""
+    seen = np.arange(split(n_clip, lipmodel, clip)[1].stop)
+    return seen[(seen < first) | (seen >= stop)]
+
+
+def retrieved(predicted: np.ndarray, fitted: np.ndarray, footage: np.ndarray,
+              opts: LipsyncParams, components: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, n_expression) expressions of real ``footage`` frames chosen along ``predicted``
+    (compared in its leading ``components``), moved ``1 - retrieval_share`` of the way back
+    to the prediction, and the clip frame chosen for each row."""
+    lead = slice(0, components)
+    pick = choose_exemplars(predicted[:, lead], fitted[footage, lead], footage,
+                            opts.retrieval_candidates, opts.retrieval_switch_cost)
+    chosen = footage[pick]
+    share = opts.retrieval_share
+    return share * fitted[chosen] + (1 - share) * predicted, chosen
+
+
+def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModelParams
+                ) -> dict[str, Any]:
     """Plan a lip-sync job: data/plans/<job>/ plan.parquet, audio.wav, lipsync.parquet/json."""
     opts = lipsync
     spec = load_job(job, root, opts)
@@ -173,6 +197,16 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
     new_energy = frame_energy_db(new, n_new, fps)
     background = first + retime(src_active, activity(new_energy), opts)
     predicted, warp = model.from_audio(new, n_new, fps, opts.normalize_voice)
+    fitted = column_array(table, "expression").astype(np.float64)
+    shown, chosen = predicted, np.full(n_new, -1)
+    if opts.retrieval:
+        footage = footage_frames(n_clip, lipmodel, spec.clip, first, stop)
+        if len(footage) < opts.retrieval_candidates:
+            raise TalkeditError(spec.path, f"its span leaves {len(footage)} footage frames "
+                                "to retrieve mouths from (lipsync.retrieval is on; it searches "
+                                "the frames the lip model trained on, less the span)",
+                                "give a shorter span, or set lipsync.retrieval to false")
+        shown, chosen = retrieved(predicted, fitted, footage, opts, len(model.mean))
 
     # The output timeline: kept frames before the span, the new speech, kept frames after.
     kept_before, kept_after = np.arange(first), np.arange(stop, n_clip)
@@ -181,9 +215,8 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
                              np.zeros(len(kept_after), bool)])
     segment = np.concatenate([np.zeros(first), np.ones(n_new), np.full(len(kept_after), 2)])
     n_out = len(source)
-    fitted = column_array(table, "expression").astype(np.float64)
     expression = fitted[source].copy()
-    expression[first:first + n_new] = predicted
+    expression[first:first + n_new] = shown
     plan = {
         "frame": np.arange(n_out), "time_s": np.arange(n_out) / fps, "segment": segment,
         "edited": edited, "source_frame": source,
@@ -206,8 +239,9 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
 
     out.plan_dir.mkdir(parents=True, exist_ok=True)
     track = {"frame": np.arange(n_new) + first, "time_s": (np.arange(n_new) + first) / fps,
-             "source_frame": background, "opening": openings(person, predicted),
-             "energy_db": new_energy, "expression": predicted}
+             "source_frame": background, "opening": openings(person, shown),
+             "energy_db": new_energy, "expression": shown, "predicted_opening":
+             openings(person, predicted), "retrieved_frame": chosen}
     write_parquet(track, LIP_TRACK, paths.expression)
     write_parquet(plan, PLAN, out.plan)
     write_wav(out.audio, to_int16(audio), RATE)
@@ -221,6 +255,9 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams) -> dict[str, Any]:
         "repeated_frames": int((steps == 0).sum()), "skipped_frames": int((steps > 1).sum()),
         "reversed_frames": int((steps < 0).sum()), "model": model.net_cfg.kind,
         "voice_warp": warp,
+        "retrieval": {"share": opts.retrieval_share, "frames": int((chosen >= 0).sum()),
+                      "runs": int(1 + (np.diff(chosen) != 1).sum()) if n_new else 0}
+        if opts.retrieval else None,
     }
     write_json(paths.report, report)
     log.info("lipplan %s: %s", job, json.dumps(report))
