@@ -625,7 +625,7 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
         lines += committed_transcripts_section()
     else:
         lines += ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
-        for batch in (1, 2, 3):
+        for batch in (1, 2, 3, 4):
             if transcripts.get(f"heldout{batch}"):
                 lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
                           "", transcripts[f"heldout{batch}"]["markdown"]]
@@ -701,7 +701,7 @@ def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, 
 def transcript_conditions(n_passages: int = 20, calibration: bool = False,
                           heldout: int = 0, development: bool = False) -> dict[str, Any]:
     """Catch rates on the 20 evaluation passages, or (``calibration``, ``development``) on
-    the 40 passages the thresholds are chosen on, or on held-out batch ``heldout`` (1-3: 20
+    the 40 passages the thresholds are chosen on, or on held-out batch ``heldout`` (1-4: 20
     passages each, written after the evaluation passages had been scored), never two sets
     in one figure,
     at the project's align.span_z and at the FIT_THRESHOLDS operating points."""
@@ -867,7 +867,7 @@ def main() -> None:
         if args.calibration:
             transcripts["calibration"] = transcript_conditions(args.passages, calibration=True)
             transcripts["development"] = transcript_conditions(args.passages, development=True)
-        for batch in (1, 2, 3) if args.heldout else ():
+        for batch in (1, 2, 3, 4) if args.heldout else ():
             transcripts[f"heldout{batch}"] = transcript_conditions(args.passages, heldout=batch)
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)
