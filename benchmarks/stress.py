@@ -621,22 +621,34 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
     lines += ["", "Stage times (s, 2 shared cores):", ""]
     for name, row in rows.items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
-    if not transcripts:
-        lines += committed_transcripts_section()
-    else:
-        lines += ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
-        for batch in (1, 2, 3, 4):
-            if transcripts.get(f"heldout{batch}"):
-                lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
-                          "", transcripts[f"heldout{batch}"]["markdown"]]
-        if transcripts.get("calibration"):
-            lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
-                      transcripts["calibration"]["markdown"]]
-        if transcripts.get("development"):
-            lines += ["", "Development passages (calibrated on too; not a held-out figure):", "",
-                      transcripts["development"]["markdown"]]
+    lines += transcripts_section(transcripts) if transcripts else committed_transcripts_section()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
+
+
+def transcripts_section(transcripts: dict[str, Any]) -> list[str]:
+    """The wrong-transcript section: the evaluation passages' table (``transcripts``), then
+    the held-out batches and the calibration and development passages it holds."""
+    lines = ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
+    for batch in (1, 2, 3, 4):
+        if transcripts.get(f"heldout{batch}"):
+            lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
+                      "", transcripts[f"heldout{batch}"]["markdown"]]
+    if transcripts.get("calibration"):
+        lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
+                  transcripts["calibration"]["markdown"]]
+    if transcripts.get("development"):
+        lines += ["", "Development passages (calibrated on too; not a held-out figure):", "",
+                  transcripts["development"]["markdown"]]
+    return lines
+
+
+def replace_transcripts_section(transcripts: dict[str, Any]) -> None:
+    """Rewrite only the committed table's wrong-transcript section (``--sets`` with the
+    evaluation passages): the robustness rows above it stay as committed."""
+    text = RESULTS.read_text()
+    head = text[:text.index(TRANSCRIPTS_HEADING)].rstrip("\n")
+    RESULTS.write_text(head + "\n" + "\n".join(transcripts_section(transcripts)) + "\n")
 
 
 # --- wrong transcripts ----------------------------------------------------------------------
@@ -865,8 +877,9 @@ def main() -> None:
                         "the four held-out batches (stages/demo/heldout_passages.txt, apart)")
     parser.add_argument("--sets", help="with --transcripts: only these passage sets "
                         "(comma-separated: evaluation, calibration, development, heldout1-4), "
-                        "printed and kept in <work>/transcripts-<sets>.json; the committed "
-                        "table is left alone")
+                        "printed and kept in <work>/transcripts-<sets>.json; with evaluation "
+                        "among them the committed table's wrong-transcript section is "
+                        "rewritten from them, its robustness rows left as they are")
     parser.add_argument("--long", help="comma-separated clip lengths in minutes (e.g. 1,30): "
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
@@ -901,6 +914,8 @@ def main() -> None:
             print(f"{name}:\n{only[name]['markdown']}\n", flush=True)
             (WORK / f"transcripts-{args.sets.replace(',', '-')}.json").write_text(
                 json.dumps(only))
+        if "evaluation" in only:
+            replace_transcripts_section({**only["evaluation"], **only})
         return
     if args.transcripts:
         transcripts = transcript_conditions(args.passages)
