@@ -773,10 +773,12 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
                 "--calibration`), never on these."
                 + (f" Held-out batch {heldout} (passages {first + 1}-{first + n_passages}),"
                    " written after the evaluation passages had been scored (changes drawn "
-                   f"from seeds {seed0}+)." if heldout else "")),
-             " The filler check (align.filler_min_share) is counted in every column; the last "
-             "columns move it instead, with span_z at the project's. \"filler said\" is a "
-             "correct transcript too: the voice says the filler the transcript holds.",
+                   f"from seeds {seed0}+)." if heldout else ""))
+             + (" Batch 4 was written at the start of session 9, before anything was "
+                "measured on it." if heldout == 4 else "")
+             + " The filler check (align.filler_min_share) is counted in every column; the "
+             "last columns move it instead, with span_z at the project's. \"filler said\" is "
+             "a correct transcript too: the voice says the filler the transcript holds.",
              "", "| transcript | caught (project) | "
              + " | ".join(f"span_z {t:g}" for t in FIT_THRESHOLDS) + " | "
              + " | ".join(f"filler_min_share {t:g}" for t in FILLER_THRESHOLDS) + " |",
