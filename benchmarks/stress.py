@@ -637,22 +637,34 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
     lines += ["", "Stage times (s, 2 shared cores):", ""]
     for name, row in rows.items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v}" for k, v in row["timings_s"].items()))
-    if not transcripts:
-        lines += committed_transcripts_section()
-    else:
-        lines += ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
-        for batch in (1, 2, 3):
-            if transcripts.get(f"heldout{batch}"):
-                lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
-                          "", transcripts[f"heldout{batch}"]["markdown"]]
-        if transcripts.get("calibration"):
-            lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
-                      transcripts["calibration"]["markdown"]]
-        if transcripts.get("development"):
-            lines += ["", "Development passages (calibrated on too; not a held-out figure):", "",
-                      transcripts["development"]["markdown"]]
+    lines += transcripts_section(transcripts) if transcripts else committed_transcripts_section()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
+
+
+def transcripts_section(transcripts: dict[str, Any]) -> list[str]:
+    """The wrong-transcript section: the evaluation passages' table (``transcripts``), then
+    the held-out batches and the calibration and development passages it holds."""
+    lines = ["", TRANSCRIPTS_HEADING, "", transcripts["markdown"]]
+    for batch in (1, 2, 3, 4):
+        if transcripts.get(f"heldout{batch}"):
+            lines += ["", f"Held-out passages, batch {batch} (`--transcripts --heldout`):",
+                      "", transcripts[f"heldout{batch}"]["markdown"]]
+    if transcripts.get("calibration"):
+        lines += ["", "Calibration passages (for comparison; not a held-out figure):", "",
+                  transcripts["calibration"]["markdown"]]
+    if transcripts.get("development"):
+        lines += ["", "Development passages (calibrated on too; not a held-out figure):", "",
+                  transcripts["development"]["markdown"]]
+    return lines
+
+
+def replace_transcripts_section(transcripts: dict[str, Any]) -> None:
+    """Rewrite only the committed table's wrong-transcript section (``--sets`` with the
+    evaluation passages): the robustness rows above it stay as committed."""
+    text = RESULTS.read_text()
+    head = text[:text.index(TRANSCRIPTS_HEADING)].rstrip("\n")
+    RESULTS.write_text(head + "\n" + "\n".join(transcripts_section(transcripts)) + "\n")
 
 
 # --- wrong transcripts ----------------------------------------------------------------------
@@ -688,15 +700,20 @@ def check_transcript(samples_16k: np.ndarray, text: str) -> str:
 
 # Operating points of the acoustic-fit check (align.span_z) shown next to the default.
 FIT_THRESHOLDS = (9.5, 10.5, 11.5, 12.5)
+# ...and of the filler check (align.filler_min_share; 0: off).
+FILLER_THRESHOLDS = (0.0, 0.5, 0.7, 0.8)
+FILLER_SAID = "filler said"  # a correct transcript with a filler the voice says
 
 
-def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, bool]:
+def transcript_verdict(samples_16k: np.ndarray, text: str
+                       ) -> tuple[str, float, bool, float]:
     """What the aligner said (as check_transcript), its acoustic-fit check's worst run of
-    phones (-inf if none), and whether another check flagged a word."""
+    phones (-inf if none), whether another check than these two flagged a word, and the
+    filler check's shortest filler (stages/align/fillers.py; inf without fillers)."""
     from stages.align import AlignParams
     from stages.align.audio import ArrayAudio
     from stages.align.pipeline import align_recording, prepare_words
-    from stages.align.scoring import FIT
+    from stages.align.scoring import FIT, NOT_SAID
 
     params = AlignParams(on_mismatch="mark")
     try:
@@ -704,23 +721,25 @@ def transcript_verdict(samples_16k: np.ndarray, text: str) -> tuple[str, float, 
         result = align_recording(ArrayAudio(samples_16k, "samples_16k"), spoken, specs, params,
                                  "samples_16k")
     except TalkeditError as exc:
-        return f"refused: {exc}", np.inf, True
+        return f"refused: {exc}", np.inf, True, -np.inf
     words = result.words
     bad = words[words["low_confidence"]]
     verdict = "ok" if bad.empty else "flagged: " + ", ".join(
         f"{w} ({i})" for w, i in zip(bad["word"], bad["issue"], strict=True))
-    other = bool((words["low_confidence"] & (words["issue"] != FIT)).any())
+    other = bool((words["low_confidence"] & ~words["issue"].isin([FIT, NOT_SAID])).any())
     worst = result.worst_span
-    return verdict, -np.inf if np.isnan(worst) else worst, other
+    filler = min((share for *_, share in result.fillers if np.isfinite(share)), default=np.inf)
+    return verdict, -np.inf if np.isnan(worst) else worst, other, filler
 
 
 def transcript_conditions(n_passages: int = 20, calibration: bool = False,
                           heldout: int = 0, development: bool = False) -> dict[str, Any]:
     """Catch rates on the 20 evaluation passages, or (``calibration``, ``development``) on
-    the 40 passages the thresholds are chosen on, or on held-out batch ``heldout`` (1-3: 20
+    the 40 passages the thresholds are chosen on, or on held-out batch ``heldout`` (1-4: 20
     passages each, written after the evaluation passages had been scored), never two sets
     in one figure,
     at the project's align.span_z and at the FIT_THRESHOLDS operating points."""
+    from stages.align import AlignParams
     from stages.demo.transcripts import (
         CALIBRATION_FILE,
         DEVELOPMENT_FILE,
@@ -735,10 +754,12 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
     kinds = {"correct": lambda t, r: (t, []), "1 word substituted": lambda t, r: substitute(t, 1, r),
              "2 words substituted": lambda t, r: substitute(t, 2, r),
              "3 words substituted": lambda t, r: substitute(t, 3, r),
-             "2 words swapped": swap, "filler inserted": insert_filler}
+             "2 words swapped": swap, "filler inserted": insert_filler,
+             FILLER_SAID: insert_filler}
     caught: dict[str, list[bool]] = {k: [] for k in kinds}
     worst: dict[str, list[float]] = {k: [] for k in kinds}
     other: dict[str, list[bool]] = {k: [] for k in kinds}
+    filler: dict[str, list[float]] = {k: [] for k in kinds}
     source = (CALIBRATION_FILE if calibration else DEVELOPMENT_FILE if development
               else HELDOUT_FILE if heldout else PASSAGES_FILE)
     # held-out and development passages also draw their changes from seeds no other set used
@@ -749,10 +770,13 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
         rng = np.random.default_rng(seed0 + i)
         for kind, make in kinds.items():
             changed, _ = make(text, rng)
-            verdict, span, flagged_otherwise = transcript_verdict(samples, changed)
+            # the one correct transcript whose audio says it: the voice says the filler too
+            heard = _speech16(changed) if kind == FILLER_SAID else samples
+            verdict, span, flagged_otherwise, filler_share = transcript_verdict(heard, changed)
             caught[kind].append(verdict != "ok")
             worst[kind].append(span)
             other[kind].append(flagged_otherwise)
+            filler[kind].append(filler_share)
     lines = [f"{n_passages} passages of 30-37 words (stages/demo/{source.name}), espeak-ng "
              "voice, aligned with the project's align section (`on_mismatch: mark`); a "
              "transcript counts as caught when any word is flagged or the aligner refuses. "
@@ -765,15 +789,28 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
                 "--calibration`), never on these."
                 + (f" Held-out batch {heldout} (passages {first + 1}-{first + n_passages}),"
                    " written after the evaluation passages had been scored (changes drawn "
-                   f"from seeds {seed0}+)." if heldout else "")),
+                   f"from seeds {seed0}+)." if heldout else ""))
+             + (" Batch 4 was written at the start of session 9, before anything was "
+                "measured on it." if heldout == 4 else "")
+             + " The filler check (align.filler_min_share) is counted in every column; the "
+             "last columns move it instead, with span_z at the project's. \"filler said\" is "
+             "a correct transcript too: the voice says the filler the transcript holds.",
              "", "| transcript | caught (project) | "
-             + " | ".join(f"span_z {t:g}" for t in FIT_THRESHOLDS) + " |",
-             "|---|---|" + "---|" * len(FIT_THRESHOLDS)]
+             + " | ".join(f"span_z {t:g}" for t in FIT_THRESHOLDS) + " | "
+             + " | ".join(f"filler_min_share {t:g}" for t in FILLER_THRESHOLDS) + " |",
+             "|---|---|" + "---|" * (len(FIT_THRESHOLDS) + len(FILLER_THRESHOLDS))]
+    span_z, min_share = AlignParams().span_z, AlignParams().filler_min_share
     for kind, hits in caught.items():
-        label = "false alarms (correct)" if kind == "correct" else kind
+        label = ("false alarms (correct)" if kind == "correct"
+                 else f"false alarms ({kind})" if kind == FILLER_SAID else kind)
         cells = [f"{sum(hits)}/{len(hits)} ({np.mean(hits):.0%})"]
         for t in FIT_THRESHOLDS:
-            at = [o or w > t for w, o in zip(worst[kind], other[kind], strict=True)]
+            at = [o or w > t or f < min_share
+                  for w, o, f in zip(worst[kind], other[kind], filler[kind], strict=True)]
+            cells.append(f"{sum(at)}/{len(at)}")
+        for t in FILLER_THRESHOLDS:
+            at = [o or w > span_z or f < t
+                  for w, o, f in zip(worst[kind], other[kind], filler[kind], strict=True)]
             cells.append(f"{sum(at)}/{len(at)}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     if not (calibration or development or heldout):
@@ -782,7 +819,8 @@ def transcript_conditions(n_passages: int = 20, calibration: bool = False,
         for written, said in WRITTEN_FORMS:
             lines.append(f"| {written} | {check_transcript(_speech16(said), written)} |")
     return {"caught": {k: [int(v) for v in hits] for k, hits in caught.items()},
-            "worst_span": worst, "other_checks": other, "markdown": "\n".join(lines)}
+            "worst_span": worst, "other_checks": other, "filler_share": filler,
+            "markdown": "\n".join(lines)}
 
 
 # --- long inputs ----------------------------------------------------------------------------
@@ -854,7 +892,12 @@ def main() -> None:
     parser.add_argument("--calibration", action="store_true", help="with --transcripts: "
                         "also the calibration and development passages (reported apart)")
     parser.add_argument("--heldout", action="store_true", help="with --transcripts: also "
-                        "the three held-out batches (stages/demo/heldout_passages.txt, apart)")
+                        "the four held-out batches (stages/demo/heldout_passages.txt, apart)")
+    parser.add_argument("--sets", help="with --transcripts: only these passage sets "
+                        "(comma-separated: evaluation, calibration, development, heldout1-4), "
+                        "printed and kept in <work>/transcripts-<sets>.json; with evaluation "
+                        "among them the committed table's wrong-transcript section is "
+                        "rewritten from them, its robustness rows left as they are")
     parser.add_argument("--long", help="comma-separated clip lengths in minutes (e.g. 1,30): "
                         "peak memory and time per stage, written to results/stress_long.md")
     parser.add_argument("--table", action="store_true", help="only rewrite the table from "
@@ -878,12 +921,26 @@ def main() -> None:
     rows = json.loads(cache.read_text()) if cache.is_file() else {}
     tx_cache = WORK / "transcripts.json"
     transcripts = None  # only what this run scores replaces the committed section
+    if args.transcripts and args.sets:
+        # some sets only, kept apart: the committed table is not rewritten from them
+        only = {}
+        for name in args.sets.split(","):
+            kind = {"evaluation": {}, "calibration": {"calibration": True},
+                    "development": {"development": True},
+                    **{f"heldout{b}": {"heldout": b} for b in (1, 2, 3, 4)}}[name]
+            only[name] = transcript_conditions(args.passages, **kind)
+            print(f"{name}:\n{only[name]['markdown']}\n", flush=True)
+            (WORK / f"transcripts-{args.sets.replace(',', '-')}.json").write_text(
+                json.dumps(only))
+        if "evaluation" in only:
+            replace_transcripts_section({**only["evaluation"], **only})
+        return
     if args.transcripts:
         transcripts = transcript_conditions(args.passages)
         if args.calibration:
             transcripts["calibration"] = transcript_conditions(args.passages, calibration=True)
             transcripts["development"] = transcript_conditions(args.passages, development=True)
-        for batch in (1, 2, 3) if args.heldout else ():
+        for batch in (1, 2, 3, 4) if args.heldout else ():
             transcripts[f"heldout{batch}"] = transcript_conditions(args.passages, heldout=batch)
         tx_cache.write_text(json.dumps(transcripts))
         write_table(rows, transcripts)

@@ -9,8 +9,15 @@ import pytest
 from stages.align import AlignParams, align_audio
 from stages.align.audio import ArrayAudio, high_band_db
 from stages.align.evaluate import phone_boundary_errors, synthetic_clip
+from stages.align.fillers import filler_spans
 from stages.align.pipeline import align_recording, prepare_words
-from stages.align.scoring import SPAN_REF_RUNS, phone_badness, span_badness, span_threshold
+from stages.align.scoring import (
+    NOT_SAID,
+    SPAN_REF_RUNS,
+    phone_badness,
+    span_badness,
+    span_threshold,
+)
 from stages.demo.stress import StressParams, degrade_audio
 from stages.demo.transcripts import insert_filler, passages, substitute
 from talkedit.errors import TalkeditError
@@ -181,3 +188,31 @@ def test_a_noisy_recording_is_aligned_denoised_and_a_clean_one_as_it_is(speech) 
     assert denoised <= raw - 2.0, (raw, denoised)
     plain, default = _align(samples, text, denoise=0.0), _align(samples, text)
     assert plain.phones.equals(default.phones)
+
+
+def test_filler_spans_find_known_fillers_only() -> None:
+    words = ["so", "you", "know", "we", "um", "went", "there", "you", "see", "i", "mean", "it",
+             "uh"]
+    assert filler_spans(words) == [(1, 3), (4, 5), (9, 11), (12, 13)]
+    assert filler_spans(["the", "old", "man", "knew", "you"]) == []
+
+
+@pytest.mark.parametrize(("index", "filler"), [(0, "you know"), (2, "um")])
+def test_a_filler_the_voice_never_said_is_named_and_one_it_said_passes(index: int,
+                                                                       filler: str) -> None:
+    """The transcript holds a filler: where the audio lacks it, the aligner squeezes it
+    under align.filler_min_share of the speaker's median phone and exactly its words are
+    flagged "filler not in the audio"; where the voice says it, it lasts about a typical
+    phone per phone or more and the same transcript raises nothing."""
+    text = passages()[index]
+    wrong, where = insert_filler(text, np.random.default_rng(index), filler)
+    p = AlignParams(on_mismatch="mark")
+    absent = _align(synthetic_clip(text, rate_wpm=150).samples, wrong, on_mismatch="mark")
+    said = _align(synthetic_clip(wrong, rate_wpm=150).samples, wrong, on_mismatch="mark")
+    n = len(filler.split())
+    assert [(b - a) for a, b, _ in absent.fillers] == [n] == [(b - a) for a, b, _ in said.fillers]
+    (_, _, share_absent), (_, _, share_said) = absent.fillers[0], said.fillers[0]
+    assert share_absent < p.filler_min_share < 0.75 < share_said, (share_absent, share_said)
+    not_said = absent.words[absent.words["issue"] == NOT_SAID]
+    assert sorted(not_said["written_index"]) == where
+    assert not said.words["low_confidence"].any()

@@ -59,6 +59,11 @@ class AlignParams(Section):
     short_phone_weight: float = 3.0
     duration_weight: float = 2.5
     phone_type_prior: float = 1.0
+    # A filler in the transcript ("um", "you know": stages/align/fillers.py) whose phones
+    # last on average under this share of the recording's median phone was squeezed in: not
+    # said. Chosen on the calibration and development passages (benchmarks/stress.py
+    # --transcripts --calibration: said fillers 0.79 and up, unsaid ones mostly 0.35-0.74).
+    filler_min_share: float = 0.6
     max_phone_s: float = 0.8  # a (non-silence) phone longer than this is implausible
     min_word_speech: float = 0.25  # a word with less speech-level energy than this is not heard
     untranscribed_s: float = 0.4  # this much speech inside a "silence" is untranscribed speech
@@ -104,6 +109,8 @@ class AlignParams(Section):
             raise bad_param(where, "span_phones", "must be a positive number of phones")
         if self.duration_weight < 0:
             raise bad_param(where, "duration_weight", "must be 0 (off) or more")
+        if not 0.0 <= self.filler_min_share < 1.0:
+            raise bad_param(where, "filler_min_share", "must be 0 (off) or more, under 1")
         if self.phone_type_prior <= 0:
             raise bad_param(where, "phone_type_prior", "must be more than 0 phones")
         if not 0.0 < self.span_tail_quantile < 1.0:

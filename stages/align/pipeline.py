@@ -16,6 +16,7 @@ from stages.align.audio import Audio16k, envelope, high_band_db
 from stages.align.backends import AlignedPhone, WordSpec, get_backend
 from stages.align.chunks import ChunkJob, ChunkResult, align_job, plan_chunks, speech_level
 from stages.align.config import AlignParams
+from stages.align.fillers import filler_spans
 from stages.align.lexicon import Pron, pronunciations
 from stages.align.normalize import SpokenWord, normalize_text
 from stages.align.scoring import FIT, UNTRANSCRIBED, Assessment, assess
@@ -39,6 +40,9 @@ class Alignment:
     failed_chunks: int = 0
     worst_span: float = float("nan")  # the acoustic-fit check's highest run (span_z: mismatch)
     span_bar: float = float("nan")  # the run badness over which it is a mismatch (span_threshold)
+    # per filler in the transcript (stages/align/fillers.py): (first word, stop word, its
+    # phones' mean length over the recording's median; under align.filler_min_share: not said)
+    fillers: list[tuple[int, int, float]] = field(default_factory=list)
 
 
 def prepare_words(text: str, params: AlignParams,
@@ -194,13 +198,17 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
             shown.update(res.chunk.n_words)
 
     arr = stitcher.arrays()
+    fillers = filler_spans([s.text for s in specs])
     verdict = assess(arr["word"].astype(int), arr["phone"].astype(str),
                      arr["start"].astype(float), arr["end"].astype(float), arr["score"].astype(float),
-                     arr["speech"].astype(float), arr["failed"].astype(bool), len(specs), params)
+                     arr["speech"].astype(float), arr["failed"].astype(bool), len(specs), params,
+                     fillers)
     words, phones = _tables(spoken, specs, stitcher.variants, arr, verdict)
     result = Alignment(words, phones, _mismatches(words, phones), level - floor,
                        stitcher.n_chunks, stitcher.retried, stitcher.failed, verdict.worst_span,
-                       verdict.span_bar)
+                       verdict.span_bar,
+                       [(a, b, share) for (a, b), share in zip(fillers, verdict.filler_share,
+                                                               strict=True)])
     noisy = level - floor < params.noisy_snr_db
     if noisy:
         log.warning("%s: noisy recording, speech %.0f dB over the noise floor (align.noisy_snr_"

@@ -17,20 +17,24 @@ what betrays a mismatch is how it had to bend:
   an inserted filler);
 - a word lies in near-silence (the transcript has words the audio lacks);
 - a "silence" holds speech-level energy (the audio has words the transcript lacks);
-- a phone lasts implausibly long (the aligner stretched it over missing words).
+- a phone lasts implausibly long (the aligner stretched it over missing words);
+- a filler ("um", "you know") squeezed far shorter than the speaker's phones
+  (stages/align/fillers.py): the speaker did not say it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from stages.align.config import AlignParams
+from stages.align.fillers import filler_shares
 
-FIT, NOT_HEARD, UNTRANSCRIBED, DURATION, FAILED = (
+FIT, NOT_HEARD, UNTRANSCRIBED, DURATION, FAILED, NOT_SAID = (
     "poor acoustic fit", "no speech heard", "untranscribed speech", "implausible duration",
-    "alignment failed")
+    "alignment failed", "filler not in the audio")
 _MIN_SCALE = 5.0  # floor on the score spread (per-frame log-likelihood units) for short clips
 # span_z holds for recordings of up to this many phone runs (the calibration passages:
 # 30-37 words, at most 142 runs); longer ones raise it (span_threshold).
@@ -48,6 +52,7 @@ class Assessment:
     phone_issue: list[str]
     worst_span: float = float("nan")  # the highest run badness
     span_bar: float = float("nan")  # runs over this are a mismatch (span_threshold)
+    filler_share: list[float] = field(default_factory=list)  # per filler span (fillers.py)
 
 
 def _robust_z(values: np.ndarray, mask: np.ndarray,
@@ -135,12 +140,13 @@ def span_threshold(runs: np.ndarray, params: AlignParams) -> float:
 
 def assess(word_index: np.ndarray, phone: np.ndarray, start: np.ndarray, end: np.ndarray,
            score: np.ndarray, speech: np.ndarray, failed: np.ndarray, n_words: int,
-           params: AlignParams) -> Assessment:
+           params: AlignParams, fillers: Sequence[tuple[int, int]] = ()) -> Assessment:
     """Score every phone and word and name what looks wrong.
 
     Per phone: ``word_index`` (-1 for silence), its ``phone`` label, times, per-frame acoustic
     ``score``, ``speech`` (fraction of speech-level frames) and ``failed``
-    (its chunk could not be aligned and was spread evenly).
+    (its chunk could not be aligned and was spread evenly). ``fillers``: the (first, stop)
+    words of each filler in the transcript (stages/align/fillers.py).
     """
     dur = np.maximum(end - start, 1e-3)
     is_sil = word_index < 0
@@ -187,11 +193,18 @@ def assess(word_index: np.ndarray, phone: np.ndarray, start: np.ndarray, end: np
         per_word = np.bincount(in_run, badness[r:r + params.span_phones], minlength=n_words)
         poor_fit[np.unique(in_run[per_word[in_run] > 0])] = True
     worst_span = float(runs.max()) if len(runs) else float("nan")
+    # Fillers squeezed far under the speaker's phone length were not said.
+    shares = filler_shares(fillers, word_index[speech_rows], dur[speech_rows])
+    unsaid = np.zeros(n_words, bool)
+    for (first, stop), share in zip(fillers, shares, strict=True):
+        unsaid[first:stop] |= share < params.filler_min_share
 
     word_issue = [""] * n_words
     for i in range(n_words):
         if w_failed[i]:
             word_issue[i] = FAILED
+        elif unsaid[i]:
+            word_issue[i] = NOT_SAID
         elif poor_fit[i]:
             word_issue[i] = FIT
         elif w_speech[i] < params.min_word_speech:
@@ -209,4 +222,5 @@ def assess(word_index: np.ndarray, phone: np.ndarray, start: np.ndarray, end: np
         phone_issue[k] = word_issue[word_index[k]]
     word_score[w_failed] = 0.0
     phone_score[failed] = 0.0
-    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span, span_bar)
+    return Assessment(word_score, word_issue, phone_score, phone_issue, worst_span, span_bar,
+                      shares)
