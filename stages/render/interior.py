@@ -236,11 +236,18 @@ class MouthExemplars:
         return choose_exemplars(self.region.shape(self.model, expression), self.shapes,
                                 self.frames, self.params.candidates, self.params.switch_cost)
 
+    def sources(self, exemplars: list[int]) -> dict[int, np.ndarray]:
+        """Pool index -> its frame's crop, for ``exemplars`` (pool indices, read together:
+        ``crops_of`` gets them at once, e.g. ``FrameCrops.get``'s one ascending pass)."""
+        unique = sorted(set(exemplars))
+        return dict(zip(unique, self.crops_of(self.frames[unique]), strict=True))
+
     def paint(self, crop: np.ndarray, alpha: np.ndarray, exemplar: int,
-              target_points: np.ndarray) -> np.ndarray:
+              target_points: np.ndarray, source: np.ndarray | None = None) -> np.ndarray:
         """``crop`` (S, S, 3 uint8, the generated frame) with the exemplar's mouth over it,
         never beyond the generated pixels (``alpha`` (S, S) uint8, 255 = generated).
-        ``target_points`` (len(anchors), 2): the planned points in this crop's px."""
+        ``target_points`` (len(anchors), 2): the planned points in this crop's px;
+        ``source``: the exemplar's crop where the caller has it (``sources``)."""
         p = self.params
         size = crop.shape[0]
         lips = target_points[self.lip_slots]
@@ -253,7 +260,8 @@ class MouthExemplars:
         if x1 <= x0 or y1 <= y0:
             return crop.copy()
         weight = mouth_mask(lips - [x0, y0], (y1 - y0, x1 - x0), grow_px, p.feather * mouth_px)
-        source = self.crops_of(self.frames[exemplar:exemplar + 1])[0]
+        if source is None:
+            source = self.crops_of(self.frames[exemplar:exemplar + 1])[0]
         warped, valid = warp_exemplar(source, self.points[exemplar], target_points,
                                       self.region.triangles, (x0, y0, x1 - x0, y1 - y0))
         weight = np.minimum(weight * valid, alpha[y0:y1, x0:x1] / 255.0).astype(np.float32)
@@ -286,6 +294,9 @@ def paint_rows(painter: MouthExemplars, crops: np.ndarray, alpha: np.ndarray, ro
     ``target_points``: plan row -> its (anchors, 2) points (a dict, or an (n_plan, anchors,
     2) array)."""
     out = crops.copy()
+    # The rows' exemplars read at once (in one pass over the clip), not one by one.
+    sources = painter.sources([choice[row] for row in rows.tolist()])
     for i, row in enumerate(rows.tolist()):
-        out[i] = painter.paint(crops[i], alpha[i], choice[row], target_points[row])
+        out[i] = painter.paint(crops[i], alpha[i], choice[row], target_points[row],
+                               sources[choice[row]])
     return out
