@@ -286,17 +286,45 @@ class MouthExemplars:
         return out
 
 
+SOURCE_WINDOW_ROWS = 512  # rows whose exemplars are read together (bounds the crops held)
+
+
+class ExemplarSources:
+    """The exemplar crops of rendered rows, read ahead: when a batch of rows needs one not
+    held, the exemplars of the next ``window`` chosen rows are read together (one pass over
+    the clip, ``MouthExemplars.sources``) and held in place of the previous ones. Rows come
+    in the plan's order, so an edit's exemplars are read once, not batch by batch (each
+    batch's pass went through the same keyframe intervals again)."""
+
+    def __init__(self, painter: MouthExemplars, choice: dict[int, int],
+                 window: int = SOURCE_WINDOW_ROWS) -> None:
+        self.painter, self.choice, self.window = painter, choice, window
+        self.rows = np.array(sorted(choice), dtype=np.int64)
+        self._held: dict[int, np.ndarray] = {}
+
+    def of(self, rows: np.ndarray) -> dict[int, np.ndarray]:
+        """Pool index -> crop for the exemplars chosen for plan ``rows``."""
+        needed = {self.choice[row] for row in rows.tolist()}
+        if not needed <= self._held.keys():
+            ahead = self.rows[self.rows >= int(np.min(rows))][:self.window]
+            self._held = self.painter.sources(sorted(needed | {self.choice[row]
+                                                               for row in ahead.tolist()}))
+        return {exemplar: self._held[exemplar] for exemplar in needed}
+
+
 def paint_rows(painter: MouthExemplars, crops: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
-               choice: dict[int, int], target_points: Mapping[int, np.ndarray] | np.ndarray
-               ) -> np.ndarray:
+               choice: dict[int, int], target_points: Mapping[int, np.ndarray] | np.ndarray,
+               sources: ExemplarSources | None = None) -> np.ndarray:
     """Rendered crops (n, S, S, 3) of plan ``rows`` with exemplar mouths (a new array);
     ``alpha`` (n, S, S) their generated share. ``choice``: plan row -> pool index;
     ``target_points``: plan row -> its (anchors, 2) points (a dict, or an (n_plan, anchors,
-    2) array)."""
+    2) array); ``sources``: where the exemplars' crops are read ahead (else these rows'
+    are read together)."""
     out = crops.copy()
     # The rows' exemplars read at once (in one pass over the clip), not one by one.
-    sources = painter.sources([choice[row] for row in rows.tolist()])
+    sources_of = (sources.of(rows) if sources is not None
+                  else painter.sources([choice[row] for row in rows.tolist()]))
     for i, row in enumerate(rows.tolist()):
         out[i] = painter.paint(crops[i], alpha[i], choice[row], target_points[row],
-                               sources[choice[row]])
+                               sources_of[choice[row]])
     return out
