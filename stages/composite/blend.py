@@ -137,7 +137,9 @@ def _match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.n
     band = band * _inliers(diff, band > 0)
     diff_on_band = diff * band[..., None]
     weight = _smooth(band, sigma)
-    mean = diff_on_band.reshape(-1, 3).sum(0) / max(float(band.sum()), 1.0)
+    # The band pixels' sum in the whole box's order (a sum over rows of (n, 3) adds them one
+    # after another: the box's zeros change nothing).
+    mean = diff_on_band[np.nonzero(band)].sum(0) / max(float(band.sum()), 1.0)
     weight_max = float(weight.max())
     # The offset is added inside only: computed in the inside's bounding box alone (the
     # same float32 operations per pixel as on the whole box, which the blend's pad and,
