@@ -145,6 +145,12 @@ def main() -> int:
     runs = json.loads(store.read_text()) if store.is_file() else {}
     runs[args.label] = result
     store.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+    write_report(runs)
+    return 0
+
+
+def write_report(runs: dict[str, dict]) -> None:
+    """benchmarks/results/jaw_edit_turnaround.md from every stored run (printed too)."""
     lines = ["# The whole edit's turnaround, chin warp off vs on "
              "(benchmarks/jaw_edit_turnaround.py)", "",
              "CPU seconds (process time and children's, median of alternating rounds) of "
@@ -178,7 +184,6 @@ def main() -> int:
                          f"{b['vs_old_decode']['on']:.3f} | {b['on_vs_old_decode_off']:.3f} |")
     (RESULTS / "jaw_edit_turnaround.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -196,6 +196,41 @@ class FrameStore:
                 if k >= stop:
                     return
 
+    def iter_decoded_at(self, indices: Iterable[int]) -> Iterator[tuple[int, DecodedFrame]]:
+        """Yield (output frame index, its decoded frame) for each of ``indices`` (any order,
+        repeats once) in ascending order: one forward pass per keyframe interval that holds
+        a wanted frame (each entered by a seek to its keyframe), in which the decoder drops
+        every non-reference frame that is not wanted. Scattered frames (the mouth painter's
+        exemplars) cost the reference frames up to each, never a packet twice."""
+        wanted = sorted({int(k) for k in indices})
+        if not wanted:
+            return
+        if wanted[0] < 0 or wanted[-1] >= len(self):
+            raise IndexError(f"frames {wanted[0]}..{wanted[-1]} outside 0..{len(self) - 1}")
+        pts = self.source_pts[wanted]
+        # The keyframe interval of each wanted frame (-1: before the first keyframe).
+        interval = np.searchsorted(self.keyframe_pts, pts, side="right") - 1
+        with open_container(self.video) as container:
+            vs = container.streams.video[0]
+            vs.thread_type = "AUTO"
+            for group in np.split(np.arange(len(wanted)), np.flatnonzero(np.diff(interval)) + 1):
+                by_pts: dict[int, list[int]] = {}
+                for i in group.tolist():
+                    by_pts.setdefault(int(pts[i]), []).append(wanted[i])
+                last, keep = int(pts[group[-1]]), frozenset(by_pts)
+                if wanted[int(group[0])] > 0:
+                    self._seek(container, vs, int(pts[group[0]]))
+                for frame in _decode_skipping(container, vs, lambda p, keep=keep: p not in keep):
+                    if frame.pts in by_pts:
+                        decoded = DecodedFrame(frame, self.rotation)
+                        for k in by_pts.pop(frame.pts):
+                            yield k, decoded
+                    if not by_pts or (frame.pts is not None and frame.pts > last):
+                        break
+                if by_pts:
+                    raise TalkeditError(self.video, f"frame {min(min(v) for v in by_pts.values())}"
+                                        " could not be decoded", "re-run extract")
+
     def _seek(self, container: av.container.InputContainer, vs: av.video.stream.VideoStream,
               pts: int) -> None:
         pos = int(np.searchsorted(self.keyframe_pts, pts, side="right")) - 1
@@ -218,11 +253,19 @@ def _decode_from(container: av.container.InputContainer, vs: av.video.stream.Vid
     frames (most B-frames), which no other frame predicts from, so every frame from
     ``first_pts`` on decodes to the same pixels as a plain decode. A seek lands on a
     keyframe up to a GOP (250 frames for x264's default) before the wanted frame."""
+    return _decode_skipping(container, vs, lambda pts: pts < first_pts)
+
+
+def _decode_skipping(container: av.container.InputContainer, vs: av.video.stream.VideoStream,
+                     unwanted: Callable[[int], bool]) -> Iterator[av.VideoFrame]:
+    """Decode ``vs`` from where the container stands; the decoder drops the non-reference
+    frames of packets whose pts is ``unwanted`` (no other frame predicts from them, so
+    every other frame decodes to the same pixels as a plain decode)."""
     context = vs.codec_context
-    skipping = False
+    skipping: bool | None = None  # set on the first packet: a reused decoder may be skipping
     for packet in container.demux(vs):
         # A packet's pts is its frame's display time; None (the final flush) decodes all.
-        skip = packet.pts is not None and packet.pts < first_pts
+        skip = packet.pts is not None and unwanted(packet.pts)
         if skip != skipping:
             context.skip_frame = "NONREF" if skip else "DEFAULT"
             skipping = skip

@@ -114,3 +114,47 @@ def test_colour_match_ignores_an_edge_the_two_images_place_differently(
     plain = skin_error()
     assert robust < 1.0, robust
     assert plain > 1.5 and plain > 3 * robust, (plain, robust)  # what the outlier test removes
+
+
+def test_blending_only_inside_the_mask_gives_the_whole_boxs_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The colour offset is computed in the mask's bounding box and the result pasted there
+    only (issue 13's turnaround: the blend box is several times the mask's with the chin
+    warp): the same bytes as the offset and paste over the whole box (the formulas before)."""
+    import stages.composite.blend as blend
+
+    frame, real, image_to_crop, mask = _setup()
+    crop = _generated(real)
+
+    def whole_box_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.ndarray,
+                         sigma: float) -> np.ndarray:
+        diff = bg - fg
+        band = band * blend._inliers(diff, band > 0)
+        diff_on_band = diff * band[..., None]
+        weight = blend._smooth(band, sigma)
+        offset = blend._smooth(diff_on_band, sigma) / np.maximum(weight, 1e-3)[..., None]
+        mean = diff_on_band.reshape(-1, 3).sum(0) / max(float(band.sum()), 1.0)
+        confidence = np.minimum(weight * (4.0 / max(float(weight.max()), 1e-6)), 1.0)[..., None]
+        return fg + (confidence * (offset - mean) + mean) * (inside[..., None] > 0)
+
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        # Masks of several shapes and places (one touching the crop's edge), noisy crops.
+        mask = np.zeros((CROP, CROP), np.uint8)
+        centre = (int(rng.integers(20, 108)), int(rng.integers(20, 108)))
+        cv2.ellipse(mask, centre, (int(rng.integers(10, 60)), int(rng.integers(10, 50))),
+                    float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        noisy = np.clip(crop + rng.normal(0, 6, crop.shape), 0, 255).astype(np.uint8)
+        fg, bg = (rng.uniform(0, 255, (90, 110, 3)).astype(np.float32) for _ in range(2))
+        inside = np.zeros((90, 110), np.float32)
+        inside[30:70, 20:60 + 5 * trial] = rng.uniform(0.01, 1, (40, 40 + 5 * trial))
+        band = np.zeros_like(inside)
+        band[30:70, 20:60 + 5 * trial] = (inside[30:70, 20:60 + 5 * trial] > 0.8)
+        np.testing.assert_array_equal(blend._match_colour(fg, bg, band, inside, 14.0),
+                                      whole_box_colour(fg, bg, band, inside, 14.0))
+        now = composite_crop(frame, noisy, image_to_crop, mask)
+        with monkeypatch.context() as patch:
+            patch.setattr(blend, "_match_colour", whole_box_colour)
+            before = composite_crop(frame, noisy, image_to_crop, mask)
+        assert (now != frame).sum() > 1000  # the face was pasted...
+        np.testing.assert_array_equal(now, before)  # ...the same bytes

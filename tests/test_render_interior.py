@@ -21,11 +21,13 @@ from stages.render.data import (
     load_model,
 )
 from stages.render.interior import (
+    ExemplarSources,
     MouthExemplars,
     MouthParams,
     MouthRegion,
     choose_exemplars,
     crop_points,
+    paint_rows,
     warp_exemplar,
 )
 from stages.render.render import plan_frames, run_render
@@ -213,3 +215,47 @@ def test_exemplars_cut_afresh_from_the_frames_are_the_fits_crops_only_sharper(
     print(f"PSNR fresh vs stored {np.mean(same):.1f} dB, sharpness x{np.median(gain):.2f}")
     assert np.mean(same) > 28.0
     assert np.median(gain) > 1.1
+
+
+def test_exemplars_read_ahead_once_paint_the_same_bytes(fitted: Path) -> None:  # noqa: F811
+    """``ExemplarSources``: batches of rows get their exemplars from one read of the next
+    ``window`` rows' (each read asks ``crops_of`` for sorted, distinct frames), and paint the
+    same bytes as reading each batch's own."""
+    model, _ = load_model(CLIP, fitted)
+    _, data = load_clip(CLIP, fitted, SIZE)
+    _, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    pose, expression = frame_parameters(load_fit(CLIP, fitted)[1])
+    n = len(data)
+    pool = ReferencePool.sample(data, np.arange(0, 2 * n // 3), 1000)
+    asked: list[list[int]] = []
+
+    def crops_of(frames: np.ndarray) -> np.ndarray:
+        asked.append(np.asarray(frames).tolist())
+        return data.crops[frames]
+
+    painter = MouthExemplars(model, crops_of, pool.frames, pose[pool.frames],
+                             pool.expression.astype(np.float64), transforms[pool.frames],
+                             MouthParams())
+    rows = np.arange(2 * n // 3, n)
+    # Exemplars far apart (every 7th pool frame, reversed) so each batch asks for new ones.
+    choice = dict(zip(rows.tolist(), ((len(pool.frames) - 1 - 7 * np.arange(len(rows)))
+                                      % len(pool.frames)).tolist(), strict=True))
+    targets = crop_points(model, pose[rows], expression[rows], transforms[rows],
+                          painter.region.anchors)
+    by_row = dict(zip(rows.tolist(), targets, strict=True))
+    crops = np.stack([cv2.GaussianBlur(data.crops[f], (0, 0), 1.5) for f in rows])
+    alpha = np.full((len(rows), SIZE, SIZE), 255, np.uint8)
+    batches = [slice(k, k + 3) for k in range(0, len(rows), 3)]
+    each = [paint_rows(painter, crops[b], alpha[b], rows[b], choice, by_row) for b in batches]
+    assert len(asked) == len(batches)
+    asked.clear()
+    sources = ExemplarSources(painter, choice, window=8)
+    ahead = [paint_rows(painter, crops[b], alpha[b], rows[b], choice, by_row, sources)
+             for b in batches]
+    for got, want in zip(ahead, each, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(each[0], crops[batches[0]])  # mouths were painted
+    # A read covers 8 rows from its batch's first: the batches of 3 starting at rows 0, 6,
+    # 12, ... (each reaching past the last read) read; 11 reads for 67 rows, not 23.
+    assert len(rows) == 67 and len(asked) == len(range(0, 61, 6)) == 11, len(asked)
+    assert all(frames == sorted(set(frames)) for frames in asked)

@@ -69,6 +69,14 @@ def _roi(mask_crop: np.ndarray, crop_to_image: np.ndarray, frame_shape: tuple[in
     return x0, y0, x1, y1
 
 
+def _bounding_box(where: np.ndarray) -> tuple[slice, slice] | None:
+    """The rows and columns of a 2-D bool array's True pixels (None: there are none)."""
+    rows, cols = np.flatnonzero(where.any(axis=1)), np.flatnonzero(where.any(axis=0))
+    if not len(rows):
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 def _pyramid_blend(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, levels: int) -> np.ndarray:
     levels = max(1, min(levels, int(np.log2(max(2, min(fg.shape[:2]) // 8)))))
     gf, gb, ga = [fg], [bg], [alpha]
@@ -129,11 +137,22 @@ def _match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.n
     band = band * _inliers(diff, band > 0)
     diff_on_band = diff * band[..., None]
     weight = _smooth(band, sigma)
-    offset = _smooth(diff_on_band, sigma) / np.maximum(weight, 1e-3)[..., None]
-    mean = diff_on_band.reshape(-1, 3).sum(0) / max(float(band.sum()), 1.0)
-    confidence = np.minimum(weight * (4.0 / max(float(weight.max()), 1e-6)), 1.0)[..., None]
+    # The band pixels' sum in the whole box's order (a sum over rows of (n, 3) adds them one
+    # after another: the box's zeros change nothing).
+    mean = diff_on_band[np.nonzero(band)].sum(0) / max(float(band.sum()), 1.0)
+    weight_max = float(weight.max())
+    # The offset is added inside only: computed in the inside's bounding box alone (the
+    # same float32 operations per pixel as on the whole box, which the blend's pad and,
+    # with the chin warp, the larger alpha make several times larger).
+    matched = fg.copy()
+    box = _bounding_box(inside > 0)
+    if box is None:
+        return matched
+    offset = _smooth(diff_on_band, sigma)[box] / np.maximum(weight[box], 1e-3)[..., None]
+    confidence = np.minimum(weight[box] * (4.0 / max(weight_max, 1e-6)), 1.0)[..., None]
     offset = confidence * (offset - mean) + mean
-    return fg + offset * (inside[..., None] > 0)
+    matched[box] = fg[box] + offset * (inside[box][..., None] > 0)
+    return matched
 
 
 def composite_crop(frame: np.ndarray, crop: np.ndarray, image_to_crop: np.ndarray,
@@ -175,9 +194,13 @@ def composite_crop(frame: np.ndarray, crop: np.ndarray, image_to_crop: np.ndarra
     fg = _match_colour(fg, bg, band, hard, settings.colour_sigma_px * scale)
     blended = _pyramid_blend(fg, bg, alpha, settings.levels)
     # Outside the feathered mask the frame stays exactly as it was.
-    blended = np.where(alpha[..., None] > 0, blended, bg)
     out = frame.copy()
-    out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    box = _bounding_box(alpha > 0)
+    if box is not None:
+        shown = alpha[box][..., None] > 0
+        region = out[y0:y1, x0:x1][box]
+        region[...] = np.where(shown, np.clip(blended[box] + 0.5, 0, 255).astype(np.uint8),
+                               region)
     return out
 
 

@@ -236,11 +236,18 @@ class MouthExemplars:
         return choose_exemplars(self.region.shape(self.model, expression), self.shapes,
                                 self.frames, self.params.candidates, self.params.switch_cost)
 
+    def sources(self, exemplars: list[int]) -> dict[int, np.ndarray]:
+        """Pool index -> its frame's crop, for ``exemplars`` (pool indices, read together:
+        ``crops_of`` gets them at once, e.g. ``FrameCrops.get``'s one ascending pass)."""
+        unique = sorted(set(exemplars))
+        return dict(zip(unique, self.crops_of(self.frames[unique]), strict=True))
+
     def paint(self, crop: np.ndarray, alpha: np.ndarray, exemplar: int,
-              target_points: np.ndarray) -> np.ndarray:
+              target_points: np.ndarray, source: np.ndarray | None = None) -> np.ndarray:
         """``crop`` (S, S, 3 uint8, the generated frame) with the exemplar's mouth over it,
         never beyond the generated pixels (``alpha`` (S, S) uint8, 255 = generated).
-        ``target_points`` (len(anchors), 2): the planned points in this crop's px."""
+        ``target_points`` (len(anchors), 2): the planned points in this crop's px;
+        ``source``: the exemplar's crop where the caller has it (``sources``)."""
         p = self.params
         size = crop.shape[0]
         lips = target_points[self.lip_slots]
@@ -253,7 +260,8 @@ class MouthExemplars:
         if x1 <= x0 or y1 <= y0:
             return crop.copy()
         weight = mouth_mask(lips - [x0, y0], (y1 - y0, x1 - x0), grow_px, p.feather * mouth_px)
-        source = self.crops_of(self.frames[exemplar:exemplar + 1])[0]
+        if source is None:
+            source = self.crops_of(self.frames[exemplar:exemplar + 1])[0]
         warped, valid = warp_exemplar(source, self.points[exemplar], target_points,
                                       self.region.triangles, (x0, y0, x1 - x0, y1 - y0))
         weight = np.minimum(weight * valid, alpha[y0:y1, x0:x1] / 255.0).astype(np.float32)
@@ -278,14 +286,45 @@ class MouthExemplars:
         return out
 
 
+SOURCE_WINDOW_ROWS = 512  # rows whose exemplars are read together (bounds the crops held)
+
+
+class ExemplarSources:
+    """The exemplar crops of rendered rows, read ahead: when a batch of rows needs one not
+    held, the exemplars of the next ``window`` chosen rows are read together (one pass over
+    the clip, ``MouthExemplars.sources``) and held in place of the previous ones. Rows come
+    in the plan's order, so an edit's exemplars are read once, not batch by batch (each
+    batch's pass went through the same keyframe intervals again)."""
+
+    def __init__(self, painter: MouthExemplars, choice: dict[int, int],
+                 window: int = SOURCE_WINDOW_ROWS) -> None:
+        self.painter, self.choice, self.window = painter, choice, window
+        self.rows = np.array(sorted(choice), dtype=np.int64)
+        self._held: dict[int, np.ndarray] = {}
+
+    def of(self, rows: np.ndarray) -> dict[int, np.ndarray]:
+        """Pool index -> crop for the exemplars chosen for plan ``rows``."""
+        needed = {self.choice[row] for row in rows.tolist()}
+        if not needed <= self._held.keys():
+            ahead = self.rows[self.rows >= int(np.min(rows))][:self.window]
+            self._held = self.painter.sources(sorted(needed | {self.choice[row]
+                                                               for row in ahead.tolist()}))
+        return {exemplar: self._held[exemplar] for exemplar in needed}
+
+
 def paint_rows(painter: MouthExemplars, crops: np.ndarray, alpha: np.ndarray, rows: np.ndarray,
-               choice: dict[int, int], target_points: Mapping[int, np.ndarray] | np.ndarray
-               ) -> np.ndarray:
+               choice: dict[int, int], target_points: Mapping[int, np.ndarray] | np.ndarray,
+               sources: ExemplarSources | None = None) -> np.ndarray:
     """Rendered crops (n, S, S, 3) of plan ``rows`` with exemplar mouths (a new array);
     ``alpha`` (n, S, S) their generated share. ``choice``: plan row -> pool index;
     ``target_points``: plan row -> its (anchors, 2) points (a dict, or an (n_plan, anchors,
-    2) array)."""
+    2) array); ``sources``: where the exemplars' crops are read ahead (else these rows'
+    are read together)."""
     out = crops.copy()
+    # The rows' exemplars read at once (in one pass over the clip), not one by one.
+    sources_of = (sources.of(rows) if sources is not None
+                  else painter.sources([choice[row] for row in rows.tolist()]))
     for i, row in enumerate(rows.tolist()):
-        out[i] = painter.paint(crops[i], alpha[i], choice[row], target_points[row])
+        out[i] = painter.paint(crops[i], alpha[i], choice[row], target_points[row],
+                               sources_of[choice[row]])
     return out

@@ -24,7 +24,9 @@ where it shows and moves, only the crop rows the row reads are cut from the deco
 (``FrameCrops.rows``), a row the plan leaves at the frame's own expression builds no map,
 and the crop is blended in float only in the alpha's feather. What is left is mostly the
 background frame's decoding; the composite then blends the larger region the crop covers
-(benchmarks/jaw_edit_turnaround.py measures the whole edit, warp off against on).
+(about twice the blend box: its colour offset and paste are computed in the mask's own box
+only, the pyramid and the warp back still cover the whole; benchmarks/jaw_edit_turnaround.py
+measures the whole edit, warp off against on).
 
 Deterministic (no randomness; rows come in the plan's order, so the same plan and clip
 give the same bytes).

@@ -48,7 +48,14 @@ from stages.render.infer import (
     make_jobs,
     run_jobs,
 )
-from stages.render.interior import MouthExemplars, MouthParams, crop_points, paint_rows, runs_of
+from stages.render.interior import (
+    ExemplarSources,
+    MouthExemplars,
+    MouthParams,
+    crop_points,
+    paint_rows,
+    runs_of,
+)
 from stages.render.jaw import JawWarp
 from stages.render.store import RenderWriter, staged_dir
 from talkedit.artifacts import (
@@ -298,6 +305,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                                                         frames.pose.scale))),
             frames.expression[painted], out_transforms[frames.background[painted]],
             painter.region.anchors), strict=True))
+        sources = ExemplarSources(painter, choice)
     if chunk_rows:
         chunks = [RenderChunk(clip, edit_paths, render, expected_config, plan_stage, group)
                   for group in group_jobs(jobs, chunk_rows)]
@@ -314,7 +322,7 @@ def render_plan(clip: str, edit_paths: EditPaths, render: RenderParams,
                 bg = frames.background[out.rows]
                 crops, alpha = upscale(out.crops, out.alpha, out_size)
                 if painter is not None:
-                    crops = paint_rows(painter, crops, alpha, out.rows, choice, targets)
+                    crops = paint_rows(painter, crops, alpha, out.rows, choice, targets, sources)
                 if jaw is not None:
                     # The frame behind the row keeps its own pose: only the expression moves.
                     planned = jaw.points(bg, jaw.fitted_pose[bg], frames.expression[out.rows])
