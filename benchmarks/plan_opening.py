@@ -162,6 +162,9 @@ def main() -> int:
                     help="plan params overridden (numbers)")
     ap.add_argument("--class-ridge", type=float, default=None,
                     help="articulation.CLASS_RIDGE_SHARE (1e9 = no pooling by viseme class)")
+    ap.add_argument("--const", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="stages.plan.articulation constants overridden (a number, or "
+                         "numbers joined by commas for a tuple; LAGS_S=0 = no lag)")
     args = ap.parse_args()
 
     import stages.plan.articulation as articulation
@@ -173,6 +176,14 @@ def main() -> int:
     if args.class_ridge is not None:
         articulation.CLASS_RIDGE_SHARE = args.class_ridge
         settings["class_ridge"] = args.class_ridge
+    for name, value in (c.split("=", 1) for c in args.const):
+        module = articulation
+        if not hasattr(module, name):
+            ap.error(f"--const {name}: no such constant in stages/plan/articulation.py")
+        numbers = tuple(float(v) for v in value.split(","))
+        setattr(module, name, numbers if isinstance(getattr(module, name), tuple)
+                else numbers[0])
+        settings[name] = value
     args.work.mkdir(parents=True, exist_ok=True)
     record = {"settings": settings,
               "pairs": summary(dev_pairs(args.work / "pairs", opts)),

@@ -111,6 +111,52 @@ def test_the_coarticulation_model_predicts_an_unseen_phone_sequence() -> None:
     assert np.corrcoef(predicted, truth)[0, 1] > 0.95
 
 
+def test_the_coarticulation_model_learns_how_far_the_lips_lag_the_aligned_phones(
+        monkeypatch) -> None:
+    """A clip whose lips move 15 ms after its aligned phones (the demo's fitted footage
+    lags its alignment by ~10 ms): the model finds the lag between its grid points
+    (``LAGS_S``, 10 ms apart) and predicts a new sequence said with the same lag better
+    than the model held to the aligned times."""
+    import stages.plan.articulation as articulation
+    from stages.plan.articulation import ArticulationModel
+
+    lag = 0.015
+    phones = _sentence(np.random.default_rng(5), 0.2, 40)
+    openness = _articulated([(p, a + lag, b + lag) for p, a, b in phones], FPS)
+    index = SimpleNamespace(
+        phones=np.array([p for p, _, _ in phones], object),
+        start_s=np.array([a for _, a, _ in phones]), end_s=np.array([b for _, _, b in phones]),
+        usable=np.ones(len(phones), bool))
+    usable = np.ones(len(openness), bool)
+    model = ArticulationModel.fit(index, openness, usable, FPS)
+    assert model is not None and abs(model.lag_s - lag) < 0.004, model.lag_s
+    new = _sentence(np.random.default_rng(6), 0.0, 8)
+    truth = _articulated([(p, a + lag, b + lag) for p, a, b in new], FPS)
+    t = np.arange(len(truth)) / FPS
+    args = ([p for p, _, _ in new], np.array([a for _, a, _ in new]),
+            np.array([b for _, _, b in new]), t)
+    monkeypatch.setattr(articulation, "LAGS_S", (0.0,))  # held to the aligned times
+    unlagged = ArticulationModel.fit(index, openness, usable, FPS)
+    assert unlagged is not None and unlagged.lag_s == 0.0
+    r_lagged = np.corrcoef(model.predict(*args), truth)[0, 1]
+    r_unlagged = np.corrcoef(unlagged.predict(*args), truth)[0, 1]
+    assert r_lagged > r_unlagged + 0.005, (r_lagged, r_unlagged)
+
+
+def test_the_lag_between_grid_points_is_the_top_of_a_parabola() -> None:
+    from stages.plan.articulation import _vertex
+
+    def score(x: float) -> float:
+        return 0.9 - 40 * (x - 0.013) ** 2
+
+    assert np.isclose(_vertex({x: score(x) for x in (-0.01, 0.0, 0.01, 0.02)}), 0.013)
+    # at the grid's end, or where the scores do not bend down: the grid's best
+    assert _vertex({x: score(x) for x in (-0.01, 0.0)}) == 0.0
+    assert _vertex({-0.01: 0.5, 0.0: 0.6, 0.01: 0.8}) == 0.01
+    assert _vertex({-0.01: 0.5, 0.0: float("nan"), 0.01: 0.8}) == 0.01
+    assert _vertex({}) == 0.0
+
+
 def _fitted_without(absent: set[str], seed: int) -> tuple[object, object]:
     """A co-articulation model fitted on a generated clip (stages/demo/mouth.py) that never
     says the phones ``absent``; its inputs' namespace too."""

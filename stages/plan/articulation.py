@@ -7,7 +7,8 @@ clip's own openness (``retime.openness_proxy``) is modelled as each phone's targ
 held over the phone and smoothed by a Gaussian (the smoothing spreads each phone into
 its neighbours: co-articulation, after Cohen & Massaro), plus a constant; the targets are
 fitted by least squares on the clip's usable frames and the smoothing width is chosen on
-the clip's second half (fitted on its first). Nothing but the clip and its alignment is
+the clip's second half (fitted on its first), then how far the clip's lips lag its aligned
+phones (``LAGS_S``: the footage's own lag, which every new word's curve then carries). Nothing but the clip and its alignment is
 used. ``correct`` then moves the new words' planned expression along the openness
 direction towards the model's curve for the *new* phone sequence (their own neighbours
 and durations), keeping every other part of the retrieved expression (lip shape,
@@ -85,6 +86,15 @@ CLOSURE_SHARE = 0.5
 # the lips a frame early on the demo's sentences 0-3; chosen there and on development
 # pairs, never on the scored edits).
 CLOSURE_MARGIN = 0.25
+# How far the lips may lag (+) or lead (-) the aligned phones (``ArticulationModel.lag_s``:
+# the model's curve is its phones' targets at ``time - lag``), tried on the clip's second
+# half with the chosen smoothing width. The demo's fitted footage lags its alignment by
+# ~10 ms (the generator's own jaw does not: the aligner or the face fit), and the plan
+# opened that much early: on the demo's development sentences 0-3 the plan's r rose
+# 0.910 -> 0.918 with the lag; the development pairs' clips lag 0-7 ms, their r 0.9592 ->
+# 0.9596 (a 10 ms grid refined by ``_vertex`` alone: 0.9583 / 0.9182; session 9, 13p2,
+# benchmarks/plan_opening.py).
+LAGS_S = tuple(float(x) for x in np.round(np.arange(-0.02, 0.0201, 0.0025), 4))
 BLOCK = 4096  # grid points smoothed at once (20 s)
 FIT_ROWS = 8192  # frames whose design rows are built at a time in the fit
 
@@ -139,6 +149,7 @@ class ArticulationModel:
     max_step: float  # the clip's own fast opening change per frame (``STEP_QUANTILE``)
     # (MODEL_COLUMNS, d): the same for the whole expression; None when fitted without it
     shape: np.ndarray | None = None
+    lag_s: float = 0.0  # the lips' lag behind the aligned phones (``LAGS_S``)
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float,
@@ -154,28 +165,66 @@ class ArticulationModel:
         if first.sum() < 25 or second.sum() < 25:
             return None
         best: tuple[float, float] | None = None
-        # The design only at the frames used (its rows depend on their own times only),
-        # FIT_ROWS of them at a time: every frame's is 15 MB at 31 minutes.
         for sigma in SIGMAS_S:
-            w, _ = _fit(phones, index.start_s, index.end_s, t[first], sigma, openness[first])
-            fitted = np.concatenate([
-                model_design(phones, index.start_s, index.end_s, t[second][a:a + FIT_ROWS],
-                             sigma) @ w for a in range(0, int(second.sum()), FIT_ROWS)])
-            r = float(np.corrcoef(fitted, openness[second])[0, 1])
+            r = _validation_r(phones, index.start_s, index.end_s, t, first, second, sigma,
+                              openness)
             if np.isfinite(r) and (best is None or r > best[0]):
                 best = (r, sigma)
         if best is None:
             return None
+        sigma = best[1]
+        # The lag with that width: a design at ``t - lag`` (the phones moved lag later),
+        # scored on the LAGS_S grid, then refined between grid points (``_vertex``).
+        scores = {0.0: best[0]}
+        for shift in LAGS_S:
+            if shift != 0.0:
+                scores[shift] = _validation_r(phones, index.start_s + shift,
+                                              index.end_s + shift, t, first, second, sigma,
+                                              openness)
+        lag = _vertex(scores)
         both = usable[1:] & usable[:-1]
-        opening, shape = _fit(phones, index.start_s, index.end_s, t[usable], best[1],
+        opening, shape = _fit(phones, index.start_s + lag, index.end_s + lag, t[usable], sigma,
                               openness[usable], expression, np.flatnonzero(usable))
-        return cls(opening, best[1], best[0],
+        return cls(opening, sigma, max(scores.values()),
                    closed_level(index, openness, usable, fps),
-                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape)
+                   float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape,
+                   lag)
 
     def predict(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                 times: np.ndarray) -> np.ndarray:
-        return model_design(phones, starts, ends, times, self.sigma_s) @ self.weights
+        return model_design(phones, starts, ends, np.asarray(times) - self.lag_s,
+                            self.sigma_s) @ self.weights
+
+
+def _validation_r(phones: list[str], starts: np.ndarray, ends: np.ndarray, t: np.ndarray,
+                  first: np.ndarray, second: np.ndarray, sigma_s: float, openness: np.ndarray
+                  ) -> float:
+    """r with ``openness`` on the frames ``second`` of the model fitted on ``first``. The
+    design only at the frames used (its rows depend on their own times only), FIT_ROWS of
+    them at a time: every frame's is 15 MB at 31 minutes."""
+    w, _ = _fit(phones, starts, ends, t[first], sigma_s, openness[first])
+    fitted = np.concatenate([
+        model_design(phones, starts, ends, t[second][a:a + FIT_ROWS], sigma_s) @ w
+        for a in range(0, int(second.sum()), FIT_ROWS)])
+    return float(np.corrcoef(fitted, openness[second])[0, 1])
+
+
+def _vertex(scores: dict[float, float]) -> float:
+    """The lag of the best finite score, moved to the top of the parabola through it and
+    its two grid neighbours (at most half a grid step); the grid lag at an end of the
+    grid or where the three do not bend down."""
+    lags = sorted(k for k, v in scores.items() if np.isfinite(v))
+    if not lags:
+        return 0.0
+    k = max(range(len(lags)), key=lambda i: scores[lags[i]])
+    if k == 0 or k == len(lags) - 1:
+        return lags[k]
+    (a, ra), (b, rb), (c, rc) = [(x, scores[x]) for x in lags[k - 1:k + 2]]
+    step = min(b - a, c - b)
+    bend = ra - 2 * rb + rc
+    if bend >= 0:
+        return b
+    return float(b + np.clip(step * (ra - rc) / (2 * bend), -step / 2, step / 2))
 
 
 def closed_level(index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float
@@ -308,7 +357,8 @@ def reshape(expression: np.ndarray, direction: np.ndarray, model: ArticulationMo
     rows = np.flatnonzero(weight)
     if model.shape is None or not len(rows):
         return moved
-    target = model_design(phones, starts, ends, times[rows], model.sigma_s) @ model.shape
+    target = model_design(phones, starts, ends, times[rows] - model.lag_s,
+                          model.sigma_s) @ model.shape
     change = target - expression[rows]
     change -= np.outer(change @ direction, direction)  # the opening stays where it is
     moved[rows] = expression[rows] + weight[rows, None] * change
