@@ -527,7 +527,12 @@ def test_members_trained_side_by_side_are_the_same_bytes() -> None:
     val = (x[240:], y[240:])
     jobs = [(NetConfig(kind, 6, 2, 8, 0.1), TrainConfig(40, 4, 32, 5e-3, 1e-3, 10, seed))
             for kind in ("lstm", "tcn") for seed in (0, 1)]
-    here = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the caller's count must not matter (the TCN's sums depend on it)
+    try:
+        here = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=1)
+    finally:
+        torch.set_num_threads(threads)
     apart = train_members(jobs, x[:240], y[:240], np.ones(2), val, [240], workers=2)
     for one, other in zip(here, apart, strict=True):
         assert (one.best_step, one.best_val, one.curve) == (other.best_step, other.best_val,

@@ -177,7 +177,20 @@ def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
               progress: Callable[[str], None] | None = None,
               lengths: list[int] | None = None) -> Trained:
     """Fit ``cfg``'s net on (x, y) windows, keeping the weights best on ``val``. ``x`` may be
-    several sequences end to end (``lengths``): no window crosses from one to the next."""
+    several sequences end to end (``lengths``): no window crosses from one to the next. On
+    one thread, whatever the caller's count (the convolutions' float sums depend on it), so
+    a member is the same bytes in any process."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_net(cfg, train, x, y, weights, val, progress, lengths)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
+               weights: np.ndarray, val: tuple[np.ndarray, np.ndarray],
+               progress: Callable[[str], None] | None, lengths: list[int] | None) -> Trained:
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     net = make_net(cfg)
