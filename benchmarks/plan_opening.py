@@ -14,8 +14,9 @@ lip model:
   expression map fitted on the frames before the held-out tail. Sentences 4-5 (the
   evaluate's held-out ones) are never planned or read.
 
-Besides the mean r per set: the plan's bias at the truth's widest fifth of frames and
-its RMSE (jaw units). ``--set`` overrides plan params (params.yaml ``plan:``); ``--class-ridge``
+Besides the mean r per set: the plan's bias at the truth's widest fifth of frames, its
+RMSE (jaw units), and its mean bias per vowel said (``BIAS_VOWELS``; the truth's phones
+for the pairs, the clip's aligned ones for the demo). ``--set`` overrides plan params (params.yaml ``plan:``); ``--class-ridge``
 the co-articulation model's CLASS_RIDGE_SHARE (1e9: no pooling by viseme class, as before
 session 9). Appends the run under ``--label`` to benchmarks/results/plan_opening.{json,md}.
 """
@@ -47,6 +48,20 @@ class Item:
     name: str
     plan: np.ndarray  # the plan's opening by the expression map (jaw units)
     truth: np.ndarray  # the generator's jaw_open at the same point of the text
+    phones: np.ndarray  # the phone said there (the truth's, or the clip's aligned one)
+
+
+# The vowels whose mean bias (plan minus truth, jaw units) the summary lists: the widest
+# and the front ones, where the plan's opening was seen off (session 9, 13v).
+BIAS_VOWELS = ("AA", "AE", "AH", "AW", "AY", "EH", "EY", "IH", "IY")
+
+
+def phone_at(phones: Any, times: np.ndarray) -> np.ndarray:
+    """The phone (``phones``: phone, start_s, end_s rows) said at each of ``times``."""
+    rows = phones.sort_values("start_s")
+    k = np.searchsorted(rows["start_s"].to_numpy(), times, "right") - 1
+    inside = (k >= 0) & (times < rows["end_s"].to_numpy()[np.clip(k, 0, None)])
+    return np.where(inside, rows["phone"].to_numpy()[np.clip(k, 0, None)], "")
 
 
 def planned(edit: str, root: Path, opts: Any) -> tuple[Any, np.ndarray]:
@@ -90,10 +105,13 @@ def dev_pairs(work: Path, opts: Any) -> list[Item]:
         truth_phones = pd.read_parquet(work / "truth" / f"{case.name}.truth_phones.parquet")
         k_out, k_truth = time_map(phones, truth_phones)
         t_out = np.arange(len(expression)) / fps
-        truth = truth_jaw(truth_phones, np.interp(t_out, k_out, k_truth))
+        t_truth = np.interp(t_out, k_out, k_truth)
+        truth = truth_jaw(truth_phones, t_truth)
+        said = phone_at(truth_phones, t_truth)
         for seg in segments[segments["kind"] == "new"].itertuples():
             rows = (t_out >= seg.out_start_s - 1e-9) & (t_out <= seg.out_end_s)
-            out.append(Item(f"{case.name}: {seg.words}", measure(expression[rows]), truth[rows]))
+            out.append(Item(f"{case.name}: {seg.words}", measure(expression[rows]), truth[rows],
+                            said[rows]))
     return out
 
 
@@ -117,19 +135,24 @@ def demo_sentences(work: Path, demo: Demo, opts: Any) -> list[Item]:
         t_new, t_real = time_map(held, pd.DataFrame(new_phone_rows(result)), phones)
         t = np.arange(len(expression)) / demo.fps
         inside = (t >= t_new[0]) & (t <= t_new[-1])
-        jaw = np.interp(np.interp(t[inside], t_new, t_real), truth["time_s"], truth["jaw_open"])
-        out.append(Item(f"demo sentence {k}", demo.measure(expression[inside]), jaw))
+        real = np.interp(t[inside], t_new, t_real)
+        jaw = np.interp(real, truth["time_s"], truth["jaw_open"])
+        out.append(Item(f"demo sentence {k}", demo.measure(expression[inside]), jaw,
+                        phone_at(phones, real)))
     return out
 
 
 def summary(items: list[Item]) -> dict[str, Any]:
     plan = np.concatenate([x.plan for x in items])
     truth = np.concatenate([x.truth for x in items])
+    said = np.concatenate([x.phones for x in items])
     widest = truth >= np.quantile(truth, 0.8)
     return {"r": {x.name: round(pearson(x.plan, x.truth), 4) for x in items},
             "mean_r": round(float(np.mean([pearson(x.plan, x.truth) for x in items])), 4),
             "widest_fifth_bias": round(float(np.mean(plan[widest] - truth[widest])), 4),
-            "rmse": round(float(np.sqrt(np.mean((plan - truth) ** 2))), 4)}
+            "rmse": round(float(np.sqrt(np.mean((plan - truth) ** 2))), 4),
+            "vowel_bias": {p: round(float(np.mean(plan[said == p] - truth[said == p])), 3)
+                           for p in BIAS_VOWELS if (said == p).any()}}
 
 
 def markdown(runs: dict[str, Any]) -> str:
@@ -195,7 +218,7 @@ def main() -> int:
     store.write_text(json.dumps(runs, indent=1) + "\n")
     (RESULTS / "plan_opening.md").write_text(markdown(runs))
     print(args.label, json.dumps({g: {k: record[g][k] for k in ("mean_r", "widest_fifth_bias",
-                                                                  "rmse")}
+                                                                  "rmse", "vowel_bias")}
                                    for g in ("pairs", "demo")}))
     return 0
 

@@ -32,6 +32,7 @@ from stages.audio.config import AudioParams
 from stages.index import VisemeIndex
 from stages.plan.articulation import (
     ArticulationModel,
+    borrowed_weight,
     closure_weight,
     correct,
     reshape,
@@ -98,7 +99,9 @@ class PlanParams(Section):
     blend_ms: float = 67.0
     blend_max_ms: float = 300.0
     articulation: float = 0.6
+    articulation_borrowed: float = 0.8  # the same share where the piece says another phone
     lip_shape: float = 0.5
+    lip_shape_borrowed: float = 0.8  # the same share where the piece says another phone
     audio_share: float = 0.0  # share of the way the new words' expression moves to lipmodel@<clip>'s
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
@@ -126,6 +129,10 @@ class PlanParams(Section):
             raise bad_param(where, "blend_max_ms", "must be at least blend_ms, and blend_ms >= 0")
         if not 0 <= self.articulation <= 1:
             raise bad_param(where, "articulation", "must be a share in [0, 1] (0 = off)")
+        if not 0 <= self.articulation_borrowed <= 1:
+            raise bad_param(where, "articulation_borrowed", "must be a share in [0, 1]")
+        if not 0 <= self.lip_shape_borrowed <= 1:
+            raise bad_param(where, "lip_shape_borrowed", "must be a share in [0, 1]")
         if not 0 <= self.lip_shape <= 1:
             raise bad_param(where, "lip_shape", "must be a share in [0, 1] (0 = off)")
         if not 0 <= self.audio_share <= 1:
@@ -351,7 +358,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                                       face.expression if opts.lip_shape > 0 else None)
         if model is not None:
             coarticulate(frames, timeline, span_plans, index, model, direction,
-                         opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
+                         opts.articulation, opts.blend_ms / 1000, opts.lip_shape,
+                         opts.articulation_borrowed, opts.lip_shape_borrowed)
     checked = None
     if opts.self_check.spans > 0 and direction is not None and openness is not None:
         models: dict[bytes, ArticulationModel | None] = {}  # one fit per footage
@@ -372,7 +380,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                                if opts.articulation > 0 else None)
             if models[key] is not None:
                 coarticulate(hidden_frames, hidden_timeline, [span], index, models[key],
-                             direction, opts.articulation, opts.blend_ms / 1000, opts.lip_shape)
+                             direction, opts.articulation, opts.blend_ms / 1000, opts.lip_shape,
+                             opts.articulation_borrowed, opts.lip_shape_borrowed)
             return hidden_frames
 
         checked = self_check(
@@ -420,14 +429,16 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
 
 
 def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeIndex
-                  ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every phone of the edited video on its own timeline: the clip's aligned phones in
-    kept segments, the new words' timed phones in new ones; and which are new."""
+    kept segments, the new words' timed phones in new ones; which are new; and which new
+    ones are borrowed (``borrowed_phones``)."""
     spans = sorted(span_plans, key=lambda s: s.cut_start_s)
     phones: list[str] = []
     starts: list[float] = []
     ends: list[float] = []
     new: list[bool] = []
+    borrowed: list[bool] = []
     for seg in timeline.segments:
         if seg.kind == "kept":
             inside = np.flatnonzero((index.end_s > seg.source_start_s)
@@ -438,19 +449,37 @@ def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeI
                 starts.append(max(index.start_s[k], seg.source_start_s) + shift)
                 ends.append(min(index.end_s[k], seg.source_end_s) + shift)
                 new.append(False)
+                borrowed.append(False)
         else:
-            for phone, (a, b) in zip(spans[seg.span].phones, timeline.placed[seg.span],
-                                     strict=True):
+            span = spans[seg.span]
+            for phone, (a, b), other in zip(span.phones, timeline.placed[seg.span],
+                                            borrowed_phones(span, index), strict=True):
                 phones.append(phone.phone)
                 starts.append(a)
                 ends.append(b)
                 new.append(True)
-    return phones, np.asarray(starts), np.asarray(ends), np.asarray(new, bool)
+                borrowed.append(other)
+    return (phones, np.asarray(starts), np.asarray(ends), np.asarray(new, bool),
+            np.asarray(borrowed, bool))
+
+
+def borrowed_phones(span: SpanPlan, index: VisemeIndex) -> list[bool]:
+    """Per new phone of ``span``: whether its piece shows the clip saying another phone
+    (the search's viseme-class substitute: EH or AE for an EY the footage hardly says).
+    Such a piece opens as its own phone did, not as the new one should."""
+    out = [False] * len(span.phones)
+    for piece in span.pieces:
+        for j in range(piece.length):
+            out[piece.query_start + j] = (str(index.phones[piece.corpus_start + j])
+                                          != span.phones[piece.query_start + j].phone)
+    return out
 
 
 def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPlan],
                  index: VisemeIndex, model: ArticulationModel, direction: np.ndarray,
-                 share: float, ramp_s: float, shape_share: float = 0.0) -> None:
+                 share: float, ramp_s: float, shape_share: float = 0.0,
+                 borrowed_share: float | None = None,
+                 borrowed_shape_share: float | None = None) -> None:
     """The plan's expression, its opening inside the new words moved ``share`` of the way
     to the co-articulation model's curve for the new phone sequence, its lip shape (the
     rest of the expression) ``shape_share`` of the way to the model's shape for it
@@ -459,8 +488,15 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     segment, never beyond the rendered frames: kept footage is untouched). Set on
     ``frames`` (``set_expression``), a window of PLAN_ROWS frames at a time: only the
     windows holding new words are corrected, the rest read for their openness when a
-    p/b/m is said."""
-    phones, starts, ends, new = output_phones(timeline, span_plans, index)
+    p/b/m is said.
+
+    Where a new phone's piece says another phone (``borrowed_phones``) the opening moves
+    ``borrowed_share`` of the way instead (default ``share``), the change spread over the
+    model's smoothing width: such a piece's opening is its own phone's, not the new one's
+    (on the demo's development sentences 0-3, retrieval alone planned EY +0.30 too wide
+    from EH/AE pieces, AW -0.16 too narrow, where the model's own targets were within
+    0.04; session 9, 13v, benchmarks/plan_opening.py)."""
+    phones, starts, ends, new, borrowed = output_phones(timeline, span_plans, index)
     t = frames.time_s
     inside = np.zeros(len(t))
     for seg in timeline.segments:
@@ -471,6 +507,11 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
     inside *= frames.edited
     if not inside.any():
         return
+    other = borrowed_weight(t, starts[borrowed], ends[borrowed], model.sigma_s)
+    opening_share = share + ((share if borrowed_share is None else borrowed_share) - share) \
+        * other
+    lip_share = shape_share + ((shape_share if borrowed_shape_share is None
+                                else borrowed_shape_share) - shape_share) * other
     corrected: dict[int, np.ndarray] = {}  # window start -> its expression, corrected
     for a in range(0, len(t), PLAN_ROWS):
         b = min(a + PLAN_ROWS, len(t))
@@ -478,11 +519,11 @@ def coarticulate(frames: FramePlan, timeline: Timeline, span_plans: list[SpanPla
             # The model's curve where asked (a design row depends on its own time only).
             target = model.predict(phones, starts, ends, t[a:b])
             expression = frames.rows(a, b).expression
-            corrected[a] = correct(expression, direction, target, share * inside[a:b],
-                                   out=expression)
-            if shape_share > 0:  # the rest of the expression: the opening stays as set
+            corrected[a] = correct(expression, direction, target,
+                                   opening_share[a:b] * inside[a:b], out=expression)
+            if lip_share[a:b].any():  # the rest of the expression: the opening stays as set
                 reshape(expression, direction, model, phones, starts, ends, t[a:b],
-                        shape_share * inside[a:b], out=expression)
+                        lip_share[a:b] * inside[a:b], out=expression)
     if np.isfinite(model.closed):
         # Only the new words' p/b/m: kept footage shows its own closures.
         said = [p if is_new else SILENCE for p, is_new in zip(phones, new, strict=True)]

@@ -245,6 +245,20 @@ def closed_level(index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, f
     return float(np.median(lows)) if lows else float("nan")
 
 
+def borrowed_weight(times: np.ndarray, starts: np.ndarray, ends: np.ndarray, sigma_s: float
+                    ) -> np.ndarray:
+    """(len(times),) 1 at the ``times`` (frame instants, evenly spaced) inside the phones
+    [``starts``, ``ends``) whose pieces say another phone, 0 far from them, the step
+    smoothed by the model's own width ``sigma_s`` (no sudden change of share at a join)."""
+    out = np.zeros(len(times))
+    for a, b in zip(starts, ends, strict=True):
+        out[(times >= a) & (times < b)] = 1.0
+    if out.any() and len(times) > 1:
+        out = gaussian_filter1d(out, sigma_s / float(np.median(np.diff(times))),
+                                mode="nearest")
+    return out
+
+
 def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray
                    ) -> np.ndarray:
     """1 at the ``times`` (frame instants, increasing) in the middle half of a p/b/m
