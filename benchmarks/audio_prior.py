@@ -81,16 +81,57 @@ def plan_both(edit: str, root: Path) -> tuple[Any, np.ndarray, np.ndarray]:
     return result, search, result.frames.rows(0, n).expression.astype(np.float64)
 
 
-def dev_pairs(work: Path) -> list[Scored]:
+@dataclasses.dataclass
+class PairTruth:
+    """A development pair's planned edit lined up with the truth of its new words."""
+
+    measure: Any  # OpeningMeasure calibrated on the clip's fitted frames against its true jaw
+    segments: Any  # the plan's segments (DataFrame)
+    t_out: np.ndarray  # (n,) output frame times
+    t_truth: np.ndarray  # (n,) the same moments on the truth clip's clock
+    truth_phones: Any  # the truth clip's phones (DataFrame)
+    truth: np.ndarray  # (n,) true jaw opening at t_truth
+
+    def new_segments(self) -> list[tuple[str, np.ndarray]]:
+        """(words, output-frame mask) of each new-words segment."""
+        new = self.segments[self.segments["kind"] == "new"]
+        return [(seg.words, (self.t_out >= seg.out_start_s - 1e-9) & (self.t_out <= seg.out_end_s))
+                for seg in new.itertuples()]
+
+
+def pair_truth(name: str, work: Path, result: Any, n_frames: int) -> PairTruth:
+    """Line up ``result`` (pair ``name``'s plan, ``n_frames`` output frames) with the pair's
+    truth clip through their phones, with the opening measure validated on the clip."""
     import pandas as pd
 
-    from benchmarks.edit_mouth import train_lipmodel
-    from benchmarks.edit_quality import prepare_clip, write_spec
-    from stages.demo.pairs import DEV_CASES
     from stages.evaluate.edit_truth import OpeningMeasure, output_phones, time_map, truth_jaw
     from stages.fit import load_fit
     from stages.plan.report import new_phone_rows, segment_columns
     from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, column_array, read_parquet
+
+    model, table = load_fit(name, work)
+    paths = ClipPaths.of(name, work)
+    src = read_parquet(paths.truth_frames, TRUTH_FRAMES)
+    m, fps = len(table), result.fps
+    jaw = np.interp(np.arange(m) / fps, src["time_s"], src["jaw_open"])
+    measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
+                                       column_array(table, "landmarks_2d").reshape(m, -1, 2),
+                                       jaw)
+    segments = pd.DataFrame(segment_columns(result))
+    phones = output_phones(segments, pd.DataFrame(new_phone_rows(result)),
+                           pd.read_parquet(paths.truth_phones))
+    truth_phones = pd.read_parquet(work / "truth" / f"{name}.truth_phones.parquet")
+    k_out, k_truth = time_map(phones, truth_phones)
+    t_out = np.arange(n_frames) / fps
+    t_truth = np.interp(t_out, k_out, k_truth)
+    return PairTruth(measure, segments, t_out, t_truth, truth_phones,
+                     truth_jaw(truth_phones, t_truth))
+
+
+def dev_pairs(work: Path) -> list[Scored]:
+    from benchmarks.edit_mouth import train_lipmodel
+    from benchmarks.edit_quality import prepare_clip, write_spec
+    from stages.demo.pairs import DEV_CASES
 
     out = []
     for case in DEV_CASES:
@@ -98,25 +139,10 @@ def dev_pairs(work: Path) -> list[Scored]:
         train_lipmodel(case.name, work)
         write_spec(case, work)
         result, search, audio = plan_both(case.name, work)
-        model, table = load_fit(case.name, work)
-        paths = ClipPaths.of(case.name, work)
-        src = read_parquet(paths.truth_frames, TRUTH_FRAMES)
-        m, fps = len(table), result.fps
-        jaw = np.interp(np.arange(m) / fps, src["time_s"], src["jaw_open"])
-        measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
-                                           column_array(table, "landmarks_2d").reshape(m, -1, 2),
-                                           jaw)
-        segments = pd.DataFrame(segment_columns(result))
-        phones = output_phones(segments, pd.DataFrame(new_phone_rows(result)),
-                               pd.read_parquet(paths.truth_phones))
-        truth_phones = pd.read_parquet(work / "truth" / f"{case.name}.truth_phones.parquet")
-        k_out, k_truth = time_map(phones, truth_phones)
-        t_out = np.arange(len(search)) / fps
-        truth = truth_jaw(truth_phones, np.interp(t_out, k_out, k_truth))
-        for seg in segments[segments["kind"] == "new"].itertuples():
-            rows = (t_out >= seg.out_start_s - 1e-9) & (t_out <= seg.out_end_s)
-            out.append(Scored(f"{case.name}: {seg.words}", measure(search[rows]),
-                              measure(audio[rows]), truth[rows]))
+        pair = pair_truth(case.name, work, result, len(search))
+        for words, rows in pair.new_segments():
+            out.append(Scored(f"{case.name}: {words}", pair.measure(search[rows]),
+                              pair.measure(audio[rows]), pair.truth[rows]))
             print(out[-1].name, round(out[-1].r(0), 3), round(out[-1].r(1), 3), flush=True)
     return out
 

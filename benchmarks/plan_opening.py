@@ -38,7 +38,13 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.audio_prior import DEV_SENTENCES, Demo, linked_root, pearson  # noqa: E402
+from benchmarks.audio_prior import (  # noqa: E402
+    DEV_SENTENCES,
+    Demo,
+    linked_root,
+    pair_truth,
+    pearson,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -77,41 +83,19 @@ def planned(edit: str, root: Path, opts: Any) -> tuple[Any, np.ndarray]:
 
 
 def dev_pairs(work: Path, opts: Any) -> list[Item]:
-    import pandas as pd
-
     from benchmarks.edit_quality import prepare_clip, write_spec
     from stages.demo.pairs import DEV_CASES
-    from stages.evaluate.edit_truth import OpeningMeasure, output_phones, time_map, truth_jaw
-    from stages.fit import load_fit
-    from stages.plan.report import new_phone_rows, segment_columns
-    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, column_array, read_parquet
 
     out = []
     for case in DEV_CASES:
         prepare_clip(case, work, 0, train=False)
         write_spec(case, work)
         result, expression = planned(case.name, work, opts)
-        model, table = load_fit(case.name, work)
-        paths = ClipPaths.of(case.name, work)
-        src = read_parquet(paths.truth_frames, TRUTH_FRAMES)
-        m, fps = len(table), result.fps
-        jaw = np.interp(np.arange(m) / fps, src["time_s"], src["jaw_open"])
-        measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
-                                           column_array(table, "landmarks_2d").reshape(m, -1, 2),
-                                           jaw)
-        segments = pd.DataFrame(segment_columns(result))
-        phones = output_phones(segments, pd.DataFrame(new_phone_rows(result)),
-                               pd.read_parquet(paths.truth_phones))
-        truth_phones = pd.read_parquet(work / "truth" / f"{case.name}.truth_phones.parquet")
-        k_out, k_truth = time_map(phones, truth_phones)
-        t_out = np.arange(len(expression)) / fps
-        t_truth = np.interp(t_out, k_out, k_truth)
-        truth = truth_jaw(truth_phones, t_truth)
-        said = phone_at(truth_phones, t_truth)
-        for seg in segments[segments["kind"] == "new"].itertuples():
-            rows = (t_out >= seg.out_start_s - 1e-9) & (t_out <= seg.out_end_s)
-            out.append(Item(f"{case.name}: {seg.words}", measure(expression[rows]), truth[rows],
-                            said[rows]))
+        pair = pair_truth(case.name, work, result, len(expression))
+        said = phone_at(pair.truth_phones, pair.t_truth)
+        for words, rows in pair.new_segments():
+            out.append(Item(f"{case.name}: {words}", pair.measure(expression[rows]),
+                            pair.truth[rows], said[rows]))
     return out
 
 
