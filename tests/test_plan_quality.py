@@ -12,6 +12,33 @@ from stages.plan import PlanParams
 from stages.plan.quality import quality_estimate
 
 
+def demo_project(indexed_demo_root: Path, root: Path) -> Path:
+    """A scratch project at ``root`` holding the indexed demo clip and the repo's params."""
+    from tests.conftest import REPO
+
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for part in ("raw", "interim"):
+        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    return root
+
+
+def write_resynthesis(root: Path, label: str, held, excluded: list) -> Path:
+    """Edit ``label``: the demo's sentence ``held`` said anew with the ``excluded`` sentences'
+    footage kept from the search (clip_sentences items); its spec path."""
+    import yaml
+
+    from talkedit.artifacts import EditPaths
+
+    spec = EditPaths.of(label, root).spec
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(yaml.safe_dump({
+        "clip": "demo", "text": (root / "data/raw/demo.txt").read_text(),
+        "resynthesize": [[held.first_written, held.last_written]],
+        "exclude_s": [[round(h.exclude[0], 3), round(h.exclude[1], 3)] for h in excluded]}))
+    return spec
+
+
 def test_a_clean_plan_scores_one() -> None:
     assert quality_estimate([0.0, 0.0, 0.0], 0.5, 0.6, 0.0) == (1.0, [])
 
@@ -46,18 +73,14 @@ def test_an_edit_of_a_noisy_clip_says_so_in_its_summary_and_report(
     from stages.demo.stress import StressParams, degrade_audio
     from stages.plan import run_plan
     from talkedit.artifacts import ClipPaths, EditPaths
-    from tests.conftest import REPO, repo_section, write_edit
+    from tests.conftest import repo_section, write_edit
 
     spec = {"clip": "demo", "operations": [{"replace": "small research team",
                                             "with": "weekly video lab"}]}
     align = dataclasses.replace(repo_section(AlignParams), on_mismatch="mark")
     warned = {}
     for label, snr_db in (("clean", None), ("noisy", 10.0)):
-        root = tmp_path / label
-        root.mkdir()
-        shutil.copy(REPO / "params.yaml", root / "params.yaml")
-        for part in ("raw", "interim"):
-            shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+        root = demo_project(indexed_demo_root, tmp_path / label)
         paths = ClipPaths.of("demo", root)
         if snr_db is not None:
             clip = read_clip_audio(paths.audio)
@@ -108,31 +131,20 @@ def test_an_edit_drawn_from_too_little_footage_says_so(indexed_demo_root: Path,
     not warn; the same sentence with every other sentence but the first excluded (~7 s)
     has most of its new phones rare, and its summary and report say so (issue 15: an
     edit whose quality estimate is low says so instead of looking finished)."""
-    import yaml
-
     from stages.align import AlignParams
     from stages.audio.config import AudioParams
     from stages.evaluate.holdout import clip_sentences
     from stages.plan import run_plan
     from talkedit.artifacts import EditPaths
-    from tests.conftest import REPO, repo_section
+    from tests.conftest import repo_section
 
-    root = tmp_path / "p"
-    root.mkdir()
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for part in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    root = demo_project(indexed_demo_root, tmp_path / "p")
     sentences = clip_sentences("demo", root, 0.1)
     held = sentences[2]  # "You type a new sentence, and the person on screen says it, ..."
     found = {}
     for label, excluded in (("rest", [held]), ("little", sentences[1:])):
-        spec = {"clip": "demo", "text": (root / "data/raw/demo.txt").read_text(),
-                "resynthesize": [[held.first_written, held.last_written]],
-                "exclude_s": [[round(h.exclude[0], 3), round(h.exclude[1], 3)]
-                              for h in excluded]}
+        write_resynthesis(root, label, held, excluded)
         paths = EditPaths.of(label, root)
-        paths.spec.parent.mkdir(parents=True, exist_ok=True)
-        paths.spec.write_text(yaml.safe_dump(spec))
         summary = run_plan(label, root, repo_section(PlanParams), repo_section(AlignParams),
                            repo_section(AudioParams))
         found[label] = (summary["rare_phone_share"],
@@ -160,31 +172,21 @@ def test_a_sentence_said_anew_from_under_min_footage_s_warns(indexed_demo_root: 
     few rare phones and passes its self-check, yet its footage is under plan.min_footage_s
     and its summary and report say so (issue 15: the 18 s stress clip's re-created
     sentence, ~15 s of footage, fell under r 0.8 with no warning under 20 dB noise)."""
-    import yaml
-
     from stages.align import AlignParams
     from stages.audio.config import AudioParams
     from stages.evaluate.holdout import clip_sentences
     from stages.plan import run_plan
     from talkedit.artifacts import EditPaths
-    from tests.conftest import REPO, repo_section
+    from tests.conftest import repo_section
 
-    root = tmp_path / "p"
-    root.mkdir()
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for part in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    root = demo_project(indexed_demo_root, tmp_path / "p")
     sentences = clip_sentences("demo", root, 0.1)
     held = sentences[0]
     opts = repo_section(PlanParams)
     found = {}
     for label, excluded in (("rest", [held]), ("short", [held, *sentences[4:]])):
+        write_resynthesis(root, label, held, excluded)
         paths = EditPaths.of(label, root)
-        paths.spec.parent.mkdir(parents=True, exist_ok=True)
-        paths.spec.write_text(yaml.safe_dump({
-            "clip": "demo", "text": (root / "data/raw/demo.txt").read_text(),
-            "resynthesize": [[held.first_written, held.last_written]],
-            "exclude_s": [[round(h.exclude[0], 3), round(h.exclude[1], 3)] for h in excluded]}))
         found[label] = run_plan(label, root, opts, repo_section(AlignParams),
                                 repo_section(AudioParams)), paths.summary.read_text()
     rest, _ = found["rest"]

@@ -8,8 +8,8 @@ held over the phone and smoothed by a Gaussian (the smoothing spreads each phone
 its neighbours: co-articulation, after Cohen & Massaro), plus a constant; the targets are
 fitted by least squares on the clip's usable frames and the smoothing width is chosen on
 the clip's second half (fitted on its first), then how far the clip's lips lag its aligned
-phones (``LAGS_S``: the footage's own lag, which every new word's curve then carries). Nothing but the clip and its alignment is
-used. ``correct`` then moves the new words' planned expression along the openness
+phones (``LAGS_S``: the footage's own lag, which every new word's curve then carries).
+Nothing but the clip and its alignment is used. ``correct`` then moves the new words' planned expression along the openness
 direction towards the model's curve for the *new* phone sequence (their own neighbours
 and durations), keeping every other part of the retrieved expression (lip shape,
 rounding, teeth).
