@@ -533,6 +533,73 @@ def _cell(row: dict[str, Any], key: str) -> str:
     return "-" if value is None else str(value)
 
 
+def _value(text: str) -> Any:
+    """A plain cell's value as the row held it (``_cell`` wrote it with ``str``)."""
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _row_of_cells(cells: list[str]) -> dict[str, Any]:
+    """The row ``_cell`` rendered as ``cells`` (COLUMNS' order): the inverse of ``_cell`` for
+    what the table shows, so a committed table can be rewritten with rows added."""
+    import re
+
+    row: dict[str, Any] = {}
+    for (key, _), text in zip(COLUMNS, cells, strict=True):
+        if key == "refused":
+            row["refused"] = "" if text == "no" else text
+        elif key == "code":
+            found = re.fullmatch(r"(.*?)(?: \(re-scored (\S+)\))?(?: \(quality screens (\S+)\))?",
+                                 text)
+            row["code"], rescored, screens = found.groups()
+            row.update({k: v for k, v in (("rescored_at", rescored), ("verdicts_at", screens))
+                        if v})
+        elif text == "-":
+            continue
+        elif key == "occl":
+            flagged, frames = text.split("/")
+            row.update(occluded_flagged=int(flagged), occluded_frames=int(frames))
+        elif key == "quality":
+            quality, said = re.fullmatch(r"(\S+) \((warns|no)\)", text).groups()
+            row.update(edit_quality=float(quality), edit_warned=said == "warns")
+        elif key == "recreated":
+            *parts, said = re.fullmatch(r"(\S+) / (\S+) / (\S+) / (\S+) \((warns|no)\)",
+                                        text).groups()
+            quality, rare, checked, footage = (None if p == "-" else float(p) for p in parts)
+            row.update(recreated_quality=quality, recreated_rare_share=rare,
+                       recreated_self_check_r=checked, recreated_footage_s=footage,
+                       recreated_warned=said == "warns")
+        elif key == "check":
+            model, lips = re.fullmatch(r"(\S+) \((\S+)\)", text).groups()
+            row["opening_check"] = {"expression_r": float(model), "lips_r": float(lips)}
+        else:
+            row[key] = _value(text)
+    return row
+
+
+def committed_rows() -> dict[str, dict[str, Any]]:
+    """The rows the committed table (RESULTS) shows, with their stage times: a run that
+    measures some conditions rewrites the table with the others kept as committed."""
+    text = RESULTS.read_text() if RESULTS.is_file() else ""
+    rows: dict[str, dict[str, Any]] = {}
+    for line in text.split("\n"):
+        cells = line[2:-2].split(" | ")  # _cell's text kept whole (a cut message's space)
+        if line.startswith("| ") and cells[0] in CONDITIONS and "not run" not in cells[1:]:
+            rows[cells[0]] = {"condition": cells[0], "timings_s": {},
+                              **_row_of_cells(cells)}
+        name, _, times = line.removeprefix("- ").partition(": ")
+        if line.startswith("- ") and name in rows:
+            rows[name]["timings_s"] = {k: _value(v) for k, v in
+                                       (pair.rsplit(" ", 1) for pair in times.split(", "))}
+    return rows
+
+
 EDIT_R_TARGET = 0.8  # issue 15: the edit's opening r under compression and noise
 
 
@@ -918,7 +985,17 @@ def main() -> None:
     set_work(args.work, args.steps, args.full_script)
     WORK.mkdir(parents=True, exist_ok=True)
     cache = WORK / "rows.json"
-    rows = json.loads(cache.read_text()) if cache.is_file() else {}
+
+    def known_rows() -> dict[str, dict[str, Any]]:
+        """The committed table's rows, with those measured in this work folder over them."""
+        return {**committed_rows(), **(json.loads(cache.read_text()) if cache.is_file()
+                                       else {})}
+
+    def keep(name: str, row: dict[str, Any]) -> None:
+        """Cache ``row``, measured in this work folder (with rows other runs cached there)."""
+        measured = json.loads(cache.read_text()) if cache.is_file() else {}
+        cache.write_text(json.dumps({**measured, name: row}, indent=1, default=str))
+    rows = known_rows()
     tx_cache = WORK / "transcripts.json"
     transcripts = None  # only what this run scores replaces the committed section
     if args.transcripts and args.sets:
@@ -950,14 +1027,14 @@ def main() -> None:
             root = WORK / name
             rows[name].update(edit_truth_scores(root, root / "evaluate-scratch"))
             rows[name]["rescored_at"] = _code()
-            cache.write_text(json.dumps(rows, indent=1, default=str))
+            keep(name, rows[name])
             print(f"{name}: {json.dumps(rows[name], default=str)}", flush=True)
     if args.verdicts:
         for name in args.verdicts.split(","):
             root = WORK / name
             rows[name].update(plan_verdicts(root, root / "evaluate-scratch"))
             rows[name]["verdicts_at"] = _code()
-            cache.write_text(json.dumps(rows, indent=1, default=str))
+            keep(name, rows[name])
             print(f"{name}: {json.dumps(rows[name], default=str)}", flush=True)
     if args.table or args.rescore or args.verdicts:
         write_table(rows, transcripts)
@@ -974,9 +1051,8 @@ def main() -> None:
     for name in names:
         t = time.perf_counter()
         row = run_condition(name)
-        rows = json.loads(cache.read_text()) if cache.is_file() else {}  # others' rows too
-        rows[name] = row
-        cache.write_text(json.dumps(rows, indent=1, default=str))
+        keep(name, row)
+        rows = known_rows()
         write_table(rows, transcripts)
         print(f"{name}: {time.perf_counter() - t:.0f} s {json.dumps(rows[name], default=str)}",
               flush=True)

@@ -1,5 +1,9 @@
 """The robustness table's verdict on the edit's model opening r (benchmarks/stress.py)."""
 
+import pytest
+
+from benchmarks import stress
+from benchmarks.common import REPO
 from benchmarks.stress import EDIT_R_TARGET, _cell, _model_verdict
 
 
@@ -32,3 +36,24 @@ def test_validation_cell_shows_model_r_and_lip_gap_r() -> None:
     assert _cell({}, "check") == "-"
     assert _cell({"code": "abc1234", "rescored_at": "def5678"}, "code") == \
         "abc1234 (re-scored def5678)"
+
+
+@pytest.mark.parametrize("full_script", [False, True])
+def test_committed_rows_are_read_back_as_the_table_shows_them(full_script: bool) -> None:
+    """A run of some conditions rewrites the table with the others as committed: every
+    committed row read back renders the same cells and stage times."""
+    table = stress.FULL_SCRIPT_RESULTS if full_script else REPO / "benchmarks/results/stress.md"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stress, "RESULTS", table)
+        rows = stress.committed_rows()
+    lines = table.read_text().split("\n")
+    shown = [ln for ln in lines if ln.startswith("| ") and "not run" not in ln
+             and ln.split(" | ")[0][2:] in stress.CONDITIONS]
+    assert len(rows) == len(shown) >= 10
+    for line in shown:
+        name = line.split(" | ")[0][2:]
+        assert "| " + " | ".join(_cell(rows[name], k) for k, _ in stress.COLUMNS) + " |" == line
+        times = ", ".join(f"{k} {v}" for k, v in rows[name]["timings_s"].items())
+        assert f"- {name}: {times}" in lines
+    assert rows["clean"]["recreated_warned"] is (not full_script)
+    assert rows["clean"]["refused"] == "" and rows["music_10db"]["refused"].startswith("align:")
