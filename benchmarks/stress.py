@@ -125,6 +125,12 @@ FOOTAGE_NOTE = (
     "pieces).")
 
 
+# --through-fit: picture conditions run demo -> extract -> align -> fit only (the fit bounds:
+# detection outside occlusion, occluded frames flagged); the edit columns stay "-". A full
+# run later reuses the generated clip.
+THROUGH_FIT = [False]
+
+
 def set_work(work: Path, steps: int, full_script: bool = False) -> None:
     """Condition projects under ``work``, renderers trained ``steps`` steps; with
     ``full_script`` the clips say the bundled demo script (table: FULL_SCRIPT_RESULTS)."""
@@ -416,6 +422,9 @@ def run_condition(name: str) -> dict[str, Any]:
                 row["fit"] = stage("fit", lambda: call("stages.fit:run_fit", CLIP, root,
                                                        fit={"max_missing_share": 1.0}))
             row.update(fit_errors(root))
+            if THROUGH_FIT[0]:
+                row["through"] = "fit"
+                return row
         stage("index", lambda: call("stages.index:run_index", CLIP, root))
         if not audio_only:
             stage("train", lambda: call("stages.render.train:run_train", CLIP, root,
@@ -525,7 +534,8 @@ def _cell(row: dict[str, Any], key: str) -> str:
         check = row.get("opening_check")
         return f"{check['expression_r']:.3f} ({check['lips_r']:.3f})" if check else "-"
     if key == "code":
-        rescored = f" (re-scored {row['rescored_at']})" if row.get("rescored_at") else ""
+        rescored = " (through fit)" if row.get("through") == "fit" else ""
+        rescored += f" (re-scored {row['rescored_at']})" if row.get("rescored_at") else ""
         if row.get("verdicts_at"):
             rescored += f" (quality screens {row['verdicts_at']})"
         return row.get("code", "before s7") + rescored
@@ -555,10 +565,11 @@ def _row_of_cells(cells: list[str]) -> dict[str, Any]:
         if key == "refused":
             row["refused"] = "" if text == "no" else text
         elif key == "code":
-            found = re.fullmatch(r"(.*?)(?: \(re-scored (\S+)\))?(?: \(quality screens (\S+)\))?",
-                                 text)
-            row["code"], rescored, screens = found.groups()
-            row.update({k: v for k, v in (("rescored_at", rescored), ("verdicts_at", screens))
+            found = re.fullmatch(r"(.*?)( \(through fit\))?(?: \(re-scored (\S+)\))?"
+                                 r"(?: \(quality screens (\S+)\))?", text)
+            row["code"], through, rescored, screens = found.groups()
+            row.update({k: v for k, v in (("through", through and "fit"),
+                                          ("rescored_at", rescored), ("verdicts_at", screens))
                         if v})
         elif text == "-":
             continue
@@ -691,7 +702,9 @@ def write_table(rows: dict[str, dict[str, Any]], transcripts: dict[str, Any] | N
              "opening; it warns under plan.self_check.min_r) and the usable footage it is drawn "
              "from (it warns under plan.min_footage_s). Measured at: the commit (\"before s7\": an "
              "earlier session's code, not re-run since; \"quality screens\": both estimates "
-             "planned again by `--verdicts` at that commit).", "",
+             "planned again by `--verdicts` at that commit; \"through fit\": a picture "
+             "condition run through align and fit only, `--through-fit`, its edit columns "
+             "\"-\").", "",
              "| " + " | ".join(h for _, h in COLUMNS) + " |",
              "|" + "---|" * len(COLUMNS)]
     for name in CONDITIONS:
@@ -978,11 +991,14 @@ def main() -> None:
                         f"projects and cached rows live in (default {WORK})")
     parser.add_argument("--steps", type=int, default=TRAIN_BUDGET["cpu"]["steps"],
                         help="renderer training steps per picture condition")
+    parser.add_argument("--through-fit", action="store_true", help="picture conditions "
+                        "through fit only (its columns; the edit's stay \"-\")")
     parser.add_argument("--full-script", action="store_true", help="clips of the bundled "
                         "demo script (~30 s) instead of 4 of its sentences (~18 s); "
                         "table in results/stress_full_script.md")
     args = parser.parse_args()
     set_work(args.work, args.steps, args.full_script)
+    THROUGH_FIT[0] = args.through_fit
     WORK.mkdir(parents=True, exist_ok=True)
     cache = WORK / "rows.json"
 
