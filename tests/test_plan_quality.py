@@ -209,3 +209,16 @@ def test_a_sentence_said_anew_from_under_min_footage_s_warns(
         said = capsys.readouterr().err.splitlines()
         assert said[:1] == shown
     assert any("usable footage" in line for line in said[1:])
+
+
+def test_plan_screen_reads_the_summarys_marked_lines() -> None:
+    """What the edit report and `talkedit edit` show of a plan summary: its warnings without
+    their marker, and its quality-screen line; other lines, quoted or not, are left out."""
+    from talkedit.artifacts import PLAN_QUALITY, PLAN_WARNING, plan_screen
+
+    summary = "\n".join(["# Plan of e1", "", f"{PLAN_WARNING}Review the result: 12.0 s of "
+                         "usable footage", "> a quoted note", "",
+                         f"{PLAN_QUALITY}estimate 0.75 (usable footage 12.0 s)", "segments: 3"])
+    assert plan_screen(summary) == (["Review the result: 12.0 s of usable footage"],
+                                    [f"{PLAN_QUALITY}estimate 0.75 (usable footage 12.0 s)"])
+    assert plan_screen("# Plan of e2\nsegments: 1\n") == ([], [])
