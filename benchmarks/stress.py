@@ -671,6 +671,18 @@ def _edit_bound_applies(name: str) -> bool:
     return audio_only or name == "clean" or "crf" in demo_extra
 
 
+def _why_warned(row: dict[str, Any]) -> str:
+    """The footage screen's reason, where the re-created sentence's usable footage is under
+    today's plan.min_footage_s (the 18 s clip's rows)."""
+    from stages.plan import PlanParams
+    from talkedit.params import load_section
+
+    limit = load_section(PlanParams, REPO).min_footage_s
+    footage = row.get("recreated_footage_s")
+    return (f" (usable footage {footage:.1f} s, under plan.min_footage_s {limit:g})"
+            if footage is not None and footage < limit else "")
+
+
 def _accounting(rows: dict[str, dict[str, Any]]) -> list[str]:
     """Each row against issue 15's must-show bounds: within, refused (and the test that
     asserts it), or short with the plan's warning (where a user sees it) or without."""
@@ -710,7 +722,8 @@ def _accounting(rows: dict[str, dict[str, Any]]) -> list[str]:
         said = (f"refused at {stage} (asserted by {REFUSAL_TESTS[stage]})" if stage in
                 REFUSAL_TESTS else f"refused at {stage} (no test names it)" if stage else
                 ("within" + (" (the plan warns all the same)" if warned else "")) if not short
-                else "short, the plan warns" if warned else "SHORT, with no refusal or warning")
+                else f"short, the plan warns{_why_warned(row)}" if warned else
+                "SHORT, with no refusal or warning")
         when = (", measured before s7" if row.get("code", "before s7") == "before s7" else
                 ", through fit" if row.get("through") == "fit" else "")
         lines.append(f"- {name}: {said}{when}: "
