@@ -517,13 +517,15 @@ def edit(
     output = EditPaths.of(edit_name, root).output
     _repro_and_verify(root, f"report-edit@{edit_name}", f"edit-{edit_name}", output,
                       {"before/after": output.with_name(f"{edit_name}.compare.mp4"),
-                       "report": report_path("edit", edit_name, root)})
+                       "report": report_path("edit", edit_name, root)},
+                      EditPaths.of(edit_name, root).summary)
 
 
 def _repro_and_verify(root: Path, target: str, log_name: str, output: Path,
-                      also: dict[str, Path] | None = None) -> None:
+                      also: dict[str, Path] | None = None, plan_summary: Path | None = None
+                      ) -> None:
     """``dvc repro target`` with progress, then the output's path (and ``also``'s) and
-    verdict; exits."""
+    verdict, and the warnings of the plan whose ``plan_summary`` is given; exits."""
     from talkedit.dvcrun import first_cause
 
     log_path = root / "data" / "runs" / f"{log_name}.log"
@@ -540,7 +542,21 @@ def _repro_and_verify(root: Path, target: str, log_name: str, output: Path,
         typer.echo(f"{label}: {Path(os.path.relpath(path))}")
     report = _verify_report(output, [])
     typer.echo(f"verify: {report.render().splitlines()[0]}")
+    if plan_summary is not None and plan_summary.is_file():
+        echo_plan_warnings(plan_summary.read_text())
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)
+
+
+def echo_plan_warnings(summary: str) -> None:
+    """The plan's warnings as ``warning:`` lines on stderr, with its quality screen when it
+    warned (issue 15: an edit the plan doubts must not look finished where it is made)."""
+    from talkedit.artifacts import plan_screen
+
+    warned, quality = plan_screen(summary)
+    for line in warned:
+        typer.echo(f"warning: {line}", err=True)
+    for line in quality if warned else []:
+        typer.echo(f"  {line}", err=True)
 
 
 # --- talkedit lipsync ---------------------------------------------------------------------

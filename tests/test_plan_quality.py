@@ -164,8 +164,8 @@ def test_too_little_footage_scales_the_estimate_and_is_named_only_under_the_limi
     assert quality_estimate([0.0], 0.5, 0.6, 0.0, footage_s=16.0, min_footage_s=16.0) == (1.0, [])
 
 
-def test_a_sentence_said_anew_from_under_min_footage_s_warns(indexed_demo_root: Path,
-                                                             tmp_path: Path) -> None:
+def test_a_sentence_said_anew_from_under_min_footage_s_warns(
+        indexed_demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The demo's first sentence said anew from the rest of the clip (~25 s of usable
     footage) warns about nothing; with the last two sentences excluded as well (~16.4 s,
     the stress clip's geometry: benchmarks/footage.py plans it at r 0.818 vs truth) it has
@@ -200,3 +200,25 @@ def test_a_sentence_said_anew_from_under_min_footage_s_warns(indexed_demo_root: 
     assert "of usable footage (under plan.min_footage_s" in message
     assert "Review the result" in message and "plan.min_footage_s" in report
     assert f"usable footage {short['footage_s']:.1f} s" in report
+    # ...and `talkedit edit` prints it where the edit is made, after the output's path
+    from talkedit.cli import echo_plan_warnings
+
+    for label, shown in (("rest", []), ("short", [f"warning: {message}"])):
+        capsys.readouterr()
+        echo_plan_warnings(found[label][1])
+        said = capsys.readouterr().err.splitlines()
+        assert said[:1] == shown
+    assert any("usable footage" in line for line in said[1:])
+
+
+def test_plan_screen_reads_the_summarys_marked_lines() -> None:
+    """What the edit report and `talkedit edit` show of a plan summary: its warnings without
+    their marker, and its quality-screen line; other lines, quoted or not, are left out."""
+    from talkedit.artifacts import PLAN_QUALITY, PLAN_WARNING, plan_screen
+
+    summary = "\n".join(["# Plan of e1", "", f"{PLAN_WARNING}Review the result: 12.0 s of "
+                         "usable footage", "> a quoted note", "",
+                         f"{PLAN_QUALITY}estimate 0.75 (usable footage 12.0 s)", "segments: 3"])
+    assert plan_screen(summary) == (["Review the result: 12.0 s of usable footage"],
+                                    [f"{PLAN_QUALITY}estimate 0.75 (usable footage 12.0 s)"])
+    assert plan_screen("# Plan of e2\nsegments: 1\n") == ([], [])

@@ -106,6 +106,7 @@ def test_a_second_person_over_the_mouth_is_flagged_and_a_long_one_refused(
     with pytest.raises(TalkeditError, match=r"another person over the speaker's mouth") as exc:
         run_fit("two", root, opts, ScaleParams())
     assert "frames " in str(exc.value) and not (root / "data/interim/two/face.parquet").exists()
+    assert len(str(exc.value).splitlines()) == 1 and "Fix: " in str(exc.value)
     summary = run_fit("two", root, replace(opts, max_missing_share=1.0), ScaleParams())
     err, face, truth = _eye_error(root)
     covered = truth["occluded_share"].to_numpy()

@@ -228,11 +228,20 @@ def align_recording(audio: Audio16k, spoken: Sequence[SpokenWord], specs: Sequen
     if refusing and params.on_mismatch == "error":
         shown = "; ".join(_describe(m) for m in refusing[:3])
         more = len(refusing) - 3
+        # Music or a noisy room under the speech is heard as speech in the pauses: the
+        # transcript may be right, and the fix is then the recording, not the words.
+        background = (f" (the recording has sound under its speech, {level - floor:.0f} dB "
+                      "down: music or noise in a pause is heard as speech)"
+                      if level - floor < params.background_db
+                      and any(m["issue"] == UNTRANSCRIBED for m in refusing)
+                      else "")
         raise TalkeditError(
             audio_name, f"does not match its transcript: {shown}"
-                        + (f" and {more} more" if more > 0 else ""),
+                        + (f" and {more} more" if more > 0 else "") + background,
             "correct the transcript there (wrong, missing, extra or reordered words), or set "
-            "align.on_mismatch: mark to keep going with those words marked low-confidence")
+            "align.on_mismatch: mark to keep going with those words marked low-confidence"
+            + ("; with a correct transcript, give a recording without that sound" if background
+               else ""))
     return result
 
 

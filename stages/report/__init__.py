@@ -371,7 +371,7 @@ def run_edit_report(edit: str, root: Path, report: ReportParams) -> dict[str, An
     from stages.fit.model import mouth_opening
     from stages.report import figures
     from stages.report.page import Page, key_values, table
-    from talkedit.artifacts import PLAN_QUALITY, PLAN_WARNING, EditPaths
+    from talkedit.artifacts import EditPaths, plan_screen
 
     bundle = load_edit(edit, root)
     spec, clip = bundle.spec, bundle.clip
@@ -388,10 +388,9 @@ def run_edit_report(edit: str, root: Path, report: ReportParams) -> dict[str, An
              for name, p in (("output", paths.output), ("before / after", compare),
                              ("clip report", report_path("clip", spec.clip, root)))]
     # The plan's warnings and quality screen, so an edit it doubts does not look finished.
-    said = bundle.summary.splitlines() if _have(bundle, "summary") else []
-    screen = ([page.warning("Warning: " + line.removeprefix(PLAN_WARNING))
-               for line in said if line.startswith(PLAN_WARNING)]
-              + [page.note(line) for line in said if line.startswith(PLAN_QUALITY)])
+    warned, quality = plan_screen(bundle.summary if _have(bundle, "summary") else "")
+    screen = ([page.warning("Warning: " + line) for line in warned]
+              + [page.note(line) for line in quality])
     page.add("text", "The edit", *screen,
              key_values([("original", spec.original_text), ("edited", spec.edited_text)]),
              '<table class="kv">' + "".join(f"<tr><td>{_esc(n)}</td><td>{v}</td></tr>"
