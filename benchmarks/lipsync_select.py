@@ -137,9 +137,9 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
             row[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 4),
                          **score_block(root, model, block_words(root, first, stop, fps), fps,
                                        samples)}
-            for share in phone_shares:  # the same network, the map's share varied
-                row[f"{kind}_map_{share}"] = score_block(
-                    root, dataclasses.replace(model, phone_map_share=share),
+            for map_share in phone_shares:  # the same network, the map's share varied
+                row[f"{kind}_map_{map_share}"] = score_block(
+                    root, dataclasses.replace(model, phone_map_share=map_share),
                     block_words(root, first, stop, fps), fps, samples)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
