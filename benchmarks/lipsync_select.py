@@ -21,6 +21,7 @@ values). Prints one JSON object: per block and the mean over blocks.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -87,16 +88,14 @@ def score_block(root: Path, model, held, fps: float, samples: np.ndarray) -> dic
 
 
 def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
-                   blocks: tuple[int, ...] | None = None, inner_validation: bool = False
-                   ) -> dict:
+                   blocks: tuple[int, ...] | None = None, inner_validation: bool = False,
+                   phone_shares: tuple[float, ...] = ()) -> dict:
     from stages.fit import load_fit
     from stages.lipsync.features import frame_features, read_clip_wav
-    from stages.lipsync.model import LipModel
     from stages.lipsync.train import (
         clip_speech,
         feature_config,
         fit_networks,
-        net_config,
         split,
     )
     from talkedit.artifacts import ClipPaths, VideoMeta, column_array
@@ -133,13 +132,15 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
         if opts.refit:
             scored.update({f"{kind}_before_refit": run for kind, run in nets.picked.items()})
         for kind, run in scored.items():
-            model = LipModel(run.net, net_config(kind.split("_")[0], opts, feats_cfg.dim,
-                                                 opts.ensemble),
-                             feats_cfg,
-                             nets.mean, nets.std, expression.shape[1], {}, nets.voice)
+            model = dataclasses.replace(nets.model(kind.split("_")[0], opts, expression.shape[1]),
+                                        net=run.net)
             row[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 4),
                          **score_block(root, model, block_words(root, first, stop, fps), fps,
                                        samples)}
+            for map_share in phone_shares:  # the same network, the map's share varied
+                row[f"{kind}_map_{map_share}"] = score_block(
+                    root, dataclasses.replace(model, phone_map_share=map_share),
+                    block_words(root, first, stop, fps), fps, samples)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     mean = {kind: {m: round(float(np.mean([r[kind][m] for r in rows])), 4)
@@ -160,6 +161,9 @@ def main() -> None:
                         help="pick each network's step on the last validation_share of the "
                         "training blocks, as the stage does (default: on the scored block, as "
                         "sessions 5-6 did; lipmodel.refit needs this)")
+    parser.add_argument("--phone-shares", default="",
+                        help="comma-separated: also score each network with the phone map "
+                        "(lipmodel.phone_map_share > 0 fits it) at these shares")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     opts, overrides = lipmodel_params(args.set, "lipsync_select --set")
@@ -169,7 +173,8 @@ def main() -> None:
     result = {"settings": overrides,
               **cross_validate(root, opts, args.folds, tuple(args.kinds.split(",")),
                               tuple(int(b) for b in args.blocks.split(",") if b),
-                              args.inner_validation)}
+                              args.inner_validation,
+                              tuple(float(x) for x in args.phone_shares.split(",") if x))}
     print(json.dumps(result, indent=2))
 
 

@@ -40,6 +40,15 @@ class LipModelParams(Section):
     # around it (sliding CMVN: training audio and a short new recording alike); 0: over the
     # whole recording.
     cmvn_window_s: float = 0.0
+    # + speaker-independent phonetic input: per frame, the viseme class of the phone a
+    # pretrained recogniser (pocketsphinx, many voices, no transcript; phones.py) hears
+    # there, a one-hot smoothed by a Gaussian of phone_smooth_ms. false: MFCCs only.
+    phones: bool = False
+    phone_smooth_ms: float = 30.0
+    # > 0: a linear map (ridge) from the recognised classes around each frame to the
+    # expression is fitted on the training frames too, and the model's output is this share
+    # of the map's and the rest the network's (phones.py fit_map). 0: the network alone.
+    phone_map_share: float = 0.0
     hidden: int = 64  # width of both networks
     dropout: float = 0.2  # on the input features
     lstm_delay: int = 5  # frames of future audio the LSTM hears (200 ms at 25 fps, as in the paper)
@@ -103,6 +112,12 @@ class LipModelParams(Section):
         if not (self.cmvn_window_s == 0 or 0.5 <= self.cmvn_window_s <= 60):
             raise bad_param(where, "cmvn_window_s", f"is {self.cmvn_window_s}, neither 0 (the "
                             "whole recording) nor in 0.5..60 s", "use 0 or 3")
+        if not 0 <= self.phone_smooth_ms <= 200:
+            raise bad_param(where, "phone_smooth_ms", f"is {self.phone_smooth_ms}, not in "
+                            "0..200 ms", "use 30")
+        if not 0 <= self.phone_map_share <= 1:
+            raise bad_param(where, "phone_map_share", f"is {self.phone_map_share}, not a "
+                            "share in [0, 1]", "use 0 (off)")
         if self.velocity_weight < 0:
             raise bad_param(where, "velocity_weight", f"is {self.velocity_weight}, below 0",
                             "use 0 (off)")

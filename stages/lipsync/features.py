@@ -21,6 +21,7 @@ import numpy as np
 from scipy.fft import dct
 from scipy.signal import savgol_filter, stft
 
+from stages.lipsync.phones import N_CLASSES, class_steps
 from talkedit.errors import TalkeditError
 
 RATE = 16000  # what every clip's audio.wav and a job's audio are read at
@@ -43,6 +44,8 @@ class FeatureConfig:
     context: int = 3  # analysis frames either side of a video frame's time
     lifter_ms: float = 0.0  # > 0: the spectrum's envelope only (envelope()); 0: as it is
     cmvn_window_s: float = 0.0  # > 0: normalised over the speech this long around each step
+    phones: bool = False  # + the recognised phones' viseme classes at the frame (phones.py)
+    phone_smooth_ms: float = 30.0  # ...smoothed by a Gaussian this wide
 
     @property
     def per_step(self) -> int:
@@ -50,7 +53,7 @@ class FeatureConfig:
 
     @property
     def dim(self) -> int:
-        return (2 * self.context + 1) * self.per_step
+        return (2 * self.context + 1) * self.per_step + (N_CLASSES if self.phones else 0)
 
 
 def mel_bank(fmax_hz: float, n_mels: int = N_MELS, warp: float = 1.0) -> np.ndarray:
@@ -166,7 +169,12 @@ def frame_features(samples: np.ndarray, n_frames: int, fps: float, cfg: FeatureC
     steps, _ = mfcc_steps(samples, cfg, warp)
     centre = np.round(np.arange(n_frames) / fps * RATE / HOP).astype(np.int64)
     index = np.clip(centre[:, None] + np.arange(-cfg.context, cfg.context + 1), 0, len(steps) - 1)
-    return steps[index].reshape(n_frames, cfg.dim)
+    mfcc = steps[index].reshape(n_frames, (2 * cfg.context + 1) * cfg.per_step)
+    if not cfg.phones:
+        return mfcc
+    # The recogniser hears the audio as it is: the warp is for the MFCCs' filter bank.
+    classes = class_steps(samples, len(steps), cfg.phone_smooth_ms)
+    return np.hstack([mfcc, classes[np.clip(centre, 0, len(steps) - 1)]])
 
 
 def frame_energy_db(samples: np.ndarray, n_frames: int, fps: float) -> np.ndarray:

@@ -28,6 +28,7 @@ from torch import nn
 from stages.fit.model import PersonModel, mouth_opening
 from stages.fit.topology import Topology
 from stages.lipsync.features import FeatureConfig, choose_warp, frame_features
+from stages.lipsync.phones import N_CLASSES, map_design
 from talkedit.atomic import write_safetensors
 from talkedit.errors import TalkeditError
 
@@ -299,11 +300,20 @@ class LipModel:
     n_expression: int  # full expression width (the rest stays at the mean: zero)
     meta: dict[str, str]
     voice: np.ndarray  # the person's voice_spectrum (features.py): new voices are warped to it
+    # phones.fit_map's weights from the recognised classes (the features' last columns) to
+    # the standardised expression, and the share of the output that is the map's
+    phone_map: np.ndarray | None = None
+    phone_map_share: float = 0.0
 
     def expression(self, feats: np.ndarray) -> np.ndarray:
-        """(n, n_expression) expression coefficients for (n, dim) features."""
+        """(n, n_expression) expression coefficients for (n, dim) features: the network on
+        the leading columns it reads, blended with the phone map's (if one)."""
+        standard = predict(self.net, feats[:, :self.net_cfg.in_dim])
+        if self.phone_map is not None:
+            mapped = map_design(feats[:, -N_CLASSES:]) @ self.phone_map
+            standard = (1 - self.phone_map_share) * standard + self.phone_map_share * mapped
         out = np.zeros((len(feats), self.n_expression))
-        out[:, :len(self.mean)] = predict(self.net, feats) * self.std + self.mean
+        out[:, :len(self.mean)] = standard * self.std + self.mean
         return out
 
     def from_audio(self, samples: np.ndarray, n_frames: int, fps: float,
@@ -320,6 +330,8 @@ class LipModel:
         for later in ("lifter_ms", "cmvn_window_s"):
             if meta[later] == 0:
                 del meta[later]
+        if not meta["phones"]:
+            del meta["phones"], meta["phone_smooth_ms"]
         return meta
 
     def save(self, path: Path) -> None:
@@ -330,6 +342,9 @@ class LipModel:
         meta = {**self.meta, "format": FORMAT, "net": json.dumps(asdict(self.net_cfg)),
                 "features": json.dumps(self._features_meta()),
                 "n_expression": str(self.n_expression)}
+        if self.phone_map is not None:  # written only when on: older models keep their bytes
+            tensors["phone_map.weights"] = torch.from_numpy(self.phone_map.astype(np.float32))
+            meta["phone_map_share"] = repr(float(self.phone_map_share))
         write_safetensors(path, save(tensors, metadata=meta))
 
     @classmethod
@@ -352,5 +367,9 @@ class LipModel:
                    tensors["target.mean"].double().numpy(), tensors["target.std"].double().numpy(),
                    int(meta["n_expression"]),
                    {k: v for k, v in meta.items() if k not in ("net", "features", "format",
-                                                               "n_expression")},
-                   tensors["voice.spectrum"].double().numpy())
+                                                               "n_expression",
+                                                               "phone_map_share")},
+                   tensors["voice.spectrum"].double().numpy(),
+                   (tensors["phone_map.weights"].double().numpy()
+                    if "phone_map.weights" in tensors else None),
+                   float(meta.get("phone_map_share", 0.0)))

@@ -51,10 +51,10 @@ from stages.lipsync.model import (
     Trained,
     averaged,
     openings,
-    predict,
     train_members,
     train_net,
 )
+from stages.lipsync.phones import N_CLASSES, fit_map
 from stages.lipsync.respeak import ClipSpeech, respoken
 from talkedit.artifacts import (
     LIP_LOSSES_COLUMNS,
@@ -86,8 +86,18 @@ def file_sha256(path: Path) -> str:
 
 
 def feature_config(opts: LipModelParams) -> FeatureConfig:
+    # The map reads the recognised classes too: the features carry them; the network reads
+    # them only with ``phones`` (net_inputs).
     return FeatureConfig(opts.n_mfcc, opts.fmax_hz, opts.context, opts.lifter_ms,
-                         opts.cmvn_window_s)
+                         opts.cmvn_window_s, opts.phones or opts.phone_map_share > 0,
+                         opts.phone_smooth_ms)
+
+
+def net_inputs(opts: LipModelParams) -> int:
+    """How many of the features' leading columns the networks read: all, or all but the
+    recognised classes the phone map alone reads."""
+    dim = feature_config(opts).dim
+    return dim - N_CLASSES if opts.phone_map_share > 0 and not opts.phones else dim
 
 
 def net_config(kind: str, opts: LipModelParams, in_dim: int, members: int = 1) -> NetConfig:
@@ -212,6 +222,15 @@ class Networks:
     std: np.ndarray  # (components,) and spread
     voice: np.ndarray  # voice_spectrum of the training audio
     picked: dict[str, Trained]  # before refit (lipmodel.refit): trained on ``train`` only
+    phone_map: np.ndarray | None = None  # phones.fit_map's weights (lipmodel.phone_map_share)
+
+    def model(self, kind: str, opts: LipModelParams, n_expression: int,
+              meta: dict[str, str] | None = None) -> LipModel:
+        """The ``kind`` network (with the phone map, if one) as a LipModel."""
+        return LipModel(self.runs[kind].net,
+                        net_config(kind, opts, net_inputs(opts), opts.ensemble),
+                        feature_config(opts), self.mean, self.std, n_expression, meta or {},
+                        self.voice, self.phone_map, opts.phone_map_share)
 
 
 def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person: PersonModel,
@@ -251,10 +270,17 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
         return xs, np.concatenate(xs), np.concatenate(ys)
 
     xs, train_x, train_y = copies(train)
+    in_dim = net_inputs(opts)
+    phone_map = None
+    if opts.phone_map_share > 0:  # fitted on every copy the networks train on
+        ys = np.split(train_y, np.cumsum([len(x) for x in xs])[:-1])
+        phone_map = fit_map([x[:, -N_CLASSES:] for x in xs], ys)
+    train_x = train_x[:, :in_dim]
     loss = loss_weights(person, mean, std, train_y, opts.opening_weight)
     train_cfg = TrainConfig(opts.steps, opts.batch, opts.window, opts.lr, opts.weight_decay,
                             opts.eval_every, opts.seed, opts.velocity_weight)
     val_x, val_rows = val
+    val_x = val_x[:, :in_dim]
     val_y = target[val_rows]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same float sums, so the same weights, anywhere
@@ -266,7 +292,7 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
         # at once (2 workers x 2 kinds x 3 members keep both cores busy; the time is shared).
         for group in ([[kind] for kind in kinds] if opts.workers <= 1 else [list(kinds)]):
             t = time.perf_counter()
-            jobs = [(net_config(kind, opts, feats_cfg.dim),
+            jobs = [(net_config(kind, opts, in_dim),
                      dataclasses.replace(train_cfg, seed=opts.seed + member))
                     for kind in group for member in range(opts.ensemble)]
             members = train_members(jobs, train_x, train_y, loss, (val_x, val_y),
@@ -282,10 +308,10 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
             kind = min(kinds, key=lambda kind: (runs[kind].best_val, kind))
             t = time.perf_counter()
             steps = runs[kind].best_step
-            members = [train_net(net_config(kind, opts, feats_cfg.dim),
+            members = [train_net(net_config(kind, opts, in_dim),
                                  dataclasses.replace(train_cfg, seed=opts.seed + member,
                                                      steps=step, eval_every=step),
-                                 all_x, all_y, loss, (val_x, val_y),
+                                 all_x[:, :in_dim], all_y, loss, (val_x, val_y),
                                  lengths=[len(x) for x in all_xs])
                        for member, step in enumerate(steps if isinstance(steps, list)
                                                      else [steps])]
@@ -294,7 +320,7 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
             seconds[kind] = round(seconds[kind] + time.perf_counter() - t, 2)
     finally:
         torch.set_num_threads(threads)
-    return Networks(runs, seconds, mean, std, voice, picked)
+    return Networks(runs, seconds, mean, std, voice, picked, phone_map)
 
 
 def clip_speech(clip: str, root: Path | None) -> ClipSpeech:
@@ -323,7 +349,7 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     speech = clip_speech(clip, root) if opts.voices else None
     nets = fit_networks(samples, fps, expression, person, [train], (feats[val], val), opts,
                         speech, progress=lambda line: log.info("lipmodel %s: %s", clip, line))
-    runs, seconds, mean, std, voice = nets.runs, nets.seconds, nets.mean, nets.std, nets.voice
+    runs, seconds, mean, std = nets.runs, nets.seconds, nets.mean, nets.std
     weights = person.explained[:k] / person.explained[:k].sum()
     kept = min(KINDS, key=lambda kind: (runs[kind].best_val, kind))
 
@@ -334,8 +360,7 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     metrics: dict[str, Any] = {"kept": kept, "frames": {"train": train.stop, "validation":
                                val.stop - val.start, "heldout": held.stop - held.start}}
     for kind, run in runs.items():
-        pred = np.zeros((held.stop - held.start, expression.shape[1]))
-        pred[:, :k] = predict(run.net, feats[held]) * std + mean
+        pred = nets.model(kind, opts, expression.shape[1]).expression(feats[held])
         metrics[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 5),
                          **scores(openings(person, pred), fitted_open[held], truth, pred[:, :k],
                                   expression[held, :k], std, weights)}
@@ -349,11 +374,9 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     if truth is not None:
         metrics["fitted_truth_jaw_r"] = round(pearson(fitted_open[held], truth) or 0.0, 4)
 
-    model = LipModel(runs[kept].net, net_config(kept, opts, feats_cfg.dim, opts.ensemble),
-                     feats_cfg, mean, std,
-                     expression.shape[1], {"clip": clip, "fit_sha256": file_sha256(paths.face),
-                                           "fps": repr(float(fps))},
-                     voice)
+    model = nets.model(kept, opts, expression.shape[1],
+                       {"clip": clip, "fit_sha256": file_sha256(paths.face),
+                        "fps": repr(float(fps))})
     model.save(out.model)
     write_text(out.losses, losses_table(runs))
     write_json(out.metrics, metrics)
