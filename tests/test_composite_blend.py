@@ -150,11 +150,11 @@ def test_blending_only_inside_the_mask_gives_the_whole_boxs_bytes(
         inside[30:70, 20:60 + 5 * trial] = rng.uniform(0.01, 1, (40, 40 + 5 * trial))
         band = np.zeros_like(inside)
         band[30:70, 20:60 + 5 * trial] = (inside[30:70, 20:60 + 5 * trial] > 0.8)
-        np.testing.assert_array_equal(blend._match_colour(fg, bg, band, inside, 14.0),
+        np.testing.assert_array_equal(blend.match_colour(fg, bg, band, inside, 14.0),
                                       whole_box_colour(fg, bg, band, inside, 14.0))
         now = composite_crop(frame, noisy, image_to_crop, mask)
         with monkeypatch.context() as patch:
-            patch.setattr(blend, "_match_colour", whole_box_colour)
+            patch.setattr(blend, "match_colour", whole_box_colour)
             before = composite_crop(frame, noisy, image_to_crop, mask)
         assert (now != frame).sum() > 1000  # the face was pasted...
         np.testing.assert_array_equal(now, before)  # ...the same bytes

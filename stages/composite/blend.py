@@ -123,7 +123,7 @@ def _inliers(diff: np.ndarray, band: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.ndarray,
+def match_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.ndarray,
                   sigma: float) -> np.ndarray:
     """Add the local low-frequency colour offset (bg - fg) measured on ``band``.
 
@@ -191,7 +191,7 @@ def composite_crop(frame: np.ndarray, crop: np.ndarray, image_to_crop: np.ndarra
     band_px = max(1, int(round(settings.colour_band_px * scale)))
     inner = cv2.erode((hard > 0.5).astype(np.uint8), np.ones((2 * band_px + 1,) * 2, np.uint8))
     band = ((hard > 0.5) & (inner == 0)).astype(np.float32)
-    fg = _match_colour(fg, bg, band, hard, settings.colour_sigma_px * scale)
+    fg = match_colour(fg, bg, band, hard, settings.colour_sigma_px * scale)
     blended = _pyramid_blend(fg, bg, alpha, settings.levels)
     # Outside the feathered mask the frame stays exactly as it was.
     out = frame.copy()
