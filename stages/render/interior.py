@@ -62,7 +62,6 @@ class MouthParams(Section):
     grow: float = 0.12
     feather: float = 0.1
     strength: float = 0.3
-    detail: float = 1.0  # weight of the exemplar's fine band inside the region (see paint)
     jaw_warp: bool = True  # the chin's outline: the frame behind the row warped (jaw.py)
     jaw_colour: bool = True  # ...and the generator's colour matched to that frame (jaw.py)
 
@@ -77,8 +76,6 @@ class MouthParams(Section):
                             "use switch_cost 0.5, grow 0.12, feather 0.1")
         if not 0 <= self.strength <= 1:
             raise bad_param(where, "strength", f"= {self.strength} must be in [0, 1]", "use 0.3")
-        if not 0 <= self.detail <= 1:
-            raise bad_param(where, "detail", f"= {self.detail} must be in [0, 1]", "use 1.0")
 
 
 @dataclass(frozen=True)
@@ -285,7 +282,7 @@ class MouthExemplars:
         if p.strength < 1.0 and sigma > 0:
             fine = ((warped - cv2.GaussianBlur(warped, (0, 0), sigma))
                     - (generated - cv2.GaussianBlur(generated, (0, 0), sigma)))
-            blended += (weight[..., None] * max(p.detail, p.strength) - coarse) * fine
+            blended += (weight[..., None] - coarse) * fine
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
         return out
 
