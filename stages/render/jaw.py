@@ -41,9 +41,9 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from stages.composite.blend import BlendParams, match_colour
 from stages.fit import PersonModel, Pose
 from stages.render.interior import crop_points, source_map
+from talkedit.colour import match_colour
 
 MOVED_PX = 0.25  # a pixel the warp moves by more than this must come from the crop...
 # ...and so must a margin around them, in shares of the crop side: the composite erodes
@@ -54,9 +54,10 @@ COMPOSITE_MARGIN = 0.12
 MIN_AREA_PX = 1e-3
 SAMPLED_PX = 1 / 128  # a pixel moved less (both axes) is the frame's own (see build)
 # The generator's colour matched to the warped frame (``colour``): the composite's band and
-# scale (composite.blend, in its generator's 128 px), as shares of the crop side.
-COLOUR_BAND = BlendParams().colour_band_px / 128
-COLOUR_SIGMA = BlendParams().colour_sigma_px / 128
+# scale (params.yaml composite.blend's 6 and 12 px in its generator's 128 px), as shares
+# of the crop side.
+COLOUR_BAND = 6 / 128
+COLOUR_SIGMA = 12 / 128
 
 
 @functools.lru_cache(maxsize=4)
