@@ -93,7 +93,7 @@ def test_colour_match_ignores_an_edge_the_two_images_place_differently(
     """A chin over a dark collar: the crop's collar edge sits 5 px lower than the frame's and
     its skin is 10 levels darker (another moment's light). The colour offset must come from
     the skin (light), not from the band pixels where skin meets collar (shape)."""
-    import stages.composite.blend as blend
+    import talkedit.colour as colour
 
     size = 128
     frame = np.full((size, size, 3), 150, np.uint8)
@@ -110,7 +110,7 @@ def test_colour_match_ignores_an_edge_the_two_images_place_differently(
         return float(np.abs(out[skin].astype(float) - 150).mean())
 
     robust = skin_error()
-    monkeypatch.setattr(blend, "OUTLIER_MADS", np.inf)  # every band pixel counted, as before
+    monkeypatch.setattr(colour, "OUTLIER_MADS", np.inf)  # every band pixel counted, as before
     plain = skin_error()
     assert robust < 1.0, robust
     assert plain > 1.5 and plain > 3 * robust, (plain, robust)  # what the outlier test removes
@@ -122,6 +122,7 @@ def test_blending_only_inside_the_mask_gives_the_whole_boxs_bytes(
     only (issue 13's turnaround: the blend box is several times the mask's with the chin
     warp): the same bytes as the offset and paste over the whole box (the formulas before)."""
     import stages.composite.blend as blend
+    import talkedit.colour as colour
 
     frame, real, image_to_crop, mask = _setup()
     crop = _generated(real)
@@ -129,10 +130,10 @@ def test_blending_only_inside_the_mask_gives_the_whole_boxs_bytes(
     def whole_box_colour(fg: np.ndarray, bg: np.ndarray, band: np.ndarray, inside: np.ndarray,
                          sigma: float) -> np.ndarray:
         diff = bg - fg
-        band = band * blend._inliers(diff, band > 0)
+        band = band * colour.inliers(diff, band > 0)
         diff_on_band = diff * band[..., None]
-        weight = blend._smooth(band, sigma)
-        offset = blend._smooth(diff_on_band, sigma) / np.maximum(weight, 1e-3)[..., None]
+        weight = colour.smooth(band, sigma)
+        offset = colour.smooth(diff_on_band, sigma) / np.maximum(weight, 1e-3)[..., None]
         mean = diff_on_band.reshape(-1, 3).sum(0) / max(float(band.sum()), 1.0)
         confidence = np.minimum(weight * (4.0 / max(float(weight.max()), 1e-6)), 1.0)[..., None]
         return fg + (confidence * (offset - mean) + mean) * (inside[..., None] > 0)
@@ -150,11 +151,11 @@ def test_blending_only_inside_the_mask_gives_the_whole_boxs_bytes(
         inside[30:70, 20:60 + 5 * trial] = rng.uniform(0.01, 1, (40, 40 + 5 * trial))
         band = np.zeros_like(inside)
         band[30:70, 20:60 + 5 * trial] = (inside[30:70, 20:60 + 5 * trial] > 0.8)
-        np.testing.assert_array_equal(blend._match_colour(fg, bg, band, inside, 14.0),
+        np.testing.assert_array_equal(blend.match_colour(fg, bg, band, inside, 14.0),
                                       whole_box_colour(fg, bg, band, inside, 14.0))
         now = composite_crop(frame, noisy, image_to_crop, mask)
         with monkeypatch.context() as patch:
-            patch.setattr(blend, "_match_colour", whole_box_colour)
+            patch.setattr(blend, "match_colour", whole_box_colour)
             before = composite_crop(frame, noisy, image_to_crop, mask)
         assert (now != frame).sum() > 1000  # the face was pasted...
         np.testing.assert_array_equal(now, before)  # ...the same bytes

@@ -162,3 +162,41 @@ def test_a_row_planned_as_its_frame_moves_nothing(fitted: Path) -> None:  # noqa
     assert np.array_equal(crop[nothing_drawn], whole[nothing_drawn])
     half = np.floor(0.5 * 77 + 0.5 * whole[SIZE // 2 - 4:SIZE // 2].astype(np.float64) + 0.5)
     assert np.abs(crop[SIZE // 2 - 4:SIZE // 2].astype(np.float64) - half).max() <= 1.0
+
+
+def test_the_generators_colour_is_matched_to_the_warped_frame(fitted: Path) -> None:  # noqa: F811
+    """A generated lower face drawn a few grey levels off the frame's colour (the CPU
+    generator's drift, issue 13) is brought back to the warped frame's colour by the band
+    just inside its alpha; without ``colour`` it keeps its offset."""
+    import cv2
+
+    model, _ = load_model(CLIP, fitted)
+    table, _, transforms, _ = face_geometry(CLIP, fitted, SIZE)
+    pose, expression = frame_parameters(table)
+    rows = FrameCrops(CLIP, fitted, transforms, SIZE).rows
+    plain = JawWarp(model, rows, pose, expression, transforms)
+    matched = JawWarp(model, rows, pose, expression, transforms, colour=True)
+    opening = np.ptp(plain.points(np.arange(len(table)), pose, expression)[:, :, 1], axis=1)
+    closed, opened = int(np.argmin(opening)), int(np.argmax(opening))
+    bg = np.array([closed])
+    planned = plain.points(bg, pose[bg], expression[[opened]])[0]
+    fitted_points = plain.points(bg, pose[bg], expression[bg])[0]
+    # The warped frame itself (alpha 0 everywhere): what a perfect generator would draw.
+    warped, _ = plain.build(np.zeros((SIZE, SIZE, 3), np.uint8),
+                            np.zeros((SIZE, SIZE), np.uint8), closed, planned, fitted_points)
+    offset = np.array([9.0, -6.0, 5.0])
+    drawn = np.clip(warped + offset, 0, 255).astype(np.uint8)
+    # The generator's alpha: an ellipse over the lower face, feathered at its edge.
+    mouth = planned[list(model.topo.inner_lip_pairs[0])].mean(axis=0)
+    alpha = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.ellipse(alpha, (int(mouth[0]), int(mouth[1])), (SIZE // 4, SIZE // 5), 0, 0, 360,
+                255, -1)
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 2.0)
+    core = cv2.erode((alpha == 255).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    errors = {}
+    for name, jaw in (("plain", plain), ("matched", matched)):
+        crop, _ = jaw.build(drawn, alpha, closed, planned, fitted_points)
+        errors[name] = np.abs((crop[core].astype(float) - warped[core]).mean(axis=0))
+    print(errors)
+    assert (errors["plain"] > 0.8 * np.abs(offset)).all()
+    assert (errors["matched"] < 0.2 * np.abs(offset)).all()

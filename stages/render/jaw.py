@@ -43,6 +43,7 @@ from scipy.spatial import Delaunay
 
 from stages.fit import PersonModel, Pose
 from stages.render.interior import crop_points, source_map
+from talkedit.colour import match_colour
 
 MOVED_PX = 0.25  # a pixel the warp moves by more than this must come from the crop...
 # ...and so must a margin around them, in shares of the crop side: the composite erodes
@@ -52,6 +53,11 @@ COMPOSITE_MARGIN = 0.12
 # A reused triangle must keep at least this (doubled) area in px^2: else re-triangulated.
 MIN_AREA_PX = 1e-3
 SAMPLED_PX = 1 / 128  # a pixel moved less (both axes) is the frame's own (see build)
+# The generator's colour matched to the warped frame (``colour``): the composite's band and
+# scale (params.yaml composite.blend's 6 and 12 px in its generator's 128 px), as shares
+# of the crop side.
+COLOUR_BAND = 6 / 128
+COLOUR_SIGMA = 12 / 128
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,12 +93,13 @@ class JawWarp:
     warped to the planned face (see the module doc)."""
 
     def __init__(self, model: PersonModel, crop_rows: Callable[[int, int, int], np.ndarray],
-                 fitted_pose: Pose, fitted_expression: np.ndarray, transforms: np.ndarray
-                 ) -> None:
+                 fitted_pose: Pose, fitted_expression: np.ndarray, transforms: np.ndarray,
+                 colour: bool = False) -> None:
         """``crop_rows``: (clip frame, top, bottom) -> rows [top, bottom) of that frame's
         crop ((bottom - top, S, 3) uint8, e.g. ``FrameCrops.rows``) in the px ``transforms``
-        (image -> crop, per clip frame) map to; ``fitted_*``: the fit of every clip frame."""
-        self.model, self.crop_rows = model, crop_rows
+        (image -> crop, per clip frame) map to; ``fitted_*``: the fit of every clip frame;
+        ``colour``: the generator's pixels colour-matched to the warped frame around them."""
+        self.model, self.crop_rows, self.colour = model, crop_rows, colour
         self.fitted_pose, self.fitted_expression = fitted_pose, fitted_expression
         self.transforms = transforms
         # Points below the nose tip follow the expression; the rest are held where the
@@ -193,6 +200,8 @@ class JawWarp:
         # Blended in float only in the feather (0 < alpha < 255); elsewhere one or the other.
         box_alpha = alpha[box]
         drawn = generated[box]
+        if self.colour:
+            drawn = self.matched(drawn, behind, box_alpha, size)
         crop[box] = np.where((box_alpha == 255)[..., None], drawn, behind)
         fy, fx = np.nonzero((box_alpha > 0) & (box_alpha < 255))
         weight = (box_alpha[fy, fx] / 255.0).astype(np.float32)[:, None]
@@ -205,6 +214,30 @@ class JawWarp:
             near = cv2.distanceTransform((~moved).astype(np.uint8), cv2.DIST_L2, 3) <= r
             out_alpha[box] = np.maximum(box_alpha, near.astype(np.uint8) * 255)
         return crop, out_alpha
+
+    @staticmethod
+    def matched(drawn: np.ndarray, behind: np.ndarray, alpha: np.ndarray, size: int
+                ) -> np.ndarray:
+        """``drawn`` (the generator's pixels, uint8) with the low-frequency colour offset
+        to ``behind`` (the warped frame) that the band just inside the generator's full
+        ``alpha`` shows, added where the generator drew.
+
+        Why: the composite matches colour on the band inside the crop's alpha; with the
+        warp, that alpha grows over the warped frame, so the band lies on the frame itself
+        and the generator's own colour, which drifts from frame to frame, went unmatched
+        (issue 13: edited frames' lower face 2.0 grey levels off the truth's mean per frame
+        against 0.5 on kept footage and 0.8-1.4 for the frame behind)."""
+        full = (alpha == 255).astype(np.uint8)
+        band_px = max(1, int(round(COLOUR_BAND * size)))
+        inner = cv2.erode(full, np.ones((2 * band_px + 1,) * 2, np.uint8),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=1)
+        band = (full > 0) & (inner == 0)
+        if not band.any():
+            return drawn
+        matched = match_colour(drawn.astype(np.float32), behind.astype(np.float32),
+                               band.astype(np.float32), (alpha > 0).astype(np.float32),
+                               COLOUR_SIGMA * size)
+        return np.clip(matched + 0.5, 0, 255).astype(np.uint8)
 
     def build_rows(self, crops: np.ndarray, alpha: np.ndarray, backgrounds: np.ndarray,
                    planned: np.ndarray, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

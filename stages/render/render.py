@@ -170,7 +170,7 @@ def jaw_warp(clip: str, root: Path, model: PersonModel, mouth: MouthParams, size
     expression = RowGroupRows(ClipPaths.of(clip, root).face, ["expression"],
                               stage_hint=f"fit@{clip}").column("expression")
     return JawWarp(model, FrameCrops(clip, root, transforms, size).rows, frame_pose(table),
-                   RowsAsFloat64(expression), transforms)
+                   RowsAsFloat64(expression), transforms, mouth.jaw_colour)
 
 
 def upscale(crops: np.ndarray, alpha: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
