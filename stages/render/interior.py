@@ -63,7 +63,7 @@ class MouthParams(Section):
     feather: float = 0.1
     strength: float = 0.3
     jaw_warp: bool = True  # the chin's outline: the frame behind the row warped (jaw.py)
-    jaw_colour: bool = True  # ...and the generator's colour matched to that frame (jaw.py)
+    jaw_colour: bool = False  # ...and the generator's colour matched to that frame (jaw.py; off: issue 13 session 10)
 
     def check(self, where: str) -> None:
         if self.region < 0.5:
