@@ -188,8 +188,9 @@ def main() -> int:
         if not hasattr(module, name):
             ap.error(f"--const {name}: no such constant in stages/plan/articulation.py")
         numbers = tuple(float(v) for v in value.split(","))
-        setattr(module, name, numbers if isinstance(getattr(module, name), tuple)
-                else numbers[0])
+        current = getattr(module, name)
+        setattr(module, name, numbers if isinstance(current, tuple)
+                else type(current)(numbers[0]))
         settings[name] = value
     args.work.mkdir(parents=True, exist_ok=True)
     record = {"settings": settings,

@@ -98,10 +98,10 @@ class PlanParams(Section):
     max_edge_speed: float = 1.25
     blend_ms: float = 67.0
     blend_max_ms: float = 300.0
-    articulation: float = 0.6
-    articulation_borrowed: float = 0.8  # the same share where the piece says another phone
+    articulation: float = 0.7
+    articulation_borrowed: float = 0.9  # the same share where the piece says another phone
     lip_shape: float = 0.5
-    lip_shape_borrowed: float = 0.8  # the same share where the piece says another phone
+    lip_shape_borrowed: float = 0.9  # the same share where the piece says another phone
     audio_share: float = 0.0  # share of the way the new words' expression moves to lipmodel@<clip>'s
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
