@@ -454,15 +454,6 @@ PLAN_WARNING = "> warning: "  # one line per warning the plan raised
 PLAN_QUALITY = "Quality screen: "  # the plan's quality estimate and what it rests on
 
 
-def plan_screen(summary: str) -> tuple[list[str], list[str]]:
-    """The plan's warnings (their marker removed) and its quality-screen lines, read from
-    the text of its summary (EditPaths.summary): what the edit report and ``talkedit
-    edit`` show, so an edit the plan doubts does not look finished."""
-    lines = summary.splitlines()
-    return ([ln.removeprefix(PLAN_WARNING) for ln in lines if ln.startswith(PLAN_WARNING)],
-            [ln for ln in lines if ln.startswith(PLAN_QUALITY)])
-
-
 # --- schemas ------------------------------------------------------------------------------
 
 

@@ -550,7 +550,7 @@ def _repro_and_verify(root: Path, target: str, log_name: str, output: Path,
 def echo_plan_warnings(summary: str) -> None:
     """The plan's warnings as ``warning:`` lines on stderr, with its quality screen when it
     warned (issue 15: an edit the plan doubts must not look finished where it is made)."""
-    from talkedit.artifacts import plan_screen
+    from stages.report import plan_screen
 
     warned, quality = plan_screen(summary)
     for line in warned:

@@ -214,7 +214,8 @@ def test_a_sentence_said_anew_from_under_min_footage_s_warns(
 def test_plan_screen_reads_the_summarys_marked_lines() -> None:
     """What the edit report and `talkedit edit` show of a plan summary: its warnings without
     their marker, and its quality-screen line; other lines, quoted or not, are left out."""
-    from talkedit.artifacts import PLAN_QUALITY, PLAN_WARNING, plan_screen
+    from stages.report import plan_screen
+    from talkedit.artifacts import PLAN_QUALITY, PLAN_WARNING
 
     summary = "\n".join(["# Plan of e1", "", f"{PLAN_WARNING}Review the result: 12.0 s of "
                          "usable footage", "> a quoted note", "",

@@ -365,13 +365,26 @@ def _join_pictures(page: Any, edit: Bundle, clip: Bundle, output: Path, root: Pa
 
 
 @single_threaded_blas
+
+def plan_screen(summary: str) -> tuple[list[str], list[str]]:
+    """The plan's warnings (their marker removed) and its quality-screen lines, read from
+    the text of its summary (EditPaths.summary): what the edit report and ``talkedit
+    edit`` show, so an edit the plan doubts does not look finished. (Here, not in the
+    artifact catalog, which every stage declares: a change there re-runs them all.)"""
+    from talkedit.artifacts import PLAN_QUALITY, PLAN_WARNING
+
+    lines = summary.splitlines()
+    return ([ln.removeprefix(PLAN_WARNING) for ln in lines if ln.startswith(PLAN_WARNING)],
+            [ln for ln in lines if ln.startswith(PLAN_QUALITY)])
+
+
 def run_edit_report(edit: str, root: Path, report: ReportParams) -> dict[str, Any]:
     """Write reports/edit-<edit>.html; return a summary."""
     from stages.fit import PersonModel
     from stages.fit.model import mouth_opening
     from stages.report import figures
     from stages.report.page import Page, key_values, table
-    from talkedit.artifacts import EditPaths, plan_screen
+    from talkedit.artifacts import EditPaths
 
     bundle = load_edit(edit, root)
     spec, clip = bundle.spec, bundle.clip
