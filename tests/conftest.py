@@ -103,12 +103,9 @@ def short_demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo clip extracted, aligned, fitted and indexed in a root of its own.
-
-    A copy of demo_root's raw files, so other tests' runs in demo_root cannot interfere.
-    """
+def _indexed_copy(source: Path, root: Path) -> Path:
+    """``source``'s demo clip (its raw files copied into ``root``) extracted, aligned,
+    fitted and indexed there."""
     import dataclasses
 
     from stages.align import AlignParams, run_align
@@ -118,9 +115,8 @@ def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory)
     from talkedit.params import load_section
     from talkedit.scale import ScaleParams
 
-    root = tmp_path_factory.mktemp("indexed_demo_project")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    shutil.copytree(demo_root / "data" / "raw", root / "data" / "raw")
+    shutil.copytree(source / "data" / "raw", root / "data" / "raw")
     extract_clip("demo", root, load_section(ExtractParams, root))
     # The demo's synthetic voice reads one "a" unusually; mark it instead of failing.
     align = dataclasses.replace(load_section(AlignParams, root), on_mismatch="mark")
@@ -128,6 +124,23 @@ def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory)
     run_fit("demo", root, load_section(FitParams, root), ScaleParams())
     run_index("demo", root, load_section(IndexParams, root))
     return root
+
+
+@pytest.fixture(scope="session")
+def indexed_demo_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo clip extracted, aligned, fitted and indexed in a root of its own.
+
+    A copy of demo_root's raw files, so other tests' runs in demo_root cannot interfere.
+    """
+    return _indexed_copy(demo_root, tmp_path_factory.mktemp("indexed_demo_project"))
+
+
+@pytest.fixture(scope="session")
+def indexed_short_demo_root(short_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
+                            ) -> Path:
+    """The short demo clip (SHORT_SCRIPT) extracted, aligned, fitted and indexed in a root of
+    its own."""
+    return _indexed_copy(short_demo_root, tmp_path_factory.mktemp("indexed_short_demo_project"))
 
 
 @pytest.fixture(scope="session")
@@ -147,12 +160,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session")
-def evaluate_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the indexed demo project for the evaluate stage (its own model and metrics)."""
+def evaluate_demo_root(indexed_short_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
+                       ) -> Path:
+    """A copy of the indexed short demo project for the evaluate stage (its own model and
+    metrics): the short clip keeps each evaluation (plan, render, two composites of the
+    whole clip, the scoring) a fraction of the 30 s demo's."""
     root = tmp_path_factory.mktemp("evaluate_demo_project")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     for part in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+        shutil.copytree(indexed_short_demo_root / "data" / part, root / "data" / part)
     return root
 
 

@@ -25,9 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("talkedit", "stages", "flows")
 # What every stage's process imports to run its flow (talkedit.cli only picks the stage).
 FLOW_MODULES = ("flows", "flows.stage", "flows.registry")
+# libyaml where installed: the drift test writes and reads the file once per removed entry.
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KERNEL_EXCLUDED = {"talkedit.cli"}  # the application layer: above flows, not a dependency
 
 
+@cache  # the checker runs once per removed dep in the drift test: look each file up once
 def module_file(name: str) -> Path | None:
     base = REPO / Path(*name.split("."))
     for path in (base / "__init__.py", base.with_suffix(".py")):
@@ -106,8 +110,13 @@ def stage_modules(spec: StageSpec) -> set[str]:
     return imported_modules((spec.module, *FLOW_MODULES))
 
 
+@cache
+def _dep_path(dep: str) -> Path:
+    return (REPO / dep).resolve()
+
+
 def _covers(dep: str, file: Path) -> bool:
-    target = (REPO / dep).resolve()
+    target = _dep_path(dep)
     return file == target or target in file.parents
 
 
@@ -165,28 +174,35 @@ def _body(dvc: dict, spec: StageSpec) -> dict:
     return block if spec.kind == PROJECT else block["do"]
 
 
+def _without(dvc: dict, spec: StageSpec, key: str, entry: object, scratch: Path) -> dict:
+    """dvc.yaml with one entry of ``spec``'s ``key`` list removed, as read back from a
+    scratch file (only the stage's own block is copied and written: the check reads no
+    other stage)."""
+    block = copy.deepcopy(dvc["stages"][spec.name])
+    body = block if spec.kind == PROJECT else block["do"]
+    body[key].remove(entry)
+    scratch.write_text(yaml.dump({"stages": {spec.name: block}}, Dumper=DUMPER))
+    return yaml.load(scratch.read_text(), Loader=LOADER)
+
+
 @pytest.mark.parametrize("spec", STAGES, ids=[s.name for s in STAGES])
 def test_drift_is_caught_naming_the_missing_entry(spec: StageSpec, tmp_path: Path) -> None:
     """On a scratch copy of dvc.yaml, dropping any one code dep or section is reported."""
     dvc = load_dvc()
     body = _body(dvc, spec)
+    scratch = tmp_path / "dvc.yaml"
+    assert dag_problems(dvc, only=spec.name) == []
     code = [d for d in body["deps"] if str(d).split("/")[0] in PACKAGES]
     for dep in code:
-        broken = copy.deepcopy(dvc)
-        _body(broken, spec)["deps"].remove(dep)
-        scratch = tmp_path / "dvc.yaml"
-        scratch.write_text(yaml.safe_dump(broken))
-        problems = dag_problems(yaml.safe_load(scratch.read_text()), only=spec.name)
+        problems = dag_problems(_without(dvc, spec, "deps", dep, scratch), only=spec.name)
         assert problems, f"removing {dep} from {spec.name} went unnoticed"
         stem = dep.removesuffix(".py")
         assert any(spec.name in p and stem in p for p in problems), problems
     for section in body.get("params", []):
         if isinstance(section, dict):  # keys of the item's own file (see dag_problems)
             continue
-        broken = copy.deepcopy(dvc)
-        _body(broken, spec)["params"].remove(section)
         assert f"{spec.name}: params section {section!r} is read but not declared" in \
-            dag_problems(broken, only=spec.name)
+            dag_problems(_without(dvc, spec, "params", section, scratch), only=spec.name)
 
 
 def test_stage_list_is_defined_once() -> None:

@@ -72,33 +72,43 @@ def _outputs(root: Path) -> dict[str, bytes]:
     return {name: (interim / name).read_bytes() for name in FIT_OUTPUTS}
 
 
-def test_dask_fit_equals_the_single_process_fit(short_clip: Path, tmp_path: Path) -> None:
-    tracked = _copy(short_clip, tmp_path / "tracked")
-    local = _copy(short_clip, tmp_path / "local")
-    dask = _copy(short_clip, tmp_path / "dask")
+@pytest.fixture(scope="module")
+def local_fits(short_clip: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> tuple[Path, Path, dict]:
+    """The short clip fitted in this process twice: tracked through (one chunk), and in
+    chunks of CHUNK frames; the two roots and the chunked run's summary."""
+    base = tmp_path_factory.mktemp("scale_fits")
+    tracked, local = _copy(short_clip, base / "tracked"), _copy(short_clip, base / "local")
     assert not (ClipPaths.of("short", local).interim / "crops").exists()
-
     run_fit("short", tracked, FitParams(), ScaleParams())
-    chunked = build(ScaleParams, {"chunk_frames": CHUNK}, "scale")
-    summary = run_fit("short", local, FitParams(), chunked)
-    n = summary["frames"]
-    assert summary["detection_chunks"] == -(-n // CHUNK) >= 3
+    summary = run_fit("short", local, FitParams(),
+                      build(ScaleParams, {"chunk_frames": CHUNK}, "scale"))
+    return tracked, local, summary
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    on_dask = run_stage_flow(BY_NAME["fit"], "short", dask, {"scale": {
-        "task_runner": "dask", "dask_workers": 2, "chunk_frames": CHUNK, "in_flight": 2}})
-    assert on_dask["detection_chunks"] == summary["detection_chunks"]
 
-    ours, theirs = _outputs(local), _outputs(dask)
-    for name in FIT_OUTPUTS:
-        assert ours[name] == theirs[name], f"{name} differs between the local and Dask runs"
-
+def test_fitting_in_chunks_moves_the_landmarks_well_under_a_pixel(
+        local_fits: tuple[Path, Path, dict]) -> None:
+    tracked, local, summary = local_fits
+    assert summary["detection_chunks"] == -(-summary["frames"] // CHUNK) >= 3
     # restarting the landmark tracking at each chunk moves the fit by well under a pixel
     a = read_parquet(ClipPaths.of("short", tracked).face, arrow=True)
     b = read_parquet(ClipPaths.of("short", local).face, arrow=True)
     gap = np.abs(column_array(a, "landmarks_2d") - column_array(b, "landmarks_2d"))
     assert float(np.median(gap)) < 0.5 and float(np.percentile(gap, 99)) < 3.0, \
         (np.median(gap), np.percentile(gap, 99))
+
+
+def test_dask_fit_equals_the_single_process_fit(short_clip: Path, local_fits: tuple[Path, Path, dict],
+                                                tmp_path: Path) -> None:
+    _, local, summary = local_fits
+    dask = _copy(short_clip, tmp_path / "dask")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    on_dask = run_stage_flow(BY_NAME["fit"], "short", dask, {"scale": {
+        "task_runner": "dask", "dask_workers": 2, "chunk_frames": CHUNK, "in_flight": 2}})
+    assert on_dask["detection_chunks"] == summary["detection_chunks"]
+    ours, theirs = _outputs(local), _outputs(dask)
+    for name in FIT_OUTPUTS:
+        assert ours[name] == theirs[name], f"{name} differs between the local and Dask runs"
 
 
 def test_scale_params_are_checked() -> None:
@@ -120,11 +130,14 @@ def _decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-def test_dask_render_and_composite_equal_the_local_runs(
-        trained: tuple[Path, dict]) -> None:  # noqa: F811 - the fixture imported above
-    """Render: chunks of 8 rows on 2 Dask workers write the same bytes as in this process.
-    Composite: frames painted in chunks on Dask are the frames of the one-pass run, so the
-    encoded videos decode to identical pictures."""
+ON_DASK = {"scale": {"task_runner": "dask", "dask_workers": 2, "chunk_frames": 8,
+                     "in_flight": 2}, "render": {"warmup_frames": 3}}
+
+
+@pytest.fixture(scope="module")
+def rendered(trained: tuple[Path, dict]) -> tuple[Path, str, dict[str, bytes]]:  # noqa: F811
+    """An edit of 20 generated rows (a silent soundtrack), rendered in this process in chunks
+    of 8 rows: its root, name and the render's bytes."""
     root, _ = trained
     edit = "chunked"
     edited = write_plan(root, edit)
@@ -133,23 +146,35 @@ def test_dask_render_and_composite_equal_the_local_runs(
     with wave.open(str(paths.audio), "wb") as wav:  # the soundtrack composite expects
         wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(16000)
         wav.writeframes(np.zeros(round(len(edited) / fps * 16000), "<i2").tobytes())
-    render = RenderParams(warmup_frames=3)
     chunked = build(ScaleParams, {"chunk_frames": 8}, "scale")
-    summary = run_render(edit, root, render, MouthParams(), chunked)
+    summary = run_render(edit, root, RenderParams(warmup_frames=3), MouthParams(), chunked)
     assert summary["frames"] == int(edited.sum()) == 20
-    local = _render_bytes(root, edit)
+    return root, edit, _render_bytes(root, edit)
+
+
+def test_dask_render_equals_the_local_run(rendered: tuple[Path, str, dict[str, bytes]]
+                                          ) -> None:
+    """Render: chunks of 8 rows on 2 Dask workers write the same bytes as in this process."""
+    root, edit, local = rendered
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    on_dask = {"scale": {"task_runner": "dask", "dask_workers": 2, "chunk_frames": 8,
-                         "in_flight": 2}, "render": {"warmup_frames": 3}}
-    run_stage_flow(BY_NAME["render"], edit, root, on_dask)
+    run_stage_flow(BY_NAME["render"], edit, root, ON_DASK)
     assert _render_bytes(root, edit) == local
 
+
+def test_dask_composite_equals_the_local_run(rendered: tuple[Path, str, dict[str, bytes]]
+                                             ) -> None:
+    """Composite: frames painted in chunks on Dask are the frames of the one-pass run, so
+    the encoded videos decode to identical pictures."""
+    root, edit, _ = rendered
+    paths = EditPaths.of(edit, root)
     composite = build(CompositeParams, {"preset": "ultrafast"}, "composite")
     run_composite(edit, root, composite, load_section(WatermarkParams, root), ScaleParams())
     one_pass = _decoded(paths.output)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     run_stage_flow(BY_NAME["composite"], edit, root,
-                   on_dask | {"composite": {"preset": "ultrafast"}})
+                   ON_DASK | {"composite": {"preset": "ultrafast"}})
     painted = _decoded(paths.output)
-    assert len(painted) == len(one_pass) == len(edited)
+    plan = read_parquet(paths.plan, arrow=True)
+    assert len(painted) == len(one_pass) == plan.num_rows
     assert all(np.array_equal(a, b) for a, b in zip(one_pass, painted, strict=True))
     assert verify_video(paths.output, load_section(WatermarkParams, root)).watermark.found
