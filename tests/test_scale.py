@@ -9,7 +9,6 @@ write byte-identical artifacts; the chunked fit stays within a pixel of the trac
 
 from __future__ import annotations
 
-import os
 import shutil
 import wave
 from pathlib import Path
@@ -102,7 +101,6 @@ def test_dask_fit_equals_the_single_process_fit(short_clip: Path, local_fits: tu
                                                 tmp_path: Path) -> None:
     _, local, summary = local_fits
     dask = _copy(short_clip, tmp_path / "dask")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     on_dask = run_stage_flow(BY_NAME["fit"], "short", dask, {"scale": {
         "task_runner": "dask", "dask_workers": 2, "chunk_frames": CHUNK, "in_flight": 2}})
     assert on_dask["detection_chunks"] == summary["detection_chunks"]
@@ -156,7 +154,6 @@ def test_dask_render_equals_the_local_run(rendered: tuple[Path, str, dict[str, b
                                           ) -> None:
     """Render: chunks of 8 rows on 2 Dask workers write the same bytes as in this process."""
     root, edit, local = rendered
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     run_stage_flow(BY_NAME["render"], edit, root, ON_DASK)
     assert _render_bytes(root, edit) == local
 
@@ -170,7 +167,6 @@ def test_dask_composite_equals_the_local_run(rendered: tuple[Path, str, dict[str
     composite = build(CompositeParams, {"preset": "ultrafast"}, "composite")
     run_composite(edit, root, composite, load_section(WatermarkParams, root), ScaleParams())
     one_pass = _decoded(paths.output)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     run_stage_flow(BY_NAME["composite"], edit, root,
                    ON_DASK | {"composite": {"preset": "ultrafast"}})
     painted = _decoded(paths.output)
