@@ -234,6 +234,32 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(np.corrcoef(a, b)[0, 1]), 4)
 
 
+def jaw_measure_on(root: Path, frames: list[slice]):
+    """The evaluate stage's person-model opening (``stages.opening.ExpressionOpening``), its
+    map to the true jaw fitted on the clip's ``frames`` only (frames a lip model trained on),
+    and the clip's fitted expressions: (measure, expression)."""
+    from stages.fit import load_fit
+    from stages.lipsync.train import jaw_measure
+    from talkedit.artifacts import ClipPaths, VideoMeta, column_array
+
+    person, table = load_fit(CLIP, root)
+    expression = column_array(table, "expression").astype(np.float64)
+    fps = VideoMeta.read(ClipPaths.of(CLIP, root)).fps
+    jaw = truth_jaw(root, np.arange(len(expression)) / fps)
+    rows = np.concatenate([np.arange(len(expression))[part] for part in frames])
+    return jaw_measure(person, expression[rows], jaw[rows], slice(None)), expression
+
+
+def training_jaw_measure(root: Path):
+    """``jaw_measure_on`` the frames the stage's lip model trains on (before validation)."""
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.train import split
+    from talkedit.artifacts import ClipPaths, VideoMeta
+
+    n = VideoMeta.read(ClipPaths.of(CLIP, root)).n_frames
+    return jaw_measure_on(root, [split(n, LipModelParams(), CLIP)[0]])
+
+
 def all_pairs(root: Path, track: pd.DataFrame) -> np.ndarray:
     """The opening as sessions before 5 measured it: the gap over all the inner-lip pairs
     (the track's own opening is the gap at the lips' middle, stages/lipsync/model.py)."""
@@ -310,10 +336,19 @@ def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, set
 def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                   background_shift: int = 0, retrieval: list[dict] | None = None,
                   other_voice: bool = True, fitted_ceiling: bool = False) -> dict:
+    from stages.fit import load_fit
     from stages.lipsync import LipModelParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
-    from talkedit.artifacts import LIP_TRACK, ClipPaths, LipsyncPaths, VideoMeta, read_parquet
+    from stages.lipsync.model import openings
+    from talkedit.artifacts import (
+        LIP_TRACK,
+        ClipPaths,
+        LipsyncPaths,
+        VideoMeta,
+        column_array,
+        read_parquet,
+    )
 
     paths = ClipPaths.of(CLIP, root)
     fps = VideoMeta.read(paths).fps
@@ -326,10 +361,21 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
     own, report, track = own_job(root, held, clip_audio, fps, f"bench-own-{held.sentence}",
                                  {"retrieval": False}, background_shift)
     jaw = truth_jaw(root, track["time_s"].to_numpy())
+    measure, fitted = training_jaw_measure(root)
+
+    def model_opening(table: pd.DataFrame) -> np.ndarray:
+        return measure.from_coefficients(column_array(table, "expression"))
+
     out["own_audio"] = {"frames": len(track), "opening_vs_truth_jaw_r":
                         pearson(track["opening"].to_numpy(), jaw),
+                        "model_opening_vs_truth_jaw_r": pearson(model_opening(track), jaw),
                         "all_inner_lip_pairs_vs_truth_jaw_r": pearson(all_pairs(root, track), jaw),
                         "repeated": report["repeated_frames"], "skipped": report["skipped_frames"]}
+    # What a perfect prediction would score: the span's real frames' own fitted expressions.
+    real = fitted[first:first + len(track)]
+    out["fitted_expression"] = {
+        "opening_vs_truth_jaw_r": pearson(openings(load_fit(CLIP, root)[0], real), jaw),
+        "model_opening_vs_truth_jaw_r": pearson(measure.from_coefficients(real), jaw)}
     variants = {}
     for i, settings in enumerate(retrieval or []):
         settings = {**settings, "retrieval": True}
@@ -355,6 +401,8 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
         out["other_voice"] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
                               "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
                               pearson(vtrack["opening"].to_numpy()[inside], jaw_v),
+                              "model_opening_vs_truth_jaw_r":
+                              pearson(model_opening(vtrack)[inside], jaw_v),
                               "all_inner_lip_pairs_vs_truth_jaw_r":
                               pearson(all_pairs(root, vtrack)[inside], jaw_v)}
     if render:

@@ -39,6 +39,7 @@ from benchmarks.lipsync import (  # noqa: E402
     CLIP,
     OTHER_RATE,
     OTHER_VOICE,
+    jaw_measure_on,
     lipmodel_params,
     other_voice_time_map,
     pearson,
@@ -62,8 +63,9 @@ def block_words(root: Path, first: int, stop: int, fps: float):
                    " ".join(tokens[a:b + 1]), 0.05)
 
 
-def score_block(root: Path, model, held, fps: float, samples: np.ndarray) -> dict:
-    """Own-audio and other-voice truth-jaw r of ``model`` on the block's words."""
+def score_block(root: Path, model, held, fps: float, samples: np.ndarray, measure) -> dict:
+    """Own-audio and other-voice truth-jaw r of ``model`` on the block's words: by the lips'
+    gap (``openings``) and by ``measure`` (the person-model opening, ``_r_model``)."""
     from stages.fit import load_fit
     from stages.lipsync.model import openings
     from stages.lipsync.respeak import synthesized
@@ -80,10 +82,12 @@ def score_block(root: Path, model, held, fps: float, samples: np.ndarray) -> dic
     t_new, t_clip = other_voice_time_map(root, held, held.text)
     local = np.arange(n_voice) / fps
     inside = (local >= t_new[0]) & (local <= t_new[-1])
+    jaw_voice = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
     return {"words": held.text, "frames": [first, first + n],
             "own_audio_r": pearson(openings(person, predicted), jaw),
-            "other_voice_r": pearson(openings(person, voiced)[inside],
-                                     truth_jaw(root, np.interp(local[inside], t_new, t_clip))),
+            "other_voice_r": pearson(openings(person, voiced)[inside], jaw_voice),
+            "own_audio_r_model": pearson(measure.from_coefficients(predicted), jaw),
+            "other_voice_r_model": pearson(measure.from_coefficients(voiced)[inside], jaw_voice),
             "voice_warp": warp}
 
 
@@ -125,6 +129,7 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
             train, val = [*train[:-1], slice(last.start, cut)], slice(cut, last.stop)
         nets = fit_networks(samples, fps, expression, person, train, (feats[val], val), opts,
                             clip_speech(CLIP, root), kinds)
+        measure, _ = jaw_measure_on(root, train)  # the block's frames never calibrate it
         row: dict = {"block": [int(first), int(stop)], "number": number,
                      "validation": [int(val.start), int(val.stop)],
                      "train_seconds": sum(nets.seconds.values())}
@@ -136,15 +141,16 @@ def cross_validate(root: Path, opts, folds: int, kinds: tuple[str, ...],
                                         net=run.net)
             row[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 4),
                          **score_block(root, model, block_words(root, first, stop, fps), fps,
-                                       samples)}
+                                       samples, measure)}
             for map_share in phone_shares:  # the same network, the map's share varied
                 row[f"{kind}_map_{map_share}"] = score_block(
                     root, dataclasses.replace(model, phone_map_share=map_share),
-                    block_words(root, first, stop, fps), fps, samples)
+                    block_words(root, first, stop, fps), fps, samples, measure)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     mean = {kind: {m: round(float(np.mean([r[kind][m] for r in rows])), 4)
-                   for m in ("own_audio_r", "other_voice_r")} for kind in rows[0]
+                   for m in ("own_audio_r", "other_voice_r", "own_audio_r_model",
+                             "other_voice_r_model")} for kind in rows[0]
             if isinstance(rows[0][kind], dict)}
     return {"training_share_frames": share, "blocks": rows, "mean": mean}
 
