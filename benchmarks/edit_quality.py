@@ -4,8 +4,10 @@
 
 For each fixed case of ``stages.demo.pairs.CASES`` (three faces, voices and texts, chosen
 before any measurement): generate the clip and its truth clip (the same face and voice
-saying the edited text), run extract, align, fit, index and train (the cpu profile with
-``--steps`` steps: a renderer trained on the clip's own frames, holding out its last 10%),
+saying the edited text), run extract, align, fit, index and train (the cpu profile, by
+default with its own steps as params.yaml sets them, 1,200: the renderer a user gets;
+``--steps`` trains fewer or more: a renderer trained on the clip's own frames, holding out
+its last 10%; a renderer already trained for fewer steps resumes from its checkpoint),
 then the edit path (plan, audio, render, composite) on the case's edit: a phrase whose
 words all occur elsewhere in the clip and a word never spoken in it. Scores per edit
 (``stages.evaluate.edit_truth``) next to the same scores on the kept footage, and writes
@@ -38,6 +40,14 @@ sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
 TARGETS = {"opening_r": 0.9, "peak_error_ms": 40.0, "psnr_gap_db": 3.0, "repeats": 0,
            "sharpness_ratio": 0.8}
+
+
+def profile_steps() -> int:
+    """The cpu profile's renderer training steps, as params.yaml sets them."""
+    from stages.render.config import TrainParams
+    from talkedit.params import build, raw_section
+
+    return build(TrainParams, raw_section("train", REPO) | {"profile": "cpu"}, "train").steps
 
 
 def prepare_clip(case: Any, root: Path, steps: int, train: bool = True) -> None:
@@ -322,7 +332,9 @@ def run_edit(case: Any, root: Path, oracle: bool = False) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/talkedit-bench-edit-quality"))
-    ap.add_argument("--steps", type=int, default=600, help="renderer training steps per clip")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="renderer training steps per clip (default: the cpu profile's, "
+                    "params.yaml; runs before session 12 trained 600)")
     ap.add_argument("--label", default="current", help="name of this run in the results")
     ap.add_argument("--cases", nargs="*", help="case names (default: all)")
     ap.add_argument("--oracle-expressions", action="store_true",
@@ -353,6 +365,8 @@ def main() -> int:
         return 0
 
     same_watermark_per_case(args.watermark_salt)
+    if args.steps is None:
+        args.steps = profile_steps()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "params.yaml", work / "params.yaml")

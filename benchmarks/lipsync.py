@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -61,6 +62,9 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
+
+if TYPE_CHECKING:
+    from stages.opening import ExpressionOpening
 
 CLIP = "demo"
 OTHER_VOICE, OTHER_RATE = "en-us+f3", 130
@@ -234,7 +238,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return round(float(np.corrcoef(a, b)[0, 1]), 4)
 
 
-def jaw_measure_on(root: Path, frames: list[slice]):
+def jaw_measure_on(root: Path, frames: list[slice]) -> tuple[ExpressionOpening, np.ndarray]:
     """The evaluate stage's person-model opening (``stages.opening.ExpressionOpening``), its
     map to the true jaw fitted on the clip's ``frames`` only (frames a lip model trained on),
     and the clip's fitted expressions: (measure, expression)."""
@@ -250,7 +254,7 @@ def jaw_measure_on(root: Path, frames: list[slice]):
     return jaw_measure(person, expression[rows], jaw[rows], slice(None)), expression
 
 
-def training_jaw_measure(root: Path):
+def training_jaw_measure(root: Path) -> tuple[ExpressionOpening, np.ndarray]:
     """``jaw_measure_on`` the frames the stage's lip model trains on (before validation)."""
     from stages.lipsync import LipModelParams
     from stages.lipsync.train import split

@@ -27,6 +27,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -47,6 +48,9 @@ from benchmarks.lipsync import (  # noqa: E402
     truth_jaw,
 )
 
+if TYPE_CHECKING:
+    from stages.opening import ExpressionOpening
+
 
 def block_words(root: Path, first: int, stop: int, fps: float):
     """The block's words (a HeldOut span), those wholly inside frames [first, stop)."""
@@ -63,7 +67,8 @@ def block_words(root: Path, first: int, stop: int, fps: float):
                    " ".join(tokens[a:b + 1]), 0.05)
 
 
-def score_block(root: Path, model, held, fps: float, samples: np.ndarray, measure) -> dict:
+def score_block(root: Path, model, held, fps: float, samples: np.ndarray,
+                measure: ExpressionOpening) -> dict:
     """Own-audio and other-voice truth-jaw r of ``model`` on the block's words: by the lips'
     gap (``openings``) and by ``measure`` (the person-model opening, ``_r_model``)."""
     from stages.fit import load_fit
