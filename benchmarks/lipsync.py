@@ -340,7 +340,6 @@ def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, set
 def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                   background_shift: int = 0, retrieval: list[dict] | None = None,
                   other_voice: bool = True, fitted_ceiling: bool = False) -> dict:
-    from stages.fit import load_fit
     from stages.lipsync import LipModelParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
@@ -378,7 +377,7 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
     # What a perfect prediction would score: the span's real frames' own fitted expressions.
     real = fitted[first:first + len(track)]
     out["fitted_expression"] = {
-        "opening_vs_truth_jaw_r": pearson(openings(load_fit(CLIP, root)[0], real), jaw),
+        "opening_vs_truth_jaw_r": pearson(openings(measure.model, real), jaw),
         "model_opening_vs_truth_jaw_r": pearson(measure.from_coefficients(real), jaw)}
     variants = {}
     for i, settings in enumerate(retrieval or []):
