@@ -251,7 +251,7 @@ def jaw_measure_on(root: Path, frames: list[slice]) -> tuple[ExpressionOpening, 
     fps = VideoMeta.read(ClipPaths.of(CLIP, root)).fps
     jaw = truth_jaw(root, np.arange(len(expression)) / fps)
     rows = np.concatenate([np.arange(len(expression))[part] for part in frames])
-    return jaw_measure(person, expression[rows], jaw[rows], slice(None)), expression
+    return jaw_measure(person, expression, jaw, rows), expression
 
 
 def training_jaw_measure(root: Path) -> tuple[ExpressionOpening, np.ndarray]:

@@ -191,7 +191,7 @@ def level_baseline(energy: np.ndarray, opening: np.ndarray, train: slice) -> np.
 
 
 def jaw_measure(person: PersonModel, expression: np.ndarray, truth_jaw: np.ndarray,
-                frames: slice) -> ExpressionOpening:
+                frames: slice | np.ndarray) -> ExpressionOpening:
     """The evaluate stage's person-model opening, its map to the true jaw fitted on the
     clip's ``frames`` (the training frames: never those it scores)."""
     return ExpressionOpening.of(person).fitted(expression[frames], truth_jaw[frames])
@@ -388,7 +388,7 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
                                       expression[held, :k], std, weights)
     metrics["baseline_level"] = scores(level_baseline(energy, fitted_open, train)[held],
                                        fitted_open[held], truth)
-    if truth is not None and measure is not None:
+    if truth is not None and measure is not None:  # set together; both for the type checker
         metrics["fitted_truth_jaw_r"] = round(pearson(fitted_open[held], truth) or 0.0, 4)
         metrics["fitted_truth_jaw_r_model"] = round(
             pearson(measure.from_coefficients(expression[held]), truth) or 0.0, 4)
