@@ -22,8 +22,13 @@ under data/ changes:
     mouth PSNR vs the real frames against a baseline whose mouth keeps the training
     frames' mean expression ("closed-average"), the viseme path's scores on the same
     sentences (data/metrics/demo/evaluate.json), and the A/V sync offset;
+  - by the same audio with its words as the job's ``transcript:`` (aligned; the mouth
+    moves ``lipsync.phone_share`` of the way to the clip's co-articulation model of the
+    phones): ``own_audio_transcript``, rendered as ``lipsync_transcript``;
   - by another voice (espeak-ng en-us+f3, 130 wpm): predicted opening vs the true
-    jaw_open mapped onto that audio's timing through its phones (goal r >= 0.75).
+    jaw_open mapped onto that audio's timing through its phones (goal r >= 0.75); a
+    text job knows its phones (``other_voice``), and ``other_voice_audio_only`` is the
+    lip model alone (phone_share 0).
 --no-jaw-warp renders without the chin warp (``mouth.jaw_warp``); --sentences scores the
 clip's sentences given instead of the held-out ones (a sentence inside the training share
 is marked ``"heldout": false``: its scores are in-sample). --background-shift N puts the
@@ -320,16 +325,18 @@ def parse_settings(text: str) -> dict:
 
 
 def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, settings: dict,
-            background_shift: int) -> tuple[str, dict, pd.DataFrame]:
-    """A lip-sync job over ``held``'s span driven by its own audio, with these lipsync
-    settings: (job, its report, its LIP_TRACK)."""
+            background_shift: int, transcript: bool = False) -> tuple[str, dict, pd.DataFrame]:
+    """A lip-sync job over ``held``'s span driven by its own audio (with its words as the
+    job's ``transcript:`` when ``transcript``), with these lipsync settings: (job, its
+    report, its LIP_TRACK)."""
     from stages.lipsync import LipModelParams
     from stages.lipsync.job import run_lipplan
     from talkedit.artifacts import LIP_TRACK, LipsyncPaths, read_parquet
 
     span = [round(held.start_s, 3), round(held.end_s, 3)]
     first = int(round(held.start_s * fps))
-    job = write_job(root, name, {"clip": CLIP, "span": span},
+    spec = {"clip": CLIP, "span": span, **({"transcript": held.text} if transcript else {})}
+    job = write_job(root, name, spec,
                     clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
     report = run_lipplan(job, root, lipsync_params(settings), LipModelParams())
     if background_shift:
@@ -379,7 +386,15 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
     out["fitted_expression"] = {
         "opening_vs_truth_jaw_r": pearson(openings(measure.model, real), jaw),
         "model_opening_vs_truth_jaw_r": pearson(measure.from_coefficients(real), jaw)}
-    variants = {}
+    # The same audio with its words known (``transcript:``, aligned): lipsync.phone_share.
+    said, said_report, said_track = own_job(root, held, clip_audio, fps,
+                                            f"bench-said-{held.sentence}", {"retrieval": False},
+                                            background_shift, transcript=True)
+    out["own_audio_transcript"] = {"phones": said_report["phones"], "opening_vs_truth_jaw_r":
+                                   pearson(said_track["opening"].to_numpy(), jaw),
+                                   "model_opening_vs_truth_jaw_r":
+                                   pearson(model_opening(said_track), jaw)}
+    variants = {"lipsync_transcript": said}
     for i, settings in enumerate(retrieval or []):
         settings = {**settings, "retrieval": True}
         name, rep, rtrack = own_job(root, held, clip_audio, fps,
@@ -395,19 +410,24 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
         voice = write_job(root, f"bench-voice-{held.sentence}", {
             "clip": CLIP, "span": span,
             "audio": {"text": held.text, "voice": OTHER_VOICE, "rate_wpm": OTHER_RATE}})
-        run_lipplan(voice, root, lipsync_params({"retrieval": False}), LipModelParams())
-        vtrack = read_parquet(LipsyncPaths.of(voice, root).expression, LIP_TRACK)
         t_new, t_clip = other_voice_time_map(root, held, held.text)
-        local = (vtrack["frame"].to_numpy() - first) / fps
-        inside = (local >= t_new[0]) & (local <= t_new[-1])
-        jaw_v = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
-        out["other_voice"] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
-                              "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
-                              pearson(vtrack["opening"].to_numpy()[inside], jaw_v),
-                              "model_opening_vs_truth_jaw_r":
-                              pearson(model_opening(vtrack)[inside], jaw_v),
-                              "all_inner_lip_pairs_vs_truth_jaw_r":
-                              pearson(all_pairs(root, vtrack)[inside], jaw_v)}
+        # A text job knows its phones (espeak-ng's): as a user runs it, and with the lip
+        # model alone (phone_share 0) as before session 13.
+        for key, settings in (("other_voice", {"retrieval": False}),
+                              ("other_voice_audio_only", {"retrieval": False, "phone_share": 0})):
+            report_v = run_lipplan(voice, root, lipsync_params(settings), LipModelParams())
+            vtrack = read_parquet(LipsyncPaths.of(voice, root).expression, LIP_TRACK)
+            local = (vtrack["frame"].to_numpy() - first) / fps
+            inside = (local >= t_new[0]) & (local <= t_new[-1])
+            jaw_v = truth_jaw(root, np.interp(local[inside], t_new, t_clip))
+            out[key] = {"voice": OTHER_VOICE, "rate_wpm": OTHER_RATE,
+                        "phones": report_v["phones"],
+                        "frames": int(inside.sum()), "opening_vs_truth_jaw_r":
+                        pearson(vtrack["opening"].to_numpy()[inside], jaw_v),
+                        "model_opening_vs_truth_jaw_r":
+                        pearson(model_opening(vtrack)[inside], jaw_v),
+                        "all_inner_lip_pairs_vs_truth_jaw_r":
+                        pearson(all_pairs(root, vtrack)[inside], jaw_v)}
     if render:
         out["rendered"] = render_and_score(root, own, held, first, len(track), jaw_warp,
                                            variants, fitted_ceiling)

@@ -599,6 +599,9 @@ def lipsync(
         metavar="JOB", help="The job's name (default: <clip>-lipsync, numbered to be unique).")] = None,
     run: Annotated[bool, typer.Option(
         "--run/--no-run", help="Run `dvc repro` for the job (--no-run: only write it).")] = True,
+    transcript: Annotated[str | None, typer.Option(
+        metavar="WORDS", help="The words a WAV or clip:<name> says: aligned to it, they move the "
+        "mouth towards the clip's own model of those phones (lipsync.phone_share).")] = None,
 ) -> None:
     """Make CLIP's person say AUDIO: write, register and render a lip-sync job.
 
@@ -622,6 +625,11 @@ def lipsync(
         raise TalkeditError(clip_paths.video, "not found", "put the clip there (or run talkedit demo)")
     check_clip_has_speech(root, clip, "lip sync (a model of the person's own speech)")
     spec_audio, wav = _lipsync_audio(audio, root)
+    if transcript is not None and (isinstance(spec_audio, dict) and "text" in spec_audio
+                                   or not transcript.strip()):
+        raise TalkeditError(f"--transcript {transcript!r}", "is empty, or given with text: "
+                            "audio (whose words are known)", "give the words a WAV or clip "
+                            "audio says, or leave --transcript out")
     if span is not None and not 0 <= span[0] < span[1]:
         raise TalkeditError(f"--span {span[0]} {span[1]}", "is not START END with START < END",
                             "e.g. --span 4.0 12.5")
@@ -631,6 +639,8 @@ def lipsync(
     if EditPaths.of(job, root).inputs.exists():
         raise TalkeditError(f"job name {job!r}", "is an edit's name too", "give another --name")
     spec: dict[str, Any] = {"clip": clip, "audio": spec_audio}
+    if transcript is not None:
+        spec["transcript"] = transcript.strip()
     if span is not None:
         spec["span"] = [float(span[0]), float(span[1])]
     paths.inputs.mkdir(parents=True, exist_ok=True)

@@ -170,8 +170,15 @@ class LipsyncParams(Section):
     retrieval_candidates: int = 12
     retrieval_switch_cost: float = 0.5
     retrieval_share: float = 0.75
+    # Where the new speech's words are known (audio: {text:}, or a transcript: beside a WAV),
+    # the share of the way each new frame's expression moves from the lip model's prediction
+    # to the clip's co-articulation model's for those phones (stages/lipsync/transcript.py).
+    phone_share: float = 0.5
 
     def check(self, where: str) -> None:
+        if not 0 <= self.phone_share <= 1:
+            raise bad_param(where, "phone_share", f"is {self.phone_share}, not a share in "
+                            "[0, 1]", "use 0.5 (0 = the lip model alone)")
         if self.retrieval_candidates < 1:
             raise bad_param(where, "retrieval_candidates", f"is {self.retrieval_candidates}, "
                             "fewer than 1", "use 12")

@@ -6,6 +6,7 @@ A job is the folder data/lipsync/<job>/ holding ``job.yaml``::
     audio: take.wav            # a WAV in this folder (any rate/channels: read at 16 kHz)
     # audio: {clip: other}     # ...or another clip's soundtrack
     # audio: {text: "Hello.", voice: en-us, rate_wpm: 150}   # ...or words espeak-ng says
+    transcript: Hello there.   # optional: the words the WAV or clip audio says
     span: [4.0, 12.5]          # the clip's seconds the new speech replaces (default: all of it)
     description: a dub         # optional, shown in the provenance
 
@@ -22,6 +23,12 @@ on pauses. New audio longer than the span plays the span forward, then backward,
 and so on (a documented loop, never a jump), up to ``max_loops`` times its
 length; longer audio is refused. Audio shorter than half the span shows the
 span's start at its own pace.
+
+Where the new words are known (text audio: espeak-ng's own phones; a WAV or clip audio
+with ``transcript:``: the phones the aligner finds), each new frame's expression moves
+``lipsync.phone_share`` of the way from the lip model's prediction to the clip's own
+co-articulation model's for those phones (stages/lipsync/transcript.py), fitted on the
+footage the lip model trained on, less the span.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from stages.align import AlignParams
 from stages.audio.dsp import to_int16, write_wav
 from stages.fit import load_fit
 from stages.lipsync import LipModelParams, LipsyncParams
@@ -47,6 +55,7 @@ from stages.lipsync.model import LipModel, openings
 from stages.lipsync.respeak import synthesized
 from stages.lipsync.spec import JobSpec, _fail, load_job
 from stages.lipsync.train import split
+from stages.lipsync.transcript import known_phones, phone_expression
 from stages.render.interior import choose_exemplars
 from talkedit.artifacts import (
     LIP_TRACK,
@@ -60,8 +69,10 @@ from talkedit.artifacts import (
 )
 from talkedit.atomic import write_json
 from talkedit.errors import TalkeditError
+from talkedit.phonemes import SILENCE
 
 log = logging.getLogger(__name__)
+DEFAULT_ALIGN = AlignParams()
 ACTIVE_FROM_DB, ACTIVE_SPAN_DB = -30.0, 20.0  # frame level re. speech level -> activity 0..1
 
 
@@ -72,19 +83,21 @@ def read_any_wav(path: Path) -> tuple[np.ndarray, list[str]]:
         return audio.read(0, audio.n_samples).astype(np.float64) / 32768.0, notes
 
 
-def job_audio(spec: JobSpec, root: Path | None) -> tuple[np.ndarray, list[str], Path | None]:
-    """The new speech at 16 kHz, notes on conversions, and the file it came from (if one)."""
+def job_audio(spec: JobSpec, root: Path | None
+              ) -> tuple[np.ndarray, list[str], Path | None, list | None]:
+    """The new speech at 16 kHz, notes on conversions, the file it came from (if one), and
+    espeak-ng's phones when it said a text (None otherwise)."""
     if spec.audio_file is not None:
         samples, notes = read_any_wav(spec.audio_file)
-        return samples, notes, spec.audio_file
+        return samples, notes, spec.audio_file, None
     if spec.audio_clip is not None:
         path = ClipPaths.of(spec.audio_clip, root).audio
-        return read_clip_wav(path), [], path
+        return read_clip_wav(path), [], path, None
     try:
-        x, _ = synthesized(str(spec.text), spec.voice, spec.rate_wpm)
+        x, phones = synthesized(str(spec.text), spec.voice, spec.rate_wpm)
     except ValueError as exc:
         raise _fail(spec.path, str(exc), "name a voice espeak-ng has") from exc
-    return x, [f"synthesized by espeak-ng ({spec.voice}, {spec.rate_wpm} wpm)"], None
+    return x, [f"synthesized by espeak-ng ({spec.voice}, {spec.rate_wpm} wpm)"], None, phones
 
 
 def activity(energy_db: np.ndarray) -> np.ndarray:
@@ -161,9 +174,10 @@ def retrieved(predicted: np.ndarray, fitted: np.ndarray, footage: np.ndarray,
     return share * fitted[chosen] + (1 - share) * predicted, chosen
 
 
-def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModelParams
-                ) -> dict[str, Any]:
-    """Plan a lip-sync job: data/plans/<job>/ plan.parquet, audio.wav, lipsync.parquet/json."""
+def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModelParams,
+                align: AlignParams = DEFAULT_ALIGN) -> dict[str, Any]:
+    """Plan a lip-sync job: data/plans/<job>/ plan.parquet, audio.wav, lipsync.parquet/json.
+    ``align`` aligns a WAV's ``transcript:`` (stages/lipsync/transcript.py)."""
     opts = lipsync
     spec = load_job(job, root, opts)
     paths, clip = LipsyncPaths.of(job, root), ClipPaths.of(spec.clip, root)
@@ -175,7 +189,7 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
     if abs(float(model.meta.get("fps", fps)) - fps) > 1e-6:
         raise TalkeditError(LipModelPaths.of(spec.clip, root).model, "was trained at another "
                             "frame rate than the clip's", f"re-run lipmodel@{spec.clip}")
-    new, notes, source_file = job_audio(spec, root)
+    new, notes, source_file, synthesized_phones = job_audio(spec, root)
     level = check_speech(new, spec.path, opts.silence_dbfs, opts.min_pause_share)
     n_new = max(1, int(round(len(new) / RATE * fps)))
 
@@ -198,6 +212,16 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
     background = first + retime(src_active, activity(new_energy), opts)
     predicted, warp = model.from_audio(new, n_new, fps, opts.normalize_voice)
     fitted = column_array(table, "expression").astype(np.float64)
+    spoken = known_phones(spec, synthesized_phones, new, align) if opts.phone_share > 0 else None
+    by_phones = None if spoken is None else phone_expression(
+        spec.clip, root, fitted, fps, footage_frames(n_clip, lipmodel, spec.clip, first, stop),
+        spoken, n_new)
+    if by_phones is not None:  # the words are known: towards the clip's model of them
+        predicted = (1 - opts.phone_share) * predicted + opts.phone_share * by_phones
+    elif spoken is not None:
+        log.warning("%s: the new words are known, but the clip's footage outside the span "
+                    "is too short (or lacks a p/b/m or an open vowel) for its co-articulation "
+                    "model: the lip model alone drives the mouth", spec.path)
     shown, chosen = predicted, np.full(n_new, -1)
     if opts.retrieval:
         footage = footage_frames(n_clip, lipmodel, spec.clip, first, stop)
@@ -255,6 +279,9 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
         "repeated_frames": int((steps == 0).sum()), "skipped_frames": int((steps > 1).sum()),
         "reversed_frames": int((steps < 0).sum()), "model": model.net_cfg.kind,
         "voice_warp": warp,
+        "phones": None if by_phones is None else {
+            "source": spoken.source, "share": opts.phone_share,
+            "count": sum(p != SILENCE for p in spoken.phones)},
         "retrieval": {"share": opts.retrieval_share, "frames": int((chosen >= 0).sum()),
                       "runs": int(1 + (np.diff(chosen) != 1).sum()) if n_new else 0}
         if opts.retrieval else None,

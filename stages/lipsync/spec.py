@@ -11,7 +11,7 @@ from talkedit.artifacts import ClipPaths, EditPaths, LipsyncPaths
 from talkedit.edits import read_spec_file, refuse_clip_without_speech
 from talkedit.errors import TalkeditError
 
-SPEC_KEYS = {"clip", "audio", "span", "description"}
+SPEC_KEYS = {"clip", "audio", "transcript", "span", "description"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class JobSpec:
     rate_wpm: int = 150
     span: tuple[float, float] | None = None
     description: str | None = None
+    transcript: str | None = None  # the words the WAV or clip audio says, when known
 
     @property
     def audio_label(self) -> str:
@@ -80,6 +81,15 @@ def load_job(job: str, root: Path | None, opts: LipsyncParams | None = None) -> 
     else:
         raise _fail(path, "audio: must be a WAV file name, {clip: <name>} or {text: <words>}",
                     "e.g. 'audio: take.wav' with take.wav in the job's folder")
+    transcript = data.get("transcript")
+    if transcript is not None:
+        if "text" in fields:
+            raise _fail(path, "transcript: is given with audio: {text: ...}, whose words are "
+                        "already known", "leave transcript: out")
+        if not isinstance(transcript, str) or not transcript.strip():
+            raise _fail(path, "transcript: is empty or not text",
+                        "give the words the audio says, or leave transcript: out")
+        fields["transcript"] = transcript.strip()
     span = data.get("span")
     if span is not None:
         if not (isinstance(span, list) and len(span) == 2

@@ -252,6 +252,23 @@ class ArticulationModel:
                 times: np.ndarray) -> np.ndarray:
         return self.design(phones, starts, ends, times) @ self.weights
 
+    def expression(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
+                   times: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """(len(times), d) the whole expression the model gives the phones at ``times``:
+        its lip shape (``shape``, needed), its opening (``predict``) along the unit
+        ``direction``, shut to the clip's closed level where a p/b/m is said (``shut_target``,
+        as ``coarticulate`` does for new words)."""
+        if self.shape is None:
+            raise ValueError("fitted without the clip's expression: no lip shape")
+        times = np.asarray(times, np.float64)
+        design = self.design(phones, starts, ends, times)
+        opening = design @ self.weights
+        closure = closure_weight(phones, starts, ends, times)
+        if np.isfinite(self.closed) and (closure > 0).any():
+            opening = shut_target(opening, closure, self.closed, self.max_step)
+        shaped = design @ self.shape
+        return correct(shaped, direction, opening, np.ones(len(times)), out=shaped)
+
 
 def realigned(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
               y: np.ndarray, weights: np.ndarray, sigma_s: float

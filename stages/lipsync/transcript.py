@@ -1,0 +1,100 @@
+"""The new speech's phones where its words are known, and the clip's own co-articulation
+model's expression for them (stages/plan/articulation.py).
+
+A job whose audio is text (espeak-ng says it) knows its phones and their times exactly; a
+WAV or another clip's audio with a ``transcript:`` gets them from the project's aligner
+(stages/align, the ``align:`` settings). The lip model hears only the sound: trained on
+~20 s of one voice, another voice's spectrum misleads it (the demo's sentence 4 said by
+en-us+f3: opening r 0.75 against the truth). The co-articulation model that the edit path
+fits on the clip (each phone's target, held and smoothed, the lips' lag, p/b/m shut) needs
+only phones and their times, whoever says them; the new frames' expression moves
+``lipsync.phone_share`` of the way from the lip model's prediction to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.align import AlignParams, align_audio
+from stages.index import VisemeIndex
+from stages.lipsync.spec import JobSpec
+from stages.plan.articulation import ArticulationModel
+from stages.plan.retime import openness_direction
+from stages.plan.search import PHONE_CODES
+from talkedit.errors import TalkeditError
+from talkedit.phonemes import SILENCE
+
+
+@dataclass(frozen=True)
+class SpokenPhones:
+    """The new speech's phones and their times (s from its start), silence filling gaps."""
+
+    phones: list[str]
+    starts: np.ndarray
+    ends: np.ndarray
+    source: str  # "espeak-ng" | "aligned transcript"
+
+
+def covered(rows: list[tuple[str, float, float]], source: str) -> SpokenPhones:
+    """``rows`` (phone, start_s, end_s) in time order with silence in every gap (and before
+    the first): the model reads a time no phone covers as silence, not as its constant."""
+    phones: list[str] = []
+    starts: list[float] = []
+    ends: list[float] = []
+    at = 0.0
+    for phone, start, end in rows:
+        if end <= start:
+            continue
+        if start > at + 1e-6:
+            phones.append(SILENCE)
+            starts.append(at)
+            ends.append(start)
+        phones.append(phone if phone in PHONE_CODES else SILENCE)
+        starts.append(max(start, at))
+        ends.append(end)
+        at = end
+    return SpokenPhones(phones, np.asarray(starts, np.float64), np.asarray(ends, np.float64),
+                        source)
+
+
+def known_phones(spec: JobSpec, synthesized: list[Any] | None, samples: np.ndarray,
+                 align: AlignParams) -> SpokenPhones | None:
+    """The job's phones: espeak-ng's own (``synthesized``) for text audio, the transcript
+    aligned to ``samples`` (16 kHz) for a WAV or clip audio with one; None otherwise."""
+    if synthesized is not None:
+        return covered([(p.phone, p.start_s, p.end_s) for p in synthesized], "espeak-ng")
+    if spec.transcript is None:
+        return None
+    try:
+        _, phones = align_audio(samples, spec.transcript, align)
+    except TalkeditError as exc:
+        raise TalkeditError(spec.path, f"its transcript: does not align with the audio "
+                            f"({exc.problem})", "give the words the audio says, or leave "
+                            "transcript: out (the lip model alone then drives the mouth)"
+                            ) from exc
+    return covered([(str(r.phone), float(r.start_s), float(r.end_s))
+                    for r in phones.sort_values("start_s").itertuples()], "aligned transcript")
+
+
+def phone_expression(clip: str, root: Path | None, fitted: np.ndarray, fps: float,
+                     footage: np.ndarray, spoken: SpokenPhones, n_new: int
+                     ) -> np.ndarray | None:
+    """(n_new, d) the clip's co-articulation model's expression for ``spoken`` at the new
+    frames' instants, the model fitted on the clip frames ``footage`` only (those the lip
+    model trained on, less the span replaced); None when the clip lacks what the model
+    needs (a p/b/m and an open vowel, enough footage)."""
+    index = VisemeIndex.load(clip, root)
+    direction = openness_direction(index, fitted, fps)
+    if direction is None:
+        return None
+    usable = np.zeros(len(fitted), bool)
+    usable[footage] = True
+    model = ArticulationModel.fit(index, fitted @ direction, usable, fps, fitted)
+    if model is None:
+        return None
+    return model.expression(spoken.phones, spoken.starts, spoken.ends, np.arange(n_new) / fps,
+                            direction)
