@@ -5,6 +5,7 @@
                                            [--background-shift FRAMES] [--viseme-path]
                                            [--set NAME=VALUE ...] [--workers-ratio]
                                            [--retrieval [KEY=VALUE,...]] [--dev]
+                                           [--phone-shares S,S,...]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -44,6 +45,8 @@ given lipsync settings (``lipsync_retrieval_<i>``; "lipsync" stays the predictio
 --dev scores instead a span of footage the lip model did not train on and that is not held
 out: its validation frames (which only picked its steps); retrieval then searches the
 frames it trained on (the span is never searched). No other-voice reading there.
+--phone-shares 0,0.25,0.5,0.75,1 only scores those ``lipsync.phone_share`` values on the
+same validation frames (``phone_shares_on_validation``; how 0.5 was chosen).
 Prints one JSON object.
 """
 
@@ -450,6 +453,61 @@ def dev_span(root: Path):
                            exclude=(start_s, end_s))
 
 
+def phone_shares_on_validation(root: Path, shares: list[float]) -> dict:
+    """``lipsync.phone_share`` on the lip model's validation frames (never trained on, not
+    held out): the span's own audio, its phones as the clip's alignment has them (the
+    aligner's, as a transcript gives), the co-articulation model fitted on the footage the
+    lip model trained on less the span. Per share: opening r vs the true jaw (person-model
+    measure) and the expression's RMSE vs the real frames' fitted ones."""
+    from stages.fit import load_fit
+    from stages.index import VisemeIndex
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.features import read_clip_wav
+    from stages.lipsync.job import footage_frames, run_lipplan
+    from stages.lipsync.transcript import covered, phone_expression
+    from talkedit.artifacts import (
+        LIP_TRACK,
+        ClipPaths,
+        LipsyncPaths,
+        VideoMeta,
+        column_array,
+        read_parquet,
+    )
+
+    paths = ClipPaths.of(CLIP, root)
+    fps = VideoMeta.read(paths).fps
+    span = dev_span(root)
+    first, stop = int(round(span.start_s * fps)), int(round(span.end_s * fps))
+    clip_audio = read_clip_wav(paths.audio)
+    job = write_job(root, "bench-validation", {
+        "clip": CLIP, "span": [round(span.start_s, 3), round(span.end_s, 3)]},
+        clip_audio[int(round(first / fps * 16000)):int(round(span.end_s * 16000))])
+    run_lipplan(job, root, lipsync_params({"phone_share": 0}), LipModelParams())
+    audio = column_array(read_parquet(LipsyncPaths.of(job, root).expression, LIP_TRACK),
+                         "expression").astype(np.float64)
+    n = len(audio)
+    index = VisemeIndex.load(CLIP, root)
+    t0, t1 = first / fps, (first + n) / fps
+    spoken = covered([(str(p), max(a - t0, 0.0), b - t0) for p, a, b in
+                      zip(index.phones, index.start_s, index.end_s, strict=True)
+                      if b > t0 and a < t1], "the clip's alignment")
+    fitted = column_array(load_fit(CLIP, root)[1], "expression").astype(np.float64)
+    by_phones = phone_expression(CLIP, root, fitted, fps,
+                                 footage_frames(len(fitted), LipModelParams(), CLIP, first, stop),
+                                 spoken, n)
+    measure, _ = training_jaw_measure(root)
+    jaw = truth_jaw(root, (first + np.arange(n)) / fps)
+    out = {}
+    for share in shares:
+        x = (1 - share) * audio + share * by_phones
+        out[str(share)] = {
+            "opening_r": round(pearson(measure.from_coefficients(x), jaw), 4),
+            "expression_rmse": round(float(np.sqrt(((x - fitted[first:first + n]) ** 2)
+                                                   .sum(1).mean())), 4)}
+    return {"frames": n, "span_s": [round(span.start_s, 3), round(span.end_s, 3)],
+            "shares": out}
+
+
 def viseme_path(root: Path, background_shift: int) -> dict:
     """The viseme-search path re-run here: the evaluate stage (project sections) on its
     held-out sentences, each edit's new frames with the clip frame ``background_shift``
@@ -610,10 +668,18 @@ def main() -> None:
     parser.add_argument("--dev", action="store_true",
                         help="score the lip model's validation frames instead of held-out "
                              "sentences")
+    parser.add_argument("--phone-shares", type=lambda v: [float(x) for x in v.split(",")],
+                        default=None, help="only score these lipsync.phone_share values on "
+                        "the lip model's validation frames (how 0.5 was chosen) and print that")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     if args.workers_ratio:
         print(json.dumps(training_workers(work, args.set), indent=2))
+        return
+    if args.phone_shares:
+        root = scratch_project(work)
+        train(root, args.reuse_model, args.set)
+        print(json.dumps(phone_shares_on_validation(root, args.phone_shares), indent=2))
         return
     root = scratch_project(work)
     result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),

@@ -87,13 +87,21 @@ def phone_expression(clip: str, root: Path | None, fitted: np.ndarray, fps: floa
     frames' instants, the model fitted on the clip frames ``footage`` only (those the lip
     model trained on, less the span replaced); None when the clip lacks what the model
     needs (a p/b/m and an open vowel, enough footage)."""
-    index = VisemeIndex.load(clip, root)
-    direction = openness_direction(index, fitted, fps)
-    if direction is None:
-        return None
     usable = np.zeros(len(fitted), bool)
     usable[footage] = True
-    model = ArticulationModel.fit(index, fitted @ direction, usable, fps, fitted)
+    usable &= np.isfinite(fitted).all(axis=1)
+    # Phones said outside the footage read as unusable: the opening direction too is the
+    # footage's own (no frame of the span or of the lip model's held-out tail).
+    table = VisemeIndex.load(clip, root).table.copy()
+    centre = np.clip(np.rint((table["start_s"] + table["end_s"]).to_numpy() / 2 * fps)
+                     .astype(np.int64), 0, len(fitted) - 1)
+    table["usable"] = table["usable"].to_numpy(bool) & usable[centre]
+    index = VisemeIndex(table)
+    direction = openness_direction(index, np.nan_to_num(fitted), fps)
+    if direction is None:
+        return None
+    model = ArticulationModel.fit(index, np.nan_to_num(fitted) @ direction, usable, fps,
+                                  np.nan_to_num(fitted))
     if model is None:
         return None
     return model.expression(spoken.phones, spoken.starts, spoken.ends, np.arange(n_new) / fps,
