@@ -102,12 +102,40 @@ class OraclePlan:
     r2: float  # the regression's R^2 on the source
 
 
-def oracle_plan(case: Any, root: Path) -> OraclePlan:
+def fitted_truth(case: Any, root: Path) -> np.ndarray:
+    """(n, d) the truth clip's frames' own expressions: their landmarks fitted by the
+    SOURCE clip's person model and smoothed as the fit stage smooths (what the fit stage
+    would have given the renderer for those frames, had the source said the edited text)."""
+    from stages.evaluate.edit_truth import _filled, _frames
+    from stages.fit import FitParams, load_fit, make_landmarker
+    from stages.fit.model import fit_frames
+    from stages.fit.smoothing import smooth
+    from talkedit.artifacts import ClipPaths, VideoMeta
+
+    fit = FitParams()
+    model, _ = load_fit(case.name, root)
+    fps = VideoMeta.read(ClipPaths.of(case.name, root)).fps
+    images = _frames(root / "truth" / f"{case.name}.mp4")
+    with make_landmarker(fit.landmarker_params()) as landmarker:
+        found = [landmarker.detect(im) for im in images]
+    n_pts = max((f[0].points.shape[0] for f in found if f), default=0)
+    points = np.full((len(images), n_pts, 3), np.nan)
+    for k, faces in enumerate(found):
+        if faces:
+            points[k] = max(faces, key=lambda f: f.height_px).points
+    expression = np.full((len(images), model.basis.shape[0]), np.nan)
+    ok = np.isfinite(points).all(axis=(1, 2))
+    expression[ok] = fit_frames(model, points[ok])[1]
+    return smooth(_filled(expression), fit.smoothing, fps, fit.expression_window_ms,
+                  fit.smoothing_order)
+
+
+def oracle_plan(case: Any, root: Path, source: str = "articulation") -> OraclePlan:
     """The edit's plan, and for each of its rows the truth's own expression: the
     articulation the truth clip shows at the frame each output frame is scored against
     (the scorer's phone time map), turned into expression coefficients by a ridge
     regression fitted on the SOURCE clip (its fitted expressions against its generator
-    truth)."""
+    truth); with ``source`` "fitted", that frame's own expression (``fitted_truth``)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -139,13 +167,15 @@ def oracle_plan(case: Any, root: Path) -> OraclePlan:
     fps = VideoMeta.read(paths).fps
     t_truth = np.interp(np.arange(plan.num_rows) / fps, k_out, k_truth)
     truth_rows = np.clip(np.rint(t_truth * fps).astype(np.int64), 0, len(truth) - 1)
+    oracle = (fitted_truth(case, root)[np.minimum(truth_rows, len(truth) - 1)]
+              if source == "fitted" else articulation_features(truth.iloc[truth_rows]) @ coef)
     return OraclePlan(plan, np.stack(plan.column("expression").to_pylist()).astype(np.float64),
-                      articulation_features(truth.iloc[truth_rows]) @ coef,
+                      oracle,
                       plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
                       phones, fps, r2)
 
 
-def oracle_expressions(case: Any, root: Path) -> float:
+def oracle_expressions(case: Any, root: Path, source: str = "articulation") -> float:
     """Rewrite the edit's plan so its edited rows carry the truth's own expressions
     (``oracle_plan``). A diagnostic: what the renderer and composite make of a perfect
     plan. Returns the regression's R^2 on the source."""
@@ -154,7 +184,7 @@ def oracle_expressions(case: Any, root: Path) -> float:
 
     from talkedit.artifacts import EditPaths
 
-    found = oracle_plan(case, root)
+    found = oracle_plan(case, root, source)
     planned = found.planned
     planned[found.edited] = found.oracle[found.edited]
     plan = found.table
@@ -289,7 +319,7 @@ def plan_errors(cases: Any, work: Path, label: str) -> None:
     print(plan_error_markdown(list(parts.values()), label))
 
 
-def run_edit(case: Any, root: Path, oracle: bool = False) -> dict[str, float]:
+def run_edit(case: Any, root: Path, oracle: str | None = None) -> dict[str, float]:
     """The normal edit path on the case's edit; seconds per stage. ``oracle``: the plan's
     edited expressions replaced by the truth's (``oracle_expressions``) before rendering."""
     from stages.align import AlignParams
@@ -325,7 +355,7 @@ def run_edit(case: Any, root: Path, oracle: bool = False) -> dict[str, float]:
         took[name] = round(time.perf_counter() - t0, 2)
         if name == "plan" and oracle:
             print(f"{case.name}: oracle expressions (source regression R^2 "
-                  f"{oracle_expressions(case, root):.3f})", flush=True)
+                  f"{oracle_expressions(case, root, oracle):.3f})", flush=True)
     return took
 
 
@@ -337,8 +367,11 @@ def main() -> int:
                     "params.yaml; runs before session 12 trained 600)")
     ap.add_argument("--label", default="current", help="name of this run in the results")
     ap.add_argument("--cases", nargs="*", help="case names (default: all)")
-    ap.add_argument("--oracle-expressions", action="store_true",
+    ap.add_argument("--oracle-expressions", nargs="?", const="articulation", default=None,
+                    choices=("articulation", "fitted"),
                     help="diagnostic: render the edited rows with the truth's own articulation "
+                    "(mapped to expressions by a regression on the source) or, with 'fitted', "
+                    "the truth frames' own landmarks fitted by the source's person model, "
                     "instead of the plan's (oracle_expressions): splits the gap between the "
                     "plan and the renderer; never a score of the project")
     ap.add_argument("--score-only", action="store_true",

@@ -625,11 +625,12 @@ def lipsync(
         raise TalkeditError(clip_paths.video, "not found", "put the clip there (or run talkedit demo)")
     check_clip_has_speech(root, clip, "lip sync (a model of the person's own speech)")
     spec_audio, wav = _lipsync_audio(audio, root)
-    if transcript is not None and (isinstance(spec_audio, dict) and "text" in spec_audio
-                                   or not transcript.strip()):
-        raise TalkeditError(f"--transcript {transcript!r}", "is empty, or given with text: "
-                            "audio (whose words are known)", "give the words a WAV or clip "
-                            "audio says, or leave --transcript out")
+    if transcript is not None and isinstance(spec_audio, dict) and "text" in spec_audio:
+        raise TalkeditError(f"--transcript {transcript!r}", "is given with text: audio, whose "
+                            "words are already known", "leave --transcript out")
+    if transcript is not None and not transcript.strip():
+        raise TalkeditError("--transcript", "is empty", "give the words the WAV or clip audio "
+                            "says, or leave --transcript out")
     if span is not None and not 0 <= span[0] < span[1]:
         raise TalkeditError(f"--span {span[0]} {span[1]}", "is not START END with START < END",
                             "e.g. --span 4.0 12.5")
