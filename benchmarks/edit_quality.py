@@ -130,12 +130,12 @@ def fitted_truth(case: Any, root: Path) -> np.ndarray:
                   fit.smoothing_order)
 
 
-def oracle_plan(case: Any, root: Path, source: str = "articulation") -> OraclePlan:
+def oracle_plan(case: Any, root: Path, truth_source: str = "articulation") -> OraclePlan:
     """The edit's plan, and for each of its rows the truth's own expression: the
     articulation the truth clip shows at the frame each output frame is scored against
     (the scorer's phone time map), turned into expression coefficients by a ridge
     regression fitted on the SOURCE clip (its fitted expressions against its generator
-    truth); with ``source`` "fitted", that frame's own expression (``fitted_truth``)."""
+    truth); with ``truth_source`` "fitted", that frame's own expression (``fitted_truth``)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -168,7 +168,8 @@ def oracle_plan(case: Any, root: Path, source: str = "articulation") -> OraclePl
     t_truth = np.interp(np.arange(plan.num_rows) / fps, k_out, k_truth)
     truth_rows = np.clip(np.rint(t_truth * fps).astype(np.int64), 0, len(truth) - 1)
     oracle = (fitted_truth(case, root)[np.minimum(truth_rows, len(truth) - 1)]
-              if source == "fitted" else articulation_features(truth.iloc[truth_rows]) @ coef)
+              if truth_source == "fitted"
+              else articulation_features(truth.iloc[truth_rows]) @ coef)
     return OraclePlan(plan, np.stack(plan.column("expression").to_pylist()).astype(np.float64),
                       oracle,
                       plan.column("edited").to_numpy(zero_copy_only=False).astype(bool),
@@ -194,6 +195,43 @@ def oracle_expressions(case: Any, root: Path, source: str = "articulation") -> f
                       type=field.type)
     pq.write_table(plan.set_column(i, field, column), EditPaths.of(case.name, root).plan)
     return found.r2
+
+
+def filter_plan(case: Any, root: Path, how: str) -> None:
+    """Rewrite the edit's plan with its edited rows' expressions filtered (a diagnostic of
+    what the renderer makes of them): ``smooth:S`` a Gaussian of S frames over time,
+    ``sharpen:A`` x + A (x - a 1-frame Gaussian of x), ``rank:K`` projected on the source
+    clip's K leading expression components (its fitted frames' PCA)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from scipy.ndimage import gaussian_filter1d
+
+    from stages.fit import frame_parameters, load_fit
+    from talkedit.artifacts import EditPaths
+
+    kind, value = how.split(":")
+    path = EditPaths.of(case.name, root).plan
+    plan = pq.read_table(path)
+    e = np.stack(plan.column("expression").to_pylist()).astype(np.float64)
+    edited = plan.column("edited").to_numpy(zero_copy_only=False).astype(bool)
+    if kind == "smooth":
+        out = gaussian_filter1d(e, float(value), axis=0, mode="nearest")
+    elif kind == "sharpen":
+        out = e + float(value) * (e - gaussian_filter1d(e, 1.0, axis=0, mode="nearest"))
+    elif kind == "rank":
+        _, src = frame_parameters(load_fit(case.name, root)[1])
+        src = np.asarray(src, np.float64)
+        src = src[np.isfinite(src).all(axis=1)]
+        mean = src.mean(axis=0)
+        basis = np.linalg.svd(src - mean, full_matrices=False)[2][:int(value)]
+        out = mean + (e - mean) @ basis.T @ basis
+    else:
+        raise ValueError(f"--filter-plan {how!r}: smooth:S, sharpen:A or rank:K")
+    e[edited] = out[edited]
+    i = plan.schema.get_field_index("expression")
+    field = plan.schema.field(i)
+    column = pa.array(list(e.astype(field.type.value_type.to_pandas_dtype())), type=field.type)
+    pq.write_table(plan.set_column(i, field, column), path)
 
 
 # Phone classes of the plan-error table: what the lips do (stages/demo/mouth.py's targets).
@@ -319,9 +357,11 @@ def plan_errors(cases: Any, work: Path, label: str) -> None:
     print(plan_error_markdown(list(parts.values()), label))
 
 
-def run_edit(case: Any, root: Path, oracle: str | None = None) -> dict[str, float]:
+def run_edit(case: Any, root: Path, oracle: str | None = None,
+             plan_filter: str | None = None) -> dict[str, float]:
     """The normal edit path on the case's edit; seconds per stage. ``oracle``: the plan's
-    edited expressions replaced by the truth's (``oracle_expressions``) before rendering."""
+    edited expressions replaced by the truth's (``oracle_expressions``) before rendering;
+    ``plan_filter``: filtered (``filter_plan``)."""
     from stages.align import AlignParams
     from stages.audio.config import AudioParams
     from stages.audio.stage import run_audio
@@ -356,6 +396,8 @@ def run_edit(case: Any, root: Path, oracle: str | None = None) -> dict[str, floa
         if name == "plan" and oracle:
             print(f"{case.name}: oracle expressions (source regression R^2 "
                   f"{oracle_expressions(case, root, oracle):.3f})", flush=True)
+        if name == "plan" and plan_filter:
+            filter_plan(case, root, plan_filter)
     return took
 
 
@@ -374,6 +416,9 @@ def main() -> int:
                     "the truth frames' own landmarks fitted by the source's person model, "
                     "instead of the plan's (oracle_expressions): splits the gap between the "
                     "plan and the renderer; never a score of the project")
+    ap.add_argument("--filter-plan", default=None, metavar="smooth:S|sharpen:A|rank:K",
+                    help="diagnostic: filter the plan's edited expressions before rendering "
+                    "(filter_plan); never a score of the project")
     ap.add_argument("--score-only", action="store_true",
                     help="re-score the edits already in --work (e.g. a copy kept from before "
                     "a change) with the current measures")
@@ -407,7 +452,8 @@ def main() -> int:
     for case in cases:
         if not args.score_only:
             prepare_clip(case, work, args.steps)
-            turnaround[case.name] = run_edit(case, work, args.oracle_expressions)
+            turnaround[case.name] = run_edit(case, work, args.oracle_expressions,
+                                             args.filter_plan)
         rows += score_pair(case.name, work, work / "truth")
         print(json.dumps(rows[-2:], indent=1), flush=True)
     summary = summarize_pairs(rows)
