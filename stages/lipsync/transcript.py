@@ -47,7 +47,7 @@ def covered(rows: list[tuple[str, float, float]], source: str) -> SpokenPhones:
     ends: list[float] = []
     at = 0.0
     for phone, start, end in rows:
-        if end <= start:
+        if end <= max(start, at):  # empty, or wholly inside the phone before
             continue
         if start > at + 1e-6:
             phones.append(SILENCE)
