@@ -463,28 +463,17 @@ def phone_shares_on_validation(root: Path, shares: list[float]) -> dict:
     from stages.index import VisemeIndex
     from stages.lipsync import LipModelParams
     from stages.lipsync.features import read_clip_wav
-    from stages.lipsync.job import footage_frames, run_lipplan
+    from stages.lipsync.job import footage_frames
     from stages.lipsync.transcript import covered, phone_expression
-    from talkedit.artifacts import (
-        LIP_TRACK,
-        ClipPaths,
-        LipsyncPaths,
-        VideoMeta,
-        column_array,
-        read_parquet,
-    )
+    from talkedit.artifacts import ClipPaths, VideoMeta, column_array
 
     paths = ClipPaths.of(CLIP, root)
     fps = VideoMeta.read(paths).fps
     span = dev_span(root)
     first, stop = int(round(span.start_s * fps)), int(round(span.end_s * fps))
-    clip_audio = read_clip_wav(paths.audio)
-    job = write_job(root, "bench-validation", {
-        "clip": CLIP, "span": [round(span.start_s, 3), round(span.end_s, 3)]},
-        clip_audio[int(round(first / fps * 16000)):int(round(span.end_s * 16000))])
-    run_lipplan(job, root, lipsync_params({"phone_share": 0}), LipModelParams())
-    audio = column_array(read_parquet(LipsyncPaths.of(job, root).expression, LIP_TRACK),
-                         "expression").astype(np.float64)
+    _, _, track = own_job(root, span, read_clip_wav(paths.audio), fps, "bench-validation",
+                          {"phone_share": 0}, 0)
+    audio = column_array(track, "expression").astype(np.float64)
     n = len(audio)
     index = VisemeIndex.load(CLIP, root)
     t0, t1 = first / fps, (first + n) / fps
