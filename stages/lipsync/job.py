@@ -212,10 +212,10 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
     background = first + retime(src_active, activity(new_energy), opts)
     predicted, warp = model.from_audio(new, n_new, fps, opts.normalize_voice)
     fitted = column_array(table, "expression").astype(np.float64)
+    footage = footage_frames(n_clip, lipmodel, spec.clip, first, stop)
     spoken = known_phones(spec, synthesized_phones, new, align) if opts.phone_share > 0 else None
     by_phones = None if spoken is None else phone_expression(
-        spec.clip, root, fitted, fps, footage_frames(n_clip, lipmodel, spec.clip, first, stop),
-        spoken, n_new)
+        spec.clip, root, fitted, fps, footage, spoken, n_new)
     if by_phones is not None:  # the words are known: towards the clip's model of them
         predicted = (1 - opts.phone_share) * predicted + opts.phone_share * by_phones
     elif spoken is not None:
@@ -224,7 +224,6 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
                     "model: the lip model alone drives the mouth", spec.path)
     shown, chosen = predicted, np.full(n_new, -1)
     if opts.retrieval:
-        footage = footage_frames(n_clip, lipmodel, spec.clip, first, stop)
         if len(footage) < opts.retrieval_candidates:
             raise TalkeditError(spec.path, f"its span leaves {len(footage)} footage frames "
                                 "to retrieve mouths from (lipsync.retrieval is on; it searches "

@@ -97,11 +97,11 @@ def phone_expression(clip: str, root: Path | None, fitted: np.ndarray, fps: floa
                      .astype(np.int64), 0, len(fitted) - 1)
     table["usable"] = table["usable"].to_numpy(bool) & usable[centre]
     index = VisemeIndex(table)
-    direction = openness_direction(index, np.nan_to_num(fitted), fps)
+    filled = np.nan_to_num(fitted)  # unusable rows: never fitted on
+    direction = openness_direction(index, filled, fps)
     if direction is None:
         return None
-    model = ArticulationModel.fit(index, np.nan_to_num(fitted) @ direction, usable, fps,
-                                  np.nan_to_num(fitted))
+    model = ArticulationModel.fit(index, filled @ direction, usable, fps, filled)
     if model is None:
         return None
     return model.expression(spoken.phones, spoken.starts, spoken.ends, np.arange(n_new) / fps,
