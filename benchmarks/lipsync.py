@@ -5,7 +5,9 @@
                                            [--background-shift FRAMES] [--viseme-path]
                                            [--set NAME=VALUE ...] [--workers-ratio]
                                            [--retrieval [KEY=VALUE,...]] [--dev]
-                                           [--phone-shares S,S,...]
+                                           [--phone-shares S,S,... [--search-shares S,...]]
+                                           [--transcript [KEY=VALUE,...]]
+                                           [--viseme-path-recording]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -25,7 +27,9 @@ under data/ changes:
     sentences (data/metrics/demo/evaluate.json), and the A/V sync offset;
   - by the same audio with its words as the job's ``transcript:`` (aligned; the mouth
     moves ``lipsync.phone_share`` of the way to the clip's co-articulation model of the
-    phones): ``own_audio_transcript``, rendered as ``lipsync_transcript``;
+    phones, then ``search_share`` of the way to the edit path's searched plan of them):
+    ``own_audio_transcript``, rendered as ``lipsync_transcript``; --transcript (repeatable)
+    also renders it with other lipsync settings (``lipsync_transcript_<i>``);
   - by another voice (espeak-ng en-us+f3, 130 wpm): predicted opening vs the true
     jaw_open mapped onto that audio's timing through its phones (goal r >= 0.75); a
     text job knows its phones (``other_voice``), and ``other_voice_audio_only`` is the
@@ -36,7 +40,9 @@ is marked ``"heldout": false``: its scores are in-sample). --background-shift N 
 clip frame N later behind each new frame (its pose and light with it): footage of other
 speech, as in a real dub; by default the footage behind is the sentence's own, whose chin
 is already the truth's. --viseme-path also re-runs the viseme path (the evaluate stage)
-here with the same shift behind its new frames (``viseme_path_here``).
+here with the same shift behind its new frames (``viseme_path_here``);
+--viseme-path-recording does so with each sentence's own sound as the edit's recording, so
+that the plan times the new words by it (``viseme_path_recording``).
 --workers-ratio only trains the model twice, its networks one after another and two at a
 time (``lipmodel.workers`` 1 and 2): seconds, speed-up, and the two files' md5 (equal).
 --retrieval (repeatable) also renders the own-audio job with ``lipsync.retrieval`` on and the
@@ -46,7 +52,9 @@ given lipsync settings (``lipsync_retrieval_<i>``; "lipsync" stays the predictio
 out: its validation frames (which only picked its steps); retrieval then searches the
 frames it trained on (the span is never searched). No other-voice reading there.
 --phone-shares 0,0.25,0.5,0.75,1 only scores those ``lipsync.phone_share`` values on the
-same validation frames (``phone_shares_on_validation``; how 0.5 was chosen).
+same validation frames (``phone_shares_on_validation``; how 0.5 was chosen), each
+rendered over the span's own footage unless --no-render; with --search-shares every pair
+of the two shares (how ``search_share`` 0.5 was chosen).
 Prints one JSON object.
 """
 
@@ -332,7 +340,6 @@ def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, set
     """A lip-sync job over ``held``'s span driven by its own audio (with its words as the
     job's ``transcript:`` when ``transcript``), with these lipsync settings: (job, its
     report, its LIP_TRACK)."""
-    from stages.lipsync import LipModelParams
     from stages.lipsync.job import run_lipplan
     from talkedit.artifacts import LIP_TRACK, LipsyncPaths, read_parquet
 
@@ -341,7 +348,7 @@ def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, set
     spec = {"clip": CLIP, "span": span, **({"transcript": held.text} if transcript else {})}
     job = write_job(root, name, spec,
                     clip_audio[int(round(first / fps * 16000)):int(round(held.end_s * 16000))])
-    report = run_lipplan(job, root, lipsync_params(settings), LipModelParams())
+    report = run_lipplan(job, root, lipsync_params(settings))
     if background_shift:
         shift_backgrounds(root, LipsyncPaths.of(job, root).outputs.plan, background_shift)
     return job, report, read_parquet(LipsyncPaths.of(job, root).expression, LIP_TRACK)
@@ -349,8 +356,8 @@ def own_job(root: Path, held, clip_audio: np.ndarray, fps: float, name: str, set
 
 def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                   background_shift: int = 0, retrieval: list[dict] | None = None,
-                  other_voice: bool = True, fitted_ceiling: bool = False) -> dict:
-    from stages.lipsync import LipModelParams
+                  other_voice: bool = True, fitted_ceiling: bool = False,
+                  said_settings: list[dict] | None = None) -> dict:
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import run_lipplan
     from stages.lipsync.model import openings
@@ -398,6 +405,16 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
                                    "model_opening_vs_truth_jaw_r":
                                    pearson(model_opening(said_track), jaw)}
     variants = {"lipsync_transcript": said}
+    for i, settings in enumerate(said_settings or []):
+        name, rep, rtrack = own_job(root, held, clip_audio, fps,
+                                    f"bench-said-{held.sentence}-{i}",
+                                    {"retrieval": False, **settings}, background_shift,
+                                    transcript=True)
+        variants[f"lipsync_transcript_{i}"] = name
+        out[f"own_audio_transcript_{i}"] = {
+            "settings": settings, "phones": rep["phones"],
+            "opening_vs_truth_jaw_r": pearson(rtrack["opening"].to_numpy(), jaw),
+            "model_opening_vs_truth_jaw_r": pearson(model_opening(rtrack), jaw)}
     for i, settings in enumerate(retrieval or []):
         settings = {**settings, "retrieval": True}
         name, rep, rtrack = own_job(root, held, clip_audio, fps,
@@ -415,10 +432,11 @@ def sentence_jobs(root: Path, held, render: bool, jaw_warp: bool = True,
             "audio": {"text": held.text, "voice": OTHER_VOICE, "rate_wpm": OTHER_RATE}})
         t_new, t_clip = other_voice_time_map(root, held, held.text)
         # A text job knows its phones (espeak-ng's): as a user runs it, and with the lip
-        # model alone (phone_share 0) as before session 13.
+        # model alone (phone_share and search_share 0) as before session 13.
         for key, settings in (("other_voice", {"retrieval": False}),
-                              ("other_voice_audio_only", {"retrieval": False, "phone_share": 0})):
-            report_v = run_lipplan(voice, root, lipsync_params(settings), LipModelParams())
+                              ("other_voice_audio_only", {"retrieval": False, "phone_share": 0,
+                                                          "search_share": 0})):
+            report_v = run_lipplan(voice, root, lipsync_params(settings))
             vtrack = read_parquet(LipsyncPaths.of(voice, root).expression, LIP_TRACK)
             local = (vtrack["frame"].to_numpy() - first) / fps
             inside = (local >= t_new[0]) & (local <= t_new[-1])
@@ -453,26 +471,34 @@ def dev_span(root: Path):
                            exclude=(start_s, end_s))
 
 
-def phone_shares_on_validation(root: Path, shares: list[float]) -> dict:
-    """``lipsync.phone_share`` on the lip model's validation frames (never trained on, not
-    held out): the span's own audio, its phones as the clip's alignment has them (the
-    aligner's, as a transcript gives), the co-articulation model fitted on the footage the
-    lip model trained on less the span. Per share: opening r vs the true jaw (person-model
-    measure) and the expression's RMSE vs the real frames' fitted ones."""
+def phone_shares_on_validation(root: Path, shares: list[float],
+                               search_shares: tuple[float, ...] = (0.0,),
+                               render: bool = False) -> dict:
+    """``lipsync.phone_share`` (and ``search_share``) on the lip model's validation frames
+    (never trained on, not held out): the span's own audio, its phones as the clip's
+    alignment has them (the aligner's, as a transcript gives), the co-articulation model
+    and the viseme search on the footage the lip model trained on less the span. Per share
+    (pair): opening r vs the true jaw (person-model measure) and the expression's RMSE vs
+    the real frames' fitted ones."""
     from stages.fit import load_fit
     from stages.index import VisemeIndex
-    from stages.lipsync import LipModelParams
     from stages.lipsync.features import read_clip_wav
     from stages.lipsync.job import footage_frames
-    from stages.lipsync.transcript import covered, phone_expression
+    from stages.lipsync.transcript import (
+        covered,
+        footage_model,
+        phone_expression,
+        searched_expression,
+    )
+    from stages.plan import PlanParams
     from talkedit.artifacts import ClipPaths, VideoMeta, column_array
 
     paths = ClipPaths.of(CLIP, root)
     fps = VideoMeta.read(paths).fps
     span = dev_span(root)
     first, stop = int(round(span.start_s * fps)), int(round(span.end_s * fps))
-    _, _, track = own_job(root, span, read_clip_wav(paths.audio), fps, "bench-validation",
-                          {"phone_share": 0}, 0)
+    job, _, track = own_job(root, span, read_clip_wav(paths.audio), fps, "bench-validation",
+                            {"phone_share": 0}, 0)
     audio = column_array(track, "expression").astype(np.float64)
     n = len(audio)
     index = VisemeIndex.load(CLIP, root)
@@ -481,27 +507,41 @@ def phone_shares_on_validation(root: Path, shares: list[float]) -> dict:
                       zip(index.phones, index.start_s, index.end_s, strict=True)
                       if b > t0 and a < t1], "the clip's alignment")
     fitted = column_array(load_fit(CLIP, root)[1], "expression").astype(np.float64)
-    by_phones = phone_expression(CLIP, root, fitted, fps,
-                                 footage_frames(len(fitted), LipModelParams(), CLIP, first, stop),
-                                 spoken, n)
+    models = footage_model(CLIP, root, fitted, fps,
+                           footage_frames(len(fitted), first, stop))
+    by_phones = phone_expression(models, spoken, n, fps)
+    searched = (searched_expression(CLIP, root, models, spoken, fps, first, stop, n,
+                                    PlanParams())
+                if any(search_shares) else by_phones)
     measure, _ = training_jaw_measure(root)
     jaw = truth_jaw(root, (first + np.arange(n)) / fps)
-    out = {}
+    out, variants = {}, {}
     for share in shares:
-        x = (1 - share) * audio + share * by_phones
-        out[str(share)] = {
-            "opening_r": round(pearson(measure.from_coefficients(x), jaw), 4),
-            "expression_rmse": round(float(np.sqrt(((x - fitted[first:first + n]) ** 2)
-                                                   .sum(1).mean())), 4)}
+        for search_share in search_shares:
+            x = (1 - share) * audio + share * by_phones
+            x = (1 - search_share) * x + search_share * searched
+            key = str(share) if search_shares == (0.0,) else f"{share}/{search_share}"
+            out[key] = {
+                "opening_r": round(pearson(measure.from_coefficients(x), jaw), 4),
+                "expression_rmse": round(float(np.sqrt(((x - fitted[first:first + n]) ** 2)
+                                                       .sum(1).mean())), 4)}
+            if render:
+                variants[key] = expression_job(root, job, f"mix{len(variants)}", x)
+    if render:  # each mix rendered over the span's own footage, scored against its frames
+        scores = render_and_score(root, job, span, first, n, variants=variants)
+        for key in variants:
+            out[key]["rendered"] = {k: scores[key][k] for k in ("mouth_psnr_db", "lmd")}
     return {"frames": n, "span_s": [round(span.start_s, 3), round(span.end_s, 3)],
             "shares": out}
 
 
-def viseme_path(root: Path, background_shift: int) -> dict:
+def viseme_path(root: Path, background_shift: int, recording: bool = False) -> dict:
     """The viseme-search path re-run here: the evaluate stage (project sections) on its
     held-out sentences, each edit's new frames with the clip frame ``background_shift``
     later behind them, as ``shift_backgrounds`` does to the lip path, so both paths render
-    over footage of other speech. Returns the stage's metrics."""
+    over footage of other speech. With ``recording`` each edit's audio is the sentence's own
+    sound as a user's recording (``audio: {source: recording}``): the plan times the new
+    words by it (aligned) instead of espeak-ng's durations. Returns the stage's metrics."""
     import stages.evaluate as evaluate
     from stages.align.config import AlignParams
     from stages.audio.config import AudioParams
@@ -521,14 +561,34 @@ def viseme_path(root: Path, background_shift: int) -> dict:
             shift_backgrounds(root, EditPaths.of(edit, scratch).plan, background_shift)
         return report
 
+    write_spec = evaluate.write_spec
+
+    def spec_with_recording(held, clip: str, scratch: Path) -> str:
+        from stages.audio.dsp import to_int16, write_wav
+        from stages.lipsync.features import read_clip_wav
+        from talkedit.artifacts import ClipPaths
+
+        name = write_spec(held, clip, scratch)
+        spec_path = EditPaths.of(name, scratch).spec
+        samples = read_clip_wav(ClipPaths.of(clip, scratch).audio)
+        write_wav(spec_path.parent / "own.wav", to_int16(
+            samples[int(round(held.start_s * 16000)):int(round(held.end_s * 16000))]), 16000)
+        spec = yaml.safe_load(spec_path.read_text())
+        spec["audio"] = {"source": "recording", "recording": "own.wav"}
+        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        return name
+
     evaluate.run_plan = plan_then_shift  # the stage's own steps, the plan's footage moved
+    if recording:
+        evaluate.write_spec = spec_with_recording
     try:
         metrics = evaluate.run_evaluate(
             CLIP, root, evaluate.EvaluateParams(), FitParams(), AlignParams(), PlanParams(),
             AudioParams(), RenderParams(), CompositeParams(), WatermarkParams(), MouthParams())
     finally:
-        evaluate.run_plan = plan_edit
-    return {"background_shift": background_shift, "sentences": metrics["sentences"],
+        evaluate.run_plan, evaluate.write_spec = plan_edit, write_spec
+    return {"background_shift": background_shift, "recording": recording,
+            "sentences": metrics["sentences"],
             "means": metrics["means"],
             "per_sentence": [{"sentence": r["sentence"], "talkedit": r["scores"]["talkedit"]}
                              for r in metrics["per_sentence"]]}
@@ -645,12 +705,19 @@ def main() -> None:
     parser.add_argument("--viseme-path", action="store_true",
                         help="also re-run the viseme path (evaluate stage) here, with the "
                              "same --background-shift")
+    parser.add_argument("--viseme-path-recording", action="store_true",
+                        help="also re-run the viseme path with each sentence's own sound as "
+                             "the edit's recording (the new words timed by it)")
     parser.add_argument("--sentences", type=lambda v: [int(x) for x in v.split(",")],
                         default=None)
     parser.add_argument("--retrieval", type=parse_settings, action="append", nargs="?",
                         const={}, default=None,
                         help="also the own-audio job with lipsync.retrieval on and these "
                              "lipsync settings (KEY=VALUE,...); repeatable")
+    parser.add_argument("--transcript", type=parse_settings, action="append", nargs="?",
+                        const={}, default=None,
+                        help="also the own-audio job with its transcript and these lipsync "
+                             "settings (KEY=VALUE,...; lipsync_transcript_<i>); repeatable")
     parser.add_argument("--fitted-ceiling", action="store_true",
                         help="also render the real frames' own fitted expressions (the "
                              "ceiling of any expression planner)")
@@ -660,6 +727,9 @@ def main() -> None:
     parser.add_argument("--phone-shares", type=lambda v: [float(x) for x in v.split(",")],
                         default=None, help="only score these lipsync.phone_share values on "
                         "the lip model's validation frames (how 0.5 was chosen) and print that")
+    parser.add_argument("--search-shares", type=lambda v: [float(x) for x in v.split(",")],
+                        default=[0.0], help="with --phone-shares: also these "
+                        "lipsync.search_share values (each pair scored)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     if args.workers_ratio:
@@ -668,7 +738,9 @@ def main() -> None:
     if args.phone_shares:
         root = scratch_project(work)
         train(root, args.reuse_model, args.set)
-        print(json.dumps(phone_shares_on_validation(root, args.phone_shares), indent=2))
+        print(json.dumps(phone_shares_on_validation(root, args.phone_shares,
+                                                    tuple(args.search_shares),
+                                                    not args.no_render), indent=2))
         return
     root = scratch_project(work)
     result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),
@@ -678,10 +750,13 @@ def main() -> None:
     result["sentences"] = [sentence_jobs(root, held, not args.no_render, not args.no_jaw_warp,
                                          args.background_shift, args.retrieval,
                                          other_voice=not args.dev,
-                                         fitted_ceiling=args.fitted_ceiling)
+                                         fitted_ceiling=args.fitted_ceiling,
+                                         said_settings=args.transcript)
                            for held in spans]
     if args.viseme_path:
         result["viseme_path_here"] = viseme_path(root, args.background_shift)
+    if args.viseme_path_recording:
+        result["viseme_path_recording"] = viseme_path(root, args.background_shift, True)
     viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"
     if viseme.is_file():
         result["viseme_path_same_sentences"] = json.loads(viseme.read_text())

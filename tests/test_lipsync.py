@@ -222,7 +222,7 @@ def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
     if not LipModelPaths.of("demo", lip_root).model.is_file():
         run_lipmodel("demo", lip_root, dataclasses.replace(LipModelParams(), **FAST))
     _write_job(lip_root, "own", {"clip": "demo", "audio": {"clip": "demo"}, "span": [20.0, 29.0]})
-    report = run_lipplan("own", lip_root, LipsyncParams(), LipModelParams())
+    report = run_lipplan("own", lip_root, LipsyncParams())
     paths = LipsyncPaths.of("own", lip_root)
     plan = read_parquet(paths.outputs.plan, PLAN)
     n_clip = len(read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES))
@@ -244,7 +244,7 @@ def test_a_job_plans_the_span_on_the_edit_contracts(lip_root: Path) -> None:
 
     _write_job(lip_root, "long", {"clip": "demo", "audio": {"clip": "demo"}, "span": [22.0, 23.0]})
     with pytest.raises(TalkeditError, match="max_loops"):
-        run_lipplan("long", lip_root, LipsyncParams(), LipModelParams())
+        run_lipplan("long", lip_root, LipsyncParams())
     assert not LipsyncPaths.of("long", lip_root).outputs.plan_dir.exists()
 
 
@@ -307,10 +307,9 @@ def test_known_words_move_the_mouth_towards_the_clips_model_of_their_phones(
                                                    int(held.end_s * 16000)]), 16000)
     r = {}
     for job in ("voice", "said"):
-        for share in (0.0, 0.5):
-            report = run_lipplan(job, lip_root, dataclasses.replace(LipsyncParams(),
-                                                                   phone_share=share),
-                                 LipModelParams())
+        for share, search in ((0.0, 0.0), (0.5, 0.0), (0.5, 0.5)):
+            report = run_lipplan(job, lip_root, dataclasses.replace(
+                LipsyncParams(), phone_share=share, search_share=search))
             track = read_parquet(LipsyncPaths.of(job, lip_root).expression, LIP_TRACK)
             local = np.arange(len(track)) / 25
             if job == "voice":
@@ -319,13 +318,65 @@ def test_known_words_move_the_mouth_towards_the_clips_model_of_their_phones(
             else:
                 inside = np.ones(len(track), bool)
                 jaw = jaw_at(held.start_s + local)
-            r[job, share] = np.corrcoef(track["opening"].to_numpy()[inside], jaw)[0, 1]
-            source = None if report["phones"] is None else report["phones"]["source"]
-            assert source == (None if share == 0 else
-                              "espeak-ng" if job == "voice" else "aligned transcript")
+            r[job, share, search] = np.corrcoef(track["opening"].to_numpy()[inside], jaw)[0, 1]
+            phones = report["phones"] or {}
+            assert phones.get("source") == (None if share == 0 else "espeak-ng" if job == "voice"
+                                            else "aligned transcript")
+            assert phones.get("search_share") == (None if share == 0 else search)
     # measured (150-step model): voice 0.846 -> 0.933, said 0.855 -> 0.921
-    assert r["voice", 0.5] > r["voice", 0.0] + 0.04 and r["voice", 0.5] > 0.88, r
-    assert r["said", 0.5] > r["said", 0.0] + 0.03 and r["said", 0.5] > 0.88, r
+    assert r["voice", 0.5, 0.0] > r["voice", 0.0, 0.0] + 0.04 and r["voice", 0.5, 0.0] > 0.88, r
+    assert r["said", 0.5, 0.0] > r["said", 0.0, 0.0] + 0.03 and r["said", 0.5, 0.0] > 0.88, r
+    # Half way on to the edit path's searched plan of the phones keeps the opening as close
+    # to the truth (its gain is the real pieces' mouth shapes, scored rendered in
+    # benchmarks/lipsync.py)
+    for job in ("voice", "said"):
+        assert r[job, 0.5, 0.5] > 0.88 and r[job, 0.5, 0.5] > r[job, 0.0, 0.0] + 0.02, r
+
+
+def test_the_searched_plan_of_known_words_reads_no_frame_of_the_span(
+        lip_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lipsync.search_share``'s plan of a job's known words (the held-out last sentence,
+    its phones as the clip's alignment has them) takes every piece from the clip's footage
+    outside the span, and its mouth opening follows the generator's true jaw."""
+    import stages.lipsync.transcript as transcript
+    from stages.evaluate.holdout import clip_sentences
+    from stages.fit import load_fit
+    from stages.index import VisemeIndex
+    from stages.lipsync.job import footage_frames
+    from stages.lipsync.model import openings
+    from stages.plan import PlanParams
+    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, column_array, read_parquet
+
+    held = clip_sentences("demo", lip_root, 0.05)[-1]
+    first, stop = int(round(held.start_s * 25)), int(round(held.end_s * 25))
+    person, table = load_fit("demo", lip_root)
+    fitted = column_array(table, "expression").astype(np.float64)
+    models = transcript.footage_model("demo", lip_root, fitted, 25.0,
+                                      footage_frames(len(fitted), first, stop))
+    index = VisemeIndex.load("demo", lip_root)
+    t0 = first / 25
+    spoken = transcript.covered(
+        [(str(p), a - t0, b - t0) for p, a, b in zip(index.phones, index.start_s, index.end_s,
+                                                    strict=True)
+         if a >= t0 - 1e-6 and b <= stop / 25 + 1e-6], "the clip's alignment")
+    pieces = []
+    searched = transcript.search
+
+    def recorded(*args: object, **kwargs: object) -> list:
+        pieces.extend(searched(*args, **kwargs))
+        return pieces
+
+    monkeypatch.setattr(transcript, "search", recorded)
+    shown = transcript.searched_expression("demo", lip_root, models, spoken, 25.0, first, stop,
+                                           stop - first, PlanParams())
+    assert pieces and shown.shape == (stop - first, fitted.shape[1])
+    for piece in pieces:
+        a, b = index.start_s[piece.corpus_start], index.end_s[piece.corpus_end - 1]
+        assert b <= t0 + 1e-6 or a >= stop / 25 - 1e-6, (a, b, t0, stop / 25)
+    truth = read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES)
+    jaw = np.interp((first + np.arange(stop - first)) / 25, truth["time_s"], truth["jaw_open"])
+    r = np.corrcoef(openings(person, shown), jaw)[0, 1]
+    assert r > 0.85, r
 
 
 # --- talkedit lipsync ---------------------------------------------------------------------

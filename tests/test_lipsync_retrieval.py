@@ -78,13 +78,12 @@ def test_a_jump_costs_more_the_higher_the_switch_cost() -> None:
     assert (retrieved(predicted, fitted, footage, opts0, LEAD)[1] == nearest).all()
 
 
-def test_footage_is_what_the_lip_model_trained_on_less_the_span() -> None:
-    """759 frames with 35 % held out: frames 0..492, less the span the new speech replaces."""
-    frames = footage_frames(759, LipModelParams(), "demo", 100, 200)
-    assert frames.min() == 0 and frames.max() == 492 and len(frames) == 493 - 100
+def test_footage_is_the_clip_less_the_span() -> None:
+    """759 frames: every frame but the span the new speech replaces, wherever it lies."""
+    frames = footage_frames(759, 100, 200)
+    assert frames.min() == 0 and frames.max() == 758 and len(frames) == 759 - 100
     assert not ((frames >= 100) & (frames < 200)).any()
-    tail = footage_frames(759, LipModelParams(), "demo", 600, 700)  # a span in the held-out tail
-    assert len(tail) == 493
+    assert len(footage_frames(759, 0, 759)) == 0
 
 
 def test_a_job_with_retrieval_shows_real_frames_and_keeps_the_opening(lip_root: Path  # noqa: F811
@@ -115,7 +114,7 @@ def test_a_job_with_retrieval_shows_real_frames_and_keeps_the_opening(lip_root: 
     face = read_parquet(ClipPaths.of("demo", lip_root).face, columns=["expression"])
     fitted = column_array(face, "expression").astype(np.float64)
     _write_job(lip_root, "ret", {"clip": "demo", "audio": {"clip": "demo"}, "span": [19.72, 30.36]})
-    report = run_lipplan("ret", lip_root, opts, LipModelParams())
+    report = run_lipplan("ret", lip_root, opts)
     track = read_parquet(paths.expression, LIP_TRACK)
     plan = read_parquet(paths.outputs.plan, PLAN)
     chosen = track["retrieved_frame"].to_numpy()
@@ -137,7 +136,7 @@ def test_a_job_with_retrieval_shows_real_frames_and_keeps_the_opening(lip_root: 
     r_predicted = np.corrcoef(track["predicted_opening"].to_numpy()[held], jaw)[0, 1]
     assert r_shown > 0.7 and r_shown > r_predicted - 0.05
     digest = hashlib.sha256(paths.outputs.plan.read_bytes()).hexdigest()
-    run_lipplan("ret", lip_root, opts, LipModelParams())
+    run_lipplan("ret", lip_root, opts)
     assert hashlib.sha256(paths.outputs.plan.read_bytes()).hexdigest() == digest
 
 
@@ -150,6 +149,5 @@ def test_a_span_leaving_too_little_footage_is_refused(lip_root: Path) -> None:  
         run_lipmodel("demo", lip_root, dataclasses.replace(LipModelParams(), **FAST))
     _write_job(lip_root, "whole", {"clip": "demo", "audio": {"clip": "demo"}})
     with pytest.raises(TalkeditError, match="footage frames to retrieve"):
-        run_lipplan("whole", lip_root, dataclasses.replace(LipsyncParams(), retrieval=True),
-                    LipModelParams())
+        run_lipplan("whole", lip_root, dataclasses.replace(LipsyncParams(), retrieval=True))
     assert not LipsyncPaths.of("whole", lip_root).outputs.plan_dir.exists()

@@ -174,11 +174,18 @@ class LipsyncParams(Section):
     # the share of the way each new frame's expression moves from the lip model's prediction
     # to the clip's co-articulation model's for those phones (stages/lipsync/transcript.py).
     phone_share: float = 0.5
+    # ...and then the share of the way to the edit path's expression for them: the viseme
+    # search's pieces of the footage timed by the phones (the plan: settings), corrected
+    # towards the same model (stages/plan ``span_frames``).
+    search_share: float = 0.5
 
     def check(self, where: str) -> None:
         if not 0 <= self.phone_share <= 1:
             raise bad_param(where, "phone_share", f"is {self.phone_share}, not a share in "
                             "[0, 1]", "use 0.5 (0 = the lip model alone)")
+        if not 0 <= self.search_share <= 1:
+            raise bad_param(where, "search_share", f"is {self.search_share}, not a share in "
+                            "[0, 1]", "use 0.5 (0 = no search)")
         if self.retrieval_candidates < 1:
             raise bad_param(where, "retrieval_candidates", f"is {self.retrieval_candidates}, "
                             "fewer than 1", "use 12")

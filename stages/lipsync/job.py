@@ -27,8 +27,9 @@ span's start at its own pace.
 Where the new words are known (text audio: espeak-ng's own phones; a WAV or clip audio
 with ``transcript:``: the phones the aligner finds), each new frame's expression moves
 ``lipsync.phone_share`` of the way from the lip model's prediction to the clip's own
-co-articulation model's for those phones (stages/lipsync/transcript.py), fitted on the
-footage the lip model trained on, less the span.
+co-articulation model's for those phones, and then ``lipsync.search_share`` of the way
+to the edit path's plan of them: the viseme search's pieces of real footage timed by the
+phones (stages/lipsync/transcript.py); both read the clip's footage less the span.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import numpy as np
 from stages.align import AlignParams
 from stages.audio.dsp import to_int16, write_wav
 from stages.fit import load_fit
-from stages.lipsync import LipModelParams, LipsyncParams
+from stages.lipsync import LipsyncParams
 from stages.lipsync.features import (
     RATE,
     check_speech,
@@ -54,8 +55,13 @@ from stages.lipsync.features import (
 from stages.lipsync.model import LipModel, openings
 from stages.lipsync.respeak import synthesized
 from stages.lipsync.spec import JobSpec, _fail, load_job
-from stages.lipsync.train import split
-from stages.lipsync.transcript import known_phones, phone_expression
+from stages.lipsync.transcript import (
+    footage_model,
+    known_phones,
+    phone_expression,
+    searched_expression,
+)
+from stages.plan import PlanParams
 from stages.render.interior import choose_exemplars
 from talkedit.artifacts import (
     LIP_TRACK,
@@ -73,6 +79,7 @@ from talkedit.phonemes import SILENCE
 
 log = logging.getLogger(__name__)
 DEFAULT_ALIGN = AlignParams()
+DEFAULT_PLAN = PlanParams()
 ACTIVE_FROM_DB, ACTIVE_SPAN_DB = -30.0, 20.0  # frame level re. speech level -> activity 0..1
 
 
@@ -153,12 +160,13 @@ def retime(src_active: np.ndarray, new_active: np.ndarray, opts: LipsyncParams) 
     return ext[path]
 
 
-def footage_frames(n_clip: int, lipmodel: LipModelParams, clip: str, first: int, stop: int
-                   ) -> np.ndarray:
-    """The clip frames retrieval may show: those before the lip model's held-out tail (it
-    trained on them), less the span [first, stop) the new speech replaces."""
-    seen = np.arange(split(n_clip, lipmodel, clip)[1].stop)
-    return seen[(seen < first) | (seen >= stop)]
+def footage_frames(n_clip: int, first: int, stop: int) -> np.ndarray:
+    """The clip frames a job's retrieval, search and co-articulation model may read: all
+    but the span [first, stop) the new speech replaces (as the edit path excludes the words
+    it replaces). The lip model's held-out tail is only its own yardstick: the held-out
+    sentences scored in benchmarks/lipsync.py are each a job's span, never read by it."""
+    frames = np.arange(n_clip)
+    return frames[(frames < first) | (frames >= stop)]
 
 
 def retrieved(predicted: np.ndarray, fitted: np.ndarray, footage: np.ndarray,
@@ -174,10 +182,11 @@ def retrieved(predicted: np.ndarray, fitted: np.ndarray, footage: np.ndarray,
     return share * fitted[chosen] + (1 - share) * predicted, chosen
 
 
-def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModelParams,
-                align: AlignParams = DEFAULT_ALIGN) -> dict[str, Any]:
+def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, align: AlignParams = DEFAULT_ALIGN,
+                plan: PlanParams = DEFAULT_PLAN) -> dict[str, Any]:
     """Plan a lip-sync job: data/plans/<job>/ plan.parquet, audio.wav, lipsync.parquet/json.
-    ``align`` aligns a WAV's ``transcript:`` (stages/lipsync/transcript.py)."""
+    ``align`` aligns a WAV's ``transcript:``, and ``plan`` searches the footage for the
+    known words (stages/lipsync/transcript.py)."""
     opts = lipsync
     spec = load_job(job, root, opts)
     paths, clip = LipsyncPaths.of(job, root), ClipPaths.of(spec.clip, root)
@@ -212,12 +221,17 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
     background = first + retime(src_active, activity(new_energy), opts)
     predicted, warp = model.from_audio(new, n_new, fps, opts.normalize_voice)
     fitted = column_array(table, "expression").astype(np.float64)
-    footage = footage_frames(n_clip, lipmodel, spec.clip, first, stop)
-    spoken = known_phones(spec, synthesized_phones, new, align) if opts.phone_share > 0 else None
-    by_phones = None if spoken is None else phone_expression(
-        spec.clip, root, fitted, fps, footage, spoken, n_new)
-    if by_phones is not None:  # the words are known: towards the clip's model of them
-        predicted = (1 - opts.phone_share) * predicted + opts.phone_share * by_phones
+    footage = footage_frames(n_clip, first, stop)
+    spoken = (known_phones(spec, synthesized_phones, new, align)
+              if opts.phone_share > 0 or opts.search_share > 0 else None)
+    models = None if spoken is None else footage_model(spec.clip, root, fitted, fps, footage)
+    if models is not None:  # the words are known: towards the clip's model of them...
+        predicted = ((1 - opts.phone_share) * predicted
+                     + opts.phone_share * phone_expression(models, spoken, n_new, fps))
+        if opts.search_share > 0:  # ...and the footage's own pieces of them
+            predicted = ((1 - opts.search_share) * predicted + opts.search_share
+                         * searched_expression(spec.clip, root, models, spoken, fps, first,
+                                               stop, n_new, plan))
     elif spoken is not None:
         log.warning("%s: the new words are known, but the clip's footage outside the span "
                     "is too short (or lacks a p/b/m or an open vowel) for its co-articulation "
@@ -278,8 +292,9 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, lipmodel: LipModel
         "repeated_frames": int((steps == 0).sum()), "skipped_frames": int((steps > 1).sum()),
         "reversed_frames": int((steps < 0).sum()), "model": model.net_cfg.kind,
         "voice_warp": warp,
-        "phones": None if by_phones is None else {
+        "phones": None if models is None else {
             "source": spoken.source, "share": opts.phone_share,
+            "search_share": opts.search_share,
             "count": sum(p != SILENCE for p in spoken.phones)},
         "retrieval": {"share": opts.retrieval_share, "frames": int((chosen >= 0).sum()),
                       "runs": int(1 + (np.diff(chosen) != 1).sum()) if n_new else 0}

@@ -22,9 +22,19 @@ import numpy as np
 from stages.align import AlignParams, align_audio
 from stages.index import VisemeIndex
 from stages.lipsync.spec import JobSpec
+from stages.plan import (
+    PlanParams,
+    blocked_phones,
+    clip_openness,
+    load_face_params,
+    phone_at,
+    span_frames,
+)
 from stages.plan.articulation import ArticulationModel
-from stages.plan.retime import openness_direction
-from stages.plan.search import PHONE_CODES
+from stages.plan.retime import SpanPlan, openness_direction
+from stages.plan.search import PHONE_CODES, Query, search
+from stages.plan.timing import QueryPhone
+from talkedit.artifacts import ClipPaths
 from talkedit.errors import TalkeditError
 from talkedit.phonemes import SILENCE
 
@@ -80,13 +90,23 @@ def known_phones(spec: JobSpec, synthesized: list[Any] | None, samples: np.ndarr
                     for r in phones.sort_values("start_s").itertuples()], "aligned transcript")
 
 
-def phone_expression(clip: str, root: Path | None, fitted: np.ndarray, fps: float,
-                     footage: np.ndarray, spoken: SpokenPhones, n_new: int
-                     ) -> np.ndarray | None:
-    """(n_new, d) the clip's co-articulation model's expression for ``spoken`` at the new
-    frames' instants, the model fitted on the clip frames ``footage`` only (those the lip
-    model trained on, less the span replaced); None when the clip lacks what the model
-    needs (a p/b/m and an open vowel, enough footage)."""
+@dataclass(frozen=True)
+class FootageModel:
+    """What the clip's footage (the frames a lip-sync job may read) says about its speech:
+    its viseme index with only those phones usable, the opening direction and the
+    co-articulation model fitted on them."""
+
+    index: VisemeIndex
+    usable: np.ndarray  # (n_clip,) frames the models and the search may read
+    direction: np.ndarray
+    model: ArticulationModel
+
+
+def footage_model(clip: str, root: Path | None, fitted: np.ndarray, fps: float,
+                  footage: np.ndarray) -> FootageModel | None:
+    """The clip's models fitted on the clip frames ``footage`` only (those the lip model
+    trained on, less the span replaced); None when the clip lacks what the model needs (a
+    p/b/m and an open vowel, enough footage)."""
     usable = np.zeros(len(fitted), bool)
     usable[footage] = True
     usable &= np.isfinite(fitted).all(axis=1)
@@ -102,7 +122,45 @@ def phone_expression(clip: str, root: Path | None, fitted: np.ndarray, fps: floa
     if direction is None:
         return None
     model = ArticulationModel.fit(index, filled @ direction, usable, fps, filled)
-    if model is None:
-        return None
-    return model.expression(spoken.phones, spoken.starts, spoken.ends, np.arange(n_new) / fps,
-                            direction)
+    return None if model is None else FootageModel(index, usable, direction, model)
+
+
+def phone_expression(footage: FootageModel, spoken: SpokenPhones, n_new: int, fps: float
+                     ) -> np.ndarray:
+    """(n_new, d) the clip's co-articulation model's expression for ``spoken`` at the new
+    frames' instants."""
+    return footage.model.expression(spoken.phones, spoken.starts, spoken.ends,
+                                    np.arange(n_new) / fps, footage.direction)
+
+
+def searched_expression(clip: str, root: Path | None, footage: FootageModel,
+                        spoken: SpokenPhones, fps: float, first: int, stop: int, n_new: int,
+                        plan: PlanParams) -> np.ndarray:
+    """(n_new, d) the edit path's expression for ``spoken`` said over the clip frames
+    [first, stop): the viseme search's pieces of real footage (only ``footage``'s frames),
+    timed by the phones' own times, cross-faded into the kept frames on either side and
+    corrected towards the co-articulation model (stages/plan: ``search``, ``span_frames``)."""
+    paths = ClipPaths.of(clip, root)
+    face = load_face_params(paths)
+    allowed = footage.usable & (face.usable if face.measured is None else face.measured)
+    # The phones fill the new audio exactly: a closing pause up to its last frame.
+    phones, starts, ends = list(spoken.phones), list(spoken.starts), list(spoken.ends)
+    end_s = n_new / fps
+    if not ends or ends[-1] < end_s - 1e-6:
+        phones.append(SILENCE)
+        starts.append(ends[-1] if ends else 0.0)
+        ends.append(end_s)
+    durations = np.asarray(ends) - np.asarray(starts)
+    query_phones = [QueryPhone(p, 0, float(d), float(d), -1 if p == SILENCE else 0, "")
+                    for p, d in zip(phones, durations, strict=True)]
+    cut_start, cut_end = first / fps, stop / fps
+    index = footage.index
+    query = Query(tuple(phones), durations, phone_at(index, cut_start, True),
+                  phone_at(index, cut_end, False))
+    pieces = search(index, query, plan.search, blocked_phones(index, allowed, fps))
+    span = SpanPlan(cut_start, cut_end, query_phones, pieces)
+    openness = clip_openness(face.expression, footage.direction)
+    _, frames = span_frames([span], index, face, allowed, fps, plan, openness,
+                            footage.direction, footage.model if plan.articulation > 0 else None,
+                            face.natural_change(0.99))
+    return frames.rows(first, first + n_new).expression.astype(np.float64)

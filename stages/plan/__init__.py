@@ -202,18 +202,25 @@ def clip_openness(expression: np.ndarray | RowGroupColumn, direction: np.ndarray
 
 def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
              fps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Clip phones the search may not use, and the frames pieces may not read."""
+    """Clip phones the search may not use, and the frames pieces may read."""
     n = len(face)
     t = np.arange(n) / fps
     # Interpolated frames hold made-up mouth motion: never a source for the search.
     allowed = (face.usable if face.measured is None else face.measured).copy()
     for a, b in exclude_s:
         allowed &= ~((t >= a - 0.5 / fps) & (t < b + 0.5 / fps))
+    return blocked_phones(index, allowed, fps), allowed
+
+
+def blocked_phones(index: VisemeIndex, allowed: np.ndarray, fps: float) -> np.ndarray:
+    """The clip phones the search may not use: unusable ones and any touching a frame
+    pieces may not read (``allowed`` false)."""
+    n = len(allowed)
     bad = np.r_[0, np.cumsum(~allowed)]
     first = np.clip(np.floor(index.start_s * fps).astype(np.int64), 0, n)
     last = np.clip(np.ceil(index.end_s * fps).astype(np.int64) + 1, 0, n)
     touches_bad = bad[last] - bad[first] > 0
-    return ~index.usable | touches_bad, allowed
+    return ~index.usable | touches_bad
 
 
 def _neighbour(index: VisemeIndex, time_s: float, before: bool) -> int:
@@ -223,7 +230,7 @@ def _neighbour(index: VisemeIndex, time_s: float, before: bool) -> int:
     return k if 0 <= k < len(index) else -1
 
 
-def _phone_at(index: VisemeIndex, time_s: float, before: bool) -> str:
+def phone_at(index: VisemeIndex, time_s: float, before: bool) -> str:
     """The query's context at a cut: the clip phone beside it ("sil" beyond the clip)."""
     k = _neighbour(index, time_s, before)
     return str(index.phones[k]) if k >= 0 else SILENCE
@@ -336,8 +343,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         if span.n_new:
             query = Query(tuple(p.phone for p in phones),
                           np.array([p.duration_s for p in phones]),
-                          _phone_at(index, span.cut_start_s, True),
-                          _phone_at(index, span.cut_end_s, False))
+                          phone_at(index, span.cut_start_s, True),
+                          phone_at(index, span.cut_end_s, False))
             try:
                 pieces = search(index, query, opts.search, blocked)
             except TalkeditError as exc:
@@ -348,18 +355,12 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                                    " ".join(w.text for w in new_words),
                                    _written(spec.edited_text, new_words)))
 
-    timeline = build_timeline(span_plans, n_frames / fps, opts.background_margin_s, index,
-                              allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed,
-                              openness)
-    frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
-                        face.natural_change(0.99))
+    model = None
     if opts.articulation > 0 and direction is not None and openness is not None:
         model = ArticulationModel.fit(index, openness, allowed, fps,
                                       face.expression if opts.lip_shape > 0 else None)
-        if model is not None:
-            coarticulate(frames, timeline, span_plans, index, model, direction,
-                         opts.articulation, opts.blend_ms / 1000, opts.lip_shape,
-                         opts.articulation_borrowed, opts.lip_shape_borrowed)
+    timeline, frames = span_frames(span_plans, index, face, allowed, fps, opts, openness,
+                                   direction, model, face.natural_change(0.99))
     checked = None
     if opts.self_check.spans > 0 and direction is not None and openness is not None:
         models: dict[bytes, ArticulationModel | None] = {}  # one fit per footage
@@ -367,22 +368,14 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         def plan_frames(span: SpanPlan, rest: np.ndarray, without: np.ndarray) -> FramePlan:
             """The same planner's frames for one span: pieces from the frames ``rest``,
             the co-articulation model fitted on ``without``."""
-            hidden_timeline = build_timeline(
-                [span], n_frames / fps, opts.background_margin_s, index, rest, fps,
-                opts.blend_max_ms / 1000, opts.max_edge_speed, openness)
-            hidden_frames = frame_plan(hidden_timeline, face, fps, opts.blend_ms / 1000,
-                                       opts.blend_max_ms / 1000, frames.natural_p99)
             key = np.packbits(without).tobytes()
             if key not in models:
                 models[key] = (ArticulationModel.fit(index, openness, without, fps,
                                                      face.expression if opts.lip_shape > 0
                                                      else None)
                                if opts.articulation > 0 else None)
-            if models[key] is not None:
-                coarticulate(hidden_frames, hidden_timeline, [span], index, models[key],
-                             direction, opts.articulation, opts.blend_ms / 1000, opts.lip_shape,
-                             opts.articulation_borrowed, opts.lip_shape_borrowed)
-            return hidden_frames
+            return span_frames([span], index, face, rest, fps, opts, openness, direction,
+                               models[key], frames.natural_p99)[1]
 
         checked = self_check(
             index, openness, direction, blocked, allowed, fps, opts.search, opts.self_check,
@@ -426,6 +419,26 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         result.frames, result.mouth = audio_mouth(result, root, audio, opts.blend_ms / 1000,
                                                   share)
     return result
+
+
+def span_frames(span_plans: list[SpanPlan], index: VisemeIndex, face: FaceParams,
+                allowed: np.ndarray, fps: float, opts: PlanParams, openness: np.ndarray | None,
+                direction: np.ndarray | None, model: ArticulationModel | None,
+                natural_p99: float) -> tuple[Timeline, FramePlan]:
+    """The timeline and frame plan of ``span_plans`` (searched): pieces read the clip frames
+    ``allowed``, cross-faded at their joins; with a co-articulation ``model`` (and the
+    clip's ``openness`` along ``direction``) the new words' opening and lip shape corrected
+    towards it (``coarticulate``)."""
+    timeline = build_timeline(span_plans, len(face) / fps, opts.background_margin_s, index,
+                              allowed, fps, opts.blend_max_ms / 1000, opts.max_edge_speed,
+                              openness)
+    frames = frame_plan(timeline, face, fps, opts.blend_ms / 1000, opts.blend_max_ms / 1000,
+                        natural_p99)
+    if model is not None and direction is not None:
+        coarticulate(frames, timeline, span_plans, index, model, direction, opts.articulation,
+                     opts.blend_ms / 1000, opts.lip_shape, opts.articulation_borrowed,
+                     opts.lip_shape_borrowed)
+    return timeline, frames
 
 
 def output_phones(timeline: Timeline, span_plans: list[SpanPlan], index: VisemeIndex
