@@ -54,7 +54,8 @@ frames it trained on (the span is never searched). No other-voice reading there.
 --phone-shares 0,0.25,0.5,0.75,1 only scores those ``lipsync.phone_share`` values on the
 same validation frames (``phone_shares_on_validation``; how 0.5 was chosen), each
 rendered over the span's own footage unless --no-render; with --search-shares every pair
-of the two shares (how ``search_share`` 0.5 was chosen).
+of the two shares (how ``search_share`` 0.5 was chosen); --recognized takes the phones
+pocketsphinx hears instead of the clip's alignment (a job without words).
 Prints one JSON object.
 """
 
@@ -473,13 +474,14 @@ def dev_span(root: Path):
 
 def phone_shares_on_validation(root: Path, shares: list[float],
                                search_shares: tuple[float, ...] = (0.0,),
-                               render: bool = False) -> dict:
+                               render: bool = False, recognized: bool = False) -> dict:
     """``lipsync.phone_share`` (and ``search_share``) on the lip model's validation frames
     (never trained on, not held out): the span's own audio, its phones as the clip's
     alignment has them (the aligner's, as a transcript gives), the co-articulation model
     and the viseme search on the footage the lip model trained on less the span. Per share
     (pair): opening r vs the true jaw (person-model measure) and the expression's RMSE vs
-    the real frames' fitted ones."""
+    the real frames' fitted ones. ``recognized``: the phones pocketsphinx hears in the
+    span's audio instead (what a job without words could know)."""
     from stages.fit import load_fit
     from stages.index import VisemeIndex
     from stages.lipsync.features import read_clip_wav
@@ -503,9 +505,17 @@ def phone_shares_on_validation(root: Path, shares: list[float],
     n = len(audio)
     index = VisemeIndex.load(CLIP, root)
     t0, t1 = first / fps, (first + n) / fps
-    spoken = covered([(str(p), max(a - t0, 0.0), b - t0) for p, a, b in
-                      zip(index.phones, index.start_s, index.end_s, strict=True)
-                      if b > t0 and a < t1], "the clip's alignment")
+    if recognized:  # no words: the phones pocketsphinx hears in the span's audio
+        from stages.lipsync.phones import recognized_phones
+
+        clip_audio = read_clip_wav(paths.audio)
+        spoken = covered(recognized_phones(clip_audio[int(round(t0 * 16000)):
+                                                      int(round(span.end_s * 16000))]),
+                         "recognized")
+    else:
+        spoken = covered([(str(p), max(a - t0, 0.0), b - t0) for p, a, b in
+                          zip(index.phones, index.start_s, index.end_s, strict=True)
+                          if b > t0 and a < t1], "the clip's alignment")
     fitted = column_array(load_fit(CLIP, root)[1], "expression").astype(np.float64)
     models = footage_model(CLIP, root, fitted, fps,
                            footage_frames(len(fitted), first, stop))
@@ -730,6 +740,9 @@ def main() -> None:
     parser.add_argument("--search-shares", type=lambda v: [float(x) for x in v.split(",")],
                         default=[0.0], help="with --phone-shares: also these "
                         "lipsync.search_share values (each pair scored)")
+    parser.add_argument("--recognized", action="store_true",
+                        help="with --phone-shares: the phones pocketsphinx recognizes in the "
+                        "audio instead of the clip's alignment (no words known)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     if args.workers_ratio:
@@ -740,7 +753,8 @@ def main() -> None:
         train(root, args.reuse_model, args.set)
         print(json.dumps(phone_shares_on_validation(root, args.phone_shares,
                                                     tuple(args.search_shares),
-                                                    not args.no_render), indent=2))
+                                                    not args.no_render, args.recognized),
+                         indent=2))
         return
     root = scratch_project(work)
     result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),
