@@ -229,9 +229,15 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, align: AlignParams
         predicted = ((1 - opts.phone_share) * predicted
                      + opts.phone_share * phone_expression(models, spoken, n_new, fps))
         if opts.search_share > 0:  # ...and the footage's own pieces of them
-            predicted = ((1 - opts.search_share) * predicted + opts.search_share
-                         * searched_expression(spec.clip, root, models, spoken, fps, first,
-                                               stop, n_new, plan))
+            try:
+                searched = searched_expression(spec.clip, root, models, spoken, fps, first,
+                                               stop, n_new, plan)
+            except TalkeditError as exc:
+                raise TalkeditError(spec.path, f"its words cannot be searched for in the "
+                                    f"clip's footage outside the span ({exc.problem})",
+                                    "give a shorter span, or set lipsync.search_share: 0"
+                                    ) from exc
+            predicted = (1 - opts.search_share) * predicted + opts.search_share * searched
     elif spoken is not None:
         log.warning("%s: the new words are known, but the clip's footage outside the span "
                     "is too short (or lacks a p/b/m or an open vowel) for its co-articulation "
@@ -241,7 +247,7 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, align: AlignParams
         if len(footage) < opts.retrieval_candidates:
             raise TalkeditError(spec.path, f"its span leaves {len(footage)} footage frames "
                                 "to retrieve mouths from (lipsync.retrieval is on; it searches "
-                                "the frames the lip model trained on, less the span)",
+                                "the clip's frames less the span)",
                                 "give a shorter span, or set lipsync.retrieval to false")
         shown, chosen = retrieved(predicted, fitted, footage, opts, len(model.mean))
 

@@ -104,14 +104,14 @@ class FootageModel:
 
 def footage_model(clip: str, root: Path | None, fitted: np.ndarray, fps: float,
                   footage: np.ndarray) -> FootageModel | None:
-    """The clip's models fitted on the clip frames ``footage`` only (those the lip model
-    trained on, less the span replaced); None when the clip lacks what the model needs (a
+    """The clip's models fitted on the clip frames ``footage`` only (the clip less the span
+    replaced, ``job.footage_frames``); None when the clip lacks what the model needs (a
     p/b/m and an open vowel, enough footage)."""
     usable = np.zeros(len(fitted), bool)
     usable[footage] = True
     usable &= np.isfinite(fitted).all(axis=1)
     # Phones said outside the footage read as unusable: the opening direction too is the
-    # footage's own (no frame of the span or of the lip model's held-out tail).
+    # footage's own (no frame of the span).
     table = VisemeIndex.load(clip, root).table.copy()
     centre = np.clip(np.rint((table["start_s"] + table["end_s"]).to_numpy() / 2 * fps)
                      .astype(np.int64), 0, len(fitted) - 1)
