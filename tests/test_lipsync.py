@@ -323,7 +323,8 @@ def test_known_words_move_the_mouth_towards_the_clips_model_of_their_phones(
             assert phones.get("source") == (None if share == 0 else "espeak-ng" if job == "voice"
                                             else "aligned transcript")
             assert phones.get("search_share") == (None if share == 0 else search)
-    # measured (150-step model): voice 0.846 -> 0.933, said 0.855 -> 0.921
+    # measured (150-step model, session 14): voice 0.846 -> 0.920 -> 0.922 (search),
+    # said 0.855 -> 0.902 -> 0.899
     assert r["voice", 0.5, 0.0] > r["voice", 0.0, 0.0] + 0.04 and r["voice", 0.5, 0.0] > 0.88, r
     assert r["said", 0.5, 0.0] > r["said", 0.0, 0.0] + 0.03 and r["said", 0.5, 0.0] > 0.88, r
     # Half way on to the edit path's searched plan of the phones keeps the opening as close
@@ -376,7 +377,7 @@ def test_the_searched_plan_of_known_words_reads_no_frame_of_the_span(
     truth = read_parquet(ClipPaths.of("demo", lip_root).truth_frames, TRUTH_FRAMES)
     jaw = np.interp((first + np.arange(stop - first)) / 25, truth["time_s"], truth["jaw_open"])
     r = np.corrcoef(openings(person, shown), jaw)[0, 1]
-    assert r > 0.85, r
+    assert r > 0.85, r  # measured 0.894
 
 
 # --- talkedit lipsync ---------------------------------------------------------------------
