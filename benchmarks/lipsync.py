@@ -50,7 +50,7 @@ given lipsync settings (``lipsync_retrieval_<i>``; "lipsync" stays the predictio
 --fitted-ceiling also renders the real frames' own fitted expressions (``fitted_expression``).
 --dev scores instead a span of footage the lip model did not train on and that is not held
 out: its validation frames (which only picked its steps); retrieval then searches the
-frames it trained on (the span is never searched). No other-voice reading there.
+clip's other frames (the span is never searched). No other-voice reading there.
 --phone-shares 0,0.25,0.5,0.75,1 only scores those ``lipsync.phone_share`` values on the
 same validation frames (``phone_shares_on_validation``; how 0.5 was chosen), each
 rendered over the span's own footage unless --no-render; with --search-shares every pair
@@ -478,7 +478,7 @@ def phone_shares_on_validation(root: Path, shares: list[float],
     """``lipsync.phone_share`` (and ``search_share``) on the lip model's validation frames
     (never trained on, not held out): the span's own audio, its phones as the clip's
     alignment has them (the aligner's, as a transcript gives), the co-articulation model
-    and the viseme search on the footage the lip model trained on less the span. Per share
+    and the viseme search on the clip's footage less the span. Per share
     (pair): opening r vs the true jaw (person-model measure) and the expression's RMSE vs
     the real frames' fitted ones. ``recognized``: the phones pocketsphinx hears in the
     span's audio instead (what a job without words could know)."""
@@ -499,7 +499,8 @@ def phone_shares_on_validation(root: Path, shares: list[float],
     fps = VideoMeta.read(paths).fps
     span = dev_span(root)
     first, stop = int(round(span.start_s * fps)), int(round(span.end_s * fps))
-    job, _, track = own_job(root, span, read_clip_wav(paths.audio), fps, "bench-validation",
+    clip_audio = read_clip_wav(paths.audio)
+    job, _, track = own_job(root, span, clip_audio, fps, "bench-validation",
                             {"phone_share": 0}, 0)
     audio = column_array(track, "expression").astype(np.float64)
     n = len(audio)
@@ -508,7 +509,6 @@ def phone_shares_on_validation(root: Path, shares: list[float],
     if recognized:  # no words: the phones pocketsphinx hears in the span's audio
         from stages.lipsync.phones import recognized_phones
 
-        clip_audio = read_clip_wav(paths.audio)
         spoken = covered(recognized_phones(clip_audio[int(round(t0 * 16000)):
                                                       int(round(span.end_s * 16000))]),
                          "recognized")

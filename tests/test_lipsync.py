@@ -364,8 +364,9 @@ def test_the_searched_plan_of_known_words_reads_no_frame_of_the_span(
     searched = transcript.search
 
     def recorded(*args: object, **kwargs: object) -> list:
-        pieces.extend(searched(*args, **kwargs))
-        return pieces
+        found = searched(*args, **kwargs)
+        pieces.extend(found)
+        return found
 
     monkeypatch.setattr(transcript, "search", recorded)
     shown = transcript.searched_expression("demo", lip_root, models, spoken, 25.0, first, stop,

@@ -226,8 +226,9 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, align: AlignParams
               if opts.phone_share > 0 or opts.search_share > 0 else None)
     models = None if spoken is None else footage_model(spec.clip, root, fitted, fps, footage)
     if models is not None:  # the words are known: towards the clip's model of them...
-        predicted = ((1 - opts.phone_share) * predicted
-                     + opts.phone_share * phone_expression(models, spoken, n_new, fps))
+        if opts.phone_share > 0:
+            predicted = ((1 - opts.phone_share) * predicted
+                         + opts.phone_share * phone_expression(models, spoken, n_new, fps))
         if opts.search_share > 0:  # ...and the footage's own pieces of them
             try:
                 searched = searched_expression(spec.clip, root, models, spoken, fps, first,
