@@ -3,14 +3,18 @@ process, chunk for chunk.
 
 A short generated clip (about 5 s) is fitted three times: in one tracked pass
 (``scale.chunk_frames: 0``), in chunks of 40 frames in this process, and through the
-fit flow with prefect-dask's runner on a 2-worker local cluster. The two chunked runs
-write byte-identical artifacts; the chunked fit stays within a pixel of the tracked one.
+fit flow with prefect-dask's runner on a 2-worker local cluster it starts itself. The two
+chunked runs write byte-identical artifacts; the chunked fit stays within a pixel of the
+tracked one. The render and composite flows run on one 2-worker local cluster the module
+starts and names by its address (``scale.dask_address``), so its workers start and import
+the stages once for both.
 """
 
 from __future__ import annotations
 
 import shutil
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -128,8 +132,16 @@ def _decoded(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
-ON_DASK = {"scale": {"task_runner": "dask", "dask_workers": 2, "chunk_frames": 8,
-                     "in_flight": 2}, "render": {"warmup_frames": 3}}
+@pytest.fixture(scope="module")
+def on_dask() -> Iterator[dict]:
+    """Overrides that run a flow in chunks of 8 rows on a 2-worker local Dask cluster,
+    started once for this module's render and composite runs (scale.dask_address)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        yield {"scale": {"task_runner": "dask", "dask_address": cluster.scheduler_address,
+                         "chunk_frames": 8, "in_flight": 2}, "render": {"warmup_frames": 3}}
 
 
 @pytest.fixture(scope="module")
@@ -150,16 +162,16 @@ def rendered(trained: tuple[Path, dict]) -> tuple[Path, str, dict[str, bytes]]: 
     return root, edit, _render_bytes(root, edit)
 
 
-def test_dask_render_equals_the_local_run(rendered: tuple[Path, str, dict[str, bytes]]
-                                          ) -> None:
+def test_dask_render_equals_the_local_run(rendered: tuple[Path, str, dict[str, bytes]],
+                                          on_dask: dict) -> None:
     """Render: chunks of 8 rows on 2 Dask workers write the same bytes as in this process."""
     root, edit, local = rendered
-    run_stage_flow(BY_NAME["render"], edit, root, ON_DASK)
+    run_stage_flow(BY_NAME["render"], edit, root, on_dask)
     assert _render_bytes(root, edit) == local
 
 
-def test_dask_composite_equals_the_local_run(rendered: tuple[Path, str, dict[str, bytes]]
-                                             ) -> None:
+def test_dask_composite_equals_the_local_run(rendered: tuple[Path, str, dict[str, bytes]],
+                                             on_dask: dict) -> None:
     """Composite: frames painted in chunks on Dask are the frames of the one-pass run, so
     the encoded videos decode to identical pictures."""
     root, edit, _ = rendered
@@ -168,7 +180,7 @@ def test_dask_composite_equals_the_local_run(rendered: tuple[Path, str, dict[str
     run_composite(edit, root, composite, load_section(WatermarkParams, root), ScaleParams())
     one_pass = _decoded(paths.output)
     run_stage_flow(BY_NAME["composite"], edit, root,
-                   ON_DASK | {"composite": {"preset": "ultrafast"}})
+                   on_dask | {"composite": {"preset": "ultrafast"}})
     painted = _decoded(paths.output)
     plan = read_parquet(paths.plan, arrow=True)
     assert len(painted) == len(one_pass) == plan.num_rows
