@@ -106,8 +106,13 @@ def imported_modules(roots: tuple[str, ...]) -> set[str]:
     return seen
 
 
+@cache  # the drift test asks once per removed entry; the source files do not change
+def _stage_modules(module: str) -> frozenset[str]:
+    return frozenset(imported_modules((module, *FLOW_MODULES)))
+
+
 def stage_modules(spec: StageSpec) -> set[str]:
-    return imported_modules((spec.module, *FLOW_MODULES))
+    return set(_stage_modules(spec.module))
 
 
 @cache
@@ -115,6 +120,7 @@ def _dep_path(dep: str) -> Path:
     return (REPO / dep).resolve()
 
 
+@cache  # (dep, file) pairs recur for every removed entry: compare their paths once
 def _covers(dep: str, file: Path) -> bool:
     target = _dep_path(dep)
     return file == target or target in file.parents
