@@ -154,6 +154,40 @@ def audio_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFa
     return root
 
 
+# The lip model's training in tests: short (the tests check behaviour, not the best r).
+LIP_FAST = {"steps": 150, "eval_every": 50}
+
+
+@pytest.fixture(scope="session")
+def lipmodel_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
+                       ) -> Path:
+    """The indexed demo with its lip model trained (LipModelParams with LIP_FAST), once per
+    session, in a root of its own: tests that use the model copy this root
+    (``copy_project``), since training is slow and copying is not."""
+    import dataclasses
+
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.train import run_lipmodel
+
+    root = tmp_path_factory.mktemp("lipmodel_demo_project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    for part in ("raw", "interim"):
+        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    run_lipmodel("demo", root, dataclasses.replace(LipModelParams(), **LIP_FAST))
+    return root
+
+
+def copy_project(source: Path, root: Path, parts: tuple[str, ...] = ("raw", "interim", "models")
+                 ) -> Path:
+    """``root`` made a copy of ``source``'s project: its params.yaml and ``parts`` of data/."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "params.yaml", root / "params.yaml")
+    for part in parts:
+        if (source / "data" / part).exists():
+            shutil.copytree(source / "data" / part, root / "data" / part)
+    return root
+
+
 # torch's OpenMP threads spin while they wait; on a busy shared machine that makes a
 # 2-thread training step ~8x slower (stages/render/__init__.py). Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

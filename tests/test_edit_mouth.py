@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +12,9 @@ import yaml
 
 from stages.align import AlignParams
 from stages.audio.config import AudioParams
-from stages.lipsync import LipModelParams
 from stages.plan import PlanParams
 from talkedit.errors import TalkeditError
-from tests.conftest import REPO, repo_section, write_edit
-
-FAST = dict(steps=300, eval_every=50)  # a short training: enough to follow the sound
+from tests.conftest import copy_project, repo_section, write_edit
 
 
 def test_mouth_motion_defaults_to_search_and_is_checked(project: Path) -> None:
@@ -47,16 +43,10 @@ def test_border_weights_cross_fade_over_blend_centred_on_each_border() -> None:
 
 
 @pytest.fixture(scope="module")
-def mouth_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fitted demo with a (briefly trained) lip model, in a root of its own."""
-    from stages.lipsync.train import run_lipmodel
-
-    root = tmp_path_factory.mktemp("edit_mouth_project")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for sub in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / sub, root / "data" / sub)
-    run_lipmodel("demo", root, dataclasses.replace(LipModelParams(), **FAST))
-    return root
+def mouth_root(lipmodel_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fitted demo with a (briefly trained: conftest's LIP_FAST) lip model, in a root of
+    its own."""
+    return copy_project(lipmodel_demo_root, tmp_path_factory.mktemp("edit_mouth_project"))
 
 
 SECTIONS = (PlanParams, AlignParams, AudioParams)  # plan_edit's / run_plan's, in order
@@ -111,6 +101,8 @@ def test_audio_mouth_follows_the_new_words_sound_and_changes_only_the_mouth(
     inside = (fa.time_s >= tn[0]) & (fa.time_s <= tn[-1])
     jaw = np.interp(np.interp(fa.time_s[inside], tn, tc), truth["time_s"], truth["jaw_open"])
     r_audio = np.corrcoef(openings(person, fa.expression[inside].astype(float)), jaw)[0, 1]
+    # measured (session 15): 117 frames; r 0.853 with a 300-step model, 0.850 with
+    # conftest's 150-step one (the changed share near the new words: 0.992 with both)
     assert inside.sum() > 80 and r_audio > 0.7
 
     # The model heard what the audio stage writes for this plan.
@@ -147,7 +139,7 @@ def test_audio_share_moves_the_searched_mouth_that_share_of_the_way(mouth_root: 
     expected = fs.expression + 0.3 * (fa.expression.astype(np.float64) - fs.expression)
     assert np.abs(fh.expression - expected).max() < 1e-4  # float32 rows
     moved = np.abs(fh.expression - fs.expression).max(axis=1) > 1e-6
-    assert moved.sum() == shared.mouth["frames"] > 80
+    assert moved.sum() == shared.mouth["frames"] > 80  # measured: 119 (300 or 150 steps)
     assert shared.mouth["mouth_motion"] == "search + audio x 0.3"
     with pytest.raises(TalkeditError, match="audio_share"):
         PlanParams.from_dict({"audio_share": 1.5})

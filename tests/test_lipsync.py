@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,9 @@ from stages.lipsync.features import RATE, FeatureConfig, frame_features
 from talkedit.artifacts import LipModelPaths
 from talkedit.errors import TalkeditError
 from talkedit.espeak import synthesize
-from tests.conftest import REPO
+from tests.conftest import LIP_FAST, copy_project
 
-FAST = dict(steps=150, eval_every=50)  # a short training: the test checks behaviour, not the best r
+FAST = LIP_FAST  # a short training: the test checks behaviour, not the best r
 
 
 def _speech(text: str, rate_wpm: int = 150, voice: str = "en-us") -> np.ndarray:
@@ -44,13 +43,10 @@ def test_telephone_band_audio_gives_the_same_features() -> None:
 
 
 @pytest.fixture(scope="module")
-def lip_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fitted demo in a root of its own (the lip model writes under data/models/)."""
-    root = tmp_path_factory.mktemp("lipsync_project")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for sub in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / sub, root / "data" / sub)
-    return root
+def lip_root(lipmodel_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fitted demo with its lip model (FAST, trained once per session by conftest) in a
+    root of its own (jobs and the tests' own models write under data/)."""
+    return copy_project(lipmodel_demo_root, tmp_path_factory.mktemp("lipsync_project"))
 
 
 def test_lip_model_beats_the_level_baseline_on_held_out_frames_and_is_reproducible(
@@ -59,7 +55,7 @@ def test_lip_model_beats_the_level_baseline_on_held_out_frames_and_is_reproducib
 
     opts = dataclasses.replace(LipModelParams(), **FAST)
     paths = LipModelPaths.of("demo", lip_root)
-    run_lipmodel("demo", lip_root, opts)
+    # The first training with these options is conftest's (in another root); train again.
     first = hashlib.sha256(paths.model.read_bytes()).hexdigest()
     metrics = json.loads(paths.metrics.read_text())
     run_lipmodel("demo", lip_root, opts)
