@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -103,9 +107,12 @@ def short_demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+FIT_SUMMARY = "fit_summary.json"  # in an indexed root: what run_fit returned (no stage reads it)
+
+
 def _indexed_copy(source: Path, root: Path) -> Path:
     """``source``'s demo clip (its raw files copied into ``root``) extracted, aligned,
-    fitted and indexed there."""
+    fitted and indexed there (with ``root``'s params.yaml: the project's)."""
     import dataclasses
 
     from stages.align import AlignParams, run_align
@@ -121,7 +128,8 @@ def _indexed_copy(source: Path, root: Path) -> Path:
     # The demo's synthetic voice reads one "a" unusually; mark it instead of failing.
     align = dataclasses.replace(load_section(AlignParams, root), on_mismatch="mark")
     run_align("demo", root, align)
-    run_fit("demo", root, load_section(FitParams, root), ScaleParams())
+    summary = run_fit("demo", root, load_section(FitParams, root), ScaleParams())
+    (root / FIT_SUMMARY).write_text(json.dumps(summary))
     run_index("demo", root, load_section(IndexParams, root))
     return root
 
@@ -204,6 +212,37 @@ def evaluate_demo_root(indexed_short_demo_root: Path, tmp_path_factory: pytest.T
     for part in ("raw", "interim"):
         shutil.copytree(indexed_short_demo_root / "data" / part, root / "data" / part)
     return root
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Prefect server (``talkedit server start``), started once per session (a
+    start, with its fresh database, takes ~20 s): its PREFECT_HOME. A project runs its
+    `talkedit` commands against it, as DVC would, through ``use_prefect_server``."""
+    import socket
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    env = {**os.environ, "PREFECT_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env.pop("PREFECT_API_URL", None)
+    with socket.socket() as probe:  # a free port (each pytest-xdist worker starts its own)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "talkedit", "server"]
+    started = subprocess.run([*command, "start", "--port", str(port)], cwd=home, env=env,
+                             capture_output=True, text=True, timeout=180, check=False)
+    assert started.returncode == 0, started.stdout + started.stderr
+    yield home
+    subprocess.run([*command, "stop"], cwd=home, env=env, capture_output=True, timeout=60,
+                   check=False)
+
+
+def use_prefect_server(root: Path, home: Path) -> Path:
+    """``root``/.prefect made a link to the session's server's PREFECT_HOME (its
+    server.json, its logs/): `talkedit` run with PREFECT_HOME=``root``/.prefect uses that
+    server. The link's path."""
+    link = root / ".prefect"
+    link.symlink_to(home, target_is_directory=True)
+    return link
 
 
 def write_edit(root: Path, name: str, spec: dict | str) -> Path:

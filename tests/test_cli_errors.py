@@ -11,13 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, make_video, write_edit
+from tests.conftest import REPO, make_video, use_prefect_server, write_edit
 
 
 def talkedit(project: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -28,18 +27,15 @@ def talkedit(project: Path, *args: str, timeout: float = 300) -> subprocess.Comp
 
 
 @pytest.fixture(scope="module")
-def project(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A project with a Prefect server of its own (stages then start in about a second)."""
+def project(prefect_server: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose commands run against a Prefect server (conftest's, one per session;
+    stages then start in about a second)."""
     root = tmp_path_factory.mktemp("cli_project")
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     raw = root / "data" / "raw"
     raw.mkdir(parents=True)
-    started = talkedit(root, "server", "start", "--port", "4317", timeout=180)
-    assert started.returncode == 0, started.stderr
-    try:
-        yield root
-    finally:
-        talkedit(root, "server", "stop")
+    use_prefect_server(root, prefect_server)
+    return root
 
 
 def one_error_line(proc: subprocess.CompletedProcess, *expected: str) -> str:
@@ -84,9 +80,9 @@ def test_no_face(project: Path) -> None:
     assert not (project / "data" / "interim" / "wall" / "crops").exists()  # nothing left behind
 
 
-def test_wrong_transcript(project: Path, demo_root: Path) -> None:
+def test_wrong_transcript(project: Path, short_demo_root: Path) -> None:
     raw = project / "data" / "raw"
-    shutil.copy(demo_root / "data" / "raw" / "demo.mp4", raw / "talk.mp4")
+    shutil.copy(short_demo_root / "data" / "raw" / "demo.mp4", raw / "talk.mp4")
     (raw / "talk.txt").write_text("The quarterly figures were read aloud by a different "
                                   "person entirely, with no words in common.\n")
     assert talkedit(project, "extract", "talk").returncode == 0

@@ -1,6 +1,6 @@
 """fit stage end to end: the demo clip against its truth, real footage, and bad input.
 
-The demo clip is fitted once per module; bad-input clips are short (2-4 s,
+The demo clip is fitted once per session (conftest); bad-input clips are short (2-4 s,
 256 px) and built from the demo's face rig (the astronaut photo with an
 animated mouth), so the mouth motion is known.
 """
@@ -8,8 +8,8 @@ animated mouth), so the mouth motion is known.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-import shutil
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +38,7 @@ from talkedit.artifacts import FACE, ClipPaths, column_array
 from talkedit.errors import TalkeditError
 from talkedit.params import load_section
 from talkedit.scale import ScaleParams
+from tests.conftest import FIT_SUMMARY, copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = load_section(FitParams, REPO)
@@ -119,24 +120,15 @@ def fitted_table(root: Path, clip: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+def demo(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory
          ) -> tuple[Path, dict]:
-    """The demo clip, extracted and fitted once in a root of its own.
-
-    Its raw files come from data/raw when the demo stage has run there, else from
-    the session's generated demo (conftest ``demo_root``, about 40 s to make).
-    """
-    root = tmp_path_factory.mktemp("fit_demo_root")
-    raw = root / "data" / "raw"
-    raw.mkdir(parents=True)
-    names = ["demo.mp4", "demo.txt", "demo.truth_frames.parquet"]
-    src = REPO / "data" / "raw"
-    if not all((src / n).is_file() for n in names):
-        src = request.getfixturevalue("demo_root") / "data" / "raw"
-    for n in names:
-        shutil.copy2(src / n, raw / n)
-    extract_clip("demo", root, ExtractParams())
-    return root, run_fit("demo", root, PARAMS, ScaleParams())
+    """The session's demo clip extracted and fitted (once per session, by conftest's
+    ``indexed_demo_root``, with params.yaml's fit section: PARAMS; the fit reads only the
+    video and its frame table), copied into a root of its own; and what run_fit returned."""
+    root = copy_project(indexed_demo_root, tmp_path_factory.mktemp("fit_demo_root"),
+                        ("raw", "interim"))
+    assert load_section(FitParams, root) == PARAMS
+    return root, json.loads((indexed_demo_root / FIT_SUMMARY).read_text())
 
 
 @pytest.fixture(scope="module")

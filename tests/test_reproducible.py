@@ -36,11 +36,11 @@ from talkedit.atomic import canonical_safetensors
 from talkedit.errors import TalkeditError
 from talkedit.espeak import phonemize, synthesize
 from talkedit.runreport import RUNS_DIR
-from tests.conftest import REPO, SHORT_DEMO_SIZE, SHORT_SCRIPT
+from tests.conftest import REPO, SHORT_DEMO_SIZE, SHORT_SCRIPT, use_prefect_server
 
 # One process per folder runs the stages named on its stdin, one a line, and answers each
-# on the pipe it is given ("<stage> <exit status>"): Prefect's temporary server and the
-# imports start once, not once a stage.
+# on the pipe it is given ("<stage> <exit status>"): the imports happen once, not once a
+# stage, and the flows run against the session's Prefect server (conftest), none started.
 DRIVER = """
 import os, sys
 from talkedit.cli import app
@@ -73,8 +73,9 @@ def _project(root: Path) -> Path:
 class Talkedit:
     """One project folder and the `talkedit` process that runs its stages."""
 
-    def __init__(self, root: Path, threads: int) -> None:
+    def __init__(self, root: Path, threads: int, prefect_home: Path) -> None:
         self.root = _project(root)
+        use_prefect_server(root, prefect_home)  # a running server: none started per process
         env = {**os.environ, "OMP_NUM_THREADS": str(threads),
                "OPENCV_FOR_THREADS_NUM": str(threads), "PYTHONPATH": str(REPO),
                "PREFECT_HOME": str(root / ".prefect")}
@@ -112,10 +113,12 @@ class Talkedit:
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Talkedit, Talkedit]]:
-    """The 1-thread and the 2-thread project, their processes started."""
+def folders(prefect_server: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[tuple[Talkedit, Talkedit]]:
+    """The 1-thread and the 2-thread project, their processes started (both against the
+    session's Prefect server)."""
     base = tmp_path_factory.mktemp("reproducible")
-    one, two = Talkedit(base / "one", 1), Talkedit(base / "two", 2)
+    one, two = Talkedit(base / "one", 1, prefect_server), Talkedit(base / "two", 2, prefect_server)
     yield one, two
     one.close()
     two.close()

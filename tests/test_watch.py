@@ -1,7 +1,7 @@
 """Scheduled runs (issue 20): the watched folder, one pass of the scheduled flow, a shared remote.
 
 One scratch project (a git + DVC repository holding the pipeline's code, dvc.yaml and a
-params.yaml with no clips) with its own Prefect server. ``talkedit watch`` is the
+params.yaml with no clips) with a Prefect server (conftest's, one per session). ``talkedit watch`` is the
 scheduled flow's pass, run as the deployment runs it. The passes go on in order:
 a clip dropped in is taken in and processed (through ``index``), then an edit of it
 (through ``plan``) — on conftest's short demo clip with a small lip model, to stay
@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from talkedit.inbox import WatchParams, take_in
-from tests.conftest import REPO, write_edit
+from tests.conftest import REPO, use_prefect_server, write_edit
 
 PY = Path(sys.executable)
 TALKEDIT = PY.parent / "talkedit"
@@ -42,7 +42,7 @@ def _stage_runs(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def scratch(prefect_server: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("watched_project")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for part in ("flows", "stages", "talkedit"):
@@ -56,7 +56,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     # The plan reads the clip's lip model (dvc.yaml): a small one, so the pass stays short.
     params["lipmodel"].update(ensemble=1, steps=20, eval_every=10, speed_factors=[1.0])
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text("/inbox/\n/.prefect/\n/data/runs/\n")
+    (root / ".gitignore").write_text("/inbox/\n/.prefect\n/data/runs/\n")
     env = {**os.environ, "PREFECT_HOME": str(root / ".prefect"), "OMP_WAIT_POLICY": "PASSIVE",
            "PATH": f"{PY.parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PREFECT_API_URL", None)
@@ -64,10 +64,8 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> dict:
     for cmd in (["git", "init", "-q"], [str(PY), "-m", "dvc", "init", "-q"],
                 ["git", "add", "-A"], [*git, "commit", "-qm", "scratch project"]):
         assert _run(cmd, root, env).returncode == 0, cmd
-    started = _run([str(TALKEDIT), "server", "start", "--port", "4319"], root, env, timeout=180)
-    assert started.returncode == 0, started.stderr
-    yield {"root": root, "env": env, "git": git}
-    _run([str(TALKEDIT), "server", "stop"], root, env)
+    use_prefect_server(root, prefect_server)  # the session's server (its own start: ~20 s)
+    return {"root": root, "env": env, "git": git}
 
 
 def _pass(scratch: dict) -> subprocess.CompletedProcess:
