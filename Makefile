@@ -23,7 +23,8 @@ demo: install
 	@echo "Outputs under data/; Prefect UI: http://127.0.0.1:4200"
 
 test: install
-	pytest -q
+	# Two workers, one per core (a file's tests stay together: module fixtures are built once).
+	pytest -q -n 2 --dist loadfile
 
 lint: install
 	ruff check .
