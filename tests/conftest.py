@@ -110,6 +110,17 @@ def short_demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 FIT_SUMMARY = "fit_summary.json"  # in an indexed root: what run_fit returned (no stage reads it)
 
 
+def copy_project(source: Path, root: Path, parts: tuple[str, ...] = ("raw", "interim", "models")
+                 ) -> Path:
+    """``root`` made a copy of ``source``'s project: its params.yaml and ``parts`` of data/."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "params.yaml", root / "params.yaml")
+    for part in parts:
+        if (source / "data" / part).exists():
+            shutil.copytree(source / "data" / part, root / "data" / part)
+    return root
+
+
 def _indexed_copy(source: Path, root: Path) -> Path:
     """``source``'s demo clip (its raw files copied into ``root``) extracted, aligned,
     fitted and indexed there (with ``root``'s params.yaml: the project's)."""
@@ -154,10 +165,8 @@ def indexed_short_demo_root(short_demo_root: Path, tmp_path_factory: pytest.Temp
 @pytest.fixture(scope="session")
 def audio_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the indexed demo project for the audio stage's edits (its own plans and specs)."""
-    root = tmp_path_factory.mktemp("audio_demo_project")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for part in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    root = copy_project(indexed_demo_root, tmp_path_factory.mktemp("audio_demo_project"),
+                        ("raw", "interim"))
     (root / "data" / "edits").mkdir()
     return root
 
@@ -177,22 +186,9 @@ def lipmodel_demo_root(indexed_demo_root: Path, tmp_path_factory: pytest.TempPat
     from stages.lipsync import LipModelParams
     from stages.lipsync.train import run_lipmodel
 
-    root = tmp_path_factory.mktemp("lipmodel_demo_project")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for part in ("raw", "interim"):
-        shutil.copytree(indexed_demo_root / "data" / part, root / "data" / part)
+    root = copy_project(indexed_demo_root, tmp_path_factory.mktemp("lipmodel_demo_project"),
+                        ("raw", "interim"))
     run_lipmodel("demo", root, dataclasses.replace(LipModelParams(), **LIP_FAST))
-    return root
-
-
-def copy_project(source: Path, root: Path, parts: tuple[str, ...] = ("raw", "interim", "models")
-                 ) -> Path:
-    """``root`` made a copy of ``source``'s project: its params.yaml and ``parts`` of data/."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source / "params.yaml", root / "params.yaml")
-    for part in parts:
-        if (source / "data" / part).exists():
-            shutil.copytree(source / "data" / part, root / "data" / part)
     return root
 
 
@@ -208,10 +204,7 @@ def evaluate_demo_root(indexed_short_demo_root: Path, tmp_path_factory: pytest.T
     metrics): the short clip keeps each evaluation (plan, render, two composites of the
     whole clip, the scoring) a fraction of the 30 s demo's."""
     root = tmp_path_factory.mktemp("evaluate_demo_project")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
-    for part in ("raw", "interim"):
-        shutil.copytree(indexed_short_demo_root / "data" / part, root / "data" / part)
-    return root
+    return copy_project(indexed_short_demo_root, root, ("raw", "interim"))
 
 
 @pytest.fixture(scope="session")
