@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -428,12 +429,18 @@ def main() -> int:
     ap.add_argument("--plan-error", action="store_true",
                     help="diagnostic: only plan each edit and write where its expression is "
                     "off the truth's (plan_error; benchmarks/results/plan_error.md)")
+    ap.add_argument("--exact-truth", action="store_true",
+                    help="compare the pictures with the truth drawn at the exact point of the "
+                    "text each output frame shows (stages.demo.pairs.truth_at) instead of its "
+                    "nearest frame; stored under LABEL-exact")
     ap.add_argument("--dev", action="store_true",
                     help="the development pairs (stages.demo.pairs.DEV_CASES) instead of the "
                     "scored ones: for choosing methods and settings")
     args = ap.parse_args()
+    if args.exact_truth:
+        args.label += "-exact"
 
-    from stages.demo.pairs import CASES, DEV_CASES
+    from stages.demo.pairs import CASES, DEV_CASES, truth_at
     from stages.evaluate.edit_truth import score_pair, summarize_pairs
 
     cases = [c for c in (DEV_CASES if args.dev else CASES)
@@ -454,7 +461,8 @@ def main() -> int:
             prepare_clip(case, work, args.steps)
             turnaround[case.name] = run_edit(case, work, args.oracle_expressions,
                                              args.filter_plan)
-        rows += score_pair(case.name, work, work / "truth")
+        rows += score_pair(case.name, work, work / "truth", truth_at=(
+            functools.partial(truth_at, case, work) if args.exact_truth else None))
         print(json.dumps(rows[-2:], indent=1), flush=True)
     summary = summarize_pairs(rows)
     store = RESULTS / "edit_quality.json"

@@ -163,3 +163,41 @@ def test_region_scores_tell_a_wrong_mouth_from_a_wrong_chin() -> None:
     assert mouth_hit["psnr_db_mouth"] < 30 and mouth_hit["psnr_db_rest"] > 90, mouth_hit
     assert chin_hit["psnr_db_rest"] < 30 and chin_hit["psnr_db_mouth"] > 90, chin_hit
     assert 20 < mouth_hit["psnr_db"] < mouth_hit["psnr_db_rest"]
+
+
+def test_a_generated_clip_is_drawn_again_at_any_instant(tmp_path) -> None:
+    """The truth at the exact point of the text (``render_clip_at``): at the clip's own frame
+    times it gives the clip's frames bit for bit; half a frame later, frames that differ
+    from both neighbours where the lips move; stressed clips are refused."""
+    import dataclasses
+
+    from stages.demo import DemoParams, generate_demo, render_clip_at
+    from stages.demo.stress import StressParams
+    from stages.evaluate.edit_truth import _frames
+
+    text = tmp_path / "say.txt"
+    text.write_text("Bob may paint a map.\n")
+    demo = DemoParams(name="redraw", text=str(text), seed=3)
+    generate_demo(tmp_path, demo, out_dir=tmp_path)
+    phones = pd.read_parquet(tmp_path / "redraw.truth_phones.parquet")
+    rows = [(str(p), float(a), float(b))
+            for p, a, b in zip(phones["phone"], phones["start_s"], phones["end_s"], strict=True)]
+    clip = _frames(tmp_path / "redraw.mp4")
+    t = np.arange(len(clip)) / demo.fps
+    render_clip_at(demo, rows, t, tmp_path / "again.mp4")
+    again = _frames(tmp_path / "again.mp4")
+    assert len(again) == len(clip)
+    assert max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(again, clip, strict=True)) == 0
+
+    render_clip_at(demo, rows, t[:-1] + 0.5 / demo.fps, tmp_path / "half.mp4")
+    half = _frames(tmp_path / "half.mp4")
+    speech = [k for k in range(len(half)) if 0.55 < t[k] < float(phones["end_s"].iloc[-2])]
+    moving = [k for k in speech if not np.array_equal(clip[k], clip[k + 1])]
+    between = [k for k in moving if not np.array_equal(half[k], clip[k])
+               and not np.array_equal(half[k], clip[k + 1])]
+    print(f"{len(between)} of {len(moving)} moving frames drawn anew half a frame on")
+    assert len(moving) >= 10 and len(between) == len(moving)
+
+    with pytest.raises(ValueError, match="plain clips"):
+        render_clip_at(dataclasses.replace(demo, stress=StressParams(camera_noise=2.0)), rows, t,
+                       tmp_path / "no.mp4")

@@ -79,6 +79,42 @@ def _head_motion(times: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def _clip_motion(times: np.ndarray, opts: DemoParams
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The clip's head motion (n, 5) and light's gain and tilt (n,) at ``times``: smooth
+    laws of time drawn from the clip's seed, so any instant can be drawn again."""
+    rng = np.random.default_rng(opts.seed)
+    head = _head_motion(times * opts.stress.head_speed, rng)
+    light_phase = rng.uniform(0, 2 * np.pi)
+    light_gain = 1.0 + 0.08 * np.sin(2 * np.pi * times / 24.0 + light_phase)
+    light_tilt = 0.10 * np.sin(2 * np.pi * times / 31.0 + light_phase / 2)
+    return head, light_gain, light_tilt
+
+
+def render_clip_at(demo: DemoParams, phones: list[tuple[str, float, float]],
+                   times: np.ndarray, path: Path, motion_times: np.ndarray | None = None
+                   ) -> None:
+    """Write to ``path`` (silent) the frames a plain generated clip (no stress, no borrowed
+    timing or motion) shows at any ``times`` (s, one frame each), its mouth saying the
+    timed ``phones`` (phone, start_s, end_s), its head and light at ``motion_times``
+    (default ``times``): e.g. a truth clip drawn at the exact point of the text an edited
+    video's frames show, with the head where that video's background has it
+    (``stages.demo.pairs.truth_at``)."""
+    if demo.stress.active or demo.timing_from or demo.motion_from:
+        raise ValueError("render_clip_at draws plain clips only (no stress, timing_from, "
+                         "motion_from)")
+    times = np.asarray(times, np.float64)
+    head, light_gain, light_tilt = _clip_motion(
+        times if motion_times is None else np.asarray(motion_times, np.float64), demo)
+    rig = FaceRig(load_face(demo.face), demo.size, source=demo.face or "skimage astronaut",
+                  relief=demo.stress.head_3d)
+    sr = 16000
+    silence = np.zeros(int(round(len(times) / demo.fps * sr)), np.int16)
+    with atomic_path(path) as tmp:
+        _encode(tmp, rig, articulation_track(phones, times), head, light_gain, light_tilt,
+                silence, sr, demo)
+
+
 def read_script(path: str | Path | None) -> str:
     path = Path(path) if path else DEFAULT_SCRIPT
     if not path.is_file():
@@ -122,11 +158,7 @@ def generate_demo(root: Path, demo: DemoParams, out_dir: Path | None = None) -> 
 
     times = np.arange(n_frames) / opts.fps
     mouth = articulation_track([(r[2], r[3], r[4]) for r in rows], times)
-    rng = np.random.default_rng(opts.seed)
-    head = _head_motion(times * opts.stress.head_speed, rng)
-    light_phase = rng.uniform(0, 2 * np.pi)
-    light_gain = 1.0 + 0.08 * np.sin(2 * np.pi * times / 24.0 + light_phase)
-    light_tilt = 0.10 * np.sin(2 * np.pi * times / 31.0 + light_phase / 2)
+    head, light_gain, light_tilt = _clip_motion(times, opts)
 
     motion = borrow_motion(opts.motion_from, opts.timing_at_s, times) if opts.motion_from \
         else None

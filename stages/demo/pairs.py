@@ -21,8 +21,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 
-from stages.demo import DemoParams, generate_demo
+from stages.demo import DemoParams, generate_demo, render_clip_at
 from talkedit.atomic import write_text
 from talkedit.errors import TalkeditError
 
@@ -150,8 +151,7 @@ def make_pair(case: PairCase, root: Path, size: int = 256) -> dict[str, Path]:
     texts = {"clip": inputs / "text.txt", "truth": inputs / "edited.txt"}
     write_text(texts["clip"], case.text + "\n")
     write_text(texts["truth"], case.edited_text + "\n")
-    common = {"face": str(face), "voice": case.voice, "rate_wpm": case.rate_wpm,
-              "seed": case.seed, "size": size}
+    common = _rig(case, face, size)
     raw = root / "data" / "raw"
     truth_dir = root / "truth"
     if not (raw / f"{case.name}.mp4").is_file():
@@ -162,3 +162,33 @@ def make_pair(case: PairCase, root: Path, size: int = 256) -> dict[str, Path]:
     return {"face": face, "clip": raw / f"{case.name}.mp4", "truth": truth_dir / f"{case.name}.mp4",
             "truth_phones": truth_dir / f"{case.name}.truth_phones.parquet",
             "truth_frames": truth_dir / f"{case.name}.truth_frames.parquet"}
+
+
+def _rig(case: PairCase, face: Path, size: int) -> dict[str, object]:
+    """What the clip and its truth share: face, voice, rate, seed (head, light), size."""
+    return {"face": str(face), "voice": case.voice, "rate_wpm": case.rate_wpm,
+            "seed": case.seed, "size": size}
+
+
+def truth_at(case: PairCase, root: Path, times_s: np.ndarray,
+             motion_s: np.ndarray | None = None, size: int = 256) -> Path:
+    """The case's truth clip (``make_pair``'s, which must exist) drawn again, losslessly, at
+    ``times_s`` (its own time, one frame each), the head and light at ``motion_s`` (default
+    the same), written to ``root``/truth/<case>.at.mp4.
+
+    The truth's frames sample its continuous laws (mouth from the timed phones, head,
+    light) every 1/fps s; the point of the text an edited video's frame shows lies
+    anywhere between two of them, and its head is where the edit's background puts it
+    (the source's law at the background's instant: clip and truth share it), not where
+    the truth's clock has it. Drawn at those instants, the truth is what a perfect edit
+    would show there (issue 13, session 16)."""
+    truth_dir = root / "truth"
+    phones = pd.read_parquet(truth_dir / f"{case.name}.truth_phones.parquet")
+    rows = list(zip(phones["phone"], phones["start_s"], phones["end_s"], strict=True))
+    out = truth_dir / f"{case.name}.at.mp4"
+    # Lossless: a truth sharing the clip's compression artefacts favours kept footage (a
+    # kept frame and its nearest truth frame are the same picture, encoded alike).
+    render_clip_at(DemoParams(name=case.name, crf=0,
+                              **_rig(case, root / "pairs" / case.name / "face.png", size)),
+                   [(str(p), float(a), float(b)) for p, a, b in rows], times_s, out, motion_s)
+    return out

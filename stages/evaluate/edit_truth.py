@@ -28,6 +28,7 @@ new segment of the plan), next to the same scores on the kept footage:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -377,10 +378,20 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2], strict=True))
 
 
-def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = None
+def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = None,
+               truth_at: Callable[[np.ndarray, np.ndarray], Path] | None = None
                ) -> list[dict[str, Any]]:
     """Scores of the edit named ``clip`` (its output video) against the truth clip
-    ``truth_dir``/<clip>.mp4: one row per new segment, with the kept footage's scores."""
+    ``truth_dir``/<clip>.mp4: one row per new segment, with the kept footage's scores.
+
+    The pictures (PSNR, SSIM) compare each output frame with the truth frame nearest the
+    point of the text it shows; with ``truth_at`` (the truth's own times (n,) -> a video
+    of the truth drawn at exactly those instants, ``stages.demo.pairs.truth_at``), with
+    the truth at that very point instead, and (the second argument: the output frames'
+    background instants, clip seconds) its head and light where the output's background
+    has them: the nearest frame lies up to half a frame off (where the lips move that
+    alone cost kept footage after an edit 2-5 dB on the development pairs), and shares
+    the clip's compression artefacts in kept footage before the first edit (session 16)."""
     fit = fit or FitParams()
     paths, edit = ClipPaths.of(clip, root), EditPaths.of(clip, root)
     model, table = load_fit(clip, root)
@@ -391,11 +402,6 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
     measure = OpeningMeasure.calibrate(model, column_array(table, "expression"),
                                        column_array(table, "landmarks_2d").reshape(n, -1, 2), jaw)
     out_images, truth_images = _frames(edit.output), _frames(truth_dir / f"{clip}.mp4")
-    with make_landmarker(fit.landmarker_params()) as landmarker:
-        framer = CropFramer(landmarker.topology, fit.crop_margin)
-        out = observe(out_images, landmarker, framer, model, CROP_SIZE)
-        truth = observe(truth_images, landmarker, framer, model, CROP_SIZE)
-
     segments = read_parquet(edit.segments, SEGMENTS)
     phones = output_phones(segments, read_parquet(edit.new_phones, NEW_PHONES),
                            pd.read_parquet(paths.truth_phones))
@@ -405,12 +411,23 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
     t_truth = np.interp(t_out, k_out, k_truth)
     truth_rows = np.clip(np.rint(t_truth * fps).astype(np.int64), 0, len(truth_images) - 1)
     truth_open = truth_jaw(truth_phones, t_truth)
-
     plan = pd.read_parquet(edit.plan)  # not checked against PLAN: plans from before
-    # source_time_s (nearest-frame retiming) are scored too. What the renderer was asked for: splits the loss between the plan and the renderer.
+    # source_time_s (nearest-frame retiming) are scored too.
+    bg_time = background_time(plan, fps)
+    with make_landmarker(fit.landmarker_params()) as landmarker:
+        framer = CropFramer(landmarker.topology, fit.crop_margin)
+        out = observe(out_images, landmarker, framer, model, CROP_SIZE)
+        truth = observe(truth_images, landmarker, framer, model, CROP_SIZE)
+        # The truth pictures each output frame is compared with, and their rows.
+        picture, picture_rows = truth, truth_rows
+        if truth_at is not None:
+            picture = observe(_frames(truth_at(t_truth, bg_time[:len(t_out)])), landmarker,
+                              framer, model, CROP_SIZE)
+            picture_rows = np.arange(len(t_out))
+
+    # What the renderer was asked for: splits the loss between the plan and the renderer.
     planned = measure(np.stack(plan["expression"].to_numpy())[:len(t_out)].astype(np.float64))
     edited = plan["edited"].to_numpy(bool)[:len(t_out)]
-    bg_time = background_time(plan, fps)
     # Generated frames: the renderer drew them from the plan's expression, whose opening
     # the expression map reads on real frames (validated above): what they were asked for.
     generated = edited & np.isfinite(planned)
@@ -444,7 +461,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
     window = max(3, int(round(KEPT_WINDOW_S * fps)))
     kept_r = [pearson(opening[a:b], truth_open[a:b]) for lo, hi in _runs(~edited)
               for a in range(lo, hi - window + 1, window) for b in [a + window]]
-    kept_regions = region_scores(out, truth, kept_rows, truth_rows[kept_rows])
+    kept_regions = region_scores(out, picture, kept_rows, picture_rows[kept_rows])
     kept_sharp = mean_sharpness(out, kept_rows)
     kept = {"opening_r": float(np.nanmean(kept_r)) if kept_r else float("nan"),
             "peak_error_ms": float(np.nanmedian(np.abs(kd_t))) if len(kd_t) else float("nan"),
@@ -458,7 +475,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
         vowels = phones[(phones["segment"] == seg.segment) & phones["phone"].isin(VOWELS)]
         d_t, d_v = vowel_peaks(opening, truth_open, t_out, vowels)
         plan_d_t, _ = vowel_peaks(planned, truth_open, t_out, vowels)
-        regions_seg = region_scores(out, truth, rows_seg, truth_rows[rows_seg])
+        regions_seg = region_scores(out, picture, rows_seg, picture_rows[rows_seg])
         lo, hi = next(((a, b) for a, b in regions if a <= rows_seg[0] < b),
                       (rows_seg[0], rows_seg[-1] + 1))
         rows.append({
