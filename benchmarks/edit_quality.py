@@ -430,9 +430,11 @@ def main() -> int:
                     help="diagnostic: only plan each edit and write where its expression is "
                     "off the truth's (plan_error; benchmarks/results/plan_error.md)")
     ap.add_argument("--exact-truth", action="store_true",
-                    help="compare the pictures with the truth drawn at the exact point of the "
-                    "text each output frame shows (stages.demo.pairs.truth_at) instead of its "
-                    "nearest frame; stored under LABEL-exact")
+                    help="diagnostic: compare the pictures with the truth drawn again, "
+                    "losslessly, at the exact point of the text each output frame shows, its "
+                    "head where the output's background has it (stages.demo.pairs.truth_at), "
+                    "instead of the truth's nearest frame; stored under LABEL-exact "
+                    "(benchmarks/results/edit_quality_truth.md)")
     ap.add_argument("--dev", action="store_true",
                     help="the development pairs (stages.demo.pairs.DEV_CASES) instead of the "
                     "scored ones: for choosing methods and settings")

@@ -390,7 +390,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
     the truth at that very point instead, and (the second argument: the output frames'
     background instants, clip seconds) its head and light where the output's background
     has them: the nearest frame lies up to half a frame off (where the lips move that
-    alone cost kept footage after an edit 2-5 dB on the development pairs), and shares
+    alone cost kept footage after an edit 2-8 dB on the development pairs), and shares
     the clip's compression artefacts in kept footage before the first edit (session 16)."""
     fit = fit or FitParams()
     paths, edit = ClipPaths.of(clip, root), EditPaths.of(clip, root)
