@@ -406,3 +406,66 @@ def test_boundaries_the_aligner_placed_early_are_moved_to_where_the_lips_show_th
     assert min(onsets[p] for p in ("T", "K", "L")) > 0.005, onsets
     assert np.mean([abs(v) for p, v in onsets.items() if p not in ("T", "K", "P", "L")]) \
         < 0.003, onsets
+
+
+def test_a_word_the_lexicon_lets_be_said_two_ways_is_labelled_as_the_lips_said_it(
+        monkeypatch) -> None:
+    """The aligner keeps the lexicon's first way of "to" (T UW) and "and" (AH N D) where
+    the voice said T AH and AE N D: the model relabels each such word the way its lips fit
+    best, so UW keeps its own (closed, rounded) target instead of learning a schwa's."""
+    import pandas as pd
+
+    import stages.plan.articulation as articulation
+    from stages.demo.mouth import PHONE_TARGETS
+    from stages.plan.articulation import ArticulationModel
+
+    rng = np.random.default_rng(21)
+    inventory = ["AA", "AH", "IY", "UW", "EH", "AE", "B", "M", "T", "S", "N", "K", "L", "D"]
+    labelled, said, words, t = [("sil", 0.0, 0.2)], [("sil", 0.0, 0.2)], [""], 0.2
+    for k in range(160):
+        if k % 20 == 5:  # "to", said reduced
+            ways = [("T", "UW", "T", "AH", "to")]
+        elif k % 20 == 15:  # "and", said in full
+            ways = [("AH", "AE", "and"), ("N", "N", "and"), ("D", "D", "and")]
+        else:
+            p = str(rng.choice(inventory))
+            ways = [(p, p, "zzqx")]
+        for way in ways:
+            d = float(rng.uniform(0.06, 0.14))
+            if len(way) == 5:  # T then the vowel
+                labelled += [("T", t, t + d), (way[1], t + d, t + 2 * d)]
+                said += [("T", t, t + d), (way[3], t + d, t + 2 * d)]
+                words += [way[4], way[4]]
+                t += 2 * d
+            else:
+                labelled.append((way[0], t, t + d))
+                said.append((way[1], t, t + d))
+                words.append(way[2])
+                t += d
+    labelled.append(("sil", t, t + 0.3))
+    said.append(("sil", t, t + 0.3))
+    words.append("")
+    word_index = np.cumsum([0] + [int(w != words[i - 1] or w == "zzqx" or w == "")
+                                  for i, w in enumerate(words[1:], 1)])
+    word_index = np.where(np.array(words) == "", -1, word_index)
+    openness = _articulated(said, FPS)
+    index = SimpleNamespace(
+        phones=np.array([p for p, _, _ in labelled], object),
+        start_s=np.array([a for _, a, _ in labelled]), end_s=np.array([b for _, _, b in labelled]),
+        usable=np.ones(len(labelled), bool), word_index=word_index,
+        table=pd.DataFrame({"word": words}))
+    usable = np.ones(len(openness), bool)
+    t_all = np.arange(len(openness)) / FPS
+    relabelled = articulation.said_pronunciations(
+        index, [p for p, _, _ in labelled], index.start_s, index.end_s, t_all, openness, 0.035)
+    changed = {(w, a, b) for w, a, b in zip(words, index.phones, relabelled, strict=True)
+               if a != b}
+    assert changed == {("to", "UW", "AH"), ("and", "AH", "AE")}, changed
+    model = ArticulationModel.fit(index, openness, usable, FPS)
+    monkeypatch.setattr(articulation, "RELABEL", False)
+    as_aligned = ArticulationModel.fit(index, openness, usable, FPS)
+    uw, uw_aligned = _held_target(model, "UW"), _held_target(as_aligned, "UW")
+    print(f"held UW: {uw:.2f} relabelled, {uw_aligned:.2f} as aligned "
+          f"(truth {PHONE_TARGETS['UW'][0]})")
+    assert abs(uw - PHONE_TARGETS["UW"][0]) < 0.06
+    assert abs(uw_aligned - PHONE_TARGETS["UW"][0]) > abs(uw - PHONE_TARGETS["UW"][0]) + 0.03
