@@ -9,8 +9,7 @@ its neighbours: co-articulation, after Cohen & Massaro), plus a constant; the ta
 fitted by least squares on the clip's usable frames and the smoothing width is chosen on
 the clip's second half (fitted on its first), then how far the clip's lips lag its aligned
 phones (``LAGS_S``: the footage's own lag, which every new word's curve then carries).
-Nothing but the clip and its alignment is used (and the lexicon: a word it lets be said
-in several ways is labelled the way the clip's lips said it, ``said_pronunciations``). ``correct`` then moves the new words'
+Nothing but the clip and its alignment is used. ``correct`` then moves the new words'
 planned expression along the openness direction towards the model's curve for the *new*
 phone sequence (their own neighbours and durations), keeping every other part of the
 retrieved expression (lip shape, rounding, teeth).
@@ -59,12 +58,10 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter1d
 from scipy.special import ndtr
 
-from stages.align.lexicon import in_cmudict, pronunciations
 from stages.index import VisemeIndex
 from stages.plan.retime import BILABIALS, extreme_frames
 from stages.plan.search import PHONE_CODES
 from stages.visemes import PHONE_TO_VISEME, VISEME_NAMES
-from talkedit.phonemes import VOWELS, split_stress
 
 RATE_HZ = 200.0  # the model's time grid
 SIGMAS_S = (0.02, 0.03, 0.04, 0.05, 0.06)  # smoothing widths tried on the clip's second half
@@ -130,9 +127,6 @@ REALIGN_PRIOR_S = 0.015
 # targets are now fitted on the lips' (a T's lips close ~12 ms after the demo's aligned T
 # starts). 0.9625 / 0.9324 -> 0.9636 / 0.9357.
 ONSET_SHRINK = 3.0
-# Words the lexicon lets be said several ways are labelled the way the lips show
-# (``said_pronunciations``) before the targets are fitted.
-RELABEL = True
 BLOCK = 4096  # grid points smoothed at once (20 s)
 FIT_ROWS = 8192  # frames whose design rows are built at a time in the fit
 
@@ -223,9 +217,6 @@ class ArticulationModel:
         lag = _vertex(scores)
         aligned = index.start_s + lag
         starts, ends = aligned, index.end_s + lag
-        if RELABEL and getattr(index, "table", None) is not None:  # words to read
-            phones = said_pronunciations(index, phones, starts, ends, t[usable],
-                                         openness[usable], sigma)
         for _ in range(REALIGN_PASSES if REALIGN_SHIFTS_S else 0):
             weights, _ = _fit(phones, starts, ends, t[usable], sigma, openness[usable])
             starts, ends = realigned(phones, starts, ends, t[usable], openness[usable], weights,
@@ -277,56 +268,6 @@ class ArticulationModel:
             opening = shut_target(opening, closure, self.closed, self.max_step)
         shaped = design @ self.shape
         return correct(shaped, direction, opening, np.ones(len(times)), out=shaped)
-
-
-def said_pronunciations(index: VisemeIndex, phones: list[str], starts: np.ndarray,
-                        ends: np.ndarray, times: np.ndarray, y: np.ndarray, sigma_s: float
-                        ) -> list[str]:
-    """``phones`` with each word the lexicon lets be said in several ways of the same
-    length (its vowels differ: "to" T UW / T IH / T AH, "and" AH N D / AE N D) labelled
-    the way the lips fit best: the model fitted without those words' frames predicts the
-    openness ``y`` at ``times`` for each way, and the one with the least squared miss over
-    the word's frames is kept. The aligner keeps the lexicon's first way where the
-    voice said another (on the generated clips "and" AH for AE 13 times, "to" UW for AH 7
-    times), and a target learnt from a mislabelled vowel is off: dev-astronaut's only UW
-    was such a "to", and the new "bamboo"'s UW opened to 0.58 (jaw units) where the truth
-    holds 0.30 (issue 13, session 16)."""
-    words = index.table["word"].astype(str).to_numpy()
-    cuts = np.flatnonzero(np.diff(index.word_index)) + 1
-    ambiguous: list[tuple[np.ndarray, list[tuple[str, ...]]]] = []
-    for idx in np.split(np.arange(len(phones)), cuts):
-        if not len(idx) or index.word_index[idx[0]] < 0 or not in_cmudict(words[idx[0]]):
-            continue
-        said = tuple(phones[i] for i in idx)
-        ways = sorted({tuple(split_stress(p)[0] for p in pron.phones)
-                       for pron in pronunciations(words[idx[0]])})
-        ways = [w for w in ways if len(w) == len(said) and all(
-            a == b or (a in VOWELS and b in VOWELS) for a, b in zip(w, said, strict=True))]
-        if len(ways) > 1 and said in ways:
-            ambiguous.append((idx, ways))
-    if not ambiguous:
-        return phones
-    instance = np.searchsorted(np.asarray(ends), times, "right")
-    held_out = np.isin(instance, np.concatenate([idx for idx, _ in ambiguous]))
-    if (~held_out).sum() < 25:
-        return phones
-    weights, _ = _fit(phones, starts, ends, times[~held_out], sigma_s, y[~held_out])
-    out = list(phones)
-    for idx, ways in ambiguous:
-        at = np.isin(instance, idx)
-        if not at.any():
-            continue
-
-        def miss(way: tuple[str, ...], idx: np.ndarray = idx, at: np.ndarray = at) -> float:
-            trial = list(out)
-            for i, p in zip(idx, way, strict=True):
-                trial[i] = p
-            return float(((y[at] - model_design(trial, starts, ends, times[at], sigma_s)
-                           @ weights) ** 2).sum())
-
-        for i, p in zip(idx, min(ways, key=miss), strict=True):
-            out[i] = p
-    return out
 
 
 def realigned(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
