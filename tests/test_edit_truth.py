@@ -172,6 +172,7 @@ def test_a_generated_clip_is_drawn_again_at_any_instant(tmp_path) -> None:
     import dataclasses
 
     from stages.demo import DemoParams, generate_demo, render_clip_at
+    from stages.demo.pairs import timed_phones
     from stages.demo.stress import StressParams
     from stages.evaluate.edit_truth import _frames
 
@@ -180,8 +181,7 @@ def test_a_generated_clip_is_drawn_again_at_any_instant(tmp_path) -> None:
     demo = DemoParams(name="redraw", text=str(text), seed=3)
     generate_demo(tmp_path, demo, out_dir=tmp_path)
     phones = pd.read_parquet(tmp_path / "redraw.truth_phones.parquet")
-    rows = [(str(p), float(a), float(b))
-            for p, a, b in zip(phones["phone"], phones["start_s"], phones["end_s"], strict=True)]
+    rows = timed_phones(phones)
     clip = _frames(tmp_path / "redraw.mp4")
     t = np.arange(len(clip)) / demo.fps
     render_clip_at(demo, rows, t, tmp_path / "again.mp4")

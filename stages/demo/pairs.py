@@ -143,9 +143,9 @@ def make_pair(case: PairCase, root: Path, size: int = 256) -> dict[str, Path]:
     Returns the paths: ``face`` (the photo as PNG), ``clip`` and ``truth`` (videos),
     ``truth_phones`` / ``truth_frames`` (the truth clip's tables).
     """
-    inputs = root / "pairs" / case.name
+    face = _face_png(case, root)
+    inputs = face.parent
     inputs.mkdir(parents=True, exist_ok=True)
-    face = inputs / "face.png"
     if not face.is_file():
         cv2.imwrite(str(face), cv2.cvtColor(face_photo(case.face), cv2.COLOR_RGB2BGR))
     texts = {"clip": inputs / "text.txt", "truth": inputs / "edited.txt"}
@@ -162,6 +162,17 @@ def make_pair(case: PairCase, root: Path, size: int = 256) -> dict[str, Path]:
     return {"face": face, "clip": raw / f"{case.name}.mp4", "truth": truth_dir / f"{case.name}.mp4",
             "truth_phones": truth_dir / f"{case.name}.truth_phones.parquet",
             "truth_frames": truth_dir / f"{case.name}.truth_frames.parquet"}
+
+
+def _face_png(case: PairCase, root: Path) -> Path:
+    """Where ``make_pair`` keeps the case's face photo."""
+    return root / "pairs" / case.name / "face.png"
+
+
+def timed_phones(table: pd.DataFrame) -> list[tuple[str, float, float]]:
+    """A truth_phones table as (phone, start_s, end_s) rows, as the mouth track reads them."""
+    return [(str(p), float(a), float(b))
+            for p, a, b in zip(table["phone"], table["start_s"], table["end_s"], strict=True)]
 
 
 def _rig(case: PairCase, face: Path, size: int) -> dict[str, object]:
@@ -183,12 +194,10 @@ def truth_at(case: PairCase, root: Path, times_s: np.ndarray,
     the truth's clock has it. Drawn at those instants, the truth is what a perfect edit
     would show there (issue 13, session 16)."""
     truth_dir = root / "truth"
-    phones = pd.read_parquet(truth_dir / f"{case.name}.truth_phones.parquet")
-    rows = list(zip(phones["phone"], phones["start_s"], phones["end_s"], strict=True))
+    phones = timed_phones(pd.read_parquet(truth_dir / f"{case.name}.truth_phones.parquet"))
     out = truth_dir / f"{case.name}.at.mp4"
     # Lossless: a truth sharing the clip's compression artefacts favours kept footage (a
     # kept frame and its nearest truth frame are the same picture, encoded alike).
-    render_clip_at(DemoParams(name=case.name, crf=0,
-                              **_rig(case, root / "pairs" / case.name / "face.png", size)),
-                   [(str(p), float(a), float(b)) for p, a, b in rows], times_s, out, motion_s)
+    render_clip_at(DemoParams(name=case.name, crf=0, **_rig(case, _face_png(case, root), size)),
+                   phones, times_s, out, motion_s)
     return out
