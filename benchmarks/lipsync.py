@@ -7,7 +7,7 @@
                                            [--retrieval [KEY=VALUE,...]] [--dev]
                                            [--phone-shares S,S,... [--search-shares S,...]]
                                            [--transcript [KEY=VALUE,...]]
-                                           [--viseme-path-recording]
+                                           [--viseme-path-recording] [--project DIR]
 
 Runs in a scratch project (--work, default a temp folder) holding links to the
 repository's built demo (data/raw, data/interim, the trained renderer), so nothing
@@ -56,6 +56,9 @@ same validation frames (``phone_shares_on_validation``; how 0.5 was chosen), eac
 rendered over the span's own footage unless --no-render; with --search-shares every pair
 of the two shares (how ``search_share`` 0.5 was chosen); --recognized takes the phones
 pocketsphinx hears instead of the clip's alignment (a job without words).
+--project DIR takes the clip from another built project (its params.yaml too): e.g. a copy
+of this repository whose ``demo:`` section names another face, voice and text, built with
+``dvc repro evaluate@demo lipmodel@demo``; the viseme path's scores are then its own.
 Prints one JSON object.
 """
 
@@ -87,12 +90,12 @@ CLIP = "demo"
 OTHER_VOICE, OTHER_RATE = "en-us+f3", 130
 
 
-def scratch_project(work: Path) -> Path:
-    """A project root whose inputs link to the repository's built demo."""
+def scratch_project(work: Path, project: Path = REPO) -> Path:
+    """A project root whose inputs link to ``project``'s built demo (default: this repository's)."""
     import shutil
 
     work.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "params.yaml", work / "params.yaml")
+    shutil.copy(project / "params.yaml", work / "params.yaml")
     data = work / "data"
     for sub in ("raw", "interim"):
         (data / sub).mkdir(parents=True, exist_ok=True)
@@ -102,16 +105,16 @@ def scratch_project(work: Path) -> Path:
     for folder, names in links.items():
         if names is None:
             if not folder.exists():
-                folder.symlink_to(REPO / "data" / "interim" / CLIP)
+                folder.symlink_to(project / "data" / "interim" / CLIP)
             continue
         for name in names:
             if not (folder / name).exists():
-                (folder / name).symlink_to(REPO / "data" / "raw" / name)
+                (folder / name).symlink_to(project / "data" / "raw" / name)
     models = data / "models" / CLIP
     models.mkdir(parents=True, exist_ok=True)
     for name in ("generator.safetensors", "references.safetensors"):
         if not (models / name).exists():
-            (models / name).symlink_to(REPO / "data" / "models" / CLIP / name)
+            (models / name).symlink_to(project / "data" / "models" / CLIP / name)
     return work
 
 
@@ -702,6 +705,10 @@ def render_and_score(root: Path, job: str, held, first: int, n_new: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--project", type=Path, default=REPO,
+                        help="a project root whose demo clip is built (data/raw, interim, "
+                             "models, metrics): another generated face and text; default "
+                             "this repository")
     parser.add_argument("--no-render", action="store_true")
     parser.add_argument("--reuse-model", action="store_true")
     parser.add_argument("--workers-ratio", action="store_true",
@@ -749,14 +756,14 @@ def main() -> None:
         print(json.dumps(training_workers(work, args.set), indent=2))
         return
     if args.phone_shares:
-        root = scratch_project(work)
+        root = scratch_project(work, args.project)
         train(root, args.reuse_model, args.set)
         print(json.dumps(phone_shares_on_validation(root, args.phone_shares,
                                                     tuple(args.search_shares),
                                                     not args.no_render, args.recognized),
                          indent=2))
         return
-    root = scratch_project(work)
+    root = scratch_project(work, args.project)
     result: dict = {"work": str(work), "training": train(root, args.reuse_model, args.set),
                     "inference": inference_speed(root)}
     result["jaw_warp"], result["background_shift"] = not args.no_jaw_warp, args.background_shift
@@ -771,7 +778,7 @@ def main() -> None:
         result["viseme_path_here"] = viseme_path(root, args.background_shift)
     if args.viseme_path_recording:
         result["viseme_path_recording"] = viseme_path(root, args.background_shift, True)
-    viseme = REPO / "data" / "metrics" / CLIP / "evaluate.json"
+    viseme = args.project / "data" / "metrics" / CLIP / "evaluate.json"
     if viseme.is_file():
         result["viseme_path_same_sentences"] = json.loads(viseme.read_text())
     print(json.dumps(result, indent=2, default=str))
