@@ -751,6 +751,15 @@ def main() -> None:
                         help="with --phone-shares: the phones pocketsphinx recognizes in the "
                         "audio instead of the clip's alignment (no words known)")
     args = parser.parse_args()
+    args.project = args.project.resolve()
+    missing = [name for name in ("params.yaml", f"data/interim/{CLIP}", f"data/raw/{CLIP}.mp4",
+                                 f"data/models/{CLIP}/generator.safetensors")
+               if not (args.project / name).exists()]
+    if missing:  # before anything is written under --work
+        print(f"error: --project {args.project}: has no {missing[0]}. Fix: give a project "
+              f"whose {CLIP} clip is built (dvc repro evaluate@{CLIP} lipmodel@{CLIP} there)",
+              file=sys.stderr)
+        sys.exit(2)
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     if args.workers_ratio:
         print(json.dumps(training_workers(work, args.set), indent=2))
