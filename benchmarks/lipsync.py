@@ -153,7 +153,7 @@ def train(root: Path, reuse: bool, settings: list[str] | None = None) -> dict:
             "metrics": json.loads(paths.metrics.read_text())}
 
 
-def training_workers(work: Path, settings: list[str]) -> dict:
+def training_workers(work: Path, settings: list[str], project: Path = REPO) -> dict:
     """The lipmodel stage trained twice in this process, its networks one after another
     (workers 1) and two at a time in worker processes (workers 2): wall seconds, CPU
     seconds (workers' included), the speed-up, and whether the model files are the same
@@ -165,7 +165,7 @@ def training_workers(work: Path, settings: list[str]) -> dict:
 
     out: dict = {}
     for workers in (1, 2):
-        root = scratch_project(work / f"workers{workers}")
+        root = scratch_project(work / f"workers{workers}", project)
         opts, _ = lipmodel_params([*settings, f"workers={workers}"], "lipsync --set")
         cpu0, t0, load0 = os.times(), time.perf_counter(), os.getloadavg()[0]
         run_lipmodel(CLIP, root, opts)
@@ -762,7 +762,7 @@ def main() -> None:
         sys.exit(2)
     work = args.work or Path(tempfile.mkdtemp(prefix="talkedit-lipsync-bench-"))
     if args.workers_ratio:
-        print(json.dumps(training_workers(work, args.set), indent=2))
+        print(json.dumps(training_workers(work, args.set, args.project), indent=2))
         return
     if args.phone_shares:
         root = scratch_project(work, args.project)
