@@ -90,31 +90,29 @@ CLIP = "demo"
 OTHER_VOICE, OTHER_RATE = "en-us+f3", 130
 
 
+# What a scratch project links from a built one (paths below a project root).
+LINKED = (f"data/raw/{CLIP}.mp4", f"data/raw/{CLIP}.txt", f"data/raw/{CLIP}.truth_phones.parquet",
+          f"data/raw/{CLIP}.truth_frames.parquet", f"data/interim/{CLIP}",
+          f"data/models/{CLIP}/generator.safetensors",
+          f"data/models/{CLIP}/references.safetensors")
+
+
+def missing_inputs(project: Path) -> list[str]:
+    """What ``scratch_project`` needs from ``project`` and it lacks (its params.yaml too)."""
+    return [name for name in ("params.yaml", *LINKED) if not (project / name).exists()]
+
+
 def scratch_project(work: Path, project: Path = REPO) -> Path:
     """A project root whose inputs link to ``project``'s built demo (default: this repository's)."""
     import shutil
 
     work.mkdir(parents=True, exist_ok=True)
     shutil.copy(project / "params.yaml", work / "params.yaml")
-    data = work / "data"
-    for sub in ("raw", "interim"):
-        (data / sub).mkdir(parents=True, exist_ok=True)
-    links = {data / "raw": ["demo.mp4", "demo.txt", "demo.truth_phones.parquet",
-                            "demo.truth_frames.parquet"],
-             data / "interim" / CLIP: None}
-    for folder, names in links.items():
-        if names is None:
-            if not folder.exists():
-                folder.symlink_to(project / "data" / "interim" / CLIP)
-            continue
-        for name in names:
-            if not (folder / name).exists():
-                (folder / name).symlink_to(project / "data" / "raw" / name)
-    models = data / "models" / CLIP
-    models.mkdir(parents=True, exist_ok=True)
-    for name in ("generator.safetensors", "references.safetensors"):
-        if not (models / name).exists():
-            (models / name).symlink_to(project / "data" / "models" / CLIP / name)
+    for name in LINKED:
+        link = work / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(project / name)
     return work
 
 
@@ -752,9 +750,7 @@ def main() -> None:
                         "audio instead of the clip's alignment (no words known)")
     args = parser.parse_args()
     args.project = args.project.resolve()
-    missing = [name for name in ("params.yaml", f"data/interim/{CLIP}", f"data/raw/{CLIP}.mp4",
-                                 f"data/models/{CLIP}/generator.safetensors")
-               if not (args.project / name).exists()]
+    missing = missing_inputs(args.project)
     if missing:  # before anything is written under --work
         print(f"error: --project {args.project}: has no {missing[0]}. Fix: give a project "
               f"whose {CLIP} clip is built (dvc repro evaluate@{CLIP} lipmodel@{CLIP} there)",
