@@ -197,7 +197,42 @@ def test_a_generated_clip_is_drawn_again_at_any_instant(tmp_path) -> None:
                and not np.array_equal(half[k], clip[k + 1])]
     print(f"{len(between)} of {len(moving)} moving frames drawn anew half a frame on")
     assert len(moving) >= 10 and len(between) == len(moving)
+    # What a nearest-frame truth charges a perfect picture half a frame off (why the
+    # yardstick draws the truth at the exact instant): 31.5 / 32.0 dB measured.
+    def psnr(a: np.ndarray, b: np.ndarray) -> float:
+        return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b) ** 2)))
+
+    for neighbour in (0, 1):
+        charged = np.mean([psnr(half[k], clip[k + neighbour]) for k in moving])
+        assert charged < 36.0, (neighbour, charged)
 
     with pytest.raises(ValueError, match="plain clips"):
         render_clip_at(dataclasses.replace(demo, stress=StressParams(camera_noise=2.0)), rows, t,
                        tmp_path / "no.mp4")
+
+
+def test_the_summary_reads_the_gap_by_each_truth_lookup() -> None:
+    """With the exact truth the gap is read from it, and the nearest frame's gap and a
+    perfect edit's gap by the nearest frame (the lookup's own cost) stand beside it."""
+    from stages.evaluate.edit_truth import summarize_pairs
+
+    pictures = {"psnr_db": 30.0, "psnr_db_nearest": 28.0, "psnr_db_perfect_nearest": 33.0}
+    kept = {"opening_r": 0.95, "peak_error_ms": 5.0, "amplitude_error": 0.0, "ssim": 0.9,
+            "psnr_db": 32.0, "psnr_db_nearest": 33.0, "psnr_db_perfect_nearest": 36.0}
+    row = {"case": "c", "measure": "lips", "peak_errors_ms": [10.0, -20.0],
+           "plan_peak_errors_ms": [5.0], "repeats": 0, "kept": kept, "ssim": 0.85,
+           **{k: 0.9 for k in ("opening_validation_r", "expression_validation_r",
+                               "lips_validation_r", "generated_validation_r_lips",
+                               "generated_validation_r", "generated_validation_r_expression",
+                               "ceiling_r", "opening_r", "opening_r_expression",
+                               "opening_r_lips", "plan_opening_r", "peak_error_ms",
+                               "amplitude_error", "sharpness_ratio", "head_jerk_p95",
+                               "kept_head_jerk_p95")}}
+    exact = summarize_pairs([row | pictures, row | {k: v - 1.0 for k, v in pictures.items()}])
+    assert exact["truth_lookup"] == "exact"
+    assert exact["psnr_gap_db"] == pytest.approx(2.5)  # 32 - mean(30, 29)
+    assert exact["psnr_gap_db_nearest"] == pytest.approx(5.5)
+    assert exact["psnr_gap_db_perfect_nearest"] == pytest.approx(3.5)
+    assert exact["targets_met"]["psnr_gap_db"]
+    nearest = summarize_pairs([row | {"psnr_db": 28.0}])
+    assert nearest["truth_lookup"] == "nearest" and "psnr_gap_db_nearest" not in nearest

@@ -21,7 +21,9 @@ new segment of the plan), next to the same scores on the kept footage:
   at the same point of the text (phone-level time map, ``time_map``);
 * vowel peaks: per vowel of the edited words, the time of the opening peak against the
   truth's (``peak_error_ms``) and its height (``amplitude_error``, jaw units);
-* mouth PSNR / SSIM of the aligned face crop's lower-face region against the truth frame;
+* mouth PSNR / SSIM of the aligned face crop's lower-face region against the truth frame
+  (with ``truth_at``, the truth drawn at the exact point of the text; also by the nearest
+  truth frame, and a perfect edit's score by it: that lookup's own cost, session 19);
 * mouth sharpness: variance of the Laplacian inside the lips' box, over the source's;
 * repeated background frames and head-motion smoothness (``background_motion``).
 """
@@ -337,7 +339,13 @@ SUMMARY_ROWS = (
     ("amplitude_error_kept", "vowel-peak opening error, kept (mean, jaw units)", ""),
     ("psnr_db_edited", "mouth PSNR vs truth, edited (dB)", ""),
     ("psnr_db_kept", "mouth PSNR vs truth, kept (dB)", ""),
+    ("truth_lookup", "truth picture each output frame is compared with (exact: drawn at "
+     "the point of the text it shows; nearest: the truth clip's nearest frame)", ""),
     ("psnr_gap_db", "PSNR gap kept - edited (dB)", "<= 3"),
+    ("psnr_gap_db_nearest", "... by the truth's nearest frame (the lookup up to session 18)",
+     ""),
+    ("psnr_gap_db_perfect_nearest", "... a perfect edit's (the exact truth itself) by the "
+     "nearest frame: that lookup's own cost", ""),
     ("psnr_gap_db_mouth", "... in the mouth area (lips' box, grown a quarter of its width)",
      ""),
     ("psnr_gap_db_rest", "... in the rest of the lower face (cheeks, chin, jaw line)", ""),
@@ -425,6 +433,18 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
                               framer, model, CROP_SIZE)
             picture_rows = np.arange(len(t_out))
 
+    def pictures(rows_: np.ndarray) -> dict[str, float]:
+        """The pictures' scores of output rows ``rows_``; with the exact truth, also by the
+        nearest truth frame (``_nearest``) and a perfect edit's by the nearest frame (the
+        exact truth itself scored by it, ``_perfect_nearest``): what that lookup alone
+        costs, which no edit can win back."""
+        scores = region_scores(out, picture, rows_, picture_rows[rows_])
+        if truth_at is not None:
+            for suffix, test in (("nearest", out), ("perfect_nearest", picture)):
+                scores |= {f"{k}_{suffix}": v for k, v in
+                           region_scores(test, truth, rows_, truth_rows[rows_]).items()}
+        return scores
+
     # What the renderer was asked for: splits the loss between the plan and the renderer.
     planned = measure(np.stack(plan["expression"].to_numpy())[:len(t_out)].astype(np.float64))
     edited = plan["edited"].to_numpy(bool)[:len(t_out)]
@@ -461,7 +481,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
     window = max(3, int(round(KEPT_WINDOW_S * fps)))
     kept_r = [pearson(opening[a:b], truth_open[a:b]) for lo, hi in _runs(~edited)
               for a in range(lo, hi - window + 1, window) for b in [a + window]]
-    kept_regions = region_scores(out, picture, kept_rows, picture_rows[kept_rows])
+    kept_regions = pictures(kept_rows)
     kept_sharp = mean_sharpness(out, kept_rows)
     kept = {"opening_r": float(np.nanmean(kept_r)) if kept_r else float("nan"),
             "peak_error_ms": float(np.nanmedian(np.abs(kd_t))) if len(kd_t) else float("nan"),
@@ -475,7 +495,7 @@ def score_pair(clip: str, root: Path, truth_dir: Path, fit: FitParams | None = N
         vowels = phones[(phones["segment"] == seg.segment) & phones["phone"].isin(VOWELS)]
         d_t, d_v = vowel_peaks(opening, truth_open, t_out, vowels)
         plan_d_t, _ = vowel_peaks(planned, truth_open, t_out, vowels)
-        regions_seg = region_scores(out, picture, rows_seg, picture_rows[rows_seg])
+        regions_seg = pictures(rows_seg)
         lo, hi = next(((a, b) for a, b in regions if a <= rows_seg[0] < b),
                       (rows_seg[0], rows_seg[-1] + 1))
         rows.append({
@@ -545,12 +565,14 @@ def summarize_pairs(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                                               1e-9),
     }
     out["psnr_gap_db"] = out["psnr_db_kept"] - out["psnr_db_edited"]
-    for part in ("mouth", "rest"):  # older results lack the split
-        if all(f"psnr_db_{part}" in r for r in rows):
-            out[f"psnr_db_{part}_edited"] = mean(f"psnr_db_{part}", rows)
-            out[f"psnr_db_{part}_kept"] = mean(f"psnr_db_{part}", kept)
-            out[f"psnr_gap_db_{part}"] = (out[f"psnr_db_{part}_kept"]
-                                          - out[f"psnr_db_{part}_edited"])
+    # The split by area, and with the exact truth the nearest frame's figures (older
+    # results lack them).
+    out["truth_lookup"] = "exact" if rows and "psnr_db_nearest" in rows[0] else "nearest"
+    for key in ("psnr_db_mouth", "psnr_db_rest", "psnr_db_nearest", "psnr_db_perfect_nearest"):
+        if rows and all(key in r for r in rows):
+            out[f"{key}_edited"], out[f"{key}_kept"] = mean(key, rows), mean(key, kept)
+            out["psnr_gap_db" + key.removeprefix("psnr_db")] = (out[f"{key}_kept"]
+                                                                 - out[f"{key}_edited"])
     out["targets_met"] = {
         "opening_r": out["opening_r_edited"] >= 0.9,
         "peak_error_ms": out["peak_error_ms_edited"] <= 40.0,
