@@ -92,6 +92,11 @@ class LipModelParams(Section):
     weight_decay: float = 1.0e-3
     eval_every: int = 50  # steps between validation scores (a row of losses.tsv)
     min_train_frames: int = 150  # fewer frames to train on: error
+    # Less speech than this to train on: a warning. The model is short of footage (held-out
+    # expression error -0.05..-0.11 per doubling, still falling at 84.5 s); with 17 s its
+    # lips trailed the viseme search's on three clips, with 84.5 s they drew level
+    # (benchmarks/results/lipsync.md, session 19).
+    advise_train_s: float = 80.0
 
     def check(self, where: str) -> None:
         for name in ("holdout_share", "validation_share"):
@@ -135,6 +140,9 @@ class LipModelParams(Section):
             raise bad_param(where, "opening_weight", f"is {self.opening_weight}, below 0", "use 10")
         if self.lstm_delay < 0 or self.context < 0:
             raise bad_param(where, "lstm_delay", "and context must be >= 0")
+        if self.advise_train_s < 0:
+            raise bad_param(where, "advise_train_s", f"is {self.advise_train_s}, below 0",
+                            "use 80 (0: never warn)")
         if self.steps < self.eval_every or self.eval_every < 1:
             raise bad_param(where, "steps", f"({self.steps}) must be at least eval_every "
                             f"({self.eval_every}) >= 1")

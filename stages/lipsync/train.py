@@ -359,6 +359,13 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     feats_cfg = feature_config(opts)
     feats = frame_features(samples, n, fps, feats_cfg)
     train, val, held = split(n, opts, clip)
+    train_s = (train.stop - train.start) / fps
+    if train_s < opts.advise_train_s:
+        log.warning("lipmodel %s: the audio model trains on %.1f s of the clip (the rest is "
+                    "for validation and held out); below %.0f s its lips trailed the viseme "
+                    "search's where the words are known (benchmarks/results/lipsync.md, "
+                    "session 19): give lip-sync jobs their words, or train on a longer clip",
+                    clip, train_s, opts.advise_train_s)
 
     k = opts.components
     speech = clip_speech(clip, root) if opts.voices else None
@@ -373,8 +380,9 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     if paths.truth_frames.is_file():
         jaw = read_parquet(paths.truth_frames, TRUTH_FRAMES)["jaw_open"].to_numpy()[:n]
         truth, measure = jaw[held], jaw_measure(person, expression, jaw, train)
-    metrics: dict[str, Any] = {"kept": kept, "frames": {"train": train.stop, "validation":
-                               val.stop - val.start, "heldout": held.stop - held.start}}
+    metrics: dict[str, Any] = {"kept": kept, "train_s": round(train_s, 2),
+                               "frames": {"train": train.stop, "validation":
+                                          val.stop - val.start, "heldout": held.stop - held.start}}
     for kind, run in runs.items():
         pred = nets.model(kind, opts, expression.shape[1]).expression(feats[held])
         metrics[kind] = {"best_step": run.best_step, "validation_loss": round(run.best_val, 5),
