@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import re
@@ -151,8 +152,17 @@ def _quiet_prefect() -> Path:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
+    """A line per key; a stage's ``warnings`` as ``warning:`` lines on stderr."""
     for key, value in summary.items():
-        typer.echo(f"{key}: {value}")
+        if key == "warnings":
+            echo_warnings(value)
+        else:
+            typer.echo(f"{key}: {value}")
+
+
+def echo_warnings(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(f"warning: {line}", err=True)
 
 
 def _run(stage: str, item: str | None, overrides: dict[str, dict[str, Any]] | None = None) -> None:
@@ -522,10 +532,11 @@ def edit(
 
 
 def _repro_and_verify(root: Path, target: str, log_name: str, output: Path,
-                      also: dict[str, Path] | None = None, plan_summary: Path | None = None
-                      ) -> None:
+                      also: dict[str, Path] | None = None, plan_summary: Path | None = None,
+                      metrics: Path | None = None) -> None:
     """``dvc repro target`` with progress, then the output's path (and ``also``'s) and
-    verdict, and the warnings of the plan whose ``plan_summary`` is given; exits."""
+    verdict, and the warnings of the plan whose ``plan_summary`` is given and of the
+    stage whose ``metrics`` JSON is given (its "warnings"); exits."""
     from talkedit.dvcrun import first_cause
 
     log_path = root / "data" / "runs" / f"{log_name}.log"
@@ -544,6 +555,8 @@ def _repro_and_verify(root: Path, target: str, log_name: str, output: Path,
     typer.echo(f"verify: {report.render().splitlines()[0]}")
     if plan_summary is not None and plan_summary.is_file():
         echo_plan_warnings(plan_summary.read_text())
+    if metrics is not None and metrics.is_file():
+        echo_warnings(json.loads(metrics.read_text()).get("warnings", []))
     raise typer.Exit(0 if report.exit_code == 0 else report.exit_code)
 
 
@@ -553,8 +566,7 @@ def echo_plan_warnings(summary: str) -> None:
     from stages.report import plan_screen
 
     warned, quality = plan_screen(summary)
-    for line in warned:
-        typer.echo(f"warning: {line}", err=True)
+    echo_warnings(warned)
     for line in quality if warned else []:
         typer.echo(f"  {line}", err=True)
 
@@ -612,7 +624,7 @@ def lipsync(
     """
     import yaml
 
-    from talkedit.artifacts import ClipPaths, EditPaths, LipsyncPaths
+    from talkedit.artifacts import ClipPaths, EditPaths, LipModelPaths, LipsyncPaths
     from talkedit.atomic import write_bytes, write_text
     from talkedit.authoring import check_clip_has_speech, register_edit
 
@@ -655,7 +667,8 @@ def lipsync(
         typer.echo(f"run it with: dvc repro lipcomposite@{job}")
         return
     _repro_and_verify(root, f"lipcomposite@{job}", f"lipsync-{job}",
-                      EditPaths.of(job, root).output)
+                      EditPaths.of(job, root).output,
+                      metrics=LipModelPaths.of(clip, root).metrics)
 
 
 # --- talkedit reenact ---------------------------------------------------------------------

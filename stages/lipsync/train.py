@@ -360,12 +360,14 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     feats = frame_features(samples, n, fps, feats_cfg)
     train, val, held = split(n, opts, clip)
     train_s = (train.stop - train.start) / fps
-    if train_s < opts.advise_train_s:
-        log.warning("lipmodel %s: the audio model trains on %.1f s of the clip (the rest is "
-                    "for validation and held out); below %.0f s its lips trailed the viseme "
-                    "search's where the words are known (benchmarks/results/lipsync.md, "
-                    "session 19): give lip-sync jobs their words, or train on a longer clip",
-                    clip, train_s, opts.advise_train_s)
+    warnings = [] if train_s >= opts.advise_train_s else [
+        f"the lip model of {clip} trains on {train_s:.1f} s of its speech (the rest is for "
+        f"validation and held out); with less than {opts.advise_train_s:.0f} s its lips "
+        "trailed the viseme search's where the words are known (benchmarks/results/"
+        "lipsync.md, session 19): give lip-sync jobs their words (--transcript), or use a "
+        "longer clip"]
+    for line in warnings:
+        log.warning("lipmodel %s: %s", clip, line)
 
     k = opts.components
     speech = clip_speech(clip, root) if opts.voices else None
@@ -380,7 +382,7 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
     if paths.truth_frames.is_file():
         jaw = read_parquet(paths.truth_frames, TRUTH_FRAMES)["jaw_open"].to_numpy()[:n]
         truth, measure = jaw[held], jaw_measure(person, expression, jaw, train)
-    metrics: dict[str, Any] = {"kept": kept, "train_s": round(train_s, 2),
+    metrics: dict[str, Any] = {"kept": kept, "train_s": round(train_s, 2), "warnings": warnings,
                                "frames": {"train": train.stop, "validation":
                                           val.stop - val.start, "heldout": held.stop - held.start}}
     for kind, run in runs.items():
@@ -411,6 +413,6 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
                                                for kind in KINDS},
                "level_opening_r": metrics["baseline_level"]["opening_r"],
                **{f"{kind}_train_seconds": s for kind, s in seconds.items()},
-               "seconds": round(time.perf_counter() - t0, 2)}
+               "seconds": round(time.perf_counter() - t0, 2), "warnings": warnings}
     log.info("lipmodel %s: %s", clip, summary)
     return summary
