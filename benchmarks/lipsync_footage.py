@@ -47,6 +47,7 @@ def curve(root: Path, clip: str, shares: list[float], kinds: tuple[str, ...]
         feature_config,
         fit_networks,
         jaw_measure,
+        pearson,
         scores,
         split,
     )
@@ -70,8 +71,8 @@ def curve(root: Path, clip: str, shares: list[float], kinds: tuple[str, ...]
     weights = person.explained[:k] / person.explained[:k].sum()
     out: dict[str, Any] = {"clip": clip, "fps": fps, "frames": {
         "train": train.stop, "validation": val.stop - val.start, "heldout": held.stop - held.start},
-        "ceiling_truth_jaw_r_model": round(float(np.corrcoef(
-            measure.from_coefficients(expression[held]), jaw[held])[0, 1]), 4),
+        "ceiling_truth_jaw_r_model": round(pearson(measure.from_coefficients(expression[held]),
+                                                   jaw[held]) or 0.0, 4),
         "shares": {}}
     for share in shares:
         first = train.stop - int(round(share * train.stop))
