@@ -2,6 +2,11 @@
 
     .venv/bin/python benchmarks/edit_quality.py [--work DIR] [--steps N] [--label NAME]
 
+The pipeline's own figures come from the pair stages (quality/dvc.yaml, `dvc repro
+quality/dvc.yaml`: stages/evaluate/pairs.py, whose code this script runs too); this script
+adds what a stage should not: labelled runs side by side, the development pairs (``--dev``),
+diagnostics that rewrite the plan, other watermark payloads, re-scoring kept work folders.
+
 For each fixed case of ``stages.demo.pairs.CASES`` (three faces, voices and texts, chosen
 before any measurement): generate the clip and its truth clip (the same face and voice
 saying the edited text), run extract, align, fit, index and train (the cpu profile, by
@@ -29,7 +34,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,46 +45,31 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 RESULTS = REPO / "benchmarks" / "results"
-TARGETS = {"opening_r": 0.9, "peak_error_ms": 40.0, "psnr_gap_db": 3.0, "repeats": 0,
-           "sharpness_ratio": 0.8}
+
+
+@functools.cache
+def sections(steps: int | None = None) -> Any:
+    """The project's sections as the pair stage runs them (params.yaml's pair: section
+    applied; ``steps``: the renderer's training steps instead of its)."""
+    from flows.registry import BY_NAME
+    from flows.stage import load_sections
+    from stages.evaluate.pairs import pair_sections
+
+    loaded = load_sections(BY_NAME["pair"], REPO, {"pair": {"steps": steps}} if steps else None)
+    return pair_sections(**loaded)
 
 
 def profile_steps() -> int:
-    """The cpu profile's renderer training steps, as params.yaml sets them."""
-    from stages.render.config import TrainParams
-    from talkedit.params import build, raw_section
-
-    return build(TrainParams, raw_section("train", REPO) | {"profile": "cpu"}, "train").steps
+    """The renderer training steps a pair runs, as params.yaml sets them."""
+    return sections().train.steps
 
 
 def prepare_clip(case: Any, root: Path, steps: int, train: bool = True) -> None:
     """The case's clip and truth, extracted, aligned, fitted, indexed, renderer trained
-    (unless not ``train``)."""
-    from stages.align import AlignParams, run_align
-    from stages.demo.pairs import make_pair
-    from stages.extract import ExtractParams, extract_clip
-    from stages.fit import FitParams, run_fit
-    from stages.index import IndexParams, run_index
-    from stages.render.config import TrainParams
-    from stages.render.train import run_train
-    from talkedit.artifacts import ClipPaths, ModelPaths
-    from talkedit.params import build, load_section, raw_section
-    from talkedit.scale import ScaleParams
+    (unless not ``train``); what ``root`` already holds is kept."""
+    from stages.evaluate.pairs import prepare_clip as prepare
 
-    make_pair(case, root)
-    paths = ClipPaths.of(case.name, root)
-    if not paths.visemes.is_file():
-        extract_clip(case.name, root, load_section(ExtractParams, REPO))
-        # Synthetic voices read a word unusually now and then: mark it, do not fail.
-        run_align(case.name, root, dataclasses.replace(load_section(AlignParams, REPO),
-                                                       on_mismatch="mark"))
-        run_fit(case.name, root, load_section(FitParams, REPO), ScaleParams())
-        run_index(case.name, root, load_section(IndexParams, REPO))
-    if train and not ModelPaths.of(case.name, root).generator.is_file():
-        raw = raw_section("train", REPO) | {"profile": "cpu", "holdout_share": 0.1,
-                                            "min_train_frames": 100}
-        raw["cpu"] = {**(raw.get("cpu") or {}), "steps": steps}
-        run_train(case.name, root, build(TrainParams, raw, "train"))
+    prepare(case, root, sections(steps), train=train, reuse=True)
 
 
 ARTICULATION = ("jaw_open", "lip_width", "lip_closure")
@@ -317,32 +306,19 @@ def same_watermark_per_case(salt: str = "") -> None:
     provenance.derive_payload_id = payload_of_case
 
 
-def write_spec(case: Any, root: Path) -> None:
-    """The case's edit spec, data/edits/<case>/edit.yaml."""
-    import yaml
-
-    from talkedit.artifacts import EditPaths
-
-    spec = EditPaths.of(case.name, root).spec
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(yaml.safe_dump(case.edit_spec(), sort_keys=False))
-
-
 def plan_errors(cases: Any, work: Path, label: str) -> None:
     """``--plan-error``: plan each case's edit (no renderer needed) and write where its
     expression is off the truth's (``plan_error``) under ``label`` into
     benchmarks/results/plan_error.{json,md}."""
-    from stages.align import AlignParams
-    from stages.audio.config import AudioParams
-    from stages.plan import PlanParams, run_plan
-    from talkedit.params import load_section
+    from stages.evaluate.pairs import write_spec
+    from stages.plan import run_plan
 
     parts = {}
+    plan_sections = sections()
     for case in cases:
         prepare_clip(case, work, 0, train=False)
         write_spec(case, work)
-        run_plan(case.name, work, load_section(PlanParams, REPO), load_section(AlignParams, REPO),
-                 load_section(AudioParams, REPO))
+        run_plan(case.name, work, plan_sections.plan, plan_sections.align, plan_sections.audio)
         parts[case.name] = plan_error(case, work)
     store = RESULTS / "plan_error.json"
     runs = json.loads(store.read_text()) if store.is_file() else {}
@@ -360,48 +336,21 @@ def plan_errors(cases: Any, work: Path, label: str) -> None:
     print(plan_error_markdown(list(parts.values()), label))
 
 
-def run_edit(case: Any, root: Path, oracle: str | None = None,
+def run_edit(case: Any, root: Path, steps: int, oracle: str | None = None,
              plan_filter: str | None = None) -> dict[str, float]:
-    """The normal edit path on the case's edit; seconds per stage. ``oracle``: the plan's
-    edited expressions replaced by the truth's (``oracle_expressions``) before rendering;
-    ``plan_filter``: filtered (``filter_plan``)."""
-    from stages.align import AlignParams
-    from stages.audio.config import AudioParams
-    from stages.audio.stage import run_audio
-    from stages.composite.compose import CompositeParams, run_composite
-    from stages.composite.watermark import WatermarkParams
-    from stages.evaluate import EvaluateParams
-    from stages.plan import PlanParams, run_plan
-    from stages.render.config import RenderParams
-    from stages.render.interior import MouthParams
-    from stages.render.render import run_render
-    from talkedit.params import load_section
-    from talkedit.scale import ScaleParams
+    """The normal edit path on the case's edit (``stages.evaluate.pairs.run_edit``);
+    seconds per stage. ``oracle``: the plan's edited expressions replaced by the truth's
+    (``oracle_expressions``) before rendering; ``plan_filter``: filtered (``filter_plan``)."""
+    from stages.evaluate.pairs import run_edit as edit
 
-    write_spec(case, root)
-    composite = CompositeParams.from_dict({**dataclasses.asdict(load_section(CompositeParams, REPO)),
-                                           **EvaluateParams().composite})
-    took = {}
-    for name, call in (
-        ("plan", lambda: run_plan(case.name, root, load_section(PlanParams, REPO),
-                                  load_section(AlignParams, REPO), load_section(AudioParams, REPO))),
-        ("audio", lambda: run_audio(case.name, root, load_section(AudioParams, REPO))),
-        ("render", lambda: run_render(case.name, root, load_section(RenderParams, REPO),
-                                      load_section(MouthParams, REPO),
-                                      load_section(ScaleParams, REPO))),
-        ("composite", lambda: run_composite(case.name, root, composite,
-                                            load_section(WatermarkParams, REPO),
-                                            load_section(ScaleParams, REPO))),
-    ):
-        t0 = time.perf_counter()
-        call()
-        took[name] = round(time.perf_counter() - t0, 2)
-        if name == "plan" and oracle:
+    def after_plan(case: Any, root: Path) -> None:
+        if oracle:
             print(f"{case.name}: oracle expressions (source regression R^2 "
                   f"{oracle_expressions(case, root, oracle):.3f})", flush=True)
-        if name == "plan" and plan_filter:
+        if plan_filter:
             filter_plan(case, root, plan_filter)
-    return took
+
+    return edit(case, root, sections(steps), after_plan)
 
 
 def main() -> int:
@@ -445,8 +394,9 @@ def main() -> int:
     if args.nearest_truth:
         args.label += "-nearest"
 
-    from stages.demo.pairs import CASES, DEV_CASES, truth_at
-    from stages.evaluate.edit_truth import score_pair, summarize_pairs
+    from stages.demo.pairs import CASES, DEV_CASES
+    from stages.evaluate.edit_truth import summarize_pairs
+    from stages.evaluate.pairs import score_case
 
     cases = [c for c in (DEV_CASES if args.dev else CASES)
              if not args.cases or c.name in args.cases]
@@ -464,10 +414,9 @@ def main() -> int:
     for case in cases:
         if not args.score_only:
             prepare_clip(case, work, args.steps)
-            turnaround[case.name] = run_edit(case, work, args.oracle_expressions,
+            turnaround[case.name] = run_edit(case, work, args.steps, args.oracle_expressions,
                                              args.filter_plan)
-        rows += score_pair(case.name, work, work / "truth", truth_at=(
-            None if args.nearest_truth else functools.partial(truth_at, case, work)))
+        rows += score_case(case, work, "nearest" if args.nearest_truth else "exact")
         print(json.dumps(rows[-2:], indent=1), flush=True)
     summary = summarize_pairs(rows)
     store = RESULTS / "edit_quality.json"

@@ -20,6 +20,7 @@ from talkedit.params import Section, section_types
 
 CLIP, EDIT, PROJECT = "clip", "edit", "project"
 SCENE = "scene"  # a dialogue scene: data/scenes/<scene>.yaml, listed in params.yaml scenes:
+PAIR = "pair"  # an edit-with-truth case of stages/demo/pairs.py (listed under pair_cases:)
 JOB = "job"  # a lip-sync job, data/lipsync/<job>/ (listed under lipsync_jobs: in params.yaml),
 # or a reenactment job, data/reenact/<job>.yaml (listed under reenact_jobs:)
 
@@ -30,6 +31,9 @@ class StageSpec:
     kind: str  # clip | edit | scene | job | project: what its argument names
     help: str
     entry: str  # "module:function" in stages/
+    # The pipeline file declaring it: dvc.yaml (what `dvc repro` / make demo run), or
+    # quality/dvc.yaml (the edit-with-truth pairs: an hour of renderer training).
+    pipeline: str = "dvc.yaml"
 
     @property
     def module(self) -> str:
@@ -132,6 +136,17 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("reenactcomposite", JOB, "Composite, watermark and sign a reenactment job's video. "
               "Writes data/outputs/<job>.mp4 and its provenance.",
               "stages.reenact.composite:run_reenactcomposite"),
+    # Edit with truth (stages/evaluate/pairs.py): generated pairs edited and scored against
+    # the same person really saying the new words; a pipeline of its own.
+    StageSpec("pair", PAIR, "Build an edit-with-truth pair (a generated clip and the same face "
+              "and voice saying the edited text), train its renderer, edit it and score the new "
+              "words against the truth. Writes data/pairs/<case>/ and data/metrics/pairs/<case>."
+              "{json,tsv,edits.json}.", "stages.evaluate.pairs:run_pair",
+              pipeline="quality/dvc.yaml"),
+    StageSpec("pair-summary", PROJECT, "Pool every scored pair against the targets "
+              "(pair_targets:). Writes data/metrics/pair_summary.{json,md}.",
+              "stages.evaluate.pairs:run_pair_summary", pipeline="quality/dvc.yaml"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}
+PIPELINES = tuple(dict.fromkeys(spec.pipeline for spec in STAGES))  # dvc.yaml first

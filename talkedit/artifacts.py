@@ -990,6 +990,57 @@ def audio_report_path(paths: EditPaths) -> Path:
     return paths.plan_dir / "audio.json"
 
 
+# --- edit with truth (stages/evaluate/pairs.py; quality/dvc.yaml) --------------------------
+
+
+@dataclass(frozen=True)
+class PairPaths:
+    """The edit-with-truth pairs' files: each case built in a project root of its own,
+    data/pairs/<case>/ (its data/ holds the clip's, model's and edit's usual artifacts,
+    truth/ the truth clip), scored into data/metrics/pairs/; the pooled summary beside."""
+
+    case: str | None
+    data: Path  # the project's data/ folder
+
+    @property
+    def root(self) -> Path:
+        """The case's own project root (``ClipPaths.of(case, root)`` etc. work inside it)."""
+        return self.data / "pairs" / str(self.case)
+
+    @property
+    def folder(self) -> Path:
+        return self.data / "metrics" / "pairs"
+
+    @property
+    def metrics(self) -> Path:
+        """The case's figures against the targets (DVC metrics, JSON)."""
+        return self.folder / f"{self.case}.json"
+
+    @property
+    def plots(self) -> Path:
+        """One row per edit (DVC plots, TSV; columns: stages.evaluate.pairs.PLOT_COLUMNS)."""
+        return self.folder / f"{self.case}.tsv"
+
+    @property
+    def edits(self) -> Path:
+        """Every score of every edit, kept footage's beside (JSON; the summary pools these)."""
+        return self.folder / f"{self.case}.edits.json"
+
+    @property
+    def summary(self) -> Path:
+        """Every case pooled against pair_targets (DVC metrics, JSON)."""
+        return self.data / "metrics" / "pair_summary.json"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.data / "metrics" / "pair_summary.md"
+
+
+def pair_paths(case: str | None, root: Path | None = None) -> PairPaths:
+    """The files of pair ``case`` (None: only the shared folder and summary)."""
+    return PairPaths(None if case is None else check_name(case, "pair case"), data_dir(root))
+
+
 # --- detect (stages/detect): edited-mouth forensics ----------------------------------------
 
 

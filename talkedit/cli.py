@@ -209,6 +209,10 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
             from stages.extract import check_clip_inputs
 
             check_clip_inputs(item, repo_root(), need_transcript=stage == "extract")
+        if stage == "pair":
+            from stages.demo.pairs import find_case
+
+            find_case(item)
         _run(stage, item)
 
     command.__doc__ = help_text
@@ -238,6 +242,18 @@ def scenedemo() -> None:
     Reads params.yaml scenedemo: and stages/scene/demo_scene.yaml; writes data/scenes/<name>/.
     """
     _run("scenedemo", None)
+
+
+@app.command("pair-summary")
+@user_errors
+def pair_summary() -> None:
+    """Pool every scored edit-with-truth pair against the targets (the `pair-summary` stage).
+
+    Reads data/metrics/pairs/<case>.edits.json (the pair stages': `dvc repro
+    quality/dvc.yaml` runs both) and params.yaml pair_targets:; writes
+    data/metrics/pair_summary.json and .md.
+    """
+    _run("pair-summary", None)
 
 
 SCENE_STAGES = ("scenealign", "scenelabel", "scenecut", "scenerender")

@@ -53,6 +53,17 @@ def test_missing_clip(project: Path) -> None:
     assert not (project / "data" / "interim" / "ghost").exists()
 
 
+def test_edit_with_truth_stages_refuse_an_unknown_case_and_an_empty_summary(
+        project: Path) -> None:
+    """``talkedit pair`` names the known cases before any flow runs; ``pair-summary`` with
+    no scored pair names the pipeline to run, and writes nothing."""
+    one_error_line(talkedit(project, "pair", "pair-nobody"), "pair-nobody", "pair_cases")
+    one_error_line(talkedit(project, "pair-summary"), "no scored pair",
+                   "dvc repro quality/dvc.yaml")
+    assert not (project / "data" / "metrics" / "pair_summary.json").exists()
+    assert not (project / "data" / "pairs").exists()
+
+
 def test_a_photo_named_mp4_is_not_a_video(project: Path) -> None:
     import cv2
 

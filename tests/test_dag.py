@@ -1,4 +1,5 @@
-"""The DAG tells the truth: dvc.yaml declares, for every stage, exactly what its code reads.
+"""The DAG tells the truth: each pipeline file (dvc.yaml, quality/dvc.yaml) declares, for
+every stage, exactly what its code reads.
 
 For each stage of flows/registry.py (the one list of stages):
 - its params sections are its entry function's typed parameters (talkedit.params);
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.registry import EDIT, JOB, PROJECT, STAGES, StageSpec
+from flows.registry import EDIT, JOB, PIPELINES, PROJECT, STAGES, StageSpec
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("talkedit", "stages", "flows")
@@ -168,7 +169,24 @@ def dag_problems(dvc: dict, only: str | None = None) -> list[str]:
 
 
 def load_dvc() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+    """Every pipeline file's stages (dvc.yaml, quality/dvc.yaml), as one mapping; each stage
+    is checked to sit in the file the registry names and to run from the project root."""
+    stages: dict = {}
+    for pipeline in PIPELINES:
+        found = yaml.safe_load((REPO / pipeline).read_text())["stages"]
+        stages |= {name: {**block, "pipeline": pipeline} for name, block in found.items()}
+    return {"stages": stages}
+
+
+def test_every_stage_is_in_its_pipeline_file_and_runs_from_the_root() -> None:
+    """A stage of quality/dvc.yaml (wdir ..) reads the root's params.yaml and paths."""
+    stages = load_dvc()["stages"]
+    for spec in STAGES:
+        block = stages[spec.name]
+        assert block["pipeline"] == spec.pipeline, spec.name
+        body = block if spec.kind == PROJECT else block["do"]
+        depth = len(Path(spec.pipeline).parts) - 1
+        assert body.get("wdir", ".") == ("/".join([".."] * depth) or "."), spec.name
 
 
 def test_dvc_yaml_declares_what_each_stage_reads() -> None:

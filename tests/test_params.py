@@ -22,7 +22,7 @@ for _spec in STAGES:
 def test_every_section_of_params_yaml_is_read_by_a_stage() -> None:
     data = yaml.safe_load((REPO / "params.yaml").read_text())
     assert set(data) - {"clips", "edits", "scenes", "lipsync_jobs", "reenact_jobs",
-                         "video_clips"} == set(SECTIONS)
+                         "video_clips", "pair_cases"} == set(SECTIONS)
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))

