@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/edit_quality.py [--work DIR] [--steps N] [--label NAME]
 
 The pipeline's own figures come from the pair stages (quality/dvc.yaml, `dvc repro
-quality/dvc.yaml`: stages/evaluate/pairs.py, whose code this script runs too); this script
+quality/dvc.yaml`: stages/pairs/, whose code this script runs too); this script
 adds what a stage should not: labelled runs side by side, the development pairs (``--dev``),
 diagnostics that rewrite the plan, other watermark payloads, re-scoring kept work folders.
 
@@ -48,28 +48,38 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 @functools.cache
-def sections(steps: int | None = None) -> Any:
-    """The project's sections as the pair stage runs them (params.yaml's pair: section
-    applied; ``steps``: the renderer's training steps instead of its)."""
-    from flows.registry import BY_NAME
+def clip_sections(steps: int | None = None) -> Any:
+    """The project's sections as the pairclip stage runs them (params.yaml's pair: applied;
+    ``steps``: the renderer's training steps instead of its)."""
+    from flows.quality import ALL_BY_NAME
     from flows.stage import load_sections
-    from stages.evaluate.pairs import pair_sections
+    from stages.pairs.clip import ClipSections
 
-    loaded = load_sections(BY_NAME["pair"], REPO, {"pair": {"steps": steps}} if steps else None)
-    return pair_sections(**loaded)
+    return ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], REPO,
+                                           {"pair": {"steps": steps}} if steps else None))
+
+
+@functools.cache
+def edit_sections() -> Any:
+    """The project's sections as the pairedit stage runs them (pairedit: applied)."""
+    from flows.quality import ALL_BY_NAME
+    from flows.stage import load_sections
+    from stages.pairs.edit import EditSections
+
+    return EditSections.of(**load_sections(ALL_BY_NAME["pairedit"], REPO), project=REPO)
 
 
 def profile_steps() -> int:
     """The renderer training steps a pair runs, as params.yaml sets them."""
-    return sections().train.steps
+    return clip_sections().train.steps
 
 
 def prepare_clip(case: Any, root: Path, steps: int, train: bool = True) -> None:
     """The case's clip and truth, extracted, aligned, fitted, indexed, renderer trained
     (unless not ``train``); what ``root`` already holds is kept."""
-    from stages.evaluate.pairs import prepare_clip as prepare
+    from stages.pairs.clip import prepare_clip as prepare
 
-    prepare(case, root, sections(steps), train=train, reuse=True)
+    prepare(case, root, clip_sections(steps), train=train, reuse=True)
 
 
 ARTICULATION = ("jaw_open", "lip_width", "lip_closure")
@@ -310,11 +320,11 @@ def plan_errors(cases: Any, work: Path, label: str) -> None:
     """``--plan-error``: plan each case's edit (no renderer needed) and write where its
     expression is off the truth's (``plan_error``) under ``label`` into
     benchmarks/results/plan_error.{json,md}."""
-    from stages.evaluate.pairs import write_spec
+    from stages.pairs.edit import write_spec
     from stages.plan import run_plan
 
     parts = {}
-    plan_sections = sections()
+    plan_sections = edit_sections()
     for case in cases:
         prepare_clip(case, work, 0, train=False)
         write_spec(case, work)
@@ -336,12 +346,12 @@ def plan_errors(cases: Any, work: Path, label: str) -> None:
     print(plan_error_markdown(list(parts.values()), label))
 
 
-def run_edit(case: Any, root: Path, steps: int, oracle: str | None = None,
+def run_edit(case: Any, root: Path, oracle: str | None = None,
              plan_filter: str | None = None) -> dict[str, float]:
-    """The normal edit path on the case's edit (``stages.evaluate.pairs.run_edit``);
+    """The normal edit path on the case's edit (``stages.pairs.edit.run_edit``);
     seconds per stage. ``oracle``: the plan's edited expressions replaced by the truth's
     (``oracle_expressions``) before rendering; ``plan_filter``: filtered (``filter_plan``)."""
-    from stages.evaluate.pairs import run_edit as edit
+    from stages.pairs.edit import run_edit as edit
 
     def after_plan(case: Any, root: Path) -> None:
         if oracle:
@@ -350,7 +360,7 @@ def run_edit(case: Any, root: Path, steps: int, oracle: str | None = None,
         if plan_filter:
             filter_plan(case, root, plan_filter)
 
-    return edit(case, root, sections(steps), after_plan)
+    return edit(case, root, edit_sections(), after_plan)
 
 
 def main() -> int:
@@ -396,7 +406,7 @@ def main() -> int:
 
     from stages.demo.pairs import CASES, DEV_CASES
     from stages.evaluate.edit_truth import summarize_pairs
-    from stages.evaluate.pairs import score_case
+    from stages.pairs.edit import score_case
 
     cases = [c for c in (DEV_CASES if args.dev else CASES)
              if not args.cases or c.name in args.cases]
@@ -414,7 +424,7 @@ def main() -> int:
     for case in cases:
         if not args.score_only:
             prepare_clip(case, work, args.steps)
-            turnaround[case.name] = run_edit(case, work, args.steps, args.oracle_expressions,
+            turnaround[case.name] = run_edit(case, work, args.oracle_expressions,
                                              args.filter_plan)
         rows += score_case(case, work, "nearest" if args.nearest_truth else "exact")
         print(json.dumps(rows[-2:], indent=1), flush=True)

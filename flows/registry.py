@@ -32,7 +32,7 @@ class StageSpec:
     help: str
     entry: str  # "module:function" in stages/
     # The pipeline file declaring it: dvc.yaml (what `dvc repro` / make demo run), or
-    # quality/dvc.yaml (the edit-with-truth pairs: an hour of renderer training).
+    # quality/dvc.yaml (flows/quality.py: the edit-with-truth pairs, 40 minutes of training).
     pipeline: str = "dvc.yaml"
 
     @property
@@ -136,17 +136,6 @@ STAGES: tuple[StageSpec, ...] = (
     StageSpec("reenactcomposite", JOB, "Composite, watermark and sign a reenactment job's video. "
               "Writes data/outputs/<job>.mp4 and its provenance.",
               "stages.reenact.composite:run_reenactcomposite"),
-    # Edit with truth (stages/evaluate/pairs.py): generated pairs edited and scored against
-    # the same person really saying the new words; a pipeline of its own.
-    StageSpec("pair", PAIR, "Build an edit-with-truth pair (a generated clip and the same face "
-              "and voice saying the edited text), train its renderer, edit it and score the new "
-              "words against the truth. Writes data/pairs/<case>/ and data/metrics/pairs/<case>."
-              "{json,tsv,edits.json}.", "stages.evaluate.pairs:run_pair",
-              pipeline="quality/dvc.yaml"),
-    StageSpec("pair-summary", PROJECT, "Pool every scored pair against the targets "
-              "(pair_targets:). Writes data/metrics/pair_summary.{json,md}.",
-              "stages.evaluate.pairs:run_pair_summary", pipeline="quality/dvc.yaml"),
 )
 
 BY_NAME = {spec.name: spec for spec in STAGES}
-PIPELINES = tuple(dict.fromkeys(spec.pipeline for spec in STAGES))  # dvc.yaml first

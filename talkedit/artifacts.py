@@ -990,14 +990,15 @@ def audio_report_path(paths: EditPaths) -> Path:
     return paths.plan_dir / "audio.json"
 
 
-# --- edit with truth (stages/evaluate/pairs.py; quality/dvc.yaml) --------------------------
+# --- edit with truth (stages/pairs/; quality/dvc.yaml) ------------------------------------
 
 
 @dataclass(frozen=True)
 class PairPaths:
     """The edit-with-truth pairs' files: each case built in a project root of its own,
     data/pairs/<case>/ (its data/ holds the clip's, model's and edit's usual artifacts,
-    truth/ the truth clip), scored into data/metrics/pairs/; the pooled summary beside."""
+    truth/ the truth clip, scoring/ the truth drawn again), scored into
+    data/metrics/pairs/; the pooled summary beside."""
 
     case: str | None
     data: Path  # the project's data/ folder
@@ -1006,6 +1007,12 @@ class PairPaths:
     def root(self) -> Path:
         """The case's own project root (``ClipPaths.of(case, root)`` etc. work inside it)."""
         return self.data / "pairs" / str(self.case)
+
+    @property
+    def drawn_truth(self) -> Path:
+        """The truth drawn again at the point of the text each edited frame shows (the
+        pairedit stage's; the pairclip stage owns the case root's truth/)."""
+        return self.root / "scoring" / f"{self.case}.at.mp4"
 
     @property
     def folder(self) -> Path:
@@ -1018,7 +1025,7 @@ class PairPaths:
 
     @property
     def plots(self) -> Path:
-        """One row per edit (DVC plots, TSV; columns: stages.evaluate.pairs.PLOT_COLUMNS)."""
+        """One row per edit (DVC plots, TSV; columns: stages.pairs.edit.PLOT_COLUMNS)."""
         return self.folder / f"{self.case}.tsv"
 
     @property

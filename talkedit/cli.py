@@ -166,7 +166,7 @@ def echo_warnings(lines: list[str]) -> None:
 
 
 def _run(stage: str, item: str | None, overrides: dict[str, dict[str, Any]] | None = None) -> None:
-    from flows.registry import BY_NAME
+    from flows.quality import ALL_BY_NAME
 
     root = repo_root()
     if not (root / PARAMS_FILE).is_file():
@@ -176,7 +176,7 @@ def _run(stage: str, item: str | None, overrides: dict[str, dict[str, Any]] | No
     with quiet:
         from flows.stage import run_stage_flow
 
-        summary = run_stage_flow(BY_NAME[stage], item, root, overrides)
+        summary = run_stage_flow(ALL_BY_NAME[stage], item, root, overrides)
     _print_summary(summary)
 
 
@@ -209,7 +209,7 @@ def _stage_command(stage: str, kind: str, help_text: str) -> None:
             from stages.extract import check_clip_inputs
 
             check_clip_inputs(item, repo_root(), need_transcript=stage == "extract")
-        if stage == "pair":
+        if stage in ("pairclip", "pairedit"):
             from stages.demo.pairs import find_case
 
             find_case(item)
@@ -224,9 +224,10 @@ CUSTOM_STAGE_COMMANDS = ("report", "detect")
 
 
 def _register_stages() -> None:
-    from flows.registry import PROJECT, STAGES
+    from flows.quality import ALL_STAGES
+    from flows.registry import PROJECT
 
-    for spec in STAGES:
+    for spec in ALL_STAGES:
         if spec.kind != PROJECT and spec.name not in CUSTOM_STAGE_COMMANDS:
             _stage_command(spec.name, spec.kind, spec.help)
 

@@ -1,7 +1,7 @@
 """The DAG tells the truth: each pipeline file (dvc.yaml, quality/dvc.yaml) declares, for
 every stage, exactly what its code reads.
 
-For each stage of flows/registry.py (the one list of stages):
+For each stage of flows/registry.py and flows/quality.py (each pipeline's one list of stages):
 - its params sections are its entry function's typed parameters (talkedit.params);
 - its code is every repo module that the flow running it imports, transitively (import
   statements read from the source, deferred ones included; ``TYPE_CHECKING`` blocks
@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.registry import EDIT, JOB, PIPELINES, PROJECT, STAGES, StageSpec
+from flows.quality import ALL_STAGES as STAGES
+from flows.quality import PIPELINES, QUALITY_STAGES
+from flows.registry import EDIT, JOB, PROJECT, StageSpec
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("talkedit", "stages", "flows")
@@ -108,12 +110,16 @@ def imported_modules(roots: tuple[str, ...]) -> set[str]:
 
 
 @cache  # the drift test asks once per removed entry; the source files do not change
-def _stage_modules(module: str) -> frozenset[str]:
-    return frozenset(imported_modules((module, *FLOW_MODULES)))
+def _stage_modules(module: str, listed_in: str) -> frozenset[str]:
+    parents = tuple(".".join(module.split(".")[:k]) for k in range(1, module.count(".") + 1))
+    return frozenset(imported_modules((module, *parents, *FLOW_MODULES, listed_in)))
 
 
 def stage_modules(spec: StageSpec) -> set[str]:
-    return set(_stage_modules(spec.module))
+    """Its entry's modules and the flow's, and the list naming it (the quality stages'
+    flows/quality.py: the product stages never depend on it)."""
+    return set(_stage_modules(spec.module, "flows.quality" if spec in QUALITY_STAGES
+                              else "flows.registry"))
 
 
 @cache
@@ -134,7 +140,7 @@ def dag_problems(dvc: dict, only: str | None = None) -> list[str]:
     stages = dvc.get("stages", {})
     names = {spec.name for spec in STAGES}
     for extra in sorted(set(stages) - names) if only is None else ():
-        problems.append(f"dvc.yaml stage {extra!r} is not in flows/registry.py")
+        problems.append(f"dvc.yaml stage {extra!r} is not in flows/registry.py or flows/quality.py")
     for spec in STAGES:
         if only is not None and spec.name != only:
             continue
@@ -255,3 +261,23 @@ def test_no_stage_opens_params_yaml() -> None:
         text = path.read_text(encoding="utf-8")
         for needle in ("load_params", "load_section", "raw_section", "repo_root()"):
             assert needle not in text, f"{path.relative_to(REPO)} uses {needle}"
+
+
+def test_no_product_stage_depends_on_the_quality_pipeline() -> None:
+    """The quality stages are listed apart (flows/quality.py): changing them never re-runs
+    a stage of dvc.yaml, and dvc.yaml's stages never import the quality stages' code. A
+    pair's clip stage imports nothing of the edit path: editing it never retrains a pair."""
+    from flows.registry import STAGES as PRODUCT
+
+    for spec in PRODUCT:
+        modules = stage_modules(spec)
+        quality = {m for m in modules if m == "flows.quality" or m.startswith("stages.pairs")}
+        assert not quality, (spec.name, quality)
+    assert {s.pipeline for s in PRODUCT} == {"dvc.yaml"}
+    assert {s.pipeline for s in QUALITY_STAGES} == {"quality/dvc.yaml"}
+    from flows.quality import ALL_BY_NAME
+
+    clip = stage_modules(ALL_BY_NAME["pairclip"])
+    assert not {m for m in clip if m.split(".")[:2] in (["stages", "plan"], ["stages", "audio"],
+                                                       ["stages", "composite"],
+                                                       ["stages", "evaluate"])}

@@ -1,4 +1,4 @@
-"""The edit-with-truth pairs as pipeline stages (stages/evaluate/pairs.py, quality/dvc.yaml):
+"""The edit-with-truth pairs as pipeline stages (stages/pairs/, quality/dvc.yaml):
 a short pair built, edited and scored end to end; the summary pooling cases against the
 targets of params.yaml. Their bad input: tests/test_cli_errors.py."""
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from stages.demo.pairs import CASES, PairCase, find_case
-from stages.evaluate.pairs import (
+from stages.pairs.edit import (
     PLOT_COLUMNS,
     PairTargets,
     pooled_cases,
@@ -86,42 +86,45 @@ def test_the_pipeline_runs_a_pair_per_scored_case() -> None:
     assert params["pair_cases"] == [c.name for c in CASES]
     assert [find_case(c).name for c in params["pair_cases"]] == params["pair_cases"]
     pipeline = yaml.safe_load((REPO / "quality" / "dvc.yaml").read_text())
-    assert pipeline["stages"]["pair"]["foreach"] == "${pair_cases}"
+    assert pipeline["stages"]["pairclip"]["foreach"] == "${pair_cases}"
+    assert pipeline["stages"]["pairedit"]["foreach"] == "${pair_cases}"
     assert pipeline["vars"] == ["../params.yaml"]
     with pytest.raises(TalkeditError, match="not a case"):
         find_case("pair-nobody")
 
 
 def test_a_short_pair_is_built_edited_and_scored(tmp_path: Path) -> None:
-    """The pair stage's path on a short case (a 40-step renderer): every new segment is
+    """The pair stages' path on a short case (a 40-step renderer): every new segment is
     scored against the truth, the kept footage beside it, and written as metrics, plots
     and edits. The yardstick tells the half-trained renderer's new words from the kept
     footage: their mouth PSNR is lower by more than a decibel."""
     import dataclasses
 
-    from flows.registry import BY_NAME
+    from flows.quality import ALL_BY_NAME
     from flows.stage import load_sections
     from stages.evaluate.edit_truth import summarize_pairs
-    from stages.evaluate.pairs import (
-        pair_sections,
-        plot_table,
-        prepare_clip,
-        run_edit,
-        score_case,
-    )
+    from stages.pairs.clip import ClipSections, prepare_clip
+    from stages.pairs.edit import EditSections, plot_table, run_edit, score_case
 
     case = PairCase("pair-short", "astronaut", "en-us", 160, 4,
                     "The small boat sails across the lake every morning. Two birds sit on "
                     "the rope and watch the water move.",
                     (("sit on", "rest near"), ("water", "sunlight")))
-    loaded = load_sections(BY_NAME["pair"], REPO, {"pair": {"steps": 40}})
-    sections = pair_sections(**loaded)
-    sections = dataclasses.replace(sections, train=dataclasses.replace(
-        sections.train, checkpoint_every=1000, eval_frames=50))
-    prepare_clip(case, tmp_path, sections)
-    took = run_edit(case, tmp_path, sections)
+    clip = ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], REPO,
+                                           {"pair": {"steps": 40}}))
+    clip = dataclasses.replace(clip, train=dataclasses.replace(
+        clip.train, checkpoint_every=1000, eval_frames=50))
+    # Signed by the project's credentials (here the test's own folder), never the pair's.
+    project = tmp_path / "project"
+    edit = EditSections.of(**load_sections(ALL_BY_NAME["pairedit"], REPO), project=project)
+    assert Path(edit.watermark.c2pa_key).is_relative_to(project)
+    prepare_clip(case, tmp_path, clip)
+    assert clip.train.holdout_share == 0.1 and clip.align.on_mismatch == "mark"
+    took = run_edit(case, tmp_path, edit)
     assert set(took) == {"plan", "audio", "render", "composite"}
-    rows = score_case(case, tmp_path, "exact")
+    rows = score_case(case, tmp_path, "exact", tmp_path / "scoring" / "drawn.mp4")
+    assert (tmp_path / "scoring" / "drawn.mp4").is_file()
+    assert not (tmp_path / ".talkedit").exists()
     assert [r["words"] for r in rows] == ["rest near", "sunlight"]
     table = plot_table(rows)
     assert list(table.columns) == list(PLOT_COLUMNS) and len(table) == 2

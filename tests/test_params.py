@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.registry import STAGES
+from flows.quality import ALL_STAGES
 from talkedit.errors import TalkeditError
 from talkedit.inbox import WatchParams
 from talkedit.params import Section, build, load_section
 from tests.conftest import REPO
 
 SECTIONS: dict[str, type[Section]] = {WatchParams.SECTION: WatchParams}  # read by talkedit watch
-for _spec in STAGES:
+for _spec in ALL_STAGES:
     SECTIONS.update(_spec.sections())
 
 

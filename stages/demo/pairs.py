@@ -192,10 +192,11 @@ def _rig(case: PairCase, face: Path, size: int) -> dict[str, object]:
 
 
 def truth_at(case: PairCase, root: Path, times_s: np.ndarray,
-             motion_s: np.ndarray | None = None, size: int = 256) -> Path:
+             motion_s: np.ndarray | None = None, size: int = 256,
+             out: Path | None = None) -> Path:
     """The case's truth clip (``make_pair``'s, which must exist) drawn again, losslessly, at
     ``times_s`` (its own time, one frame each), the head and light at ``motion_s`` (default
-    the same), written to ``root``/truth/<case>.at.mp4.
+    the same), written to ``out`` (default ``root``/truth/<case>.at.mp4).
 
     The truth's frames sample its continuous laws (mouth from the timed phones, head,
     light) every 1/fps s; the point of the text an edited video's frame shows lies
@@ -205,7 +206,8 @@ def truth_at(case: PairCase, root: Path, times_s: np.ndarray,
     would show there (issue 13, session 16)."""
     truth_dir = root / "truth"
     phones = timed_phones(pd.read_parquet(truth_dir / f"{case.name}.truth_phones.parquet"))
-    out = truth_dir / f"{case.name}.at.mp4"
+    out = out or truth_dir / f"{case.name}.at.mp4"
+    out.parent.mkdir(parents=True, exist_ok=True)
     # Lossless: a truth sharing the clip's compression artefacts favours kept footage (a
     # kept frame and its nearest truth frame are the same picture, encoded alike).
     render_clip_at(DemoParams(name=case.name, crf=0, **_rig(case, _face_png(case, root), size)),

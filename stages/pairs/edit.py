@@ -1,23 +1,5 @@
-"""Edit with truth as pipeline stages: build, edit and score a generated pair; pool the pairs.
-
-``run_pair`` (the ``pair`` stage, one per case listed under ``pair_cases:``) builds one
-case of ``stages.demo.pairs`` in a project root of its own, data/pairs/<case>/: the clip
-and its truth clip (the same face and voice saying the edited text), the clip stages
-(extract, align, fit, index), the renderer (trained on the clip's own frames, its last
-``pair.holdout_share`` held out), then the normal edit path (plan, audio, render,
-composite) on the case's edit, and scores every new segment against the truth
-(``stages.evaluate.edit_truth.score_pair``). It writes data/metrics/pairs/<case>.json
-(the case's figures: DVC metrics), <case>.tsv (one row per edit: DVC plots) and
-<case>.edits.json (every score of every edit, read by the summary).
-
-``run_pair_summary`` (the ``pair-summary`` stage) pools every case scored under
-data/metrics/pairs/ and applies issue 13's targets (``pair_targets:``): it writes
-data/metrics/pair_summary.json (metrics) and pair_summary.md.
-
-Both stages live in quality/dvc.yaml, a pipeline of their own: each case trains a
-renderer (15-20 minutes on 2 CPU cores), so ``dvc repro`` (dvc.yaml) leaves them out;
-``dvc repro quality/dvc.yaml`` runs them.
-"""
+"""The pairedit and pair-summary stages: an edit-with-truth case edited and scored; the
+cases pooled against the targets (see stages/pairs/__init__.py)."""
 
 from __future__ import annotations
 
@@ -30,22 +12,20 @@ from typing import Any
 
 import pandas as pd
 
-from stages.align import AlignParams, run_align
+from stages.align import AlignParams
 from stages.audio.config import AudioParams
 from stages.audio.stage import run_audio
 from stages.composite.compose import CompositeParams, run_composite
+from stages.composite.credentials import SigningSettings
 from stages.composite.watermark import WatermarkParams
-from stages.demo.pairs import PairCase, find_case, make_pair, truth_at
+from stages.demo.pairs import PairCase, find_case, truth_at
 from stages.evaluate.edit_truth import TARGETS, score_pair, summarize_pairs
-from stages.extract import ExtractParams, extract_clip
-from stages.fit import FitParams, run_fit
-from stages.index import IndexParams, run_index
 from stages.plan import PlanParams, run_plan
-from stages.render.config import RenderParams, TrainParams
+from stages.render.checkpoint import Stamp
+from stages.render.config import RenderParams
 from stages.render.interior import MouthParams
 from stages.render.render import run_render
-from stages.render.train import run_train
-from talkedit.artifacts import ClipPaths, EditPaths, ModelPaths, pair_paths
+from talkedit.artifacts import EditPaths, ModelPaths, pair_paths
 from talkedit.atomic import write_json, write_text
 from talkedit.errors import TalkeditError
 from talkedit.params import Section, bad_param
@@ -55,16 +35,12 @@ TRUTH_LOOKUPS = ("exact", "nearest")
 
 
 @dataclass(frozen=True)
-class PairParams(Section):
-    """The ``pair:`` section of params.yaml: how each case is built and scored."""
+class PairEditParams(Section):
+    """The ``pairedit:`` section of params.yaml: how each case's edit is made and scored
+    (the pairedit stage)."""
 
-    SECTION = "pair"
+    SECTION = "pairedit"
 
-    holdout_share: float = 0.1  # the renderer never trains on the clip's last share
-    min_train_frames: int = 100  # the cases are 18-23 s: fewer frames than a user's clip
-    steps: int | None = None  # renderer training steps; None: the train section's own
-    # Synthetic voices read a word unusually now and then: mark it, do not fail.
-    on_mismatch: str = "mark"
     truth: str = "exact"  # exact | nearest (stages.evaluate.edit_truth.score_pair)
     # The edit path's composite as the evaluate stage runs it: no visible label over the
     # frames the pictures are scored on; the fastest encoder preset.
@@ -72,11 +48,6 @@ class PairParams(Section):
                                                                "label": False})
 
     def check(self, where: str) -> None:
-        if not 0.0 < self.holdout_share < 0.5:
-            raise bad_param(where, "holdout_share", f"is {self.holdout_share}, not in (0, 0.5)",
-                            "use 0.1")
-        if self.steps is not None and self.steps < 1:
-            raise bad_param(where, "steps", f"is {self.steps}", "use null (train's own) or >= 1")
         if self.truth not in TRUTH_LOOKUPS:
             raise bad_param(where, "truth", f"is {self.truth!r}",
                             f"use one of {', '.join(TRUTH_LOOKUPS)}")
@@ -100,15 +71,11 @@ class PairTargets(Section):
 
 
 @dataclass(frozen=True)
-class EditPathSections:
-    """The sections a pair's clip stages, training and edit path read."""
+class EditSections:
+    """What a pair's edit path reads, as a pair runs it."""
 
-    extract: ExtractParams
-    align: AlignParams
-    fit: FitParams
-    index: IndexParams
-    train: TrainParams
     plan: PlanParams
+    align: AlignParams
     audio: AudioParams
     render: RenderParams
     mouth: MouthParams
@@ -116,38 +83,27 @@ class EditPathSections:
     watermark: WatermarkParams
     scale: ScaleParams
 
-
-def pair_sections(pair: PairParams, extract: ExtractParams, align: AlignParams, fit: FitParams,
-                  index: IndexParams, train: TrainParams, plan: PlanParams, audio: AudioParams,
-                  render: RenderParams, mouth: MouthParams, composite: CompositeParams,
-                  watermark: WatermarkParams, scale: ScaleParams) -> EditPathSections:
-    """The project's sections as a pair runs them: ``pair`` sets the renderer's held-out
-    share, minimum and steps, what alignment does with a misread word, and the composite's
-    overrides."""
-    return EditPathSections(
-        extract, dataclasses.replace(align, on_mismatch=pair.on_mismatch), fit, index,
-        dataclasses.replace(train, holdout_share=pair.holdout_share, holdout_frames=None,
-                            min_train_frames=pair.min_train_frames,
-                            steps=pair.steps or train.steps),
-        plan, audio, render, mouth,
-        CompositeParams.from_dict({**dataclasses.asdict(composite), **pair.composite}),
-        watermark, scale)
+    @classmethod
+    def of(cls, pairedit: PairEditParams, plan: PlanParams, align: AlignParams,
+           audio: AudioParams, render: RenderParams, mouth: MouthParams,
+           composite: CompositeParams, watermark: WatermarkParams, scale: ScaleParams,
+           project: Path) -> EditSections:
+        """``pairedit.composite`` overrides the composite; the output is signed by
+        ``project``'s own Content Credentials (never a key made inside a pair's root, which
+        DVC would cache with the pair's outputs)."""
+        return cls(plan, align, audio, render, mouth,
+                   CompositeParams.from_dict({**dataclasses.asdict(composite),
+                                              **pairedit.composite}),
+                   project_signer(watermark, project), scale)
 
 
-def prepare_clip(case: PairCase, root: Path, sections: EditPathSections,
-                 train: bool = True, reuse: bool = False) -> None:
-    """The case's clip and truth in ``root``, extracted, aligned, fitted, indexed and (with
-    ``train``) its renderer trained. ``reuse``: keep what ``root`` already holds (a
-    benchmark's work folder); a stage's root is always empty (DVC removes its outputs)."""
-    make_pair(case, root)
-    paths = ClipPaths.of(case.name, root)
-    if not (reuse and paths.visemes.is_file()):
-        extract_clip(case.name, root, sections.extract)
-        run_align(case.name, root, sections.align)
-        run_fit(case.name, root, sections.fit, sections.scale)
-        run_index(case.name, root, sections.index)
-    if train and not (reuse and ModelPaths.of(case.name, root).generator.is_file()):
-        run_train(case.name, root, sections.train)
+def project_signer(watermark: WatermarkParams, project: Path) -> WatermarkParams:
+    """``watermark`` with its Content Credentials resolved against ``project`` (absolute
+    paths): its configured signer and trust, or its local CA and signer (made on first use)."""
+    settings = SigningSettings.of(watermark, Path(project).resolve())
+    creds = settings.credentials()
+    return dataclasses.replace(watermark, c2pa_cert=str(creds.chain), c2pa_key=str(creds.key),
+                               c2pa_trust=tuple(str(t) for t in settings.trust_anchors()))
 
 
 def write_spec(case: PairCase, root: Path) -> None:
@@ -159,7 +115,7 @@ def write_spec(case: PairCase, root: Path) -> None:
     write_text(spec, yaml.safe_dump(case.edit_spec(), sort_keys=False))
 
 
-def run_edit(case: PairCase, root: Path, sections: EditPathSections,
+def run_edit(case: PairCase, root: Path, sections: EditSections,
              after_plan: Any = None) -> dict[str, float]:
     """The normal edit path on the case's edit; seconds per stage. ``after_plan(case,
     root)``: a diagnostic's rewrite of the plan before rendering (benchmarks only)."""
@@ -181,10 +137,13 @@ def run_edit(case: PairCase, root: Path, sections: EditPathSections,
     return took
 
 
-def score_case(case: PairCase, root: Path, truth: str = "exact") -> list[dict[str, Any]]:
-    """Every new segment of the case's edit scored against its truth (``score_pair``)."""
+def score_case(case: PairCase, root: Path, truth: str = "exact",
+               drawn: Path | None = None) -> list[dict[str, Any]]:
+    """Every new segment of the case's edit scored against its truth (``score_pair``);
+    with the exact truth, the truth drawn again is written to ``drawn`` (default
+    ``root``/truth/<case>.at.mp4)."""
     return score_pair(case.name, root, root / "truth", truth_at=(
-        functools.partial(truth_at, case, root) if truth == "exact" else None))
+        functools.partial(truth_at, case, root, out=drawn) if truth == "exact" else None))
 
 
 # One row per edit of the plots table: what the targets read, and the kept footage's picture.
@@ -204,31 +163,30 @@ def _metrics(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if isinstance(v, int | float | bool | dict)}
 
 
-def run_pair(case: str, root: Path, pair: PairParams, extract: ExtractParams,
-             align: AlignParams, fit: FitParams, index: IndexParams, train: TrainParams,
-             plan: PlanParams, audio: AudioParams, render: RenderParams, mouth: MouthParams,
-             composite: CompositeParams, watermark: WatermarkParams, scale: ScaleParams
-             ) -> dict[str, Any]:
-    """Build, edit and score one pair (see the module); return the case's summary. The
-    targets are the summary's (pair-summary): a changed target never retrains a pair."""
+def run_pairedit(case: str, root: Path, pairedit: PairEditParams, plan: PlanParams,
+                 align: AlignParams, audio: AudioParams, render: RenderParams,
+                 mouth: MouthParams, composite: CompositeParams, watermark: WatermarkParams,
+                 scale: ScaleParams) -> dict[str, Any]:
+    """Edit one built pair and score it (see the module); return the case's summary. The
+    targets are the summary's (pair-summary): a changed target never re-scores a pair."""
     found = find_case(case)
     out = pair_paths(case, root)
-    sections = pair_sections(pair, extract, align, fit, index, train, plan, audio, render,
-                             mouth, composite, watermark, scale)
-    t0 = time.perf_counter()
-    prepare_clip(found, out.root, sections)
-    trained_s = time.perf_counter() - t0
+    if not ModelPaths.of(case, out.root).generator.is_file():
+        raise TalkeditError(out.root, "holds no built pair (its renderer is missing)",
+                            f"run `dvc repro quality/dvc.yaml:pairclip@{case}` first")
+    sections = EditSections.of(pairedit, plan, align, audio, render, mouth, composite,
+                               watermark, scale, root)
     turnaround = run_edit(found, out.root, sections)
-    rows = score_case(found, out.root, pair.truth)
+    rows = score_case(found, out.root, pairedit.truth, out.drawn_truth)
     summary = summarize_pairs(rows)
     summary.pop("targets_met")
     out.metrics.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out.metrics, {"case": case, "steps": sections.train.steps, **_metrics(summary)})
+    stamp, _ = Stamp.read(ModelPaths.of(case, out.root).generator)
+    write_json(out.metrics, {"case": case, "renderer_step": stamp.step, **_metrics(summary)})
     write_text(out.plots, plot_table(rows).to_csv(sep="\t", index=False, na_rep="nan"))
     write_json(out.edits, {"case": case, "edits": rows})
-    # Times vary run to run: they go to the stage summary (the run report), not the metrics.
     return {"case": case, "edits": len(rows), "opening_r_edited": summary["opening_r_edited"],
-            "psnr_gap_db": summary["psnr_gap_db"], "prepare_and_train_s": round(trained_s, 1), "edit_turnaround_s": turnaround}
+            "psnr_gap_db": summary["psnr_gap_db"], "edit_turnaround_s": turnaround}
 
 
 def pooled_cases(folder: Path) -> dict[str, list[dict[str, Any]]]:
