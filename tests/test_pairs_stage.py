@@ -70,6 +70,7 @@ def test_the_summary_pools_every_case_and_applies_the_params_targets(tmp_path: P
     assert "psnr_gap_db" in strict["warnings"][0] and "peak_error_ms" in strict["warnings"][0]
     text = pair_paths(None, tmp_path).summary_md.read_text()
     assert "| PSNR gap kept - edited (dB) | <= 1.5 | 2 |" in text
+    assert "| b | 1 | w1 | 0.95 | 0.9 | 0.9 | 29 | 30 | 1 |" in text  # one line per edit
 
 
 def test_a_summary_with_no_scored_pair_names_the_pipeline_to_run(tmp_path: Path) -> None:

@@ -200,8 +200,9 @@ def pooled_cases(folder: Path) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def summary_markdown(summary: dict[str, Any], targets: PairTargets) -> str:
-    """The pooled figures against the targets, then one line per edit."""
+def summary_markdown(summary: dict[str, Any], targets: PairTargets,
+                     cases: dict[str, list[dict[str, Any]]]) -> str:
+    """The pooled figures against the targets, then one line per edit of ``cases``."""
     from stages.evaluate.edit_truth import SUMMARY_ROWS
 
     def fmt(v: Any) -> str:
@@ -211,13 +212,19 @@ def summary_markdown(summary: dict[str, Any], targets: PairTargets) -> str:
              "peak_error_ms_edited": f"<= {targets.peak_error_ms}",
              "psnr_gap_db": f"<= {targets.psnr_gap_db}", "repeats": f"<= {targets.repeats}",
              "sharpness_ratio": f">= {targets.sharpness_ratio}"}
+    met = summary["targets_met"]
     lines = ["# Edit with truth: the pairs pooled (quality/dvc.yaml, pair-summary)", "",
-             f"Cases: {', '.join(summary['case_names'])}; {summary['edits']} edits. Targets "
-             f"met: {', '.join(k for k, ok in summary['targets_met'].items() if ok) or 'none'}; "
-             f"missed: {', '.join(k for k, ok in summary['targets_met'].items() if not ok) or 'none'}.",
+             f"Cases: {', '.join(cases)}; {summary['edits']} edits. Targets met: "
+             f"{', '.join(k for k, ok in met.items() if ok) or 'none'}; missed: "
+             f"{', '.join(k for k, ok in met.items() if not ok) or 'none'}.",
              "", "| measure | target | value |", "|---|---|---|"]
     lines += [f"| {what} | {goals.get(key, target)} | {fmt(summary.get(key))} |"
               for key, what, target in SUMMARY_ROWS if key in summary]
+    lines += ["", "## Per edit", "", "| case | " + " | ".join(PLOT_COLUMNS) + " |",
+              "|---|" + "---|" * len(PLOT_COLUMNS)]
+    for case, rows in cases.items():
+        for row in plot_table(rows).itertuples(index=False):
+            lines.append(f"| {case} | " + " | ".join(fmt(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -230,8 +237,8 @@ def run_pair_summary(root: Path, pair_targets: PairTargets) -> dict[str, Any]:
         raise TalkeditError(paths.folder, "holds no scored pair (<case>.edits.json)",
                             "run `dvc repro quality/dvc.yaml` (the pair stages first)")
     rows = [r for edits in cases.values() for r in edits]
-    summary = summarize_pairs(rows, pair_targets.as_dict()) | {"case_names": list(cases)}
-    text = summary_markdown(summary, pair_targets)
+    summary = summarize_pairs(rows, pair_targets.as_dict())
+    text = summary_markdown(summary, pair_targets, cases)
     write_json(paths.summary, {"case_names": list(cases), **_metrics(summary)})
     write_text(paths.summary_md, text)
     missed = [k for k, ok in summary["targets_met"].items() if not ok]
