@@ -55,9 +55,13 @@ def test_missing_clip(project: Path) -> None:
 
 def test_edit_with_truth_stages_refuse_an_unknown_case_and_an_empty_summary(
         project: Path) -> None:
-    """``talkedit pair`` names the known cases before any flow runs; ``pair-summary`` with
-    no scored pair names the pipeline to run, and writes nothing."""
-    one_error_line(talkedit(project, "pair", "pair-nobody"), "pair-nobody", "pair_cases")
+    """``talkedit pairclip`` / ``pairedit`` name the known cases before any flow runs;
+    ``pairedit`` of a pair not built, and ``pair-summary`` with no scored pair, name the
+    stage to run first; nothing is written."""
+    for stage in ("pairclip", "pairedit"):
+        one_error_line(talkedit(project, stage, "pair-nobody"), "pair-nobody", "pair_cases")
+    one_error_line(talkedit(project, "pairedit", "pair-lfw"), "holds no built pair",
+                   "quality/dvc.yaml:pairclip@pair-lfw")
     one_error_line(talkedit(project, "pair-summary"), "no scored pair",
                    "dvc repro quality/dvc.yaml")
     assert not (project / "data" / "metrics" / "pair_summary.json").exists()
