@@ -1020,7 +1020,7 @@ class PairPaths:
 
     @property
     def metrics(self) -> Path:
-        """The case's figures against the targets (DVC metrics, JSON)."""
+        """The case's figures (DVC metrics, JSON); the summary applies the targets."""
         return self.folder / f"{self.case}.json"
 
     @property

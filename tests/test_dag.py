@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.quality import ALL_BY_NAME, PIPELINES, QUALITY_STAGES
 from flows.quality import ALL_STAGES as STAGES
-from flows.quality import PIPELINES, QUALITY_STAGES
 from flows.registry import EDIT, JOB, PROJECT, StageSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,8 +275,6 @@ def test_no_product_stage_depends_on_the_quality_pipeline() -> None:
         assert not quality, (spec.name, quality)
     assert {s.pipeline for s in PRODUCT} == {"dvc.yaml"}
     assert {s.pipeline for s in QUALITY_STAGES} == {"quality/dvc.yaml"}
-    from flows.quality import ALL_BY_NAME
-
     clip = stage_modules(ALL_BY_NAME["pairclip"])
     assert not {m for m in clip if m.split(".")[:2] in (["stages", "plan"], ["stages", "audio"],
                                                        ["stages", "composite"],
