@@ -12,7 +12,8 @@ before any measurement): generate the clip and its truth clip (the same face and
 saying the edited text), run extract, align, fit, index and train (the cpu profile, by
 default with its own steps as params.yaml sets them, 1,200: the renderer a user gets;
 ``--steps`` trains fewer or more: a renderer trained on the clip's own frames, holding out
-its last 10%; a renderer already trained for fewer steps resumes from its checkpoint),
+its last 10%; what ``--work`` already holds is kept, a trained renderer included, so a
+run at other steps needs another ``--work``),
 then the edit path (plan, audio, render, composite) on the case's edit: a phrase whose
 words all occur elsewhere in the clip and a word never spoken in it. Scores per edit
 (``stages.evaluate.edit_truth``; pictures against the truth drawn at the exact point of
