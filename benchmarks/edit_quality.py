@@ -1,6 +1,7 @@
 """Edit with truth: how close the new words' lips come to the same person really saying them.
 
     .venv/bin/python benchmarks/edit_quality.py [--work DIR] [--steps N] [--label NAME]
+        [--dev] [--cases NAME ...] [--set SECTION.KEY=VALUE ...]
 
 The pipeline's own figures come from the pair stages (quality/dvc.yaml, `dvc repro
 quality/dvc.yaml`: stages/pairs/, whose code this script runs too); this script
@@ -60,14 +61,35 @@ def clip_sections(steps: int | None = None) -> Any:
                                            {"pair": {"steps": steps}} if steps else None))
 
 
+# ``--set`` overrides of the edit's sections: {section: {key: value}} (main sets them once).
+EDIT_OVERRIDES: dict[str, dict[str, Any]] = {}
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``section.key=value`` items (values read as YAML) as load_sections' overrides."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or "." in name:
+            raise SystemExit(f"error: --set {item!r}: give section.key=value (a top-level "
+                             "key of a params.yaml section, e.g. mouth.strength=0)")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
+
+
 @functools.cache
 def edit_sections() -> Any:
-    """The project's sections as the pairedit stage runs them (pairedit: applied)."""
+    """The project's sections as the pairedit stage runs them (pairedit: applied), with
+    ``--set``'s overrides."""
     from flows.quality import ALL_BY_NAME
     from flows.stage import load_sections
     from stages.pairs.edit import EditSections
 
-    return EditSections.of(**load_sections(ALL_BY_NAME["pairedit"], REPO), project=REPO)
+    return EditSections.of(**load_sections(ALL_BY_NAME["pairedit"], REPO,
+                                           EDIT_OVERRIDES or None), project=REPO)
 
 
 def profile_steps() -> int:
@@ -398,10 +420,14 @@ def main() -> int:
                     "the output's background has it (stages.demo.pairs.truth_at; the nearest "
                     "frame's figures are reported beside it; benchmarks/results/"
                     "edit_quality_truth.md); stored under LABEL-nearest")
+    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
+                    help="the edit path's params.yaml values overridden for this run (e.g. "
+                    "mouth.strength=0 plan.lip_shape=0.3); the renderer is trained as set")
     ap.add_argument("--dev", action="store_true",
                     help="the development pairs (stages.demo.pairs.DEV_CASES) instead of the "
                     "scored ones: for choosing methods and settings")
     args = ap.parse_args()
+    EDIT_OVERRIDES.update(parse_overrides(args.set))
     if args.nearest_truth:
         args.label += "-nearest"
 
@@ -435,6 +461,8 @@ def main() -> int:
     summary["turnaround_s"] = turnaround or runs.get(args.label, {}).get("summary", {}).get(
         "turnaround_s", {})
     summary["steps"] = args.steps
+    if args.set:
+        summary["overrides"] = " ".join(args.set)
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs[args.label] = {"summary": summary, "edits": rows}
     store.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")

@@ -135,3 +135,27 @@ def test_a_short_pair_is_built_edited_and_scored(tmp_path: Path) -> None:
     assert summary["repeats"] == 0
     assert 15.0 < summary["psnr_db_edited"] < summary["psnr_db_kept"] - 1.0 < 60.0
     assert pd.notna(table["opening_r"]).all()
+
+
+def test_the_benchmark_overrides_the_edit_sections_it_is_given() -> None:
+    """benchmarks/edit_quality.py --set: typed overrides of the edit path's sections, the
+    rest as params.yaml sets them; a key that is not section.key is refused."""
+    from benchmarks import edit_quality
+
+    overrides = edit_quality.parse_overrides(["mouth.strength=0", "plan.lip_shape=0.25"])
+    assert overrides == {"mouth": {"strength": 0}, "plan": {"lip_shape": 0.25}}
+    with pytest.raises(SystemExit, match="section.key=value"):
+        edit_quality.parse_overrides(["plan.search.viseme=1"])
+    base = edit_quality.edit_sections()
+    edit_quality.edit_sections.cache_clear()
+    edit_quality.EDIT_OVERRIDES.update(overrides)
+    try:
+        changed = edit_quality.edit_sections()
+    finally:
+        edit_quality.EDIT_OVERRIDES.clear()
+        edit_quality.edit_sections.cache_clear()
+    assert changed.mouth.strength == 0 and changed.plan.lip_shape == 0.25
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert base.mouth.strength == params["mouth"]["strength"] != 0
+    assert base.plan.lip_shape == params["plan"]["lip_shape"] != 0.25
+    assert changed.plan.articulation == base.plan.articulation

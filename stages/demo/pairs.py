@@ -99,6 +99,28 @@ DEV_CASES: tuple[PairCase, ...] = (
              "apples for everyone to share.",
              (("threw a ball", "pulled him out"), ("towel", "blanket"),
               ("apples", "sandwiches"))),
+    # Four more (session 21), written before any of them was built or measured: with four
+    # cases a choice moved each edit by -0.5 to +0.8 dB and the mean by less, unresolvable.
+    PairCase("dev-lfw3", "lfw:3", "en-us+m1", 150, 13,
+             "Our train leaves the station at nine and reaches the coast by noon. I packed a "
+             "warm coat and a small camera for the trip. My sister will meet us at the "
+             "harbour with her new car.",
+             (("a warm coat", "the new car"), ("camera", "notebook"), ("harbour", "airport"))),
+    PairCase("dev-lfw4", "lfw:21", "en+f4", 140, 15,
+             "The garden behind our house is full of roses in June. Every morning I water the "
+             "plants before the sun gets hot. In the evening we sit on the bench and read.",
+             (("sit on the bench", "water the roses"), ("June", "August"),
+              ("read", "whisper"))),
+    PairCase("dev-carphone2", "carphone:70", "en-us+m7", 155, 17,
+             "Our team meets every Monday to plan the week ahead. Each person brings one "
+             "question and one idea to the table. The best ideas are written on the board by "
+             "the door.",
+             (("on the board", "to the team"), ("question", "problem"), ("door", "window"))),
+    PairCase("dev-lfw5", "lfw:72", "en+m2", 145, 19,
+             "My uncle keeps bees on a hill outside the village. In summer the hives are heavy "
+             "with golden honey. He sells jars at the market every Saturday morning.",
+             (("with golden honey", "with the bees"), ("village", "mountain"),
+              ("Saturday", "Tuesday"))),
 )
 
 
