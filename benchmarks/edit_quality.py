@@ -66,7 +66,8 @@ EDIT_OVERRIDES: dict[str, dict[str, Any]] = {}
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
-    """``section.key=value`` items (values read as YAML) as load_sections' overrides."""
+    """``section.key=value`` items (values read as YAML) as load_sections' overrides;
+    ValueError names an item of another form."""
     import yaml
 
     out: dict[str, dict[str, Any]] = {}
@@ -74,8 +75,8 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot or "." in name:
-            raise SystemExit(f"error: --set {item!r}: give section.key=value (a top-level "
-                             "key of a params.yaml section, e.g. mouth.strength=0)")
+            raise ValueError(f"--set {item!r}: give section.key=value (a top-level key of a "
+                             "params.yaml section, e.g. mouth.strength=0)")
         out.setdefault(section, {})[name] = yaml.safe_load(value)
     return out
 
@@ -422,12 +423,16 @@ def main() -> int:
                     "edit_quality_truth.md); stored under LABEL-nearest")
     ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                     help="the edit path's params.yaml values overridden for this run (e.g. "
-                    "mouth.strength=0 plan.lip_shape=0.3); the renderer is trained as set")
+                    "mouth.strength=0 plan.lip_shape=0.3); renderers are trained as "
+                    "params.yaml sets them")
     ap.add_argument("--dev", action="store_true",
                     help="the development pairs (stages.demo.pairs.DEV_CASES) instead of the "
                     "scored ones: for choosing methods and settings")
     args = ap.parse_args()
-    EDIT_OVERRIDES.update(parse_overrides(args.set))
+    try:
+        EDIT_OVERRIDES.update(parse_overrides(args.set))
+    except ValueError as exc:
+        ap.error(str(exc))  # one usage line and the error, exit 2
     if args.nearest_truth:
         args.label += "-nearest"
 

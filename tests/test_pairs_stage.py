@@ -144,7 +144,7 @@ def test_the_benchmark_overrides_the_edit_sections_it_is_given() -> None:
 
     overrides = edit_quality.parse_overrides(["mouth.strength=0", "plan.lip_shape=0.25"])
     assert overrides == {"mouth": {"strength": 0}, "plan": {"lip_shape": 0.25}}
-    with pytest.raises(SystemExit, match="section.key=value"):
+    with pytest.raises(ValueError, match="section.key=value"):
         edit_quality.parse_overrides(["plan.search.viseme=1"])
     base = edit_quality.edit_sections()
     edit_quality.edit_sections.cache_clear()
