@@ -257,6 +257,34 @@ def pair_summary() -> None:
     _run("pair-summary", None)
 
 
+@app.command("phone-prior")
+@user_errors
+def phone_prior(
+    work: Annotated[Path, typer.Option(help="Folder the corpus clips are generated and fitted in (kept; reused when run again).")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the table (default: the shipped stages/plan/phone_openings.json).")] = None,
+) -> None:
+    """Rebuild the phone-opening prior the plan's co-articulation model reads (plan.phone_prior).
+
+    Generates the corpus of stages/demo/corpus.py in WORK, fits each clip as the pair stages
+    do (params.yaml's sections), pools their per-phone opening targets
+    (stages/plan/prior.py) and writes the table; a changed table re-runs each plan stage.
+    """
+    from flows.quality import ALL_BY_NAME
+    from flows.stage import load_sections
+    from stages.pairs.clip import ClipSections
+    from stages.phone_prior import build_table
+    from stages.plan.prior import PHONE_OPENINGS
+    from talkedit.atomic import write_text
+
+    root = repo_root()
+    target = out or PHONE_OPENINGS
+    if target.exists() and target.is_dir():
+        raise TalkeditError(target, "is a folder", "give a file path for --out")
+    sections = ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], root))
+    write_text(target, json.dumps(build_table(work, sections), indent=1) + "\n")
+    typer.echo(f"wrote {target}")
+
+
 SCENE_STAGES = ("scenealign", "scenelabel", "scenecut", "scenerender")
 
 

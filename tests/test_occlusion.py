@@ -12,7 +12,7 @@ import pytest
 from stages.extract import ExtractParams, extract_clip
 from stages.fit import FitParams, run_fit
 from stages.fit.occlusion import FOREHEAD, LIP_REGION, LOWER_LIP, occlusion_scores
-from stages.plan import _blocked
+from stages.plan import footage_masks
 from stages.plan.retime import FaceParams
 from talkedit.params import load_section
 from talkedit.scale import ScaleParams
@@ -40,7 +40,7 @@ def test_scores_count_straying_lip_colours_not_lighting() -> None:
 
 
 def test_search_reads_only_measured_frames() -> None:
-    class Index:  # the two fields _blocked reads
+    class Index:  # the two fields footage_masks reads
         start_s = np.array([0.0, 0.4, 0.8])
         end_s = np.array([0.4, 0.8, 1.2])
         usable = np.ones(3, bool)
@@ -50,7 +50,7 @@ def test_search_reads_only_measured_frames() -> None:
     measured[12:15] = False  # interpolated over a covered mouth
     face = FaceParams(np.zeros((n, 3)), np.zeros((n, 3)), np.ones(n), np.zeros((n, 64)),
                       np.zeros((n, 27)), np.ones(n, bool), measured)
-    blocked, allowed = _blocked(Index(), face, (), 25.0)
+    blocked, allowed = footage_masks(Index(), face, (), 25.0)
     assert blocked.tolist() == [False, True, False]
     assert not allowed[12:15].any() and allowed[:12].all()
 

@@ -39,6 +39,7 @@ from stages.plan.articulation import (
     shut_target,
 )
 from stages.plan.diff import EditedSpan, edited_spans
+from stages.plan.prior import load_phone_prior
 from stages.plan.quality import quality_estimate, rare_phone_share
 from stages.plan.report import write_outputs
 from stages.plan.retime import (
@@ -102,6 +103,7 @@ class PlanParams(Section):
     articulation_borrowed: float = 0.9  # the same share where the piece says another phone
     lip_shape: float = 0.5
     lip_shape_borrowed: float = 0.9  # the same share where the piece says another phone
+    phone_prior: float = 0.0  # frames of a clip's own phone the pooled phone openings weigh as
     audio_share: float = 0.0  # share of the way the new words' expression moves to lipmodel@<clip>'s
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
@@ -137,6 +139,8 @@ class PlanParams(Section):
             raise bad_param(where, "lip_shape", "must be a share in [0, 1] (0 = off)")
         if not 0 <= self.audio_share <= 1:
             raise bad_param(where, "audio_share", "must be a share in [0, 1] (0 = off)")
+        if not self.phone_prior >= 0:
+            raise bad_param(where, "phone_prior", "must be frames >= 0 (0 = off)")
         if not self.max_edge_speed >= 1:
             raise bad_param(where, "max_edge_speed",
                             "must be >= 1 (1 = edge phones at the clip's speed)")
@@ -200,7 +204,7 @@ def clip_openness(expression: np.ndarray | RowGroupColumn, direction: np.ndarray
     return out
 
 
-def _blocked(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
+def footage_masks(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
              fps: float) -> tuple[np.ndarray, np.ndarray]:
     """Clip phones the search may not use, and the frames pieces may read."""
     n = len(face)
@@ -310,7 +314,7 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
         raise TalkeditError(paths.face, f"has {len(face)} frames, the clip {n_frames}",
                             f"re-run fit@{spec.clip}")
     index = VisemeIndex.load(spec.clip, root)
-    blocked, allowed = _blocked(index, face, spec.exclude_s, fps)
+    blocked, allowed = footage_masks(index, face, spec.exclude_s, fps)
     direction = openness_direction(index, face.expression, fps)
     openness = None if direction is None else clip_openness(face.expression, direction)
 
@@ -356,9 +360,10 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
                                    _written(spec.edited_text, new_words)))
 
     model = None
+    prior = load_phone_prior(opts.phone_prior)
     if opts.articulation > 0 and direction is not None and openness is not None:
         model = ArticulationModel.fit(index, openness, allowed, fps,
-                                      face.expression if opts.lip_shape > 0 else None)
+                                      face.expression if opts.lip_shape > 0 else None, prior)
     timeline, frames = span_frames(span_plans, index, face, allowed, fps, opts, openness,
                                    direction, model, face.natural_change(0.99))
     checked = None
@@ -372,7 +377,7 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
             if key not in models:
                 models[key] = (ArticulationModel.fit(index, openness, without, fps,
                                                      face.expression if opts.lip_shape > 0
-                                                     else None)
+                                                     else None, prior)
                                if opts.articulation > 0 else None)
             return span_frames([span], index, face, rest, fps, opts, openness, direction,
                                models[key], frames.natural_p99)[1]

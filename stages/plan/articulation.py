@@ -186,7 +186,8 @@ class ArticulationModel:
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float,
-            expression: np.ndarray | None = None) -> ArticulationModel | None:
+            expression: np.ndarray | None = None, prior: PhonePrior | None = None
+            ) -> ArticulationModel | None:
         """Fitted on the clip's usable frames (``usable``); None when too few. With the
         clip's ``expression`` (n, d), the lip shape's targets too (``shape``), smoothed as
         the opening's."""
@@ -222,8 +223,8 @@ class ArticulationModel:
             starts, ends = realigned(phones, starts, ends, t[usable], openness[usable], weights,
                                      sigma)
         both = usable[1:] & usable[:-1]
-        opening, shape = _fit(phones, starts, ends, t[usable], sigma,
-                              openness[usable], expression, np.flatnonzero(usable))
+        opening, shape = _prior_fit(prior, phones, starts, ends, t[usable], sigma,
+                                    openness[usable], expression, np.flatnonzero(usable))
         # How far the lips' boundary into each phone lies from the aligner's, on average.
         codes = np.array([PHONE_CODES[p] for p in phones[1:]], np.int64)
         onsets = (np.bincount(codes, (starts - aligned)[1:], len(PHONE_CODES))
@@ -232,6 +233,13 @@ class ArticulationModel:
                    closed_level(index, openness, usable, fps),
                    float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape,
                    lag, onsets)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """(len(PHONE_CODES),) each phone's opening target: its own weight, its viseme
+        class's and the constant."""
+        n = len(PHONE_CODES)
+        return self.weights[:n] + PHONE_CLASS @ self.weights[n:-1] + self.weights[-1]
 
     def design(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                times: np.ndarray) -> np.ndarray:
@@ -268,6 +276,62 @@ class ArticulationModel:
             opening = shut_target(opening, closure, self.closed, self.max_step)
         shaped = design @ self.shape
         return correct(shaped, direction, opening, np.ones(len(times)), out=shaped)
+
+
+@dataclass(frozen=True)
+class PhonePrior:
+    """Each phone's opening target as other speakers hold it (``values``, per phone code, in
+    standard units, NaN where unknown: stages/plan/prior.py), weighing as ``frames`` frames
+    of a clip's own phone."""
+
+    values: np.ndarray
+    frames: float
+
+    def anchor(self, weights: np.ndarray, frames: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(centre, strength) per model column for ``_ridge``: the prior mapped into the
+        clip's openness units by a line fitted (weighted by ``frames``, each phone's frames
+        in the fit) from the prior to the clip's own targets (``weights``, fitted without
+        it); the phones it knows, and their viseme classes, held towards it as ``self.frames``
+        frames of their own would. None without three known phones in the fit."""
+        n = len(PHONE_CODES)
+        target = weights[:n] + PHONE_CLASS @ weights[n:-1] + weights[-1]
+        known = np.isfinite(self.values)
+        fitted = known & (frames > 0)
+        if fitted.sum() < 3:
+            return None
+        x = np.column_stack([np.ones(int(fitted.sum())), self.values[fitted]])
+        w = frames[fitted]
+        a, b = np.linalg.lstsq(x * np.sqrt(w)[:, None], target[fitted] * np.sqrt(w),
+                               rcond=None)[0]
+        centre = np.zeros(MODEL_COLUMNS)
+        held = np.zeros(MODEL_COLUMNS)
+        # the constant stays free: a phone's weight is its departure from it
+        centre[:n] = np.where(known, a + b * np.nan_to_num(self.values) - weights[-1], 0.0)
+        held[:n] = np.where(known, self.frames, 0.0)
+        held[n:-1] = np.where(PHONE_CLASS[known].sum(axis=0) > 0, self.frames, 0.0)
+        return centre, held
+
+
+def _prior_fit(prior: PhonePrior | None, phones: list[str], starts: np.ndarray,
+               ends: np.ndarray, times: np.ndarray, sigma_s: float, y: np.ndarray,
+               values: np.ndarray | None = None, rows: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``_fit``, the opening's targets held towards ``prior`` (``PhonePrior.anchor``; as
+    ``_fit`` without one)."""
+    if prior is None or prior.frames <= 0:
+        return _fit(phones, starts, ends, times, sigma_s, y, values, rows)
+    free, _ = _fit(phones, starts, ends, times, sigma_s, y)
+    anchor = prior.anchor(free, _fit_frames(phones, starts, ends, times))
+    return _fit(phones, starts, ends, times, sigma_s, y, values, rows, anchor)
+
+
+def _fit_frames(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray
+                ) -> np.ndarray:
+    """(len(PHONE_CODES),) how many of ``times`` (increasing) fall in each phone."""
+    inside = (np.searchsorted(times, np.asarray(ends), "left")
+              - np.searchsorted(times, np.asarray(starts), "left"))
+    return np.bincount([PHONE_CODES[p] for p in phones], inside, len(PHONE_CODES)).astype(float)
 
 
 def realigned(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
@@ -391,17 +455,28 @@ def closure_weight(phones: list[str], starts: np.ndarray, ends: np.ndarray, time
     return out
 
 
-def _ridge(xtx: np.ndarray, xty: np.ndarray, n: int) -> np.ndarray:
-    """Phones shrunk by RIDGE, their classes by CLASS_RIDGE_SHARE of it, the constant not."""
+def _ridge(xtx: np.ndarray, xty: np.ndarray, n: int,
+           anchor: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Phones shrunk by RIDGE, their classes by CLASS_RIDGE_SHARE of it, the constant not;
+    with an ``anchor`` (centre, strength per column, ``PhonePrior.anchor``), the columns it
+    holds (strength > 0) shrunk towards its centre by its strength instead."""
     reg = np.full(len(xtx), RIDGE * n)
     reg[len(PHONE_CODES):-1] *= CLASS_RIDGE_SHARE
     reg[-1] = 0.0
-    return np.linalg.solve(xtx + np.diag(reg), xty)
+    if anchor is None:
+        return np.linalg.solve(xtx + np.diag(reg), xty)
+    centre, strength = anchor
+    held = strength > 0
+    reg[held] = strength[held]
+    rhs = xty + (reg * np.where(held, centre, 0.0))[:, None] if np.ndim(xty) == 2 \
+        else xty + reg * np.where(held, centre, 0.0)
+    return np.linalg.solve(xtx + np.diag(reg), rhs)
 
 
 def _fit(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
          sigma_s: float, y: np.ndarray, values: np.ndarray | None = None,
-         rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+         rows: np.ndarray | None = None, anchor: tuple[np.ndarray, np.ndarray] | None = None
+         ) -> tuple[np.ndarray, np.ndarray | None]:
     """Ridge least squares (``_ridge``) of ``model_design`` at ``times`` for ``y`` (n,) and, given the (N, d)
     ``values`` and the (n,) ``rows`` of them at ``times``, for ``values[rows]`` too; the
     normal equations summed FIT_ROWS rows at a time (the design of every frame is 15 MB
@@ -413,7 +488,7 @@ def _fit(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndar
         if values is not None and rows is not None:
             xtv = xtv + x.T @ values[rows[a:a + FIT_ROWS]].astype(np.float64)
     shape = None if values is None else _ridge(xtx, xtv, len(times))
-    return _ridge(xtx, xty, len(times)), shape
+    return _ridge(xtx, xty, len(times), anchor), shape
 
 
 def shut(expression: np.ndarray, direction: np.ndarray, closure: np.ndarray, closed: float,
