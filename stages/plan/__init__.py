@@ -103,7 +103,7 @@ class PlanParams(Section):
     articulation_borrowed: float = 0.9  # the same share where the piece says another phone
     lip_shape: float = 0.5
     lip_shape_borrowed: float = 0.9  # the same share where the piece says another phone
-    phone_prior: float = 0.0  # frames of a clip's own phone the pooled phone openings weigh as
+    phone_prior: float = 30.0  # frames of a clip's own phone the pooled phone openings weigh as
     audio_share: float = 0.0  # share of the way the new words' expression moves to lipmodel@<clip>'s
     max_changed_share: float = 0.5
     on_large_edit: str = "error"
