@@ -494,6 +494,7 @@ def phone_shares_on_validation(root: Path, shares: list[float],
         searched_expression,
     )
     from stages.plan import PlanParams
+    from stages.plan.prior import load_phone_prior
     from talkedit.artifacts import ClipPaths, VideoMeta, column_array
 
     paths = ClipPaths.of(CLIP, root)
@@ -519,7 +520,8 @@ def phone_shares_on_validation(root: Path, shares: list[float],
                           if b > t0 and a < t1], "the clip's alignment")
     fitted = column_array(load_fit(CLIP, root)[1], "expression").astype(np.float64)
     models = footage_model(CLIP, root, fitted, fps,
-                           footage_frames(len(fitted), first, stop))
+                           footage_frames(len(fitted), first, stop),
+                           load_phone_prior(PlanParams().phone_prior))
     by_phones = phone_expression(models, spoken, n, fps)
     searched = (searched_expression(CLIP, root, models, spoken, fps, first, stop, n,
                                     PlanParams())

@@ -62,6 +62,7 @@ from stages.lipsync.transcript import (
     searched_expression,
 )
 from stages.plan import PlanParams
+from stages.plan.prior import load_phone_prior
 from stages.render.interior import choose_exemplars
 from talkedit.artifacts import (
     LIP_TRACK,
@@ -224,7 +225,8 @@ def run_lipplan(job: str, root: Path, lipsync: LipsyncParams, align: AlignParams
     footage = footage_frames(n_clip, first, stop)
     spoken = (known_phones(spec, synthesized_phones, new, align)
               if opts.phone_share > 0 or opts.search_share > 0 else None)
-    models = None if spoken is None else footage_model(spec.clip, root, fitted, fps, footage)
+    models = None if spoken is None else footage_model(spec.clip, root, fitted, fps, footage,
+                                                       load_phone_prior(plan.phone_prior))
     if models is not None:  # the words are known: towards the clip's model of them...
         if opts.phone_share > 0:
             predicted = ((1 - opts.phone_share) * predicted

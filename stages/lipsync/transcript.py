@@ -30,7 +30,7 @@ from stages.plan import (
     phone_at,
     span_frames,
 )
-from stages.plan.articulation import ArticulationModel
+from stages.plan.articulation import ArticulationModel, PhonePrior
 from stages.plan.retime import SpanPlan, openness_direction
 from stages.plan.search import PHONE_CODES, Query, search
 from stages.plan.timing import QueryPhone
@@ -103,10 +103,11 @@ class FootageModel:
 
 
 def footage_model(clip: str, root: Path | None, fitted: np.ndarray, fps: float,
-                  footage: np.ndarray) -> FootageModel | None:
+                  footage: np.ndarray, prior: PhonePrior | None = None) -> FootageModel | None:
     """The clip's models fitted on the clip frames ``footage`` only (the clip less the span
-    replaced, ``job.footage_frames``); None when the clip lacks what the model needs (a
-    p/b/m and an open vowel, enough footage)."""
+    replaced, ``job.footage_frames``), the opening held towards ``prior`` as the edit path
+    holds it (plan.phone_prior); None when the clip lacks what the model needs (a p/b/m
+    and an open vowel, enough footage)."""
     usable = np.zeros(len(fitted), bool)
     usable[footage] = True
     usable &= np.isfinite(fitted).all(axis=1)
@@ -121,7 +122,7 @@ def footage_model(clip: str, root: Path | None, fitted: np.ndarray, fps: float,
     direction = openness_direction(index, filled, fps)
     if direction is None:
         return None
-    model = ArticulationModel.fit(index, filled @ direction, usable, fps, filled)
+    model = ArticulationModel.fit(index, filled @ direction, usable, fps, filled, prior)
     return None if model is None else FootageModel(index, usable, direction, model)
 
 
