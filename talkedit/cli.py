@@ -267,7 +267,7 @@ def phone_prior(
 
     Generates the corpus of stages/demo/corpus.py in WORK, fits each clip as the pair stages
     do (params.yaml's sections), pools their per-phone opening targets
-    (stages/plan/prior.py) and writes the table; a changed table re-runs each plan stage.
+    (stages/phone_prior.py) and writes the table; a changed table re-runs each plan stage.
     """
     from flows.quality import ALL_BY_NAME
     from flows.stage import load_sections

@@ -204,8 +204,9 @@ def clip_openness(expression: np.ndarray | RowGroupColumn, direction: np.ndarray
     return out
 
 
-def footage_masks(index: VisemeIndex, face: FaceParams, exclude_s: tuple[tuple[float, float], ...],
-             fps: float) -> tuple[np.ndarray, np.ndarray]:
+def footage_masks(index: VisemeIndex, face: FaceParams,
+                  exclude_s: tuple[tuple[float, float], ...], fps: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Clip phones the search may not use, and the frames pieces may read."""
     n = len(face)
     t = np.arange(n) / fps

@@ -41,6 +41,13 @@ mismatched; ``reshape`` moves the new words' expression apart from its opening (
 component orthogonal to the openness direction: the opening stays ``correct``'s) part of
 the way to the model's shape for the new phone sequence.
 
+A phone the clip says for two or three frames gets those frames' context as its target
+(dev-astronaut's UW, learnt from one reduced "to", opened +0.5 where its truth is near 0).
+With a ``PhonePrior`` (stages/plan/prior.py: other speakers' openings per phone, pooled
+from a generated corpus), the last fit holds each phone's target towards the prior,
+mapped into the clip's units by a line, as strongly as ``plan.phone_prior`` frames of the
+clip's own would: a phone said for many frames keeps its own.
+
 A p/b/m is the exception to smoothing: the lips must meet whatever the neighbours are
 (a linear smoothed model never reaches the closure, and a cross-fade across a join at a
 p/b/m averages it away: "read the B-ook" stayed a third open). ``closure_weight`` marks
@@ -190,7 +197,10 @@ class ArticulationModel:
             ) -> ArticulationModel | None:
         """Fitted on the clip's usable frames (``usable``); None when too few. With the
         clip's ``expression`` (n, d), the lip shape's targets too (``shape``), smoothed as
-        the opening's."""
+        the opening's. With a ``prior``, the opening's targets are held towards other
+        speakers' (``PhonePrior``) in the last fit; the width, lag and boundaries are
+        chosen without it (with it, the boundaries' moves scored level on the
+        development pairs: session 22)."""
         n = len(openness)
         t = np.arange(n) / fps
         phones = [str(p) for p in index.phones]
@@ -236,10 +246,8 @@ class ArticulationModel:
 
     @property
     def targets(self) -> np.ndarray:
-        """(len(PHONE_CODES),) each phone's opening target: its own weight, its viseme
-        class's and the constant."""
-        n = len(PHONE_CODES)
-        return self.weights[:n] + PHONE_CLASS @ self.weights[n:-1] + self.weights[-1]
+        """(len(PHONE_CODES),) each phone's opening target (``phone_targets``)."""
+        return phone_targets(self.weights)
 
     def design(self, phones: list[str], starts: np.ndarray, ends: np.ndarray,
                times: np.ndarray) -> np.ndarray:
@@ -278,6 +286,13 @@ class ArticulationModel:
         return correct(shaped, direction, opening, np.ones(len(times)), out=shaped)
 
 
+def phone_targets(weights: np.ndarray) -> np.ndarray:
+    """(len(PHONE_CODES),) each phone's opening target in a model's ``weights``
+    (MODEL_COLUMNS): its own weight, its viseme class's and the constant."""
+    n = len(PHONE_CODES)
+    return weights[:n] + PHONE_CLASS @ weights[n:-1] + weights[-1]
+
+
 @dataclass(frozen=True)
 class PhonePrior:
     """Each phone's opening target as other speakers hold it (``values``, per phone code, in
@@ -295,7 +310,7 @@ class PhonePrior:
         it); the phones it knows, and their viseme classes, held towards it as ``self.frames``
         frames of their own would. None without three known phones in the fit."""
         n = len(PHONE_CODES)
-        target = weights[:n] + PHONE_CLASS @ weights[n:-1] + weights[-1]
+        target = phone_targets(weights)
         known = np.isfinite(self.values)
         fitted = known & (frames > 0)
         if fitted.sum() < 3:
@@ -343,7 +358,7 @@ def realigned(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np
     starts = np.array(starts, np.float64)
     ends = np.array(ends, np.float64)
     codes = np.array([PHONE_CODES[p] for p in phones], np.int64)
-    target = weights[:len(PHONE_CODES)] + PHONE_CLASS @ weights[len(PHONE_CODES):-1]
+    target = phone_targets(weights)  # (the constant cancels in each step below)
     residual = y - np.concatenate([
         model_design(phones, starts, ends, times[a:a + FIT_ROWS], sigma_s) @ weights
         for a in range(0, len(times), FIT_ROWS)])
@@ -465,12 +480,10 @@ def _ridge(xtx: np.ndarray, xty: np.ndarray, n: int,
     reg[-1] = 0.0
     if anchor is None:
         return np.linalg.solve(xtx + np.diag(reg), xty)
-    centre, strength = anchor
+    centre, strength = anchor  # for the opening (xty one column) only
     held = strength > 0
     reg[held] = strength[held]
-    rhs = xty + (reg * np.where(held, centre, 0.0))[:, None] if np.ndim(xty) == 2 \
-        else xty + reg * np.where(held, centre, 0.0)
-    return np.linalg.solve(xtx + np.diag(reg), rhs)
+    return np.linalg.solve(xtx + np.diag(reg), xty + reg * np.where(held, centre, 0.0))
 
 
 def _fit(phones: list[str], starts: np.ndarray, ends: np.ndarray, times: np.ndarray,
