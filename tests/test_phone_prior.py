@@ -28,8 +28,9 @@ FPS = 25.0
 def test_pooling_recovers_shared_openings_through_each_speakers_own_line() -> None:
     """Twelve speakers, each opening the same phones to the same relative extent but with
     their own offset and range, their targets noisy as few frames make them; one speaker
-    says a phone twice in an odd context (+3 sd off). The pooled values follow the shared
-    ones (r > 0.98) and that phone stays where the others put it."""
+    says a phone for 8 frames in an odd context (+3 sd off), beside six saying it for 10.
+    The pooled values follow the shared ones (r > 0.98) and that phone stays where the
+    others put it."""
     rng = np.random.default_rng(0)
     truth = rng.normal(size=len(PHONE_CODES))
     frames = rng.integers(0, 40, size=(12, len(PHONE_CODES))).astype(float)
@@ -39,13 +40,13 @@ def test_pooling_recovers_shared_openings_through_each_speakers_own_line() -> No
     odd = PHONE_CODES["UW"]
     frames[:, odd] = 0.0
     frames[:6, odd] = 10.0
-    frames[6, odd] = 2.0
+    frames[6, odd] = 8.0
     targets[6, odd] = offsets[6] + scales[6] * (truth[odd] + 3.0)
     pooled = pool_openings(targets, frames)
     said = frames.sum(axis=0) > 0
     standard = (truth - truth[said].mean()) / truth[said].std()
     assert np.corrcoef(pooled[said], standard[said])[0, 1] > 0.98
-    # a frame-weighted mean would move it by 3 sd x 2/62 of the weight: the median does not
+    # a frame-weighted mean moves it 0.43 (measured); the weighted median not at all
     assert abs(pooled[odd] - np.interp(truth[odd], np.sort(truth[said]),
                                        np.sort(pooled[said]))) < 0.15
     assert np.isnan(pool_openings(targets, np.where(np.arange(len(PHONE_CODES)) == 0, 0.0,
