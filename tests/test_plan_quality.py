@@ -141,7 +141,7 @@ def test_an_edit_drawn_from_too_little_footage_says_so(indexed_demo_root: Path,
     root = demo_project(indexed_demo_root, tmp_path / "p")
     sentences = clip_sentences("demo", root, 0.1)
     held = sentences[2]  # "You type a new sentence, and the person on screen says it, ..."
-    found = {}
+    found, priors = {}, {}
     for label, excluded in (("rest", [held]), ("little", sentences[1:])):
         write_resynthesis(root, label, held, excluded)
         paths = EditPaths.of(label, root)
@@ -150,10 +150,23 @@ def test_an_edit_drawn_from_too_little_footage_says_so(indexed_demo_root: Path,
         found[label] = (summary["rare_phone_share"],
                         [w for w in summary["warnings"] if "new phones occur fewer" in w],
                         "new phones occur fewer" in paths.summary.read_text())
+        priors[label] = (summary["phone_prior"], paths.summary.read_text())
     limit = PlanParams().max_rare_share
     assert found["rest"][0] < limit and found["rest"][1] == [] and not found["rest"][2]
     share, (message,), in_report = found["little"]
     assert share >= limit + 0.2 and in_report and "Review the result" in message
+    # The phone prior weighs k / (k + frames) against each new phone's own frames, and the
+    # quality screen names those it holds most (the clip says them for few frames). With
+    # only the first sentence's footage the clip has no co-articulation model (it needs
+    # frames in both halves of the clip), so nothing leans on the prior there.
+    k = PlanParams().phone_prior
+    weights, text = priors["rest"]
+    assert weights and all(v["prior_weight"] == pytest.approx(k / (k + v["frames"]), abs=1e-3)
+                           for v in weights.values())
+    screen = next(ln for ln in text.splitlines() if ln.startswith("Quality screen: "))
+    leaning = {p for p, v in weights.items() if v["prior_weight"] >= 0.75}
+    assert leaning and {p for p in weights if f" {p} (" in screen} == leaning
+    assert priors["little"][0] == {}
 
 
 def test_too_little_footage_scales_the_estimate_and_is_named_only_under_the_limit() -> None:

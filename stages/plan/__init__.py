@@ -52,7 +52,7 @@ from stages.plan.retime import (
     frame_plan,
     openness_direction,
 )
-from stages.plan.search import Piece, Query, SearchWeights, search
+from stages.plan.search import PHONE_CODES, Piece, Query, SearchWeights, search
 from stages.plan.selfcheck import SelfCheck, SelfCheckParams, self_check
 from stages.plan.timing import RateModel, recorded_phones, time_words
 from stages.recording import Recording, RecordingTimer, load_recording, recorded_text
@@ -169,6 +169,8 @@ class PlanResult:
     rare_phone_share: float = 0.0  # new phones the usable footage has few examples of
     self_check: SelfCheck | None = None  # stages/plan/selfcheck.py (None: plan.self_check off)
     footage_s: float = 0.0  # seconds of usable footage the pieces are drawn from
+    # new phone -> (frames of it the co-articulation model fitted, the phone prior's weight)
+    prior_weights: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -226,6 +228,18 @@ def blocked_phones(index: VisemeIndex, allowed: np.ndarray, fps: float) -> np.nd
     last = np.clip(np.ceil(index.end_s * fps).astype(np.int64) + 1, 0, n)
     touches_bad = bad[last] - bad[first] > 0
     return ~index.usable | touches_bad
+
+
+def new_phone_priors(model: ArticulationModel | None, span_plans: list[SpanPlan]
+                     ) -> dict[str, tuple[float, float]]:
+    """Each new phone's frames in the co-articulation model's fit and the phone prior's
+    weight against them (``ArticulationModel.prior_weight``); empty without a prior."""
+    if model is None or model.prior_weight is None or model.own_frames is None \
+            or not model.prior_weight.any():
+        return {}
+    said = dict.fromkeys(p.phone for s in span_plans for p in s.phones if p.phone != SILENCE)
+    return {p: (round(float(model.own_frames[PHONE_CODES[p]]), 1),
+                round(float(model.prior_weight[PHONE_CODES[p]]), 3)) for p in said}
 
 
 def _neighbour(index: VisemeIndex, time_s: float, before: bool) -> int:
@@ -412,7 +426,8 @@ def plan_edit(edit: str, root: Path, opts: PlanParams, align_opts: AlignParams,
     result = PlanResult(spec, spans, span_plans, timeline, frames, fps, index, warnings,
                         recorded.recording if recorded else None, round(quality, 3),
                         rare_phone_share=round(rare, 3), self_check=checked,
-                        footage_s=round(footage_s, 3))
+                        footage_s=round(footage_s, 3),
+                        prior_weights=new_phone_priors(model, span_plans))
     # The new words' mouth from the clip's audio model: all of it (spec mouth_motion: audio)
     # or a share of the way from the searched one (plan.audio_share; off by default: 0.3
     # raised the demo's development sentences' plan opening r 0.877 -> 0.891 but lowered

@@ -190,6 +190,10 @@ class ArticulationModel:
     shape: np.ndarray | None = None
     lag_s: float = 0.0  # the lips' lag behind the aligned phones (``LAGS_S``)
     onsets: np.ndarray | None = None  # per phone code: mean move of a boundary into it
+    # per phone code: the frames its target was fitted on, and the prior's weight against
+    # them (k / (k + frames) for a prior of k frames; 0 without one): what the plan reports
+    own_frames: np.ndarray | None = None
+    prior_weight: np.ndarray | None = None
 
     @classmethod
     def fit(cls, index: VisemeIndex, openness: np.ndarray, usable: np.ndarray, fps: float,
@@ -239,10 +243,13 @@ class ArticulationModel:
         codes = np.array([PHONE_CODES[p] for p in phones[1:]], np.int64)
         onsets = (np.bincount(codes, (starts - aligned)[1:], len(PHONE_CODES))
                   / (np.bincount(codes, None, len(PHONE_CODES)) + ONSET_SHRINK))
+        own = _fit_frames(phones, starts, ends, t[usable])
+        held = (np.zeros(len(PHONE_CODES)) if prior is None or prior.frames <= 0 else
+                np.where(np.isfinite(prior.values), prior.frames / (prior.frames + own), 0.0))
         return cls(opening, sigma, max(scores.values()),
                    closed_level(index, openness, usable, fps),
                    float(np.quantile(np.abs(np.diff(openness))[both], STEP_QUANTILE)), shape,
-                   lag, onsets)
+                   lag, onsets, own, held)
 
     @property
     def targets(self) -> np.ndarray:

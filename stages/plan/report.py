@@ -129,10 +129,23 @@ def summary_dict(result: PlanResult) -> dict[str, Any]:
         "quality_estimate": result.quality,
         "rare_phone_share": result.rare_phone_share,
         "footage_s": result.footage_s,
+        "phone_prior": {p: {"frames": n, "prior_weight": w}
+                        for p, (n, w) in result.prior_weights.items()},
         "self_check": None if result.self_check is None else result.self_check.as_dict(),
         "mouth_motion": result.mouth or {"mouth_motion": result.spec.mouth_motion},
         "warnings": result.warnings,
     }
+
+
+def prior_screen(weights: dict[str, tuple[float, float]], least: float = 0.75) -> str:
+    """The quality screen's clause naming the new phones whose opening leans mostly on
+    other speakers' (the phone prior weighs at least ``least``: at plan.phone_prior 30, a
+    phone the clip says for 10 frames or fewer), most first; empty for none."""
+    leaning = sorted(((w, n, p) for p, (n, w) in weights.items() if w >= least), reverse=True)
+    if not leaning:
+        return ""
+    said = ", ".join(f"{p} ({n:.0f} frames, prior {w:.2f})" for w, n, p in leaning)
+    return f"; openings mostly other speakers' (plan.phone_prior): {said}"
 
 
 def summary_markdown(result: PlanResult, rows: list[dict[str, Any]]) -> str:
@@ -148,7 +161,8 @@ def summary_markdown(result: PlanResult, rows: list[dict[str, Any]]) -> str:
                   else f"r {checked.r:.3f} over {len(checked.spans)} re-created stretch(es)")
     lines += [f"{PLAN_QUALITY}estimate {result.quality:.2f} (1 = nothing the plan sees is "
               f"wrong); new phones the usable footage rarely shows {result.rare_phone_share:.0%}"
-              f"; usable footage {result.footage_s:.1f} s; self-check {self_check}.", ""]
+              f"; usable footage {result.footage_s:.1f} s; self-check {self_check}"
+              f"{prior_screen(result.prior_weights)}.", ""]
     lines += ["## Timeline", "", "| segment | kind | output (s) | clip (s) | words |",
               "|---|---|---|---|---|"]
     for k, s in enumerate(result.timeline.segments):
