@@ -278,8 +278,12 @@ def phone_prior(
 
     root = repo_root()
     target = out or PHONE_OPENINGS
-    if target.exists() and target.is_dir():
+    if target.is_dir():
         raise TalkeditError(target, "is a folder", "give a file path for --out")
+    if work.exists() and not work.is_dir():
+        raise TalkeditError(work, "is not a folder", "give a folder (new or kept) for --work")
+    if not target.parent.is_dir():
+        raise TalkeditError(target.parent, "is not a folder", "give --out in a folder that exists")
     sections = ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], root))
     write_text(target, json.dumps(build_table(work, sections), indent=1) + "\n")
     typer.echo(f"wrote {target}")

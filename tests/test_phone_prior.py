@@ -141,3 +141,23 @@ def test_the_prior_is_off_at_zero_frames_and_a_missing_table_is_one_clear_error(
         load_phone_prior(30.0, tmp_path / "absent.json")
     with pytest.raises(TalkeditError, match="phone_prior"):
         PlanParams(phone_prior=-1.0).check("plan")
+
+
+def test_rebuilding_the_table_with_bad_paths_is_one_error_line_and_writes_nothing(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from talkedit.cli import app
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    runner = CliRunner()
+    for args, named in ((["--work", str(a_file), "--out", str(tmp_path / "t.json")], a_file),
+                        (["--work", str(tmp_path / "w"), "--out",
+                          str(tmp_path / "absent" / "t.json")], tmp_path / "absent"),
+                        (["--work", str(tmp_path / "w"), "--out", str(tmp_path)], tmp_path)):
+        result = runner.invoke(app, ["phone-prior", *args])
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1
+        assert lines[0].startswith(f"error: {named}:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written
