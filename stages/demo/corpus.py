@@ -1,21 +1,23 @@
 """The phone-opening corpus: generated clips of other people, for a prior the edit path reads.
 
 A clip of 12-30 s says each of the rarer phones a few times at most, and a phone the clip
-says twice gets the opening of those two frames' context as its own: on the development
-pairs dev-astronaut's UW was learnt from one reduced "to" (+0.52 in its openness units, the
-truth about 0), dev-carphone2's from three frames (+0.98), dev-lfw4's ER (+0.58 against
-+0.06). Speakers share most of how far each phone opens the mouth, relative to their
-own range; ``stages.plan.prior`` pools these clips' per-phone targets into a table of that
-(``PHONE_OPENINGS``), and each clip's model is pulled towards it where its own frames
-are few.
+says for two frames gets the opening of those frames' context as its own. On the
+development pairs, dev-astronaut's UW was learnt from one reduced "to" (+0.52 in its
+openness units; the truth about 0), dev-carphone2's from three frames (+0.98), and
+dev-lfw4's ER from two (+0.58 against +0.06). How far each phone opens the mouth, relative
+to a speaker's own range, is largely shared between speakers. ``stages.phone_prior`` pools
+these clips' per-phone targets into the table stages/plan/prior.py reads
+(``PHONE_OPENINGS``), and each clip's model is held towards it where its own frames are
+few.
 
 ``CORPUS_CASES`` share no face, voice, seed or text with the scored and development pairs
-(stages/demo/pairs.py) or the demo: the edits scored against truth never see a clip of the
-same person or text through the prior. They were written once, before any was built
-(session 22); five faces first picked were refused by the rig (lfw:30, 105, 130 and 150 hold
-no face the landmarker finds; carphone:120's mouth is open) and replaced before any clip was made. Like every pair case they are made by the project's own generator: its
-speakers share one phone table, more than real speakers do, so the prior's fit to a new
-generated face is better than it would be to a real one.
+(stages/demo/pairs.py) or the demo (tested): no edit scored against truth sees a clip of
+the same person or text through the prior. They were written once, before any was built
+(session 22). Five faces first picked were refused by the rig and replaced before any clip
+was made: lfw:30, 105, 130 and 150 hold no face the landmarker finds, and carphone:120's
+mouth is open. Like every pair case, they are made by the project's own generator, whose
+speakers share one phone table more closely than real speakers do: the prior likely fits
+a new generated face better than it would a real one.
 """
 
 from __future__ import annotations
