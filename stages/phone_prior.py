@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stages.align import run_align
-from stages.demo.corpus import CORPUS_CASES, make_corpus_clip
+from stages.demo.corpus import CORPUS_CASES, CorpusCase, make_corpus_clip
 from stages.extract import extract_clip
 from stages.fit import run_fit
 from stages.index import VisemeIndex, run_index
@@ -106,17 +106,23 @@ def clip_targets(clip: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
                                        index.end_s, ~blocked, fps)
 
 
+def prepare_corpus_clip(case: CorpusCase, work: Path, sections: ClipSections) -> None:
+    """Generate, extract, align, fit and index a corpus clip in ``work`` with the pair
+    stages' ``sections`` (a clip already indexed there is kept)."""
+    make_corpus_clip(case, work)
+    if not ClipPaths.of(case.name, work).visemes.is_file():
+        extract_clip(case.name, work, sections.extract)
+        run_align(case.name, work, sections.align)
+        run_fit(case.name, work, sections.fit, sections.scale)
+        run_index(case.name, work, sections.index)
+
+
 def build_table(work: Path, sections: ClipSections) -> dict[str, object]:
     """Generate and fit every corpus clip in ``work`` (what it holds already is kept) with
     the pair stages' ``sections``; pool their targets (``table_of``)."""
     clips: dict[str, dict[str, object]] = {}
     for case in CORPUS_CASES:
-        make_corpus_clip(case, work)
-        if not ClipPaths.of(case.name, work).visemes.is_file():
-            extract_clip(case.name, work, sections.extract)
-            run_align(case.name, work, sections.align)
-            run_fit(case.name, work, sections.fit, sections.scale)
-            run_index(case.name, work, sections.index)
+        prepare_corpus_clip(case, work, sections)
         targets, frames = clip_targets(case.name, work)
         clips[case.name] = {"targets": _rounded(targets), "frames": _rounded(frames)}
     return table_of(clips)

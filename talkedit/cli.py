@@ -277,16 +277,53 @@ def phone_prior(
     from talkedit.atomic import write_text
 
     root = repo_root()
-    target = out or PHONE_OPENINGS
+    target = _prior_paths(work, out or PHONE_OPENINGS)
+    sections = ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], root))
+    write_text(target, json.dumps(build_table(work, sections), indent=1) + "\n")
+    typer.echo(f"wrote {target}")
+
+
+@app.command("lip-prior")
+@user_errors
+def lip_prior(
+    work: Annotated[Path, typer.Option(help="Folder the corpus clips are generated and fitted in (kept; reused when run again).")],
+    out: Annotated[Path | None, typer.Option(help="Where to write the trunks (default: the shipped stages/lipsync/trunk.safetensors).")] = None,
+    steps: Annotated[int, typer.Option(min=50, help="Optimiser steps of each kind's pretraining (the step best on the corpus clips' validation tails is kept).")] = 6000,
+) -> None:
+    """Rebuild the pretrained trunks each clip's lip model starts from (lipmodel.pretrained).
+
+    Generates the corpus of stages/demo/corpus.py in WORK, fits each clip as the pair stages
+    do, trains each kind's network on all of them with params.yaml's lipmodel settings
+    (stages/lip_prior.py) and writes the trunks; a changed file re-runs each lipmodel stage.
+    """
+    from flows.quality import ALL_BY_NAME
+    from flows.stage import load_sections
+    from stages.lip_prior import build_trunks
+    from stages.lipsync import LipModelParams
+    from stages.lipsync.trunk import TRUNK_FILE
+    from stages.pairs.clip import ClipSections
+    from talkedit.atomic import write_safetensors
+    from talkedit.params import load_section
+
+    root = repo_root()
+    target = _prior_paths(work, out or TRUNK_FILE)
+    sections = ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], root))
+    runs, data = build_trunks(work, sections, load_section(LipModelParams, root), steps,
+                              progress=typer.echo)
+    write_safetensors(target, data)
+    typer.echo(f"wrote {target} (best steps: "
+               + ", ".join(f"{kind} {run.best_step}" for kind, run in runs.items()) + ")")
+
+
+def _prior_paths(work: Path, target: Path) -> Path:
+    """A corpus command's --work and --out checked before any work: ``target``."""
     if target.is_dir():
         raise TalkeditError(target, "is a folder", "give a file path for --out")
     if work.exists() and not work.is_dir():
         raise TalkeditError(work, "is not a folder", "give a folder (new or kept) for --work")
     if not target.parent.is_dir():
         raise TalkeditError(target.parent, "is not a folder", "give --out in a folder that exists")
-    sections = ClipSections.of(**load_sections(ALL_BY_NAME["pairclip"], root))
-    write_text(target, json.dumps(build_table(work, sections), indent=1) + "\n")
-    typer.echo(f"wrote {target}")
+    return target
 
 
 SCENE_STAGES = ("scenealign", "scenelabel", "scenecut", "scenerender")

@@ -32,6 +32,12 @@ FLOW_MODULES = ("flows", "flows.stage", "flows.registry")
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 KERNEL_EXCLUDED = {"talkedit.cli"}  # the application layer: above flows, not a dependency
+# Data files shipped beside the code, by the module that reads them: a stage importing the
+# module reads the file (declared by itself or by a folder dep around it).
+SHIPPED_DATA = {
+    "stages.lipsync.trunk": ("stages/lipsync/trunk.safetensors",),
+    "stages.plan.prior": ("stages/plan/phone_openings.json",),
+}
 
 
 @cache  # the checker runs once per removed dep in the drift test: look each file up once
@@ -164,12 +170,17 @@ def dag_problems(dvc: dict, only: str | None = None) -> list[str]:
         deps = [str(d) for d in body.get("deps", [])]
         code_deps = [d for d in deps if d.split("/")[0] in PACKAGES]
         files = {m: module_file(m) for m in stage_modules(spec)}
+        data = [(m, REPO / d) for m in sorted(files) for d in SHIPPED_DATA.get(m, ())]
         for module, file in sorted(files.items()):
             if not any(_covers(d, file) for d in code_deps):
                 problems.append(f"{spec.name}: imports {module} "
                                 f"({file.relative_to(REPO)}) but does not declare it")
+        for module, file in data:
+            if not any(_covers(d, file) for d in code_deps):
+                problems.append(f"{spec.name}: imports {module}, which reads "
+                                f"{file.relative_to(REPO)}, but does not declare it")
         for dep in code_deps:
-            if not any(_covers(dep, f) for f in files.values()):
+            if not any(_covers(dep, f) for f in [*files.values(), *(f for _, f in data)]):
                 problems.append(f"{spec.name}: declares {dep} but imports nothing from it")
     return problems
 
@@ -233,6 +244,13 @@ def test_drift_is_caught_naming_the_missing_entry(spec: StageSpec, tmp_path: Pat
             continue
         assert f"{spec.name}: params section {section!r} is read but not declared" in \
             dag_problems(_without(dvc, spec, "params", section, scratch), only=spec.name)
+
+
+def test_each_shipped_data_file_exists_and_its_module_names_it() -> None:
+    for module, shipped in SHIPPED_DATA.items():
+        for path in shipped:
+            assert (REPO / path).is_file(), path
+            assert Path(path).name in module_file(module).read_text(), (module, path)
 
 
 def test_stage_list_is_defined_once() -> None:

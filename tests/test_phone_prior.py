@@ -143,8 +143,11 @@ def test_the_prior_is_off_at_zero_frames_and_a_missing_table_is_one_clear_error(
         PlanParams(phone_prior=-1.0).check("plan")
 
 
-def test_rebuilding_the_table_with_bad_paths_is_one_error_line_and_writes_nothing(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["phone-prior", "lip-prior"])
+def test_rebuilding_from_the_corpus_with_bad_paths_is_one_error_line_and_writes_nothing(
+        command: str, tmp_path: Path) -> None:
+    """Both commands that build from the corpus (the phone table, the lip model's trunks)
+    check --work and --out before any work."""
     from typer.testing import CliRunner
 
     from talkedit.cli import app
@@ -156,7 +159,7 @@ def test_rebuilding_the_table_with_bad_paths_is_one_error_line_and_writes_nothin
                         (["--work", str(tmp_path / "w"), "--out",
                           str(tmp_path / "absent" / "t.json")], tmp_path / "absent"),
                         (["--work", str(tmp_path / "w"), "--out", str(tmp_path)], tmp_path)):
-        result = runner.invoke(app, ["phone-prior", *args])
+        result = runner.invoke(app, [command, *args])
         lines = result.output.strip().splitlines()
         assert result.exit_code == 2 and len(lines) == 1
         assert lines[0].startswith(f"error: {named}:")

@@ -79,6 +79,11 @@ class LipModelParams(Section):
     # (off: cross-validation +0.023 own / +0.016 other voice, all of it from one block; the
     # held-out sentences then 0.007-0.026 lower; benchmarks/results/lipsync.md, session 7).
     refit: bool = False
+    # Start each network from a trunk pretrained on other speakers (the generated corpus of
+    # stages/demo/corpus.py; stages/lipsync/trunk.py, trunk.safetensors), its output layer
+    # fitted afresh (least squares) to the clip's own expression basis. false: from random
+    # weights.
+    pretrained: bool = True
     # Optimiser steps per network. 1100: every demo network's best step of 1500 was at or
     # before 1050, so the same model in 27% less training (cross-validation: own audio r
     # -0.001, other voice -0.002; benchmarks/results/lipsync.md, session 9).

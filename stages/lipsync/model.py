@@ -97,11 +97,20 @@ class DelayedLSTM(nn.Module):
         self.lstm = nn.LSTM(cfg.hidden, cfg.hidden, batch_first=True)
         self.out = nn.Linear(cfg.hidden, cfg.out_dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, hidden): what the output layer reads."""
         # Zero features (= the speech mean) after the end let the last frames hear "future" audio.
         x = nn.functional.pad(x, (0, 0, 0, self.delay))
         h, _ = self.lstm(torch.tanh(self.inp(self.drop(x))))
-        return self.out(h[:, self.delay:])
+        return h[:, self.delay:]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.hidden(x))
+
+    def set_output(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """The output layer as (out_dim, hidden) weights and (out_dim,) bias."""
+        self.out.weight.data.copy_(weight)
+        self.out.bias.data.copy_(bias)
 
 
 class TemporalConvNet(nn.Module):
@@ -114,11 +123,23 @@ class TemporalConvNet(nn.Module):
             for d in cfg.dilations)
         self.out = nn.Conv1d(cfg.hidden, cfg.out_dim, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _trunk(self, x: torch.Tensor) -> torch.Tensor:
         h = self.inp(self.drop(x).transpose(1, 2))
         for block in self.blocks:
             h = h + torch.relu(block(h))
-        return self.out(h).transpose(1, 2)
+        return h
+
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, hidden): what the output layer reads."""
+        return self._trunk(x).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self._trunk(x)).transpose(1, 2)
+
+    def set_output(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """The output layer as (out_dim, hidden) weights and (out_dim,) bias."""
+        self.out.weight.data.copy_(weight[:, :, None])
+        self.out.bias.data.copy_(bias)
 
 
 class Averaged(nn.Module):
@@ -173,37 +194,76 @@ def predict(net: nn.Module, x: np.ndarray) -> np.ndarray:
         torch.set_num_threads(threads)
 
 
+Trunk = dict[str, np.ndarray]  # a network's parameters but its output layer's (trunk.py)
+
+
+def window_starts(lengths: list[int], window: int) -> tuple[np.ndarray, int]:
+    """Where a training window may start in sequences laid end to end (none crosses from one
+    to the next), and the window (no longer than the shortest sequence)."""
+    window = min(window, *lengths)
+    offsets = np.cumsum([0, *lengths[:-1]])
+    return np.concatenate([o + np.arange(n - window + 1)
+                           for o, n in zip(offsets, lengths, strict=True)]), window
+
+
+HEAD_RIDGE = 1e-2  # the output layer's least-squares start: ridge, per unit of hidden variance
+
+
+def fit_output(net: nn.Module, x: np.ndarray, y: np.ndarray, lengths: list[int]) -> None:
+    """Set a pretrained trunk's fresh output layer to the least-squares map from the trunk's
+    hidden units to ``y`` over the training sequences (no dropout), so fine-tuning starts
+    from the trunk's best linear reading rather than a random one, which would first pull
+    the trunk's units towards its noise."""
+    net.eval()
+    with torch.no_grad():
+        hidden = torch.cat([net.hidden(torch.from_numpy(part.astype(np.float32))[None])[0]
+                            for part in np.split(x, np.cumsum(lengths)[:-1])]).double().numpy()
+    mean = hidden.mean(axis=0)
+    centred = hidden - mean
+    gram = centred.T @ centred
+    gram[np.diag_indices_from(gram)] += HEAD_RIDGE * np.trace(gram) / len(gram)
+    weight = np.linalg.solve(gram, centred.T @ (y - y.mean(axis=0))).T
+    bias = y.mean(axis=0) - weight @ mean
+    net.set_output(torch.from_numpy(weight.astype(np.float32)),
+                   torch.from_numpy(bias.astype(np.float32)))
+
+
 def train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
               weights: np.ndarray, val: tuple[np.ndarray, np.ndarray],
               progress: Callable[[str], None] | None = None,
-              lengths: list[int] | None = None) -> Trained:
+              lengths: list[int] | None = None, trunk: Trunk | None = None) -> Trained:
     """Fit ``cfg``'s net on (x, y) windows, keeping the weights best on ``val``. ``x`` may be
-    several sequences end to end (``lengths``): no window crosses from one to the next. On
-    one thread, whatever the caller's count (the convolutions' float sums depend on it), so
-    a member is the same bytes in any process."""
+    several sequences end to end (``lengths``): no window crosses from one to the next.
+    Given a pretrained ``trunk``, the net starts from it, its output layer the least-squares
+    map from the trunk's units (``fit_output``). On one thread, whatever the caller's count
+    (the convolutions' float sums depend on it), so a member is the same bytes in any
+    process."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train_net(cfg, train, x, y, weights, val, progress, lengths)
+        return _train_net(cfg, train, x, y, weights, val, progress, lengths, trunk)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
                weights: np.ndarray, val: tuple[np.ndarray, np.ndarray],
-               progress: Callable[[str], None] | None, lengths: list[int] | None) -> Trained:
+               progress: Callable[[str], None] | None, lengths: list[int] | None,
+               trunk: Trunk | None) -> Trained:
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     net = make_net(cfg)
+    if trunk is not None:
+        state = net.state_dict()
+        if not set(trunk) < set(state):
+            raise ValueError(f"a {cfg.kind} trunk's parameters are not this network's")
+        net.load_state_dict({**state, **{k: torch.from_numpy(v) for k, v in trunk.items()}})
+        fit_output(net, x, y, lengths or [len(x)])
     opt = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     w = torch.from_numpy(weights.astype(np.float32))
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.float32))
     xv, yv = val
-    lengths = lengths or [len(x)]
-    window = min(train.window, *lengths)
-    offsets = np.cumsum([0, *lengths[:-1]])
-    starts_ok = np.concatenate([o + np.arange(n - window + 1) for o, n in zip(offsets, lengths,
-                                                                           strict=True)])
+    starts_ok, window = window_starts(lengths or [len(x)], train.window)
     best: tuple[float, int, dict[str, torch.Tensor]] = (float("inf"), 0, {})
     curve, running = [], []
     for step in range(1, train.steps + 1):
@@ -230,26 +290,30 @@ def _train_net(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
 
 
 def _train_member(cfg: NetConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray,
-                  weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int]
+                  weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int],
+                  trunk: Trunk | None
                   ) -> tuple[dict[str, np.ndarray], int, float, list[tuple[int, float, float]]]:
     """train_net in a worker process, on one thread as in the parent: the weights as arrays
     (what crosses back), the best step and loss, the curve."""
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    run = train_net(cfg, train, x, y, weights, val, lengths=lengths)
+    run = train_net(cfg, train, x, y, weights, val, lengths=lengths, trunk=trunk)
     return ({k: v.numpy() for k, v in run.net.state_dict().items()}, int(run.best_step),
             run.best_val, run.curve)
 
 
 def train_members(jobs: list[tuple[NetConfig, TrainConfig]], x: np.ndarray, y: np.ndarray,
                   weights: np.ndarray, val: tuple[np.ndarray, np.ndarray], lengths: list[int],
-                  workers: int, progress: Callable[[str], None] | None = None
-                  ) -> list[Trained]:
+                  workers: int, progress: Callable[[str], None] | None = None,
+                  trunks: dict[str, Trunk] | None = None) -> list[Trained]:
     """train_net for each (net, training) config on the same data, ``workers`` at a time in
     processes of their own (each member is seeded and trains on one thread, so its weights
-    are the same bytes whichever process trains it, and however many run at once)."""
+    are the same bytes whichever process trains it, and however many run at once); each
+    kind from its pretrained trunk in ``trunks``, if given."""
+    trunks = trunks or {}
     if workers <= 1 or len(jobs) == 1:
-        return [train_net(cfg, train, x, y, weights, val, progress=progress, lengths=lengths)
+        return [train_net(cfg, train, x, y, weights, val, progress=progress, lengths=lengths,
+                          trunk=trunks.get(cfg.kind))
                 for cfg, train in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -257,7 +321,8 @@ def train_members(jobs: list[tuple[NetConfig, TrainConfig]], x: np.ndarray, y: n
     # spawn: a fresh interpreter (forking a process whose torch runtime has started is unsafe)
     with ProcessPoolExecutor(min(workers, len(jobs)),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_member, cfg, train, x, y, weights, val, lengths)
+        futures = [pool.submit(_train_member, cfg, train, x, y, weights, val, lengths,
+                               trunks.get(cfg.kind))
                    for cfg, train in jobs]
         out = []
         for (cfg, train), future in zip(jobs, futures, strict=True):

@@ -54,6 +54,7 @@ from stages.lipsync.model import (
     NetConfig,
     TrainConfig,
     Trained,
+    Trunk,
     averaged,
     openings,
     train_members,
@@ -61,6 +62,7 @@ from stages.lipsync.model import (
 )
 from stages.lipsync.phones import N_CLASSES, fit_map
 from stages.lipsync.respeak import ClipSpeech, respoken
+from stages.lipsync.trunk import TRUNK_FILE, load_trunks
 from stages.opening import ExpressionOpening
 from talkedit.artifacts import (
     LIP_LOSSES_COLUMNS,
@@ -251,13 +253,15 @@ class Networks:
 def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person: PersonModel,
                  train: list[slice], val: tuple[np.ndarray, slice], opts: LipModelParams,
                  speech: ClipSpeech | None = None, kinds: tuple[str, ...] = KINDS,
-                 progress: Callable[[str], None] | None = None) -> Networks:
+                 progress: Callable[[str], None] | None = None,
+                 trunks: dict[str, Trunk] | None = None) -> Networks:
     """Train each of ``kinds`` on the ``train`` frame ranges of the clip (each one speed-
     perturbed and, given what the clip says, re-spoken by ``opts.voices``; no training
     window crosses from one range or copy to another), keeping the step best on the
     ``val`` (features, frames) pair; with ``opts.refit``, the kind better on ``val`` is
     then trained again, each member for its best number of steps, on the ``val`` frames
-    too (its validation loss stays the one that picked it)."""
+    too (its validation loss stays the one that picked it). Given ``trunks`` (trunk.py),
+    each kind starts from its pretrained trunk."""
     feats_cfg, k = feature_config(opts), opts.components
     rows = np.concatenate([np.arange(part.start, part.stop) for part in train])
     mean, std = expression[rows, :k].mean(axis=0), expression[rows, :k].std(axis=0) + 1e-6
@@ -311,7 +315,7 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
                      dataclasses.replace(train_cfg, seed=opts.seed + member))
                     for kind in group for member in range(opts.ensemble)]
             members = train_members(jobs, train_x, train_y, loss, (val_x, val_y),
-                                    [len(x) for x in xs], opts.workers, progress)
+                                    [len(x) for x in xs], opts.workers, progress, trunks)
             for number, kind in enumerate(group):
                 runs[kind] = averaged(members[number * opts.ensemble:
                                               (number + 1) * opts.ensemble],
@@ -327,7 +331,8 @@ def fit_networks(samples: np.ndarray, fps: float, expression: np.ndarray, person
                                  dataclasses.replace(train_cfg, seed=opts.seed + member,
                                                      steps=step, eval_every=step),
                                  all_x[:, :in_dim], all_y, loss, (val_x, val_y),
-                                 lengths=[len(x) for x in all_xs])
+                                 lengths=[len(x) for x in all_xs],
+                                 trunk=(trunks or {}).get(kind))
                        for member, step in enumerate(steps if isinstance(steps, list)
                                                      else [steps])]
             runs[kind] = averaged(members, loss, (val_x, val_y))
@@ -371,8 +376,10 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
 
     k = opts.components
     speech = clip_speech(clip, root) if opts.voices else None
+    trunks = load_trunks(opts, net_inputs(opts)) if opts.pretrained else None
     nets = fit_networks(samples, fps, expression, person, [train], (feats[val], val), opts,
-                        speech, progress=lambda line: log.info("lipmodel %s: %s", clip, line))
+                        speech, progress=lambda line: log.info("lipmodel %s: %s", clip, line),
+                        trunks=trunks)
     runs, seconds, mean, std = nets.runs, nets.seconds, nets.mean, nets.std
     weights = person.explained[:k] / person.explained[:k].sum()
     kept = min(KINDS, key=lambda kind: (runs[kind].best_val, kind))
@@ -383,6 +390,7 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
         jaw = read_parquet(paths.truth_frames, TRUTH_FRAMES)["jaw_open"].to_numpy()[:n]
         truth, measure = jaw[held], jaw_measure(person, expression, jaw, train)
     metrics: dict[str, Any] = {"kept": kept, "train_s": round(train_s, 2), "warnings": warnings,
+                               "pretrained": trunks is not None,
                                "frames": {"train": train.stop, "validation":
                                           val.stop - val.start, "heldout": held.stop - held.start}}
     for kind, run in runs.items():
@@ -403,9 +411,10 @@ def run_lipmodel(clip: str, root: Path, lipmodel: LipModelParams) -> dict[str, A
         metrics["fitted_truth_jaw_r_model"] = round(
             pearson(measure.from_coefficients(expression[held]), truth) or 0.0, 4)
 
-    model = nets.model(kept, opts, expression.shape[1],
-                       {"clip": clip, "fit_sha256": file_sha256(paths.face),
-                        "fps": repr(float(fps))})
+    meta = {"clip": clip, "fit_sha256": file_sha256(paths.face), "fps": repr(float(fps))}
+    if trunks is not None:  # what the networks started from
+        meta["trunk_sha256"] = file_sha256(TRUNK_FILE)
+    model = nets.model(kept, opts, expression.shape[1], meta)
     model.save(out.model)
     write_text(out.losses, losses_table(runs))
     write_json(out.metrics, metrics)
