@@ -7,6 +7,8 @@ import subprocess
 import sys
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import av
 import numpy as np
@@ -60,3 +62,39 @@ def peak_rss_mb(code: str) -> tuple[float, dict]:
     peak = float(lines[-1].split()[1]) / 1024
     payload = json.loads(lines[-2]) if len(lines) > 1 and lines[-2].startswith("{") else {}
     return peak, payload
+
+
+def lip_clip(clip: str, root: Path, opts: Any) -> SimpleNamespace:
+    """A generated clip as the lipmodel stage reads it, for scoring its networks on the
+    held-out tail (``stages.lipsync.train.scores``): person, expression, fps, samples,
+    features, the (train, val, held) split, the true jaw, the jaw measure (mapped on the
+    training frames), the fitted opening and the components' weights."""
+    from stages.fit import load_fit
+    from stages.lipsync.features import frame_features, read_clip_wav
+    from stages.lipsync.model import openings
+    from stages.lipsync.train import feature_config, jaw_measure, split
+    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, VideoMeta, column_array, read_parquet
+
+    paths = ClipPaths.of(clip, root)
+    person, table = load_fit(clip, root)
+    expression = column_array(table, "expression").astype(np.float64)
+    n, fps = len(expression), VideoMeta.read(paths).fps
+    samples = read_clip_wav(paths.audio)
+    train, val, held = split(n, opts, clip)
+    jaw = read_parquet(paths.truth_frames, TRUTH_FRAMES)["jaw_open"].to_numpy()[:n]
+    k = opts.components
+    return SimpleNamespace(
+        person=person, expression=expression, fps=fps, samples=samples,
+        feats=frame_features(samples, n, fps, feature_config(opts)), train=train, val=val,
+        held=held, jaw=jaw, measure=jaw_measure(person, expression, jaw, train),
+        fitted_open=openings(person, expression),
+        weights=person.explained[:k] / person.explained[:k].sum())
+
+
+def store_run(name: str, label: str, result: Any) -> Path:
+    """Add ``result`` under ``label`` to benchmarks/results/``name`` (a JSON of labelled runs)."""
+    store = REPO / "benchmarks" / "results" / name
+    runs = json.loads(store.read_text()) if store.is_file() else {}
+    runs[label] = result
+    store.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+    return store

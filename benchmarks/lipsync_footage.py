@@ -26,49 +26,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no spinning threads
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RESULTS = REPO / "benchmarks" / "results"
 
 
 def curve(root: Path, clip: str, shares: list[float], kinds: tuple[str, ...]
           ) -> dict[str, Any]:
     """Held-out scores of the networks trained on each share of the clip's training frames."""
-    from stages.fit import load_fit
+    from benchmarks.common import lip_clip
     from stages.lipsync import LipModelParams
-    from stages.lipsync.features import frame_features, read_clip_wav
     from stages.lipsync.model import openings
-    from stages.lipsync.train import (
-        feature_config,
-        fit_networks,
-        jaw_measure,
-        pearson,
-        scores,
-        split,
-    )
-    from talkedit.artifacts import TRUTH_FRAMES, ClipPaths, VideoMeta, column_array, read_parquet
+    from stages.lipsync.train import fit_networks, pearson, scores
     from talkedit.params import load_section
 
     opts = load_section(LipModelParams, root)
-    paths = ClipPaths.of(clip, root)
-    person, table = load_fit(clip, root)
-    expression = column_array(table, "expression").astype(np.float64)
-    n, fps = len(expression), VideoMeta.read(paths).fps
-    samples = read_clip_wav(paths.audio)
-    feats = frame_features(samples, n, fps, feature_config(opts))
-    train, val, held = split(n, opts, clip)
-    jaw = read_parquet(paths.truth_frames, TRUTH_FRAMES)["jaw_open"].to_numpy()[:n]
     # The opening scale is mapped to the true jaw on the whole training range for every
     # share: the scores differ only by the networks.
-    measure = jaw_measure(person, expression, jaw, train)
-    fitted_open = openings(person, expression)
-    k = opts.components
-    weights = person.explained[:k] / person.explained[:k].sum()
+    c = lip_clip(clip, root, opts)
+    person, expression, fps, samples, feats = c.person, c.expression, c.fps, c.samples, c.feats
+    train, val, held, jaw, measure = c.train, c.val, c.held, c.jaw, c.measure
+    fitted_open, weights, k = c.fitted_open, c.weights, opts.components
     out: dict[str, Any] = {"clip": clip, "fps": fps, "frames": {
         "train": train.stop, "validation": val.stop - val.start, "heldout": held.stop - held.start},
         "ceiling_truth_jaw_r_model": round(pearson(measure.from_coefficients(expression[held]),
@@ -101,6 +81,7 @@ def main() -> int:
     ap.add_argument("--kinds", default="tcn,lstm", help="networks to train (lipmodel's kinds)")
     ap.add_argument("--label", default="current", help="name of this run in the results")
     args = ap.parse_args()
+    from benchmarks.common import store_run
     from stages.lipsync.model import KINDS
     from talkedit.errors import TalkeditError
 
@@ -123,10 +104,7 @@ def main() -> int:
     except TalkeditError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    store = RESULTS / "lipsync_footage.json"
-    runs = json.loads(store.read_text()) if store.is_file() else {}
-    runs[args.label] = result
-    store.write_text(json.dumps(runs, indent=1, sort_keys=True) + "\n")
+    store_run("lipsync_footage.json", args.label, result)
     return 0
 
 
